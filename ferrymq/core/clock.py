@@ -1,0 +1,15 @@
+"""The clock protocol the core depends on. Implementations live in ferrymq.clock (the core reads no wall clock)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now_ms(self) -> int:
+        """Milliseconds since the Unix epoch (what RabbitMQ puts in x-death time, in seconds)."""
+        ...
+
+    def monotonic_ms(self) -> int:
+        """Milliseconds on a clock that never goes back; deadlines are measured on it."""
+        ...

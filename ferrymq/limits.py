@@ -1,0 +1,41 @@
+"""Every bound FerryMQ enforces, in one place, with the relations between them asserted.
+
+Units are at the end of each name. Defaults follow RabbitMQ 3.x where a client can observe them.
+"""
+
+from __future__ import annotations
+
+# --- AMQP 0-9-1 connection tuning (RabbitMQ defaults) ---
+FRAME_MAX_BYTES = 131_072  # proposed in connection.tune
+FRAME_MIN_BYTES = 4_096  # the spec's floor for frame_max
+CHANNEL_MAX = 2_047  # proposed in connection.tune
+HEARTBEAT_S = 60  # proposed in connection.tune
+HANDSHAKE_TIMEOUT_MS = 10_000  # a peer that never finishes the handshake is dropped
+FRAME_OVERHEAD_BYTES = 8  # type(1) + channel(2) + size(4) + end(1)
+
+# --- messages ---
+MESSAGE_MAX_BYTES = 128 * 1024 * 1024  # RabbitMQ's default max_message_size (128 MiB)
+SHORTSTR_MAX_BYTES = 255
+QUEUE_NAME_MAX_BYTES = 255
+TOPIC_WORDS_MAX = 255  # bound on words in a topic routing key or pattern
+HEADERS_DEPTH_MAX = 16  # nesting bound when decoding field tables
+
+# --- queues ---
+PRIORITY_MAX = 255  # x-max-priority upper bound
+PREFETCH_MAX = 65_535  # basic.qos prefetch_count is a short
+CONSUMER_TIMEOUT_DEFAULT_MS = 30 * 60 * 1000  # RabbitMQ 3.8.15+: 30 minutes
+DEDUP_WINDOW_MS = 5 * 60 * 1000  # SQS's deduplication window
+DELIVERY_LIMIT_MAX = 2**31 - 1
+
+# --- server I/O ---
+READ_CHUNK_BYTES = 256 * 1024
+OUTPUT_HIGH_WATER_BYTES = 4 * 1024 * 1024  # pause delivering to a consumer connection above this
+OUTPUT_LOW_WATER_BYTES = 1 * 1024 * 1024
+INPUT_BUFFER_MAX_BYTES = FRAME_MAX_BYTES + FRAME_OVERHEAD_BYTES  # incomplete input beyond this is an error
+
+# --- relations ---
+assert FRAME_MIN_BYTES <= FRAME_MAX_BYTES
+assert INPUT_BUFFER_MAX_BYTES > FRAME_MAX_BYTES
+assert OUTPUT_LOW_WATER_BYTES < OUTPUT_HIGH_WATER_BYTES
+assert 1 <= PRIORITY_MAX <= 255
+assert CHANNEL_MAX <= 65_535
