@@ -1,0 +1,51 @@
+"""`ferrymq serve | version`: thin; the work lives in ferrymq.server."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from ferrymq import __version__
+from ferrymq.config import load_settings
+
+app = typer.Typer(add_completion=False, help="FerryMQ: AMQP 0-9-1 queues and Kafka-style logs.")
+
+
+@app.command()
+def serve(
+    config: Annotated[str | None, typer.Option(help="Path to ferrymq.toml.")] = None,
+    data_dir: Annotated[str | None, typer.Option(help="Where durable data lives.")] = None,
+    host: Annotated[str | None, typer.Option(help="Address every listener binds.")] = None,
+    amqp_port: Annotated[int | None, typer.Option(help="AMQP 0-9-1 port (0 = any free).")] = None,
+    kafka_port: Annotated[int | None, typer.Option(help="Kafka port (reserved).")] = None,
+    http_port: Annotated[int | None, typer.Option(help="HTTP port (reserved).")] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
+) -> None:
+    """Run the broker in the foreground until SIGINT or SIGTERM."""
+    settings = load_settings(config, overrides={
+        "data_dir": data_dir, "host": host, "amqp_port": amqp_port, "kafka_port": kafka_port,
+        "http_port": http_port, "log_level": log_level,
+    })
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    from ferrymq.server.app import run
+
+    run(settings)
+
+
+@app.command()
+def version() -> None:
+    """Print the FerryMQ version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

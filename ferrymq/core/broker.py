@@ -1,0 +1,114 @@
+"""The broker facade: vhosts, users, channels, timers. Pure: the shell drives it.
+
+The shell calls ``tick(now)`` when ``next_deadline_ms()`` is due and drains ``dirty`` (channels
+with effects in their outbox) once per loop turn.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, Protocol
+
+from ferrymq import limits
+from ferrymq.core.channel import Channel
+from ferrymq.core.clock import Clock
+from ferrymq.core.queue import Queue
+from ferrymq.core.vhost import VHost
+from ferrymq.errors import AccessRefused, NotAllowed
+
+
+class RandomBits(Protocol):
+    def getrandbits(self, k: int) -> int: ...
+
+
+class Broker:
+    def __init__(
+        self,
+        clock: Clock,
+        rng: RandomBits,
+        *,
+        users: dict[str, str] | None = None,
+        loopback_only_users: frozenset[str] = frozenset({"guest"}),
+        consumer_timeout_ms: int = limits.CONSUMER_TIMEOUT_DEFAULT_MS,
+    ) -> None:
+        self.clock = clock
+        self.rng = rng
+        self.users = dict(users if users is not None else {"guest": "guest"})
+        self.loopback_only_users = loopback_only_users
+        self.consumer_timeout_ms = consumer_timeout_ms
+        self.vhosts: dict[str, VHost] = {}
+        self.dirty: list[Channel] = []
+        self.channels: set[Channel] = set()
+        self.reply_channels: dict[str, Channel] = {}
+        self._timed_queues: set[Queue] = set()
+        self.add_vhost("/")
+
+    def add_vhost(self, name: str) -> VHost:
+        vhost = self.vhosts.get(name)
+        if vhost is None:
+            vhost = self.vhosts[name] = VHost(name, self)
+        return vhost
+
+    def unique_token(self) -> str:
+        """22 url-safe characters, like RabbitMQ's amq.gen-/amq.ctag- suffixes."""
+        raw = self.rng.getrandbits(128).to_bytes(16, "big")
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    # --- access --------------------------------------------------------------------------
+
+    def authenticate(self, username: str, password: str, *, loopback: bool) -> None:
+        if self.users.get(username) != password or (
+            username in self.loopback_only_users and not loopback
+        ):
+            raise AccessRefused("Login was refused")
+
+    def open_vhost(self, name: str, username: str) -> VHost:
+        vhost = self.vhosts.get(name)
+        if vhost is None:
+            raise NotAllowed(f"vhost {name} not found")
+        return vhost
+
+    def open_channel(self, vhost: VHost, number: int, connection: Any, username: str) -> Channel:
+        channel = Channel(vhost, number, connection, username)
+        self.channels.add(channel)
+        return channel
+
+    def close_channel(self, channel: Channel) -> None:
+        channel.close()
+        self.channels.discard(channel)
+
+    def connection_closed(self, connection: object) -> None:
+        for vhost in self.vhosts.values():
+            vhost.connection_closed(connection)
+
+    # --- timers --------------------------------------------------------------------------
+
+    def watch_queue(self, queue: Queue) -> None:
+        """Queues with TTL or x-expires need ticks; plain queues cost nothing here."""
+        if not queue.plain or queue.args.expires_ms is not None:
+            self._timed_queues.add(queue)
+
+    def unwatch_queue(self, queue: Queue) -> None:
+        self._timed_queues.discard(queue)
+
+    def next_deadline_ms(self) -> int | None:
+        deadlines = [d for d in self._deadlines() if d is not None]
+        return min(deadlines) if deadlines else None
+
+    def _deadlines(self) -> list[int | None]:
+        out: list[int | None] = [q.next_deadline_ms() for q in self._timed_queues]
+        out.extend(v.delayed.next_deadline_ms() for v in self.vhosts.values())
+        out.extend(ch.next_deadline_ms() for ch in self.channels if ch.unacked)
+        return out
+
+    def tick(self, now_ms: int | None = None) -> None:
+        now = self.clock.monotonic_ms() if now_ms is None else now_ms
+        for vhost in self.vhosts.values():
+            vhost.tick(now)
+        for queue in list(self._timed_queues):
+            if queue.tick(now):
+                queue.vhost.drop_queue(queue)
+            elif not queue.deleted:
+                queue.dispatch()
+        for channel in list(self.channels):
+            channel.tick(now)

@@ -1,0 +1,360 @@
+"""A channel as the core sees it: delivery tags, unacked deliveries, credit, confirms, tx.
+
+Commands come in as method calls; effects go out as tuples appended to ``outbox`` (kinds below),
+which the front end drains once per loop turn. The core never encodes a frame.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ferrymq.core.args import consumer_priority
+from ferrymq.core.consumer import Consumer
+from ferrymq.core.message import Message
+from ferrymq.errors import NotAllowed, PreconditionFailed
+
+if TYPE_CHECKING:
+    from ferrymq.core.queue import Entry, Queue
+    from ferrymq.core.vhost import VHost
+
+# Outbox effect kinds. Shapes:
+# (DELIVER, consumer_tag, delivery_tag, redelivered, exchange, routing_key, message)
+# (CONFIRM, publish_seq, ack)
+# (RETURN, reply_code, reply_text, exchange, routing_key, message)
+# (CANCEL, consumer_tag)                       server-sent basic.cancel
+# (CLOSE, reply_code, reply_text)              the core wants this channel closed
+DELIVER, CONFIRM, RETURN, CANCEL, CLOSE = range(5)
+REPLY_TO = "amq.rabbitmq.reply-to"
+
+# unacked value: (queue, entry, consumer or None for basic.get, delivered_at monotonic ms)
+Delivery = tuple["Queue", "Entry", "Consumer | None", int]
+
+
+class Channel:
+    def __init__(self, vhost: VHost, number: int, connection: Any, username: str = "") -> None:
+        self.vhost = vhost
+        self.broker = vhost.broker
+        self.number = number
+        self.connection = connection
+        self.username = username
+        self.unacked: dict[int, Delivery] = {}
+        self._low_tag = 1
+        self.next_tag = 1
+        self.unacked_count = 0
+        self.prefetch_global = 0
+        self.prefetch_consumer = 0
+        self.consumers: dict[str, Consumer] = {}
+        self.deliverable = True  # False under channel.flow(active=false) or output backpressure
+        self.confirm_mode = False
+        self.publish_seq = 0
+        self.tx_mode = False
+        self._tx_ops: list[tuple[Any, ...]] = []
+        self.outbox: list[tuple[Any, ...]] = []
+        self.dirty = False
+        self.closed = False
+        self._consumer_seq = 0
+        self.reply_to_tag: str | None = None
+        self.reply_to_token: str | None = None
+
+    # --- effects -------------------------------------------------------------------------
+
+    def emit(self, effect: tuple[Any, ...]) -> None:
+        self.outbox.append(effect)
+        if not self.dirty:
+            self.dirty = True
+            self.broker.dirty.append(self)
+
+    def has_credit(self) -> bool:
+        return self.deliverable and (
+            not self.prefetch_global or self.unacked_count < self.prefetch_global
+        )
+
+    # --- delivery (called by queues) -----------------------------------------------------
+
+    def deliver(self, consumer: Consumer, queue: Queue, entry: Entry) -> None:
+        tag = self.next_tag
+        self.next_tag = tag + 1
+        if not consumer.no_ack:
+            self.unacked[tag] = (queue, entry, consumer, self.broker.clock.monotonic_ms())
+            self.unacked_count += 1
+        msg = entry.msg
+        if entry.deliveries > 1 and queue.args.delivery_limit is not None:
+            msg = _with_delivery_count(msg, entry.deliveries - 1)
+        self.outbox.append((DELIVER, consumer.tag, tag, entry.deliveries > 1, msg.exchange,
+                            msg.routing_key, msg))
+        if not self.dirty:
+            self.dirty = True
+            self.broker.dirty.append(self)
+
+    # --- publish -------------------------------------------------------------------------
+
+    def publish(self, exchange: str, routing_key: str, mandatory: bool, msg: Message) -> None:
+        if self.tx_mode:
+            self.vhost.check_publish(exchange, msg, self.username)
+            self._tx_ops.append(("publish", exchange, routing_key, mandatory, msg))
+            return
+        if msg.props.reply_to == REPLY_TO:
+            msg = self._rewrite_reply_to(msg)
+        seq = 0
+        if self.confirm_mode:
+            self.publish_seq += 1
+            seq = self.publish_seq
+        routed, accepted = self.vhost.publish(exchange, routing_key, msg, self.username)
+        if not routed and mandatory:
+            self.emit((RETURN, 312, "NO_ROUTE", exchange, routing_key, msg))
+        if seq:
+            self.emit((CONFIRM, seq, accepted))
+
+    def confirm_select(self) -> None:
+        self.confirm_mode = True
+
+    # --- consume -------------------------------------------------------------------------
+
+    def consume(
+        self,
+        queue_name: str,
+        tag: str = "",
+        *,
+        no_ack: bool = False,
+        exclusive: bool = False,
+        arguments: dict[str, Any] | None = None,
+    ) -> str:
+        queue = self.vhost.get_queue(queue_name, self.connection)
+        if not tag:
+            self._consumer_seq += 1
+            tag = f"amq.ctag-{self.broker.unique_token()}"
+        if tag in self.consumers:
+            raise NotAllowed(f"attempt to reuse consumer tag '{tag}'")
+        args = arguments or {}
+        timeout = args.get("x-consumer-timeout")
+        consumer = Consumer(
+            tag, queue, self, no_ack=no_ack, exclusive=exclusive,
+            priority=consumer_priority(args), prefetch=self.prefetch_consumer,
+            timeout_ms=timeout if isinstance(timeout, int) and timeout > 0 else None, args=args,
+        )
+        queue.add_consumer(consumer)
+        self.consumers[tag] = consumer
+        return tag
+
+    def cancel(self, tag: str) -> bool:
+        if tag is not None and tag == self.reply_to_tag:
+            self.broker.reply_channels.pop(self.reply_to_token or "", None)
+            self.reply_to_tag = self.reply_to_token = None
+            return True
+        consumer = self.consumers.pop(tag, None)
+        if consumer is None:
+            return False
+        consumer.queue.remove_consumer(consumer)
+        self.vhost.maybe_auto_delete(consumer.queue)
+        return True
+
+    # --- direct reply-to (amq.rabbitmq.reply-to) -------------------------------------------
+
+    def consume_reply_to(self, tag: str, no_ack: bool) -> str:
+        if not no_ack:
+            raise PreconditionFailed("reply consumer cannot acknowledge")
+        if self.reply_to_tag is not None:
+            raise PreconditionFailed("reply consumer already set")
+        self.reply_to_tag = tag or f"amq.ctag-{self.broker.unique_token()}"
+        self.reply_to_token = self.broker.unique_token()
+        self.broker.reply_channels[self.reply_to_token] = self
+        return self.reply_to_tag
+
+    def _rewrite_reply_to(self, msg: Message) -> Message:
+        if self.reply_to_token is None:
+            raise PreconditionFailed("fast reply consumer does not exist")
+        props = msg.props.with_changes(reply_to=f"{REPLY_TO}.{self.reply_to_token}")
+        return msg.with_props(props, msg.exchange, msg.routing_key)
+
+    def deliver_reply(self, routing_key: str, msg: Message) -> None:
+        """A reply published to amq.rabbitmq.reply-to.<token>: straight to the waiting consumer."""
+        tag = self.next_tag
+        self.next_tag = tag + 1
+        self.emit((DELIVER, self.reply_to_tag, tag, False, msg.exchange, routing_key, msg))
+
+    def cancel_by_server(self, consumer: Consumer) -> None:
+        """The queue went away: drop the consumer and tell the client (consumer_cancel_notify)."""
+        if self.consumers.pop(consumer.tag, None) is not None:
+            self.emit((CANCEL, consumer.tag))
+
+    def qos(self, prefetch_count: int, global_: bool) -> None:
+        if global_:
+            self.prefetch_global = prefetch_count
+        else:
+            self.prefetch_consumer = prefetch_count
+        self._redispatch()
+
+    # --- get -----------------------------------------------------------------------------
+
+    def get(self, queue_name: str, no_ack: bool) -> tuple[int, bool, Message, int] | None:
+        """basic.get: (delivery_tag, redelivered, message, remaining count) or None if empty."""
+        queue = self.vhost.get_queue(queue_name, self.connection)
+        entry = queue.get()
+        if entry is None:
+            return None
+        tag = self.next_tag
+        self.next_tag = tag + 1
+        if no_ack:
+            queue.counters["acked"] += 1
+        else:
+            queue.unacked_count += 1
+            self.unacked[tag] = (queue, entry, None, self.broker.clock.monotonic_ms())
+            self.unacked_count += 1
+        return tag, entry.deliveries > 1, entry.msg, queue.ready_count
+
+    # --- settle --------------------------------------------------------------------------
+
+    def ack(self, delivery_tag: int, multiple: bool) -> None:
+        if self.tx_mode:
+            self._check_tags(delivery_tag, multiple)
+            self._tx_ops.append(("ack", delivery_tag, multiple))
+            return
+        for queue, entry, consumer, _ in self._take(delivery_tag, multiple):
+            queue.settle(entry, consumer)
+        self._redispatch()
+
+    def nack(self, delivery_tag: int, multiple: bool, requeue: bool) -> None:
+        if self.tx_mode:
+            self._check_tags(delivery_tag, multiple)
+            self._tx_ops.append(("nack", delivery_tag, multiple, requeue))
+            return
+        self._settle_back(self._take(delivery_tag, multiple), requeue)
+
+    def reject(self, delivery_tag: int, requeue: bool) -> None:
+        self.nack(delivery_tag, False, requeue)
+
+    def recover(self, requeue: bool = True) -> None:
+        """basic.recover: every unacked delivery goes back to its queue."""
+        self._settle_back(self._take(0, True), True)
+
+    def _settle_back(self, deliveries: list[Delivery], requeue: bool) -> None:
+        touched: dict[int, Queue] = {}
+        for queue, entry, consumer, _ in deliveries:
+            if requeue:
+                queue.requeue(entry, consumer)
+            else:
+                queue.discard(entry, consumer)
+            touched[id(queue)] = queue
+        for queue in touched.values():
+            if not queue.deleted:
+                queue.dispatch()
+        self._redispatch()
+
+    def _take(self, delivery_tag: int, multiple: bool) -> list[Delivery]:
+        """Remove and return the deliveries a settle covers; an unknown tag is a 406."""
+        unacked = self.unacked
+        if not multiple:
+            delivery = unacked.pop(delivery_tag, None)
+            if delivery is None:
+                raise PreconditionFailed(f"unknown delivery tag {delivery_tag}")
+            self.unacked_count -= 1
+            if delivery_tag == self._low_tag:
+                self._advance_low()
+            return [delivery]
+        upto = self.next_tag - 1 if delivery_tag == 0 else delivery_tag
+        if delivery_tag and delivery_tag not in unacked:
+            raise PreconditionFailed(f"unknown delivery tag {delivery_tag}")
+        taken = []
+        for tag in range(self._low_tag, upto + 1):
+            delivery = unacked.pop(tag, None)
+            if delivery is not None:
+                taken.append(delivery)
+        self.unacked_count -= len(taken)
+        self._low_tag = max(self._low_tag, upto + 1)
+        self._advance_low()
+        return taken
+
+    def _advance_low(self) -> None:
+        low, unacked, end = self._low_tag, self.unacked, self.next_tag
+        while low < end and low not in unacked:
+            low += 1
+        self._low_tag = low
+
+    def _check_tags(self, delivery_tag: int, multiple: bool) -> None:
+        if (delivery_tag or not multiple) and delivery_tag not in self.unacked:
+            raise PreconditionFailed(f"unknown delivery tag {delivery_tag}")
+
+    def _redispatch(self) -> None:
+        """Credit was freed: let every queue this channel consumes from deliver again."""
+        if len(self.consumers) == 1:
+            for consumer in self.consumers.values():
+                consumer.queue.dispatch()
+            return
+        seen: set[int] = set()
+        for consumer in list(self.consumers.values()):
+            queue = consumer.queue
+            if id(queue) not in seen:
+                seen.add(id(queue))
+                queue.dispatch()
+
+    def set_deliverable(self, deliverable: bool) -> None:
+        """channel.flow or output backpressure; resuming lets queues deliver again."""
+        self.deliverable = deliverable
+        if deliverable:
+            self._redispatch()
+
+    # --- tx --------------------------------------------------------------------------------
+
+    def tx_select(self) -> None:
+        self.tx_mode = True
+
+    def tx_commit(self) -> None:
+        ops, self._tx_ops = self._tx_ops, []
+        self.tx_mode = False
+        try:
+            for op in ops:
+                getattr(self, op[0])(*op[1:])
+        finally:
+            self.tx_mode = True
+
+    def tx_rollback(self) -> None:
+        self._tx_ops = []
+
+    # --- timers and close ------------------------------------------------------------------
+
+    def next_deadline_ms(self) -> int | None:
+        """The earliest consumer-timeout deadline among unacked deliveries."""
+        deadline = None
+        for _, _, consumer, delivered_at in self.unacked.values():
+            due = delivered_at + self._timeout_ms(consumer)
+            if deadline is None or due < deadline:
+                deadline = due
+        return deadline
+
+    def _timeout_ms(self, consumer: Consumer | None) -> int:
+        if consumer is not None:
+            if consumer.timeout_ms is not None:
+                return consumer.timeout_ms
+            if consumer.queue.args.consumer_timeout_ms is not None:
+                return consumer.queue.args.consumer_timeout_ms
+        return self.broker.consumer_timeout_ms
+
+    def tick(self, now_ms: int) -> None:
+        """Close the channel (406) when a delivery outlived its consumer timeout, as RabbitMQ 3.12+."""
+        if self.closed or not self.unacked:
+            return
+        for _, _, consumer, delivered_at in self.unacked.values():
+            timeout = self._timeout_ms(consumer)
+            if delivered_at + timeout <= now_ms:
+                self.emit((CLOSE, 406, (
+                    f"PRECONDITION_FAILED - delivery acknowledgement on channel {self.number} "
+                    f"timed out. Timeout value used: {timeout} ms. This timeout value can be "
+                    "configured, see consumers doc guide to learn more")))
+                self.closed = True
+                return
+
+    def close(self) -> None:
+        """The channel is gone: cancel its consumers, requeue its unacked deliveries in order."""
+        self.closed = True
+        self.cancel(self.reply_to_tag)  # type: ignore[arg-type]
+        for tag in list(self.consumers):
+            self.cancel(tag)
+        self._settle_back(self._take(0, True), True)
+        self.outbox.clear()
+
+
+def _with_delivery_count(msg: Message, count: int) -> Message:
+    headers = dict(msg.props.headers or {})
+    headers["x-delivery-count"] = count
+    copy = msg.with_props(msg.props.with_changes(headers=headers), msg.exchange, msg.routing_key)
+    return copy

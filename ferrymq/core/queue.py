@@ -1,0 +1,395 @@
+"""The queue engine: ready messages, consumers with credit, TTL, length limits, dead-lettering.
+
+Order follows RabbitMQ's classic queue: FIFO within a priority level; a requeued message goes
+back to its original position (so it is delivered before anything published after it); expiry
+is applied at the head. The queue never sends anything itself: deliveries go to the consumer's
+channel, dead letters to the vhost, which routes them.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from ferrymq.core.args import QueueArgs
+from ferrymq.core.consumer import Consumer
+from ferrymq.core.message import Message
+from ferrymq.errors import AccessRefused
+
+if TYPE_CHECKING:
+    from ferrymq.core.clock import Clock
+    from ferrymq.core.vhost import VHost
+
+NO_EXPIRY = 0
+
+
+class Entry:
+    """One message in one queue: its position, delivery count and expiry (monotonic ms)."""
+
+    __slots__ = ("deliveries", "expires_at", "msg", "priority", "seq")
+
+    def __init__(self, seq: int, msg: Message, expires_at: int, priority: int) -> None:
+        self.seq = seq
+        self.msg = msg
+        self.expires_at = expires_at
+        self.priority = priority
+        self.deliveries = 0
+
+    def __lt__(self, other: Entry) -> bool:
+        return self.seq < other.seq
+
+
+class _Level:
+    """One priority level: fresh messages in a deque, requeued ones in a heap by position.
+
+    Every requeued entry was delivered from the head, so it precedes every fresh one.
+    """
+
+    __slots__ = ("fresh", "returned")
+
+    def __init__(self) -> None:
+        self.fresh: deque[Entry] = deque()
+        self.returned: list[Entry] = []
+
+    def __len__(self) -> int:
+        return len(self.fresh) + len(self.returned)
+
+    def peek(self) -> Entry:
+        return self.returned[0] if self.returned else self.fresh[0]
+
+    def pop(self) -> Entry:
+        return heapq.heappop(self.returned) if self.returned else self.fresh.popleft()
+
+    def __iter__(self) -> Iterator[Entry]:
+        yield from sorted(self.returned)
+        yield from self.fresh
+
+
+class Queue:
+    __slots__ = (
+        "_groups",
+        "_levels",
+        "_next_seq",
+        "arguments",
+        "args",
+        "auto_delete",
+        "clock",
+        "consumers",
+        "counters",
+        "deleted",
+        "durable",
+        "exclusive_owner",
+        "had_consumer",
+        "last_used_ms",
+        "name",
+        "plain",
+        "ready_bytes",
+        "ready_count",
+        "unacked_count",
+        "vhost",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        vhost: VHost,
+        clock: Clock,
+        args: QueueArgs,
+        *,
+        durable: bool = False,
+        auto_delete: bool = False,
+        exclusive_owner: object | None = None,
+        arguments: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.vhost = vhost
+        self.clock = clock
+        self.args = args
+        self.plain = args.plain
+        self.arguments = arguments or {}
+        self.durable = durable
+        self.auto_delete = auto_delete
+        self.exclusive_owner = exclusive_owner
+        levels = (args.max_priority or 0) + 1
+        self._levels = [_Level() for _ in range(levels)]
+        self._next_seq = 0
+        self.consumers: list[Consumer] = []
+        self._groups: list[list[Any]] = []  # [priority, round-robin index, [consumers]]
+        self.ready_count = 0
+        self.ready_bytes = 0
+        self.unacked_count = 0
+        self.had_consumer = False
+        self.deleted = False
+        self.last_used_ms = clock.monotonic_ms()
+        self.counters = dict.fromkeys(
+            ("published", "delivered", "acked", "requeued", "dead_lettered", "dropped", "expired"),
+            0,
+        )
+
+    # --- publish -------------------------------------------------------------------------
+
+    def publish(self, msg: Message) -> bool:
+        """Enqueue (or hand straight to a consumer). False: refused by ``x-overflow`` reject-publish."""
+        self.counters["published"] += 1
+        if self.plain and not msg.props.expiration:
+            entry = Entry(self._next_seq, msg, NO_EXPIRY, 0)
+            self._next_seq += 1
+            if not self.ready_count and self.consumers:
+                consumer = self._pick()
+                if consumer is not None:
+                    self._deliver(consumer, entry)
+                    return True
+            self._levels[0].fresh.append(entry)
+            self.ready_count += 1
+            self.ready_bytes += len(msg.body)
+            return True
+        return self._publish_slow(msg)
+
+    def _publish_slow(self, msg: Message) -> bool:
+        if self._would_overflow(msg) and self.args.overflow != "drop-head":
+            if self.args.overflow == "reject-publish-dlx":
+                self.vhost.dead_letter(self, msg, "maxlen")
+            self.counters["dropped"] += 1
+            return False
+        entry = Entry(self._next_seq, msg, self._expiry(msg), self._priority(msg))
+        self._next_seq += 1
+        if entry.expires_at and entry.expires_at <= self.clock.monotonic_ms():
+            # TTL 0: delivered only if a consumer takes it now, else expired (RabbitMQ).
+            consumer = self._pick() if not self.ready_count else None
+            if consumer is not None:
+                self._deliver(consumer, entry)
+            else:
+                self._expire(entry)
+            return True
+        self._push(entry)
+        self._enforce_drop_head()
+        self.dispatch()
+        return True
+
+    def _would_overflow(self, msg: Message) -> bool:
+        a = self.args
+        if a.max_length is not None and self.ready_count + 1 > a.max_length:
+            return True
+        return (
+            a.max_length_bytes is not None
+            and self.ready_bytes + len(msg.body) > a.max_length_bytes
+        )
+
+    def _enforce_drop_head(self) -> None:
+        a = self.args
+        while self.ready_count and (
+            (a.max_length is not None and self.ready_count > a.max_length)
+            or (a.max_length_bytes is not None and self.ready_bytes > a.max_length_bytes)
+        ):
+            entry = self._pop()
+            self.counters["dropped"] += 1
+            self.vhost.dead_letter(self, entry.msg, "maxlen")
+
+    def _expiry(self, msg: Message) -> int:
+        ttl = self.args.message_ttl_ms
+        exp = msg.props.expiration
+        if exp:
+            try:
+                per_msg = int(exp)
+            except ValueError:
+                per_msg = None
+            if per_msg is not None and per_msg >= 0:
+                ttl = per_msg if ttl is None else min(ttl, per_msg)
+        if ttl is None:
+            return NO_EXPIRY
+        return self.clock.monotonic_ms() + ttl or 1
+
+    def _priority(self, msg: Message) -> int:
+        top = len(self._levels) - 1
+        if not top:
+            return 0
+        p = msg.props.priority or 0
+        return top if p > top else p
+
+    # --- ready list ----------------------------------------------------------------------
+
+    def _push(self, entry: Entry) -> None:
+        self._levels[entry.priority].fresh.append(entry)
+        self.ready_count += 1
+        self.ready_bytes += len(entry.msg.body)
+
+    def _pop(self) -> Entry:
+        levels = self._levels
+        i = len(levels) - 1
+        while not levels[i]:
+            i -= 1
+        entry = levels[i].pop()
+        self.ready_count -= 1
+        self.ready_bytes -= len(entry.msg.body)
+        return entry
+
+    def _peek(self) -> Entry:
+        for level in reversed(self._levels):
+            if level:
+                return level.peek()
+        raise IndexError("empty queue")
+
+    def ready_entries(self) -> Iterator[Entry]:
+        """Ready messages in delivery order (for inspection, not the hot path)."""
+        for level in reversed(self._levels):
+            yield from level
+
+    # --- consumers -----------------------------------------------------------------------
+
+    def add_consumer(self, consumer: Consumer) -> None:
+        if any(c.exclusive for c in self.consumers) or (consumer.exclusive and self.consumers):
+            raise AccessRefused(
+                f"queue '{self.name}' in vhost '{self.vhost.name}' in exclusive use"
+            )
+        self.consumers.append(consumer)
+        self.had_consumer = True
+        self._regroup()
+        self.dispatch()
+
+    def remove_consumer(self, consumer: Consumer) -> None:
+        self.consumers.remove(consumer)
+        self.last_used_ms = self.clock.monotonic_ms()
+        self._regroup()
+        self.dispatch()
+
+    def _regroup(self) -> None:
+        """Consumers by priority, highest first; with single-active-consumer only the oldest."""
+        active = self.consumers[:1] if self.args.single_active_consumer else self.consumers
+        groups: dict[int, list[Consumer]] = {}
+        for c in active:
+            groups.setdefault(c.priority, []).append(c)
+        self._groups = [[p, 0, cs] for p, cs in sorted(groups.items(), reverse=True)]
+
+    def active_consumer(self) -> Consumer | None:
+        return self._groups[0][2][0] if self._groups else None
+
+    def _pick(self) -> Consumer | None:
+        """The next consumer with credit: round-robin within the highest priority that has one."""
+        for group in self._groups:
+            consumers = group[2]
+            n = len(consumers)
+            start = group[1]
+            for k in range(n):
+                c = consumers[(start + k) % n]
+                if c.has_credit():
+                    group[1] = (start + k + 1) % n
+                    return c
+        return None
+
+    def dispatch(self) -> None:
+        """Hand ready messages to consumers while both exist."""
+        while self.ready_count and self._groups:
+            consumer = self._pick()
+            if consumer is None:
+                return
+            entry = self._pop()
+            if entry.expires_at and entry.expires_at <= self.clock.monotonic_ms():
+                self._expire(entry)
+                continue
+            self._deliver(consumer, entry)
+
+    def _deliver(self, consumer: Consumer, entry: Entry) -> None:
+        entry.deliveries += 1
+        self.counters["delivered"] += 1
+        if consumer.no_ack:
+            self.counters["acked"] += 1
+        else:
+            self.unacked_count += 1
+            consumer.unacked += 1
+        consumer.channel.deliver(consumer, self, entry)
+
+    # --- basic.get -----------------------------------------------------------------------
+
+    def get(self) -> Entry | None:
+        """Take the head for basic.get (the caller records the delivery)."""
+        self.last_used_ms = self.clock.monotonic_ms()
+        while self.ready_count:
+            entry = self._pop()
+            if entry.expires_at and entry.expires_at <= self.last_used_ms:
+                self._expire(entry)
+                continue
+            entry.deliveries += 1
+            self.counters["delivered"] += 1
+            return entry
+        return None
+
+    # --- settlement ----------------------------------------------------------------------
+
+    def settle(self, entry: Entry, consumer: Consumer | None) -> None:
+        """The delivery was acked: the message leaves the queue for good."""
+        self.counters["acked"] += 1
+        self.unacked_count -= 1
+        if consumer is not None:
+            consumer.unacked -= 1
+
+    def requeue(self, entry: Entry, consumer: Consumer | None) -> None:
+        """Back to its original position, unless the delivery limit says dead-letter instead."""
+        self.unacked_count -= 1
+        if consumer is not None:
+            consumer.unacked -= 1
+        limit = self.args.delivery_limit
+        if limit is not None and entry.deliveries > limit:
+            self.counters["dead_lettered"] += 1
+            self.vhost.dead_letter(self, entry.msg, "delivery_limit")
+            return
+        self.counters["requeued"] += 1
+        level = self._levels[entry.priority]
+        heapq.heappush(level.returned, entry)
+        self.ready_count += 1
+        self.ready_bytes += len(entry.msg.body)
+
+    def discard(self, entry: Entry, consumer: Consumer | None) -> None:
+        """Rejected or nacked without requeue: dead-lettered if the queue has a DLX."""
+        self.unacked_count -= 1
+        if consumer is not None:
+            consumer.unacked -= 1
+        self.vhost.dead_letter(self, entry.msg, "rejected")
+
+    def _expire(self, entry: Entry) -> None:
+        self.counters["expired"] += 1
+        self.vhost.dead_letter(self, entry.msg, "expired")
+
+    def purge(self) -> int:
+        count = self.ready_count
+        for level in self._levels:
+            level.fresh.clear()
+            level.returned.clear()
+        self.ready_count = 0
+        self.ready_bytes = 0
+        return count
+
+    # --- timers --------------------------------------------------------------------------
+
+    def next_deadline_ms(self) -> int | None:
+        """When this queue next needs a tick: head expiry or idle-queue expiry."""
+        deadline = None
+        if self.ready_count:
+            deadline = self._peek().expires_at or None
+        if self.args.expires_ms is not None and not self.consumers:
+            idle = self.last_used_ms + self.args.expires_ms
+            deadline = idle if deadline is None else min(deadline, idle)
+        return deadline
+
+    def tick(self, now_ms: int) -> bool:
+        """Expire heads that are due. Returns True when the queue itself has expired (x-expires)."""
+        while self.ready_count:
+            head = self._peek()
+            if not head.expires_at or head.expires_at > now_ms:
+                break
+            self._expire(self._pop())
+        if self.args.expires_ms is not None and not self.consumers:
+            return now_ms >= self.last_used_ms + self.args.expires_ms
+        return False
+
+    def touch(self) -> None:
+        """A redeclare or get counts as use for x-expires."""
+        self.last_used_ms = self.clock.monotonic_ms()
+
+    @property
+    def message_count(self) -> int:
+        return self.ready_count
+
+    def __repr__(self) -> str:
+        return f"Queue({self.name!r}, ready={self.ready_count}, unacked={self.unacked_count})"

@@ -1,0 +1,365 @@
+"""A virtual host: exchanges, queues and bindings, with RabbitMQ's declare/delete/bind rules.
+
+Errors are raised as values carrying their reply codes and RabbitMQ's texts; the front end maps
+them to channel.close or connection.close.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ferrymq.core.args import parse_queue_args
+from ferrymq.core.deadletter import dead_letter_message
+from ferrymq.core.delay import DelayQueue
+from ferrymq.core.exchange import Binding, Exchange, delay_ms, equivalent, make_exchange, resolve
+from ferrymq.core.message import Message
+from ferrymq.core.queue import Queue
+from ferrymq.errors import (
+    AccessRefused,
+    NotFound,
+    PreconditionFailed,
+    ResourceLocked,
+)
+
+if TYPE_CHECKING:
+    from ferrymq.core.broker import Broker
+
+REPLY_PREFIX = "amq.rabbitmq.reply-to."
+BUILTIN_EXCHANGES = (
+    ("amq.direct", "direct", False),
+    ("amq.fanout", "fanout", False),
+    ("amq.topic", "topic", False),
+    ("amq.headers", "headers", False),
+    ("amq.match", "headers", False),
+    ("amq.rabbitmq.trace", "topic", True),
+)
+# Queue arguments RabbitMQ compares on redeclare (others may differ freely).
+EQUIVALENCE_KEYS = (
+    "x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key",
+    "x-max-length", "x-max-length-bytes", "x-max-priority", "x-overflow", "x-queue-mode",
+    "x-queue-type", "x-single-active-consumer", "x-delivery-limit",
+)
+
+
+class VHost:
+    def __init__(self, name: str, broker: Broker) -> None:
+        self.name = name
+        self.broker = broker
+        self.clock = broker.clock
+        self.exchanges: dict[str, Exchange] = {}
+        self.queues: dict[str, Queue] = {}
+        self.delayed: DelayQueue[tuple[str, str, Message]] = DelayQueue()
+        for name_, type_, internal in BUILTIN_EXCHANGES:
+            self.exchanges[name_] = make_exchange(name_, type_, True, False, internal, {})
+
+    # --- lookups -------------------------------------------------------------------------
+
+    def _no(self, kind: str, name: str) -> NotFound:
+        return NotFound(f"no {kind} '{name}' in vhost '{self.name}'")
+
+    def get_exchange(self, name: str) -> Exchange:
+        ex = self.exchanges.get(name)
+        if ex is None:
+            raise self._no("exchange", name)
+        return ex
+
+    def get_queue(self, name: str, connection: object) -> Queue:
+        queue = self.queues.get(name)
+        if queue is None:
+            raise self._no("queue", name)
+        self._check_exclusive(queue, connection)
+        return queue
+
+    def _check_exclusive(self, queue: Queue, connection: object) -> None:
+        if queue.exclusive_owner is not None and queue.exclusive_owner is not connection:
+            raise ResourceLocked(
+                f"cannot obtain exclusive access to locked queue '{queue.name}' in vhost "
+                f"'{self.name}'. It could be originally declared on another connection or the "
+                "exclusive property value does not match that of the original declaration."
+            )
+
+    # --- exchanges -----------------------------------------------------------------------
+
+    def declare_exchange(
+        self, name: str, type_: str, *, passive: bool = False, durable: bool = False,
+        auto_delete: bool = False, internal: bool = False, arguments: dict[str, Any] | None = None,
+    ) -> Exchange:
+        if not name:
+            raise AccessRefused("operation not permitted on the default exchange")
+        existing = self.exchanges.get(name)
+        if passive:
+            if existing is None:
+                raise self._no("exchange", name)
+            return existing
+        if existing is not None:
+            equivalent(existing, type_, durable, auto_delete, internal, arguments or {}, self.name)
+            return existing
+        if name.startswith("amq."):
+            raise AccessRefused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
+        ex = make_exchange(name, type_, durable, auto_delete, internal, arguments or {})
+        self.exchanges[name] = ex
+        return ex
+
+    def delete_exchange(self, name: str, if_unused: bool = False) -> None:
+        if not name:
+            raise AccessRefused("operation not permitted on the default exchange")
+        ex = self.exchanges.get(name)
+        if ex is None:
+            return
+        if name.startswith("amq."):
+            raise AccessRefused(f"deletion of system exchange '{name}' is not allowed")
+        if if_unused and ex.has_bindings():
+            raise PreconditionFailed(f"exchange '{name}' in vhost '{self.name}' in use")
+        self._drop_exchange(ex)
+
+    def _drop_exchange(self, ex: Exchange) -> None:
+        del self.exchanges[ex.name]
+        for b in ex.bindings():
+            ex.unbind(b)
+        for other in list(self.exchanges.values()):
+            for b in other.bindings():
+                if b.destination_is_exchange and b.destination == ex.name:
+                    self._unbind(other, b)
+
+    # --- queues --------------------------------------------------------------------------
+
+    def declare_queue(
+        self, name: str, *, connection: object, passive: bool = False, durable: bool = False,
+        exclusive: bool = False, auto_delete: bool = False,
+        arguments: dict[str, Any] | None = None,
+    ) -> Queue:
+        existing = self.queues.get(name) if name else None
+        if passive:
+            if existing is None:
+                raise self._no("queue", name)
+            self._check_exclusive(existing, connection)
+            return existing
+        if existing is not None:
+            self._check_exclusive(existing, connection)
+            self._queue_equivalent(existing, durable, exclusive, auto_delete, arguments or {})
+            existing.touch()
+            return existing
+        if not name:
+            name = f"amq.gen-{self.broker.unique_token()}"
+        elif name.startswith("amq."):
+            raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
+        args = parse_queue_args(arguments or {}, name, self.name)
+        owner = connection if exclusive else None
+        queue = Queue(name, self, self.clock, args, durable=durable, auto_delete=auto_delete,
+                      exclusive_owner=owner, arguments=dict(arguments or {}))
+        self.queues[name] = queue
+        self.broker.watch_queue(queue)
+        return queue
+
+    def _queue_equivalent(
+        self, q: Queue, durable: bool, exclusive: bool, auto_delete: bool, args: dict[str, Any]
+    ) -> None:
+        where = f"for queue '{q.name}' in vhost '{self.name}'"
+        for key, new, old in (("durable", durable, q.durable),
+                              ("exclusive", exclusive, q.exclusive_owner is not None),
+                              ("auto_delete", auto_delete, q.auto_delete)):
+            if new != old:
+                raise PreconditionFailed(
+                    f"inequivalent arg '{key}' {where}: received '{_b(new)}' but current is "
+                    f"'{_b(old)}'"
+                )
+        for key in EQUIVALENCE_KEYS:
+            new_v, old_v = args.get(key), q.arguments.get(key)
+            if key == "x-queue-type" and {new_v, old_v} <= {None, "classic"}:
+                continue
+            if new_v != old_v:
+                raise PreconditionFailed(
+                    f"inequivalent arg '{key}' {where}: received {_describe(new_v)} but current "
+                    f"is {_describe(old_v)}"
+                )
+
+    def delete_queue(
+        self, name: str, *, connection: object, if_unused: bool = False, if_empty: bool = False
+    ) -> int:
+        queue = self.queues.get(name)
+        if queue is None:
+            return 0
+        self._check_exclusive(queue, connection)
+        where = f"queue '{name}' in vhost '{self.name}'"
+        if if_unused and queue.consumers:
+            raise PreconditionFailed(f"{where} in use")
+        if if_empty and queue.ready_count:
+            raise PreconditionFailed(f"{where} not empty")
+        return self.drop_queue(queue)
+
+    def drop_queue(self, queue: Queue) -> int:
+        """Remove a queue: its consumers are cancelled (notified), its bindings removed."""
+        count = queue.ready_count
+        queue.deleted = True
+        self.queues.pop(queue.name, None)
+        self.broker.unwatch_queue(queue)
+        for consumer in list(queue.consumers):
+            queue.consumers.remove(consumer)
+            consumer.channel.cancel_by_server(consumer)
+        queue.purge()
+        for ex in list(self.exchanges.values()):
+            for b in ex.bindings():
+                if not b.destination_is_exchange and b.destination == queue.name:
+                    self._unbind(ex, b)
+        return count
+
+    def purge_queue(self, name: str, connection: object) -> int:
+        return self.get_queue(name, connection).purge()
+
+    def maybe_auto_delete(self, queue: Queue) -> None:
+        if queue.auto_delete and queue.had_consumer and not queue.consumers and not queue.deleted:
+            self.drop_queue(queue)
+
+    def connection_closed(self, connection: object) -> None:
+        for queue in list(self.queues.values()):
+            if queue.exclusive_owner is connection:
+                self.drop_queue(queue)
+
+    # --- bindings ------------------------------------------------------------------------
+
+    def bind(
+        self, destination: str, source: str, routing_key: str, arguments: dict[str, Any] | None,
+        *, to_exchange: bool, connection: object,
+    ) -> None:
+        ex, binding = self._binding(destination, source, routing_key, arguments, to_exchange,
+                                    connection)
+        ex.bind(binding)
+
+    def unbind(
+        self, destination: str, source: str, routing_key: str, arguments: dict[str, Any] | None,
+        *, to_exchange: bool, connection: object,
+    ) -> None:
+        ex, binding = self._binding(destination, source, routing_key, arguments, to_exchange,
+                                    connection)
+        self._unbind(ex, binding)
+
+    def _binding(
+        self, destination: str, source: str, routing_key: str, arguments: dict[str, Any] | None,
+        to_exchange: bool, connection: object,
+    ) -> tuple[Exchange, Binding]:
+        if not source or (to_exchange and not destination):
+            raise AccessRefused("operation not permitted on the default exchange")
+        if to_exchange:
+            self.get_exchange(destination)
+        else:
+            self.get_queue(destination, connection)
+        ex = self.get_exchange(source)
+        frozen = tuple(sorted((arguments or {}).items(), key=lambda kv: kv[0]))
+        return ex, Binding(source, destination, to_exchange, routing_key, frozen)
+
+    def _unbind(self, ex: Exchange, binding: Binding) -> None:
+        if ex.unbind(binding) and ex.auto_delete and not ex.has_bindings():
+            self._drop_exchange(ex)
+
+    # --- publish -------------------------------------------------------------------------
+
+    def check_publish(self, exchange: str, msg: Message, username: str) -> Exchange | None:
+        user_id = msg.props.user_id
+        if user_id is not None and user_id != username:
+            raise PreconditionFailed(
+                f"user_id property set to '{user_id}' but authenticated user was '{username}'"
+            )
+        if not exchange:
+            return None
+        ex = self.get_exchange(exchange)
+        if ex.internal:
+            raise AccessRefused(
+                f"cannot publish to internal exchange '{exchange}' in vhost '{self.name}'"
+            )
+        return ex
+
+    def publish(
+        self, exchange: str, routing_key: str, msg: Message, username: str = ""
+    ) -> tuple[bool, bool]:
+        """Route and enqueue. Returns (routed to at least one queue, accepted by all of them)."""
+        if not exchange and msg.props.user_id is None:
+            queue = self.queues.get(routing_key)
+            if queue is None:
+                return self._publish_reply(routing_key, msg), True
+            return True, queue.publish(msg)
+        ex = self.check_publish(exchange, msg, username)
+        if ex is not None and ex.type == "x-delayed-message":
+            due = delay_ms(msg.props.headers)
+            if due > 0:
+                self.delayed.push(self.clock.monotonic_ms() + due, (exchange, routing_key, msg))
+                return True, True
+        return self.route_and_enqueue(ex, routing_key, msg)
+
+    def _publish_reply(self, routing_key: str, msg: Message) -> bool:
+        if not routing_key.startswith(REPLY_PREFIX):
+            return False
+        channel = self.broker.reply_channels.get(routing_key[len(REPLY_PREFIX):])
+        if channel is None:
+            return False
+        channel.deliver_reply(routing_key, msg)
+        return True
+
+    def route_and_enqueue(
+        self, ex: Exchange | None, routing_key: str, msg: Message, skip: frozenset[str] = frozenset()
+    ) -> tuple[bool, bool]:
+        queues = self.route(ex, routing_key, msg.props.headers)
+        accepted = True
+        routed = False
+        for name in queues:
+            queue = self.queues.get(name)
+            if queue is None or name in skip:
+                continue
+            routed = True
+            accepted = queue.publish(msg) and accepted
+        return routed, accepted
+
+    def route(self, ex: Exchange | None, routing_key: str, headers: dict | None) -> list[str]:
+        if ex is None:
+            return [routing_key] if routing_key in self.queues else []
+        return resolve(ex, routing_key, headers, self.exchanges.get).queues
+
+    def dead_letter(self, queue: Queue, msg: Message, reason: str) -> None:
+        """Republish through the queue's DLX with x-death headers; without a DLX it is dropped."""
+        dlx = queue.args.dead_letter_exchange
+        if dlx is None:
+            return
+        ex = self.exchanges.get(dlx) if dlx else None
+        if dlx and ex is None:
+            return
+        queue.counters["dead_lettered"] += 1
+        routing_key = queue.args.dead_letter_routing_key or msg.routing_key
+        dead = dead_letter_message(msg, queue.name, reason, self.clock.now_ms(), routing_key)
+        self.route_and_enqueue(ex, routing_key, dead, _cycle_queues(msg, reason))
+
+    # --- timers --------------------------------------------------------------------------
+
+    def tick(self, now_ms: int) -> None:
+        for exchange, routing_key, msg in self.delayed.pop_due(now_ms):
+            ex = self.exchanges.get(exchange)
+            if ex is not None:
+                self.route_and_enqueue(ex, routing_key, msg)
+
+
+def _cycle_queues(msg: Message, reason: str) -> frozenset[str]:
+    """Queues a dead letter must skip: it died there before with no rejection in the whole
+    cycle, so routing it there again would loop forever (RabbitMQ drops it the same way)."""
+    if reason == "rejected":
+        return frozenset()
+    deaths = (msg.props.headers or {}).get("x-death") or []
+    if any(d.get("reason") == "rejected" for d in deaths):
+        return frozenset()
+    return frozenset(d.get("queue") for d in deaths if isinstance(d, dict))
+
+
+def _b(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _describe(value: Any) -> str:
+    """How RabbitMQ prints an argument in an inequivalence error."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        kind = "bool"
+    elif isinstance(value, int):
+        kind = "signedint" if -(2**31) <= value < 2**31 else "long"
+    elif isinstance(value, str | bytes):
+        kind = "longstr"
+    else:
+        kind = type(value).__name__
+    return f"the value '{value}' of type '{kind}'"

@@ -1,0 +1,212 @@
+"""One AMQP client connection: bytes -> codec -> core, and core effects -> codec -> bytes.
+
+This is the codec's handler. It writes nothing itself: the server flushes every connection's
+output once per loop turn (``AMQPServer.flush``), so a burst of publishes costs one write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+from typing import TYPE_CHECKING, Any
+
+from pamqp.base import Frame
+
+from ferrymq.core.channel import CANCEL, CLOSE, CONFIRM, DELIVER, RETURN, Channel
+from ferrymq.core.message import Message
+from ferrymq.errors import AccessRefused, ChannelStateError
+from ferrymq.protocols.amqp.connection import AMQPServerConnection
+from ferrymq.server.amqp_methods import METHODS
+
+if TYPE_CHECKING:
+    from ferrymq.core.vhost import VHost
+    from ferrymq.server.amqp_server import AMQPServer
+
+log = logging.getLogger("ferrymq.amqp")
+
+
+class AMQPConnection(asyncio.Protocol):
+    def __init__(self, server: AMQPServer) -> None:
+        self.server = server
+        self.broker = server.broker
+        s = server.settings
+        self.codec = AMQPServerConnection(
+            self, server.server_properties, frame_max=s.frame_max, channel_max=s.channel_max,
+            heartbeat=s.heartbeat_s, message_max=s.message_max_bytes,
+        )
+        self.transport: asyncio.Transport | None = None
+        self.channels: dict[int, Channel] = {}
+        self.last_queue: dict[int, str] = {}
+        self.vhost: VHost | None = None
+        self.username = ""
+        self.peer = "?"
+        self.loopback = False
+        self.last_recv_s = self.last_send_s = 0.0
+        self.paused = False
+
+    # --- asyncio.Protocol ----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.loopback = _is_loopback(peer[0] if peer else "")
+        transport.set_write_buffer_limits(self.server.output_high_water,
+                                          self.server.output_low_water)
+        self.last_recv_s = self.last_send_s = self.server.loop.time()
+        self.server.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_recv_s = self.server.loop.time()
+        self.codec.receive_data(data)
+        self.server.want_flush(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._teardown()
+        self.server.connections.discard(self)
+
+    def pause_writing(self) -> None:
+        """The client reads slower than we deliver: stop delivering to it, as RabbitMQ does."""
+        self.paused = True
+        for ch in self.channels.values():
+            ch.deliverable = False
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        for ch in list(self.channels.values()):
+            ch.set_deliverable(True)
+        self.server.want_flush(self)
+
+    # --- codec handler: connection ---------------------------------------------------------
+
+    def authenticate(self, username: str, password: str, mechanism: str) -> None:
+        try:
+            self.broker.authenticate(username, password, loopback=self.loopback)
+        except AccessRefused:
+            log.warning("login refused for user %r from %s (%s)", username, self.peer, mechanism)
+            raise
+        self.username = username
+
+    def open_vhost(self, vhost: str) -> None:
+        self.vhost = self.broker.open_vhost(vhost, self.username)
+
+    def on_connection_closed(self) -> None:
+        self._teardown()
+
+    def _teardown(self) -> None:
+        for number in list(self.channels):
+            self.on_channel_closed(number)
+        self.broker.connection_closed(self)
+
+    # --- codec handler: channels -----------------------------------------------------------
+
+    def on_channel_open(self, channel: int) -> None:
+        assert self.vhost is not None
+        ch = self.broker.open_channel(self.vhost, channel, self, self.username)
+        ch.deliverable = not self.paused
+        self.channels[channel] = ch
+
+    def on_channel_closed(self, channel: int) -> None:
+        ch = self.channels.pop(channel, None)
+        self.last_queue.pop(channel, None)
+        if ch is not None:
+            self.broker.close_channel(ch)
+
+    def on_flow(self, channel: int, active: bool) -> None:
+        self._channel(channel).set_deliverable(active and not self.paused)
+
+    def _channel(self, number: int) -> Channel:
+        ch = self.channels.get(number)
+        if ch is None:
+            raise ChannelStateError(f"expected 'channel.open' on channel {number}")
+        return ch
+
+    # --- codec handler: hot path -----------------------------------------------------------
+
+    def on_publish(
+        self, channel: int, exchange: str, routing_key: str, mandatory: bool, message: Message
+    ) -> None:
+        self.channels[channel].publish(exchange, routing_key, mandatory, message)
+
+    def on_ack(self, channel: int, delivery_tag: int, multiple: bool) -> None:
+        self.channels[channel].ack(delivery_tag, multiple)
+
+    def on_nack(self, channel: int, delivery_tag: int, multiple: bool, requeue: bool) -> None:
+        self.channels[channel].nack(delivery_tag, multiple, requeue)
+
+    def on_reject(self, channel: int, delivery_tag: int, requeue: bool) -> None:
+        self.channels[channel].reject(delivery_tag, requeue)
+
+    def on_method(self, channel: int, method: Frame) -> None:
+        ch = self._channel(channel)
+        self.drain(ch)  # effects queued before this method go out before its reply
+        handler = METHODS.get(type(method))
+        if handler is None:
+            from ferrymq.errors import NotImplemented_
+
+            raise NotImplemented_(f"method {method.name} not implemented")
+        reply = handler(self, ch, method)
+        if reply is not None:
+            self.codec.send_method(channel, reply)
+
+    # --- effects -> frames ---------------------------------------------------------------
+
+    def drain(self, ch: Channel) -> None:
+        """Encode a channel's pending effects; runs of publisher acks become one multiple ack."""
+        if not ch.outbox:
+            return
+        effects, ch.outbox = ch.outbox, []
+        codec, number = self.codec, ch.number
+        pending_ack = 0
+        count = 0
+        for eff in effects:
+            kind = eff[0]
+            if kind == CONFIRM and eff[2]:
+                pending_ack = eff[1]
+                count += 1
+                continue
+            if pending_ack:
+                codec.send_confirm(number, pending_ack, count > 1, True)
+                pending_ack = count = 0
+            if kind == DELIVER:
+                codec.send_deliver(number, *eff[1:])
+            else:
+                self._rare_effect(ch, eff)
+        if pending_ack:
+            codec.send_confirm(number, pending_ack, count > 1, True)
+
+    def _rare_effect(self, ch: Channel, eff: tuple[Any, ...]) -> None:
+        kind, number = eff[0], ch.number
+        if kind == CONFIRM:
+            self.codec.send_confirm(number, eff[1], False, False)
+        elif kind == RETURN:
+            self.codec.send_return(number, *eff[1:])
+        elif kind == CANCEL:
+            from pamqp import commands
+
+            self.codec.send_method(number, commands.Basic.Cancel(eff[1]))
+        elif kind == CLOSE:
+            self.codec.close_channel(number, eff[1], eff[2], 0, 0)
+
+    def write_out(self) -> None:
+        out = self.codec.outbox
+        transport = self.transport
+        if out and transport is not None and not transport.is_closing():
+            transport.writelines(out)
+            self.last_send_s = self.server.loop.time()
+        out.clear()
+        if self.codec.closed and transport is not None:
+            transport.close()
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return host in ("", "localhost")

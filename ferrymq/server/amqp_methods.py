@@ -1,0 +1,198 @@
+"""The rare AMQP methods, mapped to the core: one small function per method, found by a table.
+
+Each function takes the connection, the core channel and the decoded pamqp method, and returns
+the reply method (or None). ``nowait`` suppresses the reply, as the spec says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pamqp import commands as c
+from pamqp.base import Frame
+
+from ferrymq.errors import NotImplemented_, PreconditionFailed
+
+if TYPE_CHECKING:
+    from ferrymq.core.channel import Channel
+    from ferrymq.server.amqp_connection import AMQPConnection
+
+Handler = Callable[["AMQPConnection", "Channel", Any], Frame | None]
+METHODS: dict[type, Handler] = {}
+
+
+def method(cls: type) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        METHODS[cls] = fn
+        return fn
+
+    return register
+
+
+def _reply(m: Any, reply: Frame) -> Frame | None:
+    return None if getattr(m, "nowait", False) else reply
+
+
+# --- exchange ------------------------------------------------------------------------------
+
+
+@method(c.Exchange.Declare)
+def exchange_declare(conn: AMQPConnection, ch: Channel, m: c.Exchange.Declare) -> Frame | None:
+    ch.vhost.declare_exchange(
+        m.exchange, m.exchange_type, passive=m.passive, durable=m.durable,
+        auto_delete=m.auto_delete, internal=m.internal, arguments=m.arguments or {},
+    )
+    return _reply(m, c.Exchange.DeclareOk())
+
+
+@method(c.Exchange.Delete)
+def exchange_delete(conn: AMQPConnection, ch: Channel, m: c.Exchange.Delete) -> Frame | None:
+    ch.vhost.delete_exchange(m.exchange, m.if_unused)
+    return _reply(m, c.Exchange.DeleteOk())
+
+
+@method(c.Exchange.Bind)
+def exchange_bind(conn: AMQPConnection, ch: Channel, m: c.Exchange.Bind) -> Frame | None:
+    ch.vhost.bind(m.destination, m.source, m.routing_key, m.arguments, to_exchange=True,
+                  connection=conn)
+    return _reply(m, c.Exchange.BindOk())
+
+
+@method(c.Exchange.Unbind)
+def exchange_unbind(conn: AMQPConnection, ch: Channel, m: c.Exchange.Unbind) -> Frame | None:
+    ch.vhost.unbind(m.destination, m.source, m.routing_key, m.arguments, to_exchange=True,
+                    connection=conn)
+    return _reply(m, c.Exchange.UnbindOk())
+
+
+# --- queue ---------------------------------------------------------------------------------
+
+
+@method(c.Queue.Declare)
+def queue_declare(conn: AMQPConnection, ch: Channel, m: c.Queue.Declare) -> Frame | None:
+    q = ch.vhost.declare_queue(
+        m.queue, connection=conn, passive=m.passive, durable=m.durable, exclusive=m.exclusive,
+        auto_delete=m.auto_delete, arguments=m.arguments or {},
+    )
+    conn.last_queue[ch.number] = q.name
+    return _reply(m, c.Queue.DeclareOk(q.name, q.message_count, len(q.consumers)))
+
+
+@method(c.Queue.Bind)
+def queue_bind(conn: AMQPConnection, ch: Channel, m: c.Queue.Bind) -> Frame | None:
+    queue = m.queue or conn.last_queue.get(ch.number, "")
+    ch.vhost.bind(queue, m.exchange, m.routing_key, m.arguments, to_exchange=False,
+                  connection=conn)
+    return _reply(m, c.Queue.BindOk())
+
+
+@method(c.Queue.Unbind)
+def queue_unbind(conn: AMQPConnection, ch: Channel, m: c.Queue.Unbind) -> Frame | None:
+    ch.vhost.unbind(m.queue, m.exchange, m.routing_key, m.arguments, to_exchange=False,
+                    connection=conn)
+    return c.Queue.UnbindOk()
+
+
+@method(c.Queue.Purge)
+def queue_purge(conn: AMQPConnection, ch: Channel, m: c.Queue.Purge) -> Frame | None:
+    return _reply(m, c.Queue.PurgeOk(ch.vhost.purge_queue(m.queue, conn)))
+
+
+@method(c.Queue.Delete)
+def queue_delete(conn: AMQPConnection, ch: Channel, m: c.Queue.Delete) -> Frame | None:
+    count = ch.vhost.delete_queue(m.queue, connection=conn, if_unused=m.if_unused,
+                                  if_empty=m.if_empty)
+    return _reply(m, c.Queue.DeleteOk(count))
+
+
+# --- basic ---------------------------------------------------------------------------------
+
+
+@method(c.Basic.Qos)
+def basic_qos(conn: AMQPConnection, ch: Channel, m: c.Basic.Qos) -> Frame | None:
+    if m.prefetch_size:
+        raise NotImplemented_(f"prefetch_size!=0 ({m.prefetch_size})")
+    ch.qos(m.prefetch_count, m.global_)
+    return c.Basic.QosOk()
+
+
+@method(c.Basic.Consume)
+def basic_consume(conn: AMQPConnection, ch: Channel, m: c.Basic.Consume) -> Frame | None:
+    if m.queue == "amq.rabbitmq.reply-to":
+        tag = ch.consume_reply_to(m.consumer_tag, m.no_ack)
+        return _reply(m, c.Basic.ConsumeOk(tag))
+    queue = m.queue or conn.last_queue.get(ch.number, "")
+    # consume-ok must precede the first delivery: send it before the queue dispatches.
+    tag = m.consumer_tag or f"amq.ctag-{ch.broker.unique_token()}"
+    ch.vhost.get_queue(queue, conn)  # 404/405 before any reply
+    if tag in ch.consumers:
+        ch.consume(queue, tag)  # raises the 530 for a reused tag
+    if not m.nowait:
+        conn.codec.send_method(ch.number, c.Basic.ConsumeOk(tag))
+    ch.consume(queue, tag, no_ack=m.no_ack, exclusive=m.exclusive, arguments=m.arguments)
+    return None
+
+
+@method(c.Basic.Cancel)
+def basic_cancel(conn: AMQPConnection, ch: Channel, m: c.Basic.Cancel) -> Frame | None:
+    ch.cancel(m.consumer_tag)
+    return _reply(m, c.Basic.CancelOk(m.consumer_tag))
+
+
+@method(c.Basic.Get)
+def basic_get(conn: AMQPConnection, ch: Channel, m: c.Basic.Get) -> Frame | None:
+    got = ch.get(m.queue or conn.last_queue.get(ch.number, ""), m.no_ack)
+    if got is None:
+        return c.Basic.GetEmpty()
+    tag, redelivered, msg, remaining = got
+    conn.codec.send_get_ok(ch.number, tag, redelivered, msg.exchange, msg.routing_key,
+                           remaining, msg)
+    return None
+
+
+@method(c.Basic.Recover)
+def basic_recover(conn: AMQPConnection, ch: Channel, m: c.Basic.Recover) -> Frame | None:
+    ch.recover(m.requeue)
+    return c.Basic.RecoverOk()
+
+
+@method(c.Basic.RecoverAsync)
+def basic_recover_async(conn: AMQPConnection, ch: Channel, m: Any) -> Frame | None:
+    ch.recover(m.requeue)
+    return None
+
+
+# --- confirm and tx ------------------------------------------------------------------------
+
+
+@method(c.Confirm.Select)
+def confirm_select(conn: AMQPConnection, ch: Channel, m: c.Confirm.Select) -> Frame | None:
+    if ch.tx_mode:
+        raise PreconditionFailed("cannot switch from tx to confirm mode")
+    ch.confirm_select()
+    return _reply(m, c.Confirm.SelectOk())
+
+
+@method(c.Tx.Select)
+def tx_select(conn: AMQPConnection, ch: Channel, m: c.Tx.Select) -> Frame | None:
+    if ch.confirm_mode:
+        raise PreconditionFailed("cannot switch from confirm to tx mode")
+    ch.tx_select()
+    return c.Tx.SelectOk()
+
+
+@method(c.Tx.Commit)
+def tx_commit(conn: AMQPConnection, ch: Channel, m: c.Tx.Commit) -> Frame | None:
+    if not ch.tx_mode:
+        raise PreconditionFailed("channel is not transactional")
+    ch.tx_commit()
+    return c.Tx.CommitOk()
+
+
+@method(c.Tx.Rollback)
+def tx_rollback(conn: AMQPConnection, ch: Channel, m: c.Tx.Rollback) -> Frame | None:
+    if not ch.tx_mode:
+        raise PreconditionFailed("channel is not transactional")
+    ch.tx_rollback()
+    return c.Tx.RollbackOk()

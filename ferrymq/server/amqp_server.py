@@ -1,0 +1,129 @@
+"""The AMQP listener and the per-loop-turn machinery: flush, timers, heartbeats, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import platform
+
+from ferrymq import __version__, limits
+from ferrymq.config import Settings
+from ferrymq.core.broker import Broker
+from ferrymq.errors import CONNECTION_FORCED
+from ferrymq.protocols.amqp.server_properties import server_properties
+from ferrymq.server.amqp_connection import AMQPConnection
+
+log = logging.getLogger("ferrymq.server")
+
+TIMER_MAX_SLEEP_S = 1.0  # heartbeats are checked at least this often
+
+
+class AMQPServer:
+    def __init__(self, broker: Broker, settings: Settings) -> None:
+        self.broker = broker
+        self.settings = settings
+        self.loop = asyncio.get_running_loop()
+        self.connections: set[AMQPConnection] = set()
+        self.server_properties = server_properties(
+            product=settings.amqp_product,
+            version=settings.amqp_version,
+            platform=f"FerryMQ {__version__} on Python {platform.python_version()}",
+        )
+        self.output_high_water = limits.OUTPUT_HIGH_WATER_BYTES
+        self.output_low_water = limits.OUTPUT_LOW_WATER_BYTES
+        self._to_flush: set[AMQPConnection] = set()
+        self._flush_scheduled = False
+        self._server: asyncio.base_events.Server | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self.port = 0
+
+    async def start(self, host: str, port: int) -> int:
+        self._server = await self.loop.create_server(
+            lambda: AMQPConnection(self), host, port, reuse_address=True, backlog=1024
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._arm_timer()
+        return self.port
+
+    # --- flush once per loop turn ----------------------------------------------------------
+
+    def want_flush(self, conn: AMQPConnection) -> None:
+        self._to_flush.add(conn)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        broker = self.broker
+        to_flush = self._to_flush
+        while broker.dirty:
+            dirty, broker.dirty = broker.dirty, []
+            for ch in dirty:
+                ch.dirty = False
+                conn = ch.connection
+                if isinstance(conn, AMQPConnection):
+                    conn.drain(ch)
+                    to_flush.add(conn)
+        self._to_flush = set()
+        for conn in to_flush:
+            conn.write_out()
+        self._arm_timer()
+
+    # --- timers ----------------------------------------------------------------------------
+
+    def _arm_timer(self) -> None:
+        deadline = self.broker.next_deadline_ms()
+        delay = TIMER_MAX_SLEEP_S
+        if deadline is not None:
+            now = self.broker.clock.monotonic_ms()
+            delay = min(delay, max(0.0, (deadline - now) / 1000))
+        when = self.loop.time() + delay
+        if self._timer is not None:
+            if self._timer.when() <= when:
+                return
+            self._timer.cancel()
+        self._timer = self.loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.broker.tick()
+        self._heartbeats()
+        if self.broker.dirty and not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self.flush)
+        self._arm_timer()
+
+    def _heartbeats(self) -> None:
+        now = self.loop.time()
+        for conn in list(self.connections):
+            hb = conn.codec.heartbeat
+            if not hb or conn.codec.closed:
+                continue
+            if now - conn.last_recv_s > 2 * hb:
+                log.warning("missed heartbeats from client %s, closing", conn.peer)
+                if conn.transport is not None:
+                    conn.transport.abort()
+                continue
+            if now - conn.last_send_s >= hb / 2:
+                conn.codec.send_heartbeat()
+                self.want_flush(conn)
+
+    # --- shutdown --------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Refuse new connections, tell every client 320 CONNECTION_FORCED, as RabbitMQ does."""
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections):
+            if conn.transport is not None and not conn.codec.closed:
+                conn.codec.close_connection(
+                    CONNECTION_FORCED, "CONNECTION_FORCED - broker forced connection closure "
+                    "with reason 'shutdown'", 0, 0)
+                conn.write_out()
+        if self._timer is not None:
+            self._timer.cancel()
+        await asyncio.sleep(0.05)
+        for conn in list(self.connections):
+            if conn.transport is not None:
+                conn.transport.close()

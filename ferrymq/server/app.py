@@ -1,0 +1,77 @@
+"""Start and stop the whole broker: the same stack for `ferrymq serve` and EmbeddedBroker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ferrymq.clock import Rng, SystemClock
+from ferrymq.config import Settings
+from ferrymq.core.broker import Broker
+from ferrymq.server.amqp_server import AMQPServer
+
+log = logging.getLogger("ferrymq")
+
+
+@dataclass(slots=True)
+class Running:
+    broker: Broker
+    amqp: AMQPServer
+    amqp_port: int
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when available: the numbers in BENCHMARKS.md are measured on it."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def tune_gc() -> None:
+    """Fewer, cheaper collections: a full pass over many objects stalls every connection."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
+
+
+async def start(settings: Settings) -> Running:
+    broker = Broker(
+        SystemClock(), Rng(), users=settings.users,
+        loopback_only_users=frozenset(settings.loopback_users),
+        consumer_timeout_ms=settings.consumer_timeout_ms,
+    )
+    amqp = AMQPServer(broker, settings)
+    port = await amqp.start(settings.host, settings.amqp_port)
+    tune_gc()
+    log.info("AMQP 0-9-1 listening on %s:%d", settings.host, port)
+    return Running(broker, amqp, port)
+
+
+async def serve(
+    settings: Settings,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[Running], None] | None = None,
+) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    running = await start(settings)
+    if on_ready is not None:
+        on_ready(running)
+    await stop.wait()
+    log.info("shutting down")
+    await running.amqp.close()
+
+
+def run(settings: Settings) -> None:
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(serve(settings))

@@ -1,0 +1,76 @@
+"""EmbeddedBroker: the real `serve` stack on free ports in a background thread, for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from types import TracebackType
+from typing import Any
+
+from ferrymq.config import Settings
+from ferrymq.server.app import Running, new_event_loop, serve
+
+
+class EmbeddedBroker:
+    """``with EmbeddedBroker() as broker: pika.BlockingConnection(pika.URLParameters(broker.amqp_url))``"""
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings = Settings(amqp_port=0, kafka_port=0, http_port=0)
+        self.settings.update(settings)
+        self.running: Running | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="ferrymq-embedded", daemon=True)
+
+    @property
+    def amqp_port(self) -> int:
+        assert self.running is not None, "broker not started"
+        return self.running.amqp_port
+
+    @property
+    def amqp_url(self) -> str:
+        return f"amqp://guest:guest@{self.settings.host}:{self.amqp_port}/%2F"
+
+    def start(self) -> EmbeddedBroker:
+        self._thread.start()
+        self._ready.wait(30)
+        if self._error is not None:
+            raise RuntimeError("embedded broker failed to start") from self._error
+        return self
+
+    def _main(self) -> None:
+        loop = self._loop = new_event_loop()
+        try:
+            self._stop = asyncio.Event()
+            loop.run_until_complete(serve(self.settings, self._stop, self._on_ready))
+        except BaseException as exc:  # reported to the starting thread
+            self._error = exc
+            self._ready.set()
+        finally:
+            loop.close()
+
+    def _on_ready(self, running: Running) -> None:
+        self.running = running
+        self._ready.set()
+
+    def call(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn(*args)`` on the broker's loop (inspect core state safely from a test)."""
+        assert self._loop is not None
+        async def _run() -> Any:
+            return fn(*args)
+        return asyncio.run_coroutine_threadsafe(_run(), self._loop).result(10)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(10)
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
