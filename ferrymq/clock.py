@@ -23,7 +23,7 @@ class ManualClock:
 
     def __init__(self, start_ms: int = 1_700_000_000_000) -> None:
         self._wall_ms = start_ms
-        self._mono_ms = 0
+        self._mono_ms = 1_000_000  # never 0: 0 means 'no deadline' in the core
 
     def now_ms(self) -> int:
         return self._wall_ms

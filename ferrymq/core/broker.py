@@ -83,9 +83,9 @@ class Broker:
 
     # --- timers --------------------------------------------------------------------------
 
-    def watch_queue(self, queue: Queue) -> None:
+    def watch_queue(self, queue: Queue, force: bool = False) -> None:
         """Queues with TTL or x-expires need ticks; plain queues cost nothing here."""
-        if not queue.plain or queue.args.expires_ms is not None:
+        if force or not queue.plain or queue.args.expires_ms is not None:
             self._timed_queues.add(queue)
 
     def unwatch_queue(self, queue: Queue) -> None:

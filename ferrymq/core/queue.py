@@ -155,6 +155,8 @@ class Queue:
             return False
         entry = Entry(self._next_seq, msg, self._expiry(msg), self._priority(msg))
         self._next_seq += 1
+        if entry.expires_at:
+            self.vhost.broker.watch_queue(self, force=True)
         if entry.expires_at and entry.expires_at <= self.clock.monotonic_ms():
             # TTL 0: delivered only if a consumer takes it now, else expired (RabbitMQ).
             consumer = self._pick() if not self.ready_count else None
