@@ -1,0 +1,36 @@
+"""What the codec calls on the layer above it. Raising a ProtocolError closes the channel or
+connection with that error's code and text; the codec does the rest."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pamqp.base import Frame
+
+from ferrymq.core.message import Message
+
+
+class ConnectionHandler(Protocol):
+    def authenticate(self, username: str, password: str, mechanism: str) -> None: ...
+
+    def open_vhost(self, vhost: str) -> None: ...
+
+    def on_channel_open(self, channel: int) -> None: ...
+
+    def on_channel_closed(self, channel: int) -> None: ...
+
+    def on_connection_closed(self) -> None: ...
+
+    def on_flow(self, channel: int, active: bool) -> None: ...
+
+    def on_publish(
+        self, channel: int, exchange: str, routing_key: str, mandatory: bool, message: Message
+    ) -> None: ...
+
+    def on_ack(self, channel: int, delivery_tag: int, multiple: bool) -> None: ...
+
+    def on_nack(self, channel: int, delivery_tag: int, multiple: bool, requeue: bool) -> None: ...
+
+    def on_reject(self, channel: int, delivery_tag: int, requeue: bool) -> None: ...
+
+    def on_method(self, channel: int, method: Frame) -> None: ...
