@@ -1,4 +1,4 @@
-"""The clock protocol the core depends on. Implementations live in ferrymq.clock (the core reads no wall clock)."""
+"""The clock protocol the core depends on; ferrymq.clock implements it (the core reads no wall clock)."""
 
 from __future__ import annotations
 

@@ -74,7 +74,7 @@ def test_pika_topic_exchange_routes_by_pattern(channel):
     channel.queue_bind(q, ex, "logs.*.error")
     channel.basic_publish(ex, "logs.db.error", b"yes")
     channel.basic_publish(ex, "logs.db.info", b"no")
-    method, _, body = channel.basic_get(q, auto_ack=True)
+    _, _, body = channel.basic_get(q, auto_ack=True)
     assert body == b"yes"
     assert channel.basic_get(q)[0] is None
 

@@ -106,7 +106,7 @@ def test_requeue_of_many_keeps_publish_order():
 
 
 def test_reject_without_requeue_dead_letters_with_x_death():
-    broker, clock = new_broker()
+    broker, _ = new_broker()
     ch = open_channel(broker)
     vh = broker.vhosts["/"]
     vh.declare_exchange("dlx", "fanout")
@@ -355,7 +355,7 @@ def test_redeclare_with_different_arguments_is_inequivalent():
 
 def test_reserved_queue_name_prefix_is_refused():
     broker, _ = new_broker()
-    with pytest.raises(AccessRefused, match="reserved prefix 'amq.\\*'"):
+    with pytest.raises(AccessRefused, match=r"reserved prefix 'amq\.\*'"):
         declare(broker, "amq.mine")
 
 

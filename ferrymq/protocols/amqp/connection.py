@@ -43,7 +43,7 @@ from ferrymq.protocols.amqp.frames import (
     PROTOCOL_HEADER,
 )
 from ferrymq.protocols.amqp.handler import ConnectionHandler
-from ferrymq.protocols.amqp.properties import decode_properties, encode_properties
+from ferrymq.protocols.amqp.properties import decode_properties
 
 _HEAD = struct.Struct(">BHI")
 _CM = struct.Struct(">I")  # class id and method id read as one number
