@@ -31,11 +31,18 @@ DELIVERY_LIMIT_MAX = 2**31 - 1
 READ_CHUNK_BYTES = 256 * 1024
 OUTPUT_HIGH_WATER_BYTES = 4 * 1024 * 1024  # pause delivering to a consumer connection above this
 OUTPUT_LOW_WATER_BYTES = 1 * 1024 * 1024
+# Flow control: a consumed queue with more ready messages than this stops publishers' reads
+# until it drains below the low mark (or the pause times out, so a stuck consumer cannot
+# stall publishers forever). RabbitMQ's credit flow plays the same role.
+FLOW_READY_HIGH = 1_000
+FLOW_READY_LOW = 500
+FLOW_PAUSE_MAX_MS = 50
 INPUT_BUFFER_MAX_BYTES = FRAME_MAX_BYTES + FRAME_OVERHEAD_BYTES  # incomplete input beyond this is an error
 
 # --- relations ---
 assert FRAME_MIN_BYTES <= FRAME_MAX_BYTES
 assert INPUT_BUFFER_MAX_BYTES > FRAME_MAX_BYTES
 assert OUTPUT_LOW_WATER_BYTES < OUTPUT_HIGH_WATER_BYTES
+assert FLOW_READY_LOW < FLOW_READY_HIGH
 assert 1 <= PRIORITY_MAX <= 255
 assert CHANNEL_MAX <= 65_535

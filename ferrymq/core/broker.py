@@ -40,6 +40,7 @@ class Broker:
         self.dirty: list[Channel] = []
         self.channels: set[Channel] = set()
         self.reply_channels: dict[str, Channel] = {}
+        self.overloaded: set[Queue] = set()  # consumed queues over the flow high-water mark
         self._timed_queues: set[Queue] = set()
         self.add_vhost("/")
 
@@ -80,6 +81,15 @@ class Broker:
     def connection_closed(self, connection: object) -> None:
         for vhost in self.vhosts.values():
             vhost.connection_closed(connection)
+
+    # --- flow control ---------------------------------------------------------------------
+
+    def relieved(self) -> bool:
+        """True once no consumed queue is above the low-water mark: publishers may go on."""
+        for queue in list(self.overloaded):
+            if queue.deleted or not queue.consumers or queue.ready_count < limits.FLOW_READY_LOW:
+                self.overloaded.discard(queue)
+        return not self.overloaded
 
     # --- timers --------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ferrymq.core.args import QueueArgs
+from ferrymq.limits import FLOW_READY_HIGH
 from ferrymq.core.consumer import Consumer
 from ferrymq.core.message import Message
 from ferrymq.errors import AccessRefused
@@ -144,6 +145,8 @@ class Queue:
             self._levels[0].fresh.append(entry)
             self.ready_count += 1
             self.ready_bytes += len(msg.body)
+            if self.ready_count > FLOW_READY_HIGH and self.consumers:
+                self.vhost.broker.overloaded.add(self)
             return True
         return self._publish_slow(msg)
 
@@ -168,6 +171,8 @@ class Queue:
         self._push(entry)
         self._enforce_drop_head()
         self.dispatch()
+        if self.ready_count > FLOW_READY_HIGH and self.consumers:
+            self.vhost.broker.overloaded.add(self)
         return True
 
     def _would_overflow(self, msg: Message) -> bool:

@@ -45,6 +45,8 @@ class AMQPConnection(asyncio.Protocol):
         self.loopback = False
         self.last_recv_s = self.last_send_s = 0.0
         self.paused = False
+        self.publishes = False  # has this connection published (flow control applies)?
+        self.reading_paused_at: float | None = None
 
     # --- asyncio.Protocol ----------------------------------------------------------------
 
@@ -64,7 +66,26 @@ class AMQPConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.last_recv_s = self.server.loop.time()
         self.codec.receive_data(data)
+        if self.broker.overloaded and self.publishes:
+            self.server.throttle(self)
         self.server.want_flush(self)
+
+    def pause_reading(self) -> bool:
+        """Flow control: only connections that publish and consume nothing are paused, so a
+        connection whose own acks would drain the queue can never deadlock itself."""
+        if self.reading_paused_at is not None or self.transport is None:
+            return False
+        if any(ch.consumers for ch in self.channels.values()):
+            return False
+        self.transport.pause_reading()
+        self.reading_paused_at = self.server.loop.time()
+        return True
+
+    def resume_reading(self) -> None:
+        if self.reading_paused_at is not None and self.transport is not None:
+            self.reading_paused_at = None
+            if not self.transport.is_closing():
+                self.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._teardown()
@@ -78,6 +99,8 @@ class AMQPConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.paused = False
+        self.publishes = False  # has this connection published (flow control applies)?
+        self.reading_paused_at: float | None = None
         for ch in list(self.channels.values()):
             ch.set_deliverable(True)
         self.server.want_flush(self)
@@ -131,6 +154,7 @@ class AMQPConnection(asyncio.Protocol):
     def on_publish(
         self, channel: int, exchange: str, routing_key: str, mandatory: bool, message: Message
     ) -> None:
+        self.publishes = True
         self.channels[channel].publish(exchange, routing_key, mandatory, message)
 
     def on_ack(self, channel: int, delivery_tag: int, multiple: bool) -> None:

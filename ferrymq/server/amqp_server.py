@@ -32,6 +32,7 @@ class AMQPServer:
         self.output_high_water = limits.OUTPUT_HIGH_WATER_BYTES
         self.output_low_water = limits.OUTPUT_LOW_WATER_BYTES
         self._to_flush: set[AMQPConnection] = set()
+        self._throttled: set[AMQPConnection] = set()
         self._flush_scheduled = False
         self._server: asyncio.base_events.Server | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -68,7 +69,28 @@ class AMQPServer:
         self._to_flush = set()
         for conn in to_flush:
             conn.write_out()
+        if self._throttled:
+            self._release_throttled()
         self._arm_timer()
+
+    # --- flow control ----------------------------------------------------------------------
+
+    def throttle(self, conn: AMQPConnection) -> None:
+        if conn.pause_reading():
+            self._throttled.add(conn)
+            self.loop.call_later(limits.FLOW_PAUSE_MAX_MS / 1000, self._release_throttled)
+
+    def _release_throttled(self) -> None:
+        """Resume publishers once queues drained, or when their pause has lasted long enough."""
+        if not self._throttled:
+            return
+        relieved = self.broker.relieved()
+        oldest_ok = self.loop.time() - limits.FLOW_PAUSE_MAX_MS / 1000
+        for conn in list(self._throttled):
+            paused_at = conn.reading_paused_at
+            if relieved or paused_at is None or paused_at <= oldest_ok:
+                self._throttled.discard(conn)
+                conn.resume_reading()
 
     # --- timers ----------------------------------------------------------------------------
 
