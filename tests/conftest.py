@@ -18,3 +18,17 @@ def ferry() -> Iterator[EmbeddedBroker]:
 @pytest.fixture
 def amqp_url(ferry: EmbeddedBroker) -> str:
     return ferry.amqp_url
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> Iterator[str]:
+    """A private RabbitMQ node for differential tests; skipped where rabbitmq-server is absent."""
+    from ferrymq.bench.rabbitmq_node import available, start_rabbitmq
+
+    if not available():
+        pytest.skip("rabbitmq-server not installed: differential tests against RabbitMQ skipped")
+    node = start_rabbitmq()
+    try:
+        yield node.amqp_url
+    finally:
+        node.stop()

@@ -19,6 +19,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from pamqp import commands as c
+
 from ferrymq.bench.wire import (
     ACK,
     CM,
@@ -33,7 +35,6 @@ from ferrymq.bench.wire import (
     publish_template,
     qos_and_consume,
 )
-from pamqp import commands as c
 
 PUBLISH_BATCH = 50  # publishes per sendall
 
@@ -89,7 +90,7 @@ def produce(opts: Options, start_at: float, out: Any) -> None:
             else:
                 sock.sendall(frames * n)
             sent += n
-        if opts.window and (n <= 0 or sent - confirmed >= opts.window):
+        if opts.window and sent > confirmed and (n <= 0 or sent - confirmed >= opts.window):
             acked, nacks = _read_confirms(wire, buf, sent)
             confirmed, nacked = acked, nacked + nacks
         elif interval and n <= 0:

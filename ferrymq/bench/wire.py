@@ -13,9 +13,9 @@ from pamqp import commands as c
 from pamqp import frame as pframe
 from pamqp.base import Frame
 
+from ferrymq.core.properties import Properties
 from ferrymq.protocols.amqp.frames import PROTOCOL_HEADER
 from ferrymq.protocols.amqp.properties import encode_properties
-from ferrymq.core.properties import Properties
 
 HEAD = struct.Struct(">BHI")
 CM = struct.Struct(">I")

@@ -15,7 +15,7 @@ from ferrymq.core.message import Message
 
 
 def dead_letter_message(
-    msg: Message, queue: str, reason: str, now_ms: int, routing_key: str
+    msg: Message, queue: str, reason: str, now_ms: int, exchange: str, routing_key: str
 ) -> Message:
     props = msg.props
     headers: dict[str, Any] = dict(props.headers or {})
@@ -41,4 +41,4 @@ def dead_letter_message(
     headers.setdefault("x-first-death-queue", queue)
     headers.setdefault("x-first-death-exchange", msg.exchange)
     new_props = props.with_changes(headers=headers, expiration=None)
-    return msg.with_props(new_props, msg.exchange, routing_key)
+    return msg.with_props(new_props, exchange, routing_key)

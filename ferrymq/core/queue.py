@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ferrymq.core.args import QueueArgs
-from ferrymq.limits import FLOW_READY_HIGH
 from ferrymq.core.consumer import Consumer
 from ferrymq.core.message import Message
 from ferrymq.errors import AccessRefused
+from ferrymq.limits import FLOW_READY_HIGH
 
 if TYPE_CHECKING:
     from ferrymq.core.clock import Clock

@@ -168,9 +168,12 @@ class VHost:
             if key == "x-queue-type" and {new_v, old_v} <= {None, "classic"}:
                 continue
             if new_v != old_v:
+                # RabbitMQ prints bare values when both sides are set, typed ones otherwise.
+                both = new_v is not None and old_v is not None
+                received = f"'{new_v}'" if both else _describe(new_v)
+                current = f"'{old_v}'" if both else _describe(old_v)
                 raise PreconditionFailed(
-                    f"inequivalent arg '{key}' {where}: received {_describe(new_v)} but current "
-                    f"is {_describe(old_v)}"
+                    f"inequivalent arg '{key}' {where}: received {received} but current is {current}"
                 )
 
     def delete_queue(
@@ -323,7 +326,7 @@ class VHost:
             return
         queue.counters["dead_lettered"] += 1
         routing_key = queue.args.dead_letter_routing_key or msg.routing_key
-        dead = dead_letter_message(msg, queue.name, reason, self.clock.now_ms(), routing_key)
+        dead = dead_letter_message(msg, queue.name, reason, self.clock.now_ms(), dlx, routing_key)
         self.route_and_enqueue(ex, routing_key, dead, _cycle_queues(msg, reason))
 
     # --- timers --------------------------------------------------------------------------
