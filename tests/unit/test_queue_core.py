@@ -347,7 +347,8 @@ def test_server_named_queue_gets_amq_gen_prefix():
 def test_redeclare_with_different_arguments_is_inequivalent():
     broker, _ = new_broker()
     declare(broker, "q", arguments={"x-max-length": 5})
-    with pytest.raises(PreconditionFailed, match="inequivalent arg 'x-max-length' for queue 'q' in vhost '/': received '6' but current is '5'"):
+    text = "inequivalent arg 'x-max-length' for queue 'q' in vhost '/': received '6' but current is '5'"
+    with pytest.raises(PreconditionFailed, match=text):
         declare(broker, "q", arguments={"x-max-length": 6})
     with pytest.raises(PreconditionFailed, match="inequivalent arg 'durable'"):
         declare(broker, "q", durable=True, arguments={"x-max-length": 5})
