@@ -32,6 +32,13 @@ class QueueArgs:
     consumer_timeout_ms: int | None = None
     queue_type: str = "classic"
     single_active_consumer: bool = False
+    message_groups: bool = False  # FerryMQ extension: FIFO per x-group-id header
+    dedup_window_ms: int | None = None  # FerryMQ extension: drop repeats of a message id
+
+    @property
+    def fifo(self) -> bool:
+        """Groups or deduplication need the FIFO queue kind (ferrymq.core.fifo)."""
+        return self.message_groups or self.dedup_window_ms is not None
 
     @property
     def plain(self) -> bool:
@@ -128,6 +135,9 @@ def parse_queue_args(args: dict[str, Any], queue: str, vhost: str) -> QueueArgs:
                 f"invalid arg 'x-queue-type' {_where(queue, vhost)}: {{unsupported_queue_type,{qtype}}}"
             )
         out.queue_type = qtype
+    out.dedup_window_ms = _int_arg(args, "x-deduplication-window", queue, vhost, minimum=1)
+    groups = args.get("x-message-groups")
+    out.message_groups = groups if isinstance(groups, bool) else False
     sac = args.get("x-single-active-consumer")
     out.single_active_consumer = bool(sac) if isinstance(sac, bool) else False
     return out

@@ -194,10 +194,10 @@ class Channel:
             return None
         tag = self.next_tag
         self.next_tag = tag + 1
+        queue.unacked_count += 1
         if no_ack:
-            queue.counters["acked"] += 1
+            queue.settle(entry, None)
         else:
-            queue.unacked_count += 1
             self.unacked[tag] = (queue, entry, None, self.broker.clock.monotonic_ms())
             self.unacked_count += 1
         return tag, entry.deliveries > 1, entry.msg, queue.ready_count

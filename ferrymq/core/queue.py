@@ -125,7 +125,8 @@ class Queue:
         self.deleted = False
         self.last_used_ms = clock.monotonic_ms()
         self.counters = dict.fromkeys(
-            ("published", "delivered", "acked", "requeued", "dead_lettered", "dropped", "expired"),
+            ("published", "delivered", "acked", "requeued", "dead_lettered", "dropped", "expired",
+             "deduplicated"),
             0,
         )
 
@@ -232,6 +233,10 @@ class Queue:
         self.ready_bytes -= len(entry.msg.body)
         return entry
 
+    def _take_next(self) -> Entry | None:
+        """The next entry to deliver; a FIFO-group queue may hold back the head (None)."""
+        return self._pop()
+
     def _peek(self) -> Entry:
         for level in reversed(self._levels):
             if level:
@@ -291,7 +296,9 @@ class Queue:
             consumer = self._pick()
             if consumer is None:
                 return
-            entry = self._pop()
+            entry = self._take_next()
+            if entry is None:
+                return
             if entry.expires_at and entry.expires_at <= self.clock.monotonic_ms():
                 self._expire(entry)
                 continue
@@ -313,7 +320,9 @@ class Queue:
         """Take the head for basic.get (the caller records the delivery)."""
         self.last_used_ms = self.clock.monotonic_ms()
         while self.ready_count:
-            entry = self._pop()
+            entry = self._take_next()
+            if entry is None:
+                return None
             if entry.expires_at and entry.expires_at <= self.last_used_ms:
                 self._expire(entry)
                 continue

@@ -12,6 +12,7 @@ from ferrymq.core.args import parse_queue_args
 from ferrymq.core.deadletter import dead_letter_message
 from ferrymq.core.delay import DelayQueue
 from ferrymq.core.exchange import Binding, Exchange, delay_ms, equivalent, make_exchange, resolve
+from ferrymq.core.fifo import FifoQueue
 from ferrymq.core.message import Message
 from ferrymq.core.queue import Queue
 from ferrymq.errors import (
@@ -145,8 +146,9 @@ class VHost:
             raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
         args = parse_queue_args(arguments or {}, name, self.name)
         owner = connection if exclusive else None
-        queue = Queue(name, self, self.clock, args, durable=durable, auto_delete=auto_delete,
-                      exclusive_owner=owner, arguments=dict(arguments or {}))
+        kind = FifoQueue if args.fifo else Queue
+        queue = kind(name, self, self.clock, args, durable=durable, auto_delete=auto_delete,
+                     exclusive_owner=owner, arguments=dict(arguments or {}))
         self.queues[name] = queue
         self.broker.watch_queue(queue)
         return queue

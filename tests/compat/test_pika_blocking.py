@@ -133,3 +133,17 @@ def test_pika_unknown_vhost_is_refused(ferry):
     params = pika.URLParameters(ferry.amqp_url.replace("%2F", "nope"))
     with pytest.raises(pika.exceptions.ProbableAccessDeniedError):
         pika.BlockingConnection(params)
+
+
+def test_pika_message_groups_extension_holds_back_a_busy_group(channel):
+    q = _name("fifo")
+    channel.queue_declare(q, arguments={"x-message-groups": True, "x-deduplication-window": 60000})
+    for body, group, mid in (("a1", "a", "1"), ("a1-dup", "a", "1"), ("a2", "a", "2"), ("b1", "b", "3")):
+        channel.basic_publish("", q, body.encode(),
+                              pika.BasicProperties(message_id=mid, headers={"x-group-id": group}))
+    first, _, body1 = channel.basic_get(q)
+    _, _, body2 = channel.basic_get(q)
+    assert (body1, body2) == (b"a1", b"b1")
+    assert channel.basic_get(q)[0] is None  # a2 waits for a1
+    channel.basic_ack(first.delivery_tag)
+    assert channel.basic_get(q, auto_ack=True)[2] == b"a2"
