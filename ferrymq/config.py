@@ -25,6 +25,7 @@ class Settings:
     heartbeat_s: int = limits.HEARTBEAT_S
     message_max_bytes: int = limits.MESSAGE_MAX_BYTES
     consumer_timeout_ms: int = limits.CONSUMER_TIMEOUT_DEFAULT_MS
+    memory_high_watermark_bytes: int = limits.MEMORY_HIGH_WATERMARK_BYTES
     # kombu gives Celery RabbitMQ's per-channel prefetch only when product == "RabbitMQ".
     amqp_product: str = "RabbitMQ"
     amqp_version: str = "3.12.0"

@@ -27,6 +27,9 @@ CONSUMER_TIMEOUT_DEFAULT_MS = 30 * 60 * 1000  # RabbitMQ 3.8.15+: 30 minutes
 DEDUP_WINDOW_MS = 5 * 60 * 1000  # SQS's deduplication window
 DELIVERY_LIMIT_MAX = 2**31 - 1
 
+# Queued message bodies above this raise the memory alarm: publishers get connection.blocked.
+MEMORY_HIGH_WATERMARK_BYTES = 1024 * 1024 * 1024
+
 # --- server I/O ---
 READ_CHUNK_BYTES = 256 * 1024
 OUTPUT_HIGH_WATER_BYTES = 4 * 1024 * 1024  # pause delivering to a consumer connection above this

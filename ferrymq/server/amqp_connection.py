@@ -12,6 +12,7 @@ import logging
 import socket
 from typing import TYPE_CHECKING, Any
 
+from pamqp import commands
 from pamqp.base import Frame
 
 from ferrymq.core.channel import CANCEL, CLOSE, CONFIRM, DELIVER, RETURN, Channel
@@ -47,6 +48,7 @@ class AMQPConnection(asyncio.Protocol):
         self.paused = False
         self.publishes = False  # has this connection published (flow control applies)?
         self.reading_paused_at: float | None = None
+        self.pause_reasons: set[str] = set()  # "flow" (a queue is backed up), "alarm" (memory)
 
     # --- asyncio.Protocol ----------------------------------------------------------------
 
@@ -66,26 +68,53 @@ class AMQPConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.last_recv_s = self.server.loop.time()
         self.codec.receive_data(data)
-        if self.broker.overloaded and self.publishes:
-            self.server.throttle(self)
+        if self.publishes:
+            if self.broker.overloaded:
+                self.server.throttle(self)
+            if self.server.alarm:
+                self.pause_reading("alarm")
         self.server.want_flush(self)
 
-    def pause_reading(self) -> bool:
-        """Flow control: only connections that publish and consume nothing are paused, so a
-        connection whose own acks would drain the queue can never deadlock itself."""
-        if self.reading_paused_at is not None or self.transport is None:
+    def pause_reading(self, reason: str) -> bool:
+        """Stop reading for ``reason``. Flow control pauses only connections that publish and
+        consume nothing, so a connection whose own acks would drain the queue cannot deadlock."""
+        if self.transport is None or reason in self.pause_reasons:
             return False
-        if any(ch.consumers for ch in self.channels.values()):
+        if reason == "flow" and any(ch.consumers for ch in self.channels.values()):
             return False
-        self.transport.pause_reading()
-        self.reading_paused_at = self.server.loop.time()
+        if not self.pause_reasons:
+            self.transport.pause_reading()
+            self.reading_paused_at = self.server.loop.time()
+        self.pause_reasons.add(reason)
         return True
 
-    def resume_reading(self) -> None:
-        if self.reading_paused_at is not None and self.transport is not None:
+    def resume_reading(self, reason: str) -> None:
+        if reason not in self.pause_reasons:
+            return
+        self.pause_reasons.discard(reason)
+        if not self.pause_reasons and self.transport is not None:
             self.reading_paused_at = None
             if not self.transport.is_closing():
                 self.transport.resume_reading()
+
+    # --- memory alarm (connection.blocked) -----------------------------------------------------
+
+    def block(self, reason: str) -> None:
+        """The memory alarm went off: tell clients that asked (connection.blocked) and stop
+        reading from connections that publish, as RabbitMQ does."""
+        caps = self.codec.client_properties.get("capabilities") or {}
+        if caps.get("connection.blocked") and not self.codec.closed:
+            self.codec.send_method(0, commands.Connection.Blocked(reason))
+            self.server.want_flush(self)
+        if self.publishes:
+            self.pause_reading("alarm")
+
+    def unblock(self) -> None:
+        caps = self.codec.client_properties.get("capabilities") or {}
+        if caps.get("connection.blocked") and not self.codec.closed:
+            self.codec.send_method(0, commands.Connection.Unblocked())
+            self.server.want_flush(self)
+        self.resume_reading("alarm")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._teardown()
@@ -99,8 +128,6 @@ class AMQPConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.paused = False
-        self.publishes = False  # has this connection published (flow control applies)?
-        self.reading_paused_at: float | None = None
         for ch in list(self.channels.values()):
             ch.set_deliverable(True)
         self.server.want_flush(self)
@@ -211,8 +238,6 @@ class AMQPConnection(asyncio.Protocol):
         elif kind == RETURN:
             self.codec.send_return(number, *eff[1:])
         elif kind == CANCEL:
-            from pamqp import commands
-
             self.codec.send_method(number, commands.Basic.Cancel(eff[1]))
         elif kind == CLOSE:
             self.codec.close_channel(number, eff[1], eff[2], 0, 0)

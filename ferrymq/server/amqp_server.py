@@ -15,7 +15,7 @@ from ferrymq.server.amqp_connection import AMQPConnection
 
 log = logging.getLogger("ferrymq.server")
 
-TIMER_MAX_SLEEP_S = 1.0  # heartbeats are checked at least this often
+TIMER_MAX_SLEEP_S = 0.25  # heartbeats and the memory alarm are checked at least this often
 
 
 class AMQPServer:
@@ -33,6 +33,7 @@ class AMQPServer:
         self.output_low_water = limits.OUTPUT_LOW_WATER_BYTES
         self._to_flush: set[AMQPConnection] = set()
         self._throttled: set[AMQPConnection] = set()
+        self.alarm = False  # memory alarm: queued bodies above the high watermark
         self._flush_scheduled = False
         self._server: asyncio.base_events.Server | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -76,7 +77,7 @@ class AMQPServer:
     # --- flow control ----------------------------------------------------------------------
 
     def throttle(self, conn: AMQPConnection) -> None:
-        if conn.pause_reading():
+        if conn.pause_reading("flow"):
             self._throttled.add(conn)
             self.loop.call_later(limits.FLOW_PAUSE_MAX_MS / 1000, self._release_throttled)
 
@@ -90,7 +91,7 @@ class AMQPServer:
             paused_at = conn.reading_paused_at
             if relieved or paused_at is None or paused_at <= oldest_ok:
                 self._throttled.discard(conn)
-                conn.resume_reading()
+                conn.resume_reading("flow")
 
     # --- timers ----------------------------------------------------------------------------
 
@@ -111,6 +112,7 @@ class AMQPServer:
         self._timer = None
         self.broker.tick()
         self._heartbeats()
+        self._check_memory()
         if self.broker.dirty and not self._flush_scheduled:
             self._flush_scheduled = True
             self.loop.call_soon(self.flush)
@@ -130,6 +132,21 @@ class AMQPServer:
             if now - conn.last_send_s >= hb / 2:
                 conn.codec.send_heartbeat()
                 self.want_flush(conn)
+
+    def _check_memory(self) -> None:
+        """RabbitMQ's memory alarm, on the bytes of queued message bodies."""
+        queued = sum(q.ready_bytes for v in self.broker.vhosts.values() for q in v.queues.values())
+        high = self.settings.memory_high_watermark_bytes
+        if not self.alarm and queued > high:
+            self.alarm = True
+            log.warning("memory alarm: %d bytes queued > %d; blocking publishers", queued, high)
+            for conn in list(self.connections):
+                conn.block("low on memory")
+        elif self.alarm and queued <= high:
+            self.alarm = False
+            log.warning("memory alarm cleared: %d bytes queued", queued)
+            for conn in list(self.connections):
+                conn.unblock()
 
     # --- shutdown --------------------------------------------------------------------------
 
