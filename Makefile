@@ -20,6 +20,15 @@ test: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -x --durations=10 tests
 
+# Compat tier: upstream client suites (kombu, py-amqp) against a real `ferrymq serve`.
+compat: $(STAMP)
+	scripts/upstream-suites.sh
+
+# Side-by-side benchmark against a private RabbitMQ node (needs rabbitmq-server).
+bench: $(STAMP)
+	mkdir -p bench-results
+	$(BIN)/python -m ferrymq.bench.compare --seconds 10 | tee bench-results/compare.json
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports

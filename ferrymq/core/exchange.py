@@ -199,7 +199,7 @@ def make_exchange(
 ) -> Exchange:
     cls = EXCHANGE_TYPES.get(type_)
     if cls is None:
-        raise CommandInvalid(f"invalid exchange type '{type_}'")
+        raise CommandInvalid(f"unknown exchange type '{type_}'")
     return cls(name, durable, auto_delete, internal, dict(arguments))
 
 

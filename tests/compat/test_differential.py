@@ -172,6 +172,7 @@ ERROR_CASES: dict[str, Callable[[Any, str], Any]] = {
     "redeclare_queue_args_removed": lambda ch, p: (
         ch.queue_declare(f"{p}-q", auto_delete=True, arguments={"x-dead-letter-exchange": "a"}),
         ch.queue_declare(f"{p}-q", auto_delete=True)),
+    "invalid_exchange_type": lambda ch, p: ch.exchange_declare(f"{p}-x", "ZZwwInvalid"),
     "reserved_queue_name": lambda ch, p: ch.queue_declare(f"amq.{p}"),
     "reserved_exchange_name": lambda ch, p: ch.exchange_declare(f"amq.{p}", "direct"),
     "ack_unknown_tag": lambda ch, p: (ch.basic_ack(42), ch.queue_declare(f"{p}-q", auto_delete=True)),

@@ -155,7 +155,8 @@ class AMQPServerConnection:
             except ProtocolError as exc:
                 if isinstance(exc, FrameError):
                     raise
-                self._fail(exc, 0, ch if not exc.connection_level else 0)
+                cm = _class_method(buf, start) if ftype == FRAME_METHOD and end - start >= 4 else 0
+                self._fail(exc, cm, ch if not exc.connection_level else 0)
         del buf[:pos]
         if len(buf) > self.frame_max + 8:
             raise FrameError("incomplete frame larger than frame_max")
@@ -469,6 +470,11 @@ class AMQPServerConnection:
         self.state = CLOSING
         if hard or not was_open:
             self._finish()
+
+
+def _class_method(buf: bytearray, start: int) -> int:
+    """The (class, method) of the method frame that failed, for the close's class/method ids."""
+    return _CM.unpack_from(buf, start)[0]
 
 
 def _credentials(mechanism: str, response: str | bytes) -> tuple[str, str]:
