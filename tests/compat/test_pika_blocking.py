@@ -147,3 +147,15 @@ def test_pika_message_groups_extension_holds_back_a_busy_group(channel):
     assert channel.basic_get(q)[0] is None  # a2 waits for a1
     channel.basic_ack(first.delivery_tag)
     assert channel.basic_get(q, auto_ack=True)[2] == b"a2"
+
+
+def test_users_from_settings_log_in_and_guest_can_be_removed():
+    from ferrymq.testing import EmbeddedBroker
+
+    with EmbeddedBroker(users={"alice": "s3cret"}) as broker:
+        url = f"amqp://alice:s3cret@127.0.0.1:{broker.amqp_port}/%2F"
+        conn = pika.BlockingConnection(pika.URLParameters(url))
+        conn.channel().queue_declare(_name("q"), auto_delete=True)
+        conn.close()
+        with pytest.raises(pika.exceptions.ProbableAuthenticationError):
+            pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
