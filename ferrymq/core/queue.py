@@ -347,8 +347,7 @@ class Queue:
             consumer.unacked -= 1
         limit = self.args.delivery_limit
         if limit is not None and entry.deliveries > limit:
-            self.counters["dead_lettered"] += 1
-            self.vhost.dead_letter(self, entry.msg, "delivery_limit")
+            self.vhost.dead_letter(self, entry.msg, "delivery_limit")  # counts dead_lettered
             return
         self.counters["requeued"] += 1
         level = self._levels[entry.priority]
