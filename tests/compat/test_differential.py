@@ -72,6 +72,19 @@ def routing_every_exchange_type(ch: Any, p: str) -> Any:
 
 
 @scenario
+def topic_patterns_against_empty_and_odd_keys(ch: Any, p: str) -> Any:
+    ex = f"{p}-t"
+    ch.exchange_declare(ex, "topic", auto_delete=True)
+    patterns = ["*", "#.*", "#", "*.#", "", "a.*", "a.#", "#.a", "a..b", "*.*"]
+    for i, pattern in enumerate(patterns):
+        ch.queue_declare(f"{p}-{i}", auto_delete=True)
+        ch.queue_bind(f"{p}-{i}", ex, pattern)
+    for key in ["", "a", "a.", ".a", "a..b", "a.b.c", "*", "#"]:
+        ch.basic_publish(ex, key, key.encode() or b"<empty>")
+    return {patterns[i]: sorted(bodies(ch, f"{p}-{i}")) for i in range(len(patterns))}
+
+
+@scenario
 def dead_letter_headers_on_reject(ch: Any, p: str) -> Any:
     ch.exchange_declare(f"{p}-dlx", "direct", auto_delete=True)
     ch.queue_declare(f"{p}-dead", auto_delete=True)
