@@ -1,4 +1,8 @@
-"""A timer heap for held items (delayed messages): timers are data, the shell wakes us."""
+"""A timer heap for held items (delayed messages, later other timers).
+
+Timers are data: the core pushes (due time, item), the shell asks ``next_deadline_ms`` when to
+wake it and then calls ``pop_due(now)``. No clock is read here, so tests fast-forward freely.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,14 @@ T = TypeVar("T")
 
 
 class DelayQueue(Generic[T]):
+    """Items released in due order; equal due times keep push order (a sequence number breaks
+    the tie, so items themselves are never compared)."""
+
+    __slots__ = ("_heap", "_seq")
+
     def __init__(self) -> None:
         self._heap: list[tuple[int, int, T]] = []
-        self._seq = 0  # keeps equal due times in push order
+        self._seq = 0
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -21,6 +30,7 @@ class DelayQueue(Generic[T]):
         self._seq += 1
 
     def pop_due(self, now_ms: int) -> list[T]:
+        """Remove and return every item due at or before ``now_ms``, earliest first."""
         out: list[T] = []
         heap = self._heap
         while heap and heap[0][0] <= now_ms:
@@ -28,4 +38,5 @@ class DelayQueue(Generic[T]):
         return out
 
     def next_deadline_ms(self) -> int | None:
+        """When the earliest item falls due, or None when nothing is held."""
         return self._heap[0][0] if self._heap else None

@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Any
 from ferrymq.core.args import parse_queue_args
 from ferrymq.core.deadletter import dead_letter_message
 from ferrymq.core.delay import DelayQueue
-from ferrymq.core.exchange import Binding, Exchange, delay_ms, equivalent, make_exchange, resolve
+from ferrymq.core.exchange import (
+    Binding,
+    Exchange,
+    check_type,
+    delay_ms,
+    equivalent,
+    make_exchange,
+    resolve,
+)
 from ferrymq.core.fifo import FifoQueue
 from ferrymq.core.message import Message
 from ferrymq.core.queue import Queue
@@ -85,6 +93,8 @@ class VHost:
         self, name: str, type_: str, *, passive: bool = False, durable: bool = False,
         auto_delete: bool = False, internal: bool = False, arguments: dict[str, Any] | None = None,
     ) -> Exchange:
+        if not passive:
+            check_type(type_)  # RabbitMQ checks the type first, even on a redeclare
         if not name:
             raise AccessRefused("operation not permitted on the default exchange")
         existing = self.exchanges.get(name)
@@ -97,7 +107,8 @@ class VHost:
             return existing
         if name.startswith("amq."):
             raise AccessRefused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
-        ex = make_exchange(name, type_, durable, auto_delete, internal, arguments or {})
+        ex = make_exchange(name, type_, durable, auto_delete, internal, arguments or {},
+                           vhost=self.name)
         self.exchanges[name] = ex
         return ex
 
@@ -249,8 +260,7 @@ class VHost:
         else:
             self.get_queue(destination, connection)
         ex = self.get_exchange(source)
-        frozen = tuple(sorted((arguments or {}).items(), key=lambda kv: kv[0]))
-        return ex, Binding(source, destination, to_exchange, routing_key, frozen)
+        return ex, Binding.of(source, destination, to_exchange, routing_key, arguments)
 
     def _unbind(self, ex: Exchange, binding: Binding) -> None:
         if ex.unbind(binding) and ex.auto_delete and not ex.has_bindings():
