@@ -24,6 +24,7 @@ HEADERS_DEPTH_MAX = 16  # nesting bound when decoding field tables
 PRIORITY_MAX = 255  # x-max-priority upper bound
 PREFETCH_MAX = 65_535  # basic.qos prefetch_count is a short
 CONSUMER_TIMEOUT_DEFAULT_MS = 30 * 60 * 1000  # RabbitMQ 3.8.15+: 30 minutes
+CONSUMER_TIMEOUT_CHECK_MS = 1_000  # unacked deliveries are checked this often, not per event
 DEDUP_WINDOW_MS = 5 * 60 * 1000  # SQS's deduplication window
 DELIVERY_LIMIT_MAX = 2**31 - 1
 

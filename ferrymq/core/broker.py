@@ -42,6 +42,7 @@ class Broker:
         self.reply_channels: dict[str, Channel] = {}
         self.overloaded: set[Queue] = set()  # consumed queues over the flow high-water mark
         self._timed_queues: set[Queue] = set()
+        self._last_timeout_check_ms = clock.monotonic_ms()
         self.add_vhost("/")
 
     def add_vhost(self, name: str) -> VHost:
@@ -108,7 +109,8 @@ class Broker:
     def _deadlines(self) -> list[int | None]:
         out: list[int | None] = [q.next_deadline_ms() for q in self._timed_queues]
         out.extend(v.delayed.next_deadline_ms() for v in self.vhosts.values())
-        out.extend(ch.next_deadline_ms() for ch in self.channels if ch.unacked)
+        if any(ch.unacked for ch in self.channels):
+            out.append(self._last_timeout_check_ms + limits.CONSUMER_TIMEOUT_CHECK_MS)
         return out
 
     def tick(self, now_ms: int | None = None) -> None:
@@ -120,5 +122,9 @@ class Broker:
                 queue.vhost.drop_queue(queue)
             elif not queue.deleted:
                 queue.dispatch()
-        for channel in list(self.channels):
-            channel.tick(now)
+        if now - self._last_timeout_check_ms >= limits.CONSUMER_TIMEOUT_CHECK_MS:
+            # Consumer timeouts are checked periodically (as RabbitMQ does), never per event:
+            # a scan of every unacked delivery on each loop turn would cost O(unacked).
+            self._last_timeout_check_ms = now
+            for channel in list(self.channels):
+                channel.tick(now)

@@ -312,15 +312,6 @@ class Channel:
 
     # --- timers and close ------------------------------------------------------------------
 
-    def next_deadline_ms(self) -> int | None:
-        """The earliest consumer-timeout deadline among unacked deliveries."""
-        deadline = None
-        for _, _, consumer, delivered_at in self.unacked.values():
-            due = delivered_at + self._timeout_ms(consumer)
-            if deadline is None or due < deadline:
-                deadline = due
-        return deadline
-
     def _timeout_ms(self, consumer: Consumer | None) -> int:
         if consumer is not None:
             if consumer.timeout_ms is not None:
