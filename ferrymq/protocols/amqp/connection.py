@@ -27,6 +27,7 @@ from ferrymq.errors import (
     FrameError,
     NotImplemented_,
     ProtocolError,
+    SyntaxError_,
     UnexpectedFrame,
 )
 from ferrymq.protocols.amqp import hotpath
@@ -180,6 +181,19 @@ class AMQPServerConnection:
         if end - start < 4:
             raise FrameError("method frame too short")
         (cm,) = _CM.unpack_from(buf, start)
+        try:
+            if self._hot_method(ch, cm, buf, start, end):
+                return
+        except (ValueError, IndexError, struct.error) as exc:  # UnicodeDecodeError included
+            raise SyntaxError_(f"malformed method frame {cm >> 16}.{cm & 0xFFFF}: {exc}") from None
+        method = self._unmarshal(buf, start, end, cm)
+        if ch == 0:
+            self._connection_method(method, cm)
+        else:
+            self._channel_method(ch, method, cm)
+
+    def _hot_method(self, ch: int, cm: int, buf: bytearray, start: int, end: int) -> bool:
+        """publish / ack / nack / reject on an open channel, decoded by hand; False otherwise."""
         if ch and self.state == OPEN:
             chan = self._channels.get(ch)
             if chan is not None and chan.state == CH_OPEN:
@@ -189,26 +203,21 @@ class AMQPServerConnection:
                         f"instead (method {cm >> 16}.{cm & 0xFFFF})"
                     )
                 if cm == BASIC_PUBLISH:
-                    self._publish(chan, buf, start + 4)
-                    return
-                if cm == BASIC_ACK:
+                    self._publish(chan, buf, start + 4, end)
+                    return True
+                if cm in (BASIC_ACK, BASIC_NACK, BASIC_REJECT):
+                    if end - start != 13:
+                        raise ValueError("wrong length for an ack/nack/reject frame")
                     tag, bits = _ACK.unpack_from(buf, start + 4)
-                    self._guard(ch, cm, self.handler.on_ack, ch, tag, bool(bits & 1))
-                    return
-                if cm == BASIC_NACK:
-                    tag, bits = _ACK.unpack_from(buf, start + 4)
-                    self._guard(ch, cm, self.handler.on_nack, ch, tag, bool(bits & 1),
-                                bool(bits & 2))
-                    return
-                if cm == BASIC_REJECT:
-                    tag, bits = _ACK.unpack_from(buf, start + 4)
-                    self._guard(ch, cm, self.handler.on_reject, ch, tag, bool(bits & 1))
-                    return
-        method = self._unmarshal(buf, start, end, cm)
-        if ch == 0:
-            self._connection_method(method, cm)
-        else:
-            self._channel_method(ch, method, cm)
+                    if cm == BASIC_ACK:
+                        self._guard(ch, cm, self.handler.on_ack, ch, tag, bool(bits & 1))
+                    elif cm == BASIC_NACK:
+                        self._guard(ch, cm, self.handler.on_nack, ch, tag, bool(bits & 1),
+                                    bool(bits & 2))
+                    else:
+                        self._guard(ch, cm, self.handler.on_reject, ch, tag, bool(bits & 1))
+                    return True
+        return False
 
     def _unmarshal(self, buf: bytearray, start: int, end: int, cm: int) -> Frame:
         try:
@@ -219,8 +228,8 @@ class AMQPServerConnection:
             raise FrameError(f"cannot decode method frame {cm >> 16}.{cm & 0xFFFF}") from None
         return method
 
-    def _publish(self, chan: _Channel, buf: bytearray, pos: int) -> None:
-        exchange, routing_key, bits = hotpath.decode_publish(buf, pos)
+    def _publish(self, chan: _Channel, buf: bytearray, pos: int, end: int) -> None:
+        exchange, routing_key, bits = hotpath.decode_publish(buf, pos, end)
         if bits & 2:
             raise NotImplemented_("immediate=true")
         chan.exchange = exchange
@@ -237,6 +246,8 @@ class AMQPServerConnection:
             return
         if chan.exchange is None or chan.props is not None:
             raise UnexpectedFrame(f"unexpected content header frame on channel {ch}")
+        if end - start < 14:
+            raise SyntaxError_(f"content header frame too short on channel {ch}")
         _, _, size = _CONTENT.unpack_from(buf, start)
         chan.raw_props = bytes(buf[start + 12:end])
         chan.props = decode_properties(buf, start + 12, end)

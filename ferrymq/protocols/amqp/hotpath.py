@@ -95,12 +95,17 @@ def confirm_frame(channel: int, delivery_tag: int, multiple: bool, ack: bool) ->
     return _CONFIRM.pack(1, channel, 13, 60, method, delivery_tag, 1 if multiple else 0, 0xCE)
 
 
-def decode_publish(buf: bytes | bytearray, pos: int) -> tuple[str, str, int]:
-    """basic.publish arguments after class/method: (exchange, routing key, bits)."""
+def decode_publish(buf: bytes | bytearray, pos: int, end: int) -> tuple[str, str, int]:
+    """basic.publish arguments after class/method: (exchange, routing key, bits).
+
+    Raises ValueError (or UnicodeDecodeError) when a length runs past the frame's end."""
     pos += 2  # reserved ticket
     n = buf[pos]
     exchange = bytes(buf[pos + 1:pos + 1 + n]).decode()
     pos += 1 + n
     n = buf[pos]
     routing_key = bytes(buf[pos + 1:pos + 1 + n]).decode()
-    return exchange, routing_key, buf[pos + 1 + n]
+    pos += 1 + n
+    if pos >= end:
+        raise ValueError("basic.publish arguments overrun the frame")
+    return exchange, routing_key, buf[pos]
