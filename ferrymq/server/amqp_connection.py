@@ -17,7 +17,7 @@ from pamqp.base import Frame
 
 from ferrymq.core.channel import CANCEL, CLOSE, CONFIRM, DELIVER, RETURN, Channel
 from ferrymq.core.message import Message
-from ferrymq.errors import AccessRefused, ChannelStateError
+from ferrymq.errors import AccessRefused, ChannelStateError, NotImplemented_
 from ferrymq.protocols.amqp.connection import AMQPServerConnection
 from ferrymq.server.amqp_methods import METHODS
 
@@ -198,8 +198,6 @@ class AMQPConnection(asyncio.Protocol):
         self.drain(ch)  # effects queued before this method go out before its reply
         handler = METHODS.get(type(method))
         if handler is None:
-            from ferrymq.errors import NotImplemented_
-
             raise NotImplemented_(f"method {method.name} not implemented")
         reply = handler(self, ch, method)
         if reply is not None:

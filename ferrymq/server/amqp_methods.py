@@ -122,16 +122,11 @@ def basic_consume(conn: AMQPConnection, ch: Channel, m: c.Basic.Consume) -> Fram
     if m.queue == "amq.rabbitmq.reply-to":
         tag = ch.consume_reply_to(m.consumer_tag, m.no_ack)
         return _reply(m, c.Basic.ConsumeOk(tag))
-    queue = m.queue or conn.last_queue.get(ch.number, "")
-    # consume-ok must precede the first delivery: send it before the queue dispatches.
-    tag = m.consumer_tag or f"amq.ctag-{ch.broker.unique_token()}"
-    ch.vhost.get_queue(queue, conn)  # 404/405 before any reply
-    if tag in ch.consumers:
-        ch.consume(queue, tag)  # raises the 530 for a reused tag
-    if not m.nowait:
-        conn.codec.send_method(ch.number, c.Basic.ConsumeOk(tag))
-    ch.consume(queue, tag, no_ack=m.no_ack, exclusive=m.exclusive, arguments=m.arguments)
-    return None
+    # Deliveries made while the consumer registers wait in the channel's outbox until the flush,
+    # so the consume-ok returned here always reaches the client before the first delivery.
+    tag = ch.consume(m.queue or conn.last_queue.get(ch.number, ""), m.consumer_tag,
+                     no_ack=m.no_ack, exclusive=m.exclusive, arguments=m.arguments)
+    return _reply(m, c.Basic.ConsumeOk(tag))
 
 
 @method(c.Basic.Cancel)
