@@ -52,7 +52,6 @@ class Channel:
         self.outbox: list[tuple[Any, ...]] = []
         self.dirty = False
         self.closed = False
-        self._consumer_seq = 0
         self.reply_to_tag: str | None = None
         self.reply_to_token: str | None = None
 
@@ -121,7 +120,6 @@ class Channel:
     ) -> str:
         queue = self.vhost.get_queue(queue_name, self.connection)
         if not tag:
-            self._consumer_seq += 1
             tag = f"amq.ctag-{self.broker.unique_token()}"
         if tag in self.consumers:
             raise NotAllowed(f"attempt to reuse consumer tag '{tag}'")
