@@ -1,4 +1,4 @@
-"""`ferrymq serve | version`: thin; the work lives in ferrymq.server."""
+"""`ferrymq serve | bench | version`: thin; the work lives in ferrymq.server and ferrymq.bench."""
 
 from __future__ import annotations
 
@@ -35,6 +35,15 @@ def serve(
     from ferrymq.server.app import run
 
     run(settings)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                                "help_option_names": []})
+def bench(ctx: typer.Context) -> None:
+    """Measure any AMQP 0-9-1 broker (FerryMQ or RabbitMQ); `ferrymq bench --help` for options."""
+    from ferrymq.bench.amqp_load import main as bench_main
+
+    bench_main(ctx.args)
 
 
 @app.command()

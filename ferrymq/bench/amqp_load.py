@@ -1,6 +1,6 @@
 """The AMQP load generator: one producer and one consumer process over raw sockets.
 
-    python -m ferrymq.bench.amqp_load --url amqp://guest:guest@127.0.0.1:5672/ --seconds 10
+    ferrymq bench --url amqp://guest:guest@127.0.0.1:5672/%2F --seconds 10
 
 Producer: publisher confirms with a bounded window (or fire-and-forget), many publishes per
 ``sendall``. Consumer: manual acks (one ack frame per delivery, written in batches) with a
@@ -222,7 +222,8 @@ def run(opts: Options) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap = argparse.ArgumentParser(prog="ferrymq bench", description=__doc__,
+                                 formatter_class=argparse.RawTextHelpFormatter)
     for field, default in asdict(Options()).items():
         flag = "--" + field.replace("_", "-")
         if isinstance(default, bool):
