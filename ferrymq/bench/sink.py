@@ -23,6 +23,8 @@ PUBLISH = (60 << 16) | 40
 REPLIES = {
     c.Channel.Open: lambda m: c.Channel.OpenOk(),
     c.Queue.Declare: lambda m: c.Queue.DeclareOk(m.queue or "sink", 0, 0),
+    c.Queue.Delete: lambda m: c.Queue.DeleteOk(0),
+    c.Channel.Close: lambda m: c.Channel.CloseOk(),
     c.Confirm.Select: lambda m: c.Confirm.SelectOk(),
     c.Basic.Qos: lambda m: c.Basic.QosOk(),
     c.Basic.Consume: lambda m: c.Basic.ConsumeOk(m.consumer_tag or "sink"),

@@ -17,7 +17,13 @@ from pamqp.header import ContentHeader
 from pamqp.heartbeat import Heartbeat
 
 from ferrymq import limits
-from ferrymq.protocols.amqp.frames import FRAME_BODY, FRAME_HEAD, PROTOCOL_HEADER, frame
+from ferrymq.protocols.amqp.frames import (
+    FRAME_BODY,
+    FRAME_HEAD,
+    FRAME_OVERHEAD_BYTES,
+    PROTOCOL_HEADER,
+    frame,
+)
 from ferrymq.protocols.amqp.hotpath import SHORT_LEN, utf8
 from ferrymq.protocols.amqp.methods import encode_method as method_payload
 
@@ -51,7 +57,7 @@ def encode_publish(
         _CONTENT_HEAD.pack(0xCE, 2, channel, 12 + len(raw_props), 60, 0, size), raw_props,
         b"\xce",
     ]
-    chunk = frame_max - 8
+    chunk = frame_max - FRAME_OVERHEAD_BYTES
     for start in range(0, size, chunk):
         parts.append(frame(FRAME_BODY, channel, body[start:start + chunk]))
     return b"".join(parts)
@@ -66,6 +72,11 @@ class FrameReader:
 
     def __init__(self) -> None:
         self._buf = bytearray()
+
+    @property
+    def pending(self) -> int:
+        """Bytes of an incomplete frame still waiting for the rest."""
+        return len(self._buf)
 
     def feed(self, data: bytes) -> Iterator[tuple[int, ClientFrame]]:
         self._buf += data

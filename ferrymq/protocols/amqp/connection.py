@@ -43,14 +43,16 @@ from ferrymq.protocols.amqp.frames import (
     FRAME_BODY,
     FRAME_HEAD,
     FRAME_HEADER,
+    FRAME_HEADER_SIZE,
     FRAME_HEARTBEAT,
     FRAME_METHOD,
-    FRAME_SIZE_FUDGE_BYTES,
+    FRAME_OVERHEAD_BYTES,
     HEARTBEAT_FRAME,
     METHOD_ID,
     PROTOCOL_HEADER,
     LostSync,
     frame,
+    max_payload,
     snippet,
     split_method_id,
 )
@@ -136,7 +138,7 @@ class AMQPServerConnection:
         self._state = AWAITING_HEADER
         self._mechanism = ""
         self._channels: dict[int, _Channel] = {}
-        self._max_payload = frame_max - 8 + FRAME_SIZE_FUDGE_BYTES
+        self._max_payload = max_payload(frame_max)
         self._partial = bytearray()  # an incomplete frame, kept until it can be parsed
         self._need = len(PROTOCOL_HEADER)  # bytes _partial must hold before parsing is worthwhile
 
@@ -146,6 +148,8 @@ class AMQPServerConnection:
         """Parse every complete frame in the input; keep an incomplete one for next time."""
         if self.closed or not data:
             return
+        if type(data) is not bytes:  # slices of the input must be bytes, never views into it
+            data = bytes(data)
         try:
             if self._partial:
                 self._partial += data
@@ -159,6 +163,10 @@ class AMQPServerConnection:
             if pos < len(data) and not self.closed:
                 self._keep(data, pos)
         except LostSync as exc:
+            if self._state == CLOSING:  # our close is out, but the stream is lost: stop waiting
+                self._partial.clear()
+                self._state = CLOSED
+                self.closed = True
             self._close_connection(exc.code, exc.text, 0, 0, drop=True)
         except Exception as exc:  # a bug must cost one connection, never the broker
             self._internal_error(exc)
@@ -174,7 +182,7 @@ class AMQPServerConnection:
             self._refuse_protocol()
             return b""
         self._state = STARTING
-        self.send_method(0, c.Connection.Start(
+        self._send(0, c.Connection.Start(
             version_major=0, version_minor=9, server_properties=self.server_properties,
             mechanisms=" ".join(self.mechanisms), locales="en_US",
         ))
@@ -191,11 +199,9 @@ class AMQPServerConnection:
         head's size was checked against frame_max already, which bounds the buffer)."""
         rest = data[pos:]
         self._partial += rest
-        if len(rest) >= 7:
-            self._need = 8 + _HEAD(rest, 0)[2]
-        else:
-            self._need = 8
-        if self._need > self._max_payload + 8:
+        head = FRAME_HEADER_SIZE
+        self._need = FRAME_OVERHEAD_BYTES + _HEAD(rest, 0)[2] if len(rest) >= head else head
+        if self._need > self._max_payload + FRAME_OVERHEAD_BYTES:
             raise LostSync("incomplete frame larger than frame_max")
 
     def _frames(self, data: bytes) -> int:
@@ -211,8 +217,7 @@ class AMQPServerConnection:
         handler = self.handler
         max_payload = self._max_payload
         interned = INTERNED_PROPERTIES
-        decode_publish, decode_ack = hotpath.decode_publish, hotpath.decode_ack
-        while n - pos >= 8:
+        while n - pos >= 7:  # a whole frame head: its size is checked before the frame is whole
             ftype, ch, size = _HEAD(data, pos)
             if size > max_payload:
                 raise LostSync(f"type {ftype}, frame of {size + 8} octets is larger than "
@@ -256,21 +261,10 @@ class AMQPServerConnection:
                         self._last_body_frame(ch, chan, b"", 0)
                 elif ftype == FRAME_METHOD and chan.phase == CH_OPEN and size >= 4:
                     cm = _CM(data, start)[0]
-                    if cm == BASIC_PUBLISH:
-                        try:
-                            exchange, routing_key, bits = decode_publish(data, start, end)
-                        except _DECODE_ERRORS:
-                            raise _cannot_decode(data, start, end) from None
-                        if bits & 2:
-                            raise NotImplemented_("immediate=true")
-                        chan.publish = (exchange, routing_key, bits)
-                        chan.phase = CH_HEADER
+                    if cm == BASIC_PUBLISH:  # the table's action, without the table lookup
+                        self._on_publish(ch, chan, cm, data, start, end)
                     elif cm == BASIC_ACK:
-                        try:
-                            tag, bits = decode_ack(data, start, end)
-                        except _DECODE_ERRORS:
-                            raise _cannot_decode(data, start, end) from None
-                        handler.on_ack(ch, tag, bits & 1 == 1)
+                        self._on_ack(ch, chan, cm, data, start, end)
                     else:
                         self._channel_method(ch, chan, cm, data, start, end)
                 else:
@@ -345,7 +339,7 @@ class AMQPServerConnection:
         self.handler.on_channel_open(ch)
         chan = self._channels.get(ch)
         if chan is not None and chan.phase == CH_OPEN:  # the handler may have closed it again
-            self.send_method(ch, c.Channel.OpenOk())
+            self._send(ch, c.Channel.OpenOk())
 
     def _channel_method(self, ch: int, chan: _Channel, cm: int, data: bytes, start: int,
                         end: int) -> None:
@@ -416,33 +410,36 @@ class AMQPServerConnection:
         self.username = username
         self._mechanism = mechanism
         self._state = TUNING
-        self.send_method(0, c.Connection.Tune(self.channel_max, self.frame_max, self.heartbeat))
+        self._send(0, c.Connection.Tune(self.channel_max, self.frame_max, self.heartbeat))
 
     def _on_tune_ok(self, m: c.Connection.TuneOk) -> None:
-        frame_max = m.frame_max or self.frame_max
+        frame_max = m.frame_max or self.frame_max  # 0: the client takes our value
         channel_max = m.channel_max or self.channel_max
-        problem = (
-            _negotiation("frame_max", m.frame_max, "lower", "minimum", limits.FRAME_MIN_BYTES)
-            if frame_max < limits.FRAME_MIN_BYTES else
-            _negotiation("frame_max", frame_max, "higher", "maximum", self.frame_max)
-            if frame_max > self.frame_max else
-            _negotiation("channel_max", channel_max, "higher", "maximum", self.channel_max)
-            if channel_max > self.channel_max else None
-        )
+        problem = self._tune_problem(frame_max, channel_max)
         if problem:  # RabbitMQ names connection.tune (10, 30) as the failing method
             self._close_connection(NOT_ALLOWED, f"NOT_ALLOWED - {problem}", 10, 30)
             return
         self.frame_max = frame_max
         self.channel_max = channel_max
         self.heartbeat = m.heartbeat
-        self._max_payload = frame_max - 8 + FRAME_SIZE_FUDGE_BYTES
+        self._max_payload = max_payload(frame_max)
         self._state = OPENING
+
+    def _tune_problem(self, frame_max: int, channel_max: int) -> str | None:
+        """RabbitMQ's texts for tune-ok values outside what we proposed."""
+        if frame_max < limits.FRAME_MIN_BYTES:
+            return _negotiation("frame_max", frame_max, "lower", "minimum", limits.FRAME_MIN_BYTES)
+        if frame_max > self.frame_max:
+            return _negotiation("frame_max", frame_max, "higher", "maximum", self.frame_max)
+        if channel_max > self.channel_max:
+            return _negotiation("channel_max", channel_max, "higher", "maximum", self.channel_max)
+        return None
 
     def _on_open(self, m: c.Connection.Open) -> None:
         self.handler.open_vhost(m.virtual_host)
         self.vhost = m.virtual_host
         self._state = RUNNING
-        self.send_method(0, c.Connection.OpenOk())
+        self._send(0, c.Connection.OpenOk())
 
     def _on_update_secret(self, m: c.Connection.UpdateSecret) -> None:
         secret = m.new_secret if isinstance(m.new_secret, str) else bytes(m.new_secret).decode()
@@ -450,7 +447,7 @@ class AMQPServerConnection:
             self.handler.authenticate(self.username or "", secret, self._mechanism)
         except ProtocolError:
             raise NotAllowed("New secret was refused by one of the backends") from None
-        self.send_method(0, c.Connection.UpdateSecretOk())
+        self._send(0, c.Connection.UpdateSecretOk())
 
     def _on_client_close(self, m: c.Connection.Close) -> None:
         self._state = CLOSED
@@ -458,12 +455,12 @@ class AMQPServerConnection:
         try:
             self.handler.on_connection_closed()
         finally:
-            self.send_method(0, c.Connection.CloseOk())
+            self._send(0, c.Connection.CloseOk())
             self.closed = True
 
     def _on_close_crossed(self, m: c.Connection.Close) -> None:
         """Both sides sent close: answer theirs, and ours is answered too."""
-        self.send_method(0, c.Connection.CloseOk())
+        self._send(0, c.Connection.CloseOk())
         self._on_close_ok(m)
 
     def _on_close_ok(self, m: Frame) -> None:
@@ -480,7 +477,7 @@ class AMQPServerConnection:
                  end: int) -> None:
         m: c.Channel.Flow = _decode(cm, data, start, end)  # type: ignore[assignment]
         self.handler.on_flow(ch, m.active)
-        self.send_method(ch, c.Channel.FlowOk(m.active))
+        self._send(ch, c.Channel.FlowOk(m.active))
 
     def _on_channel_close(self, ch: int, chan: _Channel, cm: int, data: bytes, start: int,
                           end: int) -> None:
@@ -489,11 +486,11 @@ class AMQPServerConnection:
         try:
             self.handler.on_channel_closed(ch)
         finally:
-            self.send_method(ch, c.Channel.CloseOk())
+            self._send(ch, c.Channel.CloseOk())
 
     def _on_close_crossed_on_channel(self, ch: int, chan: _Channel, cm: int, data: bytes,
                                      start: int, end: int) -> None:
-        self.send_method(ch, c.Channel.CloseOk())
+        self._send(ch, c.Channel.CloseOk())
         self._on_channel_close_ok(ch, chan, cm, data, start, end)
 
     def _on_channel_close_ok(self, ch: int, chan: _Channel, cm: int, data: bytes, start: int,
@@ -537,14 +534,32 @@ class AMQPServerConnection:
 
     # --- output ------------------------------------------------------------------------------
 
+    # Every send_* drops what it is given for a channel that is not open (or is closing), and
+    # everything once the connection is closing: after sending channel.close or connection.close
+    # a peer may send nothing but the close handshake. The broker requeues those deliveries when
+    # it hears the channel closed, as RabbitMQ's channel stops delivering once it closes.
+
     def send_method(self, channel: int, method: Frame) -> None:
         """A rare method, encoded from its pamqp object."""
+        if self._sendable(channel):
+            self._send(channel, method)
+
+    def _send(self, channel: int, method: Frame) -> None:
         self.outbox.append(frame(FRAME_METHOD, channel, encode_method(method)))
+
+    def _sendable(self, channel: int) -> bool:
+        if channel == 0:
+            return self._state == RUNNING
+        chan = self._channels.get(channel)
+        return chan is not None and chan.phase != CH_CLOSING
 
     def send_deliver(
         self, channel: int, consumer_tag: str, delivery_tag: int, redelivered: bool,
         exchange: str, routing_key: str, message: Message,
     ) -> None:
+        chan = self._channels.get(channel)
+        if chan is None or chan.phase == CH_CLOSING:
+            return
         hotpath.deliver_frames(self.outbox, channel, self.frame_max, consumer_tag, delivery_tag,
                                redelivered, exchange, routing_key, message)
 
@@ -552,6 +567,8 @@ class AMQPServerConnection:
         self, channel: int, delivery_tag: int, redelivered: bool, exchange: str,
         routing_key: str, message_count: int, message: Message,
     ) -> None:
+        if not self._sendable(channel):
+            return
         hotpath.get_ok_frames(self.outbox, channel, self.frame_max, delivery_tag, redelivered,
                               exchange, routing_key, message_count, message)
 
@@ -559,14 +576,20 @@ class AMQPServerConnection:
         self, channel: int, reply_code: int, reply_text: str, exchange: str, routing_key: str,
         message: Message,
     ) -> None:
+        if not self._sendable(channel):
+            return
         hotpath.return_frames(self.outbox, channel, self.frame_max, reply_code, reply_text,
                               exchange, routing_key, message)
 
     def send_confirm(self, channel: int, delivery_tag: int, multiple: bool, ack: bool) -> None:
+        chan = self._channels.get(channel)
+        if chan is None or chan.phase == CH_CLOSING:
+            return
         self.outbox.append(hotpath.confirm_frame(channel, delivery_tag, multiple, ack))
 
     def send_heartbeat(self) -> None:
-        self.outbox.append(HEARTBEAT_FRAME)
+        if not self.closed:
+            self.outbox.append(HEARTBEAT_FRAME)
 
     def close_channel(
         self, channel: int, code: int, text: str, class_id: int = 0, method_id: int = 0
@@ -593,10 +616,11 @@ class AMQPServerConnection:
         socket goes without waiting for close-ok."""
         if self._state in (CLOSING, CLOSED) or self.closed:
             return
-        self.outbox.append(_close_frame(0, 10, code, text, class_id, method_id))
+        if self._state != AWAITING_HEADER:  # nothing to say to a peer that said nothing yet
+            self.outbox.append(_close_frame(0, 10, code, text, class_id, method_id))
         self._channels.clear()
-        self._partial.clear()
         if drop or self._state != RUNNING:
+            self._partial.clear()  # kept otherwise: a half-received frame must stay in sync
             self._state = CLOSED
             self.closed = True
         else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 
+from ferrymq import limits
 from ferrymq.errors import FrameError
 
 PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
@@ -20,9 +21,19 @@ FRAME_END_BYTE = b"\xce"
 FRAME_HEADER_SIZE = 7  # type + channel + size
 HEARTBEAT_FRAME = b"\x08\x00\x00\x00\x00\x00\x00\xce"
 
+FRAME_OVERHEAD_BYTES = limits.FRAME_OVERHEAD_BYTES  # type, channel, size, end octet
 # RabbitMQ accepts payloads up to frame_max itself (not frame_max - 8): "quite a few clients get
 # it wrong - off-by 1 or 8". We allow the same slack so those clients work here too.
 FRAME_SIZE_FUDGE_BYTES = 8
+
+
+def max_payload(frame_max: int) -> int:
+    """The largest payload accepted in a frame under ``frame_max``, slack included."""
+    return frame_max - FRAME_OVERHEAD_BYTES + FRAME_SIZE_FUDGE_BYTES
+
+
+# Incomplete input is at most one frame, so the input bound is what limits.py says it is.
+assert max_payload(limits.FRAME_MAX_BYTES) + FRAME_OVERHEAD_BYTES == limits.INPUT_BUFFER_MAX_BYTES
 
 FRAME_HEAD = struct.Struct(">BHI")
 METHOD_ID = struct.Struct(">I")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import struct
 
 from ferrymq.core.message import Message
+from ferrymq.protocols.amqp.frames import FRAME_OVERHEAD_BYTES
 from ferrymq.protocols.amqp.properties import encode_properties
 
 SHORT_LEN = tuple(bytes((n,)) for n in range(256))  # the length octet of a short string
@@ -62,7 +63,7 @@ def deliver_frames(
         SHORT_LEN[len(rk)], rk, _END_CONTENT_HEAD.pack(0xCE, 2, channel, 12 + len(raw), 60, 0, size),
         raw,
     )
-    if 0 < size <= frame_max - 8:
+    if 0 < size <= frame_max - FRAME_OVERHEAD_BYTES:
         out.append(b"".join((*head, _END_BODY_HEAD.pack(0xCE, 3, channel, size), body, b"\xce")))
     else:
         out.append(b"".join((*head, b"\xce")))
@@ -109,7 +110,7 @@ def content_frames(
         _METHOD_HEAD.pack(1, channel, 4 + len(args), 60, method), args,
         _END_CONTENT_HEAD.pack(0xCE, 2, channel, 12 + len(raw), 60, 0, size), raw,
     )
-    if 0 < size <= frame_max - 8:
+    if 0 < size <= frame_max - FRAME_OVERHEAD_BYTES:
         out.append(b"".join((*head, _END_BODY_HEAD.pack(0xCE, 3, channel, size), body, b"\xce")))
     else:
         out.append(b"".join((*head, b"\xce")))
@@ -119,7 +120,7 @@ def content_frames(
 
 def _body_frames(out: list[bytes], channel: int, frame_max: int, body: bytes) -> None:
     view = memoryview(body)
-    chunk = frame_max - 8
+    chunk = frame_max - FRAME_OVERHEAD_BYTES
     for start in range(0, len(body), chunk):
         piece = view[start:start + chunk]
         out.append(_BODY_HEAD.pack(3, channel, len(piece)))

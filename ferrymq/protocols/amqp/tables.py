@@ -29,7 +29,6 @@ _SCALARS: dict[int, struct.Struct] = {
     ord("f"): struct.Struct(">f"), ord("d"): struct.Struct(">d"),
 }
 _DECIMAL = struct.Struct(">BI")
-_DECIMAL_SIGNED = struct.Struct(">Bi")
 _TIMESTAMP = struct.Struct(">Q")
 _INT32 = struct.Struct(">i")
 _INT64 = struct.Struct(">q")
@@ -210,8 +209,8 @@ def _decimal(value: Decimal) -> bytes:
         raise TableError(f"cannot encode decimal {value}")
     mantissa = int("".join(map(str, digits)) or "0") * (10 ** max(exponent, 0))
     scale = max(-exponent, 0)
-    if sign:
-        mantissa = -mantissa
-    if not (0 <= scale <= 255 and -(2**31) <= mantissa < 2**32):
+    if sign and mantissa:
+        raise TableError(f"AMQP decimals are unsigned (RabbitMQ reads them so): {value}")
+    if not (scale <= 255 and mantissa < 2**32):
         raise TableError(f"decimal out of range for a field table: {value}")
-    return (_DECIMAL_SIGNED if mantissa < 0 else _DECIMAL).pack(scale, mantissa)
+    return _DECIMAL.pack(scale, mantissa)

@@ -1,0 +1,169 @@
+"""The publishing side of the load generator: one process, one connection, one blocking socket.
+
+Unbounded mode: publish as fast as the confirm window allows, in writes of up to ``batch``
+publishes, harvesting confirms with non-blocking reads between writes and blocking (poll) only
+when the window is full. Fire-and-forget (``window == 0``): write batches back to back; TCP
+backpressure (RabbitMQ's credit flow, FerryMQ's flow control) is the only brake.
+
+Fixed-rate mode (``rate > 0``): message i has an intended send time ``start + i / rate`` and
+carries that time (not the time it was actually written) in its body, so a broker that stalls
+the publisher shows up in the latency instead of silently lowering the offered load
+(coordinated omission).
+"""
+
+from __future__ import annotations
+
+import resource
+import select
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ferrymq.bench.amqp_wire import (
+    RECV_BYTES,
+    Client,
+    ConfirmTracker,
+    PublishTemplate,
+    check_for_close,
+)
+
+
+@dataclass(frozen=True)
+class ProducerConfig:
+    url: str
+    queue: str
+    size: int = 100
+    window: int = 500  # unconfirmed publishes allowed; 0 = no confirms (fire-and-forget)
+    persistent: bool = False
+    rate: float = 0.0  # msgs/s for this producer; 0 = unbounded
+    batch: int = 100  # publishes per write, at most
+    drain_seconds: float = 10.0  # after the run, wait this long at most for outstanding confirms
+    nodelay: bool = True  # TCP_NODELAY
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Monotonic ns: traffic starts at ``start``, is measured over [w0, w1), stops at w1."""
+    start: int
+    w0: int
+    w1: int
+
+
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def connect(cfg: ProducerConfig) -> tuple[Client, PublishTemplate]:
+    client = Client(cfg.url, nodelay=cfg.nodelay).open()
+    client.declare_queue(cfg.queue, durable=cfg.persistent)
+    if cfg.window:
+        client.confirm_select()
+    return client, PublishTemplate(cfg.queue, cfg.size, persistent=cfg.persistent,
+                                   frame_max=client.frame_max)
+
+
+def produce(cfg: ProducerConfig, client: Client, tmpl: PublishTemplate, sched: Schedule) -> dict[str, Any]:
+    """Run the schedule; returns counts for the whole run and for the measured window."""
+    sock = client.sock
+    sock.settimeout(None)  # blocking: no hidden poll() before every send/recv
+    buf = client.buf
+    tracker = ConfirmTracker()
+    mono = time.monotonic_ns
+    window, batch = cfg.window, max(1, cfg.batch)
+    interval_ns = 1e9 / cfg.rate if cfg.rate > 0 else 0.0
+    sent = 0
+    at_w0: tuple[int, int, int, float] | None = None  # (t, sent, acked, cpu)
+    recv_flags = socket.MSG_DONTWAIT
+    sleep_until(sched.start)
+    start = mono()
+
+    def harvest(block_s: float) -> None:
+        """Read what has arrived (waiting up to block_s for something) and count confirms."""
+        if block_s > 0:
+            readable, _, _ = select.select([sock], [], [], block_s)
+            if not readable:
+                return
+        try:
+            data = sock.recv(RECV_BYTES, recv_flags)
+        except BlockingIOError:
+            return
+        if not data:
+            raise ConnectionError("broker closed the producer's socket")
+        buf.extend(data)
+        consumed = tracker.feed(buf) if window else check_for_close(buf)
+        if consumed:
+            del buf[:consumed]
+
+    if buf:
+        harvest(0)
+    first_ts = start
+    loops = 0
+    while True:
+        now = mono()
+        if at_w0 is None and now >= sched.w0:
+            at_w0 = (now, sent, tracker.acked, cpu_seconds())
+        if now >= sched.w1:
+            break
+        if interval_ns:
+            due = int((now - first_ts) / interval_ns) + 1 - sent
+            room = min(due, window - (sent - tracker.settled)) if window else due
+            n = min(room, batch * 10)
+            if n > 0:
+                sock.sendall(tmpl.stamped([first_ts + int(i * interval_ns)
+                                           for i in range(sent, sent + n)]))
+                sent += n
+            if window and sent - tracker.settled >= window:
+                harvest(0.05)  # window full: wait for confirms
+            else:
+                next_due = first_ts + sent * interval_ns
+                harvest(max(0.0, (next_due - mono()) / 1e9))
+            continue
+        if window:
+            room = window - (sent - tracker.settled)
+            if room > 0:
+                n = min(room, batch)
+                sock.sendall(tmpl.same_time(now, n))
+                sent += n
+                harvest(0)
+            else:
+                harvest(0.05)
+        else:
+            sock.sendall(tmpl.same_time(now, batch))
+            sent += batch
+            loops += 1
+            if loops % 64 == 0:
+                harvest(0)
+    end = mono()
+    cpu_end = cpu_seconds()
+    acked_w1 = tracker.acked
+    if at_w0 is None:  # zero-length window
+        at_w0 = (end, sent, acked_w1, cpu_end)
+    # Drain: wait for the confirms still outstanding (not counted in the window's rates).
+    drain_deadline = end + int(cfg.drain_seconds * 1e9)
+    while window and tracker.settled < sent and mono() < drain_deadline:
+        harvest(0.05)
+    drained_ms = (mono() - end) / 1e6
+    w_t0, w_sent0, w_acked0, w_cpu0 = at_w0
+    wall = max(1e-9, (end - w_t0) / 1e9)
+    return {
+        "published": sent,
+        "confirmed": tracker.acked,
+        "nacked": tracker.nacked,
+        "unconfirmed": (sent - tracker.settled) if window else None,
+        "window_seconds": wall,
+        "window_published": sent - w_sent0,
+        "window_confirmed": acked_w1 - w_acked0,
+        "cpu_fraction": (cpu_end - w_cpu0) / wall,
+        "drain_ms": drained_ms,
+        "run_seconds": (end - start) / 1e9,
+    }
+
+
+def sleep_until(t_ns: int) -> None:
+    while True:
+        left = t_ns - time.monotonic_ns()
+        if left <= 0:
+            return
+        time.sleep(min(left / 1e9, 0.05))
