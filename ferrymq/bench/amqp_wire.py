@@ -74,6 +74,16 @@ class AmqpUrl:
                    unquote(u.password or "guest"), vhost)
 
 
+def set_recv_timeout(sock: socket.socket, seconds: float) -> None:
+    """A kernel-level timeout (SO_RCVTIMEO) on a *blocking* socket: recv() is one syscall that
+    returns data, or raises BlockingIOError after ``seconds`` without any. (Python's own socket
+    timeout would poll() before every recv and send: two syscalls each.)"""
+    sock.settimeout(None)
+    whole = int(seconds)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
+                    struct.pack("ll", whole, int((seconds - whole) * 1e6)))
+
+
 def ack_frame(tag: int, multiple: bool = False, channel: int = CHANNEL) -> bytes:
     return ACK.pack(METHOD, channel, 13, BASIC_ACK, tag, multiple, FRAME_END)
 

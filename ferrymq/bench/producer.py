@@ -1,9 +1,10 @@
 """The publishing side of the load generator: one process, one connection, one blocking socket.
 
 Unbounded mode: publish as fast as the confirm window allows, in writes of up to ``batch``
-publishes, harvesting confirms with non-blocking reads between writes and blocking (poll) only
-when the window is full. Fire-and-forget (``window == 0``): write batches back to back; TCP
-backpressure (RabbitMQ's credit flow, FerryMQ's flow control) is the only brake.
+publishes while the window has room, and read confirms (one blocking read, which brings all
+that arrived meanwhile) only when it has none: one syscall per write or read, no polling.
+Fire-and-forget (``window == 0``): write batches back to back; TCP backpressure (RabbitMQ's
+credit flow, FerryMQ's flow control) is the only brake.
 
 Fixed-rate mode (``rate > 0``): message i has an intended send time ``start + i / rate`` and
 carries that time (not the time it was actually written) in its body, so a broker that stalls
@@ -14,7 +15,6 @@ the publisher shows up in the latency instead of silently lowering the offered l
 from __future__ import annotations
 
 import resource
-import select
 import socket
 import time
 from dataclasses import dataclass
@@ -26,7 +26,10 @@ from ferrymq.bench.amqp_wire import (
     ConfirmTracker,
     PublishTemplate,
     check_for_close,
+    set_recv_timeout,
 )
+
+MIN_GAP_S = 0.0002  # fixed-rate mode: the shortest sleep between writes
 
 
 @dataclass(frozen=True)
@@ -50,9 +53,15 @@ class Schedule:
     w1: int
 
 
-def cpu_seconds() -> float:
+def cpu_times() -> tuple[float, float]:
+    """(user, system) CPU seconds of this process."""
     r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+    return r.ru_utime, r.ru_stime
+
+
+def cpu_report(t0: tuple[float, float], t1: tuple[float, float], wall: float) -> dict[str, float]:
+    user, system = (t1[0] - t0[0]) / wall, (t1[1] - t0[1]) / wall
+    return {"cpu_fraction": user + system, "cpu_user": user, "cpu_system": system}
 
 
 def connect(cfg: ProducerConfig) -> tuple[Client, PublishTemplate]:
@@ -67,83 +76,86 @@ def connect(cfg: ProducerConfig) -> tuple[Client, PublishTemplate]:
 def produce(cfg: ProducerConfig, client: Client, tmpl: PublishTemplate, sched: Schedule) -> dict[str, Any]:
     """Run the schedule; returns counts for the whole run and for the measured window."""
     sock = client.sock
-    sock.settimeout(None)  # blocking: no hidden poll() before every send/recv
+    set_recv_timeout(sock, 0.05)  # blocking reads that give up after 50 ms
     buf = client.buf
     tracker = ConfirmTracker()
     mono = time.monotonic_ns
     window, batch = cfg.window, max(1, cfg.batch)
     interval_ns = 1e9 / cfg.rate if cfg.rate > 0 else 0.0
-    sent = 0
-    at_w0: tuple[int, int, int, float] | None = None  # (t, sent, acked, cpu)
-    recv_flags = socket.MSG_DONTWAIT
-    sleep_until(sched.start)
-    start = mono()
+    sent = writes = reads = 0
+    at_w0: tuple[int, int, int, tuple[float, float]] | None = None  # (t, sent, acked, cpu)
 
-    def harvest(block_s: float) -> None:
-        """Read what has arrived (waiting up to block_s for something) and count confirms."""
-        if block_s > 0:
-            readable, _, _ = select.select([sock], [], [], block_s)
-            if not readable:
-                return
+    def harvest(flags: int = 0) -> None:
+        """One read (blocking up to the receive timeout unless flags say otherwise); counts
+        the confirms in it."""
+        nonlocal reads
         try:
-            data = sock.recv(RECV_BYTES, recv_flags)
+            data = sock.recv(RECV_BYTES, flags)
         except BlockingIOError:
             return
         if not data:
             raise ConnectionError("broker closed the producer's socket")
+        reads += 1
         buf.extend(data)
         consumed = tracker.feed(buf) if window else check_for_close(buf)
         if consumed:
             del buf[:consumed]
 
+    sleep_until(sched.start)
+    start = mono()
     if buf:
-        harvest(0)
-    first_ts = start
-    loops = 0
+        consumed = tracker.feed(buf) if window else check_for_close(buf)
+        del buf[:consumed]
     while True:
         now = mono()
         if at_w0 is None and now >= sched.w0:
-            at_w0 = (now, sent, tracker.acked, cpu_seconds())
+            at_w0 = (now, sent, tracker.acked, cpu_times())
         if now >= sched.w1:
             break
         if interval_ns:
-            due = int((now - first_ts) / interval_ns) + 1 - sent
+            # Fixed rate: everything due by now, each stamped with its intended send time.
+            due = int((now - start) / interval_ns) + 1 - sent
             room = min(due, window - (sent - tracker.settled)) if window else due
             n = min(room, batch * 10)
             if n > 0:
-                sock.sendall(tmpl.stamped([first_ts + int(i * interval_ns)
+                sock.sendall(tmpl.stamped([start + int(i * interval_ns)
                                            for i in range(sent, sent + n)]))
                 sent += n
+                writes += 1
             if window and sent - tracker.settled >= window:
-                harvest(0.05)  # window full: wait for confirms
+                harvest()  # window full: wait for confirms
             else:
-                next_due = first_ts + sent * interval_ns
-                harvest(max(0.0, (next_due - mono()) / 1e9))
+                # Sleep until the next message is due, but at least MIN_GAP_S: at high rates
+                # a wake-up per message (or per confirm) would cost more than the sends.
+                time.sleep(max(MIN_GAP_S, (start + sent * interval_ns - mono()) / 1e9))
+                harvest(socket.MSG_DONTWAIT)
             continue
         if window:
+            # Keep the window full: write whenever there is room, read only when there is
+            # none. Each read brings the confirms that arrived meanwhile, usually many.
             room = window - (sent - tracker.settled)
             if room > 0:
                 n = min(room, batch)
                 sock.sendall(tmpl.same_time(now, n))
                 sent += n
-                harvest(0)
+                writes += 1
             else:
-                harvest(0.05)
+                harvest()
         else:
             sock.sendall(tmpl.same_time(now, batch))
             sent += batch
-            loops += 1
-            if loops % 64 == 0:
-                harvest(0)
+            writes += 1
+            if writes % 64 == 0:
+                harvest(socket.MSG_DONTWAIT)  # only to notice a close from the broker
     end = mono()
-    cpu_end = cpu_seconds()
+    cpu_end = cpu_times()
     acked_w1 = tracker.acked
     if at_w0 is None:  # zero-length window
         at_w0 = (end, sent, acked_w1, cpu_end)
     # Drain: wait for the confirms still outstanding (not counted in the window's rates).
     drain_deadline = end + int(cfg.drain_seconds * 1e9)
     while window and tracker.settled < sent and mono() < drain_deadline:
-        harvest(0.05)
+        harvest()
     drained_ms = (mono() - end) / 1e6
     w_t0, w_sent0, w_acked0, w_cpu0 = at_w0
     wall = max(1e-9, (end - w_t0) / 1e9)
@@ -155,7 +167,9 @@ def produce(cfg: ProducerConfig, client: Client, tmpl: PublishTemplate, sched: S
         "window_seconds": wall,
         "window_published": sent - w_sent0,
         "window_confirmed": acked_w1 - w_acked0,
-        "cpu_fraction": (cpu_end - w_cpu0) / wall,
+        **cpu_report(w_cpu0, cpu_end, wall),
+        "writes": writes,
+        "reads": reads,
         "drain_ms": drained_ms,
         "run_seconds": (end - start) / 1e9,
     }
