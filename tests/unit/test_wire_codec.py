@@ -28,52 +28,15 @@ from ferrymq.protocols.amqp.properties import decode_properties, encode_properti
 from ferrymq.protocols.amqp.server_properties import CAPABILITIES, server_properties
 
 # --- helpers -------------------------------------------------------------------------------------
+from tests.unit.test_amqp_support import Recorder
 
 
-class RecordingHandler:
-    """Records every call; ``fail`` maps a hook name to an exception it raises."""
+class RecordingHandler(Recorder):
+    """The shared Recorder, failing from the start and recording methods by name."""
 
     def __init__(self, fail: dict[str, BaseException] | None = None) -> None:
-        self.calls: list[tuple[Any, ...]] = []
+        super().__init__()
         self.fail = fail or {}
-
-    def _record(self, name: str, *args: Any) -> None:
-        self.calls.append((name, *args))
-        exc = self.fail.get(name)
-        if exc is not None:
-            raise exc
-
-    def authenticate(self, username: str, password: str, mechanism: str) -> None:
-        self._record("authenticate", username, password, mechanism)
-
-    def open_vhost(self, vhost: str) -> None:
-        self._record("open_vhost", vhost)
-
-    def on_channel_open(self, channel: int) -> None:
-        self._record("on_channel_open", channel)
-
-    def on_channel_closed(self, channel: int) -> None:
-        self._record("on_channel_closed", channel)
-
-    def on_connection_closed(self) -> None:
-        self._record("on_connection_closed")
-
-    def on_flow(self, channel: int, active: bool) -> None:
-        self._record("on_flow", channel, active)
-
-    def on_publish(self, channel: int, exchange: str, routing_key: str, mandatory: bool,
-                   message: Message) -> None:
-        self._record("on_publish", channel, exchange, routing_key, mandatory,
-                     bytes(message.body), message.props, message.raw_props)
-
-    def on_ack(self, channel: int, delivery_tag: int, multiple: bool) -> None:
-        self._record("on_ack", channel, delivery_tag, multiple)
-
-    def on_nack(self, channel: int, delivery_tag: int, multiple: bool, requeue: bool) -> None:
-        self._record("on_nack", channel, delivery_tag, multiple, requeue)
-
-    def on_reject(self, channel: int, delivery_tag: int, requeue: bool) -> None:
-        self._record("on_reject", channel, delivery_tag, requeue)
 
     def on_method(self, channel: int, method: Any) -> None:
         self._record("on_method", channel, method.name)
