@@ -22,11 +22,12 @@ def serve(
     kafka_port: Annotated[int | None, typer.Option(help="Kafka port (reserved).")] = None,
     http_port: Annotated[int | None, typer.Option(help="HTTP port (reserved).")] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
+    fsync: Annotated[str | None, typer.Option(help="always, interval:<ms> or never.")] = None,
 ) -> None:
     """Run the broker in the foreground until SIGINT or SIGTERM."""
     settings = load_settings(config, overrides={
         "data_dir": data_dir, "host": host, "amqp_port": amqp_port, "kafka_port": kafka_port,
-        "http_port": http_port, "log_level": log_level,
+        "http_port": http_port, "log_level": log_level, "fsync": fsync,
     })
     logging.basicConfig(
         level=settings.log_level.upper(),

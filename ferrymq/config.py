@@ -13,7 +13,7 @@ from ferrymq import limits
 
 @dataclass(slots=True)
 class Settings:
-    data_dir: str = "./ferrymq-data"
+    data_dir: str = "./ferrymq-data"  # "" runs without durability: nothing survives a restart
     host: str = "127.0.0.1"
     amqp_port: int = 5672
     kafka_port: int = 9092
@@ -26,6 +26,7 @@ class Settings:
     message_max_bytes: int = limits.MESSAGE_MAX_BYTES
     consumer_timeout_ms: int = limits.CONSUMER_TIMEOUT_DEFAULT_MS
     memory_high_watermark_bytes: int = limits.MEMORY_HIGH_WATERMARK_BYTES
+    disk_free_limit_bytes: int = limits.DISK_FREE_LIMIT_BYTES
     # kombu gives Celery RabbitMQ's per-channel prefetch only when product == "RabbitMQ".
     amqp_product: str = "RabbitMQ"
     amqp_version: str = "3.12.0"

@@ -30,6 +30,8 @@ DELIVERY_LIMIT_MAX = 2**31 - 1
 
 # Queued message bodies above this raise the memory alarm: publishers get connection.blocked.
 MEMORY_HIGH_WATERMARK_BYTES = 1024 * 1024 * 1024
+# Free disk below this raises the disk alarm (RabbitMQ's default disk_free_limit is 50 MB).
+DISK_FREE_LIMIT_BYTES = 50_000_000
 
 # --- server I/O ---
 READ_CHUNK_BYTES = 256 * 1024
@@ -41,6 +43,12 @@ OUTPUT_LOW_WATER_BYTES = 1 * 1024 * 1024
 FLOW_READY_HIGH = 1_000
 FLOW_READY_LOW = 500
 FLOW_PAUSE_MAX_MS = 50
+# Paging: a durable queue keeps at most this many ready messages (and bytes) in memory; the rest of
+# its backlog stays in its log and is read back a batch at a time as the head drains.
+PAGE_WINDOW_MESSAGES = 4_096
+PAGE_WINDOW_BYTES = 16 * 1024 * 1024
+PAGE_BATCH_MESSAGES = 1_024
+PAGE_BATCH_BYTES = 4 * 1024 * 1024
 INPUT_BUFFER_MAX_BYTES = FRAME_MAX_BYTES + FRAME_OVERHEAD_BYTES  # incomplete input beyond this is an error
 
 # --- relations ---
@@ -48,5 +56,6 @@ assert FRAME_MIN_BYTES <= FRAME_MAX_BYTES
 assert INPUT_BUFFER_MAX_BYTES > FRAME_MAX_BYTES
 assert OUTPUT_LOW_WATER_BYTES < OUTPUT_HIGH_WATER_BYTES
 assert FLOW_READY_LOW < FLOW_READY_HIGH
+assert PAGE_BATCH_MESSAGES <= PAGE_WINDOW_MESSAGES and PAGE_BATCH_BYTES <= PAGE_WINDOW_BYTES
 assert 1 <= PRIORITY_MAX <= 255
 assert CHANNEL_MAX <= 65_535

@@ -13,6 +13,7 @@ from ferrymq import limits
 from ferrymq.core.channel import Channel
 from ferrymq.core.clock import Clock
 from ferrymq.core.queue import Queue
+from ferrymq.core.store import NoTopology, TopologyStore
 from ferrymq.core.vhost import VHost
 from ferrymq.errors import AccessRefused, NotAllowed
 
@@ -30,12 +31,14 @@ class Broker:
         users: dict[str, str] | None = None,
         loopback_only_users: frozenset[str] = frozenset({"guest"}),
         consumer_timeout_ms: int = limits.CONSUMER_TIMEOUT_DEFAULT_MS,
+        topology: TopologyStore | None = None,
     ) -> None:
         self.clock = clock
         self.rng = rng
         self.users = dict(users if users is not None else {"guest": "guest"})
         self.loopback_only_users = loopback_only_users
         self.consumer_timeout_ms = consumer_timeout_ms
+        self.topology: TopologyStore = topology if topology is not None else NoTopology()
         self.vhosts: dict[str, VHost] = {}
         self.dirty: list[Channel] = []
         self.channels: set[Channel] = set()

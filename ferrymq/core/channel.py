@@ -198,7 +198,7 @@ class Channel:
         else:
             self.unacked[tag] = (queue, entry, None, self.broker.clock.monotonic_ms())
             self.unacked_count += 1
-        return tag, entry.deliveries > 1, entry.msg, queue.ready_count
+        return tag, entry.deliveries > 1, entry.msg, queue.message_count
 
     # --- settle --------------------------------------------------------------------------
 

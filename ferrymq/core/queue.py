@@ -17,26 +17,36 @@ from ferrymq.core.args import QueueArgs
 from ferrymq.core.consumer import Consumer
 from ferrymq.core.message import Message
 from ferrymq.errors import AccessRefused
-from ferrymq.limits import FLOW_READY_HIGH
+from ferrymq.limits import (
+    FLOW_READY_HIGH,
+    PAGE_BATCH_BYTES,
+    PAGE_BATCH_MESSAGES,
+    PAGE_WINDOW_BYTES,
+    PAGE_WINDOW_MESSAGES,
+)
 
 if TYPE_CHECKING:
     from ferrymq.core.clock import Clock
+    from ferrymq.core.store import QueueStore
     from ferrymq.core.vhost import VHost
 
 NO_EXPIRY = 0
 
 
 class Entry:
-    """One message in one queue: its position, delivery count and expiry (monotonic ms)."""
+    """One message in one queue: its position, delivery count and expiry (monotonic ms).
 
-    __slots__ = ("deliveries", "expires_at", "msg", "priority", "seq")
+    ``offset`` is where the queue's log holds it (-1: not logged, as transient messages are)."""
 
-    def __init__(self, seq: int, msg: Message, expires_at: int, priority: int) -> None:
+    __slots__ = ("deliveries", "expires_at", "msg", "offset", "priority", "seq")
+
+    def __init__(self, seq: int, msg: Message, expires_at: int, priority: int, offset: int = -1) -> None:
         self.seq = seq
         self.msg = msg
         self.expires_at = expires_at
         self.priority = priority
         self.deliveries = 0
+        self.offset = offset
 
     def __lt__(self, other: Entry) -> bool:
         return self.seq < other.seq
@@ -85,9 +95,13 @@ class Queue:
         "had_consumer",
         "last_used_ms",
         "name",
+        "pageable",
+        "paged_bytes",
+        "paged_count",
         "plain",
         "ready_bytes",
         "ready_count",
+        "store",
         "unacked_count",
         "vhost",
     )
@@ -118,9 +132,13 @@ class Queue:
         self._next_seq = 0
         self.consumers: list[Consumer] = []
         self._groups: list[list[Any]] = []  # [priority, round-robin index, [consumers]]
-        self.ready_count = 0
+        self.ready_count = 0  # ready in memory; ``paged_count`` more wait in the log
         self.ready_bytes = 0
         self.unacked_count = 0
+        self.store: QueueStore | None = None
+        self.pageable = False
+        self.paged_count = 0
+        self.paged_bytes = 0
         self.had_consumer = False
         self.deleted = False
         self.last_used_ms = clock.monotonic_ms()
@@ -132,13 +150,81 @@ class Queue:
 
     # --- publish -------------------------------------------------------------------------
 
+    def attach_store(self, store: QueueStore) -> None:
+        """Make the queue durable: persistent messages are logged, and what the log holds comes back.
+
+        Only single-level queues without length limits page their backlog out to the log: their
+        order is the log's order, so the tail needs no index in memory."""
+        self.store = store
+        a = self.args
+        self.pageable = (
+            a.max_priority is None and a.max_length is None and a.max_length_bytes is None
+            and not a.fifo
+        )
+        window = PAGE_WINDOW_MESSAGES if self.pageable else 2**62
+        loaded, self.paged_count, self.paged_bytes = store.recover(window)
+        for stored in loaded:
+            self._push(self._stored_entry(stored))
+
+    def _stored_entry(self, stored: Any) -> Entry:
+        exp = stored.expires_wall_ms
+        if exp:
+            exp = max(1, self.clock.monotonic_ms() + exp - self.clock.now_ms())
+        entry = Entry(self._next_seq, stored.msg, exp, self._priority(stored.msg), stored.offset)
+        self._next_seq += 1
+        entry.deliveries = stored.deliveries
+        if exp:
+            self.vhost.broker.watch_queue(self, force=True)
+        return entry
+
+    def _page_in(self) -> bool:
+        """Read the next batch of the paged tail into memory; True if anything came."""
+        assert self.store is not None
+        batch = self.store.page_in(PAGE_BATCH_MESSAGES, PAGE_BATCH_BYTES)
+        if not batch:  # the log lost them (a corrupt record was reported): stop counting them
+            self.paged_count = self.paged_bytes = 0
+            return False
+        for stored in batch:
+            self.paged_count -= 1
+            self.paged_bytes -= len(stored.msg.body)
+            self._push(self._stored_entry(stored))
+        if self.paged_count <= 0:
+            self.paged_count = self.paged_bytes = 0
+        return True
+
+    def _log(self, msg: Message, expires_at: int) -> int:
+        """Log a persistent message (or any message, once paging); -1 when it stays in memory only.
+
+        Returns -2 when the message was paged out: it has no entry until it is paged back in."""
+        store = self.store
+        assert store is not None
+        paging = self.paged_count > 0 or (
+            self.pageable
+            and (self.ready_count >= PAGE_WINDOW_MESSAGES or self.ready_bytes >= PAGE_WINDOW_BYTES)
+        )
+        if not paging and not msg.persistent:
+            return -1
+        wall = 0
+        if expires_at:
+            wall = self.clock.now_ms() + expires_at - self.clock.monotonic_ms()
+        if not paging:
+            return store.log_publish(msg, wall, False)
+        if not self.paged_count:
+            store.start_paging()
+        store.log_publish(msg, wall, not msg.persistent)
+        self.paged_count += 1
+        self.paged_bytes += len(msg.body)
+        return -2
+
     def publish(self, msg: Message) -> bool:
         """Enqueue (or hand straight to a consumer). False: refused by ``x-overflow`` reject-publish."""
         self.counters["published"] += 1
+        if self.store is not None and (msg.persistent or self.paged_count or self.pageable):
+            return self._publish_slow(msg)
         if self.plain and not msg.props.expiration:
             entry = Entry(self._next_seq, msg, NO_EXPIRY, 0)
             self._next_seq += 1
-            if not self.ready_count and self.consumers:
+            if not self.ready_count and self.consumers:  # (no store here, so nothing is paged)
                 consumer = self._pick()
                 if consumer is not None:
                     self._deliver(consumer, entry)
@@ -157,7 +243,15 @@ class Queue:
                 self.vhost.dead_letter(self, msg, "maxlen")
             self.counters["dropped"] += 1
             return False
-        entry = Entry(self._next_seq, msg, self._expiry(msg), self._priority(msg))
+        expires_at = self._expiry(msg)
+        offset = -1
+        if self.store is not None:
+            offset = self._log(msg, expires_at)
+            if offset == -2:  # paged out: it waits in the log behind the rest of the backlog
+                if expires_at:
+                    self.vhost.broker.watch_queue(self, force=True)
+                return True
+        entry = Entry(self._next_seq, msg, expires_at, self._priority(msg), offset)
         self._next_seq += 1
         if entry.expires_at:
             self.vhost.broker.watch_queue(self, force=True)
@@ -193,6 +287,7 @@ class Queue:
         ):
             entry = self._pop()
             self.counters["dropped"] += 1
+            self._forget(entry)
             self.vhost.dead_letter(self, entry.msg, "maxlen")
 
     def _expiry(self, msg: Message) -> int:
@@ -292,7 +387,7 @@ class Queue:
 
     def dispatch(self) -> None:
         """Hand ready messages to consumers while both exist."""
-        while self.ready_count and self._groups:
+        while (self.ready_count or (self.paged_count and self._page_in())) and self._groups:
             consumer = self._pick()
             if consumer is None:
                 return
@@ -307,8 +402,11 @@ class Queue:
     def _deliver(self, consumer: Consumer, entry: Entry) -> None:
         entry.deliveries += 1
         self.counters["delivered"] += 1
+        if entry.offset >= 0:
+            self.store.log_delivered(entry.offset)  # type: ignore[union-attr]
         if consumer.no_ack:
             self.counters["acked"] += 1
+            self._forget(entry)
         else:
             self.unacked_count += 1
             consumer.unacked += 1
@@ -319,7 +417,7 @@ class Queue:
     def get(self) -> Entry | None:
         """Take the head for basic.get (the caller records the delivery)."""
         self.last_used_ms = self.clock.monotonic_ms()
-        while self.ready_count:
+        while self.ready_count or (self.paged_count and self._page_in()):
             entry = self._take_next()
             if entry is None:
                 return None
@@ -328,6 +426,8 @@ class Queue:
                 continue
             entry.deliveries += 1
             self.counters["delivered"] += 1
+            if entry.offset >= 0:
+                self.store.log_delivered(entry.offset)  # type: ignore[union-attr]
             return entry
         return None
 
@@ -339,6 +439,14 @@ class Queue:
         self.unacked_count -= 1
         if consumer is not None:
             consumer.unacked -= 1
+        if entry.offset >= 0:
+            self._forget(entry)
+
+    def _forget(self, entry: Entry) -> None:
+        """The message is gone from this queue for good: its log record may be reclaimed."""
+        if entry.offset >= 0 and self.store is not None and not self.deleted:
+            self.store.log_settle(entry.offset)
+            entry.offset = -1
 
     def requeue(self, entry: Entry, consumer: Consumer | None) -> None:
         """Back to its original position, unless the delivery limit says dead-letter instead."""
@@ -347,8 +455,11 @@ class Queue:
             consumer.unacked -= 1
         limit = self.args.delivery_limit
         if limit is not None and entry.deliveries > limit:
+            self._forget(entry)
             self.vhost.dead_letter(self, entry.msg, "delivery_limit")  # counts dead_lettered
             return
+        if entry.offset >= 0 and not self.deleted:
+            self.store.log_requeue(entry.offset)  # type: ignore[union-attr]
         self.counters["requeued"] += 1
         level = self._levels[entry.priority]
         heapq.heappush(level.returned, entry)
@@ -360,19 +471,28 @@ class Queue:
         self.unacked_count -= 1
         if consumer is not None:
             consumer.unacked -= 1
+        self._forget(entry)
         self.vhost.dead_letter(self, entry.msg, "rejected")
 
     def _expire(self, entry: Entry) -> None:
         self.counters["expired"] += 1
+        self._forget(entry)
         self.vhost.dead_letter(self, entry.msg, "expired")
 
     def purge(self) -> int:
-        count = self.ready_count
+        count = self.ready_count + self.paged_count
+        if self.store is not None and not self.deleted:
+            for level in self._levels:
+                for entry in level:
+                    self._forget(entry)
+            if self.paged_count:
+                self.store.drop_paged()
         for level in self._levels:
             level.fresh.clear()
             level.returned.clear()
         self.ready_count = 0
         self.ready_bytes = 0
+        self.paged_count = self.paged_bytes = 0
         return count
 
     # --- timers --------------------------------------------------------------------------
@@ -389,7 +509,7 @@ class Queue:
 
     def tick(self, now_ms: int) -> bool:
         """Expire heads that are due. Returns True when the queue itself has expired (x-expires)."""
-        while self.ready_count:
+        while self.ready_count or (self.paged_count and self._page_in()):
             head = self._peek()
             if not head.expires_at or head.expires_at > now_ms:
                 break
@@ -404,7 +524,7 @@ class Queue:
 
     @property
     def message_count(self) -> int:
-        return self.ready_count
+        return self.ready_count + self.paged_count
 
     def __repr__(self) -> str:
         return f"Queue({self.name!r}, ready={self.ready_count}, unacked={self.unacked_count})"

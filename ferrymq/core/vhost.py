@@ -109,6 +109,9 @@ class VHost:
             raise AccessRefused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
         ex = make_exchange(name, type_, durable, auto_delete, internal, arguments or {},
                            vhost=self.name)
+        if durable:
+            self.broker.topology.exchange_declared(self.name, name, type_, auto_delete, internal,
+                                                   arguments or {})
         self.exchanges[name] = ex
         return ex
 
@@ -126,6 +129,8 @@ class VHost:
 
     def _drop_exchange(self, ex: Exchange) -> None:
         del self.exchanges[ex.name]
+        if ex.durable:
+            self.broker.topology.exchange_deleted(self.name, ex.name)
         for b in ex.bindings():
             ex.unbind(b)
         for other in list(self.exchanges.values()):
@@ -160,6 +165,10 @@ class VHost:
         kind = FifoQueue if args.fifo else Queue
         queue = kind(name, self, self.clock, args, durable=durable, auto_delete=auto_delete,
                      exclusive_owner=owner, arguments=dict(arguments or {}))
+        if durable and owner is None:  # exclusive queues die with their connection: never stored
+            store = self.broker.topology.queue_declared(self.name, name, auto_delete, queue.arguments)
+            if store is not None:
+                queue.attach_store(store)
         self.queues[name] = queue
         self.broker.watch_queue(queue)
         return queue
@@ -199,24 +208,27 @@ class VHost:
         where = f"queue '{name}' in vhost '{self.name}'"
         if if_unused and queue.consumers:
             raise PreconditionFailed(f"{where} in use")
-        if if_empty and queue.ready_count:
+        if if_empty and queue.message_count:
             raise PreconditionFailed(f"{where} not empty")
         return self.drop_queue(queue)
 
     def drop_queue(self, queue: Queue) -> int:
         """Remove a queue: its consumers are cancelled (notified), its bindings removed."""
-        count = queue.ready_count
+        count = queue.message_count
+        queue.purge()
         queue.deleted = True
         self.queues.pop(queue.name, None)
         self.broker.unwatch_queue(queue)
         for consumer in list(queue.consumers):
             queue.consumers.remove(consumer)
             consumer.channel.cancel_by_server(consumer)
-        queue.purge()
         for ex in list(self.exchanges.values()):
             for b in ex.bindings():
                 if not b.destination_is_exchange and b.destination == queue.name:
                     self._unbind(ex, b)
+        if queue.store is not None:
+            self.broker.topology.queue_deleted(self.name, queue.name)
+            queue.store.drop()
         return count
 
     def purge_queue(self, name: str, connection: object) -> int:
@@ -240,6 +252,9 @@ class VHost:
         ex, binding = self._binding(destination, source, routing_key, arguments, to_exchange,
                                     connection)
         ex.bind(binding)
+        if self._durable_binding(ex, binding):
+            self.broker.topology.binding_added(self.name, ex.name, binding.destination, to_exchange,
+                                               routing_key, arguments or {})
 
     def unbind(
         self, destination: str, source: str, routing_key: str, arguments: dict[str, Any] | None,
@@ -262,8 +277,25 @@ class VHost:
         ex = self.get_exchange(source)
         return ex, Binding.of(source, destination, to_exchange, routing_key, arguments)
 
+    def _durable_binding(self, ex: Exchange, binding: Binding) -> bool:
+        """RabbitMQ keeps a binding across restarts when both of its ends are durable."""
+        return ex.durable and self._durable_destination(binding)
+
+    def _durable_destination(self, binding: Binding) -> bool:
+        if binding.destination_is_exchange:
+            dest = self.exchanges.get(binding.destination)
+            return dest is not None and dest.durable
+        queue = self.queues.get(binding.destination)
+        return queue is not None and queue.store is not None
+
     def _unbind(self, ex: Exchange, binding: Binding) -> None:
-        if ex.unbind(binding) and ex.auto_delete and not ex.has_bindings():
+        durable = self._durable_binding(ex, binding)
+        removed = ex.unbind(binding)
+        if removed and durable:
+            self.broker.topology.binding_removed(
+                self.name, ex.name, binding.destination, binding.destination_is_exchange,
+                binding.routing_key, binding.args())
+        if removed and ex.auto_delete and not ex.has_bindings():
             self._drop_exchange(ex)
 
     # --- publish -------------------------------------------------------------------------

@@ -211,6 +211,9 @@ class AMQPConnection(asyncio.Protocol):
             return
         effects, ch.outbox = ch.outbox, []
         codec, number = self.codec, ch.number
+        durability = self.server.durability
+        # Confirms wait for the fsync that covers the messages logged this turn (and keep order).
+        hold = durability.hold if durability is not None and durability.must_hold() else None
         pending_ack = 0
         count = 0
         for eff in effects:
@@ -220,14 +223,22 @@ class AMQPConnection(asyncio.Protocol):
                 count += 1
                 continue
             if pending_ack:
-                codec.send_confirm(number, pending_ack, count > 1, True)
+                self._confirm(hold, ch, pending_ack, count > 1, True)
                 pending_ack = count = 0
             if kind == DELIVER:
                 codec.send_deliver(number, *eff[1:])
+            elif kind == CONFIRM:
+                self._confirm(hold, ch, eff[1], False, False)
             else:
                 self._rare_effect(ch, eff)
         if pending_ack:
-            codec.send_confirm(number, pending_ack, count > 1, True)
+            self._confirm(hold, ch, pending_ack, count > 1, True)
+
+    def _confirm(self, hold: Any, ch: Channel, tag: int, multiple: bool, ack: bool) -> None:
+        if hold is None:
+            self.codec.send_confirm(ch.number, tag, multiple, ack)
+        else:
+            hold(self, ch, tag, multiple, ack)
 
     def _rare_effect(self, ch: Channel, eff: tuple[Any, ...]) -> None:
         kind, number = eff[0], ch.number

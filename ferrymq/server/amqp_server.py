@@ -12,6 +12,7 @@ from ferrymq.core.broker import Broker
 from ferrymq.errors import CONNECTION_FORCED
 from ferrymq.protocols.amqp.server_properties import server_properties
 from ferrymq.server.amqp_connection import AMQPConnection
+from ferrymq.server.durability import Durability
 
 log = logging.getLogger("ferrymq.server")
 
@@ -19,8 +20,9 @@ TIMER_MAX_SLEEP_S = 0.25  # heartbeats and the memory alarm are checked at least
 
 
 class AMQPServer:
-    def __init__(self, broker: Broker, settings: Settings) -> None:
+    def __init__(self, broker: Broker, settings: Settings, durability: Durability | None = None) -> None:
         self.broker = broker
+        self.durability = durability
         self.settings = settings
         self.loop = asyncio.get_running_loop()
         self.connections: set[AMQPConnection] = set()
@@ -33,11 +35,14 @@ class AMQPServer:
         self.output_low_water = limits.OUTPUT_LOW_WATER_BYTES
         self._to_flush: set[AMQPConnection] = set()
         self._throttled: set[AMQPConnection] = set()
-        self.alarm = False  # memory alarm: queued bodies above the high watermark
+        self.alarm = False  # a resource alarm is on: publishers are blocked
+        self.alarms: set[str] = set()  # "memory" (queued bodies above the watermark), "disk"
         self._flush_scheduled = False
         self._server: asyncio.base_events.Server | None = None
         self._timer: asyncio.TimerHandle | None = None
         self.port = 0
+        if durability is not None:
+            durability.schedule_flush = self._schedule_flush
 
     async def start(self, host: str, port: int) -> int:
         self._server = await self.loop.create_server(
@@ -55,6 +60,11 @@ class AMQPServer:
             self._flush_scheduled = True
             self.loop.call_soon(self.flush)
 
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self.flush)
+
     def flush(self) -> None:
         self._flush_scheduled = False
         broker = self.broker
@@ -68,6 +78,8 @@ class AMQPServer:
                     conn.drain(ch)
                     to_flush.add(conn)
         self._to_flush = set()
+        if self.durability is not None:
+            self.durability.end_of_turn()
         for conn in to_flush:
             conn.write_out()
         if self._throttled:
@@ -112,7 +124,9 @@ class AMQPServer:
         self._timer = None
         self.broker.tick()
         self._heartbeats()
-        self._check_memory()
+        self._check_alarms()
+        if self.durability is not None:
+            self.durability.retry_writes()
         if self.broker.dirty and not self._flush_scheduled:
             self._flush_scheduled = True
             self.loop.call_soon(self.flush)
@@ -133,18 +147,29 @@ class AMQPServer:
                 conn.codec.send_heartbeat()
                 self.want_flush(conn)
 
-    def _check_memory(self) -> None:
-        """RabbitMQ's memory alarm, on the bytes of queued message bodies."""
+    def _check_alarms(self) -> None:
+        """RabbitMQ's resource alarms: memory (bytes of queued bodies in memory) and free disk."""
         queued = sum(q.ready_bytes for v in self.broker.vhosts.values() for q in v.queues.values())
-        high = self.settings.memory_high_watermark_bytes
-        if not self.alarm and queued > high:
-            self.alarm = True
-            log.warning("memory alarm: %d bytes queued > %d; blocking publishers", queued, high)
+        self._set_alarm("memory", queued > self.settings.memory_high_watermark_bytes,
+                        f"{queued} bytes queued in memory")
+        if self.durability is not None:
+            self._set_alarm("disk", self.durability.disk_low(), "free disk below the limit")
+
+    def _set_alarm(self, kind: str, on: bool, why: str) -> None:
+        if on == (kind in self.alarms):
+            return
+        was = self.alarm
+        if on:
+            self.alarms.add(kind)
+            log.warning("%s alarm: %s; blocking publishers", kind, why)
+        else:
+            self.alarms.discard(kind)
+            log.warning("%s alarm cleared", kind)
+        self.alarm = bool(self.alarms)
+        if self.alarm and not was:
             for conn in list(self.connections):
-                conn.block("low on memory")
-        elif self.alarm and queued <= high:
-            self.alarm = False
-            log.warning("memory alarm cleared: %d bytes queued", queued)
+                conn.block(f"low on {kind}")
+        elif was and not self.alarm:
             for conn in list(self.connections):
                 conn.unblock()
 
@@ -166,3 +191,5 @@ class AMQPServer:
         for conn in list(self.connections):
             if conn.transport is not None:
                 conn.transport.close()
+        await asyncio.sleep(0)  # connection_lost runs: unacked deliveries are requeued
+        self.flush()  # ... and their records written before the stores close

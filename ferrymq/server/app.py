@@ -14,6 +14,7 @@ from ferrymq.clock import Rng, SystemClock
 from ferrymq.config import Settings
 from ferrymq.core.broker import Broker
 from ferrymq.server.amqp_server import AMQPServer
+from ferrymq.server.durability import Durability
 
 log = logging.getLogger("ferrymq")
 
@@ -23,6 +24,7 @@ class Running:
     broker: Broker
     amqp: AMQPServer
     amqp_port: int
+    durability: Durability | None = None
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -42,16 +44,23 @@ def tune_gc() -> None:
 
 
 async def start(settings: Settings) -> Running:
+    loop = asyncio.get_running_loop()
+    durability = Durability(settings, loop) if settings.data_dir else None
     broker = Broker(
         SystemClock(), Rng(), users=settings.users,
         loopback_only_users=frozenset(settings.loopback_users),
         consumer_timeout_ms=settings.consumer_timeout_ms,
+        topology=durability.metadata if durability is not None else None,
     )
-    amqp = AMQPServer(broker, settings)
+    if durability is not None:
+        log.info("%s: %s", settings.data_dir, durability.recover(broker).line())
+    else:
+        log.warning("no data directory: nothing will survive a restart")
+    amqp = AMQPServer(broker, settings, durability)
     port = await amqp.start(settings.host, settings.amqp_port)
     tune_gc()
     log.info("AMQP 0-9-1 listening on %s:%d", settings.host, port)
-    return Running(broker, amqp, port)
+    return Running(broker, amqp, port, durability)
 
 
 async def serve(
@@ -70,6 +79,8 @@ async def serve(
     await stop.wait()
     log.info("shutting down")
     await running.amqp.close()
+    if running.durability is not None:
+        running.durability.close()
 
 
 def run(settings: Settings) -> None:

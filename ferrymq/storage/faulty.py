@@ -77,6 +77,12 @@ class FaultyLog:
     def read(self, offset: int) -> tuple[int, bytes]:
         return self.log.read(offset)
 
+    def read_run(self, offset: int, max_bytes: int) -> list[tuple[int, bytes]]:
+        return self.log.read_run(offset, max_bytes)
+
+    def roll(self) -> None:
+        self.log.roll()
+
     def delete_segments_before(self, offset: int) -> int:
         reclaimed = self.log.delete_segments_before(offset)
         live = {p.name for p in self._segment_files()}

@@ -86,6 +86,7 @@ class Log:
         self._segments: list[Segment] = []
         self._bases: list[int] = []
         self._dir_dirty = False
+        self.closed = False
         self.recovery = self._recover()
 
     # --- recovery ---
@@ -184,6 +185,22 @@ class Log:
         rec = seg.read_number(offset)
         return rec.type, rec.payload
 
+    def read_run(self, offset: int, max_bytes: int) -> list[tuple[int, bytes]]:
+        """(type, payload) of the records from ``offset`` on, in order: at least one, about
+        ``max_bytes`` at most, never crossing a segment boundary (the caller asks again)."""
+        if not self.first_offset <= offset < self.next_offset:
+            raise OffsetOutOfRange(f"offset {offset} outside [{self.first_offset}, {self.next_offset})")
+        seg = self._segments[bisect_right(self._bases, offset) - 1]
+        return [(rec.type, rec.payload) for rec in seg.read_run(offset, max_bytes)]
+
+    def roll(self) -> None:
+        """Start a new active segment (if the current one holds anything), so that a log whose
+        records are all settled can give back its last file too."""
+        with self._state_lock:
+            active = self._segments[-1]
+            if active.count:
+                self._add_segment(active.next_number)
+
     def delete_segments_before(self, offset: int) -> int:
         """Delete every segment whose records are all below ``offset``; returns the records reclaimed.
 
@@ -210,6 +227,8 @@ class Log:
         Only group commit (ferrymq.storage.commit) should call this.
         """
         with self._fsync_lock:
+            if self.closed:  # closed (a deleted queue's log): nothing left to make durable
+                return 0
             with self._state_lock:
                 dirty = [seg for seg in self._segments if seg.dirty]
                 sync_dir, self._dir_dirty = self._dir_dirty, False
@@ -230,6 +249,7 @@ class Log:
     def close(self) -> None:
         """Close the files. Does not fsync: durability is the commit policy's decision."""
         with self._fsync_lock, self._state_lock:
+            self.closed = True
             for seg in self._segments:
                 seg.close()
 

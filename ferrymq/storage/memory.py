@@ -46,6 +46,21 @@ class MemoryLog:
             raise OffsetOutOfRange(f"offset {offset} outside [{self._first}, {self.next_offset})")
         return self._records[offset - self._first]
 
+    def read_run(self, offset: int, max_bytes: int) -> list[tuple[int, bytes]]:
+        first = self.read(offset)
+        out = [first]
+        size = len(first[1])
+        i = offset + 1
+        while i < self.next_offset and size < max_bytes:
+            rec = self._records[i - self._first]
+            out.append(rec)
+            size += len(rec[1])
+            i += 1
+        return out
+
+    def roll(self) -> None:
+        """No segments to roll."""
+
     def delete_segments_before(self, offset: int) -> int:
         """Drops exactly the records below ``offset`` (a memory log has no segment granularity)."""
         reclaimed = 0

@@ -292,6 +292,19 @@ class Segment:
             n += 1
         return pos
 
+    def read_run(self, number: int, max_bytes: int) -> list[Record]:
+        """Records from ``number`` on, in order, in one large pread (at least one record, at most
+        about ``max_bytes``, never past the segment's end): sequential reads without a call each."""
+        pos = self.position_of(number)
+        buf = os.pread(self._fd, min(max(max_bytes, PREFIX_BYTES), self.size - pos), pos)
+        records, end, err = decode_records(buf, 0)
+        if not records:
+            return [self.read_number(number)]
+        if err is not None and err.fault is not DecodeFault.SHORT_READ:
+            raise CorruptRecord(f"{self.path}: at position {pos + end}: {err.detail}")
+        self._cursor = (number - self.base + len(records), pos + end)
+        return [Record(pos + r.position, r.type, r.payload) for r in records]
+
     def read_number(self, number: int) -> Record:
         """The record with absolute number ``number``."""
         rec = self.read(self.position_of(number))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import threading
 from types import TracebackType
 from typing import Any
@@ -16,6 +17,10 @@ class EmbeddedBroker:
 
     def __init__(self, **settings: Any) -> None:
         self.settings = Settings(amqp_port=0, kafka_port=0, http_port=0)
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if "data_dir" not in settings:  # a private, temporary data directory, fsync as configured
+            self._tmp = tempfile.TemporaryDirectory(prefix="ferrymq-embedded-")
+            settings["data_dir"] = self._tmp.name
         self.settings.update(settings)
         self.running: Running | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -66,6 +71,9 @@ class EmbeddedBroker:
         if self._loop is not None and self._stop is not None and self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._stop.set)
             self._thread.join(10)
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
 
     def __enter__(self) -> EmbeddedBroker:
         return self.start()

@@ -1,0 +1,106 @@
+"""What the core asks of durable storage, as protocols: the store is passed in like the clock.
+
+Why protocols here: the core stays pure (it imports no file I/O), yet a durable queue must say what
+happened to its messages. It does so by calling a ``QueueStore`` whose writes are buffered and put
+on disk by the shell once per loop turn; only paging a backlog back in reads synchronously.
+``TopologyStore`` is told about durable exchanges, queues and bindings as they change.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    from ferrymq.core.message import Message
+
+
+class StoredMessage(NamedTuple):
+    """A message read back from a queue log: where it is, what it is, what happened to it."""
+
+    offset: int
+    msg: Message
+    expires_wall_ms: int  # 0: never
+    deliveries: int  # deliveries before this read (recovery: 1 if it was out, + requeues)
+
+
+class QueueStore(Protocol):
+    """One durable queue's log. Offsets identify messages; every append is buffered until the shell
+    writes it, and counts as stored only after the fsync policy says so."""
+
+    def log_publish(self, msg: Message, expires_wall_ms: int, transient: bool) -> int:
+        """Append a message; returns its offset. ``transient`` ones are paged, never recovered."""
+        ...
+
+    def log_settle(self, offset: int) -> None:
+        """The message left the queue for good (acked, expired, dead-lettered, dropped)."""
+        ...
+
+    def log_requeue(self, offset: int) -> None:
+        """A delivery came back: recovery counts it toward the delivery count."""
+        ...
+
+    def log_delivered(self, offset: int) -> None:
+        """A message went out: after a crash it comes back as redelivered."""
+        ...
+
+    def drop_paged(self) -> None:
+        """Every message of the paged tail is settled at once (purge)."""
+        ...
+
+    def start_paging(self) -> None:
+        """Messages logged from now on form the paged tail that ``page_in`` reads in order."""
+        ...
+
+    def page_in(self, max_count: int, max_bytes: int) -> list[StoredMessage]:
+        """The next messages of the paged tail, in publish order."""
+        ...
+
+    def recover(self, window: int) -> tuple[list[StoredMessage], int, int]:
+        """Rebuild after a restart: (first ``window`` live messages, paged count, paged bytes)."""
+        ...
+
+    def drop(self) -> None:
+        """The queue was deleted: its files go."""
+        ...
+
+
+class TopologyStore(Protocol):
+    """Durable topology: told of every change to durable exchanges, queues and bindings."""
+
+    def exchange_declared(self, vhost: str, name: str, type_: str, auto_delete: bool, internal: bool,
+                          arguments: dict[str, Any]) -> None: ...
+
+    def exchange_deleted(self, vhost: str, name: str) -> None: ...
+
+    def queue_declared(self, vhost: str, name: str, auto_delete: bool,
+                       arguments: dict[str, Any]) -> QueueStore: ...
+
+    def queue_deleted(self, vhost: str, name: str) -> None: ...
+
+    def binding_added(self, vhost: str, source: str, destination: str, to_exchange: bool,
+                      routing_key: str, arguments: dict[str, Any]) -> None: ...
+
+    def binding_removed(self, vhost: str, source: str, destination: str, to_exchange: bool,
+                        routing_key: str, arguments: dict[str, Any]) -> None: ...
+
+
+class NoTopology:
+    """Nothing is durable: a broker without a data directory (unit tests, ``--data-dir ''``)."""
+
+    def exchange_declared(self, *args: Any) -> None:
+        pass
+
+    def exchange_deleted(self, *args: Any) -> None:
+        pass
+
+    def queue_declared(self, *args: Any) -> None:  # type: ignore[override]
+        return None
+
+    def queue_deleted(self, *args: Any) -> None:
+        pass
+
+    def binding_added(self, *args: Any) -> None:
+        pass
+
+    def binding_removed(self, *args: Any) -> None:
+        pass

@@ -1,0 +1,146 @@
+"""Durable topology in SQLite: vhosts, exchanges, queues and bindings (the TopologyStore).
+
+Why SQLite: topology changes are rare, small and must be atomic; the standard library's SQLite gives
+transactions and crash safety (WAL, synchronous=FULL: a declare-ok is sent after its commit reached
+disk) without a format of our own. Messages never go here: they live in the queue logs.
+
+Each durable queue has a row id; its log lives in ``queues/<id>``. A queue deleted and declared again
+gets a new id, so a stale directory can never be mistaken for the new queue's. On open, directories
+without a row (a crash between the row's delete and the directory's removal) are removed and reported.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ferrymq.core.store import QueueStore
+
+EncodeTable = Callable[[dict[str, Any]], bytes]
+DecodeTable = Callable[[bytes], dict[str, Any]]
+OpenQueue = Callable[[Path], QueueStore]
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS exchanges (
+    vhost TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL, auto_delete INTEGER NOT NULL,
+    internal INTEGER NOT NULL, arguments BLOB NOT NULL, PRIMARY KEY (vhost, name));
+CREATE TABLE IF NOT EXISTS queues (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, vhost TEXT NOT NULL, name TEXT NOT NULL,
+    auto_delete INTEGER NOT NULL, arguments BLOB NOT NULL, UNIQUE (vhost, name));
+CREATE TABLE IF NOT EXISTS bindings (
+    vhost TEXT NOT NULL, source TEXT NOT NULL, destination TEXT NOT NULL, to_exchange INTEGER NOT NULL,
+    routing_key TEXT NOT NULL, arguments BLOB NOT NULL,
+    PRIMARY KEY (vhost, source, destination, to_exchange, routing_key, arguments));
+"""
+
+
+@dataclass(slots=True)
+class Topology:
+    """What was stored, in the order it must be declared again."""
+
+    exchanges: list[tuple[str, str, str, bool, bool, dict[str, Any]]] = field(default_factory=list)
+    queues: list[tuple[str, str, bool, dict[str, Any]]] = field(default_factory=list)
+    bindings: list[tuple[str, str, str, bool, str, dict[str, Any]]] = field(default_factory=list)
+    orphans_removed: list[str] = field(default_factory=list)
+
+
+class Metadata:
+    """The TopologyStore (ferrymq.core.store) over one SQLite file in the data directory."""
+
+    def __init__(self, directory: str | Path, open_queue: OpenQueue, encode_table: EncodeTable,
+                 decode_table: DecodeTable) -> None:
+        self.directory = Path(directory)
+        self.queue_root = self.directory / "queues"
+        self.queue_root.mkdir(parents=True, exist_ok=True)
+        self._open_queue = open_queue
+        self._encode = encode_table
+        self._decode = decode_table
+        self._db = sqlite3.connect(self.directory / "metadata.sqlite3", isolation_level=None,
+                                   check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        self._stores: dict[tuple[str, str], tuple[int, QueueStore]] = {}
+
+    def _write(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Cursor:
+        with self._db:  # one transaction per change: committed (and synced) before the reply
+            return self._db.execute(sql, params)
+
+    # --- TopologyStore ---------------------------------------------------------------------------
+
+    def exchange_declared(self, vhost: str, name: str, type_: str, auto_delete: bool, internal: bool,
+                          arguments: dict[str, Any]) -> None:
+        self._write("INSERT OR REPLACE INTO exchanges VALUES (?, ?, ?, ?, ?, ?)",
+                    (vhost, name, type_, auto_delete, internal, self._encode(arguments)))
+
+    def exchange_deleted(self, vhost: str, name: str) -> None:
+        with self._db:
+            self._db.execute("DELETE FROM exchanges WHERE vhost = ? AND name = ?", (vhost, name))
+            self._db.execute("DELETE FROM bindings WHERE vhost = ? AND (source = ? OR "
+                             "(to_exchange = 1 AND destination = ?))", (vhost, name, name))
+
+    def queue_declared(self, vhost: str, name: str, auto_delete: bool,
+                       arguments: dict[str, Any]) -> QueueStore:
+        known = self._stores.get((vhost, name))
+        if known is not None:
+            return known[1]
+        self._write("INSERT OR IGNORE INTO queues (vhost, name, auto_delete, arguments) "
+                    "VALUES (?, ?, ?, ?)", (vhost, name, auto_delete, self._encode(arguments)))
+        (qid,) = self._db.execute("SELECT id FROM queues WHERE vhost = ? AND name = ?",
+                                  (vhost, name)).fetchone()
+        store = self._open_queue(self.queue_root / str(qid))
+        self._stores[(vhost, name)] = (qid, store)
+        return store
+
+    def queue_deleted(self, vhost: str, name: str) -> None:
+        with self._db:
+            self._db.execute("DELETE FROM queues WHERE vhost = ? AND name = ?", (vhost, name))
+            self._db.execute("DELETE FROM bindings WHERE vhost = ? AND to_exchange = 0 AND "
+                             "destination = ?", (vhost, name))
+        known = self._stores.pop((vhost, name), None)
+        if known is not None:
+            known[1].drop()
+            shutil.rmtree(self.queue_root / str(known[0]), ignore_errors=True)
+
+    def binding_added(self, vhost: str, source: str, destination: str, to_exchange: bool,
+                      routing_key: str, arguments: dict[str, Any]) -> None:
+        self._write("INSERT OR IGNORE INTO bindings VALUES (?, ?, ?, ?, ?, ?)",
+                    (vhost, source, destination, to_exchange, routing_key, self._encode(arguments)))
+
+    def binding_removed(self, vhost: str, source: str, destination: str, to_exchange: bool,
+                        routing_key: str, arguments: dict[str, Any]) -> None:
+        self._write("DELETE FROM bindings WHERE vhost = ? AND source = ? AND destination = ? AND "
+                    "to_exchange = ? AND routing_key = ? AND arguments = ?",
+                    (vhost, source, destination, to_exchange, routing_key, self._encode(arguments)))
+
+    # --- recovery --------------------------------------------------------------------------------
+
+    def load(self) -> Topology:
+        """Everything stored, and the removal of queue directories that no row owns."""
+        db, top = self._db, Topology()
+        for v, n, t, ad, i, a in db.execute("SELECT * FROM exchanges ORDER BY vhost, name"):
+            top.exchanges.append((v, n, t, bool(ad), bool(i), self._decode(a)))
+        ids: set[str] = set()
+        for qid, v, n, ad, a in db.execute("SELECT * FROM queues ORDER BY id"):
+            ids.add(str(qid))
+            top.queues.append((v, n, bool(ad), self._decode(a)))
+        for v, s, d, te, rk, a in db.execute("SELECT * FROM bindings ORDER BY rowid"):
+            top.bindings.append((v, s, d, bool(te), rk, self._decode(a)))
+        for path in sorted(self.queue_root.iterdir()):
+            if path.name not in ids:
+                shutil.rmtree(path, ignore_errors=True)
+                top.orphans_removed.append(path.name)
+        return top
+
+    def queue_stores(self) -> list[QueueStore]:
+        return [store for _, store in self._stores.values()]
+
+    def close(self) -> None:
+        self._db.close()
