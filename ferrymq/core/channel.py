@@ -198,7 +198,10 @@ class Channel:
         else:
             self.unacked[tag] = (queue, entry, None, self.broker.clock.monotonic_ms())
             self.unacked_count += 1
-        return tag, entry.deliveries > 1, entry.msg, queue.message_count
+        msg = entry.msg
+        if entry.deliveries > 1 and queue.args.delivery_limit is not None:
+            msg = _with_delivery_count(msg, entry.deliveries - 1)
+        return tag, entry.deliveries > 1, msg, queue.message_count
 
     # --- settle --------------------------------------------------------------------------
 

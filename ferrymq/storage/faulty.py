@@ -85,8 +85,11 @@ class FaultyLog:
 
     def delete_segments_before(self, offset: int) -> int:
         reclaimed = self.log.delete_segments_before(offset)
-        live = {p.name for p in self._segment_files()}
+        files = self._segment_files()
+        live = {p.name for p in files}
         self._synced = {name: n for name, n in self._synced.items() if name in live}
+        if reclaimed and files:  # Log synced the first kept segment before deleting the others
+            self._synced[files[0].name] = files[0].stat().st_size
         return reclaimed
 
     def flush(self) -> None:

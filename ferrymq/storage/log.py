@@ -208,6 +208,15 @@ class Log:
         """
         reclaimed = 0
         with self._fsync_lock, self._state_lock:
+            keep = 0
+            while keep + 1 < len(self._segments) and self._segments[keep + 1].base <= offset:
+                keep += 1
+            if keep and (self._segments[keep].dirty or self._dir_dirty):
+                # The first kept segment must be on disk before older ones go: else a crash could
+                # leave no segment at all, and the log would restart at offset 0 (offsets reused).
+                self._segments[keep].fsync()
+                sync_directory(self.directory)
+                self._dir_dirty = False
             while len(self._segments) > 1 and self._segments[1].base <= offset:
                 seg = self._segments.pop(0)
                 self._bases.pop(0)

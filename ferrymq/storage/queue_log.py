@@ -352,8 +352,8 @@ class QueueLog:
             if base <= off < end and live[off - base]:
                 self._extra[off] = n
         i = live.find(1)
-        while 0 <= i <= delivered - base:
-            self._extra[base + i] = self._extra.get(base + i, 0) + 1
+        while 0 <= i <= delivered - base:  # delivered before: at least one delivery (redelivered)
+            self._extra.setdefault(base + i, 1)
             i = live.find(1, i + 1)
         total = live.count(1)
         if not total:
