@@ -265,6 +265,10 @@ class Durability:
             log.error("final commit failed: %s", exc)
         self.closed = True
         self._executor.shutdown(wait=True)
+        c = self.counters
+        log.info("durability: %d writes, %d commits, %d fsyncs, %d confirms held, %d write errors, "
+                 "%d fsync errors", c["writes"], c["commits"], c["fsyncs"], c["confirms_held"],
+                 c["write_errors"], c["fsync_errors"])
         for store in self.metadata.queue_stores():
             if isinstance(store, QueueLog) and not store.dropped:
                 store.log.close()

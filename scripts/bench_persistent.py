@@ -1,0 +1,78 @@
+"""Persistent messages side by side: FerryMQ (fsync always) and RabbitMQ, one run, same generator.
+
+    .venv/bin/python scripts/bench_persistent.py --seconds 10 > bench-results/persistent.json
+
+Durable queue, persistent messages, publisher confirms, manual acks; prefetch 50 and 500; 100 B and
+4 KiB. FerryMQ's fsync and commit counts come from its shutdown log line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ferrymq.bench.amqp_load import Options, run
+from ferrymq.bench.rabbitmq_node import available, free_port, start_rabbitmq
+
+SCENARIOS = {f"{size}B-prefetch{pf}": {"size": size, "prefetch": pf}
+             for size in (100, 4096) for pf in (50, 500)}
+
+
+def measure(url: str, pid: int, seconds: float, tag: str) -> dict[str, Any]:
+    out = {}
+    for name, over in SCENARIOS.items():
+        r = run(Options(url=url, seconds=seconds, broker_pid=pid, persistent=True,
+                        queue=f"persist-{tag}-{name}", **over))
+        out[name] = {"msgs_per_s": r["consumed_per_s"], "confirmed_per_s": r["confirmed_per_s"],
+                     "broker_cores": r["broker_cpu"],
+                     "p99_ms": r["consumer"]["latency_ns"].get("p99", 0) / 1e6}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=10.0)
+    args = ap.parse_args()
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="ferrymq-bench-") as tmp:
+        port = free_port()
+        log_path = Path(tmp) / "serve.log"
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "ferrymq.cli", "serve", "--amqp-port", str(port),
+                                     "--data-dir", f"{tmp}/data", "--fsync", "always", "--log-level", "info"],
+                                    stdout=log, stderr=subprocess.STDOUT)
+        time.sleep(2.0)
+        started = time.monotonic()
+        try:
+            results["ferrymq"] = measure(f"amqp://guest:guest@127.0.0.1:{port}/%2F", proc.pid,
+                                         args.seconds, "ferrymq")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+        elapsed = time.monotonic() - started
+        m = re.search(r"durability: (\d+) writes, (\d+) commits, (\d+) fsyncs", log_path.read_text())
+        if m:
+            fsyncs = int(m.group(3))
+            total = sum(r["confirmed_per_s"] for r in results["ferrymq"].values()) * args.seconds
+            results["ferrymq_fsync"] = {"fsyncs": fsyncs, "commits": int(m.group(2)),
+                                        "fsyncs_per_s": fsyncs / elapsed,
+                                        "msgs_per_fsync": total / max(fsyncs, 1)}
+    if available():
+        node = start_rabbitmq()
+        try:
+            results["rabbitmq"] = measure(node.amqp_url, node.pid, args.seconds, "rabbitmq")
+        finally:
+            node.stop()
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
