@@ -13,6 +13,7 @@ from ferrymq import limits
 from ferrymq.errors import PreconditionFailed
 
 OVERFLOW_MODES = ("drop-head", "reject-publish", "reject-publish-dlx")
+FSYNC_MODES = ("always", "never")  # x-fsync (FerryMQ extension): this queue's fsync policy
 QUEUE_TYPES = ("classic", "quorum", "stream")
 
 
@@ -34,6 +35,7 @@ class QueueArgs:
     single_active_consumer: bool = False
     message_groups: bool = False  # FerryMQ extension: FIFO per x-group-id header
     dedup_window_ms: int | None = None  # FerryMQ extension: drop repeats of a message id
+    fsync: str | None = None  # FerryMQ extension: "always" / "never" overrides the broker's policy
 
     @property
     def fifo(self) -> bool:
@@ -140,6 +142,10 @@ def parse_queue_args(args: dict[str, Any], queue: str, vhost: str) -> QueueArgs:
     out.message_groups = groups if isinstance(groups, bool) else False
     sac = args.get("x-single-active-consumer")
     out.single_active_consumer = bool(sac) if isinstance(sac, bool) else False
+    out.fsync = _str_arg(args, "x-fsync", queue, vhost)
+    if out.fsync is not None and out.fsync not in FSYNC_MODES:
+        raise PreconditionFailed(
+            f"invalid arg 'x-fsync' {_where(queue, vhost)}: {{invalid_value,{out.fsync}}}")
     return out
 
 

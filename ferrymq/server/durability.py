@@ -75,7 +75,9 @@ class Durability:
         self.loop = loop
         self.data = DataDir(settings.data_dir)
         self.policy = FsyncPolicy.parse(settings.fsync)
-        self.group = GroupCommit(self.policy)
+        # Only logs that want fsync are ever noted for a commit; under a broker-wide "never" those
+        # are the queues that said x-fsync: always, and they are committed at once.
+        self.group = GroupCommit(self.policy if self.policy.mode != "never" else FsyncPolicy("always"))
         self.disk_free_limit = settings.disk_free_limit_bytes
         self.reports: list[LogRecoveryReport] = []
         self.metadata = Metadata(self.data.path, self._open_queue, encode_table, _decode_args)
@@ -97,12 +99,13 @@ class Durability:
 
     # --- stores ----------------------------------------------------------------------------------
 
-    def _open_queue(self, path: Path) -> QueueLog:
+    def _open_queue(self, path: Path, arguments: dict[str, Any]) -> QueueLog:
         qlog = Log(path, segment_bytes=QUEUE_SEGMENT_BYTES)
         self.reports.append(qlog.recovery)
         if not qlog.recovery.clean:
             log.warning("recovery: %s", qlog.recovery.summary())
-        return QueueLog(qlog, encode_properties, intern_properties, self)
+        sync = arguments.get("x-fsync", "never" if self.policy.mode == "never" else "always") != "never"
+        return QueueLog(qlog, encode_properties, intern_properties, self, sync=sync)
 
     def note_dirty(self, qlog: QueueLog) -> None:
         self.dirty.append(qlog)
@@ -150,7 +153,7 @@ class Durability:
 
     def must_hold(self) -> bool:
         """Confirms wait while a logged message is not yet covered by a commit (or older ones wait)."""
-        return self.policy.mode != "never" and (self.publish_pending or self.in_flight or bool(self.held))
+        return self.publish_pending or self.in_flight or bool(self.held)
 
     def hold(self, conn: AMQPConnection, ch: Channel, tag: int, multiple: bool, ack: bool) -> None:
         self.held.append((self.turn, conn, ch, tag, multiple, ack))
@@ -203,16 +206,15 @@ class Durability:
     def _maybe_commit(self) -> None:
         if self.in_flight:
             return
-        if self.group.pending and self.policy.mode == "always":
+        mode = self.group.policy.mode
+        if self.group.pending and mode == "always":
             self._start_commit()
-        elif self.group.pending and self.policy.mode == "interval":
+        elif self.group.pending and mode == "interval":
             if self.group.due(int(self.loop.time() * 1000)):
                 self._start_commit()
             elif self._interval_timer is None:
                 self._interval_timer = self.loop.call_later(self.policy.interval_ms / 1000, self._on_interval)
         else:
-            if self.policy.mode == "never" and self.group.pending:
-                self.group.commit()  # forgets the dirty set: the page cache is the store
             self._release(self.written_turn)
 
     def _on_interval(self) -> None:
@@ -259,8 +261,7 @@ class Durability:
         """Write and fsync what is pending (a clean stop loses nothing), then close the files."""
         try:
             self.end_of_turn()
-            if self.policy.mode != "never":
-                self.group.commit()
+            self.group.commit()
         except OSError as exc:
             log.error("final commit failed: %s", exc)
         self.closed = True

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -74,9 +75,14 @@ class Log:
         directory: str | os.PathLike[str],
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         index_interval_bytes: int = DEFAULT_INDEX_INTERVAL_BYTES,
+        segment_ms: int | None = None,
     ) -> None:
+        """``segment_ms``: also roll once the active segment is this old (Kafka's segment.ms), so
+        a slow log's space can be reclaimed by age, not only once a segment fills up."""
         if segment_bytes <= 0:
             raise ValueError("segment_bytes must be positive")
+        self.segment_ms = segment_ms
+        self._active_since = time.monotonic()
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.segment_bytes = segment_bytes
@@ -145,7 +151,12 @@ class Log:
         self._dir_dirty = True
         report.removed.append((path.name, why))
 
+    def _too_old(self) -> bool:
+        age_ms = (time.monotonic() - self._active_since) * 1000
+        return self.segment_ms is not None and age_ms >= self.segment_ms
+
     def _add_segment(self, base: int) -> Segment:
+        self._active_since = time.monotonic()
         seg = Segment.create(self.directory / segment_name(base), base, index_interval_bytes=self._interval)
         self._segments.append(seg)
         self._bases.append(base)
@@ -171,7 +182,7 @@ class Log:
             return []
         with self._state_lock:
             active = self._segments[-1]
-            if active.size >= self.segment_bytes and active.count:
+            if active.count and (active.size >= self.segment_bytes or self._too_old()):
                 active = self._add_segment(active.next_number)
             first = active.next_number
             active.append(frames)

@@ -22,7 +22,7 @@ from ferrymq.core.store import QueueStore
 
 EncodeTable = Callable[[dict[str, Any]], bytes]
 DecodeTable = Callable[[bytes], dict[str, Any]]
-OpenQueue = Callable[[Path], QueueStore]
+OpenQueue = Callable[[Path, dict[str, Any]], QueueStore]  # (directory, the queue's arguments)
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -95,7 +95,7 @@ class Metadata:
                     "VALUES (?, ?, ?, ?)", (vhost, name, auto_delete, self._encode(arguments)))
         (qid,) = self._db.execute("SELECT id FROM queues WHERE vhost = ? AND name = ?",
                                   (vhost, name)).fetchone()
-        store = self._open_queue(self.queue_root / str(qid))
+        store = self._open_queue(self.queue_root / str(qid), arguments)
         self._stores[(vhost, name)] = (qid, store)
         return store
 

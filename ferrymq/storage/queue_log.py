@@ -124,12 +124,14 @@ class QueueLog:
 
     def __init__(
         self, log: LogLike, encode_props: EncodeProps, decode_props: DecodeProps,
-        sink: WriteSink | None = None,
+        sink: WriteSink | None = None, sync: bool = True,
     ) -> None:
+        """``sync``: confirms of this queue's messages wait for an fsync (False: the page cache will do)."""
         self.log = log
         self._encode_props = encode_props
         self._decode_props = decode_props
         self._sink: WriteSink = sink if sink is not None else _NoSink()
+        self.sync = sync
         self._pending: list[tuple[int, bytes]] = []
         self._settles: list[int] = []
         self._requeues: list[int] = []
@@ -144,7 +146,6 @@ class QueueLog:
         self._extra: dict[int, int] = {}  # after recovery: offset -> deliveries before the crash
         self._reclaim_from = log.first_offset
         self.dirty = False  # buffered records not yet written
-        self.needs_sync = False  # a PUBLISH written since the last commit: confirms wait for it
         self.dropped = False
         self.counters = dict.fromkeys(("published", "settled", "paged_in", "reclaimed"), 0)
 
@@ -168,7 +169,8 @@ class QueueLog:
             self._paged += 1
         counts[bucket] = counts.get(bucket, 0) + 1
         self.counters["published"] += 1
-        self._sink.publish_pending = True
+        if self.sync:
+            self._sink.publish_pending = True
         self._mark()
         return offset
 
@@ -266,8 +268,8 @@ class QueueLog:
     # --- the shell's side: write once per turn, reclaim -----------------------------------------
 
     def write(self) -> bool:
-        """Put buffered records into the log with one write. True if a PUBLISH went out (a commit
-        must cover it before confirms). On OSError (disk full) everything stays buffered."""
+        """Put buffered records into the log with one write. True if a PUBLISH went out that a commit
+        must cover before its confirm. On OSError (disk full) everything stays buffered."""
         if self.dropped:
             self.dirty = False
             return False
@@ -293,10 +295,8 @@ class QueueLog:
         self._requeues = []
         self._delivered_logged = self._delivered
         self.dirty = False
-        if had_publish:
-            self.needs_sync = True
         self._reclaim()
-        return had_publish
+        return had_publish and self.sync
 
     def _reclaim(self) -> None:
         """Delete segments that hold nothing live; roll an idle log so its last file goes too."""

@@ -264,3 +264,57 @@ def test_embedded_broker_uses_a_private_temporary_data_directory():
         data = Path(broker.settings.data_dir)
         assert data.is_dir() and (data / "metadata.sqlite3").exists()
     assert not data.exists()
+
+
+def test_a_full_disk_holds_confirms_until_writes_succeed_and_corrupts_nothing(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    full = threading.Event()
+    real_pwrite = os.pwrite
+
+    def pwrite(fd: int, data: Any, offset: int) -> int:
+        if full.is_set():
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", pwrite)
+    with EmbeddedBroker(data_dir=str(tmp_path)) as broker:
+        conn, ch = _channel(broker)
+        ch.queue_declare("q", durable=True)
+        ch.confirm_delivery()
+        ch.basic_publish("", "q", b"before", PERSISTENT)
+        full.set()
+        acked: list[bool] = []
+        t = threading.Thread(target=lambda: (ch.basic_publish("", "q", b"during", PERSISTENT),
+                                             acked.append(True)))
+        t.start()
+        time.sleep(0.6)
+        assert not acked, "a message that is not on disk was confirmed"
+        full.clear()  # space is back: the held write is retried and then confirmed
+        t.join(10)
+        assert acked
+        conn.close()
+    with EmbeddedBroker(data_dir=str(tmp_path)) as broker:
+        durability = broker.running.durability
+        assert durability.summary.bytes_truncated == 0 and durability.summary.errors == 0
+        conn, ch = _channel(broker)
+        assert [b for b, _ in _drain(ch, "q")] == [b"before", b"during"]
+        conn.close()
+
+
+def test_per_queue_fsync_never_confirms_without_waiting_and_bad_values_get_406(tmp_path, monkeypatch):
+    gate = threading.Event()
+    monkeypatch.setattr("ferrymq.storage.segment.sync_data", lambda fd: gate.wait(10))
+    with EmbeddedBroker(data_dir=str(tmp_path)) as broker:
+        conn, ch = _channel(broker)
+        ch.queue_declare("fast", durable=True, arguments={"x-fsync": "never"})
+        ch.confirm_delivery()
+        started = time.monotonic()
+        ch.basic_publish("", "fast", b"page cache is enough", PERSISTENT)
+        assert time.monotonic() - started < 2
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as err:
+            ch.queue_declare("bad", durable=True, arguments={"x-fsync": "sometimes"})
+        assert err.value.reply_code == 406 and "x-fsync" in err.value.reply_text
+        gate.set()
+        conn.close()

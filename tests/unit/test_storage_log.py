@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -137,4 +138,16 @@ def test_append_validates_before_writing(tmp_path):
     with pytest.raises(ValueError):
         log.append([(1, b"ok"), (300, b"bad type")])
     assert log.next_offset == 0 and log.segments[0].size == len(log.segments[0].path.read_bytes())
+    log.close()
+
+
+def test_segment_rolls_by_age_as_well_as_by_size(tmp_path):
+    log = Log(tmp_path / "aged", segment_bytes=1 << 30, segment_ms=50)
+    log.append([(1, b"a")])
+    log.append([(1, b"b")])
+    assert len(log.segments) == 1
+    time.sleep(0.06)
+    log.append([(1, b"c")])
+    assert len(log.segments) == 2 and log.segments[-1].base == 2
+    assert log.read(0) == (1, b"a") and log.read(2) == (1, b"c")
     log.close()
