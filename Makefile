@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint compat bench clean
+.PHONY: serve test lint compat bench soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -28,6 +28,10 @@ compat: $(STAMP)
 bench: $(STAMP)
 	mkdir -p bench-results
 	$(BIN)/python -m ferrymq.bench.compare --seconds 10 | tee bench-results/compare.json
+
+# The kill -9 loop of tests/crash, longer (bounded: about 2 s per cycle).
+soak: $(STAMP)
+	FERRYMQ_CRASH_CYCLES=$${FERRYMQ_CRASH_CYCLES:-200} $(BIN)/python -m pytest -q tests/crash
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
