@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import subprocess
 import sys
 import tempfile
@@ -115,23 +116,42 @@ def drain(url: str, queue: str, n: int, prefetch: int = 2000) -> dict[str, float
     return {"drain_s": took, "drain_per_s": n / took, "left": ok.message_count}
 
 
+def serve(port: int, data: Path) -> subprocess.Popen[bytes]:
+    """Start `ferrymq serve` and return once it accepts connections (recovery runs before that)."""
+    proc = subprocess.Popen([sys.executable, "-m", "ferrymq.cli", "serve", "--amqp-port", str(port),
+                             "--data-dir", str(data), "--fsync", "always", "--log-level", "info"])
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.1).close()
+            return proc
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError("broker exited") from None
+            time.sleep(0.05)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=5_000_000)
     ap.add_argument("--size", type=int, default=1024)
+    ap.add_argument("--kill", action="store_true", help="kill -9 the broker after publishing, restart, drain")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="ferrymq-backlog-", dir=".") as tmp:
         port = free_port()
         data = Path(tmp) / "data"
-        proc = subprocess.Popen([sys.executable, "-m", "ferrymq.cli", "serve", "--amqp-port", str(port),
-                                 "--data-dir", str(data), "--fsync", "always", "--log-level", "warning"])
-        time.sleep(2.0)
+        proc = serve(port, data)
         url = f"amqp://guest:guest@127.0.0.1:{port}/%2F"
         try:
             out: dict[str, float] = {"messages": args.messages, "size": args.size}
             out.update(publish(url, "backlog", args.messages, args.size, proc.pid))
             out["rss_after_publish_mib"] = rss_kib(proc.pid)[0] / 1024
             out["disk_after_publish_mib"] = du(data) / 2**20
+            if args.kill:
+                proc.kill()
+                proc.wait()
+                t0 = time.perf_counter()
+                proc = serve(port, data)
+                out["restart_to_listening_s"] = time.perf_counter() - t0
             out.update(drain(url, "backlog", args.messages))
             time.sleep(1.0)
             cur, peak = rss_kib(proc.pid)
