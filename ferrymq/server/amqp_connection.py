@@ -48,7 +48,8 @@ class AMQPConnection(asyncio.Protocol):
         self.paused = False
         self.publishes = False  # has this connection published (flow control applies)?
         self.reading_paused_at: float | None = None
-        self.pause_reasons: set[str] = set()  # "flow" (a queue is backed up), "alarm" (memory)
+        self.pause_reasons: set[str] = set()  # "flow" (a queue is backed up), "alarm" (memory, disk)
+        self.blocked_sent = False  # connection.blocked went out and unblocked has not
 
     # --- asyncio.Protocol ----------------------------------------------------------------
 
@@ -71,8 +72,8 @@ class AMQPConnection(asyncio.Protocol):
         if self.publishes:
             if self.broker.overloaded:
                 self.server.throttle(self)
-            if self.server.alarm:
-                self.pause_reading("alarm")
+            if self.server.alarm and "alarm" not in self.pause_reasons:
+                self.block(self.server.alarm_reason)  # a publisher that came in during the alarm
         self.server.want_flush(self)
 
     def pause_reading(self, reason: str) -> bool:
@@ -103,17 +104,18 @@ class AMQPConnection(asyncio.Protocol):
         """The memory alarm went off: tell clients that asked (connection.blocked) and stop
         reading from connections that publish, as RabbitMQ does."""
         caps = self.codec.client_properties.get("capabilities") or {}
-        if caps.get("connection.blocked") and not self.codec.closed:
+        if caps.get("connection.blocked") and not self.codec.closed and not self.blocked_sent:
             self.codec.send_method(0, commands.Connection.Blocked(reason))
+            self.blocked_sent = True
             self.server.want_flush(self)
         if self.publishes:
             self.pause_reading("alarm")
 
     def unblock(self) -> None:
-        caps = self.codec.client_properties.get("capabilities") or {}
-        if caps.get("connection.blocked") and not self.codec.closed:
+        if self.blocked_sent and not self.codec.closed:
             self.codec.send_method(0, commands.Connection.Unblocked())
             self.server.want_flush(self)
+        self.blocked_sent = False
         self.resume_reading("alarm")
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -37,6 +37,7 @@ class AMQPServer:
         self._throttled: set[AMQPConnection] = set()
         self.alarm = False  # a resource alarm is on: publishers are blocked
         self.alarms: set[str] = set()  # "memory" (queued bodies above the watermark), "disk"
+        self.alarm_reason = ""
         self._flush_scheduled = False
         self._server: asyncio.base_events.Server | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -166,6 +167,7 @@ class AMQPServer:
             self.alarms.discard(kind)
             log.warning("%s alarm cleared", kind)
         self.alarm = bool(self.alarms)
+        self.alarm_reason = f"low on {min(self.alarms)}" if self.alarms else ""
         if self.alarm and not was:
             for conn in list(self.connections):
                 conn.block(f"low on {kind}")

@@ -239,7 +239,15 @@ def test_disk_alarm_blocks_publishers_with_connection_blocked(tmp_path):
         while not events and time.monotonic() < deadline:
             conn.process_data_events(0.05)
         assert events == ["low on disk"]
-        conn.close()
+        late = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))  # opened during the alarm
+        late_events: list[str] = []
+        late.add_on_connection_blocked_callback(lambda _c, frame: late_events.append(frame.method.reason))
+        late.channel().basic_publish("", "nowhere", b"x")
+        deadline = time.monotonic() + 5
+        while not late_events and time.monotonic() < deadline:
+            late.process_data_events(0.05)
+        assert late_events == ["low on disk"]
+        conn.close()  # (late is not read while blocked, as on RabbitMQ: the broker's stop closes it)
 
 
 def test_recovery_summary_is_logged_on_start(tmp_path, caplog):
