@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from pamqp import commands as c
@@ -37,6 +38,19 @@ def du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def frames(wire: Wire, buf: bytearray) -> Iterator[tuple[int, int]]:
+    """Receive once, then (frame type, position) of each whole frame in ``buf``; consumed ones go."""
+    buf += wire.sock.recv(RECV_BYTES)
+    pos = 0
+    while len(buf) - pos >= 8:
+        ftype, _, fsize = HEAD.unpack_from(buf, pos)
+        if len(buf) - pos < fsize + 8:
+            break
+        yield ftype, pos
+        pos += fsize + 8
+    del buf[:pos]
+
+
 def publish(url: str, queue: str, n: int, size: int, pid: int) -> dict[str, float]:
     wire = Wire(url).open()
     wire.declare(queue, True)
@@ -53,20 +67,13 @@ def publish(url: str, queue: str, n: int, size: int, pid: int) -> dict[str, floa
             wire.sock.sendall(b"".join(head + i.to_bytes(8, "big") + tail for i in range(sent, sent + k)))
             sent += k
             continue
-        buf += wire.sock.recv(RECV_BYTES)
-        pos = 0
-        while len(buf) - pos >= 8:
-            ftype, _, fsize = HEAD.unpack_from(buf, pos)
-            if len(buf) - pos < fsize + 8:
-                break
+        for ftype, pos in frames(wire, buf):
             if ftype == 1:
                 (cm,) = CM.unpack_from(buf, pos + 7)
                 if cm == NACK:
                     raise RuntimeError("publish nacked")
                 if cm == ACK:
                     confirmed = max(confirmed, TAG_BITS.unpack_from(buf, pos + 11)[0])
-            pos += fsize + 8
-        del buf[:pos]
         if sent % 100_000 < BATCH:
             peak = max(peak, rss_kib(pid)[1])
     took = time.perf_counter() - t0
@@ -86,12 +93,7 @@ def drain(url: str, queue: str, n: int, prefetch: int = 2000) -> dict[str, float
     in_body = False
     t0 = time.perf_counter()
     while expected < n:
-        buf += wire.sock.recv(RECV_BYTES)
-        pos = 0
-        while len(buf) - pos >= 8:
-            ftype, _, fsize = HEAD.unpack_from(buf, pos)
-            if len(buf) - pos < fsize + 8:
-                break
+        for ftype, pos in frames(wire, buf):
             if ftype == 1 and CM.unpack_from(buf, pos + 7)[0] == DELIVER:
                 ctag_len = buf[pos + 11]
                 last_tag = TAG_BITS.unpack_from(buf, pos + 12 + ctag_len)[0]
@@ -102,8 +104,6 @@ def drain(url: str, queue: str, n: int, prefetch: int = 2000) -> dict[str, float
                     raise AssertionError(f"out of order: got {seq}, expected {expected}")
                 expected += 1
                 in_body = False
-            pos += fsize + 8
-        del buf[:pos]
         if last_tag - acked_tag >= prefetch // 2 or expected == n:
             wire.sock.sendall(HEAD.pack(1, 1, 13) + CM.pack(ACK) + TAG_BITS.pack(last_tag, 1) + b"\xce")
             acked_tag = last_tag

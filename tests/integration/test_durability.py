@@ -326,3 +326,19 @@ def test_per_queue_fsync_never_confirms_without_waiting_and_bad_values_get_406(t
         assert err.value.reply_code == 406 and "x-fsync" in err.value.reply_text
         gate.set()
         conn.close()
+
+
+def test_fsync_interval_confirms_after_the_timed_commit(tmp_path):
+    with EmbeddedBroker(data_dir=str(tmp_path), fsync="interval:200") as broker:
+        conn, ch = _channel(broker)
+        ch.queue_declare("q", durable=True)
+        ch.confirm_delivery()
+        for i in range(5):
+            ch.basic_publish("", "q", b"%d" % i, PERSISTENT)
+        counters = broker.call(lambda: dict(broker.running.durability.counters))
+        assert 1 <= counters["commits"] <= 5 and counters["confirms_held"] == 5
+        conn.close()
+    with EmbeddedBroker(data_dir=str(tmp_path)) as broker:
+        conn, ch = _channel(broker)
+        assert _count(ch, "q") == 5
+        conn.close()
