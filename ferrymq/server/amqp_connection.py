@@ -239,8 +239,9 @@ class AMQPConnection(asyncio.Protocol):
     def _confirm(self, hold: Any, ch: Channel, tag: int, multiple: bool, ack: bool) -> None:
         if hold is None:
             self.codec.send_confirm(ch.number, tag, multiple, ack)
-        else:
-            hold(self, ch, tag, multiple, ack)
+        else:  # a failed commit turns the held acks into nacks
+            send = self.codec.send_confirm
+            hold(self, ch, lambda stored: send(ch.number, tag, multiple, ack and stored))
 
     def _rare_effect(self, ch: Channel, eff: tuple[Any, ...]) -> None:
         kind, number = eff[0], ch.number

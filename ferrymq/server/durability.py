@@ -16,6 +16,7 @@ import asyncio
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +40,8 @@ log = logging.getLogger("ferrymq.storage")
 
 QUEUE_SEGMENT_BYTES = 16 * 1024 * 1024
 
-# (turn, connection, channel, delivery tag, multiple, ack)
-Held = tuple[int, "AMQPConnection", "Channel", int, bool, bool]
+# (turn, connection, channel, what to send once the turn's writes are durable)
+Held = tuple[int, "AMQPConnection", "Channel", "Callable[[bool], None]"]
 
 
 def _decode_args(raw: bytes) -> dict[str, Any]:
@@ -91,7 +92,6 @@ class Durability:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="ferrymq-fsync")
         self._write_error_logged = False
         self.schedule_flush = lambda: None  # set by the server: a write wants a turn's end
-        self.release_to = self._send_confirm
         self.counters = dict.fromkeys(
             ("writes", "write_errors", "commits", "fsyncs", "fsync_errors", "confirms_held"), 0)
         self.summary = RecoverySummary()
@@ -155,25 +155,23 @@ class Durability:
         """Confirms wait while a logged message is not yet covered by a commit (or older ones wait)."""
         return self.publish_pending or self.in_flight or bool(self.held)
 
-    def hold(self, conn: AMQPConnection, ch: Channel, tag: int, multiple: bool, ack: bool) -> None:
-        self.held.append((self.turn, conn, ch, tag, multiple, ack))
+    def hold(self, conn: AMQPConnection, ch: Channel, send: Callable[[bool], None]) -> None:
+        """Run ``send(stored)`` once the commit covering this turn returns (``stored`` False if it
+        failed), if the channel is still open by then. Confirms and tx.commit-ok wait this way."""
+        self.held.append((self.turn, conn, ch, send))
         self.counters["confirms_held"] += 1
 
-    def _release(self, upto: int, ack: bool = True) -> None:
+    def _release(self, upto: int, ok: bool = True) -> None:
         held = self.held
         n = 0
         while n < len(held) and held[n][0] <= upto:
-            _, conn, ch, tag, multiple, ok = held[n]
-            self.release_to(conn, ch, tag, multiple, ok and ack)
+            _, conn, ch, send = held[n]
+            if conn.channels.get(ch.number) is ch and not conn.codec.closed:
+                send(ok)
+                conn.server.want_flush(conn)
             n += 1
         if n:
             del held[:n]
-
-    @staticmethod
-    def _send_confirm(conn: AMQPConnection, ch: Channel, tag: int, multiple: bool, ack: bool) -> None:
-        if conn.channels.get(ch.number) is ch and not conn.codec.closed:
-            conn.codec.send_confirm(ch.number, tag, multiple, ack)
-            conn.server.want_flush(conn)
 
     # --- the end of a loop turn ------------------------------------------------------------------
 
@@ -238,7 +236,7 @@ class Durability:
         else:  # after a failed fsync nothing it covered may be called stored: nack, as RabbitMQ does
             self.counters["fsync_errors"] += 1
             log.error("fsync failed (%s): nacking the confirms it covered", exc)
-            self._release(covers, ack=False)
+            self._release(covers, ok=False)
         self._maybe_commit()
         self.schedule_flush()
 

@@ -342,3 +342,28 @@ def test_fsync_interval_confirms_after_the_timed_commit(tmp_path):
         conn, ch = _channel(broker)
         assert _count(ch, "q") == 5
         conn.close()
+
+
+def test_tx_commit_ok_waits_for_the_fsync_of_the_transactions_messages(tmp_path, monkeypatch):
+    gate = threading.Event()
+    real = commit.sync_data
+
+    def slow_sync(fd: int) -> None:
+        gate.wait(10)
+        real(fd)
+
+    with EmbeddedBroker(data_dir=str(tmp_path)) as broker:
+        conn, ch = _channel(broker)
+        ch.queue_declare("q", durable=True)
+        ch.tx_select()
+        monkeypatch.setattr("ferrymq.storage.segment.sync_data", slow_sync)
+        ch.basic_publish("", "q", b"in a transaction", PERSISTENT)
+        done: list[bool] = []
+        t = threading.Thread(target=lambda: (ch.tx_commit(), done.append(True)))
+        t.start()
+        time.sleep(0.5)
+        assert not done, "tx.commit-ok sent before the fsync returned"
+        gate.set()
+        t.join(10)
+        assert done and _count(ch, "q") == 1
+        conn.close()
