@@ -83,6 +83,10 @@ class TopologyStore(Protocol):
     def binding_removed(self, vhost: str, source: str, destination: str, to_exchange: bool,
                         routing_key: str, arguments: dict[str, Any]) -> None: ...
 
+    def delayed_store(self, vhost: str) -> QueueStore | None:
+        """Where a vhost's x-delayed-message exchanges keep persistent messages while they wait."""
+        ...
+
 
 class NoTopology:
     """Nothing is durable: a broker without a data directory (unit tests, ``--data-dir ''``)."""
@@ -104,3 +108,6 @@ class NoTopology:
 
     def binding_removed(self, *args: Any) -> None:
         pass
+
+    def delayed_store(self, vhost: str) -> None:
+        return None

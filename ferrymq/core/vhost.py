@@ -32,6 +32,7 @@ from ferrymq.errors import (
 
 if TYPE_CHECKING:
     from ferrymq.core.broker import Broker
+    from ferrymq.core.store import QueueStore
 
 REPLY_PREFIX = "amq.rabbitmq.reply-to."
 BUILTIN_EXCHANGES = (
@@ -57,7 +58,9 @@ class VHost:
         self.clock = broker.clock
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
-        self.delayed: DelayQueue[tuple[str, str, Message]] = DelayQueue()
+        # (exchange, routing key, message, offset in the delay store or -1)
+        self.delayed: DelayQueue[tuple[str, str, Message, int]] = DelayQueue()
+        self._delay_store: QueueStore | None = None
         for name_, type_, internal in BUILTIN_EXCHANGES:
             self.exchanges[name_] = make_exchange(name_, type_, True, False, internal, {})
 
@@ -328,7 +331,11 @@ class VHost:
         if ex is not None and ex.type == "x-delayed-message":
             due = delay_ms(msg.props.headers)
             if due > 0:
-                self.delayed.push(self.clock.monotonic_ms() + due, (exchange, routing_key, msg))
+                offset = -1
+                if ex.durable and msg.persistent and self.attach_delay_store() is not None:
+                    assert self._delay_store is not None
+                    offset = self._delay_store.log_publish(msg, self.clock.now_ms() + due, False)
+                self.delayed.push(self.clock.monotonic_ms() + due, (exchange, routing_key, msg, offset))
                 return True, True
         return self.route_and_enqueue(ex, routing_key, msg)
 
@@ -376,10 +383,28 @@ class VHost:
     # --- timers --------------------------------------------------------------------------
 
     def tick(self, now_ms: int) -> None:
-        for exchange, routing_key, msg in self.delayed.pop_due(now_ms):
+        for exchange, routing_key, msg, offset in self.delayed.pop_due(now_ms):
             ex = self.exchanges.get(exchange)
             if ex is not None:
                 self.route_and_enqueue(ex, routing_key, msg)
+            if offset >= 0 and self._delay_store is not None:
+                self._delay_store.log_settle(offset)
+
+    def attach_delay_store(self) -> QueueStore | None:
+        """Open (once) where delayed persistent messages wait; what it holds waits again, due at
+        the same wall-clock time (the delayed-message plugin keeps them across restarts too)."""
+        if self._delay_store is None:
+            store = self.broker.topology.delayed_store(self.name)
+            if store is None:
+                return None
+            self._delay_store = store
+            loaded, _paged, _ = store.recover(2**62)
+            mono, wall = self.clock.monotonic_ms(), self.clock.now_ms()
+            for stored in loaded:
+                m = stored.msg
+                due = mono + max(0, stored.expires_wall_ms - wall)
+                self.delayed.push(due, (m.exchange, m.routing_key, m, stored.offset))
+        return self._delay_store
 
 
 def _cycle_queues(msg: Message, reason: str) -> frozenset[str]:

@@ -68,6 +68,7 @@ class Metadata:
         self._db.executescript(_SCHEMA)
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         self._stores: dict[tuple[str, str], tuple[int, QueueStore]] = {}
+        self._delayed: dict[str, QueueStore] = {}
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Cursor:
         with self._db:  # one transaction per change: committed (and synced) before the reply
@@ -120,6 +121,13 @@ class Metadata:
                     "to_exchange = ? AND routing_key = ? AND arguments = ?",
                     (vhost, source, destination, to_exchange, routing_key, self._encode(arguments)))
 
+    def delayed_store(self, vhost: str) -> QueueStore:
+        store = self._delayed.get(vhost)
+        if store is None:
+            path = self.directory / "delayed" / vhost.encode().hex()
+            store = self._delayed[vhost] = self._open_queue(path, {})
+        return store
+
     # --- recovery --------------------------------------------------------------------------------
 
     def load(self) -> Topology:
@@ -140,7 +148,7 @@ class Metadata:
         return top
 
     def queue_stores(self) -> list[QueueStore]:
-        return [store for _, store in self._stores.values()]
+        return [store for _, store in self._stores.values()] + list(self._delayed.values())
 
     def close(self) -> None:
         self._db.close()

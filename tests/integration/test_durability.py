@@ -367,3 +367,32 @@ def test_tx_commit_ok_waits_for_the_fsync_of_the_transactions_messages(tmp_path,
         t.join(10)
         assert done and _count(ch, "q") == 1
         conn.close()
+
+
+def test_delayed_persistent_messages_survive_a_restart_and_arrive_when_due(tmp_path):
+    args = {"x-delayed-type": "direct"}
+    with EmbeddedBroker(data_dir=str(tmp_path)) as broker:
+        conn, ch = _channel(broker)
+        ch.confirm_delivery()
+        ch.exchange_declare("later", "x-delayed-message", durable=True, arguments=args)
+        ch.queue_declare("due", durable=True)
+        ch.queue_bind("due", "later", "k")
+        for delay, body in ((1500, b"persistent"), (1500, b"transient")):
+            props = pika.BasicProperties(delivery_mode=2 if body == b"persistent" else 1,
+                                         headers={"x-delay": delay})
+            ch.basic_publish("later", "k", body, props)
+        assert _count(ch, "due") == 0
+        conn.close()
+    with EmbeddedBroker(data_dir=str(tmp_path)) as broker:
+        conn, ch = _channel(broker)
+        assert _count(ch, "due") == 0  # still waiting: due at the same wall-clock time as before
+        deadline = time.monotonic() + 5
+        while _count(ch, "due") == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [b for b, _ in _drain(ch, "due")] == [b"persistent"]
+        conn.close()
+    with EmbeddedBroker(data_dir=str(tmp_path)) as broker:  # delivered once: not held again
+        conn, ch = _channel(broker)
+        time.sleep(0.3)
+        assert _count(ch, "due") == 0
+        conn.close()
