@@ -119,6 +119,8 @@ class Durability:
         s = self.summary
         top = self.metadata.load()
         s.orphans_removed = len(top.orphans_removed)
+        for name in top.orphans_removed:
+            log.warning("recovery: removed queue directory %s: no durable queue owns it", name)
         for vhost, name, type_, auto_delete, internal, args in top.exchanges:
             ex = self._replay(broker.add_vhost(vhost).declare_exchange, name, type_, durable=True,
                               auto_delete=auto_delete, internal=internal, arguments=args)
