@@ -36,6 +36,18 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+def raise_fd_limit() -> None:
+    """Every durable queue keeps its segment files open: take all the descriptors we may."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):  # pragma: no cover - not POSIX, or not allowed
+        pass
+
+
 def tune_gc() -> None:
     """Fewer, cheaper collections: a full pass over many objects stalls every connection."""
     gc.collect()
@@ -45,6 +57,7 @@ def tune_gc() -> None:
 
 async def start(settings: Settings) -> Running:
     loop = asyncio.get_running_loop()
+    raise_fd_limit()
     durability = Durability(settings, loop) if settings.data_dir else None
     broker = Broker(
         SystemClock(), Rng(), users=settings.users,
