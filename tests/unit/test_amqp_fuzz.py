@@ -1,8 +1,9 @@
-"""Fuzzing the server connection with frame-shaped garbage after a valid handshake.
+"""Fuzzing the server connection: frame-shaped garbage, random bytes and mutated valid traffic,
+after (or instead of) a valid handshake.
 
-The rules: ``receive_data`` never raises; everything written out decodes with pamqp as whole
-frames; no close says 541 (that would be the codec's own bug, not the input's); and how the input
-is cut into chunks never changes what happens.
+The rules (h11's): ``receive_data`` never raises; everything written out decodes with pamqp as
+whole frames; no close says 541 (that would be the codec's own bug, not the input's); and how the
+input is cut into chunks never changes what happens. FERRYMQ_FUZZ_EXAMPLES raises the bound.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ferrymq.core.properties import Properties
 from ferrymq.errors import NotFound, PreconditionFailed
 from ferrymq.protocols.amqp import client
 from ferrymq.protocols.amqp.connection import AMQPServerConnection
-from ferrymq.protocols.amqp.frames import frame
+from ferrymq.protocols.amqp.frames import PROTOCOL_HEADER, frame
 from ferrymq.protocols.amqp.properties import encode_properties
 from ferrymq.protocols.amqp.server_properties import server_properties
 from tests.unit.test_amqp_support import Recorder, comparable, handshake_bytes, new_server
@@ -37,6 +38,8 @@ VALID = [
     client.encode_method(1, c.Basic.Nack(5, requeue=True)),
     client.encode_method(1, c.Queue.Declare(queue="q", arguments={"x-max-length": 5})),
     client.encode_method(2, c.Channel.Flow(True)),
+    client.encode_publish(1, "", "q", b""),
+    client.encode_method(1, c.Basic.Nack(2, multiple=True)),
     client.encode_method(3, c.Channel.Open()),
     client.encode_method(2, c.Channel.Close(200, "", 0, 0)),
     client.encode_method(0, c.Connection.Close(200, "", 0, 0)),
@@ -130,3 +133,46 @@ def test_nothing_is_written_or_called_after_the_connection_closed() -> None:
     before = list(conn.outbox)
     conn.receive_data(handshake_bytes())
     assert conn.outbox == before and handler.calls == []
+
+
+@fuzz
+@given(noise=st.binary(max_size=600), cuts=st.lists(st.integers(0, 2000), max_size=6))
+def test_random_bytes_after_the_handshake_never_escape(noise: bytes, cuts: list[int]) -> None:
+    handshake = handshake_bytes(channels=(1, 2))
+    _check_output(_run(handshake + noise, [len(handshake) + c for c in cuts])[0])
+
+
+@fuzz
+@given(data=st.data())
+def test_mutated_valid_traffic_never_escapes(data: st.DataObject) -> None:
+    stream = bytearray(b"".join(VALID))
+    for _ in range(data.draw(st.integers(1, 6))):
+        kind = data.draw(st.sampled_from(["flip", "truncate", "duplicate", "insert", "delete"]))
+        at = data.draw(st.integers(0, max(0, len(stream) - 1)))
+        if kind == "flip" and stream:
+            stream[at] ^= 1 << data.draw(st.integers(0, 7))
+        elif kind == "truncate":
+            del stream[at:]
+        elif kind == "duplicate":
+            stream[at:at] = stream[at:at + data.draw(st.integers(1, 40))]
+        elif kind == "insert":
+            stream[at:at] = data.draw(st.binary(min_size=1, max_size=12))
+        elif stream:
+            del stream[at:at + data.draw(st.integers(1, 12))]
+    handshake = handshake_bytes(channels=(1, 2))
+    cuts = data.draw(st.lists(st.integers(0, len(stream) + len(handshake)), max_size=5))
+    _check_output(_run(handshake + bytes(stream), cuts)[0])
+
+
+@fuzz
+@given(noise=st.binary(max_size=64))
+def test_garbage_instead_of_the_handshake_gets_our_header_or_a_close(noise: bytes) -> None:
+    out, _calls, closed = _run(noise, [])
+    if noise[:8] != PROTOCOL_HEADER[:len(noise[:8])]:
+        assert closed and out.endswith(PROTOCOL_HEADER)
+
+
+def test_the_valid_traffic_itself_is_accepted() -> None:
+    out, _calls, closed = _run(handshake_bytes(channels=(1, 2)) + b"".join(VALID[:-3]), [])
+    _check_output(out)
+    assert not closed
