@@ -59,3 +59,13 @@ assert FLOW_READY_LOW < FLOW_READY_HIGH
 assert PAGE_BATCH_MESSAGES <= PAGE_WINDOW_MESSAGES and PAGE_BATCH_BYTES <= PAGE_WINDOW_BYTES
 assert 1 <= PRIORITY_MAX <= 255
 assert CHANNEL_MAX <= 65_535
+
+# --- Kafka (names and defaults from Apache Kafka's broker configs) ---
+KAFKA_REQUEST_MAX_BYTES = 100 * 1024 * 1024  # socket.request.max.bytes
+KAFKA_MESSAGE_MAX_BYTES = 1_048_588  # message.max.bytes: the largest record batch a topic accepts
+KAFKA_NUM_PARTITIONS_DEFAULT = 1  # num.partitions, for auto-created topics
+KAFKA_FETCH_MAX_WAIT_MS = 30_000  # a long-polling fetch is answered at the latest after this
+KAFKA_SEGMENT_BYTES_MIN = 14  # segment.bytes floor (Kafka's); below it every batch would roll
+KAFKA_RETENTION_CHECK_MS = 5 * 60 * 1000  # log.retention.check.interval.ms
+KAFKA_GROUP_TICK_MS = 100  # group session timeouts are checked at least this often
+assert KAFKA_MESSAGE_MAX_BYTES < KAFKA_REQUEST_MAX_BYTES

@@ -15,6 +15,7 @@ from ferrymq.config import Settings
 from ferrymq.core.broker import Broker
 from ferrymq.server.amqp_server import AMQPServer
 from ferrymq.server.durability import Durability
+from ferrymq.server.kafka_server import KafkaServer
 
 log = logging.getLogger("ferrymq")
 
@@ -25,6 +26,8 @@ class Running:
     amqp: AMQPServer
     amqp_port: int
     durability: Durability | None = None
+    kafka: KafkaServer | None = None
+    kafka_port: int = 0
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -71,9 +74,17 @@ async def start(settings: Settings) -> Running:
         log.warning("no data directory: nothing will survive a restart")
     amqp = AMQPServer(broker, settings, durability)
     port = await amqp.start(settings.host, settings.amqp_port)
+    kafka: KafkaServer | None = KafkaServer(settings)
+    try:
+        kafka_port = await kafka.start(settings.host, settings.kafka_port)  # type: ignore[union-attr]
+    except OSError as exc:  # a busy Kafka port must not take the AMQP broker down with it
+        log.error("Kafka listener not started on %s:%d: %s", settings.host, settings.kafka_port, exc)
+        await kafka.close()  # type: ignore[union-attr]
+        kafka, kafka_port = None, 0
     tune_gc()
     log.info("AMQP 0-9-1 listening on %s:%d", settings.host, port)
-    return Running(broker, amqp, port, durability)
+    log.info("Kafka listening on %s:%d", settings.host, kafka_port)
+    return Running(broker, amqp, port, durability, kafka, kafka_port)
 
 
 async def serve(
@@ -92,6 +103,8 @@ async def serve(
     await stop.wait()
     log.info("shutting down")
     await running.amqp.close()
+    if running.kafka is not None:
+        await running.kafka.close()
     if running.durability is not None:
         running.durability.close()
 

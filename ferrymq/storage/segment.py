@@ -41,7 +41,7 @@ from ferrymq.storage.records import (
 MAGIC = b"FMQS"
 FORMAT_VERSION = 1
 KIND_QUEUE_LOG = 1  # records framed by ferrymq.storage.records
-KIND_STREAM = 2  # reserved: Kafka RecordBatch v2 (not implemented yet)
+KIND_STREAM = 2  # Kafka RecordBatch v2 back to back: ferrymq.storage.stream_segment
 _HEADER = struct.Struct(">4sHBBQ")
 HEADER_BYTES = _HEADER.size + 4  # 20, with the header CRC
 DEFAULT_INDEX_INTERVAL_BYTES = 4096  # one index entry per this many bytes of records
@@ -89,7 +89,7 @@ def decode_header(data: bytes, path: str) -> tuple[int, int]:
         raise CorruptSegment(f"{path}: segment header CRC mismatch")
     if version != FORMAT_VERSION:
         raise CorruptSegment(f"{path}: unsupported segment format version {version}")
-    if kind != KIND_QUEUE_LOG:
+    if kind not in (KIND_QUEUE_LOG, KIND_STREAM):
         raise StorageError(f"{path}: segment kind {kind} not supported yet")
     return kind, base
 
@@ -148,6 +148,8 @@ class Segment:
         fd = os.open(path, os.O_RDWR)
         try:
             kind, base = decode_header(os.pread(fd, HEADER_BYTES, 0), str(path))
+            if kind != KIND_QUEUE_LOG:  # stream segments have their own reader (stream_segment)
+                raise StorageError(f"{path}: segment kind {kind} is not a queue log")
             seg = cls(path, fd, base, kind, index_interval_bytes)
             seg._recover(os.fstat(fd).st_size)
         except BaseException:

@@ -35,6 +35,16 @@ class EmbeddedBroker:
         return self.running.amqp_port
 
     @property
+    def kafka_port(self) -> int:
+        assert self.running is not None, "broker not started"
+        return self.running.kafka_port
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        """``host:port`` for a Kafka client's bootstrap servers."""
+        return f"{self.settings.host}:{self.kafka_port}"
+
+    @property
     def amqp_url(self) -> str:
         return f"amqp://guest:guest@{self.settings.host}:{self.amqp_port}/%2F"
 

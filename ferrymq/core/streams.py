@@ -1,0 +1,116 @@
+"""Streams as Kafka sees them: topic names and configs, and idempotent-producer sequence state.
+
+Pure: the server owns the partition logs; this module decides what is valid. Config names and
+defaults are Kafka's (DescribeConfigs must return every config with its default).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass, field
+
+TOPIC_NAME_MAX = 249
+_LEGAL = re.compile(r"^[a-zA-Z0-9._-]+$")
+
+# Kafka's topic-level defaults (the broker-wide ones; a topic overrides any of them at creation).
+TOPIC_CONFIG_DEFAULTS: dict[str, str] = {
+    "cleanup.policy": "delete",
+    "compression.type": "producer",
+    "delete.retention.ms": "86400000",
+    "max.message.bytes": "1048588",
+    "message.timestamp.type": "CreateTime",
+    "min.insync.replicas": "1",
+    "retention.bytes": "-1",
+    "retention.ms": "604800000",
+    "segment.bytes": "1073741824",
+    "segment.ms": "604800000",
+}
+PRODUCER_BATCHES_KEPT = 5  # Kafka keeps the last 5 batches per producer for duplicate detection
+SEQUENCE_MAX = 2**31 - 1
+
+# Verdicts of ProducerState.check (Kafka error codes where one applies).
+ACCEPT = 0
+OUT_OF_ORDER_SEQUENCE_NUMBER = 45
+DUPLICATE_SEQUENCE_NUMBER = 46
+INVALID_PRODUCER_EPOCH = 47
+
+
+def topic_name_error(name: str) -> str | None:
+    """Why a topic name is illegal (Kafka's rule), or None."""
+    if not name or name in (".", ".."):
+        return "topic name is empty, '.' or '..'"
+    if len(name) > TOPIC_NAME_MAX:
+        return f"topic name longer than {TOPIC_NAME_MAX} characters"
+    if not _LEGAL.match(name):
+        return "topic name may hold only ASCII letters, digits, '.', '_' and '-'"
+    return None
+
+
+def config_error(configs: dict[str, str]) -> str | None:
+    for key, value in configs.items():
+        if key not in TOPIC_CONFIG_DEFAULTS:
+            continue  # unknown configs are kept and echoed, as Kafka does for most
+        if key.endswith((".ms", ".bytes")) and not value.lstrip("-").isdigit():
+            return f"config {key} must be an integer, got {value!r}"
+        if key == "cleanup.policy" and not set(value.split(",")) <= {"delete", "compact"}:
+            return f"cleanup.policy must be delete, compact or both, got {value!r}"
+    return None
+
+
+@dataclass(slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    configs: dict[str, str] = field(default_factory=dict)
+
+    def config(self, key: str) -> str:
+        return self.configs.get(key, TOPIC_CONFIG_DEFAULTS[key])
+
+    def int_config(self, key: str) -> int:
+        return int(self.config(key))
+
+
+@dataclass(slots=True)
+class _Producer:
+    epoch: int
+    batches: deque[tuple[int, int, int]]  # (first sequence, last sequence, base offset)
+
+
+class ProducerState:
+    """Per partition: each idempotent producer's epoch and last batches, for exactly-once appends.
+
+    A batch continues the sequence (accepted), repeats one of the last five (duplicate: answer with
+    its original offset, store nothing), or leaves a gap (out of order). A newer epoch restarts at 0.
+    """
+
+    __slots__ = ("_producers",)
+
+    def __init__(self) -> None:
+        self._producers: dict[int, _Producer] = {}
+
+    def check(self, pid: int, epoch: int, seq: int, count: int) -> tuple[int, int]:
+        """(verdict, original base offset for a duplicate else -1). Non-idempotent batches pass."""
+        if pid < 0 or seq < 0:
+            return ACCEPT, -1
+        p = self._producers.get(pid)
+        if p is None:
+            return ACCEPT, -1  # unknown producer (new, or state lost with a restart): start here
+        if epoch < p.epoch:
+            return INVALID_PRODUCER_EPOCH, -1
+        if epoch > p.epoch:
+            return (ACCEPT, -1) if seq == 0 else (OUT_OF_ORDER_SEQUENCE_NUMBER, -1)
+        last = seq + count - 1
+        for first, last_seen, offset in p.batches:
+            if first == seq and last_seen == last:
+                return DUPLICATE_SEQUENCE_NUMBER, offset
+        expected = (p.batches[-1][1] + 1) % (SEQUENCE_MAX + 1) if p.batches else seq
+        return (ACCEPT, -1) if seq == expected else (OUT_OF_ORDER_SEQUENCE_NUMBER, -1)
+
+    def record(self, pid: int, epoch: int, seq: int, count: int, base_offset: int) -> None:
+        if pid < 0 or seq < 0:
+            return
+        p = self._producers.get(pid)
+        if p is None or epoch != p.epoch:
+            p = self._producers[pid] = _Producer(epoch, deque(maxlen=PRODUCER_BATCHES_KEPT))
+        p.batches.append((seq, (seq + count - 1) % (SEQUENCE_MAX + 1), base_offset))

@@ -1,0 +1,64 @@
+"""Where streams live on disk: ``<root>/<topic>/topic.json`` (partition count and configs) and
+``<root>/<topic>/<partition>/`` (that partition's StreamLog).
+
+Why a JSON file per topic: topics change rarely and are few; a file written whole (temp file,
+fsync, rename, directory fsync) is either the old or the new version after a crash, and a topic
+directory without one is a creation that never finished, removed at start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ferrymq.storage.commit import sync_data, sync_directory
+from ferrymq.storage.stream_log import StreamLog
+
+META = "topic.json"
+
+
+class StreamStore:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def load(self) -> list[dict[str, Any]]:
+        """Every stored topic's metadata (``name``, ``partitions``, ``configs``, ``internal``)."""
+        topics = []
+        for d in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            meta = d / META
+            if not meta.exists():
+                shutil.rmtree(d, ignore_errors=True)
+                continue
+            topics.append(json.loads(meta.read_text()))
+        return topics
+
+    def save(self, name: str, partitions: int, configs: dict[str, str], internal: bool = False) -> None:
+        d = self.root / name
+        new = not d.exists()
+        d.mkdir(exist_ok=True)
+        tmp = d / (META + ".tmp")
+        data = json.dumps({"name": name, "partitions": partitions, "configs": configs, "internal": internal})
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, data.encode())
+            sync_data(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, d / META)
+        sync_directory(d)
+        if new:
+            sync_directory(self.root)
+
+    def open_partition(self, name: str, partition: int, segment_bytes: int) -> StreamLog:
+        return StreamLog(self.root / name / str(partition), segment_bytes=segment_bytes)
+
+    def delete(self, name: str) -> None:
+        d = self.root / name
+        (d / META).unlink(missing_ok=True)  # first: a half-deleted topic is not loaded again
+        if d.exists():
+            sync_directory(d)
+        shutil.rmtree(d, ignore_errors=True)
