@@ -15,7 +15,7 @@ from array import array
 from bisect import bisect_right
 from pathlib import Path
 
-import google_crc32c
+import crc32c
 
 from ferrymq.storage.commit import sync_data
 from ferrymq.storage.errors import CorruptSegment
@@ -84,7 +84,7 @@ class StreamSegment:
             if verify_crc:
                 if off + size > len(buf):
                     buf, buf_at, off = os.pread(self._fd, max(size, SCAN_CHUNK_BYTES), pos), pos, 0
-                if google_crc32c.value(buf[off + 21 : off + size]) != crc:
+                if crc32c.crc32c(memoryview(buf)[off + 21 : off + size]) != crc:
                     break
             self._note(base, pos, max_ts, last_delta + 1)
             pos += size

@@ -35,6 +35,7 @@ class FrameBuffer:
             pos += 4 + size
         if not spans:
             return []
-        data = memoryview(bytes(buf[:pos]))
+        with memoryview(buf) as whole:
+            data = memoryview(whole[:pos].tobytes())  # the one copy out of the receive buffer
         del buf[:pos]
         return [data[a:b] for a, b in spans]
