@@ -9,7 +9,11 @@ import time
 
 import pika
 
-from tests.unit.test_codec_fuzz import HANDSHAKE, VALID_TRAFFIC
+from tests.unit.test_amqp_fuzz import VALID
+from tests.unit.test_amqp_support import handshake_bytes
+
+HANDSHAKE = handshake_bytes(channels=(1, 2))
+VALID_TRAFFIC = b"".join(VALID[:-2])  # without the connection.close and heartbeat
 
 ROUNDS = 60
 
