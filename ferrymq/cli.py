@@ -19,7 +19,7 @@ def serve(
     data_dir: Annotated[str | None, typer.Option(help="Where durable data lives.")] = None,
     host: Annotated[str | None, typer.Option(help="Address every listener binds.")] = None,
     amqp_port: Annotated[int | None, typer.Option(help="AMQP 0-9-1 port (0 = any free).")] = None,
-    kafka_port: Annotated[int | None, typer.Option(help="Kafka port (reserved).")] = None,
+    kafka_port: Annotated[int | None, typer.Option(help="Kafka port (0 = any free).")] = None,
     http_port: Annotated[int | None, typer.Option(help="HTTP port (reserved).")] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
     fsync: Annotated[str | None, typer.Option(help="always, interval:<ms> or never.")] = None,

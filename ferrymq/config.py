@@ -17,6 +17,7 @@ class Settings:
     host: str = "127.0.0.1"
     amqp_port: int = 5672
     kafka_port: int = 9092
+    kafka_num_partitions: int = limits.KAFKA_NUM_PARTITIONS_DEFAULT  # Kafka's num.partitions
     http_port: int = 15672
     fsync: str = "always"  # always | interval:<ms> | never
     log_level: str = "info"

@@ -51,7 +51,7 @@ class KafkaServer:
         root = base / "streams"
         self.policy = FsyncPolicy.parse(settings.fsync) if settings.data_dir else FsyncPolicy("never")
         self.group_commit = GroupCommit(self.policy)
-        num_partitions = int(getattr(settings, "kafka_num_partitions", limits.KAFKA_NUM_PARTITIONS_DEFAULT))
+        num_partitions = settings.kafka_num_partitions
         self.topics = Topics(StreamStore(root), num_partitions)
         self.coordinator = Coordinator(id_prefix=f"{time.time_ns() % 10**9:x}-")
         self.offsets = OffsetsLog(base / "stream-offsets")
