@@ -186,6 +186,13 @@ class DataApis:
         waiting = self.waiters.get((name, partition))
         if waiting:
             self.server.woken.update(waiting)
+        for listener in self.server.append_listeners:  # AMQP stream queues read the same logs
+            listener(name, partition)
+
+    def wake(self, name: str, partition: int) -> None:
+        """Records were appended by another front end (AMQP): parked fetches may answer now."""
+        self._wake(name, partition)
+        self.server.want_flush()
 
     def forget(self, conn: KafkaConnection) -> None:
         for s in list(self.waiters.values()):

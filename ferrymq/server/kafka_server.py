@@ -68,15 +68,24 @@ class KafkaServer:
         self._flush_scheduled = False
         self.woken: set[FetchWaiter] = set()
         self._server: asyncio.base_events.Server | None = None
+        self._loaded = False
+        self.append_listeners: list[Callable[[str, int], None]] = []  # (topic, partition) grew
         self._timer: asyncio.TimerHandle | None = None
         self._retention_timer: asyncio.TimerHandle | None = None
         self._interval_timer: asyncio.TimerHandle | None = None
 
-    async def start(self, host: str, port: int) -> int:
+    def load(self) -> None:
+        """Open the stored topics and offsets (once): AMQP stream queues recover on them too."""
+        if self._loaded:
+            return
+        self._loaded = True
         truncated = self.topics.load()
         restored = self.offsets.load(self.coordinator)
         log.info("streams: %d topic(s) opened, %d byte(s) of torn tail truncated, %d committed offset(s)",
                  len(self.topics.topics), truncated, restored)
+
+    async def start(self, host: str, port: int) -> int:
+        self.load()
         self._server = await self.loop.create_server(
             lambda: KafkaConnection(self), host, port, reuse_address=True, backlog=1024)
         self.port = self._server.sockets[0].getsockname()[1]

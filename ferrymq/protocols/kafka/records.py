@@ -1,5 +1,6 @@
-"""Build and read uncompressed RecordBatch v2 — for the broker's own internal streams (committed
-offsets), tests, and later AMQP publishes into streams. Never used on the Produce/Fetch path."""
+"""Build RecordBatch v2 (uncompressed) and read it (any codec) — for the broker's own internal
+streams (committed offsets), tests, and AMQP publishes into and deliveries from streams. Never used
+on the Produce/Fetch path."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Iterable, Sequence
 import google_crc32c
 
 from ferrymq.protocols.kafka.batch import _HEAD, HEADER_BYTES, LOG_OVERHEAD_BYTES
+from ferrymq.protocols.kafka.compression import decompress
 from ferrymq.protocols.kafka.errors import KafkaProtocolError
 
 Header = tuple[str, bytes | None]
@@ -78,15 +80,16 @@ class _Cursor:
 
 
 def decode_batches(buf: bytes) -> list[tuple[int, int, bytes | None, bytes | None, list[Header]]]:
-    """(offset, timestamp, key, value, headers) for every record of uncompressed batches in ``buf``."""
+    """(offset, timestamp, key, value, headers) for every record of the whole batches in ``buf``."""
     out: list[tuple[int, int, bytes | None, bytes | None, list[Header]]] = []
     pos = 0
     while pos + HEADER_BYTES <= len(buf):
         base, length, _e, _m, _c, attrs, _ld, base_ts, _mt, _p, _pe, _s, count = _HEAD.unpack_from(buf, pos)
         end = pos + LOG_OVERHEAD_BYTES + length
-        if attrs & 0x07:
-            raise KafkaProtocolError("compressed batches are not decoded here")
-        c = _Cursor(buf[:end], pos + HEADER_BYTES)
+        if attrs & 0x07:  # compressed: the records section alone, decompressed
+            c = _Cursor(decompress(attrs & 0x07, buf[pos + HEADER_BYTES : end]), 0)
+        else:
+            c = _Cursor(buf[:end], pos + HEADER_BYTES)
         for _ in range(count):
             c.varint()  # record length
             c.pos += 1  # attributes
