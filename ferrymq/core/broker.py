@@ -13,7 +13,7 @@ from ferrymq import limits
 from ferrymq.core.channel import Channel
 from ferrymq.core.clock import Clock
 from ferrymq.core.queue import Queue
-from ferrymq.core.store import NoTopology, TopologyStore
+from ferrymq.core.store import NoTopology, StreamBackend, TopologyStore
 from ferrymq.core.vhost import VHost
 from ferrymq.errors import AccessRefused, NotAllowed
 
@@ -39,6 +39,7 @@ class Broker:
         self.loopback_only_users = loopback_only_users
         self.consumer_timeout_ms = consumer_timeout_ms
         self.topology: TopologyStore = topology if topology is not None else NoTopology()
+        self.streams: StreamBackend | None = None  # x-queue-type: stream queues (the Kafka logs)
         self.vhosts: dict[str, VHost] = {}
         self.dirty: list[Channel] = []
         self.channels: set[Channel] = set()

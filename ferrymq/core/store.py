@@ -64,6 +64,42 @@ class QueueStore(Protocol):
         ...
 
 
+class StreamHandle(Protocol):
+    """One stream (a Kafka topic's partition 0) as an AMQP stream queue sees it."""
+
+    @property
+    def first_offset(self) -> int: ...
+
+    @property
+    def next_offset(self) -> int:
+        """The offset the next appended message gets (buffered ones included)."""
+        ...
+
+    def append(self, msg: Message) -> None:
+        """Buffered: written as one record batch per loop turn; readable after that."""
+        ...
+
+    def read(self, offset: int, max_count: int) -> list[tuple[int, Message]]:
+        """Up to ``max_count`` (offset, message) from ``offset`` on, among what has been written."""
+        ...
+
+    def offset_for_time(self, timestamp_ms: int) -> int:
+        """The first offset whose timestamp is at or after ``timestamp_ms``."""
+        ...
+
+    def watch(self, on_written: Any) -> None:
+        """Call ``on_written()`` whenever new messages become readable (consumers wait for them)."""
+        ...
+
+    def delete(self) -> None: ...
+
+
+class StreamBackend(Protocol):
+    def open(self, vhost: str, name: str) -> StreamHandle:
+        """The stream behind a queue declared with x-queue-type: stream (created if new)."""
+        ...
+
+
 class TopologyStore(Protocol):
     """Durable topology: told of every change to durable exchanges, queues and bindings."""
 

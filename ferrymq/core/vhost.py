@@ -23,6 +23,7 @@ from ferrymq.core.exchange import (
 from ferrymq.core.fifo import FifoQueue
 from ferrymq.core.message import Message
 from ferrymq.core.queue import Queue
+from ferrymq.core.stream_queue import StreamQueue
 from ferrymq.errors import (
     AccessRefused,
     NotFound,
@@ -165,16 +166,33 @@ class VHost:
             raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
         args = parse_queue_args(arguments or {}, name, self.name)
         owner = connection if exclusive else None
-        kind = FifoQueue if args.fifo else Queue
-        queue = kind(name, self, self.clock, args, durable=durable, auto_delete=auto_delete,
-                     exclusive_owner=owner, arguments=dict(arguments or {}))
-        if durable and owner is None:  # exclusive queues die with their connection: never stored
+        if args.queue_type == "stream" and self.broker.streams is not None:
+            queue: Queue = self._stream_queue(name, args, durable, exclusive, auto_delete, arguments)
+        else:
+            kind = FifoQueue if args.fifo else Queue
+            queue = kind(name, self, self.clock, args, durable=durable, auto_delete=auto_delete,
+                         exclusive_owner=owner, arguments=dict(arguments or {}))
+        if isinstance(queue, StreamQueue):  # its messages live in the stream; only the queue is stored
+            self.broker.topology.queue_declared(self.name, name, auto_delete, queue.arguments)
+        elif durable and owner is None:  # exclusive queues die with their connection: never stored
             store = self.broker.topology.queue_declared(self.name, name, auto_delete, queue.arguments)
             if store is not None:
                 queue.attach_store(store)
         self.queues[name] = queue
         self.broker.watch_queue(queue)
         return queue
+
+    def _stream_queue(self, name: str, args: Any, durable: bool, exclusive: bool, auto_delete: bool,
+                      arguments: dict[str, Any] | None) -> StreamQueue:
+        for prop, bad in (("non-durable", not durable), ("exclusive", exclusive),
+                          ("auto-delete", auto_delete)):
+            if bad:
+                raise PreconditionFailed(
+                    f"invalid property '{prop}' for queue '{name}' in vhost '{self.name}'")
+        assert self.broker.streams is not None
+        stream = self.broker.streams.open(self.name, name)
+        return StreamQueue(name, self, self.clock, args, durable=True, arguments=dict(arguments or {}),
+                           stream=stream)
 
     def _queue_equivalent(
         self, q: Queue, durable: bool, exclusive: bool, auto_delete: bool, args: dict[str, Any]
@@ -229,9 +247,12 @@ class VHost:
             for b in ex.bindings():
                 if not b.destination_is_exchange and b.destination == queue.name:
                     self._unbind(ex, b)
-        if queue.store is not None:
+        if queue.store is not None or isinstance(queue, StreamQueue):
             self.broker.topology.queue_deleted(self.name, queue.name)
+        if queue.store is not None:
             queue.store.drop()
+        if isinstance(queue, StreamQueue):
+            queue.stream.delete()  # as RabbitMQ: deleting a stream queue deletes its data
         return count
 
     def purge_queue(self, name: str, connection: object) -> int:
@@ -289,7 +310,7 @@ class VHost:
             dest = self.exchanges.get(binding.destination)
             return dest is not None and dest.durable
         queue = self.queues.get(binding.destination)
-        return queue is not None and queue.store is not None
+        return queue is not None and queue.durable and queue.exclusive_owner is None
 
     def _unbind(self, ex: Exchange, binding: Binding) -> None:
         durable = self._durable_binding(ex, binding)

@@ -43,7 +43,7 @@ class AMQPServer:
         self._timer: asyncio.TimerHandle | None = None
         self.port = 0
         if durability is not None:
-            durability.schedule_flush = self._schedule_flush
+            durability.schedule_flush = self.schedule_flush
 
     async def start(self, host: str, port: int) -> int:
         self._server = await self.loop.create_server(
@@ -61,7 +61,7 @@ class AMQPServer:
             self._flush_scheduled = True
             self.loop.call_soon(self.flush)
 
-    def _schedule_flush(self) -> None:
+    def schedule_flush(self) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self.loop.call_soon(self.flush)

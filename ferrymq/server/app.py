@@ -14,6 +14,7 @@ from ferrymq.clock import Rng, SystemClock
 from ferrymq.config import Settings
 from ferrymq.core.broker import Broker
 from ferrymq.server.amqp_server import AMQPServer
+from ferrymq.server.amqp_streams import AmqpStreams
 from ferrymq.server.durability import Durability
 from ferrymq.server.kafka_server import KafkaServer
 
@@ -68,19 +69,21 @@ async def start(settings: Settings) -> Running:
         consumer_timeout_ms=settings.consumer_timeout_ms,
         topology=durability.metadata if durability is not None else None,
     )
+    kafka = KafkaServer(settings)
+    kafka.load()  # before recovery: stream queues are declared again on their topics
+    streams = broker.streams = AmqpStreams(kafka, durability, lambda: None)
     if durability is not None:
         log.info("%s: %s", settings.data_dir, durability.recover(broker).line())
     else:
         log.warning("no data directory: nothing will survive a restart")
     amqp = AMQPServer(broker, settings, durability)
+    streams.schedule_flush = amqp.schedule_flush
     port = await amqp.start(settings.host, settings.amqp_port)
-    kafka: KafkaServer | None = KafkaServer(settings)
     try:
-        kafka_port = await kafka.start(settings.host, settings.kafka_port)  # type: ignore[union-attr]
+        kafka_port = await kafka.start(settings.host, settings.kafka_port)
     except OSError as exc:  # a busy Kafka port must not take the AMQP broker down with it
         log.error("Kafka listener not started on %s:%d: %s", settings.host, settings.kafka_port, exc)
-        await kafka.close()  # type: ignore[union-attr]
-        kafka, kafka_port = None, 0
+        kafka_port = 0  # stream queues still work over AMQP
     tune_gc()
     log.info("AMQP 0-9-1 listening on %s:%d", settings.host, port)
     log.info("Kafka listening on %s:%d", settings.host, kafka_port)
@@ -103,10 +106,10 @@ async def serve(
     await stop.wait()
     log.info("shutting down")
     await running.amqp.close()
+    if running.durability is not None:
+        running.durability.close()  # writes and syncs what AMQP left, stream batches included
     if running.kafka is not None:
         await running.kafka.close()
-    if running.durability is not None:
-        running.durability.close()
 
 
 def run(settings: Settings) -> None:

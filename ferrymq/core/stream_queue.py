@@ -1,0 +1,130 @@
+"""A queue declared with ``x-queue-type: stream``: an append-only log read by offset, as RabbitMQ's
+stream queues are over AMQP 0-9-1, stored as a Kafka topic (partition 0) so both protocols see it.
+
+Reading does not remove: each consumer has its own cursor, starting where its ``x-stream-offset``
+argument says (first, last, next, an offset, a timestamp, or an interval such as "1h" back from now).
+Acks only give credit back; nacks and rejects do nothing else (a log is not requeued). As RabbitMQ
+requires, consumers must ack manually and set a prefetch, and basic.get is refused.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ferrymq.core.consumer import Consumer
+from ferrymq.core.message import Message
+from ferrymq.core.queue import Entry, Queue
+from ferrymq.errors import PreconditionFailed
+
+if TYPE_CHECKING:
+    from ferrymq.core.store import StreamHandle
+
+READ_BATCH = 256  # messages read per cursor step
+_INTERVAL = re.compile(r"^(\d+)([YMDhms])$")
+_UNIT_MS = {"Y": 365 * 86_400_000, "M": 30 * 86_400_000, "D": 86_400_000, "h": 3_600_000, "m": 60_000,
+            "s": 1000}
+
+
+class StreamQueue(Queue):
+    __slots__ = ("cursors", "stream")
+
+    def __init__(self, *args: Any, stream: StreamHandle, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.plain = False
+        self.stream = stream
+        self.cursors: dict[Consumer, int] = {}
+        stream.watch(self.dispatch)
+
+    # --- publish ---------------------------------------------------------------------------------
+
+    def publish(self, msg: Message) -> bool:
+        self.counters["published"] += 1
+        self.stream.append(msg)
+        return True
+
+    # --- consumers -------------------------------------------------------------------------------
+
+    def add_consumer(self, consumer: Consumer) -> None:
+        if consumer.no_ack:
+            raise PreconditionFailed("consumer in auto-ack mode is not supported for stream queues")
+        if not consumer.prefetch and not consumer.channel.prefetch_global:
+            raise PreconditionFailed("consumer prefetch count is not set for stream queue "
+                                     f"'{self.name}' in vhost '{self.vhost.name}'")
+        self.cursors[consumer] = self.start_offset(consumer.args.get("x-stream-offset", "next"))
+        super().add_consumer(consumer)
+
+    def remove_consumer(self, consumer: Consumer) -> None:
+        self.cursors.pop(consumer, None)
+        super().remove_consumer(consumer)
+
+    def start_offset(self, spec: Any) -> int:
+        """Where a consumer's cursor starts, read as RabbitMQ reads x-stream-offset."""
+        s = self.stream
+        first, nxt = s.first_offset, s.next_offset
+        if isinstance(spec, bytes):
+            spec = spec.decode()
+        if spec == "first":
+            return first
+        if spec == "last":
+            return max(first, nxt - 1)
+        if spec == "next":
+            return nxt
+        if isinstance(spec, bool):
+            raise PreconditionFailed(f"invalid x-stream-offset {spec!r}")
+        if isinstance(spec, int):
+            return min(max(spec, first), nxt)
+        if isinstance(spec, datetime):
+            return s.offset_for_time(int(spec.timestamp() * 1000))
+        if isinstance(spec, str) and (m := _INTERVAL.match(spec)):
+            back = int(m.group(1)) * _UNIT_MS[m.group(2)]
+            return s.offset_for_time(self.clock.now_ms() - back)
+        raise PreconditionFailed(f"invalid x-stream-offset {spec!r}")
+
+    def dispatch(self) -> None:
+        """Each consumer reads on from its own cursor while it has credit."""
+        for consumer in list(self.consumers):
+            cursor = self.cursors.get(consumer)
+            while cursor is not None and cursor < self.stream.next_offset and consumer.has_credit():
+                room = consumer.prefetch - consumer.unacked if consumer.prefetch else READ_BATCH
+                batch = self.stream.read(cursor, max(1, min(room, READ_BATCH)))
+                if not batch:
+                    break
+                for offset, msg in batch:
+                    entry = Entry(offset, msg, 0, 0)
+                    entry.deliveries = 1
+                    self.counters["delivered"] += 1
+                    self.unacked_count += 1
+                    consumer.unacked += 1
+                    consumer.channel.deliver(consumer, self, entry)
+                    cursor = offset + 1
+                self.cursors[consumer] = cursor
+
+    # --- what a log does not do ----------------------------------------------------------------------
+
+    def get(self) -> Entry | None:
+        raise PreconditionFailed(f"queue '{self.name}' in vhost '{self.vhost.name}' is a stream: "
+                                 "basic.get is not supported, consume with x-stream-offset")
+
+    def settle(self, entry: Entry, consumer: Consumer | None) -> None:
+        self.counters["acked"] += 1
+        self.unacked_count -= 1
+        if consumer is not None:
+            consumer.unacked -= 1
+
+    requeue = settle  # a log keeps every message: returning one changes nothing but credit
+    discard = settle
+
+    def purge(self) -> int:
+        return 0  # retention, not purge, removes what a stream holds
+
+    def next_deadline_ms(self) -> int | None:
+        return None
+
+    def tick(self, now_ms: int) -> bool:
+        return False
+
+    @property
+    def message_count(self) -> int:
+        return max(0, self.stream.next_offset - self.stream.first_offset)
