@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ferrymq.core.consumer import Consumer
 from ferrymq.core.message import Message
 from ferrymq.core.queue import Entry, Queue
-from ferrymq.errors import PreconditionFailed
+from ferrymq.errors import NotImplemented_, PreconditionFailed
 
 if TYPE_CHECKING:
     from ferrymq.core.store import StreamHandle
@@ -47,11 +47,11 @@ class StreamQueue(Queue):
     # --- consumers -------------------------------------------------------------------------------
 
     def add_consumer(self, consumer: Consumer) -> None:
-        if consumer.no_ack:
-            raise PreconditionFailed("consumer in auto-ack mode is not supported for stream queues")
+        where = f"queue '{self.name}' in vhost '{self.vhost.name}'"
+        if consumer.no_ack:  # RabbitMQ closes the connection (540) for this one
+            raise NotImplemented_(f"automatic acknowledgement not supported by stream queues {where}")
         if not consumer.prefetch and not consumer.channel.prefetch_global:
-            raise PreconditionFailed("consumer prefetch count is not set for stream queue "
-                                     f"'{self.name}' in vhost '{self.vhost.name}'")
+            raise PreconditionFailed(f"consumer prefetch count is not set for '{where}'")  # sic
         self.cursors[consumer] = self.start_offset(consumer.args.get("x-stream-offset", "next"))
         super().add_consumer(consumer)
 
@@ -104,8 +104,8 @@ class StreamQueue(Queue):
     # --- what a log does not do ----------------------------------------------------------------------
 
     def get(self) -> Entry | None:
-        raise PreconditionFailed(f"queue '{self.name}' in vhost '{self.vhost.name}' is a stream: "
-                                 "basic.get is not supported, consume with x-stream-offset")
+        raise NotImplemented_(  # RabbitMQ closes the connection with 540 here
+            f"basic.get not supported by stream queues queue '{self.name}' in vhost '{self.vhost.name}'")
 
     def settle(self, entry: Entry, consumer: Consumer | None) -> None:
         self.counters["acked"] += 1

@@ -184,7 +184,7 @@ class VHost:
 
     def _stream_queue(self, name: str, args: Any, durable: bool, exclusive: bool, auto_delete: bool,
                       arguments: dict[str, Any] | None) -> StreamQueue:
-        for prop, bad in (("non-durable", not durable), ("exclusive", exclusive),
+        for prop, bad in (("non-durable", not durable), ("exclusive-owner", exclusive),
                           ("auto-delete", auto_delete)):
             if bad:
                 raise PreconditionFailed(
