@@ -95,8 +95,9 @@ class StreamHandle(Protocol):
 
 
 class StreamBackend(Protocol):
-    def open(self, vhost: str, name: str) -> StreamHandle:
-        """The stream behind a queue declared with x-queue-type: stream (created if new)."""
+    def open(self, vhost: str, name: str, arguments: dict[str, Any]) -> StreamHandle:
+        """The stream behind a queue declared with x-queue-type: stream (created if new, with the
+        retention its arguments ask for: x-max-length-bytes, x-max-age, x-stream-max-segment-size-bytes)."""
         ...
 
 

@@ -190,7 +190,7 @@ class VHost:
                 raise PreconditionFailed(
                     f"invalid property '{prop}' for queue '{name}' in vhost '{self.name}'")
         assert self.broker.streams is not None
-        stream = self.broker.streams.open(self.name, name)
+        stream = self.broker.streams.open(self.name, name, dict(arguments or {}))
         return StreamQueue(name, self, self.clock, args, durable=True, arguments=dict(arguments or {}),
                            stream=stream)
 

@@ -15,6 +15,7 @@ partition if new; an existing topic is read from partition 0). How a message cro
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -83,6 +84,30 @@ def _text_or_bytes(raw: bytes | None) -> Any:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return bytes(raw)
+
+
+_AGE = re.compile(r"^(\d+)([YMDhms])$")
+_AGE_MS = {"Y": 365 * 86_400_000, "M": 30 * 86_400_000, "D": 86_400_000, "h": 3_600_000, "m": 60_000,
+           "s": 1000}
+
+
+def retention_configs(arguments: dict[str, Any], name: str, vhost: str) -> dict[str, str]:
+    """RabbitMQ's stream retention arguments as the topic's Kafka configs."""
+    configs: dict[str, str] = {}
+    for arg, config in (("x-max-length-bytes", "retention.bytes"),
+                        ("x-stream-max-segment-size-bytes", "segment.bytes")):
+        value = arguments.get(arg)
+        if value is not None:
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise PreconditionFailed(f"invalid arg '{arg}' for queue '{name}' in vhost '{vhost}'")
+            configs[config] = str(value)
+    age = arguments.get("x-max-age")
+    if age is not None:
+        m = _AGE.match(age.decode() if isinstance(age, bytes) else str(age))
+        if m is None:
+            raise PreconditionFailed(f"invalid arg 'x-max-age' for queue '{name}' in vhost '{vhost}'")
+        configs["retention.ms"] = str(int(m.group(1)) * _AGE_MS[m.group(2)])
+    return configs
 
 
 class KafkaStream:
@@ -168,7 +193,7 @@ class AmqpStreams:
         self.handles: dict[str, KafkaStream] = {}
         kafka.append_listeners.append(self._kafka_appended)
 
-    def open(self, vhost: str, name: str) -> KafkaStream:
+    def open(self, vhost: str, name: str, arguments: dict[str, Any] | None = None) -> KafkaStream:
         handle = self.handles.get(name)
         if handle is not None:
             return handle
@@ -178,7 +203,7 @@ class AmqpStreams:
         topics = self.kafka.topics
         topic = topics.get(name)
         if topic is None:
-            code, message = topics.create(name, 1, {})
+            code, message = topics.create(name, 1, retention_configs(arguments or {}, name, vhost))
             topic = topics.get(name)
             if topic is None:
                 raise PreconditionFailed(f"cannot create stream '{name}': {message} (Kafka error {code})")

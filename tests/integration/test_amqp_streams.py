@@ -170,3 +170,21 @@ def test_stream_queue_and_its_messages_survive_a_restart():
             consumer = KafkaConsumer(bootstrap_servers=b.kafka_bootstrap)
             assert "s-durable" not in consumer.topics()
             consumer.close()
+
+
+def test_stream_retention_arguments_become_the_topics_configs(broker):
+    ch = _channel(broker)
+    ch.queue_declare("s-retained", durable=True, arguments={
+        **STREAM, "x-max-age": "7D", "x-max-length-bytes": 10_000_000,
+        "x-stream-max-segment-size-bytes": 1_000_000})
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=broker.kafka_bootstrap)
+    described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "s-retained")])
+    admin.close()
+    configs = {k: v["value"] for k, v in described["topic"]["s-retained"].items()}
+    assert (configs["retention.ms"], configs["retention.bytes"], configs["segment.bytes"]) == (
+        str(7 * 86_400_000), "10000000", "1000000")
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as err:
+        ch.queue_declare("s-bad-age", durable=True, arguments={**STREAM, "x-max-age": "soon"})
+    assert err.value.reply_code == 406
