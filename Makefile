@@ -24,10 +24,11 @@ test: $(STAMP)
 compat: $(STAMP)
 	scripts/upstream-suites.sh
 
-# Side-by-side benchmark against a private RabbitMQ node (needs rabbitmq-server).
+# Side-by-side benchmark against a private RabbitMQ node (needs rabbitmq-server): reports (JSON +
+# HTML) per workload under bench-results/, tables on stdout, then the generator's sink ceiling.
 bench: $(STAMP)
 	mkdir -p bench-results
-	$(BIN)/python -m ferrymq.bench.compare --seconds 10 | tee bench-results/compare.json
+	$(BIN)/python -m ferrymq.bench.compare --seconds 10 --out bench-results | tee bench-results/compare.md
 
 # The kill -9 loop of tests/crash, longer (bounded: about 2 s per cycle).
 soak: $(STAMP)

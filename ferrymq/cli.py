@@ -41,10 +41,10 @@ def serve(
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
                                 "help_option_names": []})
 def bench(ctx: typer.Context) -> None:
-    """Measure any AMQP 0-9-1 broker (FerryMQ or RabbitMQ); `ferrymq bench --help` for options."""
-    from ferrymq.bench.amqp_load import main as bench_main
+    """Measure brokers side by side (FerryMQ, RabbitMQ, the null sink); `ferrymq bench --help`."""
+    from ferrymq.bench.command import main as bench_main
 
-    bench_main(ctx.args)
+    raise typer.Exit(bench_main(ctx.args))
 
 
 @app.command()

@@ -33,6 +33,7 @@ U32 = struct.Struct(">I")
 U16 = struct.Struct(">H")
 TAG_BIT = struct.Struct(">QB")
 TS = struct.Struct(">Q")  # the send time, time.monotonic_ns(), first 8 body bytes
+MIN_SIZE = 9  # body: send time (8 bytes), then the attempt count of a retried job (1 byte)
 ACK = struct.Struct(">BHIIQBB")  # a whole basic.ack frame: 8 + 13 + 1 bytes
 
 METHOD, HEADER, BODY, HEARTBEAT = 1, 2, 3, 8
@@ -41,6 +42,7 @@ BASIC_ACK = (60 << 16) | 80
 BASIC_NACK = (60 << 16) | 120
 BASIC_PUBLISH = (60 << 16) | 40
 BASIC_RETURN = (60 << 16) | 50
+BASIC_REJECT = (60 << 16) | 90
 CONNECTION_CLOSE = (10 << 16) | 50
 CONNECTION_BLOCKED = (10 << 16) | 60
 CONNECTION_UNBLOCKED = (10 << 16) | 61
@@ -86,6 +88,11 @@ def set_recv_timeout(sock: socket.socket, seconds: float) -> None:
 
 def ack_frame(tag: int, multiple: bool = False, channel: int = CHANNEL) -> bytes:
     return ACK.pack(METHOD, channel, 13, BASIC_ACK, tag, multiple, FRAME_END)
+
+
+def reject_frame(tag: int, requeue: bool = False, channel: int = CHANNEL) -> bytes:
+    """basic.reject: same layout as basic.ack (tag u64 + one bit)."""
+    return ACK.pack(METHOD, channel, 13, BASIC_REJECT, tag, requeue, FRAME_END)
 
 
 def close_reason(payload: bytes | bytearray | memoryview, pos: int) -> str:
@@ -157,16 +164,33 @@ class Client:
         self.call(c.Channel.Open(), c.Channel.OpenOk)
         return self
 
-    def declare_queue(self, queue: str, durable: bool) -> None:
-        self.call(c.Queue.Declare(queue=queue, durable=durable), c.Queue.DeclareOk)
+    def declare_queue(self, queue: str, durable: bool, arguments: dict[str, Any] | None = None,
+                      passive: bool = False) -> Any:
+        """queue.declare; returns declare-ok (``message_count`` is the ready depth)."""
+        return self.call(c.Queue.Declare(queue=queue, durable=durable, passive=passive,
+                                         arguments=arguments), c.Queue.DeclareOk)
+
+    def declare_exchange(self, exchange: str, kind: str, durable: bool = False) -> None:
+        self.call(c.Exchange.Declare(exchange=exchange, exchange_type=kind, durable=durable),
+                  c.Exchange.DeclareOk)
+
+    def bind(self, queue: str, exchange: str, routing_key: str = "") -> None:
+        self.call(c.Queue.Bind(queue=queue, exchange=exchange, routing_key=routing_key), c.Queue.BindOk)
+
+    def delete_queue(self, queue: str) -> None:
+        self.call(c.Queue.Delete(queue=queue), c.Queue.DeleteOk)
+
+    def delete_exchange(self, exchange: str) -> None:
+        self.call(c.Exchange.Delete(exchange=exchange), c.Exchange.DeleteOk)
 
     def confirm_select(self) -> None:
         self.call(c.Confirm.Select(), c.Confirm.SelectOk)
 
-    def consume(self, queue: str, prefetch: int, tag: str = "ferrymq-bench") -> None:
+    def consume(self, queue: str, prefetch: int, tag: str = "ferrymq-bench",
+                arguments: dict[str, Any] | None = None) -> None:
         self.call(c.Basic.Qos(prefetch_count=prefetch), c.Basic.QosOk)
         # Deliveries may follow consume-ok in the same read: they stay in self.buf.
-        self.call(c.Basic.Consume(queue=queue, consumer_tag=tag), c.Basic.ConsumeOk)
+        self.call(c.Basic.Consume(queue=queue, consumer_tag=tag, arguments=arguments), c.Basic.ConsumeOk)
 
     def close(self, timeout: float = 5.0) -> None:
         """connection.close and wait (briefly) for close-ok: everything sent before it has then
@@ -188,19 +212,20 @@ class Client:
 
 
 class PublishTemplate:
-    """One basic.publish (to the default exchange, routing key = queue) pre-encoded as bytes,
-    split around the 8-byte send time at the start of the body:
+    """One basic.publish (by default to the default exchange, routing key = queue) pre-encoded as
+    bytes, split around the 8-byte send time at the start of the body:
 
         prefix = method frame + content header frame + first body frame's head
         suffix = rest of the first body frame + frame end [+ further body frames]
 
     ``one(ts)`` is ``prefix + TS.pack(ts) + suffix``: two concatenations, no encoding."""
 
-    def __init__(self, queue: str, size: int, *, persistent: bool = False,
+    def __init__(self, routing_key: str, size: int, *, persistent: bool = False,
                  frame_max: int = DEFAULT_FRAME_MAX, exchange: str = "", channel: int = CHANNEL) -> None:
-        if size < TS.size:
-            raise ValueError(f"bodies carry an {TS.size}-byte timestamp: --size must be >= {TS.size}")
-        method = pframe.marshal(c.Basic.Publish(exchange=exchange, routing_key=queue), channel)
+        if size < MIN_SIZE:
+            raise ValueError(f"bodies carry a {MIN_SIZE}-byte stamp (send time, attempt): "
+                             f"--size must be >= {MIN_SIZE}")
+        method = pframe.marshal(c.Basic.Publish(exchange=exchange, routing_key=routing_key), channel)
         props = c.Basic.Properties(delivery_mode=2) if persistent else c.Basic.Properties()
         header = pframe.marshal(pheader.ContentHeader(0, size, props), channel)
         chunk = frame_max - 8  # payload room in one body frame
@@ -225,6 +250,10 @@ class PublishTemplate:
         """One publish per stamp (fixed-rate mode: each carries its intended send time)."""
         prefix, suffix, pack = self.prefix, self.suffix, TS.pack
         return b"".join([prefix + pack(ts) + suffix for ts in stamps])
+
+    def retry(self, ts_ns: int, attempt: int) -> bytes:
+        """A republish of a failed job: the original send time, the attempt count in body[8]."""
+        return self.prefix + TS.pack(ts_ns) + bytes((min(attempt, 255),)) + self.suffix[1:]
 
 
 class ConfirmTracker:
@@ -305,7 +334,10 @@ class DeliveryScanner:
     def __init__(self) -> None:
         self.want_stamp = False  # a content header was seen; its first body frame is next
 
-    def feed(self, buf: bytearray, tags: list[int], stamps: list[int]) -> int:
+    def feed(self, buf: bytearray, tags: list[int], stamps: list[int],
+             attempts: list[int] | None = None) -> int:
+        """Appends each delivery's tag and send time (and body[8], the attempt count, when
+        ``attempts`` is given); returns the bytes consumed."""
         pos, n = 0, len(buf)
         want = self.want_stamp
         unpack_head, unpack_u32, unpack_q = HEAD.unpack_from, U32.unpack_from, TS.unpack_from
@@ -317,6 +349,8 @@ class DeliveryScanner:
             if ftype == BODY:
                 if want:
                     stamps.append(unpack_q(buf, pos + 7)[0])
+                    if attempts is not None:
+                        attempts.append(buf[pos + 15])
                     want = False
             elif ftype == HEADER:
                 want = True

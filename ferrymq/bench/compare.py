@@ -1,83 +1,62 @@
-"""Run the same AMQP workloads against FerryMQ and RabbitMQ in one go, side by side.
+"""`make bench`: the AMQP headline workloads against FerryMQ and RabbitMQ, side by side, plus the
+generator's ceiling against the sink. Each broker is started once (``ferrymq serve`` on a fresh
+data directory, a private RabbitMQ node) and runs every workload; one report folder (JSON + HTML)
+per workload under --out, and a markdown table per workload on stdout.
 
-    python -m ferrymq.bench.compare --seconds 10 > bench-results/compare.json
-
-FerryMQ runs as a real `ferrymq serve` process; RabbitMQ as a private node. Prints JSON with a
-markdown table for BENCHMARKS.md under "table".
+    python -m ferrymq.bench.compare --seconds 10 --out bench-results
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import subprocess
-import sys
-import time
+import os
 from datetime import UTC, datetime
 from typing import Any
 
-from ferrymq.bench.amqp_load import Options, run
-from ferrymq.bench.rabbitmq_node import available, free_port, start_rabbitmq
+from ferrymq.bench.api import save
+from ferrymq.bench.rabbitmq_node import available
+from ferrymq.bench.report import check, compare, machine_info, markdown_table
+from ferrymq.bench.run import run_workload
+from ferrymq.bench.targets import open_target
+from ferrymq.bench.workloads import Workload
 
-SCENARIOS: dict[str, dict[str, Any]] = {
+WORKLOADS: dict[str, dict[str, Any]] = {
     "confirm-100B": {"size": 100},
     "confirm-4KiB": {"size": 4096},
-    "fire-and-forget-100B": {"size": 100, "window": 0},
-    "fixed-1k-per-s-100B": {"size": 100, "rate": 1000.0},
+    "fire-and-forget-100B": {"size": 100, "confirm": False},
+    "fixed-1k-per-s-100B": {"size": 100, "kind": "steady", "rate": 1000.0},
 }
 
 
-def start_ferrymq() -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "ferrymq.cli", "serve", "--amqp-port",
-                             str(port), "--log-level", "warning"])
-    time.sleep(2.0)
-    return proc, f"amqp://guest:guest@127.0.0.1:{port}/%2F"
-
-
-def measure(url: str, pid: int, seconds: float, queue: str) -> dict[str, Any]:
-    out = {}
-    for name, overrides in SCENARIOS.items():
-        opts = Options(url=url, seconds=seconds, broker_pid=pid, queue=f"{queue}-{name}",
-                       **overrides)
-        out[name] = run(opts)
-    return out
-
-
-def row(name: str, broker: str, r: dict[str, Any]) -> str:
-    lat = r["consumer"]["latency_ns"]
-    return (f"| {name} | {broker} | {r['consumed_per_s']:,.0f} | {r['broker_cpu']:.2f} | "
-            f"{r['producer']['cpu']:.2f} / {r['consumer']['cpu']:.2f} | "
-            f"{lat.get('p50', 0) / 1e6:.2f} | {lat.get('p99', 0) / 1e6:.2f} |")
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=10.0)
-    args = ap.parse_args()
-    results: dict[str, Any] = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
-                               "machine": f"{platform.node()} {platform.machine()}"}
-    proc, url = start_ferrymq()
-    try:
-        results["ferrymq"] = measure(url, proc.pid, args.seconds, "bench")
-    finally:
-        proc.terminate()
-        proc.wait(10)
-    if available():
-        node = start_rabbitmq()
-        try:
-            results["rabbitmq"] = measure(node.amqp_url, node.pid, args.seconds, "bench")
-        finally:
-            node.stop()
-    lines = ["| scenario | broker | msgs/s consumed | broker cores | generator cores (prod / cons)"
-             " | p50 ms | p99 ms |", "|---|---|---|---|---|---|---|"]
-    for name in SCENARIOS:
-        for broker in ("ferrymq", "rabbitmq"):
-            if broker in results:
-                lines.append(row(name, broker, results[broker][name]))
-    results["table"] = "\n".join(lines)
-    print(json.dumps(results, indent=2))
+    ap.add_argument("--out", default="bench-results")
+    ap.add_argument("--only", action="append", help="run only these workloads (names above)")
+    args = ap.parse_args(argv)
+    names = args.only or list(WORKLOADS)
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    reports: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    targets = ["ferrymq", "rabbitmq"] if available() else ["ferrymq"]
+    for spec in targets:
+        with open_target(spec) as target:
+            for n in names:
+                w = Workload.from_dict({"seconds": args.seconds, **WORKLOADS[n]})
+                r = run_workload(target, w)
+                r["problems"] = check(r)
+                reports[n].append(r)
+    with open_target("sink") as sink:
+        ceiling = run_workload(sink, Workload(seconds=min(5.0, args.seconds), consumers=0))
+    for n in names:
+        run = {"date": started, "command": f"python -m ferrymq.bench.compare --seconds {args.seconds}",
+               "scenario": {"name": n, "description": f"{n}: 1 producer, 1 consumer, manual acks"},
+               "machine": {**machine_info(), "loadavg": list(os.getloadavg())},
+               "reports": reports[n], "comparison": compare(reports[n])}
+        run["table"] = markdown_table(run["comparison"])
+        files = save(run, args.out)
+        print(f"## {n}\n\n{run['table']}\n\n({files['html']})\n")
+    print(f"sink ceiling (confirmed 100 B publishes): {ceiling['published_per_s']:,.0f} msg/s, producer "
+          f"{ceiling['cpu']['producers'][0]:.2f} cores, sink {ceiling['cpu']['broker']:.2f} cores")
 
 
 if __name__ == "__main__":

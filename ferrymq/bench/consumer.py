@@ -6,16 +6,21 @@ at the start of each body; the acks for everything in that read go out in one wr
 ``basic.ack`` per delivery, or with ``multi_ack = N`` one ``multiple=True`` ack once N deliveries
 are unacked (and whenever the socket goes idle, so a small prefetch cannot stall).
 
+Task mode (``fail_rate > 0``): each delivery is a job that fails with that probability; a failed
+job is republished with its attempt count raised (and its original send time kept) and the
+delivery acked, until ``max_retries``; then it is rejected without requeue, and the broker
+dead-letters it. ``work_us`` simulates processing time per delivery (a slow consumer).
+
 Latency is (time the read returned) - (send time in the body), both ``time.monotonic_ns()``,
 which is one system-wide clock for every process on the machine.
 """
 
 from __future__ import annotations
 
+import random
 import time
-from array import array
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ferrymq.bench.amqp_wire import (
@@ -26,8 +31,11 @@ from ferrymq.bench.amqp_wire import (
     RECV_BYTES,
     Client,
     DeliveryScanner,
+    PublishTemplate,
+    reject_frame,
     set_recv_timeout,
 )
+from ferrymq.bench.histogram import IntervalHistograms
 from ferrymq.bench.producer import Schedule, cpu_report, cpu_times
 
 IDLE_S = 0.005  # a read that waits this long counts as idle (flushes a partial multi-ack)
@@ -38,22 +46,27 @@ class ConsumerConfig:
     url: str
     queue: str
     prefetch: int = 500
-    durable: bool = False
     multi_ack: int = 0  # 0: ack every delivery; N: one multiple ack per N deliveries
     drain_seconds: float = 10.0  # after the run, keep consuming this long at most
     nodelay: bool = True  # TCP_NODELAY
+    consume_args: dict[str, Any] = field(default_factory=dict)
+    fail_rate: float = 0.0
+    max_retries: int = 3
+    size: int = 100  # body size of republished (retried) jobs
+    persistent: bool = False
+    work_us: float = 0.0
+    seed: int = 1
 
 
 def connect(cfg: ConsumerConfig) -> Client:
     client = Client(cfg.url, nodelay=cfg.nodelay).open()
-    client.declare_queue(cfg.queue, durable=cfg.durable)
-    client.consume(cfg.queue, cfg.prefetch)
+    client.consume(cfg.queue, cfg.prefetch, arguments=cfg.consume_args or None)
     return client
 
 
 def consume(cfg: ConsumerConfig, client: Client, sched: Schedule,
             should_stop: Callable[[int], bool], publish_received: Callable[[int], None]) -> dict[str, Any]:
-    """Consume until ``should_stop(received)`` says so after the window (all that was published
+    """Consume until ``should_stop(completed)`` says so after the window (all that was published
     has arrived) or the drain time runs out. ``publish_received`` shares the running count."""
     sock = client.sock
     sock.settimeout(None)
@@ -61,14 +74,22 @@ def consume(cfg: ConsumerConfig, client: Client, sched: Schedule,
     scanner = DeliveryScanner()
     mono = time.monotonic_ns
     pack_ack = ACK.pack
-    w0, w1 = sched.w0, sched.w1
+    w0, w1, iv = sched.w0, sched.w1, sched.interval
     drain_end = w1 + int(cfg.drain_seconds * 1e9)
+    task = cfg.fail_rate > 0
     # A multiple ack waits for N deliveries: N above the prefetch would wait for the idle flush.
-    multi = max(0, min(cfg.multi_ack, cfg.prefetch or cfg.multi_ack))
-    latencies = array("q")
+    multi = 0 if task else max(0, min(cfg.multi_ack, cfg.prefetch or cfg.multi_ack))
+    latency = IntervalHistograms(w0, iv)
+    timeline: dict[int, int] = {}  # interval (receive time) -> deliveries
     tags: list[int] = []
     stamps: list[int] = []
-    received = in_window = 0
+    attempts: list[int] | None = [] if task else None
+    retry = (PublishTemplate(cfg.queue, cfg.size, persistent=cfg.persistent, frame_max=client.frame_max)
+             if task else None)
+    rnd = random.Random(cfg.seed).random
+    fail_rate, max_retries = cfg.fail_rate, cfg.max_retries
+    work_s = cfg.work_us / 1e6
+    received = in_window = completed = retried = dead = 0
     unacked_tag = unacked = 0
     at_w0: tuple[int, tuple[float, float]] | None = None
     at_w1: tuple[int, tuple[float, float]] | None = None
@@ -94,7 +115,8 @@ def consume(cfg: ConsumerConfig, client: Client, sched: Schedule,
             if unacked:
                 sock.sendall(pack_ack(METHOD, 1, 13, BASIC_ACK, unacked_tag, 1, FRAME_END))
                 unacked = 0
-            if now >= w1 and (should_stop(received) or now >= drain_end):
+            publish_received(completed)
+            if now >= w1 and (should_stop(completed) or now >= drain_end):
                 break
             continue
         if not data:
@@ -102,15 +124,52 @@ def consume(cfg: ConsumerConfig, client: Client, sched: Schedule,
         reads += 1
         buf.extend(data)
         data = None
-        consumed = scanner.feed(buf, tags, stamps)
+        consumed = scanner.feed(buf, tags, stamps, attempts)
         if consumed:
             del buf[:consumed]
-        if tags:
+        if task and tags:
+            assert attempts is not None and retry is not None
+            n = min(len(tags), len(stamps))  # a deliver whose body is in the next read waits
+            if n:
+                out = []
+                ok: list[int] = []
+                retried_before = retried
+                for tag, ts, att in zip(tags[:n], stamps[:n], attempts[:n]):
+                    if rnd() >= fail_rate:
+                        ok.append(ts)
+                        out.append(pack_ack(METHOD, 1, 13, BASIC_ACK, tag, 0, FRAME_END))
+                    elif att < max_retries:
+                        out.append(retry.retry(ts, att + 1))
+                        out.append(pack_ack(METHOD, 1, 13, BASIC_ACK, tag, 0, FRAME_END))
+                        retried += 1
+                    else:
+                        out.append(reject_frame(tag, False))
+                        dead += 1
+                if work_s:
+                    time.sleep(work_s * n)
+                sock.sendall(b"".join(out))
+                writes += 1
+                received += n
+                # a job is complete when it succeeds or is dead-lettered; a retry is not
+                completed += n - (retried - retried_before)
+                last_tag = tags[n - 1]
+                if w0 <= now < w1:
+                    in_window += n
+                k = (now - w0) // iv
+                timeline[k] = timeline.get(k, 0) + n
+                del tags[:n], stamps[:n], attempts[:n]
+                latency.record(now, ok)
+        elif tags:
             n = len(tags)
+            if work_s:
+                time.sleep(work_s * n)
             received += n
+            completed += n
             last_tag = tags[-1]
             if w0 <= now < w1:
                 in_window += n
+            k = (now - w0) // iv
+            timeline[k] = timeline.get(k, 0) + n
             if multi:
                 unacked += n
                 unacked_tag = tags[-1]
@@ -123,18 +182,18 @@ def consume(cfg: ConsumerConfig, client: Client, sched: Schedule,
                                        for t in tags]))
                 writes += 1
             tags.clear()
-        if stamps:
-            latencies.extend([now - ts for ts in stamps if w0 <= ts < w1])
-            stamps.clear()
+            if stamps:
+                latency.record(now, stamps)
+                stamps.clear()
         if now >= w1 and now - last_check > 10_000_000:  # after the window: every 10 ms
             last_check = now
-            publish_received(received)
-            if should_stop(received) or now >= drain_end:
+            publish_received(completed)
+            if should_stop(completed) or now >= drain_end:
                 break
         elif now - last_check > 50_000_000:
             last_check = now
-            publish_received(received)
-    publish_received(received)
+            publish_received(completed)
+    publish_received(completed)
     end = mono()
     if at_w0 is None:
         at_w0 = (end, cpu_times())
@@ -143,6 +202,9 @@ def consume(cfg: ConsumerConfig, client: Client, sched: Schedule,
     wall = max(1e-9, (at_w1[0] - at_w0[0]) / 1e9)
     return {
         "consumed": received,
+        "completed": completed,
+        "retried": retried,
+        "dead_lettered": dead,
         "window_seconds": wall,
         "window_consumed": in_window,
         **cpu_report(at_w0[1], at_w1[1], wall),
@@ -151,6 +213,7 @@ def consume(cfg: ConsumerConfig, client: Client, sched: Schedule,
         "waits": waits,
         # the broker numbers deliveries 1, 2, ... per channel: an independent count
         "last_delivery_tag": last_tag,
-        "latency_ns": latencies.tobytes(),
+        "timeline": timeline,
+        "latency": latency.encode(),
         "drain_ms": max(0.0, (end - w1) / 1e6),
     }

@@ -1,95 +1,279 @@
-"""A private, throwaway RabbitMQ node (Debian's rabbitmq-server) for side-by-side runs and
-differential tests: its own node name, ports, data and config in a temporary directory."""
+"""A private, throwaway RabbitMQ node for benchmarks and tests: the one launcher (the tests'
+fixtures and ``tests.support.rabbitmq`` use this module).
+
+    node = start_rabbitmq(tmpdir)      # blocks until the port answers the AMQP handshake
+    try:
+        pika.BlockingConnection(pika.URLParameters(node.amqp_url))
+    finally:
+        node.stop()
+
+The node runs Debian's ``rabbitmq-server`` (3.10.x) as a child process in a session of its own,
+with everything that could collide with another node kept apart: its own node name, AMQP port,
+distribution port, data (mnesia), logs, config, enabled-plugins file (empty: no management) and
+Erlang cookie, all under ``tmpdir``. Only epmd (port 4369) is shared, as it must be.
+
+What the Debian scripts need, learnt from ``/usr/sbin/rabbitmq-server`` and the scripts it runs:
+
+* ``/usr/sbin/rabbitmq-server`` is a wrapper that, as root, ``su``s to the ``rabbitmq`` user and
+  ``cd``s to /var/lib/rabbitmq; that user cannot write a root-owned tmpdir. So we run the real
+  script, ``/usr/lib/rabbitmq/bin/rabbitmq-server``, directly, as whoever we are (root in CI
+  works: RabbitMQ 3.10 does not refuse root).
+* ``HOME`` must be writable: the Erlang VM reads (or creates) ``$HOME/.erlang.cookie``; we write
+  one ourselves (mode 0400) so nothing lands in /root and the CLI tools could reach the node.
+* ``RABBITMQ_ALLOW_INPUT`` must be unset: with it the script ``exec``s the VM with an Erlang
+  shell on stdin, which dies at EOF. Without it the script runs the VM as a background child and
+  traps SIGTERM to stop it, so SIGTERM to the process group is a clean shutdown.
+* ``RABBITMQ_CONF_ENV_FILE`` is pointed into tmpdir so /etc/rabbitmq/rabbitmq-env.conf (which
+  may set NODENAME or NODE_PORT) cannot override ours; likewise the advanced config file.
+"""
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
-START_TIMEOUT_S = 90.0
+SERVER_SCRIPT = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 20.0
+PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
+
+
+def server_script() -> str | None:
+    """The real start script (not the /usr/sbin wrapper), or None where RabbitMQ is absent."""
+    override = os.environ.get("FERRYMQ_RABBITMQ_SERVER")
+    for candidate in (override, SERVER_SCRIPT):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
 
 
 def available() -> bool:
-    return Path(SERVER).exists()
+    return server_script() is not None
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 @dataclass
 class RabbitNode:
     port: int
     dist_port: int
-    home: Path
-    process: subprocess.Popen[bytes] | None = None
-    started_s: float = field(default=0.0)
+    nodename: str
+    base: Path
+    process: subprocess.Popen[bytes]
+    start_seconds: float = 0.0
+    owns_dir: bool = False  # a temporary directory of our own: removed by stop()
 
     @property
     def amqp_url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
 
     @property
+    def log_path(self) -> Path:
+        return self.base / "console.log"
+
+    @property
+    def beam_pid(self) -> int:
+        """The Erlang VM's pid (a child of the start script), for CPU accounting."""
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            comm = stat[stat.index("(") + 1:stat.rindex(")")]
+            pgid = int(stat[stat.rindex(")") + 2:].split()[2])
+            if pgid == self.process.pid and comm.startswith("beam"):
+                return int(entry.name)
+        raise LookupError("no beam process in the node's process group")
+
+    @property
     def pid(self) -> int:
-        """The Erlang VM's pid (the script execs into it), for CPU accounting."""
-        assert self.process is not None
-        out = subprocess.run(["pgrep", "-g", str(self.process.pid), "beam.smp"],
-                             capture_output=True, text=True, check=False).stdout.split()
-        return int(out[0]) if out else (self.process.pid if self.process else 0)
+        """The Erlang VM's pid (for CPU accounting); the start script's if none is found."""
+        try:
+            return self.beam_pid
+        except LookupError:
+            return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+        """SIGTERM to the whole process group (script, VM, its port programs); SIGKILL after
+        STOP_TIMEOUT_S. Idempotent."""
+        if self.process.poll() is None:
+            _signal_group(self.process.pid, signal.SIGTERM)
             try:
-                self.process.wait(20)
+                self.process.wait(STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-        shutil.rmtree(self.home, ignore_errors=True)
+                _signal_group(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+        # The script may exit before the VM's last port programs do; sweep the group.
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while _group_alive(self.process.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _group_alive(self.process.pid):
+            _signal_group(self.process.pid, signal.SIGKILL)
+        if self.owns_dir:
+            shutil.rmtree(self.base, ignore_errors=True)
 
 
-def start_rabbitmq() -> RabbitNode:
-    home = Path(tempfile.mkdtemp(prefix="ferry-rabbit-"))
-    node = RabbitNode(free_port(), free_port(), home)
-    (home / "enabled_plugins").write_text("[].\n")
-    (home / "rabbitmq.conf").write_text("loopback_users = none\n")
-    env = dict(
-        os.environ, HOME=str(home), RABBITMQ_NODENAME=f"ferrybench{node.port}@localhost",
-        RABBITMQ_NODE_PORT=str(node.port), RABBITMQ_DIST_PORT=str(node.dist_port),
-        RABBITMQ_MNESIA_BASE=str(home / "mnesia"), RABBITMQ_LOG_BASE=str(home / "log"),
-        RABBITMQ_CONFIG_FILE=str(home / "rabbitmq"), RABBITMQ_PID_FILE=str(home / "pid"),
-        RABBITMQ_ENABLED_PLUGINS_FILE=str(home / "enabled_plugins"),
-    )
-    env.pop("RABBITMQ_ALLOW_INPUT", None)  # with it the VM runs a shell and dies on EOF
-    t0 = time.monotonic()
-    node.process = subprocess.Popen(
-        [SERVER], env=env, stdin=subprocess.DEVNULL, stdout=(home / "out.log").open("wb"),
-        stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    while time.monotonic() - t0 < START_TIMEOUT_S:
-        if node.process.poll() is not None:
-            raise RuntimeError(f"rabbitmq-server exited: {(home / 'out.log').read_text()[-2000:]}")
-        if _answers_amqp(node.port):
-            node.started_s = time.monotonic() - t0
-            return node
-        time.sleep(0.5)
-    node.stop()
-    raise TimeoutError("rabbitmq-server did not start in time")
-
-
-def _answers_amqp(port: int) -> bool:
+def _signal_group(pgid: int, sig: int) -> None:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-            s.sendall(b"AMQP\x00\x00\x09\x01")
-            return s.recv(1) == b"\x01"  # a connection.start method frame
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def start_rabbitmq(tmpdir: str | os.PathLike[str] | None = None,
+                   timeout: float = START_TIMEOUT_S) -> RabbitNode:
+    """Start a node with everything under ``tmpdir`` (None: a temporary directory, removed by
+    ``stop()``); return once it answers the AMQP handshake."""
+    script = server_script()
+    if script is None:
+        raise FileNotFoundError(f"rabbitmq-server not installed ({SERVER_SCRIPT} missing)")
+    owns_dir = tmpdir is None
+    if tmpdir is None:
+        tmpdir = tempfile.mkdtemp(prefix="ferrymq-rabbit-")
+    base = Path(tmpdir).resolve()
+    base.mkdir(parents=True, exist_ok=True)
+    port, dist_port = free_port(), free_port()
+    while dist_port == port:
+        dist_port = free_port()
+    nodename = f"ferrytest-{port}@localhost"
+    home = base / "home"
+    home.mkdir(exist_ok=True)
+    cookie = home / ".erlang.cookie"
+    if not cookie.exists():
+        cookie.write_text(secrets.token_hex(16).upper())
+        cookie.chmod(0o400)
+    (base / "enabled_plugins").write_text("[].\n")
+    (base / "rabbitmq.conf").write_text(
+        f"listeners.tcp.default = 127.0.0.1:{port}\n"
+        "log.console = false\n"
+        "log.file.level = info\n"
+    )
+    (base / "rabbitmq-env.conf").write_text("")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("RABBITMQ_", "ERL_", "ERLANG_"))}
+    env.update(
+        HOME=str(home),
+        RABBITMQ_NODENAME=nodename,
+        RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
+        RABBITMQ_NODE_PORT=str(port),
+        RABBITMQ_DIST_PORT=str(dist_port),
+        RABBITMQ_MNESIA_BASE=str(base / "mnesia"),
+        RABBITMQ_LOG_BASE=str(base / "log"),
+        RABBITMQ_CONFIG_FILE=str(base / "rabbitmq.conf"),
+        RABBITMQ_ADVANCED_CONFIG_FILE=str(base / "advanced.config"),
+        RABBITMQ_CONF_ENV_FILE=str(base / "rabbitmq-env.conf"),
+        RABBITMQ_ENABLED_PLUGINS_FILE=str(base / "enabled_plugins"),
+        RABBITMQ_PID_FILE=str(base / "rabbitmq.pid"),
+        # The distribution listener on loopback only, like the AMQP one.
+        RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}",
+    )
+    t0 = time.monotonic()
+    with (base / "console.log").open("ab") as console:
+        process = subprocess.Popen(
+            [script], env=env, cwd=base, stdin=subprocess.DEVNULL, stdout=console,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    node = RabbitNode(port, dist_port, nodename, base, process, owns_dir=owns_dir)
+    try:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"rabbitmq-server exited with {process.returncode}:\n"
+                                   + _tail(node.log_path))
+            if answers_amqp(port):
+                node.start_seconds = time.monotonic() - t0
+                return node
+            if time.monotonic() - t0 > timeout:
+                raise TimeoutError(f"rabbitmq-server did not answer on {port} within {timeout:.0f} s:\n"
+                                   + _tail(node.log_path))
+            time.sleep(0.2)
+    except BaseException:
+        node.stop()
+        raise
+
+
+def answers_amqp(port: int, host: str = "127.0.0.1") -> bool:
+    """True when the port answers the protocol header with a connection.start method frame."""
+    try:
+        with socket.create_connection((host, port), timeout=2) as s:
+            s.settimeout(2)
+            s.sendall(PROTOCOL_HEADER)
+            head = b""
+            while len(head) < 11:
+                chunk = s.recv(11 - len(head))
+                if not chunk:
+                    return False
+                head += chunk
     except OSError:
         return False
+    ftype, channel, _size, class_id, method_id = struct.unpack(">BHIHH", head)
+    return (ftype, channel, class_id, method_id) == (1, 0, 10, 10)
+
+
+def _tail(path: Path, chars: int = 3000) -> str:
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except OSError:
+        return "(no console log)"
+
+
+def remove(node: RabbitNode) -> None:
+    """Stop the node and delete its directory."""
+    node.stop()
+    shutil.rmtree(node.base, ignore_errors=True)
+
+
+def main() -> None:
+    """``python -m ferrymq.bench.rabbitmq_node [DIR]``: start a node, print its URL and the Erlang
+    VM's pid (for ``--broker-pid``) as one JSON line, run until SIGINT/SIGTERM, then stop it."""
+    import json
+    import sys
+
+    node = start_rabbitmq(sys.argv[1] if len(sys.argv) > 1 else None)
+    stop = False
+
+    def on_signal(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    print(json.dumps({"amqp_url": node.amqp_url, "port": node.port, "beam_pid": node.beam_pid,
+                      "nodename": node.nodename, "dir": str(node.base),
+                      "start_seconds": round(node.start_seconds, 2)}), flush=True)
+    try:
+        while not stop and node.alive():
+            time.sleep(0.2)
+    finally:
+        node.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,8 +1,13 @@
 """A null AMQP server: completes the handshake, answers the setup methods, confirms every
-publish and throws the body away. Measuring the load generator against it shows the
-generator's own ceiling, which must sit far above any broker it is used to measure.
+publish (one multiple ack per read) and throws the body away. Measuring the load generator
+against it shows the generator's own ceiling, which must sit far above any broker it measures.
 
-    python -m ferrymq.bench.sink --port 5699
+When a consumer has subscribed to the queue a publish names (default exchange, routing key =
+queue), the sink hands the message on as a ``basic.deliver`` instead, after ``--delay-ms``: a
+broker with one known latency, against which the generator's latency histogram is checked.
+Nothing is stored or counted per consumer; acks from consumers are ignored.
+
+    python -m ferrymq.bench.sink --port 5699 [--delay-ms 20]
 """
 
 from __future__ import annotations
@@ -19,11 +24,16 @@ from ferrymq.server.app import new_event_loop
 
 _HEAD = struct.Struct(">BHI")
 _CM = struct.Struct(">I")
+_BODY_SIZE = struct.Struct(">Q")
 PUBLISH = (60 << 16) | 40
+DELIVER_ID = struct.pack(">HH", 60, 60)
 REPLIES = {
     c.Channel.Open: lambda m: c.Channel.OpenOk(),
     c.Queue.Declare: lambda m: c.Queue.DeclareOk(m.queue or "sink", 0, 0),
+    c.Queue.Bind: lambda m: c.Queue.BindOk(),
     c.Queue.Delete: lambda m: c.Queue.DeleteOk(0),
+    c.Exchange.Declare: lambda m: c.Exchange.DeclareOk(),
+    c.Exchange.Delete: lambda m: c.Exchange.DeleteOk(),
     c.Channel.Close: lambda m: c.Channel.CloseOk(),
     c.Confirm.Select: lambda m: c.Confirm.SelectOk(),
     c.Basic.Qos: lambda m: c.Basic.QosOk(),
@@ -34,15 +44,45 @@ REPLIES = {
 }
 
 
+class Subscriber:
+    """A consumer on one queue: where echoed messages go."""
+
+    __slots__ = ("channel", "next_tag", "tag", "transport")
+
+    def __init__(self, transport: asyncio.Transport, channel: int, tag: str) -> None:
+        self.transport, self.channel, self.tag, self.next_tag = transport, channel, tag.encode(), 0
+
+    def deliver(self, routing_key: bytes, content: list[bytes]) -> list[bytes]:
+        """basic.deliver + the publish's own header and body frames, renumbered to our channel."""
+        self.next_tag += 1
+        args = (DELIVER_ID + bytes((len(self.tag),)) + self.tag + struct.pack(">QB", self.next_tag, 0)
+                + b"\x00" + bytes((len(routing_key),)) + routing_key)
+        out = [_HEAD.pack(1, self.channel, len(args)), args, b"\xce"]
+        for frame in content:
+            out.append(_HEAD.pack(frame[0], self.channel, len(frame) - 8) + frame[7:])
+        return out
+
+
 class SinkProtocol(asyncio.Protocol):
+    subscribers: dict[bytes, list[Subscriber]] = {}  # queue -> consumers (shared by connections)
+    delay_s = 0.0
+
     def __init__(self) -> None:
         self.buf = bytearray()
         self.transport: asyncio.Transport | None = None
         self.published = 0
         self.confirming = False
+        self.echo_key: bytes | None = None  # routing key of the publish being assembled
+        self.echo_frames: list[bytes] = []
+        self.body_left = 0
+        self.rr = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for subs in self.subscribers.values():
+            subs[:] = [s for s in subs if s.transport is not self.transport]
 
     def data_received(self, data: bytes) -> None:
         assert self.transport is not None
@@ -51,46 +91,88 @@ class SinkProtocol(asyncio.Protocol):
         pos = 0
         if buf.startswith(b"AMQP"):
             self.transport.write(pframe.marshal(c.Connection.Start(
-                server_properties={"capabilities": {"publisher_confirms": True, "basic.nack": True}},
+                server_properties={"product": "ferrymq-sink",
+                                   "capabilities": {"publisher_confirms": True, "basic.nack": True}},
                 mechanisms="PLAIN", locales="en_US"), 0))
             pos = 8
         out = []
         n = len(buf)
+        subscribers = self.subscribers
         while n - pos >= 8:
             ftype, ch, size = _HEAD.unpack_from(buf, pos)
-            if n - pos < size + 8:
+            end = pos + size + 8
+            if n < end:
                 break
             if ftype == 1:
                 cm = _CM.unpack_from(buf, pos + 7)[0]
                 if cm == PUBLISH:
                     self.published += 1
+                    if subscribers:
+                        ex_at = pos + 13
+                        rk_at = ex_at + 1 + buf[ex_at]
+                        key = bytes(buf[rk_at + 1:rk_at + 1 + buf[rk_at]])
+                        if buf[ex_at] == 0 and subscribers.get(key):
+                            self.echo_key, self.echo_frames = key, []
                 else:
-                    _, _, method = pframe.unmarshal(bytes(buf[pos:pos + size + 8]))
+                    _, _, method = pframe.unmarshal(bytes(buf[pos:end]))
                     self.confirming |= isinstance(method, c.Confirm.Select)
+                    if isinstance(method, c.Basic.Consume):
+                        sub = Subscriber(self.transport, ch, method.consumer_tag or "sink")
+                        subscribers.setdefault(method.queue.encode(), []).append(sub)
                     reply = REPLIES.get(type(method))
                     if reply is not None:
                         out.append(pframe.marshal(reply(method), ch))
-            pos += size + 8
+            elif self.echo_key is not None and ftype in (2, 3):
+                frame = bytes(buf[pos:end])
+                self.echo_frames.append(frame)
+                if ftype == 2:
+                    (self.body_left,) = _BODY_SIZE.unpack_from(frame, 11)
+                else:
+                    self.body_left -= size
+                if self.body_left <= 0:
+                    self._echo(self.echo_key, self.echo_frames)
+                    self.echo_key = None
+            pos = end
         del buf[:pos]
         if self.confirming and self.published:
             out.append(confirm_frame(1, self.published, True, True))
         if out:
             self.transport.writelines(out)
 
+    def _echo(self, key: bytes, frames: list[bytes]) -> None:
+        subs = self.subscribers.get(key)
+        if not subs:
+            return
+        self.rr += 1
+        sub = subs[self.rr % len(subs)]
+        if self.delay_s:
+            asyncio.get_running_loop().call_later(self.delay_s, _write, sub, key, frames)
+        else:
+            _write(sub, key, frames)
 
-async def serve(port: int) -> None:
+
+def _write(sub: Subscriber, key: bytes, frames: list[bytes]) -> None:
+    if not sub.transport.is_closing():
+        sub.transport.writelines(sub.deliver(key, frames))
+
+
+async def serve(port: int, delay_ms: float = 0.0) -> None:
+    SinkProtocol.delay_s = delay_ms / 1000
     loop = asyncio.get_running_loop()
     server = await loop.create_server(SinkProtocol, "127.0.0.1", port)
     print(f"sink listening on 127.0.0.1:{server.sockets[0].getsockname()[1]}", flush=True)
     await asyncio.Event().wait()
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--port", type=int, default=5699)
-    args = ap.parse_args()
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m ferrymq.bench.sink", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--port", type=int, default=5699, help="0 = any free port (printed)")
+    ap.add_argument("--delay-ms", type=float, default=0.0,
+                    help="hand each message to its queue's consumer after this delay")
+    args = ap.parse_args(argv)
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        runner.run(serve(args.port))
+        runner.run(serve(args.port, args.delay_ms))
 
 
 if __name__ == "__main__":

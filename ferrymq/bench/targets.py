@@ -1,0 +1,118 @@
+"""Targets, chosen by URL: ``amqp://...`` (any AMQP 0-9-1 broker: FerryMQ, RabbitMQ),
+``sink`` (the null server, started here), and two conveniences that start a private broker for
+the run and stop it afterwards: ``ferrymq`` (``ferrymq serve`` on a fresh data directory) and
+``rabbitmq`` (a private node from the one launcher, ``rabbitmq_node``; never the system one).
+``kafka://host:port`` is reserved for the stream workload over the Kafka protocol.
+A target may be named: ``--target ours=amqp://...``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from ferrymq.bench.procstat import listener_pid
+from ferrymq.bench.rabbitmq_node import answers_amqp, free_port, start_rabbitmq
+
+START_TIMEOUT_S = 30.0
+
+
+@dataclass
+class Target:
+    name: str
+    url: str
+    kind: str  # "amqp", "sink" or "kafka"
+    broker_pid: int = 0
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "url": self.url, "kind": self.kind, "broker_pid": self.broker_pid,
+                **self.info}
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    """'name=url' or a bare 'url' / 'sink' / 'ferrymq' / 'rabbitmq' -> (name, what)."""
+    head, sep, rest = spec.partition("=")
+    if sep and "://" not in head:
+        return head, rest
+    if "://" in spec:
+        u = urlparse(spec)
+        return f"{u.hostname}:{u.port or (5672 if u.scheme == 'amqp' else 9092)}", spec
+    return spec, spec
+
+
+def _wait_for(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not answers_amqp(port):
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise TimeoutError(f"{what} did not answer on port {port}")
+        time.sleep(0.05)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@contextmanager
+def open_target(spec: str, *, broker_pid: int = 0, sink_delay_ms: float = 0.0,
+                fsync: str = "always") -> Iterator[Target]:
+    """Resolve a target spec, starting (and afterwards stopping) whatever it names."""
+    name, what = split_spec(spec)
+    if what == "sink":
+        port = free_port()
+        cmd = [sys.executable, "-m", "ferrymq.bench.sink", "--port", str(port)]
+        if sink_delay_ms:
+            cmd += ["--delay-ms", str(sink_delay_ms)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+        try:
+            _wait_for(port, proc, "the sink")
+            yield Target(name, f"amqp://guest:guest@127.0.0.1:{port}/%2F", "sink", proc.pid,
+                         {"started": "sink", "delay_ms": sink_delay_ms})
+        finally:
+            _stop(proc)
+    elif what == "ferrymq":
+        port = free_port()
+        with tempfile.TemporaryDirectory(prefix="ferrymq-bench-data-") as data:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "ferrymq.cli", "serve", "--amqp-port", str(port), "--kafka-port", "0",
+                 "--data-dir", data, "--fsync", fsync, "--log-level", "warning"],
+                stdout=subprocess.DEVNULL)
+            try:
+                _wait_for(port, proc, "ferrymq serve")
+                yield Target(name, f"amqp://guest:guest@127.0.0.1:{port}/%2F", "amqp", proc.pid,
+                             {"started": "ferrymq serve", "fsync": fsync})
+            finally:
+                _stop(proc)
+    elif what == "rabbitmq":
+        node = start_rabbitmq()
+        try:
+            yield Target(name, node.amqp_url, "amqp", node.pid,
+                         {"started": "private rabbitmq node", "start_seconds": round(node.start_seconds, 2)})
+        finally:
+            node.stop()
+    elif what.startswith("amqp://"):
+        u = urlparse(what)
+        pid = broker_pid
+        if not pid and u.hostname in ("127.0.0.1", "localhost", "::1"):
+            pid = listener_pid(u.port or 5672)
+        yield Target(name, what, "amqp", pid)
+    elif what.startswith("kafka://"):
+        yield Target(name, what, "kafka", broker_pid)
+    else:
+        raise ValueError(f"unknown target {spec!r}: amqp://..., kafka://..., sink, ferrymq or rabbitmq")
