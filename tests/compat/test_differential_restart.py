@@ -12,8 +12,8 @@ import pika
 import pika.exceptions
 import pytest
 
+from ferrymq.bench import rabbitmq_node as rabbitmq
 from ferrymq.testing import EmbeddedBroker
-from tests.support import rabbitmq
 
 pytestmark = pytest.mark.rabbitmq
 
