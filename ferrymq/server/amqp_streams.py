@@ -25,6 +25,8 @@ from ferrymq.core.message import Message
 from ferrymq.core.properties import Properties
 from ferrymq.core.streams import topic_name_error
 from ferrymq.errors import PreconditionFailed
+from ferrymq.protocols.kafka.batch import HEADER_BYTES, LOG_OVERHEAD_BYTES
+from ferrymq.protocols.kafka.batch import header as batch_header
 from ferrymq.protocols.kafka.records import decode_batches, encode_batch
 
 if TYPE_CHECKING:
@@ -75,6 +77,22 @@ def to_message(topic: str, offset: int, timestamp: int, key: bytes | None, value
     app["x-stream-timestamp"] = timestamp
     routing_key = key.decode("utf-8", "replace") if key else topic
     return Message("", routing_key, bytes(value or b""), Properties(headers=app, **fields), None)
+
+
+def _records_from(data: bytes, offset: int, limit: int) -> list[Any]:
+    """Records at or after ``offset``, at most ``limit``: batches wholly before ``offset`` are
+    skipped by their headers, and decoding stops once ``limit`` records are in hand."""
+    out: list[Any] = []
+    pos = 0
+    while pos + HEADER_BYTES <= len(data) and len(out) < limit:
+        base, length, _e, _m, _c, _a, last_delta = batch_header(data, pos)[:7]
+        end = pos + LOG_OVERHEAD_BYTES + length
+        if end > len(data):
+            break
+        if base + last_delta >= offset:
+            out.extend(r for r in decode_batches(data[pos:end]) if r[0] >= offset)
+        pos = end
+    return out[:limit]
 
 
 def _text_or_bytes(raw: bytes | None) -> Any:
@@ -161,7 +179,7 @@ class KafkaStream:
             data = self.log.read(offset, READ_BYTES)
             if not data:
                 break
-            records = [r for r in decode_batches(data) if r[0] >= offset]
+            records = _records_from(data, offset, max_count - len(out))
             if not records:
                 break
             for off, ts, key, value, headers in records[: max_count - len(out)]:
