@@ -8,6 +8,7 @@ A target may be named: ``--target ours=amqp://...``.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import tempfile
@@ -59,6 +60,20 @@ def _wait_for(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
         time.sleep(0.05)
 
 
+def _wait_for_tcp(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{what} exited with {proc.returncode}") from None
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what} did not answer on port {port}") from None
+            time.sleep(0.05)
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.terminate()
@@ -86,17 +101,21 @@ def open_target(spec: str, *, broker_pid: int = 0, sink_delay_ms: float = 0.0,
                          {"started": "sink", "delay_ms": sink_delay_ms})
         finally:
             _stop(proc)
-    elif what == "ferrymq":
-        port = free_port()
+    elif what in ("ferrymq", "ferrymq-kafka"):
+        port, kport = free_port(), free_port()
         with tempfile.TemporaryDirectory(prefix="ferrymq-bench-data-") as data:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "ferrymq.cli", "serve", "--amqp-port", str(port), "--kafka-port", "0",
-                 "--data-dir", data, "--fsync", fsync, "--log-level", "warning"],
+                [sys.executable, "-m", "ferrymq.cli", "serve", "--amqp-port", str(port), "--kafka-port",
+                 str(kport), "--data-dir", data, "--fsync", fsync, "--log-level", "warning"],
                 stdout=subprocess.DEVNULL)
             try:
                 _wait_for(port, proc, "ferrymq serve")
-                yield Target(name, f"amqp://guest:guest@127.0.0.1:{port}/%2F", "amqp", proc.pid,
-                             {"started": "ferrymq serve", "fsync": fsync})
+                info = {"started": "ferrymq serve", "fsync": fsync}
+                if what == "ferrymq-kafka":  # the same broker, measured over its Kafka listener
+                    _wait_for_tcp(kport, proc, "ferrymq serve's Kafka listener")
+                    yield Target(name, f"kafka://127.0.0.1:{kport}", "kafka", proc.pid, info)
+                else:
+                    yield Target(name, f"amqp://guest:guest@127.0.0.1:{port}/%2F", "amqp", proc.pid, info)
             finally:
                 _stop(proc)
     elif what == "rabbitmq":
@@ -115,4 +134,5 @@ def open_target(spec: str, *, broker_pid: int = 0, sink_delay_ms: float = 0.0,
     elif what.startswith("kafka://"):
         yield Target(name, what, "kafka", broker_pid)
     else:
-        raise ValueError(f"unknown target {spec!r}: amqp://..., kafka://..., sink, ferrymq or rabbitmq")
+        raise ValueError(f"unknown target {spec!r}: amqp://..., kafka://..., sink, ferrymq, "
+                         "ferrymq-kafka or rabbitmq")
