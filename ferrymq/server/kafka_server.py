@@ -24,6 +24,7 @@ from ferrymq.core.groups import Coordinator
 from ferrymq.protocols.kafka import errors, versions
 from ferrymq.protocols.kafka.header import parse_header
 from ferrymq.server.kafka_apis import KafkaApis
+from ferrymq.server.kafka_cleaner import LogCleaner
 from ferrymq.server.kafka_connection import KafkaConnection, Slot
 from ferrymq.server.kafka_data import DataApis, FetchWaiter
 from ferrymq.server.kafka_offsets import OffsetsLog
@@ -73,6 +74,7 @@ class KafkaServer:
         self._timer: asyncio.TimerHandle | None = None
         self._retention_timer: asyncio.TimerHandle | None = None
         self._interval_timer: asyncio.TimerHandle | None = None
+        self.cleaner = LogCleaner(self.topics)
 
     def load(self) -> None:
         """Open the stored topics and offsets (once): AMQP stream queues recover on them too."""
@@ -91,6 +93,7 @@ class KafkaServer:
         self.port = self._server.sockets[0].getsockname()[1]
         self._arm_timer()
         self._retention_timer = self.loop.call_later(limits.KAFKA_RETENTION_CHECK_MS / 1000, self._retention)
+        self.cleaner.start()
         return self.port
 
     # --- dispatch ------------------------------------------------------------------------------
@@ -227,6 +230,7 @@ class KafkaServer:
             conn.abort("broker shutting down")
         if self._server is not None:
             await self._server.wait_closed()
+        await self.cleaner.close()
         self._executor.shutdown(wait=True)
         try:
             if self.policy.mode != "never":

@@ -8,11 +8,17 @@ from dataclasses import dataclass, field
 
 from ferrymq import limits
 from ferrymq.core.streams import ProducerState, TopicSpec, config_error, topic_name_error
-from ferrymq.protocols.kafka import errors
+from ferrymq.protocols.kafka import compaction, errors
+from ferrymq.storage.stream_compact import RecordCodec, compact, needs_compaction
 from ferrymq.storage.stream_log import StreamLog
 from ferrymq.storage.stream_store import StreamStore
 
 log = logging.getLogger("ferrymq.kafka")
+RECORD_CODEC = RecordCodec(compaction.keys, compaction.filter_batch)
+
+
+def segment_ms(spec: TopicSpec) -> int:
+    return spec.int_config("segment.ms")
 
 
 @dataclass(slots=True)
@@ -39,8 +45,8 @@ class Topics:
         return truncated
 
     def _open(self, spec: TopicSpec, internal: bool) -> Topic:
-        seg = max(spec.int_config("segment.bytes"), limits.KAFKA_SEGMENT_BYTES_MIN)
-        logs = [self.store.open_partition(spec.name, p, seg) for p in range(spec.partitions)]
+        seg, ms = max(spec.int_config("segment.bytes"), limits.KAFKA_SEGMENT_BYTES_MIN), segment_ms(spec)
+        logs = [self.store.open_partition(spec.name, p, seg, ms) for p in range(spec.partitions)]
         t = self.topics[spec.name] = Topic(spec, logs, [ProducerState() for _ in logs], internal)
         return t
 
@@ -83,7 +89,7 @@ class Topics:
             self.store.save(name, count, t.spec.configs, t.internal)
             seg = max(t.spec.int_config("segment.bytes"), limits.KAFKA_SEGMENT_BYTES_MIN)
             for p in range(t.spec.partitions, count):
-                t.logs.append(self.store.open_partition(name, p, seg))
+                t.logs.append(self.store.open_partition(name, p, seg, segment_ms(t.spec)))
                 t.producers.append(ProducerState())
             t.spec.partitions = count
         return errors.NONE, None
@@ -107,6 +113,20 @@ class Topics:
             for lg in t.logs:
                 removed += lg.apply_retention(now_ms, ms, size)
         return removed
+
+    def compactable(self, now_ms: int) -> list[tuple[StreamLog, int]]:
+        """(log, delete.retention.ms) of every compacted partition a cleaner pass would change."""
+        out = []
+        for t in self.topics.values():
+            if "compact" not in t.spec.config("cleanup.policy"):
+                continue
+            keep_ms = t.spec.int_config("delete.retention.ms")
+            out += [(lg, keep_ms) for lg in t.logs if needs_compaction(lg, now_ms)]
+        return out
+
+    def compact(self, now_ms: int) -> int:
+        """One cleaner pass over every compacted partition, here and now; records removed."""
+        return sum(compact(lg, RECORD_CODEC, now_ms, keep_ms) for lg, keep_ms in self.compactable(now_ms))
 
     def close(self) -> None:
         for t in self.topics.values():

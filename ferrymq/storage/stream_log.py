@@ -36,9 +36,14 @@ class StreamRecovery:
 class StreamLog:
     """One partition. Not thread-safe, except that ``fsync()`` may run in the commit thread."""
 
-    def __init__(self, path: str | os.PathLike[str], segment_bytes: int = SEGMENT_BYTES_DEFAULT) -> None:
+    def __init__(self, path: str | os.PathLike[str], segment_bytes: int = SEGMENT_BYTES_DEFAULT,
+                 segment_ms: int = -1) -> None:
         self.path = Path(path)
         self.segment_bytes = segment_bytes
+        self.segment_ms = segment_ms  # roll when a batch is this much newer than the segment's first
+        self.closed = False
+        self.cleaned_upto = 0  # compaction: inactive segments below this offset were cleaned
+        self.tombstone_deadline_ms = -1  # compaction: when a kept tombstone expires (-1: none kept)
         self.recovery = StreamRecovery()
         self.path.mkdir(parents=True, exist_ok=True)
         self.segments: list[StreamSegment] = []
@@ -49,6 +54,8 @@ class StreamLog:
             self._roll(0)
 
     def _open_segments(self) -> None:
+        for p in self.path.glob(f"*{SUFFIX}.*"):  # a compaction's output never swapped in: the old stays
+            p.unlink()
         names = sorted(p for p in self.path.iterdir() if p.suffix == SUFFIX)
         for i, p in enumerate(names):
             last = i == len(names) - 1
@@ -60,9 +67,9 @@ class StreamLog:
                 p.unlink()  # created but never synced: it cannot hold an acknowledged batch
                 self.recovery.segments_removed += 1
                 continue
-            if self.segments and seg.base != self.segments[-1].next_offset:
+            if self.segments and seg.base < self.segments[-1].next_offset:  # compaction leaves gaps
                 seg.close()
-                raise CorruptSegment(f"{p}: base {seg.base} does not follow offset "
+                raise CorruptSegment(f"{p}: base {seg.base} overlaps offset "
                                      f"{self.segments[-1].next_offset}")
             self.recovery.bytes_truncated += seg.bytes_truncated
             self.segments.append(seg)
@@ -79,8 +86,8 @@ class StreamLog:
 
     @property
     def start_offset(self) -> int:
-        """The log start offset: the first offset still stored."""
-        return self.segments[0].offsets[0] if self.segments[0].offsets else self.segments[0].base
+        """The log start offset: the first segment's base (compaction never moves it)."""
+        return self.segments[0].base
 
     @property
     def next_offset(self) -> int:
@@ -97,7 +104,8 @@ class StreamLog:
         """Append batches whose base offsets are already written in ``data``; ``batches`` holds
         ``(start in data, count, max timestamp)`` each. Returns the next offset."""
         active = self.segments[-1]
-        if active.size > 20 and active.size + len(data) > self.segment_bytes:
+        full = active.size + len(data) > self.segment_bytes
+        if active.size > 20 and (full or self._too_old(active, batches)):
             self._roll(active.next_offset)
             active = self.segments[-1]
         base = active.next_offset
@@ -107,6 +115,20 @@ class StreamLog:
             base += count
         active.append(data, entries)
         return base
+
+    def _too_old(self, active: StreamSegment, batches: list[tuple[int, int, int]]) -> bool:
+        """Kafka's time roll: by record timestamps (the first batch's against the newest), no clock."""
+        if self.segment_ms < 0 or not active.max_ts:
+            return False
+        return batches[-1][2] - active.max_ts[0] > self.segment_ms
+
+    def replace_segment(self, old: StreamSegment, new: StreamSegment) -> None:
+        """Swap in a compacted copy of an inactive segment (same base, same offsets)."""
+        i = self.segments.index(old)
+        assert new.base == old.base and i < len(self.segments) - 1, "only inactive segments are replaced"
+        self.segments[i] = new
+        old.close()
+        self._new_dir_entries = True  # the rename is made durable with the next fsync
 
     def fsync(self) -> int:
         """Make appended batches durable: the dirty segments' data, and any new directory entries."""
@@ -128,8 +150,9 @@ class StreamLog:
             return b""
         i = max(bisect_right(self._bases, offset) - 1, 0)
         data = self.segments[i].read(offset, max_bytes)
-        if not data and i + 1 < len(self.segments):
-            data = self.segments[i + 1].read(offset, max_bytes)
+        while not data and i + 1 < len(self.segments):  # past its last batch (or emptied by compaction)
+            i += 1
+            data = self.segments[i].read(offset, max_bytes)
         return data
 
     def offset_for_time(self, ts: int) -> int | None:
@@ -162,6 +185,7 @@ class StreamLog:
         return removed
 
     def close(self) -> None:
+        self.closed = True
         for seg in self.segments:
             seg.close()
 

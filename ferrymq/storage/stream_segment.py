@@ -13,6 +13,7 @@ import os
 import struct
 from array import array
 from bisect import bisect_right
+from collections.abc import Iterator
 from pathlib import Path
 
 import crc32c
@@ -42,6 +43,7 @@ class StreamSegment:
         self.offsets = array("q")  # base offset of each batch
         self.positions = array("q")  # its file position
         self.max_ts = array("q")  # its max timestamp (the time index)
+        self.ends = array("q")  # the offset after its last (compaction leaves gaps between batches)
 
     @classmethod
     def create(cls, path: str | os.PathLike[str], base: int) -> StreamSegment:
@@ -98,6 +100,7 @@ class StreamSegment:
         self.offsets.append(base)
         self.positions.append(pos)
         self.max_ts.append(max_ts)
+        self.ends.append(base + count)
         self.next_offset = base + count
 
     # --- writing ---
@@ -141,6 +144,8 @@ class StreamSegment:
         """Whole batches from the one holding ``offset``: at least one, then up to ``max_bytes``."""
         n = len(self.offsets)
         i = max(bisect_right(self.offsets, offset) - 1, 0)
+        if i < n and self.ends[i] <= offset:  # a gap left by compaction: the next batch holds it
+            i += 1
         if i >= n:
             return b""
         start = self.positions[i]
@@ -151,6 +156,21 @@ class StreamSegment:
             j = bisect_right(self.positions, limit) - 1  # the last batch boundary within the limit
             end = self.positions[j] if j > i else (self.positions[i + 1] if i + 1 < n else self.size)
         return os.pread(self._fd, end - start, start)
+
+    def batches(self) -> Iterator[tuple[int, bytes]]:
+        """(position, bytes) of every batch, read through a descriptor of its own, so a reader in
+        another thread is never hurt by this segment being closed (or its number reused) meanwhile."""
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            buf, buf_at = b"", HEADER_BYTES
+            for i in range(len(self.positions)):
+                pos = self.positions[i]
+                end = self.positions[i + 1] if i + 1 < len(self.positions) else self.size
+                if end - buf_at > len(buf) or pos < buf_at:
+                    buf, buf_at = os.pread(fd, max(end - pos, SCAN_CHUNK_BYTES), pos), pos
+                yield pos, buf[pos - buf_at : end - buf_at]
+        finally:
+            os.close(fd)
 
     def offset_for_time(self, ts: int) -> int | None:
         """Base offset of the first batch whose max timestamp is at or after ``ts`` (None: none is)."""

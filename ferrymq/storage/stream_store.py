@@ -53,8 +53,9 @@ class StreamStore:
         if new:
             sync_directory(self.root)
 
-    def open_partition(self, name: str, partition: int, segment_bytes: int) -> StreamLog:
-        return StreamLog(self.root / name / str(partition), segment_bytes=segment_bytes)
+    def open_partition(self, name: str, partition: int, segment_bytes: int,
+                       segment_ms: int = -1) -> StreamLog:
+        return StreamLog(self.root / name / str(partition), segment_bytes, segment_ms)
 
     def delete(self, name: str) -> None:
         d = self.root / name
