@@ -81,6 +81,10 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "markdown":
+        from ferrymq.bench.markdown import main as markdown_main
+
+        return markdown_main(argv[1:])
     if argv and argv[0] == "sink":
         from ferrymq.bench.sink import main as sink_main
 
