@@ -92,7 +92,8 @@ def main() -> None:
     ap.add_argument("--fsync", default="never")
     ap.add_argument("--bootstrap")
     ap.add_argument("--profile")
-    ap.add_argument("--tuned", action="store_true", help="no fetch queue backoff, 1M queued records (else librdkafka defaults)")
+    ap.add_argument("--tuned", action="store_true",
+                    help="no fetch queue backoff, 1M queued records (else librdkafka defaults)")
     ap.add_argument("--profile-phase", default="consume", choices=["produce", "consume"])
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="ferrymq-perf-") as d:
@@ -116,21 +117,26 @@ def main() -> None:
                 proc.wait(20)
 
 
-def _spy(a: argparse.Namespace, proc: subprocess.Popen[bytes] | None, phase: str) -> subprocess.Popen[bytes] | None:
+Proc = subprocess.Popen[bytes]
+
+
+def _spy(a: argparse.Namespace, proc: Proc | None, phase: str) -> Proc | None:
     if not a.profile or proc is None or a.profile_phase != phase:
         return None
+    fmt = "speedscope" if a.profile.endswith(".json") else "flamegraph"
     return subprocess.Popen([str(VENV_BIN / "py-spy"), "record", "-o", a.profile, "-p", str(proc.pid),
-                             "-r", "200", "-f", "speedscope" if a.profile.endswith(".json") else "flamegraph"])
+                             "-r", "200", "-f", fmt])
 
 
-def _stop(spy: subprocess.Popen[bytes] | None) -> None:
+def _stop(spy: Proc | None) -> None:
     if spy is not None:
         spy.send_signal(signal.SIGINT)
         spy.wait(30)
 
 
 def _report(phase: str, n: int, size: int, dt: float) -> None:
-    print(f"{phase}: {n} x {size} B in {dt:.2f} s = {n / dt:,.0f} rec/s, {n * size / dt / 1e6:.1f} MB/s", flush=True)
+    mb_s = n * size / dt / 1e6
+    print(f"{phase}: {n} x {size} B in {dt:.2f} s = {n / dt:,.0f} rec/s, {mb_s:.1f} MB/s", flush=True)
 
 
 if __name__ == "__main__":
