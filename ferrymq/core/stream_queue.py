@@ -27,6 +27,14 @@ _UNIT_MS = {"Y": 365 * 86_400_000, "M": 30 * 86_400_000, "D": 86_400_000, "h": 3
             "s": 1000}
 
 
+def interval_ms(spec: object) -> int | None:
+    """RabbitMQ's stream intervals ("7D", "1h", "30s"; Y, M, D, h, m, s) in ms, or None."""
+    if isinstance(spec, bytes):
+        spec = spec.decode("utf-8", "replace")
+    m = _INTERVAL.match(spec) if isinstance(spec, str) else None
+    return int(m.group(1)) * _UNIT_MS[m.group(2)] if m else None
+
+
 class StreamQueue(Queue):
     __slots__ = ("cursors", "stream")
 
@@ -77,8 +85,8 @@ class StreamQueue(Queue):
             return min(max(spec, first), nxt)
         if isinstance(spec, datetime):
             return s.offset_for_time(int(spec.timestamp() * 1000))
-        if isinstance(spec, str) and (m := _INTERVAL.match(spec)):
-            back = int(m.group(1)) * _UNIT_MS[m.group(2)]
+        back = interval_ms(spec)
+        if back is not None:
             return s.offset_for_time(self.clock.now_ms() - back)
         raise PreconditionFailed(f"invalid x-stream-offset {spec!r}")
 

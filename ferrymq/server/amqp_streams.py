@@ -15,7 +15,6 @@ partition if new; an existing topic is read from partition 0). How a message cro
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ferrymq.core.message import Message
 from ferrymq.core.properties import Properties
+from ferrymq.core.stream_queue import interval_ms
 from ferrymq.core.streams import topic_name_error
 from ferrymq.errors import PreconditionFailed
 from ferrymq.protocols.kafka.batch import HEADER_BYTES, LOG_OVERHEAD_BYTES
@@ -104,11 +104,6 @@ def _text_or_bytes(raw: bytes | None) -> Any:
         return bytes(raw)
 
 
-_AGE = re.compile(r"^(\d+)([YMDhms])$")
-_AGE_MS = {"Y": 365 * 86_400_000, "M": 30 * 86_400_000, "D": 86_400_000, "h": 3_600_000, "m": 60_000,
-           "s": 1000}
-
-
 def retention_configs(arguments: dict[str, Any], name: str, vhost: str) -> dict[str, str]:
     """RabbitMQ's stream retention arguments as the topic's Kafka configs."""
     configs: dict[str, str] = {}
@@ -121,10 +116,10 @@ def retention_configs(arguments: dict[str, Any], name: str, vhost: str) -> dict[
             configs[config] = str(value)
     age = arguments.get("x-max-age")
     if age is not None:
-        m = _AGE.match(age.decode() if isinstance(age, bytes) else str(age))
-        if m is None:
+        ms = interval_ms(age)
+        if ms is None:
             raise PreconditionFailed(f"invalid arg 'x-max-age' for queue '{name}' in vhost '{vhost}'")
-        configs["retention.ms"] = str(int(m.group(1)) * _AGE_MS[m.group(2)])
+        configs["retention.ms"] = str(ms)
     return configs
 
 
