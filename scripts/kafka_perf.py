@@ -24,7 +24,8 @@ from pathlib import Path
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-VENV_BIN = Path(sys.executable).parent
+_PROJECT_VENV = Path(__file__).resolve().parents[1] / ".venv" / "bin"
+VENV_BIN = _PROJECT_VENV if (_PROJECT_VENV / "ferrymq").exists() else Path(sys.executable).parent
 
 
 def free_port() -> int:

@@ -17,7 +17,9 @@ from ferrymq.core.streams import TOPIC_CONFIG_DEFAULTS
 from ferrymq.protocols.kafka import errors, versions
 from ferrymq.protocols.kafka.entities import decode_request, encode_response, ms
 from ferrymq.protocols.kafka.primitives import I32, Reader
+from ferrymq.protocols.kafka.records import decode_batches
 from ferrymq.server.kafka_connection import KafkaConnection, Slot
+from ferrymq.storage.stream_log import StreamLog
 
 if TYPE_CHECKING:
     from ferrymq.server.kafka_server import Handler, KafkaServer
@@ -131,8 +133,7 @@ class KafkaApis:
                 elif ts == LATEST:
                     offset = lg.next_offset
                 else:
-                    found = lg.offset_for_time(ts)
-                    offset, ts = (found, ts) if found is not None else (-1, -1)
+                    offset, ts = _record_at_time(lg, ts)
                 parts.append({"partition_index": p.partition_index, "error_code": 0,
                               "timestamp": -1 if ts < 0 else ts, "offset": offset, "leader_epoch": 0})
             out.append({"name": t.name, "partitions": parts})
@@ -331,3 +332,15 @@ class KafkaApis:
         conn.authenticated_as = user
         if conn.transport is not None:
             conn.transport.write(I32.pack(0))
+
+
+def _record_at_time(lg: StreamLog, ts: int) -> tuple[int, int]:
+    """(offset, timestamp) of the first record stamped at or after ``ts`` — Kafka's answer, record
+    exact: the time index finds the batch, its records say which one (ListOffsets is not hot)."""
+    found = lg.offset_for_time(ts)
+    if found is None:
+        return -1, -1
+    for offset, record_ts, *_ in decode_batches(lg.read(found, 1)):
+        if offset >= found and record_ts >= ts:
+            return offset, record_ts
+    return found, ts

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Compat tier: the Kafka clients' own integration suites against a real `ferrymq serve` (never committed
+# here). Sources are git snapshots (the `fetch` tool puts them under /work/.mirror; override with
+# AIOKAFKA_GIT, KAFKA_PYTHON_GIT, LIBRDKAFKA_GIT); each suite runs in a venv of its own so nothing it
+# installs reaches the project's .venv. Prints pass/fail/skip per suite and the failing test ids; the
+# JUnit/log files stay in $KAFKA_SUITES_WORK (default: a temp dir, kept).
+#
+#   scripts/kafka-upstream-suites.sh [aiokafka] [kafka-python] [librdkafka]     (default: all three)
+#
+# librdkafka needs a C toolchain; it builds the library and its test runner, then runs the quick-mode
+# (-Q) slice listed in LIBRDKAFKA_TESTS with test.conf pointing at FerryMQ.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+here="$top/scripts/kafka_upstream"
+py="$top/.venv/bin/python"
+work=${KAFKA_SUITES_WORK:-$(mktemp -d /tmp/ferrymq-kafka-suites.XXXXXX)}
+mkdir -p "$work"
+AIOKAFKA_GIT=${AIOKAFKA_GIT:-/work/.mirror/aio-libs+aiokafka/repo}
+KAFKA_PYTHON_GIT=${KAFKA_PYTHON_GIT:-/work/.mirror/dpkp+kafka-python/repo}
+LIBRDKAFKA_GIT=${LIBRDKAFKA_GIT:-/work/.mirror/confluentinc+librdkafka/repo}
+LIBRDKAFKA_TESTS=${LIBRDKAFKA_TESTS:-"0001 0002 0003 0004 0005 0007 0008 0011 0012 0013 0014 0015 0017 0019 0020 0021 0022 0026 0029 0030 0031 0034 0035 0036 0037 0038 0039 0040 0041 0042 0043 0044 0045 0046 0047 0048 0049 0050 0051 0052 0053 0055 0056 0057 0058 0059 0060 0061 0062 0063 0064 0065 0066 0067 0068 0069 0070 0071 0072 0073 0074 0075 0076 0077 0078 0079 0080 0081 0082 0083 0084 0085"}
+pid=""
+trap 'stop_broker' EXIT
+
+free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+start_broker() {  # $1: name, $2: default partitions (the upstream fixtures' num.partitions)
+  port=$(free_port)
+  FERRYMQ_KAFKA_NUM_PARTITIONS=$2 "$py" -m ferrymq.cli serve --data-dir "$work/data-$1" --amqp-port 0 \
+    --http-port 0 --kafka-port "$port" --fsync never --log-level error > "$work/broker-$1.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 100); do (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0; sleep 0.2; done
+  echo "broker for $1 did not start" >&2; return 1
+}
+
+stop_broker() { if [ -n "$pid" ]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; pid=""; fi; }
+
+unpack() {  # $1: git dir, $2: target
+  rm -rf "$2" && mkdir -p "$2" && git --git-dir="$1" archive HEAD | tar -x -C "$2"
+  echo "$(basename "$(dirname "$1")") at $(git --git-dir="$1" log -1 --format='%h %ad' --date=short)"
+}
+
+venv() {  # $1: dir, rest: packages
+  "$py" -m venv "$1" && "$1/bin/python" -m pip install -q --upgrade pip >/dev/null && "$1/bin/python" -m pip install -q "${@:2}"
+}
+
+summary() { "$py" "$here/junit_summary.py" "$@"; }
+
+suite_aiokafka() {
+  local src="$work/aiokafka" v
+  unpack "$AIOKAFKA_GIT" "$src" || return 1
+  v=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$src/aiokafka/__init__.py")
+  # the test tools at the versions aiokafka's CI pins (pytest-asyncio's warnings are errors there)
+  venv "$work/venv-aiokafka" "aiokafka==$v" pytest-timeout \
+    $(grep -E '^(pytest|pytest-asyncio|pytest-mock|async-timeout|cramjam)==' "$src/requirements-ci.txt") || return 1
+  rm -rf "$src/aiokafka"  # the installed wheel (with its C extensions), not the bare sources
+  cat "$here/aiokafka_conftest.py" >> "$src/tests/conftest.py"
+  cp "$here/docker.py" "$src/docker.py"
+  start_broker aiokafka 2 || return 1
+  (cd "$src" && KAFKA_HOST=127.0.0.1 KAFKA_PORT=$port timeout 900 "$work/venv-aiokafka/bin/python" -m pytest \
+     -q -p no:cacheprovider --timeout 60 --docker-image "ferrymq:2.12_2.1.1" --junitxml="$work/aiokafka.xml" \
+     tests > "$work/aiokafka.log" 2>&1)
+  stop_broker
+  summary aiokafka "$work/aiokafka.xml"
+}
+
+suite_kafka_python() {
+  local src="$work/kafka-python"
+  unpack "$KAFKA_PYTHON_GIT" "$src" || return 1
+  venv "$work/venv-kafka-python" "$src" pytest pytest-mock pytest-timeout crc32c lz4 python-snappy zstandard xxhash \
+    || return 1
+  start_broker kafka-python 4 || return 1
+  (cd "$src" && KAFKA_VERSION=2.1.1 KAFKA_URI="kafka://127.0.0.1:$port" timeout 900 \
+     "$work/venv-kafka-python/bin/python" -m pytest -q -p no:cacheprovider -o addopts="" --timeout 60 \
+     --junitxml="$work/kafka-python.xml" test/integration > "$work/kafka-python.log" 2>&1)
+  stop_broker
+  summary kafka-python "$work/kafka-python.xml"
+}
+
+suite_librdkafka() {
+  local src="$work/librdkafka"
+  if [ ! -x "$src/tests/test-runner" ]; then
+    unpack "$LIBRDKAFKA_GIT" "$src" || return 1
+    (cd "$src" && ./configure --disable-ssl --disable-gssapi --disable-curl && make -j2 libs \
+       && make -C tests build) > "$work/librdkafka-build.log" 2>&1 || { echo "librdkafka build failed"; return 1; }
+  fi
+  start_broker librdkafka 4 || return 1
+  printf 'bootstrap.servers=127.0.0.1:%s\n' "$port" > "$src/tests/test.conf"
+  : > "$work/librdkafka.log"
+  for t in $LIBRDKAFKA_TESTS; do
+    (cd "$src/tests" && TESTS=$t TEST_KAFKA_VERSION=2.1.1 timeout 120 ./test-runner -Q -p1 >> "$work/librdkafka.log" 2>&1) \
+      && echo "PASS $t" || echo "FAIL $t"
+  done | tee "$work/librdkafka.results"
+  stop_broker
+  echo "librdkafka: $(grep -c PASS "$work/librdkafka.results") passed, $(grep -c FAIL "$work/librdkafka.results") failed"
+}
+
+suites=${*:-aiokafka kafka-python librdkafka}
+for s in $suites; do
+  echo "== $s"
+  "suite_${s//-/_}"
+done
+echo "logs and JUnit files: $work"
