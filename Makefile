@@ -24,6 +24,12 @@ test: $(STAMP)
 compat: $(STAMP)
 	scripts/upstream-suites.sh
 
+# Compat tier, Kafka: aiokafka's and kafka-python's integration suites and a quick librdkafka slice
+# against a real `ferrymq serve` (about 20 minutes; sources from git snapshots, never committed).
+.PHONY: kafka-compat
+kafka-compat: $(STAMP)
+	scripts/kafka-upstream-suites.sh
+
 # Side-by-side benchmark against a private RabbitMQ node (needs rabbitmq-server): reports (JSON +
 # HTML) per workload under bench-results/, tables on stdout, then the generator's sink ceiling.
 bench: $(STAMP)
