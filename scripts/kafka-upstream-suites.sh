@@ -89,7 +89,7 @@ suite_librdkafka() {
   printf 'bootstrap.servers=127.0.0.1:%s\n' "$port" > "$src/tests/test.conf"
   : > "$work/librdkafka.log"
   for t in $LIBRDKAFKA_TESTS; do
-    (cd "$src/tests" && TESTS=$t TEST_KAFKA_VERSION=2.1.1 timeout 60 ./test-runner -Q -p1 >> "$work/librdkafka.log" 2>&1) \
+    (cd "$src/tests" && LD_LIBRARY_PATH=../src:../src-cpp TESTS=$t TEST_KAFKA_VERSION=2.1.1 timeout 60 ./test-runner -Q -p1 >> "$work/librdkafka.log" 2>&1) \
       && echo "PASS $t" || echo "FAIL $t"
   done | tee "$work/librdkafka.results"
   stop_broker

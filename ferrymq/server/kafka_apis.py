@@ -13,7 +13,7 @@ import time
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
-from ferrymq.core.streams import TOPIC_CONFIG_DEFAULTS
+from ferrymq.core.streams import TOPIC_CONFIG_DEFAULTS, topic_name_error
 from ferrymq.protocols.kafka import errors, versions
 from ferrymq.protocols.kafka.entities import decode_request, encode_response, ms
 from ferrymq.protocols.kafka.primitives import I32, Reader
@@ -31,6 +31,13 @@ CLUSTER_ID = "ferrymq-cluster"
 EARLIEST, LATEST = -2, -1
 RESOURCE_TOPIC, RESOURCE_BROKER = 2, 4
 CONFIG_SOURCE_TOPIC, CONFIG_SOURCE_DEFAULT = 1, 5
+# the broker-wide name of each topic config's default (Kafka's server.properties names)
+BROKER_NAMES = {
+    "cleanup.policy": "log.cleanup.policy", "delete.retention.ms": "log.cleaner.delete.retention.ms",
+    "max.message.bytes": "message.max.bytes", "message.timestamp.type": "log.message.timestamp.type",
+    "retention.bytes": "log.retention.bytes", "retention.ms": "log.retention.ms",
+    "segment.bytes": "log.segment.bytes", "segment.ms": "log.roll.ms",
+}
 
 
 def _body(ctx: Any) -> memoryview:
@@ -99,7 +106,8 @@ class KafkaApis:
             if topic is None and auto:
                 topic = self.topics.auto_create(name)
             if topic is None:
-                code = errors.INVALID_TOPIC_EXCEPTION if not name else errors.UNKNOWN_TOPIC_OR_PARTITION
+                bad = topic_name_error(name) is not None  # librdkafka fails such produces at once
+                code = errors.INVALID_TOPIC_EXCEPTION if bad else errors.UNKNOWN_TOPIC_OR_PARTITION
                 topics.append({"error_code": code, "name": name, "partitions": []})
                 continue
             parts = [{"error_code": 0, "partition_index": p, "leader_id": NODE_ID, "leader_epoch": 0,
@@ -277,6 +285,8 @@ class KafkaApis:
                     continue
                 values = {**TOPIC_CONFIG_DEFAULTS, **topic.spec.configs}
                 overridden = set(topic.spec.configs)
+            elif r.resource_type == RESOURCE_BROKER:
+                values, overridden = self._broker_configs(conn), set()
             else:
                 values, overridden = dict(TOPIC_CONFIG_DEFAULTS), set()
             configs = [{"name": k, "value": v, "read_only": False, "is_default": k not in overridden,
@@ -286,6 +296,15 @@ class KafkaApis:
             results.append({"error_code": 0, "error_message": None, "resource_type": r.resource_type,
                             "resource_name": r.resource_name, "configs": configs})
         self._reply(slot, {"throttle_time": 0, "results": results})
+
+    def _broker_configs(self, conn: KafkaConnection) -> dict[str, str]:
+        """The broker's own settings under Kafka's names (admin tools read the listeners here)."""
+        b = self._broker(conn)
+        listener = f"PLAINTEXT://{b['host']}:{b['port']}"
+        return {"advertised.listeners": listener, "listeners": listener, "broker.id": str(NODE_ID),
+                "num.partitions": str(self.topics.num_partitions), "log.cleaner.backoff.ms": "15000",
+                "log.retention.check.interval.ms": "300000", "auto.create.topics.enable": "true",
+                **{BROKER_NAMES.get(k, k): v for k, v in TOPIC_CONFIG_DEFAULTS.items()}}
 
     def init_producer_id(self, conn: KafkaConnection, slot: Slot, req: Any) -> None:
         if req.transactional_id:  # no transaction coordinator yet
