@@ -26,6 +26,17 @@ TOPIC_CONFIG_DEFAULTS: dict[str, str] = {
     "segment.bytes": "1073741824",
     "segment.ms": "604800000",
 }
+# Kafka's other topic configs: accepted and echoed (no effect on one node yet); any other name is
+# refused with INVALID_CONFIG, as Kafka's CreateTopics does ("Unknown topic config name").
+TOPIC_CONFIG_OTHER_NAMES = frozenset({
+    "file.delete.delay.ms", "flush.messages", "flush.ms", "follower.replication.throttled.replicas",
+    "index.interval.bytes", "leader.replication.throttled.replicas", "local.retention.bytes",
+    "local.retention.ms", "max.compaction.lag.ms", "message.downconversion.enable", "message.format.version",
+    "message.timestamp.after.max.ms", "message.timestamp.before.max.ms",
+    "message.timestamp.difference.max.ms",
+    "min.cleanable.dirty.ratio", "min.compaction.lag.ms", "preallocate", "remote.storage.enable",
+    "segment.index.bytes", "segment.jitter.ms", "unclean.leader.election.enable",
+})
 PRODUCER_BATCHES_KEPT = 5  # Kafka keeps the last 5 batches per producer for duplicate detection
 SEQUENCE_MAX = 2**31 - 1
 
@@ -50,7 +61,9 @@ def topic_name_error(name: str) -> str | None:
 def config_error(configs: dict[str, str]) -> str | None:
     for key, value in configs.items():
         if key not in TOPIC_CONFIG_DEFAULTS:
-            continue  # unknown configs are kept and echoed, as Kafka does for most
+            if key not in TOPIC_CONFIG_OTHER_NAMES:
+                return f"Unknown topic config name: {key}"
+            continue
         if key.endswith((".ms", ".bytes")) and not value.lstrip("-").isdigit():
             return f"config {key} must be an integer, got {value!r}"
         if key == "cleanup.policy" and not set(value.split(",")) <= {"delete", "compact"}:

@@ -102,3 +102,5 @@ def test_topic_names_and_configs():
     assert streams.topic_name_error("x" * 250)
     assert streams.config_error({"retention.ms": "abc"})
     assert streams.config_error({"cleanup.policy": "compact,delete"}) is None
+    assert streams.config_error({"dummy.doesntexist": "x"})  # Kafka: INVALID_CONFIG
+    assert streams.config_error({"min.cleanable.dirty.ratio": "0.5"}) is None
