@@ -8,13 +8,26 @@ from dataclasses import dataclass, field
 
 from ferrymq import limits
 from ferrymq.core.streams import ProducerState, TopicSpec, config_error, topic_name_error
-from ferrymq.protocols.kafka import compaction, errors
+from ferrymq.protocols.kafka import batch, compaction, errors
 from ferrymq.storage.stream_compact import RecordCodec, compact, needs_compaction
 from ferrymq.storage.stream_log import StreamLog
 from ferrymq.storage.stream_store import StreamStore
 
 log = logging.getLogger("ferrymq.kafka")
 RECORD_CODEC = RecordCodec(compaction.keys, compaction.filter_batch)
+
+
+PRODUCER_STATE_BATCHES = 10_000  # batch headers read back per partition at start-up (a few ms)
+
+
+def producers_from(lg: StreamLog) -> ProducerState:
+    """Idempotent-producer state rebuilt from the newest batch headers, as Kafka rebuilds it from the
+    log: a retry that crosses a broker restart is still recognised as a duplicate."""
+    state = ProducerState()
+    for head in lg.tail_headers(PRODUCER_STATE_BATCHES):
+        base, _l, _e, _m, _c, _a, last_delta, _t, _mt, pid, epoch, seq, _n = batch.header(head)
+        state.record(pid, epoch, seq, last_delta + 1, base)
+    return state
 
 
 def segment_ms(spec: TopicSpec) -> int:
@@ -47,7 +60,7 @@ class Topics:
     def _open(self, spec: TopicSpec, internal: bool) -> Topic:
         seg, ms = max(spec.int_config("segment.bytes"), limits.KAFKA_SEGMENT_BYTES_MIN), segment_ms(spec)
         logs = [self.store.open_partition(spec.name, p, seg, ms) for p in range(spec.partitions)]
-        t = self.topics[spec.name] = Topic(spec, logs, [ProducerState() for _ in logs], internal)
+        t = self.topics[spec.name] = Topic(spec, logs, [producers_from(lg) for lg in logs], internal)
         return t
 
     def get(self, name: str) -> Topic | None:

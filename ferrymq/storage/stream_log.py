@@ -155,6 +155,17 @@ class StreamLog:
             data = self.segments[i].read(offset, max_bytes)
         return data
 
+    def tail_headers(self, max_batches: int) -> list[bytes]:
+        """The headers of the last ``max_batches`` batches, oldest first."""
+        out: list[bytes] = []
+        for seg in reversed(self.segments):
+            n = len(seg.positions)
+            take = min(n, max_batches - len(out))
+            out[:0] = seg.headers(n - take)
+            if len(out) >= max_batches:
+                break
+        return out
+
     def offset_for_time(self, ts: int) -> int | None:
         for seg in self.segments:
             if seg.max_ts and seg.max_timestamp >= ts:

@@ -172,6 +172,11 @@ class StreamSegment:
         finally:
             os.close(fd)
 
+    def headers(self, first: int = 0) -> list[bytes]:
+        """The 61-byte header of each batch from index ``first`` (producer state is rebuilt from them)."""
+        at = self.positions
+        return [os.pread(self._fd, BATCH_HEADER_BYTES, at[i]) for i in range(first, len(at))]
+
     def offset_for_time(self, ts: int) -> int | None:
         """Base offset of the first batch whose max timestamp is at or after ``ts`` (None: none is)."""
         for i, t in enumerate(self.max_ts):  # the time index: batches are few next to records
