@@ -47,6 +47,7 @@ class StreamLog:
         self.recovery = StreamRecovery()
         self.path.mkdir(parents=True, exist_ok=True)
         self.segments: list[StreamSegment] = []
+        self._retired: list[StreamSegment] = []  # replaced by compaction, closed one pass later
         self._bases: list[int] = []
         self._new_dir_entries = False
         self._open_segments()
@@ -127,7 +128,9 @@ class StreamLog:
         i = self.segments.index(old)
         assert new.base == old.base and i < len(self.segments) - 1, "only inactive segments are replaced"
         self.segments[i] = new
-        old.close()
+        for seg in self._retired:  # a cleaner pass ago: no fsync thread can still hold them
+            seg.close()
+        self._retired = [old]  # the commit thread may be syncing it this very moment
         self._new_dir_entries = True  # the rename is made durable with the next fsync
 
     def fsync(self) -> int:
@@ -197,7 +200,7 @@ class StreamLog:
 
     def close(self) -> None:
         self.closed = True
-        for seg in self.segments:
+        for seg in self._retired + self.segments:
             seg.close()
 
     def delete(self) -> None:
