@@ -12,19 +12,14 @@ import google_crc32c
 from ferrymq.protocols.kafka.batch import _HEAD, HEADER_BYTES, LOG_OVERHEAD_BYTES
 from ferrymq.protocols.kafka.compression import decompress
 from ferrymq.protocols.kafka.errors import KafkaProtocolError
+from ferrymq.protocols.kafka.primitives import uvarint
 
 Header = tuple[str, bytes | None]
 Record = tuple[bytes | None, bytes | None, Sequence[Header]]  # key, value, headers
 
 
 def zigzag(n: int) -> bytes:
-    v = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while v >= 0x80:
-        out.append((v & 0x7F) | 0x80)
-        v >>= 7
-    out.append(v)
-    return bytes(out)
+    return uvarint((n << 1) ^ (n >> 63))
 
 
 def _blob(b: bytes | None) -> bytes:
