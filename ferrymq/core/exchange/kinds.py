@@ -1,28 +1,24 @@
-"""Exchanges and routing: direct, fanout, topic, headers and x-delayed-message.
+"""Exchange kinds: direct, fanout, topic, headers and x-delayed-message, each a binding index with
+its own matching rule, plus declare and redeclare checks with RabbitMQ 3.10.8's texts.
 
-An exchange maps (routing key, headers) to the bindings that match. ``resolve`` follows
-exchange-to-exchange bindings and alternate exchanges as RabbitMQ's ``rabbit_exchange:route``
-does: each exchange is visited once per publish, and an exchange whose own bindings match nothing
-hands the message to its alternate exchange. It can explain itself: which bindings matched and
-which alternates were used.
-
-Texts and matching rules follow RabbitMQ 3.10.8, checked against a live node.
+An exchange maps (routing key, headers) to the bindings that match; following exchange-to-exchange
+bindings and alternates is ``routing.resolve``'s job.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from ferrymq.core.exchange.binding import Binding
+from ferrymq.core.exchange.headers import HeaderRule, check_x_match, comparable, header_rule
+from ferrymq.core.exchange.texts import amqp_type, bare, typed
 from ferrymq.core.topic import TopicTrie
 from ferrymq.errors import CommandInvalid, PreconditionFailed
 
 DELAYED_TYPE = "x-delayed-message"
-X_MATCH_MODES = ("all", "any", "all-with-x", "any-with-x")
 # Erlang's timer limit: the delayed-message plugin routes longer (or non-positive) delays at once.
 DELAY_MAX_MS = 2**32 - 1
 # RabbitMQ answers "invalid exchange type" for names that happen to be Erlang atoms in the node
@@ -35,72 +31,6 @@ _ATOM_TYPE_NAMES = frozenset((
     "warning", "work", "x",
 ))
 _INT_TEXT = re.compile(r"[+-]?[0-9]+")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-# --- binding arguments: frozen so bindings are hashable --------------------------------------
-
-
-class _Table(tuple):  # type: ignore[type-arg]
-    """A frozen field table: sorted (key, value) pairs; thawed back to a dict."""
-
-    __slots__ = ()
-
-
-class _Array(tuple):  # type: ignore[type-arg]
-    """A frozen field array; thawed back to a list."""
-
-    __slots__ = ()
-
-
-def _freeze(value: Any) -> Any:
-    if isinstance(value, dict):
-        return _Table(sorted((k, _freeze(v)) for k, v in value.items()))
-    if isinstance(value, list):
-        return _Array(_freeze(v) for v in value)
-    return bytes(value) if isinstance(value, bytearray) else value
-
-
-def _thaw(value: Any) -> Any:
-    if isinstance(value, _Table):
-        return {k: _thaw(v) for k, v in value}
-    if isinstance(value, _Array):
-        return [_thaw(v) for v in value]
-    return value
-
-
-def freeze_args(arguments: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:
-    """Binding arguments as a hashable, key-sorted tuple (nested tables and arrays frozen too)."""
-    if not arguments:
-        return ()
-    return tuple(sorted((k, _freeze(v)) for k, v in arguments.items()))
-
-
-@dataclass(frozen=True, slots=True)
-class Binding:
-    """source -> destination under a key and arguments; equal fields mean the same binding."""
-
-    source: str
-    destination: str
-    destination_is_exchange: bool
-    routing_key: str
-    arguments: tuple[tuple[str, Any], ...] = ()
-
-    @classmethod
-    def of(
-        cls, source: str, destination: str, destination_is_exchange: bool, routing_key: str,
-        arguments: Mapping[str, Any] | None = None,
-    ) -> Binding:
-        """Build a binding from a plain argument dict, freezing it."""
-        return cls(source, destination, destination_is_exchange, routing_key,
-                   freeze_args(arguments))
-
-    def args(self) -> dict[str, Any]:
-        """The arguments back as a plain dict (nested tables as dicts, arrays as lists)."""
-        return {k: _thaw(v) for k, v in self.arguments}
-
-
-# --- exchanges --------------------------------------------------------------------------------
 
 
 class Exchange:
@@ -262,72 +192,6 @@ class TopicExchange(Exchange):
         return [by_seq[seq] for seq in sorted(self._trie.match(routing_key))]  # type: ignore[type-var]
 
 
-# --- headers ----------------------------------------------------------------------------------
-
-
-class _Present:
-    """A void binding value: the header must be there, with any value."""
-
-    __slots__ = ()
-
-
-_PRESENT = _Present()
-
-
-@dataclass(frozen=True, slots=True)
-class _HeaderRule:
-    any_mode: bool
-    wanted: tuple[tuple[str, Any], ...]  # (key, comparable value or _PRESENT)
-
-    def matches(self, data: dict[str, Any]) -> bool:
-        """RabbitMQ's merge walk as set logic: all -> every key hits, any -> one does."""
-        for key, value in self.wanted:
-            hit = key in data and (value is _PRESENT or data[key] == value)
-            if hit is self.any_mode:
-                return hit
-        return not self.any_mode
-
-
-def _header_rule(arguments: tuple[tuple[str, Any], ...]) -> _HeaderRule:
-    args = dict(arguments)
-    mode = args.get("x-match", "all")
-    mode = mode if mode in X_MATCH_MODES else "all"
-    with_x = mode.endswith("-with-x")
-    wanted = tuple(
-        (k, _PRESENT if v is None else _comparable(v)) for k, v in arguments
-        if k != "x-match" and (with_x or not k.startswith("x-"))
-    )
-    return _HeaderRule(mode.startswith("any"), wanted)
-
-
-def _comparable(value: Any) -> Any:
-    """A header value as RabbitMQ compares it: by Erlang term, ignoring the top-level AMQP type.
-    So longstr "a" equals byte array "a", 1 equals 1.0 and a timestamp equals its seconds, but a
-    bool is never a number and a decimal never equals an int. Nested values keep their types."""
-    if isinstance(value, bool):
-        return (bool, value)
-    if isinstance(value, str):
-        return value.encode("utf-8", "surrogatepass")
-    if isinstance(value, bytes | bytearray):
-        return bytes(value)
-    if isinstance(value, datetime):
-        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        return int((aware - _EPOCH).total_seconds())
-    if isinstance(value, Decimal):
-        sign, digits, exponent = value.as_tuple()
-        if not isinstance(exponent, int):
-            return (Decimal, str(value))
-        unscaled = int("".join(map(str, digits)) or "0")
-        return (Decimal, -exponent, -unscaled if sign else unscaled)
-    return _freeze(value)
-
-
-def headers_match(binding_args: Mapping[str, Any], headers: Mapping[str, Any] | None) -> bool:
-    """Whether a headers binding with these arguments matches a message's headers."""
-    data = {k: _comparable(v) for k, v in (headers or {}).items()}
-    return _header_rule(freeze_args(binding_args)).matches(data)
-
-
 class HeadersExchange(Exchange):
     """x-match all / any (ignoring "x-" keys) and all-with-x / any-with-x; default all."""
 
@@ -335,13 +199,13 @@ class HeadersExchange(Exchange):
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self._rules: dict[Binding, _HeaderRule] = {}
+        self._rules: dict[Binding, HeaderRule] = {}
 
     def _check_binding(self, b: Binding) -> None:
         check_x_match(b.arguments)
 
     def _added(self, b: Binding, seq: int) -> None:
-        self._rules[b] = _header_rule(b.arguments)
+        self._rules[b] = header_rule(b.arguments)
 
     def _removed(self, b: Binding, seq: int) -> None:
         del self._rules[b]
@@ -349,25 +213,8 @@ class HeadersExchange(Exchange):
     def route(self, routing_key: str, headers: dict[str, Any] | None) -> list[Binding]:
         if not self._rules:
             return []
-        data = {k: _comparable(v) for k, v in headers.items()} if headers else {}
+        data = {k: comparable(v) for k, v in headers.items()} if headers else {}
         return [b for b, rule in self._rules.items() if rule.matches(data)]
-
-
-def check_x_match(arguments: tuple[tuple[str, Any], ...]) -> None:
-    """A headers binding's x-match must be one of the four modes, as a longstr (406 otherwise)."""
-    for key, mode in arguments:
-        if key != "x-match":
-            continue
-        if not isinstance(mode, str):
-            raise PreconditionFailed(
-                f"Invalid x-match field type {_amqp_type(mode)} (value {_erlang_term(mode)}); "
-                "expected longstr"
-            )
-        if mode not in X_MATCH_MODES:
-            raise PreconditionFailed(
-                f"Invalid x-match field value {_erlang_term(mode)}; "
-                "expected all, any, all-with-x, or any-with-x"
-            )
 
 
 # --- x-delayed-message ------------------------------------------------------------------------
@@ -467,7 +314,7 @@ def make_exchange(
     ae = arguments.get("alternate-exchange")
     if ae is not None and not isinstance(ae, str):
         raise PreconditionFailed(
-            f"invalid type '{_amqp_type(ae)}' for arg 'alternate-exchange' in exchange '{name}' "
+            f"invalid type '{amqp_type(ae)}' for arg 'alternate-exchange' in exchange '{name}' "
             f"in vhost '{vhost}'"
         )
     return cls(name, durable, auto_delete, internal, dict(arguments))
@@ -486,15 +333,15 @@ def equivalent(
                           ("internal", internal, existing.internal)):
         if new != old:
             raise PreconditionFailed(
-                f"inequivalent arg '{key}' {where}: received {_bare(new)} but current is {_bare(old)}"
+                f"inequivalent arg '{key}' {where}: received {bare(new)} but current is {bare(old)}"
             )
     key = "alternate-exchange"
     new_ae, old_ae = arguments.get(key), existing.arguments.get(key)
-    if _comparable(new_ae) == _comparable(old_ae):
+    if comparable(new_ae) == comparable(old_ae):
         return
     both = new_ae is not None and old_ae is not None
-    received = _bare(new_ae) if both else _typed(new_ae)
-    current = _bare(old_ae) if both else _typed(old_ae)
+    received = bare(new_ae) if both else typed(new_ae)
+    current = bare(old_ae) if both else typed(old_ae)
     raise PreconditionFailed(
         f"inequivalent arg '{key}' {where}: received {received} but current is {current}"
     )
@@ -505,130 +352,3 @@ def _alternate(arguments: Mapping[str, Any]) -> str | None:
     if isinstance(ae, bytes | bytearray):
         return bytes(ae).decode("utf-8", "replace")
     return ae if isinstance(ae, str) else None
-
-
-# --- how RabbitMQ prints values in its error texts ---------------------------------------------
-
-
-def _amqp_type(value: Any) -> str:
-    """The AMQP field type name RabbitMQ reports for a decoded value (ints by range)."""
-    if value is None:
-        return "void"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "signedint" if -(2**31) <= value < 2**31 else "long"
-    kinds: tuple[tuple[type | tuple[type, ...], str], ...] = (
-        (str, "longstr"), ((bytes, bytearray), "binary"), (float, "double"),
-        (Decimal, "decimal"), (datetime, "timestamp"), (dict, "table"), (list, "array"),
-    )
-    return next((name for kind, name in kinds if isinstance(value, kind)), type(value).__name__)
-
-
-_ERLANG_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _erlang_term(value: Any) -> str:
-    """Erlang's ~tp rendering of common values: <<"text">> for printable binaries (<<1,2>> for
-    others, <<>> when empty), true/false, numbers."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str | bytes | bytearray):
-        raw = value.encode("utf-8") if isinstance(value, str) else bytes(value)
-        text = raw.decode("utf-8", "replace")
-        if raw and "\ufffd" not in text and text.translate(_ERLANG_ESCAPES).isprintable():
-            return f'<<"{text.translate(_ERLANG_ESCAPES)}">>'
-        return "<<" + ",".join(map(str, raw)) + ">>"
-    return "undefined" if value is None else str(value)
-
-
-def _bare(value: Any) -> str:
-    """rabbit_misc:val/1 for a plain value: 'true', 'direct', 'a'."""
-    if isinstance(value, bool):
-        return "'true'" if value else "'false'"
-    if isinstance(value, bytes | bytearray):
-        value = bytes(value).decode("utf-8", "replace")
-    return f"'{value}'"
-
-
-def _typed(value: Any) -> str:
-    """rabbit_misc:val/1 for a table entry: none, or the value 'a' of type 'longstr'."""
-    if value is None:
-        return "none"
-    return f"the value {_bare(value)} of type '{_amqp_type(value)}'"
-
-
-# --- routing across exchanges -----------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Route:
-    """Where one publish goes. ``trace`` is filled only when resolve is asked to explain."""
-
-    queues: list[str] = field(default_factory=list)  # each once, in the order first reached
-    trace: list[Binding] = field(default_factory=list)  # every matching binding, in visit order
-    via_alternate: list[str] = field(default_factory=list)  # alternate exchanges used
-
-
-def resolve(
-    start: Exchange, routing_key: str, headers: dict[str, Any] | None,
-    lookup: Callable[[str], Exchange | None], *, explain: bool = False,
-) -> Route:
-    """Queues a publish to ``start`` reaches, following exchange bindings and alternates.
-
-    Fast path (the per-message common case): no exchange bindings on ``start`` and either a
-    match or no alternate exchange -- one index lookup, no walk, no trace.
-    """
-    if not explain and not start._e2e:
-        queues = start.route_queues(routing_key, headers)
-        if queues or start.alternate is None:
-            return Route(queues, [], [])
-    return _walk(start, routing_key, headers, lookup, explain)
-
-
-def _walk(
-    start: Exchange, routing_key: str, headers: dict[str, Any] | None,
-    lookup: Callable[[str], Exchange | None], explain: bool,
-) -> Route:
-    """Depth-first in binding order, each exchange visited once (cycles end there). An exchange
-    whose own bindings match nothing passes the message on to its alternate, if that exists.
-    Iterative, so long chains cannot hit the recursion limit."""
-    route = Route()
-    queues: dict[str, None] = {}
-    visited = {start.name}
-    stack: list[Iterator[Binding]] = []
-
-    def enter(ex: Exchange | None) -> None:
-        while ex is not None:
-            matched = ex.route(routing_key, headers)
-            if matched:
-                stack.append(iter(matched))
-                return
-            ex = _next_exchange(ex.alternate, visited, lookup)
-            if ex is not None:
-                route.via_alternate.append(ex.name)
-
-    enter(start)
-    while stack:
-        b = next(stack[-1], None)
-        if b is None:
-            stack.pop()
-            continue
-        if explain:
-            route.trace.append(b)
-        if b.destination_is_exchange:
-            enter(_next_exchange(b.destination, visited, lookup))
-        else:
-            queues[b.destination] = None
-    route.queues = list(queues)
-    return route
-
-
-def _next_exchange(
-    name: str | None, visited: set[str], lookup: Callable[[str], Exchange | None]
-) -> Exchange | None:
-    """The exchange to visit next, or None if there is none, it is missing, or already seen."""
-    if name is None or name in visited:
-        return None
-    visited.add(name)
-    return lookup(name)
