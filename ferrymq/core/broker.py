@@ -75,7 +75,7 @@ class Broker:
         return vhost
 
     def open_channel(self, vhost: VHost, number: int, connection: Any, username: str) -> Channel:
-        channel = Channel(vhost, number, connection, username)
+        channel = Channel(vhost, number, connection, username, broker=self)
         self.channels.add(channel)
         return channel
 
@@ -123,7 +123,7 @@ class Broker:
             vhost.tick(now)
         for queue in list(self._timed_queues):
             if queue.tick(now):
-                queue.vhost.drop_queue(queue)
+                self.vhosts[queue.vhost.name].drop_queue(queue)
             elif not queue.deleted:
                 queue.dispatch()
         if now - self._last_timeout_check_ms >= limits.CONSUMER_TIMEOUT_CHECK_MS:

@@ -6,7 +6,7 @@ which the front end drains once per loop turn. The core never encodes a frame.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ferrymq.core.args import consumer_priority
 from ferrymq.core.consumer import Consumer
@@ -14,6 +14,7 @@ from ferrymq.core.message import Message
 from ferrymq.errors import NotAllowed, PreconditionFailed
 
 if TYPE_CHECKING:
+    from ferrymq.core.clock import Clock
     from ferrymq.core.queue import Entry, Queue
     from ferrymq.core.vhost import VHost
 
@@ -30,10 +31,25 @@ REPLY_TO = "amq.rabbitmq.reply-to"
 Delivery = tuple["Queue", "Entry", "Consumer | None", int]
 
 
+class Services(Protocol):
+    """What a channel needs of the broker: the clock, the turn's list of channels with effects,
+    tokens for generated names, the direct reply-to registry and the default consumer timeout.
+    Declared here so the channel never imports the broker (the broker passes itself in)."""
+
+    clock: Clock
+    dirty: list[Channel]
+    reply_channels: dict[str, Channel]
+    consumer_timeout_ms: int
+
+    def unique_token(self) -> str: ...
+
+
 class Channel:
-    def __init__(self, vhost: VHost, number: int, connection: Any, username: str = "") -> None:
+    def __init__(
+        self, vhost: VHost, number: int, connection: Any, username: str = "", *, broker: Services
+    ) -> None:
         self.vhost = vhost
-        self.broker = vhost.broker
+        self.broker = broker
         self.number = number
         self.connection = connection
         self.username = username

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from ferrymq.core.channel import Channel
-    from ferrymq.core.queue import Queue
+# The consumer sits below the queue and the channel (both hold consumers), so it imports neither:
+# its queue is held opaquely (``Any``) for the channel that reads it back, and its channel is seen
+# through the narrow ``Subscriber`` protocol below.
+
+
+class Subscriber(Protocol):
+    """What a consumer and its queue need of the channel that holds the consumer: credit, and a
+    place to put a delivery. Declared here, below the channel, so the core has no import circle:
+    the channel satisfies it, the queue and the consumer never import the channel."""
+
+    deliverable: bool
+    prefetch_global: int
+
+    def has_credit(self) -> bool: ...
+
+    def deliver(self, consumer: Consumer, queue: Any, entry: Any) -> None: ...
+
+    def cancel_by_server(self, consumer: Consumer) -> None: ...
 
 
 class Consumer:
@@ -30,8 +45,8 @@ class Consumer:
     def __init__(
         self,
         tag: str,
-        queue: Queue,
-        channel: Channel,
+        queue: Any,
+        channel: Subscriber,
         *,
         no_ack: bool = False,
         exclusive: bool = False,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ferrymq.core.args import QueueArgs
 from ferrymq.core.consumer import Consumer
@@ -28,7 +28,20 @@ from ferrymq.limits import (
 if TYPE_CHECKING:
     from ferrymq.core.clock import Clock
     from ferrymq.core.store import QueueStore
-    from ferrymq.core.vhost import VHost
+
+
+class QueueHost(Protocol):
+    """What a queue needs of the vhost that holds it: its name (for RabbitMQ's error texts), a timer
+    when the queue starts needing ticks, flow control, and routing of its dead letters. Declared
+    here so the queue never imports the vhost (nor, through it, the broker): no import circle."""
+
+    name: str
+
+    def watch_queue(self, queue: Queue, force: bool = False) -> None: ...
+
+    def queue_overloaded(self, queue: Queue) -> None: ...
+
+    def dead_letter(self, queue: Queue, msg: Message, reason: str) -> None: ...
 
 NO_EXPIRY = 0
 
@@ -109,7 +122,7 @@ class Queue:
     def __init__(
         self,
         name: str,
-        vhost: VHost,
+        vhost: QueueHost,
         clock: Clock,
         args: QueueArgs,
         *,
@@ -174,7 +187,7 @@ class Queue:
         self._next_seq += 1
         entry.deliveries = stored.deliveries
         if exp:
-            self.vhost.broker.watch_queue(self, force=True)
+            self.vhost.watch_queue(self, force=True)
         return entry
 
     def _page_in(self) -> bool:
@@ -233,7 +246,7 @@ class Queue:
             self.ready_count += 1
             self.ready_bytes += len(msg.body)
             if self.ready_count > FLOW_READY_HIGH and self.consumers:
-                self.vhost.broker.overloaded.add(self)
+                self.vhost.queue_overloaded(self)
             return True
         return self._publish_slow(msg)
 
@@ -249,12 +262,12 @@ class Queue:
             offset = self._log(msg, expires_at)
             if offset == -2:  # paged out: it waits in the log behind the rest of the backlog
                 if expires_at:
-                    self.vhost.broker.watch_queue(self, force=True)
+                    self.vhost.watch_queue(self, force=True)
                 return True
         entry = Entry(self._next_seq, msg, expires_at, self._priority(msg), offset)
         self._next_seq += 1
         if entry.expires_at:
-            self.vhost.broker.watch_queue(self, force=True)
+            self.vhost.watch_queue(self, force=True)
         if entry.expires_at and entry.expires_at <= self.clock.monotonic_ms():
             # TTL 0: delivered only if a consumer takes it now, else expired (RabbitMQ).
             consumer = self._pick() if not self.ready_count else None
@@ -267,7 +280,7 @@ class Queue:
         self._enforce_drop_head()
         self.dispatch()
         if self.ready_count > FLOW_READY_HIGH and self.consumers:
-            self.vhost.broker.overloaded.add(self)
+            self.vhost.queue_overloaded(self)
         return True
 
     def _would_overflow(self, msg: Message) -> bool:

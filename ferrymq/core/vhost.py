@@ -6,7 +6,7 @@ them to channel.close or connection.close.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ferrymq.core.args import parse_queue_args
 from ferrymq.core.deadletter import dead_letter_message
@@ -32,8 +32,8 @@ from ferrymq.errors import (
 )
 
 if TYPE_CHECKING:
-    from ferrymq.core.broker import Broker
-    from ferrymq.core.store import QueueStore
+    from ferrymq.core.clock import Clock
+    from ferrymq.core.store import QueueStore, StreamBackend, TopologyStore
 
 REPLY_PREFIX = "amq.rabbitmq.reply-to."
 BUILTIN_EXCHANGES = (
@@ -52,8 +52,31 @@ EQUIVALENCE_KEYS = (
 )
 
 
+class ReplyTarget(Protocol):
+    """A channel consuming from amq.rabbitmq.reply-to, as the vhost sees it."""
+
+    def deliver_reply(self, routing_key: str, msg: Message) -> None: ...
+
+
+class Services(Protocol):
+    """What a vhost needs of the broker that holds it. Declared here, so the vhost never imports
+    the broker: the broker passes itself in and satisfies this structurally (no import circle)."""
+
+    clock: Clock
+    topology: TopologyStore
+    streams: StreamBackend | None
+    reply_channels: Any  # token -> ReplyTarget (the broker's own dict of channels)
+    overloaded: set[Queue]
+
+    def unique_token(self) -> str: ...
+
+    def watch_queue(self, queue: Queue, force: bool = False) -> None: ...
+
+    def unwatch_queue(self, queue: Queue) -> None: ...
+
+
 class VHost:
-    def __init__(self, name: str, broker: Broker) -> None:
+    def __init__(self, name: str, broker: Services) -> None:
         self.name = name
         self.broker = broker
         self.clock = broker.clock
@@ -363,7 +386,7 @@ class VHost:
     def _publish_reply(self, routing_key: str, msg: Message) -> bool:
         if not routing_key.startswith(REPLY_PREFIX):
             return False
-        channel = self.broker.reply_channels.get(routing_key[len(REPLY_PREFIX):])
+        channel: ReplyTarget | None = self.broker.reply_channels.get(routing_key[len(REPLY_PREFIX):])
         if channel is None:
             return False
         channel.deliver_reply(routing_key, msg)
@@ -387,6 +410,15 @@ class VHost:
         if ex is None:
             return [routing_key] if routing_key in self.queues else []
         return resolve(ex, routing_key, headers, self.exchanges.get).queues
+
+    # --- what queues ask of their vhost (ferrymq.core.queue.QueueHost) ---------------------
+
+    def watch_queue(self, queue: Queue, force: bool = False) -> None:
+        self.broker.watch_queue(queue, force)
+
+    def queue_overloaded(self, queue: Queue) -> None:
+        """A consumed queue passed the flow high-water mark: publishers wait until it drains."""
+        self.broker.overloaded.add(queue)
 
     def dead_letter(self, queue: Queue, msg: Message, reason: str) -> None:
         """Republish through the queue's DLX with x-death headers; without a DLX it is dropped."""
