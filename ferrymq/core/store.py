@@ -110,7 +110,9 @@ class TopologyStore(Protocol):
     def exchange_deleted(self, vhost: str, name: str) -> None: ...
 
     def queue_declared(self, vhost: str, name: str, auto_delete: bool,
-                       arguments: dict[str, Any]) -> QueueStore: ...
+                       arguments: dict[str, Any]) -> QueueStore | None:
+        """The new queue's message store, or None when nothing is kept (no data directory)."""
+        ...
 
     def queue_deleted(self, vhost: str, name: str) -> None: ...
 
@@ -134,7 +136,7 @@ class NoTopology:
     def exchange_deleted(self, *args: Any) -> None:
         pass
 
-    def queue_declared(self, *args: Any) -> None:  # type: ignore[override]
+    def queue_declared(self, *args: Any) -> None:
         return None
 
     def queue_deleted(self, *args: Any) -> None:

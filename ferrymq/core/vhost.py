@@ -468,7 +468,7 @@ def _cycle_queues(msg: Message, reason: str) -> frozenset[str]:
     deaths = (msg.props.headers or {}).get("x-death") or []
     if any(d.get("reason") == "rejected" for d in deaths):
         return frozenset()
-    return frozenset(d.get("queue") for d in deaths if isinstance(d, dict))
+    return frozenset(d["queue"] for d in deaths if isinstance(d, dict) and isinstance(d.get("queue"), str))
 
 
 def _b(value: bool) -> str:

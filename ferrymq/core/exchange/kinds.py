@@ -189,7 +189,8 @@ class TopicExchange(Exchange):
 
     def route(self, routing_key: str, headers: dict[str, Any] | None) -> list[Binding]:
         by_seq = self._by_seq
-        return [by_seq[seq] for seq in sorted(self._trie.match(routing_key))]  # type: ignore[type-var]
+        seqs: list[int] = sorted(self._trie.match(routing_key))  # type: ignore[arg-type]  # it holds ints
+        return [by_seq[seq] for seq in seqs]
 
 
 class HeadersExchange(Exchange):
