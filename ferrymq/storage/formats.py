@@ -65,7 +65,8 @@ class RecordFormat(Protocol):
     head_bytes: int  # bytes ``frame`` needs to size a frame
     gaps_allowed: bool  # may numbers jump between frames (stream compaction)?
 
-    def scan(self, buf: bytes, at: int, next_number: int, verify: bool = True) -> Scan: ...
+    def scan(self, buf: bytes, at: int, next_number: int, verify: bool = True,
+             contiguous: bool = True) -> Scan: ...
 
     def frame(self, buf: bytes, at: int) -> FrameInfo | None: ...
 
@@ -81,7 +82,8 @@ class QueueRecords:
     head_bytes = 4
     gaps_allowed = False
 
-    def scan(self, buf: bytes, at: int, next_number: int, verify: bool = True) -> Scan:
+    def scan(self, buf: bytes, at: int, next_number: int, verify: bool = True,
+             contiguous: bool = True) -> Scan:
         frames: list[Frame] = []
         end = len(buf)
         view = memoryview(buf)  # CRCs over views: recovery copies no payload
@@ -124,7 +126,10 @@ class KafkaBatches:
     head_bytes = BATCH_HEADER_BYTES
     gaps_allowed = True
 
-    def scan(self, buf: bytes, at: int, next_number: int, verify: bool = True) -> Scan:
+    def scan(self, buf: bytes, at: int, next_number: int, verify: bool = True,
+             contiguous: bool = True) -> Scan:
+        """``contiguous``: each batch must start where the last ended (the base offset lies outside
+        the CRC, so this is what catches a damaged one); False only in a compacted segment."""
         frames: list[Frame] = []
         end = len(buf)
         view = memoryview(buf)
@@ -136,8 +141,8 @@ class KafkaBatches:
             if magic != 2 or not BATCH_HEADER_BYTES <= size <= MAX_BATCH_BYTES:
                 detail = f"batch magic {magic} / size {size} is not a RecordBatch v2"
                 return Scan(frames, at, DecodeError(DecodeFault.BAD_LENGTH, at, detail))
-            if base < next_number or last_delta < 0:
-                detail = f"batch base {base} (delta {last_delta}) goes back from {next_number}"
+            if base < next_number or last_delta < 0 or (contiguous and base != next_number):
+                detail = f"batch base {base} (delta {last_delta}) does not follow {next_number}"
                 return Scan(frames, at, DecodeError(DecodeFault.BAD_HEADER, at, detail))
             if at + size > end:
                 return Scan(frames, at, _short(at, size, f"batch needs {size} bytes, {end - at} present"))

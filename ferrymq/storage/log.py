@@ -10,10 +10,10 @@ so space is reclaimed a whole file at a time.
 
 Recovery on open, and why it may drop whole segments: ``fsync()`` syncs every dirty segment, oldest
 first, before it returns, so a confirmed frame implies every byte before it was durable. Hence if a
-segment had to be truncated (or its header never reached disk, or — for kinds without gaps — the
-next one does not start where it ends), nothing after that point was ever confirmed: the later
-segments are deleted and reported. A header that is present but wrong, or segments that overlap,
-raise CorruptSegment instead.
+segment had to be truncated (or its header never reached disk, or the next one does not start
+where it ends — unless stream compaction wrote it, FLAG_COMPACTED, and dropped its last batches),
+nothing after that point was ever confirmed: the later segments are deleted and reported. A header
+that is present but wrong, or segments that overlap, raise CorruptSegment instead.
 
 Directory durability: a log whose directory it had to create syncs the parents of the new
 directories in its first ``fsync()``, with the new segment files' entries, before that fsync
@@ -37,7 +37,13 @@ from ferrymq.core.clock import Clock
 from ferrymq.storage.commit import make_directories, sync_directory
 from ferrymq.storage.errors import CorruptSegment, OffsetOutOfRange
 from ferrymq.storage.records import encode_record
-from ferrymq.storage.segment import DEFAULT_INDEX_INTERVAL_BYTES, RecoveryReport, Segment, TornHeader
+from ferrymq.storage.segment import (
+    DEFAULT_INDEX_INTERVAL_BYTES,
+    FLAG_COMPACTED,
+    RecoveryReport,
+    Segment,
+    TornHeader,
+)
 
 SEGMENT_SUFFIX = ".seg"
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
@@ -153,7 +159,8 @@ class SegmentedLog:
             if seg.base < prev.next_number:
                 seg.close()
                 raise CorruptSegment(f"{path}: overlaps {prev.path.name} (ends at {prev.next_number})")
-            if seg.base > prev.next_number and not seg.format.gaps_allowed:
+            compacted = seg.format.gaps_allowed and prev.flags & FLAG_COMPACTED
+            if seg.base > prev.next_number and not compacted:
                 seg.close()
                 self._remove(path, report, f"gap after {prev.path.name} (ends at {prev.next_number})")
                 return f"follows the gap after {prev.path.name}"

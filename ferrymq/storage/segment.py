@@ -1,10 +1,12 @@
 """The one segment file, for every record kind: a header, then frames back to back.
 
-Header (20 bytes, big-endian): magic ``b"FMQS"`` | format version u16 | kind u8 | flags u8 (0) |
+Header (20 bytes, big-endian): magic ``b"FMQS"`` | format version u16 | kind u8 | flags u8 |
 base number u64 | CRC32C u32 of the 16 bytes before it. The magic and version let a future FerryMQ
 refuse or migrate old files; the kind names the record format that follows (ferrymq.storage.formats:
 queue-log records, or Kafka RecordBatch v2 as received); the base ties the file to its place in the
-log even if it is renamed; the CRC tells a corrupt header from a valid one.
+log even if it is renamed; the CRC tells a corrupt header from a valid one. Flag 1 (FLAG_COMPACTED)
+marks a file written by stream compaction: only in and after such a file may numbers skip, so
+anywhere else a batch whose base offset (outside its CRC) does not follow on is damage.
 
 Frames are numbered: a queue-log record takes one number, a Kafka batch ``lastOffsetDelta + 1``
 (its offsets), and a compacted stream may skip numbers between batches. The sparse index maps the
@@ -45,6 +47,7 @@ from ferrymq.storage.records import DecodeFault, Record
 
 MAGIC = b"FMQS"
 FORMAT_VERSION = 1
+FLAG_COMPACTED = 1  # header flag: a cleaner's output, whose last batches may be gone (a gap after it)
 _HEADER = struct.Struct(">4sHBBQ")
 HEADER_BYTES = _HEADER.size + 4  # 20, with the header CRC
 DEFAULT_INDEX_INTERVAL_BYTES = QUEUE_RECORDS.index_interval_bytes
@@ -75,16 +78,16 @@ class RecoveryReport:
         return self.bytes_truncated > 0
 
 
-def encode_header(kind: int, base: int) -> bytes:
-    head = _HEADER.pack(MAGIC, FORMAT_VERSION, kind, 0, base)
+def encode_header(kind: int, base: int, flags: int = 0) -> bytes:
+    head = _HEADER.pack(MAGIC, FORMAT_VERSION, kind, flags, base)
     return head + struct.pack(">I", crc32c.crc32c(head))
 
 
-def decode_header(data: bytes, path: str) -> tuple[int, int]:
-    """(kind, base) from a header, or TornHeader / CorruptSegment."""
+def decode_header(data: bytes, path: str) -> tuple[int, int, int]:
+    """(kind, base, flags) from a header, or TornHeader / CorruptSegment."""
     if len(data) < HEADER_BYTES or not any(data[:HEADER_BYTES]):
         raise TornHeader(f"{path}: segment header missing or zero ({len(data)} bytes)")
-    magic, version, kind, _flags, base = _HEADER.unpack_from(data)
+    magic, version, kind, flags, base = _HEADER.unpack_from(data)
     (crc,) = struct.unpack_from(">I", data, _HEADER.size)
     if magic != MAGIC:
         raise CorruptSegment(f"{path}: bad magic {magic!r}")
@@ -94,7 +97,7 @@ def decode_header(data: bytes, path: str) -> tuple[int, int]:
         raise CorruptSegment(f"{path}: unsupported segment format version {version}")
     if kind not in FORMATS:
         raise StorageError(f"{path}: segment kind {kind} not supported")
-    return kind, base
+    return kind, base, flags
 
 
 class Segment:
@@ -117,6 +120,7 @@ class Segment:
         self.first_timestamp = -1  # newest timestamp of the first frame (Kafka's time roll)
         self.max_timestamp = -1
         self.dirty = False
+        self.flags = 0  # FLAG_COMPACTED: written by the cleaner, so numbers may end short of the next file
         self.recovery: RecoveryReport | None = None
         self._fd = fd
         self._interval = index_interval_bytes
@@ -159,10 +163,11 @@ class Segment:
         path = Path(path)
         fd = os.open(path, os.O_RDWR)
         try:
-            kind, base = decode_header(os.pread(fd, HEADER_BYTES, 0), str(path))
+            kind, base, flags = decode_header(os.pread(fd, HEADER_BYTES, 0), str(path))
             if kind != cls.FORMAT.kind:
                 raise StorageError(f"{path}: segment kind {kind} is not a {cls.FORMAT.name} segment")
             seg = cls(path, fd, base, cls.FORMAT, _interval(cls.FORMAT, index_interval_bytes))
+            seg.flags = flags
             seg._recover(os.fstat(fd).st_size, verify_crc)
         except BaseException:
             os.close(fd)
@@ -171,11 +176,12 @@ class Segment:
 
     def _recover(self, file_size: int, verify: bool) -> None:
         pos, need = HEADER_BYTES, 0
+        contiguous = not self.flags & FLAG_COMPACTED
         fault: DecodeFault | None = None
         detail = ""
         while pos < file_size:
             buf = os.pread(self._fd, min(max(SCAN_CHUNK_BYTES, need), file_size - pos), pos)
-            frames, end, err = self.format.scan(buf, 0, self.next_number, verify)
+            frames, end, err = self.format.scan(buf, 0, self.next_number, verify, contiguous)
             for rel, first, count, ts in frames:
                 self._note(pos + rel, first, count, ts)
             pos += end

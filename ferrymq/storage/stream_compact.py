@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ferrymq.storage.commit import sync_data
 from ferrymq.storage.formats import KIND_STREAM
-from ferrymq.storage.segment import Segment, StreamSegment, encode_header
+from ferrymq.storage.segment import FLAG_COMPACTED, Segment, StreamSegment, encode_header
 from ferrymq.storage.stream_log import StreamLog
 
 CLEANED_SUFFIX = ".cleaned"
@@ -102,7 +102,7 @@ def _write(seg: Segment, batches: list[bytes]) -> Path:
     path = seg.path.with_name(seg.path.name + CLEANED_SUFFIX)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        data = encode_header(KIND_STREAM, seg.base) + b"".join(batches)
+        data = encode_header(KIND_STREAM, seg.base, FLAG_COMPACTED) + b"".join(batches)
         view, at = memoryview(data), 0
         while at < len(data):
             at += os.pwrite(fd, view[at:], at)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 from bisect import bisect_right
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from ferrymq.storage.log import segment_name as segment_name  # re-exported for 
 from ferrymq.storage.segment import HEADER_BYTES, Segment, StreamSegment
 
 SEGMENT_BYTES_DEFAULT = 1 << 30  # Kafka's segment.bytes default
+_BASE = struct.Struct(">q")  # a batch's baseOffset, written in place by the caller
 
 
 class StreamLog(SegmentedLog):
@@ -57,6 +59,9 @@ class StreamLog(SegmentedLog):
             base = active.next_number
             frames = []
             for start, count, max_ts in batches:
+                if _BASE.unpack_from(data, start)[0] != base:  # recovery would cut it off as damage
+                    raise ValueError(f"batch at {start} carries base offset "
+                                     f"{_BASE.unpack_from(data, start)[0]}, the log is at {base}")
                 frames.append((start, base, count, max_ts))
                 base += count
             active.append_frames(data, frames)
