@@ -15,9 +15,10 @@ where it ends — unless stream compaction wrote it, FLAG_COMPACTED, and dropped
 nothing after that point was ever confirmed: the later segments are deleted and reported. A header
 that is present but wrong, or segments that overlap, raise CorruptSegment instead.
 
-Directory durability: a log whose directory it had to create syncs the parents of the new
-directories in its first ``fsync()``, with the new segment files' entries, before that fsync
-returns, so nothing in a new directory is confirmed while the directory itself could still vanish.
+Directory durability: a log syncs the parents of the directories it had to create (or, for one it
+found, that directory's parent: a broker killed before its first commit may have left the entry
+unsynced) in its first ``fsync()``, with the new segment files' entries, before that fsync returns,
+so nothing in a new directory is confirmed while the directory itself could still vanish.
 
 Threading: one owner thread appends, reads and deletes; ``fsync()`` may run concurrently in another
 thread (group commit in an executor). Deleting from the front and ``close`` wait for it.
@@ -100,7 +101,9 @@ class SegmentedLog:
         if segment_bytes <= 0:
             raise ValueError("segment_bytes must be positive")
         self.directory = Path(directory)
-        self._new_parents = make_directories(self.directory)  # synced by the first fsync
+        # Synced by the first fsync: the parents of directories made now, or, for a directory found
+        # already there, its own parent (a broker killed before its first commit left it unsynced).
+        self._new_parents = make_directories(self.directory) or [self.directory.parent]
         self.segment_bytes = segment_bytes
         self.clock: Clock = clock if clock is not None else SystemClock()
         self._interval = index_interval_bytes

@@ -122,3 +122,16 @@ def test_a_new_data_directory_is_durable_in_its_parent(tmp_path, fsyncs):
     data = DataDir(tmp_path / "ferrymq-data")
     assert tmp_path in fsyncs.dirs()
     data.close()
+
+
+def test_a_log_found_on_disk_syncs_its_parent_once_at_its_first_commit(tmp_path, fsyncs):
+    (tmp_path / "q").mkdir()  # made by a broker killed before its first commit
+    log = Log(tmp_path / "q")
+    log.append([(1, b"m")])
+    log.fsync()
+    assert tmp_path in fsyncs.dirs()
+    fsyncs.synced.clear()
+    log.append([(1, b"n")])
+    log.fsync()
+    assert tmp_path not in fsyncs.dirs()
+    log.close()
