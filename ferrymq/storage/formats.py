@@ -160,8 +160,10 @@ class KafkaBatches:
         return LOG_OVERHEAD_BYTES + length, base, last_delta + 1, max_ts
 
     def decode(self, buf: bytes, next_number: int) -> tuple[list[Record], int, DecodeError | None, int]:
-        """Batches as records (type 2, the magic; payload the whole batch), CRC-checked."""
-        frames, end, err = self.scan(buf, 0, next_number)
+        """Batches as records (type 2, the magic; payload the whole batch), CRC-checked. The buffer
+        starts at a recovered batch, so their offsets are not checked again (``next_number`` may lie
+        inside the first batch)."""
+        frames, end, err = self.scan(buf, 0, -1, verify=True, contiguous=False)
         records = []
         for i, (pos, base, count, _ts) in enumerate(frames):
             stop = frames[i + 1][0] if i + 1 < len(frames) else end
