@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Protocol
 
 
@@ -44,6 +45,30 @@ def sync_directory(path: str | os.PathLike[str]) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def make_directories(path: str | os.PathLike[str]) -> list[Path]:
+    """Create ``path`` and any missing parents; return the directories whose entries changed (the
+    parent of each directory created, outermost first). They must be synced with ``sync_directory``
+    before anything inside the new directory is confirmed, or a power cut can take the directory,
+    and every confirmed record in it, away."""
+    path = Path(path)
+    missing: list[Path] = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    path.mkdir(parents=True, exist_ok=True)
+    return [created.parent for created in reversed(missing)]
+
+
+def make_durable_directory(path: str | os.PathLike[str]) -> None:
+    """Create ``path`` (and parents) and make the new entries durable at once: for directories made
+    at start-up or on a rare declaration, where one directory fsync costs nothing that matters."""
+    for parent in make_directories(path):
+        sync_directory(parent)
 
 
 class Syncable(Protocol):

@@ -6,6 +6,7 @@ import fcntl
 import os
 from pathlib import Path
 
+from ferrymq.storage.commit import make_durable_directory
 from ferrymq.storage.errors import StorageError
 
 LOCK_NAME = "ferrymq.lock"
@@ -20,7 +21,7 @@ class DataDir:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        make_durable_directory(self.path)
         self._fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

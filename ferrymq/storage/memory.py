@@ -1,4 +1,5 @@
-"""MemoryLog: the log contract without files, for tests and for brokers run with no data directory.
+"""MemoryLog and MemoryStreamLog: the log contracts (queue records, stream batches) without files,
+for tests and for brokers run with no data directory.
 
 Why it exists: the contract suite runs over every store, so the core and the server can be tested
 against MemoryLog quickly and trust that Log behaves the same. It validates records like Log does
@@ -7,10 +8,12 @@ against MemoryLog quickly and trust that Log behaves the same. It validates reco
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Sequence
 
 from ferrymq.storage.errors import OffsetOutOfRange
+from ferrymq.storage.formats import BATCH_HEADER_BYTES
 from ferrymq.storage.records import MAX_PAYLOAD_BYTES, MAX_RECORD_TYPE
 
 
@@ -86,3 +89,97 @@ class MemoryLog:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+class MemoryStreamLog:
+    """The StreamLog contract in memory: batches as appended (base offsets written in place), by
+    offset. Everything is "durable" at once; ``crash()`` loses nothing. Retention works batch by
+    batch (no segments here) and never drops the newest batch, as a file log keeps its active
+    segment."""
+
+    def __init__(self) -> None:
+        self._batches: list[bytes] = []
+        self._bases: list[int] = []
+        self._ends: list[int] = []
+        self._max_ts: list[int] = []
+        self._start = 0
+        self._next = 0
+
+    @property
+    def start_offset(self) -> int:
+        return self._bases[0] if self._bases else self._start
+
+    first_offset = start_offset
+
+    @property
+    def next_offset(self) -> int:
+        return self._next
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(len(b) for b in self._batches)
+
+    def append(self, data: bytes | bytearray, batches: list[tuple[int, int, int]]) -> int:
+        starts = [start for start, _, _ in batches] + [len(data)]
+        for i, (start, count, max_ts) in enumerate(batches):
+            self._batches.append(bytes(data[start : starts[i + 1]]))
+            self._bases.append(self._next)
+            self._next += count
+            self._ends.append(self._next)
+            self._max_ts.append(max_ts)
+        return self._next
+
+    def read(self, offset: int, max_bytes: int) -> bytes:
+        """Whole batches from the one holding ``offset``: at least one, then as many as fit."""
+        i = max(bisect_right(self._bases, offset) - 1, 0)
+        while i < len(self._batches) and self._ends[i] <= offset:
+            i += 1
+        if i >= len(self._batches):
+            return b""
+        out = [self._batches[i]]
+        size = len(out[0])
+        for batch in self._batches[i + 1 :]:
+            if size + len(batch) > max_bytes:
+                break
+            out.append(batch)
+            size += len(batch)
+        return b"".join(out)
+
+    def tail_headers(self, max_batches: int) -> list[bytes]:
+        return [b[:BATCH_HEADER_BYTES] for b in self._batches[-max_batches:]] if max_batches > 0 else []
+
+    def offset_for_time(self, ts: int) -> int | None:
+        for base, max_ts in zip(self._bases, self._max_ts):
+            if max_ts >= ts:
+                return base
+        return None
+
+    def apply_retention(self, now_ms: int, retention_ms: int, retention_bytes: int) -> int:
+        removed = 0
+        size = self.size_bytes
+        while len(self._batches) > 1:
+            too_old = retention_ms >= 0 and now_ms - self._max_ts[0] > retention_ms
+            too_big = retention_bytes >= 0 and size - len(self._batches[0]) >= retention_bytes
+            if not (too_old or too_big):
+                break
+            size -= len(self._batches[0])
+            for column in (self._batches, self._bases, self._ends, self._max_ts):
+                column.pop(0)
+            removed += 1
+        return removed
+
+    def fsync(self) -> int:
+        return 0
+
+    @property
+    def dirty(self) -> bool:
+        return False
+
+    def crash(self, rng: object = None) -> None:
+        """A simulated power loss loses nothing here: memory is this store's durable medium."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def delete(self) -> None:
+        self._batches.clear()

@@ -5,8 +5,10 @@ transactions and crash safety (WAL, synchronous=FULL: a declare-ok is sent after
 disk) without a format of our own. Messages never go here: they live in the queue logs.
 
 Each durable queue has a row id; its log lives in ``queues/<id>``. A queue deleted and declared again
-gets a new id, so a stale directory can never be mistaken for the new queue's. On open, directories
-without a row (a crash between the row's delete and the directory's removal) are removed and reported.
+gets a new id, so a stale directory can never be mistaken for the new queue's. The queue's Log creates
+``queues/<id>`` and syncs ``queues/`` in its first fsync, before any message in it is confirmed. On
+open, directories without a row (a crash between the row's delete and the directory's removal) are
+removed and reported.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ferrymq.core.store import QueueStore
+from ferrymq.storage.commit import make_durable_directory
 
 EncodeTable = Callable[[dict[str, Any]], bytes]
 DecodeTable = Callable[[bytes], dict[str, Any]]
@@ -57,7 +60,7 @@ class Metadata:
                  decode_table: DecodeTable) -> None:
         self.directory = Path(directory)
         self.queue_root = self.directory / "queues"
-        self.queue_root.mkdir(parents=True, exist_ok=True)
+        make_durable_directory(self.queue_root)  # each queue's Log syncs queues/ for its own dir
         self._open_queue = open_queue
         self._encode = encode_table
         self._decode = decode_table

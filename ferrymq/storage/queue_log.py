@@ -21,6 +21,7 @@ from __future__ import annotations
 import struct
 from array import array
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from ferrymq.core.message import Message
@@ -316,43 +317,13 @@ class QueueLog:
 
     def recover(self, window: int) -> tuple[list[StoredMessage], int, int]:
         """Replay the log: live messages in order, the first ``window`` loaded, the rest paged."""
-        log = self.log
-        base, end = log.first_offset, log.next_offset
-        live = bytearray(end - base)
-        sizes = array("I", bytes(4 * (end - base)))
-        requeues: dict[int, int] = {}
-        delivered = -1
-        offset = base
-        while offset < end:
-            run = log.read_run(offset, READ_RUN_BYTES)
-            for type_, payload in run:
-                i = offset - base
-                if type_ == PUBLISH:
-                    if not payload[0] & FLAG_TRANSIENT:
-                        live[i] = 1
-                        sizes[i] = len(payload)
-                elif type_ == SETTLE:
-                    for first, count in decode_runs(payload):
-                        if first + count > base:
-                            lo = max(first, base) - base
-                            live[lo : first + count - base] = bytes(first + count - base - lo)
-                elif type_ == REQUEUE:
-                    for first, count in decode_runs(payload):
-                        for off in range(first, first + count):
-                            requeues[off] = requeues.get(off, 0) + 1
-                elif type_ == DELIVERED:
-                    delivered = max(delivered, _U64.unpack(payload)[0])
-                elif type_ == DROP:
-                    start, stop = _RANGE.unpack(payload)
-                    lo, hi = max(start, base) - base, max(min(stop, end), base) - base
-                    if hi > lo:
-                        live[lo:hi] = bytes(hi - lo)
-                offset += 1
-        for off, n in requeues.items():
+        r = _replay(self.log)
+        base, end, live = r.base, r.end, r.live
+        for off, n in r.requeues.items():
             if base <= off < end and live[off - base]:
                 self._extra[off] = n
         i = live.find(1)
-        while 0 <= i <= delivered - base:  # delivered before: at least one delivery (redelivered)
+        while 0 <= i <= r.delivered - base:  # delivered before: at least one delivery (redelivered)
             self._extra.setdefault(base + i, 1)
             i = live.find(1, i + 1)
         total = live.count(1)
@@ -361,8 +332,7 @@ class QueueLog:
         self._filter, self._filter_base, self._filter_end = live, base, end
         self._cursor = base + live.find(1)
         self._paged = total
-        first_bucket = base >> BUCKET_SHIFT
-        for bucket in range(first_bucket, ((end - 1) >> BUCKET_SHIFT) + 1):
+        for bucket in range(base >> BUCKET_SHIFT, ((end - 1) >> BUCKET_SHIFT) + 1):
             lo = max(bucket << BUCKET_SHIFT, base) - base
             n = live.count(1, lo, ((bucket + 1) << BUCKET_SHIFT) - base)
             if n:
@@ -372,13 +342,58 @@ class QueueLog:
         if self._paged:
             i = live.find(1, self._cursor - base)
             while i >= 0:
-                paged_bytes += sizes[i]
+                paged_bytes += r.sizes[i]
                 i = live.find(1, i + 1)
         return loaded, self._paged, paged_bytes
+
+
+@dataclass(slots=True)
+class _Replay:
+    """What a queue log says once read through: which offsets are live (1) and their sizes,
+    deliveries returned per offset, and the delivered-up-to hint."""
+
+    base: int
+    end: int
+    live: bytearray
+    sizes: array[int]
+    requeues: dict[int, int]
+    delivered: int = -1
+
+
+def _replay(log: LogLike) -> _Replay:
+    """Read every record once, in large runs, applying each to the live map (no object per message)."""
+    base, end = log.first_offset, log.next_offset
+    r = _Replay(base, end, bytearray(end - base), array("I", bytes(4 * (end - base))), {})
+    live, sizes, requeues = r.live, r.sizes, r.requeues
+    offset = base
+    while offset < end:
+        for type_, payload in log.read_run(offset, READ_RUN_BYTES):
+            if type_ == PUBLISH:
+                if not payload[0] & FLAG_TRANSIENT:
+                    live[offset - base] = 1
+                    sizes[offset - base] = len(payload)
+            elif type_ == SETTLE:
+                for first, count in decode_runs(payload):
+                    if first + count > base:
+                        lo = max(first, base) - base
+                        live[lo : first + count - base] = bytes(first + count - base - lo)
+            elif type_ == REQUEUE:
+                for first, count in decode_runs(payload):
+                    for off in range(first, first + count):
+                        requeues[off] = requeues.get(off, 0) + 1
+            elif type_ == DELIVERED:
+                r.delivered = max(r.delivered, _U64.unpack(payload)[0])
+            elif type_ == DROP:
+                start, stop = _RANGE.unpack(payload)
+                lo, hi = max(start, base) - base, max(min(stop, end), base) - base
+                if hi > lo:
+                    live[lo:hi] = bytes(hi - lo)
+            offset += 1
+    return r
 
 
 def _active_bytes(log: LogLike) -> int:
     segments = getattr(log, "segments", None)
     if segments:
-        return segments[-1].size
+        return int(segments[-1].size)
     return 0

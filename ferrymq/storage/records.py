@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import google_crc32c
+import crc32c
 
 from ferrymq.limits import MESSAGE_MAX_BYTES
 
@@ -40,7 +40,7 @@ MAX_RECORD_TYPE = 255
 assert MAX_RECORD_BYTES < 2**32
 
 # crc32c of the single type byte, so a record's CRC is extend(_TYPE_CRC[t], payload): no concatenation.
-_TYPE_CRC: tuple[int, ...] = tuple(google_crc32c.value(bytes((t,))) for t in range(256))
+_TYPE_CRC: tuple[int, ...] = tuple(crc32c.crc32c(bytes((t,))) for t in range(256))
 
 
 class DecodeFault(enum.Enum):
@@ -49,6 +49,7 @@ class DecodeFault(enum.Enum):
     SHORT_READ = "short_read"  # the buffer ends inside a record: torn write, or read more
     CRC_MISMATCH = "crc_mismatch"  # a complete record whose bytes do not match its CRC
     BAD_LENGTH = "bad_length"  # the length field is 0 or above MAX_RECORD_BODY_BYTES
+    BAD_HEADER = "bad_header"  # a frame header that cannot be right (a batch whose offsets go back)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +69,8 @@ class Record(NamedTuple):
     payload: bytes
 
 
-def record_crc(type_: int, payload: bytes) -> int:
-    return google_crc32c.extend(_TYPE_CRC[type_], payload)
+def record_crc(type_: int, payload: bytes | memoryview) -> int:
+    return crc32c.crc32c(payload, _TYPE_CRC[type_])
 
 
 def encode_record(type_: int, payload: bytes) -> bytes:

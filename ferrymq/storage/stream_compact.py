@@ -7,7 +7,7 @@
    segment went meanwhile (retention, topic deletion), in which case the file is dropped.
 
 Offsets never move: a cleaned segment keeps its name and base, its batches their base offsets and
-lastOffsetDelta, so a reader meets gaps (skipped by ``StreamSegment.read``), never renumbering. The
+lastOffsetDelta, so a reader meets gaps (skipped by ``StreamLog.read``), never renumbering. The
 record format is not storage's business: the codec (``keys``, ``filter_batch``) is passed in.
 
 The offset map holds one entry per distinct key of the inactive segments (Kafka bounds it with a
@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ferrymq.storage.commit import sync_data
-from ferrymq.storage.segment import KIND_STREAM, encode_header
+from ferrymq.storage.formats import KIND_STREAM
+from ferrymq.storage.segment import FLAG_COMPACTED, Segment, StreamSegment, encode_header
 from ferrymq.storage.stream_log import StreamLog
-from ferrymq.storage.stream_segment import StreamSegment
 
 CLEANED_SUFFIX = ".cleaned"
 KeysOf = Callable[[bytes], list[tuple[int, bytes | None]]]
@@ -42,7 +42,7 @@ class RecordCodec:
 class CompactionPlan:
     log: StreamLog
     upto: int  # the inactive segments end here (the active segment's base)
-    cleaned: list[tuple[StreamSegment, Path]] = field(default_factory=list)
+    cleaned: list[tuple[Segment, Path]] = field(default_factory=list)
     records_removed: int = 0
     tombstone_deadline_ms: int = -1  # when the earliest tombstone kept may go (-1: none kept)
 
@@ -60,7 +60,7 @@ def plan(log: StreamLog, codec: RecordCodec, now_ms: int, delete_retention_ms: i
     out = CompactionPlan(log, snapshot[-1].base)
     latest: dict[bytes, int] = {}
     for seg in segments:
-        for _, batch in seg.batches():
+        for _, batch in seg.frames():
             for offset, key in codec.keys(batch):
                 if key is not None:
                     latest[key] = offset
@@ -69,7 +69,7 @@ def plan(log: StreamLog, codec: RecordCodec, now_ms: int, delete_retention_ms: i
     return out
 
 
-def _clean_segment(seg: StreamSegment, codec: RecordCodec, latest: dict[bytes, int], now_ms: int,
+def _clean_segment(seg: Segment, codec: RecordCodec, latest: dict[bytes, int], now_ms: int,
                    delete_retention_ms: int, out: CompactionPlan) -> None:
     kept: list[bytes] = []
     changed = False
@@ -88,7 +88,7 @@ def _clean_segment(seg: StreamSegment, codec: RecordCodec, latest: dict[bytes, i
         removed += not keep
         return keep
 
-    for _, batch in seg.batches():
+    for _, batch in seg.frames():
         new = codec.filter_batch(batch, retain)
         changed |= new is not batch
         if new is not None:
@@ -98,11 +98,11 @@ def _clean_segment(seg: StreamSegment, codec: RecordCodec, latest: dict[bytes, i
         out.records_removed += removed
 
 
-def _write(seg: StreamSegment, batches: list[bytes]) -> Path:
+def _write(seg: Segment, batches: list[bytes]) -> Path:
     path = seg.path.with_name(seg.path.name + CLEANED_SUFFIX)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        data = encode_header(KIND_STREAM, seg.base) + b"".join(batches)
+        data = encode_header(KIND_STREAM, seg.base, FLAG_COMPACTED) + b"".join(batches)
         view, at = memoryview(data), 0
         while at < len(data):
             at += os.pwrite(fd, view[at:], at)

@@ -3,7 +3,9 @@
 
 Why a JSON file per topic: topics change rarely and are few; a file written whole (temp file,
 fsync, rename, directory fsync) is either the old or the new version after a crash, and a topic
-directory without one is a creation that never finished, removed at start-up.
+directory without one is a creation that never finished, removed at start-up. A partition directory
+is created by its StreamLog, which syncs the topic directory in its first fsync, so no acknowledged
+batch can sit in a directory a power cut could lose.
 """
 
 from __future__ import annotations
@@ -14,16 +16,18 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ferrymq.storage.commit import sync_data, sync_directory
+from ferrymq.core.clock import Clock
+from ferrymq.storage.commit import make_durable_directory, sync_data, sync_directory
 from ferrymq.storage.stream_log import StreamLog
 
 META = "topic.json"
 
 
 class StreamStore:
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], clock: Clock | None = None) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.clock = clock
+        make_durable_directory(self.root)
 
     def load(self) -> list[dict[str, Any]]:
         """Every stored topic's metadata (``name``, ``partitions``, ``configs``, ``internal``)."""
@@ -55,7 +59,9 @@ class StreamStore:
 
     def open_partition(self, name: str, partition: int, segment_bytes: int,
                        segment_ms: int = -1) -> StreamLog:
-        return StreamLog(self.root / name / str(partition), segment_bytes, segment_ms)
+        """The partition's log; its directory entry is synced by the log's first fsync, before any
+        batch in it is acknowledged (the topic directory's own fsync in ``save`` came earlier)."""
+        return StreamLog(self.root / name / str(partition), segment_bytes, segment_ms, self.clock)
 
     def delete(self, name: str) -> None:
         d = self.root / name

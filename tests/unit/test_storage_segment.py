@@ -1,4 +1,5 @@
-"""Segment files: header, append/read, the sparse index, and recovery of torn or corrupt tails."""
+"""Segment files (the one segment, both record kinds): header, append/read, the sparse index, and
+recovery of torn or corrupt tails."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 from ferrymq.storage.errors import CorruptRecord, CorruptSegment, OffsetOutOfRange
 from ferrymq.storage.records import DecodeFault, encode_record
-from ferrymq.storage.segment import FORMAT_VERSION, HEADER_BYTES, MAGIC, Segment, TornHeader
+from ferrymq.storage.segment import FORMAT_VERSION, HEADER_BYTES, MAGIC, Segment, StreamSegment, TornHeader
 
 N = 6
 
@@ -136,3 +137,64 @@ def test_headers_torn_or_corrupt(tmp_path):
         path.write_bytes(damaged)
         with pytest.raises(CorruptSegment):
             Segment.open(path)
+
+
+# --- one index for both record kinds: a sparse index answers exactly as a dense one ---------------
+
+
+def _stream_segment(path, n_batches: int) -> None:
+    from ferrymq.protocols.kafka.batch import assign_offsets, validate
+    from ferrymq.protocols.kafka.records import encode_batch
+
+    seg = StreamSegment.create(path, 0)
+    offset = 0
+    for i in range(n_batches):
+        data = bytearray(encode_batch([(None, b"v%d" % i * (i % 7 + 1), [])] * (i % 3 + 1), 1_000 + i))
+        infos = validate(data, 1 << 20)
+        assign_offsets(data, infos, offset)
+        seg.append_frames(data, [(b.start, offset, b.count, b.max_timestamp) for b in infos])
+        offset += sum(b.count for b in infos)
+    seg.fsync()
+    seg.close()
+
+
+@pytest.mark.parametrize("kind", ["queue", "stream"])
+def test_sparse_and_dense_indexes_answer_alike(tmp_path, kind):
+    path = tmp_path / "s.seg"
+    if kind == "queue":
+        seg = Segment.create(path, 40)
+        seg.append([encode_record(i % 256, b"r%d" % i * (i % 5 + 1)) for i in range(300)])
+        seg.fsync()
+        seg.close()
+        cls = Segment
+    else:
+        _stream_segment(path, 120)
+        cls = StreamSegment
+    dense = cls.open(path, index_interval_bytes=0)
+    sparse = cls.open(path, index_interval_bytes=300)
+    assert len(dense._idx_num) == dense.count and len(sparse._idx_num) < dense.count // 3
+    assert sparse.next_number == dense.next_number and sparse.count == dense.count
+    numbers = range(dense.base, dense.next_number)
+    assert [sparse.position_of(n) for n in numbers] == [dense.position_of(n) for n in numbers]
+    for n in numbers[::7]:
+        for max_bytes in (1, 50, 333, 1_000, 10**6):
+            assert sparse.span(n, max_bytes) == dense.span(n, max_bytes), (n, max_bytes)
+            start, end = dense.span(n, max_bytes)
+            boundaries = [*dense._idx_pos, dense.size]
+            assert start in boundaries and end in boundaries, "whole frames only"
+            one = boundaries[boundaries.index(start) + 1]
+            assert end - start <= max_bytes or end == one, "past the limit only for a single frame"
+            assert end == max(b for b in boundaries if b <= max(start + max_bytes, one)), "as many as fit"
+    assert sparse.heads(5) == dense.heads(5) and len(dense.heads(5)) == 5
+    if kind == "stream":
+        for ts in (0, 1_000, 1_050, 1_119, 1_120):
+            assert sparse.number_for_time(ts) == dense.number_for_time(ts)
+        assert dense.number_for_time(1_050) == sum(i % 3 + 1 for i in range(50))
+    assert [f for f in sparse.frames()] == [f for f in dense.frames()]
+    for n in (dense.base + 4, dense.base + 100):  # inside a batch, for streams
+        run = dense.read_run(n, 2_000)
+        assert [r.payload for r in sparse.read_run(n, 2_000)] == [r.payload for r in run]
+        assert run[0].position == dense.position_of(n) and run[0] == dense.read(run[0].position)
+        assert dense.read_number(n) == run[0]
+    dense.close()
+    sparse.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Sequence
 
-import google_crc32c
+import crc32c
 
 from ferrymq.protocols.kafka.batch import _HEAD, HEADER_BYTES, LOG_OVERHEAD_BYTES
 from ferrymq.protocols.kafka.compression import decompress
@@ -42,7 +42,7 @@ def encode_batch(records: Iterable[Record], timestamp_ms: int, base_offset: int 
     length = HEADER_BYTES - LOG_OVERHEAD_BYTES + len(body)
     head = bytearray(_HEAD.pack(base_offset, length, 0, 2, 0, 0, len(recs) - 1, timestamp_ms,
                                 timestamp_ms, producer_id, producer_epoch, base_sequence, len(recs)))
-    crc = google_crc32c.value(bytes(head[21:]) + body)
+    crc = crc32c.crc32c(body, crc32c.crc32c(memoryview(head)[21:]))
     struct.pack_into(">I", head, 17, crc)
     return bytes(head) + body
 
