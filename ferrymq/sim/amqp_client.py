@@ -16,7 +16,13 @@ from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
 
 from ferrymq.core.properties import Properties
-from ferrymq.protocols.amqp.client import FrameReader, encode_ack, encode_method, encode_publish, protocol_header
+from ferrymq.protocols.amqp.client import (
+    FrameReader,
+    encode_ack,
+    encode_method,
+    encode_publish,
+    protocol_header,
+)
 from ferrymq.protocols.amqp.properties import encode_properties
 from ferrymq.sim.amqp_node import FRAME_MAX
 from ferrymq.sim.network import Pipe
@@ -96,7 +102,7 @@ class SimClient:
     # --- input -----------------------------------------------------------------------------------
 
     def receive(self, data: bytes, core_flag: Callable[[str, int], bool | None]) -> None:
-        for channel, frame in self.reader.feed(data):
+        for _channel, frame in self.reader.feed(data):
             if isinstance(frame, (ContentHeader, ContentBody)):
                 self._on_content(frame, core_flag)
             else:
@@ -121,7 +127,8 @@ class SimClient:
         elif isinstance(m, (c.Basic.Ack, c.Basic.Nack)) and self.confirms:
             self._on_confirm(m.delivery_tag, m.multiple, isinstance(m, c.Basic.Ack))
         elif isinstance(m, (c.Channel.Close, c.Connection.Close)):
-            raise Violation(f"{self.cid}: the node closed on a well-behaved client: {m.reply_code} {m.reply_text}")
+            raise Violation(f"{self.cid}: the node closed on a well-behaved client: "
+                            f"{m.reply_code} {m.reply_text}")
         elif isinstance(m, c.Basic.Cancel):
             raise Violation(f"{self.cid}: the node cancelled consumer {m.consumer_tag} unasked")
         else:

@@ -98,7 +98,8 @@ class NodeConnection:
 
     def _settling(self, channel: int, tag: int, multiple: bool) -> list[str]:
         """The message ids a settle covers, from the node's own record of what it delivered."""
-        keys = [k for k in self.tags if k[0] == channel and (k[1] == tag or (multiple and (not tag or k[1] <= tag)))]
+        keys = [k for k in self.tags
+                if k[0] == channel and (k[1] == tag or (multiple and (not tag or k[1] <= tag)))]
         return [self.tags.pop(k) for k in sorted(keys)]
 
     def on_ack(self, channel: int, delivery_tag: int, multiple: bool) -> None:
@@ -165,7 +166,8 @@ class NodeConnection:
         if not hold:
             send(ch.number, tag, multiple, ack)
             return
-        alive: Callable[[], bool] = lambda: self.channels.get(ch.number) is ch and not self.codec.closed
+        def alive() -> bool:
+            return self.channels.get(ch.number) is ch and not self.codec.closed
         self.node.commit.hold(alive, lambda stored: send(ch.number, tag, multiple, ack and stored))
 
     def _rare_effect(self, ch: Channel, eff: tuple[Any, ...]) -> None:
@@ -245,7 +247,8 @@ METHODS: dict[type, Method] = {
 class AmqpNode:
     """The AMQP front end of one node incarnation: its connections over the node's broker."""
 
-    def __init__(self, broker: Broker, commit: SimCommit, oracle: AmqpOracle, log_key: Callable[[str], int]) -> None:
+    def __init__(self, broker: Broker, commit: SimCommit, oracle: AmqpOracle,
+                 log_key: Callable[[str], int]) -> None:
         self.broker = broker
         self.commit = commit
         self.oracle = oracle

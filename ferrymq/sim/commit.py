@@ -108,10 +108,14 @@ class SimCommit:
         """The fsync returns: every log it covered is durable up to the captured turn."""
         assert self.in_flight is not None
         covers, logs = self.in_flight
+        # The fsyncs run now, so they also cover what was written since the commit started (the
+        # contract's step 3): every log GroupCommit holds is durable up to the last written turn.
+        logs += self._noted.values()
+        self._noted = {}
         self.counters["fsyncs"] += self.group.commit()
         self.counters["commits"] += 1
         for log in logs:
-            self.synced_turn[id(log)] = covers
+            self.synced_turn[id(log)] = self.written_turn
         self.in_flight = None
         self._release(covers)
         self._maybe_commit()

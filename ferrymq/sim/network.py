@@ -38,10 +38,7 @@ class Pipe:
         n = len(self._buf)
         if not n:
             return b""
-        if whole or rng.random() < 0.3:
-            size = n
-        else:
-            size = rng.randint(1, min(n, rng.choice((7, 64, 1024, 8192))))
+        size = n if whole or rng.random() < 0.3 else rng.randint(1, min(n, rng.choice((7, 64, 1024, 8192))))
         out = bytes(self._buf[:size])
         del self._buf[:size]
         return out

@@ -81,7 +81,8 @@ class AmqpOracle:
     def received(self, consumer: str, mid: str, redelivered: bool, core_said: bool | None) -> None:
         m = self._msg(mid)
         if core_said is not None and core_said != redelivered:
-            raise self._fail(f"{mid}: the core emitted redelivered={core_said}, the client decoded {redelivered}")
+            raise self._fail(f"{mid}: the core emitted redelivered={core_said}, "
+                             f"the client decoded {redelivered}")
         self.counts["delivered"] += 1
         self.counts["redelivered"] += redelivered
         if redelivered:

@@ -37,8 +37,10 @@ class SimResult:
 
 
 class SimFailure(AssertionError):
-    def __init__(self, seed: int, steps: int, at: int, error: BaseException, tail: list[str]) -> None:
+    def __init__(self, seed: int, steps: int, at: int, error: BaseException, tail: list[str],
+                 trace: list[str] | None = None) -> None:
         self.seed, self.steps, self.at, self.error, self.tail = seed, steps, at, error, tail
+        self.trace = trace or tail
         super().__init__(self.report())
 
     def report(self) -> str:
@@ -75,7 +77,7 @@ def run_seed(seed: int, steps: int, worlds: Callable[[], list[World]] = default_
         for w in ws:
             w.final_check()
     except Exception as exc:  # any failure at all is reported with its seed
-        raise SimFailure(seed, steps, at, exc, trace[-TAIL_LINES:]) from exc
+        raise SimFailure(seed, steps, at, exc, trace[-TAIL_LINES:], trace) from exc
     finally:
         for w in ws:
             w.close()

@@ -50,7 +50,7 @@ class SimTopology:
     def crash(self, rng: random.Random) -> list[str]:
         """Power loss for every queue log; returns a line per log that lost or tore something."""
         out = []
-        for (vhost, name), flog in sorted(self.logs.items()):
+        for (_vhost, name), flog in sorted(self.logs.items()):
             report = flog.crash(rng)
             dmg = flog.damages[-1]
             if dmg.dropped_bytes or dmg.kept_unsynced_bytes:
