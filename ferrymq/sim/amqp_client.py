@@ -12,6 +12,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from pamqp import commands as c
+from pamqp.base import Frame
 from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
 
@@ -81,11 +82,11 @@ class SimClient:
         self.up = False
         self._reset()
 
-    def _send(self, method: c.Frame) -> None:
+    def _send(self, method: Frame) -> None:
         assert self.to_node is not None
         self.to_node.write(encode_method(0 if method.name.startswith("Connection") else CH, method))
 
-    def _call(self, method: c.Frame, reply: str) -> None:
+    def _call(self, method: Frame, reply: str) -> None:
         self._send(method)
         self.expect.append(reply)
 
@@ -105,10 +106,10 @@ class SimClient:
         for _channel, frame in self.reader.feed(data):
             if isinstance(frame, (ContentHeader, ContentBody)):
                 self._on_content(frame, core_flag)
-            else:
+            elif isinstance(frame, Frame):
                 self._on_method(frame)
 
-    def _on_method(self, m: c.Frame) -> None:
+    def _on_method(self, m: Frame) -> None:
         name = m.name
         if isinstance(m, c.Connection.Start):
             self._send(c.Connection.StartOk(client_properties={"capabilities": {"publisher_confirms": True}},
@@ -119,6 +120,9 @@ class SimClient:
             self._call(c.Channel.Open(), "Channel.OpenOk")
         elif isinstance(m, c.Connection.OpenOk):
             pass
+        elif isinstance(m, c.Connection.CloseOk):
+            self._expected(name)
+            self.lost()
         elif isinstance(m, (c.Basic.Deliver, c.Basic.GetOk)):
             consumer = m.consumer_tag if isinstance(m, c.Basic.Deliver) else f"{self.cid}/get"
             if isinstance(m, c.Basic.GetOk):
@@ -136,7 +140,7 @@ class SimClient:
             if isinstance(m, c.Channel.OpenOk):
                 self._setup()
             elif isinstance(m, c.Basic.CancelOk):
-                self.consumers.pop(m.consumer_tag, None)
+                self.consumers.pop(m.consumer_tag or "", None)
 
     def _expected(self, name: str) -> None:
         want = self.expect.popleft() if self.expect else "nothing"
@@ -215,6 +219,14 @@ class SimClient:
         tag = rng.choice(sorted(self.consumers))
         self._call(c.Basic.Cancel(consumer_tag=tag), "Basic.CancelOk")
         return f"cancel {tag}"
+
+    def close(self, rng: random.Random) -> str | None:
+        """A clean goodbye: the node requeues what this client still holds."""
+        if self.drain_mode:
+            return None
+        self._call(c.Connection.Close(reply_code=200, reply_text="bye"), "Connection.CloseOk")
+        self.ready = False
+        return "close"
 
     def get(self, rng: random.Random) -> str:
         queue = rng.choice(TARGETS)[0]

@@ -56,6 +56,7 @@ class NodeConnection:
         self.tags: dict[tuple[int, int], str] = {}  # (channel, delivery tag) -> message id, unsettled
         self.emitted_flags: dict[tuple[int, int], bool] = {}  # what the core said, for the codec check
         self.dead = False
+        self.client_closed = False
 
     # --- codec handler: connection and channels ---------------------------------------------------
 
@@ -67,6 +68,7 @@ class NodeConnection:
         self.vhost = self.node.broker.open_vhost(vhost, self.username)
 
     def on_connection_closed(self) -> None:
+        self.client_closed = True
         self.teardown()
 
     def teardown(self) -> None:
@@ -82,6 +84,10 @@ class NodeConnection:
         ch = self.channels.pop(channel, None)
         if ch is None:
             return
+        for eff in ch.outbox:  # delivered by the core, never drained: the close requeues them too
+            if eff[0] == DELIVER:
+                queue = self.consumer_queue.get((channel, eff[1]), "?")
+                self._emitted(channel, eff[2], eff[3], queue, eff[6])
         gone = [mid for (number, _), mid in self.tags.items() if number == channel]
         self.tags = {k: v for k, v in self.tags.items() if k[0] != channel}
         self.node.oracle.processed(gone, settled=False)  # the close requeues every unacked delivery
@@ -218,7 +224,7 @@ def _basic_consume(conn: NodeConnection, ch: Channel, m: c.Basic.Consume) -> Fra
 
 
 def _basic_cancel(conn: NodeConnection, ch: Channel, m: c.Basic.Cancel) -> Frame:
-    ch.cancel(m.consumer_tag)
+    ch.cancel(m.consumer_tag or "")
     return c.Basic.CancelOk(m.consumer_tag)
 
 
@@ -281,6 +287,7 @@ class AmqpNode:
             conn.write_out()
             if conn.codec.closed and not conn.dead:
                 conn.dead = True
-                conn.teardown()
-                closed.append(cid)
+                if not conn.client_closed:  # the client's own close was torn down already
+                    conn.teardown()
+                    closed.append(cid)
         return closed

@@ -13,7 +13,8 @@ from ferrymq.sim.oracle import AmqpOracle, Violation
 if TYPE_CHECKING:
     from ferrymq.sim.node import Node
 
-OPS = (("publish", 30), ("consume", 4), ("cancel", 2), ("get", 4), ("ack", 14), ("nack", 4), ("reject", 3))
+OPS = (("publish", 30), ("consume", 4), ("cancel", 2), ("get", 4), ("ack", 14), ("nack", 4), ("reject", 3),
+       ("close", 1))
 
 
 class AmqpWorld:
@@ -93,6 +94,8 @@ class AmqpWorld:
             line = client.cancel(rng)
         elif op == "get":
             line = client.get(rng)
+        elif op == "close":
+            line = client.close(rng)
         else:
             line = client.settle(rng, op)
         return f"{client.cid} {line}" if line else None
@@ -121,6 +124,8 @@ class AmqpWorld:
             self.front.receive(client.cid, data)
         else:
             client.receive(data, self._core_flag)
+            if not client.up:  # its close-ok came: the connection is gone
+                self.pipes.pop(name)
         line = f"net {pipe.name} {len(data)}B"
         if self.lines:
             line += "; " + "; ".join(self.lines)
@@ -145,7 +150,7 @@ class AmqpWorld:
                 client.ack_all()
         for name in sorted(self.pipes):
             for direction in (0, 1):
-                while self.pipes[name][direction].pending:
+                while name in self.pipes and self.pipes[name][direction].pending:
                     self._carry(name, direction, rng, whole=True)
         self.lines.clear()
         if self.oracle.broken is not None:

@@ -102,3 +102,16 @@ def test_the_cli_runs_a_seed_and_a_range():
     assert "seed 5: ok" in one.output
     many = runner.invoke(app, ["--seeds", "3", "--first", "7", "--steps", "200"])
     assert many.exit_code == 0 and "3 seed(s) x 200 steps passed" in many.output
+
+
+def test_a_codec_that_loses_the_redelivered_bit_is_caught(monkeypatch):
+    from ferrymq.protocols.amqp import hotpath
+
+    real = hotpath.deliver_frames
+
+    def forgetful(out, channel, frame_max, consumer_tag, delivery_tag, redelivered, *rest):
+        real(out, channel, frame_max, consumer_tag, delivery_tag, False, *rest)
+
+    monkeypatch.setattr(hotpath, "deliver_frames", forgetful)
+    failure = _first_failure(worlds=lambda: [AmqpWorld()])
+    assert "the client decoded False" in str(failure.error)
