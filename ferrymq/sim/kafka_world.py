@@ -1,19 +1,23 @@
-"""The Kafka world: produce, fetch and offset commits on the node's stream partitions.
+"""The Kafka world: a client producing and fetching over the simulated network, and offset commits.
 
 What is real and what stands in (the Kafka topic model is moving from ferrymq/server/kafka_*.py into
 the core; ``Partitions`` below is the one place to re-point at that core API once it lands):
-  * real: RecordBatch v2 encoding, validation (CRC32C, framing) and in-place offset assignment
-    (ferrymq.protocols.kafka.records / batch); ``StreamLog`` segments, reads and recovery
-    (ferrymq.storage.stream_log); the group ``Coordinator``'s offset commits (ferrymq.core.groups);
-    the node's one commit pipeline (produce and offset-commit acks held until the fsync covers them);
-  * stand-in: ``Partitions`` (the produce / fetch path of server/kafka_data.py, without the wire
-    request codec: batches go straight to the partition), ``OffsetsStore`` (the format idea of
-    server/kafka_offsets.py: one batch per commit, latest key wins on replay), and the power-loss model
-    of ``FaultyStreamDir`` (ferrymq.sim.topology), since stream logs have no FaultyLog yet.
+  * real: the Kafka codecs on the node (framing, request headers, Produce v8 and Fetch v11 decoding,
+    response encoding: see ``kafka_wire``); RecordBatch v2 encoding, validation (CRC32C, framing) and
+    in-place offset assignment (ferrymq.protocols.kafka.records / batch); ``StreamLog`` segments,
+    reads and recovery (ferrymq.storage.stream_log); the group ``Coordinator``'s offset commits
+    (ferrymq.core.groups); the node's one commit pipeline (produce and offset-commit acks are held
+    until the fsync that covers them, responses leave in request order);
+  * stand-in: ``Partitions`` (the produce / fetch path of server/kafka_data.py: one topic, no topic
+    registry, retention or idempotence), ``OffsetsStore`` (the format idea of server/kafka_offsets.py:
+    one batch per commit, latest key wins on replay; commits are made on the Coordinator directly, not
+    through an OffsetCommit request), the client's request encoders (``kafka_wire``), and the
+    power-loss model of ``FaultyStreamDir`` (ferrymq.sim.topology), since stream logs have no FaultyLog.
 
-Invariants: a produce ack's base offset is above every earlier acked one on its partition; every
-acked record reads back identically, after every restart and at the end; fetched offsets strictly
-increase from the position asked; a committed offset, once its commit was acked, never goes back.
+Invariants: responses come back in request order; a produce ack's base offset is at or above the end
+of every earlier acked produce on its partition; every acked record reads back identically, after
+every restart and at the end; fetched offsets strictly increase from the position asked and stay
+below the high watermark; a committed offset, once its commit was acked, never goes back.
 """
 
 from __future__ import annotations
@@ -24,7 +28,11 @@ from typing import TYPE_CHECKING
 
 from ferrymq.core.groups import NONE, Coordinator
 from ferrymq.protocols.kafka.batch import assign_offsets, validate
+from ferrymq.protocols.kafka.framing import FrameBuffer
+from ferrymq.protocols.kafka.primitives import I32, Reader
 from ferrymq.protocols.kafka.records import decode_batches, encode_batch
+from ferrymq.sim import kafka_wire as wire
+from ferrymq.sim.network import Pipe
 from ferrymq.sim.oracle import Violation
 from ferrymq.sim.topology import FaultyStreamDir
 
@@ -63,9 +71,17 @@ class Partitions:
             offset = got[-1][0] + 1
         return out
 
+    def read(self, partition: int, offset: int, max_bytes: int) -> tuple[bytes, int, int]:
+        """(whole batches from the one holding ``offset``, high watermark, log start offset)."""
+        log = self.dirs[partition].log
+        return bytes(log.read(offset, max_bytes)), log.next_offset, log.start_offset
+
     def fetch(self, partition: int, offset: int) -> list[tuple[int, bytes | None]]:
-        data = self.dirs[partition].log.read(offset, READ_BYTES)
-        return [(off, value) for off, _ts, _k, value, _h in decode_batches(bytes(data)) if off >= offset]
+        return records_from(self.read(partition, offset, READ_BYTES)[0], offset)
+
+
+def records_from(data: bytes, offset: int) -> list[tuple[int, bytes | None]]:
+    return [(off, value) for off, _ts, _k, value, _h in decode_batches(data) if off >= offset]
 
 
 class OffsetsStore:
@@ -110,6 +126,13 @@ class KafkaWorld:
         self.committed_acked = [-1] * PARTITIONS
         self.position = [0] * PARTITIONS
         self.lines: list[str] = []
+        self.front: wire.KafkaFront | None = None
+        self.to_node: Pipe | None = None
+        self.from_node: Pipe | None = None
+        self.responses = FrameBuffer(wire.MAX_FRAME)
+        self.pending: dict[int, tuple[object, ...]] = {}  # correlation id -> what was asked
+        self.fetching: set[int] = set()  # partitions with a fetch in flight
+        self.corr = self.generation = 0
         self._counts = dict.fromkeys(("produced", "acked", "fetched", "commits", "commits_acked"), 0)
 
     def counts(self) -> dict[str, int]:
@@ -137,6 +160,10 @@ class KafkaWorld:
         return out
 
     def crash(self, rng: random.Random) -> list[str]:
+        self.front = None  # the connection dies with the node; requests in flight have no answer
+        for pipe in (self.to_node, self.from_node):
+            if pipe is not None:
+                pipe.close()
         out = []
         for d in [*self.dirs, *([self.offsets.dir] if self.offsets else [])]:
             dropped, torn = d.crash(rng)
@@ -161,28 +188,83 @@ class KafkaWorld:
                                 f"{self.committed_acked[p]}")
 
     def drain_effects(self) -> None:
-        pass  # replies are held in the commit pipeline; nothing waits in a channel outbox
+        pass  # produce replies wait in the commit pipeline, not in an outbox
 
     def write_out(self) -> None:
-        pass
+        if self.front is not None:
+            self.front.write_out()
 
     # --- steps -----------------------------------------------------------------------------------
 
     def step(self, rng: random.Random) -> str | None:
-        roll = rng.random()
-        if roll < 0.5:
-            line = self._produce(rng)
-        elif roll < 0.85:
-            line = self._fetch(rng)
+        if self.front is None:
+            line: str | None = self._connect()
         else:
-            line = self._commit(rng)
+            roll = rng.random()
+            if roll < 0.45:
+                line = self._network(rng)
+            elif roll < 0.7:
+                line = self._produce(rng)
+            elif roll < 0.9:
+                line = self._fetch(rng)
+            else:
+                line = self._commit(rng)
         if self.lines:
-            line += "; " + "; ".join(self.lines)
+            line = "; ".join([line or "net", *self.lines])
             self.lines.clear()
         return line
 
-    def _alive(self, incarnation: int) -> bool:
-        return self.incarnation == incarnation
+    def _connect(self) -> str:
+        assert self.node is not None
+        self.generation += 1
+        self.to_node, self.from_node = Pipe("kafka>node"), Pipe("node>kafka")
+        front: wire.KafkaFront | None = None
+
+        def alive() -> bool:
+            return self.front is front and front is not None
+
+        front = wire.KafkaFront(Partitions(self.dirs), self.node.commit, TOPIC, self.from_node, alive)
+        self.front = front
+        self.responses = FrameBuffer(wire.MAX_FRAME)
+        self.pending = {}
+        self.fetching = set()
+        return f"kafka client connects (#{self.generation})"
+
+    def _network(self, rng: random.Random, whole: bool = False) -> str | None:
+        assert self.front is not None and self.to_node is not None and self.from_node is not None
+        busy = [p for p in (self.to_node, self.from_node) if p.pending]
+        if not busy:
+            return None
+        pipe = rng.choice(busy)
+        data = pipe.take(rng, whole)
+        if pipe is self.to_node:
+            self.front.receive(data)
+        else:
+            self._responses(data)
+        return f"net {pipe.name} {len(data)}B"
+
+    def _send(self, request: bytes, what: tuple[object, ...]) -> None:
+        assert self.to_node is not None
+        self.to_node.write(request)
+        self.pending[self.corr] = what
+        self.corr += 1
+
+    def _responses(self, data: bytes) -> None:
+        self.responses.receive_data(data)
+        for frame in self.responses.frames():
+            r = Reader(frame)
+            corr = I32.unpack_from(frame, 0)[0]
+            r.pos = 4
+            first = min(self.pending, default=None)
+            if corr != first:
+                raise Violation(f"kafka response {corr} out of request order (oldest pending {first})")
+            what = self.pending.pop(corr)
+            if what[0] == "produce":
+                code, base = wire.read_produce_response(r)
+                self._acked(what[1], base, what[2], code)  # type: ignore[arg-type]
+            else:
+                code, hw, records = wire.read_fetch_response(r)
+                self._fetched(what[1], what[2], records, hw, code)  # type: ignore[arg-type]
 
     def _produce(self, rng: random.Random) -> str:
         assert self.node is not None
@@ -191,15 +273,14 @@ class KafkaWorld:
         for _ in range(rng.randint(1, 4)):
             self.seq += 1
             values.append(f"v{self.seq}|".encode() + b"y" * rng.choice((0, 30, 300)))
-        payload = encode_batch([(None, v, ()) for v in values], self.node.clock.now_ms())
-        base, count, d = Partitions(self.dirs).produce(p, payload)
-        self.node.commit.note_append(d)
-        inc = self.incarnation
-        self.node.commit.hold(lambda: self._alive(inc), lambda ok: self._acked(p, base, values))
+        batch = encode_batch([(None, v, ()) for v in values], self.node.clock.now_ms())
+        self._send(wire.produce_request(self.corr, TOPIC, p, batch), ("produce", p, values))
         self._counts["produced"] += 1
-        return f"produce {TOPIC}-{p} base={base} count={count}"
+        return f"produce {TOPIC}-{p} {len(values)} record(s) corr={self.corr - 1}"
 
-    def _acked(self, p: int, base: int, values: list[bytes]) -> None:
+    def _acked(self, p: int, base: int, values: list[bytes], code: int) -> None:
+        if code != 0:
+            raise Violation(f"{TOPIC}-{p}: produce answered error {code}")
         if base < self.acked_end[p]:
             raise Violation(f"{TOPIC}-{p}: produce acked at base {base}, below acked end {self.acked_end[p]}")
         for i, v in enumerate(values):
@@ -208,21 +289,33 @@ class KafkaWorld:
         self._counts["acked"] += 1
         self.lines.append(f"produce ack {TOPIC}-{p} base={base}")
 
-    def _fetch(self, rng: random.Random) -> str:
+    def _fetch(self, rng: random.Random) -> str | None:
         p = rng.randrange(PARTITIONS)
-        pos = self.position[p]
-        records = Partitions(self.dirs).fetch(p, pos)
+        if p in self.fetching:
+            return None
+        self.fetching.add(p)
+        self._send(wire.fetch_request(self.corr, TOPIC, p, self.position[p]), ("fetch", p, self.position[p]))
+        return f"fetch {TOPIC}-{p} from {self.position[p]}"
+
+    def _fetched(self, p: int, pos: int, data: bytes, hw: int, code: int) -> None:
+        self.fetching.discard(p)
+        if code != 0:
+            raise Violation(f"{TOPIC}-{p}: fetch answered error {code}")
         last = pos - 1
+        records = records_from(data, pos)
         for off, value in records:
-            if off <= last:
-                raise Violation(f"{TOPIC}-{p}: fetch from {pos} returned offset {off} after {last}")
+            if off <= last or off >= hw:
+                raise Violation(f"{TOPIC}-{p}: fetch from {pos} returned offset {off} after {last} (hw {hw})")
             want = self.acked[p].get(off)
             if want is not None and value != want:
                 raise Violation(f"{TOPIC}-{p}: acked offset {off} fetched as {value!r}, not {want!r}")
             last = off
         self.position[p] = last + 1
         self._counts["fetched"] += len(records)
-        return f"fetch {TOPIC}-{p} from {pos}: {len(records)} record(s)"
+        self.lines.append(f"fetched {TOPIC}-{p} from {pos}: {len(records)} record(s), hw {hw}")
+
+    def _alive(self, incarnation: int) -> bool:
+        return self.incarnation == incarnation
 
     def _commit(self, rng: random.Random) -> str:
         assert self.node is not None and self.offsets is not None
@@ -247,8 +340,13 @@ class KafkaWorld:
 
     def drain_step(self, rng: random.Random) -> bool:
         assert self.node is not None
+        if self.front is None:
+            self._connect()
+        while self._network(rng, whole=True):
+            pass
         self.lines.clear()
-        return not self.node.commit.held and self.node.commit.in_flight is None
+        quiet = not self.pending and not self.node.commit.held and self.node.commit.in_flight is None
+        return quiet and not (self.to_node and self.to_node.pending)
 
     def final_check(self) -> None:
         self._check_acked("end")
