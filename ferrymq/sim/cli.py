@@ -28,6 +28,9 @@ def sim(
             typer.echo(failure.report(), err=True)
             raise typer.Exit(1) from None
         crashes += result.crashes
+        done = s - chosen[0] + 1
+        if len(chosen) > 1 and done % 500 == 0:
+            typer.echo(f"... {done} of {len(chosen)} seeds passed ({time.monotonic() - started:.0f} s)")
         if trace:
             typer.echo("\n".join(result.trace))
         if len(chosen) == 1:

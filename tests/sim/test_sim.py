@@ -115,3 +115,9 @@ def test_a_codec_that_loses_the_redelivered_bit_is_caught(monkeypatch):
     monkeypatch.setattr(hotpath, "deliver_frames", forgetful)
     failure = _first_failure(worlds=lambda: [AmqpWorld()])
     assert "the client decoded False" in str(failure.error)
+
+
+def test_a_core_that_redelivers_acked_messages_is_caught(monkeypatch):
+    monkeypatch.setattr(Queue, "settle", Queue.requeue)  # an ack puts the message back
+    failure = _first_failure(worlds=lambda: [AmqpWorld()], crashes=False)
+    assert "delivered again after its ack was processed" in str(failure.error)
