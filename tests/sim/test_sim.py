@@ -121,3 +121,11 @@ def test_a_core_that_redelivers_acked_messages_is_caught(monkeypatch):
     monkeypatch.setattr(Queue, "settle", Queue.requeue)  # an ack puts the message back
     failure = _first_failure(worlds=lambda: [AmqpWorld()], crashes=False)
     assert "delivered again after its ack was processed" in str(failure.error)
+
+
+def test_ferrymq_sim_is_a_subcommand_of_the_cli():
+    from ferrymq.cli import app as ferrymq_app
+
+    result = CliRunner().invoke(ferrymq_app, ["sim", "--seed", "4", "--steps", "200"])
+    assert result.exit_code == 0, result.output
+    assert "seed 4: ok" in result.output
