@@ -1,4 +1,4 @@
-"""`ferrymq serve | bench | version`: thin; the work lives in ferrymq.server and ferrymq.bench."""
+"""`ferrymq serve | bench | sim | version`: thin; the work lives in ferrymq.server and ferrymq.bench."""
 
 from __future__ import annotations
 
@@ -51,6 +51,12 @@ def bench(ctx: typer.Context) -> None:
 def version() -> None:
     """Print the FerryMQ version."""
     typer.echo(__version__)
+
+
+# --- `ferrymq sim`: the deterministic simulator; its command lives in ferrymq/sim/cli.py -------------
+from ferrymq.sim.cli import sim as _sim  # noqa: E402  (the runner itself is imported when it runs)
+
+app.command(name="sim")(_sim)
 
 
 def main() -> None:

@@ -1,0 +1,161 @@
+"""Durable topology and faulty logs for the simulated node: what survives a power cut.
+
+Stand-in: ``SimTopology`` replaces the SQLite ``Metadata`` (ferrymq/storage/metadata.py). Its rows are
+durable as soon as they change, as SQLite with synchronous=FULL makes them before a declare-ok, so
+the stand-in keeps exactly the property recovery relies on, without a database file per seed. Each
+durable queue gets a ``QueueLog`` over a ``FaultyLog`` (both real) in its own directory; the
+FaultyLog objects outlive node incarnations, a ``QueueLog`` does not (recovery builds a new one).
+
+``FaultyStreamDir`` gives a ``StreamLog`` (real) the power-loss model ``FaultyLog`` gives queue logs:
+file lengths are remembered at each fsync, a crash cuts every segment back to them and may leave a
+torn prefix of the lost bytes; reopening runs StreamLog's own recovery.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from ferrymq.protocols.amqp.properties import encode_properties, intern_properties
+from ferrymq.sim.commit import SimCommit
+from ferrymq.storage.faulty import FaultyLog
+from ferrymq.storage.queue_log import QueueLog
+from ferrymq.storage.stream_log import SUFFIX, StreamLog
+
+QUEUE_SEGMENT_BYTES = 64 * 1024  # small, so segments roll and reclaim within a short run
+
+
+class SimTopology:
+    """The TopologyStore (ferrymq.core.store) of the simulated node."""
+
+    def __init__(self, root: Path, commit: SimCommit, segment_bytes: int = QUEUE_SEGMENT_BYTES,
+                 log_factory: Any = FaultyLog) -> None:
+        self.root = root
+        self.commit = commit
+        self.segment_bytes = segment_bytes
+        self.log_factory = log_factory
+        self.exchanges: dict[tuple[str, str], tuple[str, bool, bool, dict[str, Any]]] = {}
+        self.queues: dict[tuple[str, str], tuple[bool, dict[str, Any]]] = {}
+        self.bindings: dict[tuple[str, str, str, bool, str], dict[str, Any]] = {}
+        self.logs: dict[tuple[str, str], FaultyLog] = {}
+        self.stores: dict[tuple[str, str], QueueLog] = {}
+        self._next_dir = 0
+
+    def new_incarnation(self, commit: SimCommit) -> None:
+        """After a restart: the rows and files stay, the in-memory queue logs go."""
+        self.commit = commit
+        self.stores = {}
+
+    def crash(self, rng: random.Random) -> list[str]:
+        """Power loss for every queue log; returns a line per log that lost or tore something."""
+        out = []
+        for (_vhost, name), flog in sorted(self.logs.items()):
+            report = flog.crash(rng)
+            dmg = flog.damages[-1]
+            if dmg.dropped_bytes or dmg.kept_unsynced_bytes:
+                out.append(f"{name}: dropped {dmg.dropped_bytes} B, torn {dmg.kept_unsynced_bytes} B, "
+                           f"flip {dmg.flipped_at is not None}, truncated {report.bytes_truncated} B")
+        return out
+
+    # --- TopologyStore -----------------------------------------------------------------------------
+
+    def exchange_declared(self, vhost: str, name: str, type_: str, auto_delete: bool, internal: bool,
+                          arguments: dict[str, Any]) -> None:
+        self.exchanges[(vhost, name)] = (type_, auto_delete, internal, dict(arguments))
+
+    def exchange_deleted(self, vhost: str, name: str) -> None:
+        self.exchanges.pop((vhost, name), None)
+        for key in [k for k in self.bindings if k[0] == vhost and (k[1] == name or (k[3] and k[2] == name))]:
+            del self.bindings[key]
+
+    def queue_declared(self, vhost: str, name: str, auto_delete: bool, arguments: dict[str, Any]) -> QueueLog:
+        key = (vhost, name)
+        store = self.stores.get(key)
+        if store is not None:
+            return store
+        self.queues[key] = (auto_delete, dict(arguments))
+        flog = self.logs.get(key)
+        if flog is None:
+            self._next_dir += 1
+            flog = self.logs[key] = self.log_factory(self.root / f"q{self._next_dir}", self.segment_bytes)
+        store = self.stores[key] = QueueLog(flog, encode_properties, intern_properties, self.commit)
+        return store
+
+    def queue_deleted(self, vhost: str, name: str) -> None:
+        self.queues.pop((vhost, name), None)
+        for key in [k for k in self.bindings if k[0] == vhost and not k[3] and k[2] == name]:
+            del self.bindings[key]
+        store = self.stores.pop((vhost, name), None)
+        if store is not None:
+            store.drop()
+        self.logs.pop((vhost, name), None)
+
+    def binding_added(self, vhost: str, source: str, destination: str, to_exchange: bool,
+                      routing_key: str, arguments: dict[str, Any]) -> None:
+        self.bindings[(vhost, source, destination, to_exchange, routing_key)] = dict(arguments)
+
+    def binding_removed(self, vhost: str, source: str, destination: str, to_exchange: bool,
+                        routing_key: str, arguments: dict[str, Any]) -> None:
+        self.bindings.pop((vhost, source, destination, to_exchange, routing_key), None)
+
+    def delayed_store(self, vhost: str) -> None:
+        return None  # the simulation declares no x-delayed-message exchange
+
+    # --- recovery (the sim's thin copy of Durability.recover) --------------------------------------
+
+    def recover(self, broker: Any) -> int:
+        """Declare the stored topology again; each durable queue rebuilds itself from its log.
+        Returns the number of messages recovered."""
+        for (vhost, name), (type_, auto_delete, internal, args) in sorted(self.exchanges.items()):
+            broker.add_vhost(vhost).declare_exchange(name, type_, durable=True, auto_delete=auto_delete,
+                                                     internal=internal, arguments=args)
+        recovered = 0
+        for (vhost, name), (auto_delete, args) in sorted(self.queues.items()):
+            q = broker.add_vhost(vhost).declare_queue(name, connection=None, durable=True,
+                                                      auto_delete=auto_delete, arguments=args)
+            recovered += q.message_count
+        for (vhost, source, dest, to_exchange, key), args in sorted(self.bindings.items()):
+            broker.add_vhost(vhost).bind(dest, source, key, args, to_exchange=to_exchange, connection=None)
+        return recovered
+
+
+class FaultyStreamDir:
+    """A StreamLog that can lose power (see the module docstring); a ``Syncable`` for GroupCommit."""
+
+    def __init__(self, path: Path, segment_bytes: int) -> None:
+        self.path = path
+        self.segment_bytes = segment_bytes
+        self.log = StreamLog(path, segment_bytes=segment_bytes)
+        self._synced: dict[str, int] = {}
+        self._mark_synced()
+
+    def _files(self) -> list[Path]:
+        return sorted(p for p in self.path.iterdir() if p.suffix == SUFFIX)
+
+    def _mark_synced(self) -> None:
+        self._synced = {p.name: p.stat().st_size for p in self._files()}
+
+    def fsync(self) -> int:
+        calls = self.log.fsync()
+        self._mark_synced()
+        return calls
+
+    def crash(self, rng: random.Random) -> tuple[int, int]:
+        """Drop unsynced bytes (maybe leaving a torn prefix), reopen; (dropped, torn) bytes."""
+        self.log.close()
+        dropped = torn = 0
+        for p in self._files():
+            data = p.read_bytes()
+            synced = self._synced.get(p.name, 0)
+            if len(data) <= synced:
+                continue
+            keep = synced
+            if rng.random() < 0.5:
+                keep += rng.randrange(0, len(data) - synced)
+                torn += keep - synced
+            dropped += len(data) - keep
+            p.write_bytes(data[:keep])
+        self.log = StreamLog(self.path, segment_bytes=self.segment_bytes)
+        self._mark_synced()
+        return dropped, torn
