@@ -8,7 +8,7 @@ the held replies of every turn it covers, in order. Only the *time* a commit tak
 simulator's: it completes at a later step chosen by the seed, and a power cut may come first.
 
 Real parts: ``GroupCommit`` and ``FsyncPolicy`` (ferrymq.storage.commit) do the fsyncs; the logs are
-``FaultyLog`` (queue logs) and ``StreamLog`` under ``FaultyStreamDir`` (streams).
+``FaultyLog`` (queue logs) and ``FaultyStreamLog`` (streams).
 """
 
 from __future__ import annotations

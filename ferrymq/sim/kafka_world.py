@@ -12,7 +12,7 @@ the core; ``Partitions`` below is the one place to re-point at that core API onc
     registry, retention or idempotence), ``OffsetsStore`` (the format idea of server/kafka_offsets.py:
     one batch per commit, latest key wins on replay; commits are made on the Coordinator directly, not
     through an OffsetCommit request), the client's request encoders (``kafka_wire``), and the
-    power-loss model of ``FaultyStreamDir`` (ferrymq.sim.topology), since stream logs have no FaultyLog.
+    power-loss model of ``FaultyStreamLog`` (ferrymq.storage.faulty), the one FaultyLog shares.
 
 Invariants: responses come back in request order; a produce ack's base offset is at or above the end
 of every earlier acked produce on its partition; every acked record reads back identically, after
@@ -34,7 +34,7 @@ from ferrymq.protocols.kafka.records import decode_batches, encode_batch
 from ferrymq.sim import kafka_wire as wire
 from ferrymq.sim.network import Pipe
 from ferrymq.sim.oracle import Violation
-from ferrymq.sim.topology import FaultyStreamDir
+from ferrymq.storage.faulty import FaultyStreamLog
 
 if TYPE_CHECKING:
     from ferrymq.sim.node import Node
@@ -47,10 +47,10 @@ READ_BYTES = 64 * 1024
 class Partitions:
     """The stand-in for the core's stream API: append a produced batch, read from an offset."""
 
-    def __init__(self, dirs: list[FaultyStreamDir]) -> None:
+    def __init__(self, dirs: list[FaultyStreamLog]) -> None:
         self.dirs = dirs
 
-    def produce(self, partition: int, payload: bytes) -> tuple[int, int, FaultyStreamDir]:
+    def produce(self, partition: int, payload: bytes) -> tuple[int, int, FaultyStreamLog]:
         """Validate, assign offsets in place, append; (base offset, count, the log to commit)."""
         d = self.dirs[partition]
         data = bytearray(payload)
@@ -87,10 +87,10 @@ def records_from(data: bytes, offset: int) -> list[tuple[int, bytes | None]]:
 class OffsetsStore:
     """Committed offsets in a stream of their own, replayed into a fresh Coordinator at restart."""
 
-    def __init__(self, d: FaultyStreamDir) -> None:
+    def __init__(self, d: FaultyStreamLog) -> None:
         self.dir = d
 
-    def append(self, partition: int, offset: int, now_ms: int) -> FaultyStreamDir:
+    def append(self, partition: int, offset: int, now_ms: int) -> FaultyStreamLog:
         record = (json.dumps([GROUP, TOPIC, partition]).encode(), json.dumps([offset, ""]).encode(), ())
         data = bytearray(encode_batch([record], now_ms, base_offset=self.dir.log.next_offset))
         info = validate(data, len(data))[0]
@@ -113,9 +113,9 @@ class OffsetsStore:
 class KafkaWorld:
     name = "kafka"
 
-    def __init__(self, stream_factory: type[FaultyStreamDir] = FaultyStreamDir) -> None:
+    def __init__(self, stream_factory: type[FaultyStreamLog] = FaultyStreamLog) -> None:
         self.stream_factory = stream_factory
-        self.dirs: list[FaultyStreamDir] = []
+        self.dirs: list[FaultyStreamLog] = []
         self.offsets: OffsetsStore | None = None
         self.node: Node | None = None
         self.coordinator = Coordinator()
@@ -146,8 +146,8 @@ class KafkaWorld:
         if not self.dirs:
             root = node.root / "streams"
             make = self.stream_factory
-            self.dirs = [make(root / f"{TOPIC}-{p}", SEGMENT_BYTES) for p in range(PARTITIONS)]
-            self.offsets = OffsetsStore(make(root / "__offsets", SEGMENT_BYTES))
+            self.dirs = [make(root / f"{TOPIC}-{p}", segment_bytes=SEGMENT_BYTES) for p in range(PARTITIONS)]
+            self.offsets = OffsetsStore(make(root / "__offsets", segment_bytes=SEGMENT_BYTES))
         self.coordinator = Coordinator()
         assert self.offsets is not None
         self.offsets.load(self.coordinator)
@@ -166,7 +166,9 @@ class KafkaWorld:
                 pipe.close()
         out = []
         for d in [*self.dirs, *([self.offsets.dir] if self.offsets else [])]:
-            dropped, torn = d.crash(rng)
+            d.crash(rng)
+            damage = d.damages[-1]
+            dropped, torn = damage.dropped_bytes, damage.kept_unsynced_bytes
             if dropped or torn:
                 out.append(f"{d.path.name}: dropped {dropped} B, torn {torn} B")
         return out

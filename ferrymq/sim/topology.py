@@ -6,9 +6,8 @@ the stand-in keeps exactly the property recovery relies on, without a database f
 durable queue gets a ``QueueLog`` over a ``FaultyLog`` (both real) in its own directory; the
 FaultyLog objects outlive node incarnations, a ``QueueLog`` does not (recovery builds a new one).
 
-``FaultyStreamDir`` gives a ``StreamLog`` (real) the power-loss model ``FaultyLog`` gives queue logs:
-file lengths are remembered at each fsync, a crash cuts every segment back to them and may leave a
-torn prefix of the lost bytes; reopening runs StreamLog's own recovery.
+Stream partitions are ``FaultyStreamLog`` (ferrymq.storage.faulty): the same power-loss model as
+queue logs, over the one log engine.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from ferrymq.protocols.amqp.properties import encode_properties, intern_properti
 from ferrymq.sim.commit import SimCommit
 from ferrymq.storage.faulty import FaultyLog
 from ferrymq.storage.queue_log import QueueLog
-from ferrymq.storage.stream_log import SUFFIX, StreamLog
 
 QUEUE_SEGMENT_BYTES = 64 * 1024  # small, so segments roll and reclaim within a short run
 
@@ -118,44 +116,3 @@ class SimTopology:
         for (vhost, source, dest, to_exchange, key), args in sorted(self.bindings.items()):
             broker.add_vhost(vhost).bind(dest, source, key, args, to_exchange=to_exchange, connection=None)
         return recovered
-
-
-class FaultyStreamDir:
-    """A StreamLog that can lose power (see the module docstring); a ``Syncable`` for GroupCommit."""
-
-    def __init__(self, path: Path, segment_bytes: int) -> None:
-        self.path = path
-        self.segment_bytes = segment_bytes
-        self.log = StreamLog(path, segment_bytes=segment_bytes)
-        self._synced: dict[str, int] = {}
-        self._mark_synced()
-
-    def _files(self) -> list[Path]:
-        return sorted(p for p in self.path.iterdir() if p.suffix == SUFFIX)
-
-    def _mark_synced(self) -> None:
-        self._synced = {p.name: p.stat().st_size for p in self._files()}
-
-    def fsync(self) -> int:
-        calls = self.log.fsync()
-        self._mark_synced()
-        return calls
-
-    def crash(self, rng: random.Random) -> tuple[int, int]:
-        """Drop unsynced bytes (maybe leaving a torn prefix), reopen; (dropped, torn) bytes."""
-        self.log.close()
-        dropped = torn = 0
-        for p in self._files():
-            data = p.read_bytes()
-            synced = self._synced.get(p.name, 0)
-            if len(data) <= synced:
-                continue
-            keep = synced
-            if rng.random() < 0.5:
-                keep += rng.randrange(0, len(data) - synced)
-                torn += keep - synced
-            dropped += len(data) - keep
-            p.write_bytes(data[:keep])
-        self.log = StreamLog(self.path, segment_bytes=self.segment_bytes)
-        self._mark_synced()
-        return dropped, torn

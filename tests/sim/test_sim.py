@@ -16,8 +16,7 @@ from ferrymq.sim.amqp_world import AmqpWorld
 from ferrymq.sim.cli import app
 from ferrymq.sim.kafka_world import KafkaWorld
 from ferrymq.sim.runner import SimFailure, run_seed
-from ferrymq.sim.topology import FaultyStreamDir
-from ferrymq.storage.faulty import FaultyLog
+from ferrymq.storage.faulty import FaultyLog, FaultyStreamLog
 
 SEEDS = int(os.environ.get("FERRYMQ_SIM_SEEDS", "40"))
 STEPS = int(os.environ.get("FERRYMQ_SIM_STEPS", "1500"))
@@ -66,7 +65,7 @@ class LyingLog(FaultyLog):
         return self.log.fsync()  # the power-loss model is never told these bytes are durable
 
 
-class LyingStream(FaultyStreamDir):
+class LyingStream(FaultyStreamLog):
     def fsync(self) -> int:
         return self.log.fsync()
 
