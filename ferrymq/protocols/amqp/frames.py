@@ -64,6 +64,7 @@ CHANNEL_CLOSE = method_id(20, 40)
 CHANNEL_CLOSE_OK = method_id(20, 41)
 
 BASIC_PUBLISH = method_id(60, 40)
+BASIC_DELIVER = method_id(60, 60)
 BASIC_ACK = method_id(60, 80)
 BASIC_REJECT = method_id(60, 90)
 BASIC_NACK = method_id(60, 120)
