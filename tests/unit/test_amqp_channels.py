@@ -14,7 +14,7 @@ from ferrymq.errors import ChannelStateError, NotFound, PreconditionFailed
 from ferrymq.protocols.amqp import client
 from ferrymq.protocols.amqp.frames import frame
 from ferrymq.protocols.amqp.methods import encode_method
-from tests.unit.test_amqp_support import drain, last_close, opened, unvalidated
+from tests.support.amqp import drain, last_close, opened, unvalidated
 
 with warnings.catch_warnings():  # pamqp warns that basic.recover-async is deprecated
     warnings.simplefilter("ignore", DeprecationWarning)

@@ -13,7 +13,7 @@ from ferrymq.core.properties import EMPTY_PROPERTIES, Properties
 from ferrymq.protocols.amqp import client
 from ferrymq.protocols.amqp.frames import frame
 from ferrymq.protocols.amqp.properties import encode_properties
-from tests.unit.test_amqp_support import comparable, drain, feed_bytewise, last_close, opened
+from tests.support.amqp import comparable, drain, feed_bytewise, last_close, opened
 
 
 def _publishes(handler) -> list[tuple]:  # type: ignore[no-untyped-def]

@@ -11,7 +11,7 @@ from ferrymq.protocols.amqp import client
 from ferrymq.protocols.amqp.frames import PROTOCOL_HEADER
 from ferrymq.protocols.amqp.server_properties import CAPABILITIES, server_properties
 from ferrymq.protocols.amqp.tables import encode_table
-from tests.unit.test_amqp_support import (
+from tests.support.amqp import (
     comparable,
     drain,
     feed_bytewise,

@@ -16,7 +16,7 @@ from ferrymq.core.properties import Properties
 from ferrymq.protocols.amqp import client, hotpath
 from ferrymq.protocols.amqp.frames import frame
 from ferrymq.protocols.amqp.properties import encode_properties
-from tests.unit.test_amqp_support import opened
+from tests.support.amqp import opened
 
 short = st.text(max_size=80).filter(lambda s: len(s.encode()) <= 255)
 # pamqp's name pattern, for what pamqp itself must encode

@@ -28,7 +28,7 @@ from ferrymq.protocols.amqp.properties import decode_properties, encode_properti
 from ferrymq.protocols.amqp.server_properties import CAPABILITIES, server_properties
 
 # --- helpers -------------------------------------------------------------------------------------
-from tests.unit.test_amqp_support import Recorder
+from tests.support.amqp import Recorder
 
 
 class RecordingHandler(Recorder):

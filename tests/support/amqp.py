@@ -1,15 +1,22 @@
 """Shared pieces for the AMQP codec tests: a recording handler, a client wired to the server
-connection, and readers for what the server wrote. (No tests in this module.)"""
+connection, readers for what the server wrote, frames marshalled by pamqp (the independent
+encoder), and the corpus of valid client traffic the fuzz suites start from."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from pamqp import body as pbody
 from pamqp import commands as c
+from pamqp import frame as pframe
+from pamqp import header as pheader
+from pamqp import heartbeat as pheartbeat
 from pamqp.base import Frame
 
+from ferrymq.core.properties import Properties
 from ferrymq.protocols.amqp import client
 from ferrymq.protocols.amqp.connection import AMQPServerConnection
+from ferrymq.protocols.amqp.properties import encode_properties
 from ferrymq.protocols.amqp.server_properties import server_properties
 
 HANDSHAKE_METHODS: list[tuple[int, Any]] = [
@@ -123,3 +130,88 @@ def comparable(calls: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """Handler calls with pamqp objects (which compare by identity) as (type, fields)."""
     return [tuple((type(a), dict(a)) if isinstance(a, Frame) else a for a in call)
             for call in calls]
+
+
+# --- frames marshalled by pamqp --------------------------------------------------------------
+
+
+def pamqp_frame(channel: int, value: Any) -> bytes:
+    """One client frame, marshalled by pamqp."""
+    return pframe.marshal(value, channel)
+
+
+def pamqp_handshake(frame_max: int = 0, password: str = "guest") -> bytes:
+    """Protocol header, start-ok, tune-ok (``frame_max``, no heartbeat), open, channel 1 open."""
+    return b"".join((
+        client.protocol_header(),
+        pamqp_frame(0, c.Connection.StartOk(client_properties={"product": "test"}, mechanism="PLAIN",
+                                            response=f"\0guest\0{password}", locale="en_US")),
+        pamqp_frame(0, c.Connection.TuneOk(channel_max=0, frame_max=frame_max, heartbeat=0)),
+        pamqp_frame(0, c.Connection.Open(virtual_host="/")),
+        pamqp_frame(1, c.Channel.Open()),
+    ))
+
+
+def pamqp_publish(channel: int, exchange: str, routing_key: str, payload: bytes, *,
+                  mandatory: bool = False, props: c.Basic.Properties | None = None,
+                  chunk: int | None = None) -> bytes:
+    """basic.publish + content header + body frames of at most ``chunk``, all by pamqp."""
+    parts = [
+        pamqp_frame(channel, c.Basic.Publish(exchange=exchange, routing_key=routing_key,
+                                             mandatory=mandatory)),
+        pamqp_frame(channel, pheader.ContentHeader(0, len(payload), props or c.Basic.Properties())),
+    ]
+    step = chunk or max(len(payload), 1)
+    for i in range(0, len(payload), step):
+        parts.append(pamqp_frame(channel, pbody.ContentBody(payload[i:i + step])))
+    return b"".join(parts)
+
+
+# --- the valid client traffic the fuzz suites mutate -------------------------------------------
+
+# Encoded by the project's client codec; the last two are connection.close and a heartbeat.
+VALID = [
+    client.encode_publish(1, "ex", "rk", b"body" * 3, encode_properties(Properties(
+        content_type="t", headers={"a": [1, {"b": None}]}, delivery_mode=2))),
+    client.encode_publish(2, "", "q", b"x" * 5000, frame_max=4096),
+    client.encode_ack(1, 3), client.encode_ack(1, 4, multiple=True),
+    client.encode_method(1, c.Basic.Nack(5, requeue=True)),
+    client.encode_method(1, c.Queue.Declare(queue="q", arguments={"x-max-length": 5})),
+    client.encode_method(2, c.Channel.Flow(True)),
+    client.encode_publish(1, "", "q", b""),
+    client.encode_method(1, c.Basic.Nack(2, multiple=True)),
+    client.encode_method(3, c.Channel.Open()),
+    client.encode_method(2, c.Channel.Close(200, "", 0, 0)),
+    client.encode_method(0, c.Connection.Close(200, "", 0, 0)),
+    b"\x08\x00\x00\x00\x00\x00\x00\xce",
+]
+
+
+def _pamqp_valid() -> list[bytes]:
+    """A realistic client stream on channels 1 and 2, one frame per entry, marshalled by pamqp."""
+    props = c.Basic.Properties(content_type="text/plain", delivery_mode=2, priority=3,
+                               headers={"k": "v", "n": 5, "b": True, "t": {"x": 1}})
+    m = pamqp_frame
+    return [
+        m(1, c.Basic.Publish(exchange="ex", routing_key="rk", mandatory=True)),
+        m(1, pheader.ContentHeader(0, 6000, props)),
+        m(1, pbody.ContentBody(b"a" * 4000)),
+        m(1, pbody.ContentBody(b"b" * 2000)),
+        m(1, c.Basic.Publish(exchange="", routing_key="q")),
+        m(1, pheader.ContentHeader(0, 0, c.Basic.Properties())),
+        m(1, c.Basic.Ack(delivery_tag=1, multiple=True)),
+        m(1, c.Basic.Nack(delivery_tag=2)),
+        m(1, c.Basic.Reject(delivery_tag=3)),
+        m(1, c.Queue.Declare(queue="q", durable=True, arguments={"x-max-priority": 10})),
+        m(1, c.Basic.Get(queue="q")),
+        m(0, pheartbeat.Heartbeat()),
+        m(2, c.Channel.Open()),
+        m(1, c.Channel.Flow(active=True)),
+        m(2, c.Channel.Close(reply_code=200, reply_text="ok", class_id=0, method_id=0)),
+        m(1, c.Channel.CloseOk()),
+        m(0, c.Connection.Close(reply_code=200, reply_text="ok", class_id=0, method_id=0)),
+        pamqp_publish(1, "e", "r", b"hello"),
+    ]
+
+
+PAMQP_VALID = _pamqp_valid()
