@@ -107,6 +107,35 @@ def drain(conn: AMQPServerConnection) -> list[tuple[int, Any]]:
     return list(client.FrameReader().feed(data))
 
 
+def parse_exact(data: bytes) -> list[tuple[int, Any]]:
+    """Every frame in ``data`` as (channel, pamqp object); the bytes must be used up exactly."""
+    out: list[tuple[int, Any]] = []
+    pos = 0
+    while pos < len(data):
+        used, channel, value = pframe.unmarshal(data[pos:])
+        assert used > 0
+        out.append((channel, value))
+        pos += used
+    assert pos == len(data)
+    return out
+
+
+def drain_exact(conn: AMQPServerConnection) -> list[tuple[int, Any]]:
+    """Like ``drain``, and the output must be whole frames with nothing left over."""
+    data = b"".join(bytes(part) for part in conn.outbox)
+    conn.outbox.clear()
+    return parse_exact(data)
+
+
+def only_close(conn: AMQPServerConnection) -> tuple[int, Any]:
+    """The one frame the server wrote, which must be a connection.close or channel.close."""
+    frames = drain_exact(conn)
+    assert len(frames) == 1, frames
+    channel, close = frames[0]
+    assert isinstance(close, c.Connection.Close | c.Channel.Close), close
+    return channel, close
+
+
 def last_close(conn: AMQPServerConnection) -> Any:
     """The connection.close or channel.close the server sent last."""
     closes = [f for _, f in drain(conn) if isinstance(f, c.Connection.Close | c.Channel.Close)]
