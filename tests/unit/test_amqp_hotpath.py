@@ -248,3 +248,20 @@ def test_send_return_decodes_with_pamqp(size: int) -> None:
     assert (ret.reply_code, ret.reply_text, ret.exchange, ret.routing_key) == (
         312, "NO_ROUTE", "ex", "rk")
     _check_fewest_frames(frames, size, 4096)
+
+
+@settings(max_examples=60, deadline=None)
+@given(channel=st.integers(1, 65535), ctag=short, tag=TAGS, redelivered=st.booleans(),
+       exchange=short, key=short)
+def test_a_deliver_method_alone_is_the_head_of_deliver_frames(channel: int, ctag: str, tag: int,
+                                                              redelivered: bool, exchange: str,
+                                                              key: str) -> None:
+    alone = hotpath.deliver_method(channel, ctag, tag, redelivered, exchange, key)
+    out: list[bytes] = []
+    hotpath.deliver_frames(out, channel, 131072, ctag, tag, redelivered, exchange, key,
+                           Message(exchange, key, b"x"))
+    assert b"".join(bytes(p) for p in out).startswith(alone)
+    [(got_channel, method)] = _unmarshal([alone])
+    assert got_channel == channel and isinstance(method, c.Basic.Deliver)
+    assert (method.consumer_tag, method.delivery_tag, method.redelivered, method.exchange,
+            method.routing_key) == (ctag, tag, redelivered, exchange, key)

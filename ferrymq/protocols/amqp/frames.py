@@ -37,6 +37,7 @@ assert max_payload(limits.FRAME_MAX_BYTES) + FRAME_OVERHEAD_BYTES == limits.INPU
 
 FRAME_HEAD = struct.Struct(">BHI")
 METHOD_ID = struct.Struct(">I")
+CONTENT_HEADER_HEAD = struct.Struct(">HHQ")  # class id, weight, body size; the properties follow
 
 BASIC_CLASS = 60
 
