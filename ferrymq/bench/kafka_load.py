@@ -35,16 +35,17 @@ STAMP = struct.Struct(">Q")
 TUNED_CONSUMER = {"fetch.queue.backoff.ms": 0, "queued.min.messages": 1_000_000}
 
 
-def producer_config(bootstrap: str, acks: str = "1", **extra: Any) -> dict[str, Any]:
+def producer_config(bootstrap: str, acks: str = "1", extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """acks=1, linger 5 ms, a deep local queue, no idempotence: a producer tuned for throughput."""
     return {"bootstrap.servers": bootstrap, "acks": acks, "linger.ms": 5, "enable.idempotence": False,
-            "queue.buffering.max.messages": 1_000_000, **extra}
+            "queue.buffering.max.messages": 1_000_000, **(extra or {})}
 
 
-def consumer_config(bootstrap: str, tuned: bool = False, **extra: Any) -> dict[str, Any]:
+def consumer_config(bootstrap: str, tuned: bool = False,
+                    extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """A fresh group, no offset commits: every run reads the log from where it is assigned."""
     return {"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False, **(TUNED_CONSUMER if tuned else {}), **extra}
+            "enable.auto.commit": False, **(TUNED_CONSUMER if tuned else {}), **(extra or {})}
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int = 1, timeout_s: float = 15) -> None:
@@ -67,8 +68,8 @@ def produce_count(bootstrap: str, topic: str, n: int, size: int) -> float:
     """Produce n records of ``size`` random bytes to partition 0; seconds until all are acked."""
     from confluent_kafka import Producer
 
-    p = Producer(producer_config(bootstrap, "1", **{"batch.size": 1_000_000,
-                                                    "queue.buffering.max.kbytes": 1_048_576}))
+    p = Producer(producer_config(bootstrap, "1", {"batch.size": 1_000_000,
+                                                  "queue.buffering.max.kbytes": 1_048_576}))
     value = os.urandom(size)
     t0 = time.perf_counter()
     for _ in range(n):
@@ -144,9 +145,9 @@ def _producer_main(idx: int, bootstrap: str, topic: str, w: dict[str, Any], sche
 
     start, w0, w1, iv = list(sched)
     confirm = w["confirm"]
-    p = Producer(producer_config(bootstrap, "1" if confirm else "0", **{"batch.num.messages": 10_000}))
+    p = Producer(producer_config(bootstrap, "1" if confirm else "0", {"batch.num.messages": 10_000}))
     pad = b"\x00" * max(0, w["size"] - STAMP.size)
-    acks, timeline = _Acks(w0, w1, iv), {}
+    acks, timeline = _Acks(w0, w1, iv), dict[int, int]()
     rate, sent, sent_w, cpu0 = w["rate"], 0, 0, None
     sleep_until(start)
     while (now := time.monotonic_ns()) < w1:
@@ -174,7 +175,7 @@ def _consumer_main(idx: int, bootstrap: str, topic: str, partitions: int, w: dic
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
     _start, w0, w1, iv = list(sched)
-    c = Consumer(consumer_config(bootstrap, **{"fetch.wait.max.ms": 50}))
+    c = Consumer(consumer_config(bootstrap, extra={"fetch.wait.max.ms": 50}))
     c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
     latency = IntervalHistograms(w0, iv)
     timeline: dict[int, int] = {}

@@ -127,7 +127,7 @@ class SinkProtocol(asyncio.Protocol):
         if cm == BASIC_PUBLISH:
             self.published += 1
             if self.subscribers:
-                exchange, key, _ = hotpath.decode_publish(buf, start, end)
+                exchange, key, _ = hotpath.decode_publish(bytes(buf[start:end]), 0, end - start)
                 if not exchange and self.subscribers.get(key):
                     self.echo_key, self.echo_frames = key, []
             return
