@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from pamqp import commands as c
 from pamqp.base import Frame
@@ -103,13 +103,19 @@ class SinkProtocol(asyncio.Protocol):
             pos = len(PROTOCOL_HEADER)
         out: list[bytes] = []
         n = len(buf)
+        unpack_head, unpack_id, subscribers = FRAME_HEAD.unpack_from, METHOD_ID.unpack_from, self.subscribers
         while n - pos >= 8:
-            ftype, ch, size = FRAME_HEAD.unpack_from(buf, pos)
+            ftype, ch, size = unpack_head(buf, pos)
             end = pos + size + 8
             if n < end:
                 break
             if ftype == FRAME_METHOD:
-                self._method(ch, pos + 7, end - 1, out)
+                if unpack_id(buf, pos + 7)[0] == BASIC_PUBLISH:  # the per-message frame: inline
+                    self.published += 1
+                    if subscribers:
+                        self._echo_start(pos + 7, end - 1)
+                else:
+                    self._method(ch, pos + 7, end - 1, out)
             elif self.echo_key is not None and ftype in (FRAME_HEADER, FRAME_BODY):
                 self._content(ftype, bytes(buf[pos:end]))
             pos = end
@@ -119,19 +125,17 @@ class SinkProtocol(asyncio.Protocol):
         if out:
             self.transport.writelines(out)
 
+    def _echo_start(self, start: int, end: int) -> None:
+        """A publish to the default exchange whose queue has a consumer is assembled for the echo."""
+        # decode_publish reads a bytearray as it reads bytes: no copy of the frame
+        exchange, key, _ = hotpath.decode_publish(cast(bytes, self.buf), start, end)
+        if not exchange and self.subscribers.get(key):
+            self.echo_key, self.echo_frames = key, []
+
     def _method(self, ch: int, start: int, end: int, out: list[bytes]) -> None:
-        """A publish is counted (and, when its queue has a consumer, assembled for the echo);
-        any other method gets its reply."""
+        """Any method but a publish: decoded, and answered."""
         buf = self.buf
-        cm = METHOD_ID.unpack_from(buf, start)[0]
-        if cm == BASIC_PUBLISH:
-            self.published += 1
-            if self.subscribers:
-                exchange, key, _ = hotpath.decode_publish(bytes(buf[start:end]), 0, end - start)
-                if not exchange and self.subscribers.get(key):
-                    self.echo_key, self.echo_frames = key, []
-            return
-        cls = method_class(cm)
+        cls = method_class(METHOD_ID.unpack_from(buf, start)[0])
         if cls is None:
             return
         method = decode_method(cls, bytes(buf[start:end]), 4, end - start)
