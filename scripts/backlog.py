@@ -3,8 +3,9 @@ full drain, checked in order. Reports the broker's peak RSS, publish and drain r
 
     .venv/bin/python scripts/backlog.py --messages 5000000 --size 1024
 
-Starts `ferrymq serve` (fsync always) on a temporary data directory; raw-socket clients from
-ferrymq.bench.wire (pika would take half an hour at this count).
+Starts `ferrymq serve` (fsync always) on a temporary data directory; raw-socket clients: the load
+generator's connection (ferrymq.bench.amqp_client) with publishes pre-encoded and frames read by the
+project's AMQP codec (pika would take half an hour at this count).
 """
 
 from __future__ import annotations
@@ -19,10 +20,19 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from pamqp import commands as c
-
+from ferrymq.bench.amqp_client import RECV_BYTES, Client
 from ferrymq.bench.rabbitmq_node import free_port
-from ferrymq.bench.wire import ACK, CM, DELIVER, HEAD, NACK, RECV_BYTES, TAG_BITS, Wire, publish_template
+from ferrymq.bench.traffic import STAMP, PublishTemplate
+from ferrymq.protocols.amqp import client as codec
+from ferrymq.protocols.amqp.frames import (
+    BASIC_ACK,
+    BASIC_DELIVER,
+    BASIC_NACK,
+    FRAME_BODY,
+    FRAME_HEAD,
+    FRAME_METHOD,
+    METHOD_ID,
+)
 
 WINDOW = 4000
 BATCH = 200
@@ -38,12 +48,19 @@ def du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def frames(wire: Wire, buf: bytearray) -> Iterator[tuple[int, int]]:
+def connect(url: str) -> Client:
+    """A connection that waits as long as the broker takes (a 5M backlog drains for minutes)."""
+    client = Client(url).open()
+    client.sock.settimeout(None)
+    return client
+
+
+def frames(client: Client, buf: bytearray) -> Iterator[tuple[int, int]]:
     """Receive once, then (frame type, position) of each whole frame in ``buf``; consumed ones go."""
-    buf += wire.sock.recv(RECV_BYTES)
+    buf += client.sock.recv(RECV_BYTES)
     pos = 0
     while len(buf) - pos >= 8:
-        ftype, _, fsize = HEAD.unpack_from(buf, pos)
+        ftype, _, fsize = FRAME_HEAD.unpack_from(buf, pos)
         if len(buf) - pos < fsize + 8:
             break
         yield ftype, pos
@@ -51,69 +68,61 @@ def frames(wire: Wire, buf: bytearray) -> Iterator[tuple[int, int]]:
     del buf[:pos]
 
 
-def publish(url: str, queue: str, n: int, size: int, pid: int) -> dict[str, float]:
-    wire = Wire(url).open()
-    wire.declare(queue, True)
-    wire.send(c.Confirm.Select())
-    wire.expect(c.Confirm.SelectOk)
-    head, tail = publish_template(queue, size, True)
+def publish(url: str, queue: str, n: int, size: int) -> dict[str, float]:
+    """n persistent messages numbered 0..n-1 (the number is the first 8 body bytes), confirmed."""
+    client = connect(url)
+    client.declare_queue(queue, True)
+    client.confirm_select()
+    tmpl = PublishTemplate(queue, size, persistent=True, frame_max=client.frame_max)
     sent = confirmed = 0
-    buf = bytearray()
-    peak = 0
+    buf = bytearray(client.buf)
     t0 = time.perf_counter()
     while confirmed < n:
         k = min(BATCH, n - sent, WINDOW - (sent - confirmed))
         if k > 0:
-            wire.sock.sendall(b"".join(head + i.to_bytes(8, "big") + tail for i in range(sent, sent + k)))
+            client.sock.sendall(tmpl.stamped(range(sent, sent + k)))
             sent += k
             continue
-        for ftype, pos in frames(wire, buf):
-            if ftype == 1:
-                (cm,) = CM.unpack_from(buf, pos + 7)
-                if cm == NACK:
+        for ftype, pos in frames(client, buf):
+            if ftype == FRAME_METHOD:
+                cm = METHOD_ID.unpack_from(buf, pos + 7)[0]
+                if cm == BASIC_NACK:
                     raise RuntimeError("publish nacked")
-                if cm == ACK:
-                    confirmed = max(confirmed, TAG_BITS.unpack_from(buf, pos + 11)[0])
-        if sent % 100_000 < BATCH:
-            peak = max(peak, rss_kib(pid)[1])
+                if cm == BASIC_ACK:
+                    confirmed = max(confirmed, codec.decode_confirm(buf, pos + 7)[0])
     took = time.perf_counter() - t0
-    wire.close()
+    client.close()
     return {"publish_s": took, "publish_per_s": n / took}
 
 
 def drain(url: str, queue: str, n: int, prefetch: int = 2000) -> dict[str, float]:
-    wire = Wire(url).open()
-    wire.send(c.Basic.Qos(prefetch_count=prefetch))
-    wire.expect(c.Basic.QosOk)
-    wire.send(c.Basic.Consume(queue=queue, consumer_tag="drain"))
-    wire.expect(c.Basic.ConsumeOk)
-    buf = bytearray(wire.buf)
-    expected = 0
-    last_tag = acked_tag = 0
+    """Consume all n, checking they arrive in the order published; multiple acks."""
+    client = connect(url)
+    client.consume(queue, prefetch, tag="drain")
+    buf = bytearray(client.buf)
+    expected = last_tag = acked_tag = 0
     in_body = False
     t0 = time.perf_counter()
     while expected < n:
-        for ftype, pos in frames(wire, buf):
-            if ftype == 1 and CM.unpack_from(buf, pos + 7)[0] == DELIVER:
-                ctag_len = buf[pos + 11]
-                last_tag = TAG_BITS.unpack_from(buf, pos + 12 + ctag_len)[0]
+        for ftype, pos in frames(client, buf):
+            if ftype == FRAME_METHOD and METHOD_ID.unpack_from(buf, pos + 7)[0] == BASIC_DELIVER:
+                last_tag = codec.decode_deliver_tag(buf, pos + 7)
                 in_body = True
-            elif ftype == 3 and in_body:
-                seq = int.from_bytes(buf[pos + 7 : pos + 15], "big")
+            elif ftype == FRAME_BODY and in_body:
+                seq = STAMP.unpack_from(buf, pos + 7)[0]
                 if seq != expected:
                     raise AssertionError(f"out of order: got {seq}, expected {expected}")
                 expected += 1
                 in_body = False
         if last_tag - acked_tag >= prefetch // 2 or expected == n:
-            wire.sock.sendall(HEAD.pack(1, 1, 13) + CM.pack(ACK) + TAG_BITS.pack(last_tag, 1) + b"\xce")
+            client.sock.sendall(codec.encode_ack(1, last_tag, multiple=True))
             acked_tag = last_tag
     took = time.perf_counter() - t0
-    wire.close()
-    check = Wire(url).open()
-    check.send(c.Queue.Declare(queue=queue, durable=True, passive=True))
-    ok = check.expect(c.Queue.DeclareOk)
+    client.close()
+    check = connect(url)
+    left = check.declare_queue(queue, True, passive=True).message_count
     check.close()
-    return {"drain_s": took, "drain_per_s": n / took, "left": ok.message_count}
+    return {"drain_s": took, "drain_per_s": n / took, "left": left}
 
 
 def serve(port: int, data: Path) -> subprocess.Popen[bytes]:
@@ -144,7 +153,7 @@ def main() -> None:
         url = f"amqp://guest:guest@127.0.0.1:{port}/%2F"
         try:
             out: dict[str, float] = {"messages": args.messages, "size": args.size}
-            out.update(publish(url, "backlog", args.messages, args.size, proc.pid))
+            out.update(publish(url, "backlog", args.messages, args.size))
             out["rss_after_publish_mib"] = rss_kib(proc.pid)[0] / 1024
             out["disk_after_publish_mib"] = du(data) / 2**20
             if args.kill:

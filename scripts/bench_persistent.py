@@ -19,21 +19,30 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ferrymq.bench.amqp_load import Options, run
 from ferrymq.bench.rabbitmq_node import available, free_port, start_rabbitmq
+from ferrymq.bench.run import run_workload
+from ferrymq.bench.targets import Target
+from ferrymq.bench.workloads import Workload
 
 SCENARIOS = {f"{size}B-prefetch{pf}": {"size": size, "prefetch": pf}
              for size in (100, 4096) for pf in (50, 500)}
 
 
+def workload(seconds: float, size: int, prefetch: int) -> Workload:
+    """One producer (confirm window 500, writes of 50), one consumer acking each delivery."""
+    return Workload(kind="max", size=size, seconds=seconds, confirm=True, confirm_window=500,
+                    prefetch=prefetch, persistent=True, batch=50, warmup=0.5)
+
+
 def measure(url: str, pid: int, seconds: float, tag: str) -> dict[str, Any]:
     out = {}
     for name, over in SCENARIOS.items():
-        r = run(Options(url=url, seconds=seconds, broker_pid=pid, persistent=True,
-                        queue=f"persist-{tag}-{name}", **over))
-        out[name] = {"msgs_per_s": r["consumed_per_s"], "confirmed_per_s": r["confirmed_per_s"],
-                     "broker_cores": r["broker_cpu"],
-                     "p99_ms": r["consumer"]["latency_ns"].get("p99", 0) / 1e6}
+        r = run_workload(Target(tag, url, "amqp", pid), workload(seconds, **over))
+        if r["errors"]:
+            raise RuntimeError("; ".join(r["errors"]))
+        out[name] = {"msgs_per_s": r["consumed_per_s"], "confirmed_per_s": r["confirmed_per_s"] or 0.0,
+                     "broker_cores": r["cpu"]["broker"],
+                     "p99_ms": (r["latency_ms"] or {}).get("p99", 0)}
     return out
 
 

@@ -21,15 +21,14 @@ import asyncio
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-import kafka_perf
+from ferrymq.bench import kafka_load
+from ferrymq.bench.rabbitmq_node import free_port
+from ferrymq.bench.targets import open_target
 
 Result = tuple[float, float]  # produce rec/s, consume rec/s
 
@@ -48,26 +47,19 @@ def _wait_port(port: int, timeout_s: float = 20) -> None:
 
 
 def run_ferrymq(d: str, n: int, size: int, fsync: str) -> Result:
-    proc, bootstrap = kafka_perf.start_broker(d, fsync)
-    try:
-        from confluent_kafka.admin import AdminClient, NewTopic
-
-        admin = AdminClient({"bootstrap.servers": bootstrap})
+    with open_target("ferrymq-kafka", fsync=fsync) as target:
+        bootstrap = target.url.removeprefix("kafka://")
         topic = f"bench-{uuid.uuid4().hex[:6]}"
-        for f in admin.create_topics([NewTopic(topic, 1, 1)]).values():
-            f.result(10)
-        p = kafka_perf.produce(bootstrap, topic, n, size)
-        c = kafka_perf.consume(bootstrap, topic, n, tuned=True)
+        kafka_load.create_topic(bootstrap, topic)
+        p = kafka_load.produce_count(bootstrap, topic, n, size)
+        c = kafka_load.consume_count(bootstrap, topic, n, tuned=True)
         return n / p, n / c
-    finally:
-        proc.terminate()
-        proc.wait(20)
 
 
 def run_redis(d: str, n: int, size: int, fsync: str) -> Result:
     import redis
 
-    port = kafka_perf.free_port()
+    port = free_port()
     proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", d,
                              "--save", "", "--appendonly", "yes", "--appendfsync",
                              "always" if fsync == "always" else "no"], stdout=subprocess.DEVNULL)
@@ -94,7 +86,7 @@ def run_redis(d: str, n: int, size: int, fsync: str) -> Result:
 
 
 def run_nats(d: str, n: int, size: int, fsync: str) -> Result:
-    port = kafka_perf.free_port()
+    port = free_port()
     proc = subprocess.Popen(["nats-server", "-js", "-sd", d, "-a", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

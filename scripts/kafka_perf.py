@@ -5,85 +5,25 @@
 Starts a broker on free ports in a temporary data directory (or uses --bootstrap), produces N records
 of --size bytes (acks=1, linger 5 ms, batch 1 MB) to a 1-partition topic, then consumes them from the
 beginning with one consumer, and prints records/s and MB/s of each phase. --profile runs py-spy on
-the broker during the consume phase (or the produce phase with --profile-phase produce).
+the broker during the consume phase (or the produce phase with --profile-phase produce). The load
+itself is ``ferrymq.bench.kafka_load`` (produce_count, consume_count): this script only wires it up.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import contextlib
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 import uuid
 from pathlib import Path
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from ferrymq.bench import kafka_load
+from ferrymq.bench.targets import open_target
 
 _PROJECT_VENV = Path(__file__).resolve().parents[1] / ".venv" / "bin"
-VENV_BIN = _PROJECT_VENV if (_PROJECT_VENV / "ferrymq").exists() else Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_broker(data_dir: str, fsync: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    cmd = [str(VENV_BIN / "ferrymq"), "serve", "--data-dir", data_dir, "--amqp-port", "0", "--http-port", "0",
-           "--kafka-port", str(port), "--fsync", fsync, "--log-level", "warning"]
-    proc = subprocess.Popen(cmd)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return proc, f"127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("broker did not start")
-
-
-def produce(bootstrap: str, topic: str, n: int, size: int) -> float:
-    p = Producer({"bootstrap.servers": bootstrap, "acks": 1, "linger.ms": 5, "batch.size": 1_000_000,
-                  "queue.buffering.max.messages": 1_000_000, "queue.buffering.max.kbytes": 1_048_576,
-                  "enable.idempotence": False})
-    value = os.urandom(size)
-    t0 = time.perf_counter()
-    for _ in range(n):
-        while True:
-            try:
-                p.produce(topic, value, partition=0)
-                break
-            except BufferError:
-                p.poll(0.001)
-    assert p.flush(120) == 0
-    return time.perf_counter() - t0
-
-
-def consume(bootstrap: str, topic: str, n: int, tuned: bool) -> float:
-    conf = {"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex, "enable.auto.commit": False}
-    if tuned:
-        # librdkafka stops fetching when 100k records are queued locally and waits
-        # fetch.queue.backoff.ms (1 s by default) before the next fetch: the client, not the broker, caps it
-        conf.update({"fetch.queue.backoff.ms": 0, "queued.min.messages": 1_000_000})
-    c = Consumer(conf)
-    c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-    got, t0 = 0, None
-    while got < n:
-        msgs = c.consume(num_messages=10_000, timeout=1)
-        if t0 is None and msgs:
-            t0 = time.perf_counter()
-        got += len(msgs)
-    elapsed = time.perf_counter() - (t0 or time.perf_counter())
-    c.close()
-    return elapsed
+VENV_BIN = _PROJECT_VENV if (_PROJECT_VENV / "py-spy").exists() else Path(sys.executable).parent
 
 
 def main() -> None:
@@ -97,35 +37,32 @@ def main() -> None:
                     help="no fetch queue backoff, 1M queued records (else librdkafka defaults)")
     ap.add_argument("--profile-phase", default="consume", choices=["produce", "consume"])
     a = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="ferrymq-perf-") as d:
-        proc, bootstrap = (None, a.bootstrap) if a.bootstrap else start_broker(d, a.fsync)
-        try:
-            topic = f"perf-{uuid.uuid4().hex[:6]}"
-            admin = AdminClient({"bootstrap.servers": bootstrap})
-            for f in admin.create_topics([NewTopic(topic, 1, 1)]).values():
-                f.result(10)
-            spy = _spy(a, proc, "produce")
-            dt = produce(bootstrap, topic, a.records, a.size)
-            _stop(spy)
-            _report("produce", a.records, a.size, dt)
-            spy = _spy(a, proc, "consume")
-            dt = consume(bootstrap, topic, a.records, a.tuned)
-            _stop(spy)
-            _report("consume", a.records, a.size, dt)
-        finally:
-            if proc is not None:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(20)
+    with contextlib.ExitStack() as stack:
+        if a.bootstrap:
+            bootstrap, pid = a.bootstrap, 0
+        else:  # a private `ferrymq serve` on free ports, in a temporary data directory
+            target = stack.enter_context(open_target("ferrymq-kafka", fsync=a.fsync))
+            bootstrap, pid = target.url.removeprefix("kafka://"), target.broker_pid
+        topic = f"perf-{uuid.uuid4().hex[:6]}"
+        kafka_load.create_topic(bootstrap, topic)
+        spy = _spy(a, pid, "produce")
+        dt = kafka_load.produce_count(bootstrap, topic, a.records, a.size)
+        _stop(spy)
+        _report("produce", a.records, a.size, dt)
+        spy = _spy(a, pid, "consume")
+        dt = kafka_load.consume_count(bootstrap, topic, a.records, a.tuned)
+        _stop(spy)
+        _report("consume", a.records, a.size, dt)
 
 
 Proc = subprocess.Popen[bytes]
 
 
-def _spy(a: argparse.Namespace, proc: Proc | None, phase: str) -> Proc | None:
-    if not a.profile or proc is None or a.profile_phase != phase:
+def _spy(a: argparse.Namespace, pid: int, phase: str) -> Proc | None:
+    if not a.profile or not pid or a.profile_phase != phase:
         return None
     fmt = "speedscope" if a.profile.endswith(".json") else "flamegraph"
-    return subprocess.Popen([str(VENV_BIN / "py-spy"), "record", "-o", a.profile, "-p", str(proc.pid),
+    return subprocess.Popen([str(VENV_BIN / "py-spy"), "record", "-o", a.profile, "-p", str(pid),
                              "-r", "200", "-f", fmt])
 
 

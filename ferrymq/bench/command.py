@@ -79,6 +79,28 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _list_scenarios() -> int:
+    from ferrymq.bench import scenarios
+
+    for name in scenarios.builtin_names():
+        s = scenarios.load(name)
+        print(f"{name:18} {s.workload.get('kind', 'max'):7} {' '.join(s.description.split())}")
+    return 0
+
+
+def _report(run: dict[str, Any], args: argparse.Namespace) -> int:
+    """The table and any problems on stderr, the JSON on stdout when asked; the exit status."""
+    print(run["table"], file=sys.stderr)
+    for r in run["reports"]:
+        for problem in r["problems"]:
+            print(f"{r['target']['name']}: {problem}", file=sys.stderr)
+    if "files" in run:
+        print(f"reports: {run['files']['json']} {run['files']['html']}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(run, indent=args.indent or None, default=str))
+    return 1 if any(r["problems"] for r in run["reports"]) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "markdown":
@@ -94,10 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     from ferrymq.bench import scenarios
 
     if args.list_scenarios:
-        for name in scenarios.builtin_names():
-            s = scenarios.load(name)
-            print(f"{name:18} {s.workload.get('kind', 'max'):7} {' '.join(s.description.split())}")
-        return 0
+        return _list_scenarios()
     scen = scenarios.load(args.scenario) if args.scenario else None
     try:
         workload = (scen.build(overrides(args)) if scen else Workload.from_dict(overrides(args)))
@@ -116,15 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                 progress=False if args.no_progress else None, broker_pids=args.broker_pid,
                 sink_delay_ms=args.sink_delay_ms, fsync=args.fsync,
                 command="ferrymq bench " + shlex.join(argv))
-    print(run["table"], file=sys.stderr)
-    for r in run["reports"]:
-        for problem in r["problems"]:
-            print(f"{r['target']['name']}: {problem}", file=sys.stderr)
-    if "files" in run:
-        print(f"reports: {run['files']['json']} {run['files']['html']}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(run, indent=args.indent or None, default=str))
-    return 1 if any(r["problems"] for r in run["reports"]) else 0
+    return _report(run, args)
 
 
 if __name__ == "__main__":

@@ -23,20 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ferrymq.bench.amqp_wire import (
-    ACK,
-    BASIC_ACK,
-    FRAME_END,
-    METHOD,
-    RECV_BYTES,
-    Client,
-    DeliveryScanner,
-    PublishTemplate,
-    reject_frame,
-    set_recv_timeout,
-)
+from ferrymq.bench.amqp_client import CHANNEL, RECV_BYTES, Client, set_recv_timeout
 from ferrymq.bench.histogram import IntervalHistograms
 from ferrymq.bench.producer import Schedule, cpu_report, cpu_times
+from ferrymq.bench.traffic import DeliveryScanner, PublishTemplate
+from ferrymq.protocols.amqp import client as codec
 
 IDLE_S = 0.005  # a read that waits this long counts as idle (flushes a partial multi-ack)
 
@@ -64,156 +55,159 @@ def connect(cfg: ConsumerConfig) -> Client:
     return client
 
 
+class _Consumer:
+    """One consumer run's state: ``consume`` calls ``on_read`` per read and ``on_idle`` per
+    read timeout."""
+
+    def __init__(self, cfg: ConsumerConfig, client: Client, sched: Schedule) -> None:
+        self.cfg, self.sched, self.sock = cfg, sched, client.sock
+        self.scanner = DeliveryScanner()
+        self.task = cfg.fail_rate > 0
+        # A multiple ack waits for N deliveries: N above the prefetch would wait for the idle flush.
+        self.multi = 0 if self.task else max(0, min(cfg.multi_ack, cfg.prefetch or cfg.multi_ack))
+        self.latency = IntervalHistograms(sched.w0, sched.interval)
+        self.timeline: dict[int, int] = {}  # interval (receive time) -> deliveries
+        self.tags: list[int] = []
+        self.stamps: list[int] = []
+        self.attempts: list[int] | None = [] if self.task else None
+        self.retry = (PublishTemplate(cfg.queue, cfg.size, persistent=cfg.persistent,
+                                      frame_max=client.frame_max) if self.task else None)
+        self.rnd = random.Random(cfg.seed).random
+        self.received = self.in_window = self.completed = self.retried = self.dead = 0
+        self.unacked_tag = self.unacked = 0
+        self.reads = self.writes = self.last_tag = self.waits = 0
+
+    def flush_multi_ack(self) -> None:
+        if self.unacked:
+            self.sock.sendall(codec.encode_ack(CHANNEL, self.unacked_tag, True))
+            self.unacked = 0
+
+    def count(self, now: int, n: int, completed: int, last_tag: int) -> None:
+        self.received += n
+        self.completed += completed
+        self.last_tag = last_tag
+        if self.sched.w0 <= now < self.sched.w1:
+            self.in_window += n
+        k = (now - self.sched.w0) // self.sched.interval
+        self.timeline[k] = self.timeline.get(k, 0) + n
+
+    def on_read(self, buf: bytearray, now: int) -> None:
+        self.reads += 1
+        consumed = self.scanner.feed(buf, self.tags, self.stamps, self.attempts)
+        if consumed:
+            del buf[:consumed]
+        if self.task:
+            self.jobs(now)
+        elif self.tags:
+            self.deliveries(now)
+
+    def deliveries(self, now: int) -> None:
+        """Plain consumer: ack everything in this read (or count it toward a multiple ack)."""
+        tags, n = self.tags, len(self.tags)
+        if self.cfg.work_us:
+            time.sleep(self.cfg.work_us / 1e6 * n)
+        self.count(now, n, n, tags[-1])
+        if self.multi:
+            self.unacked += n
+            self.unacked_tag = tags[-1]
+            if self.unacked >= self.multi:
+                self.flush_multi_ack()
+                self.writes += 1
+        else:
+            self.sock.sendall(codec.encode_acks(CHANNEL, tags))
+            self.writes += 1
+        tags.clear()
+        if self.stamps:
+            self.latency.record(now, self.stamps)
+            self.stamps.clear()
+
+    def jobs(self, now: int) -> None:
+        """Task mode: each delivery succeeds, is retried (republished, attempt + 1) or, past
+        ``max_retries``, rejected into the dead-letter queue; all answered in one write."""
+        tags, stamps, attempts = self.tags, self.stamps, self.attempts
+        assert attempts is not None and self.retry is not None
+        n = min(len(tags), len(stamps))  # a deliver whose body is in the next read waits
+        if not n:
+            return
+        out: list[bytes] = []
+        ok: list[int] = []
+        retried_before = self.retried
+        for tag, ts, att in zip(tags[:n], stamps[:n], attempts[:n]):
+            out.append(self.job(tag, ts, att, ok))
+        if self.cfg.work_us:
+            time.sleep(self.cfg.work_us / 1e6 * n)
+        self.sock.sendall(b"".join(out))
+        self.writes += 1
+        # a job is complete when it succeeds or is dead-lettered; a retry is not
+        self.count(now, n, n - (self.retried - retried_before), tags[n - 1])
+        del tags[:n], stamps[:n], attempts[:n]
+        self.latency.record(now, ok)
+
+    def job(self, tag: int, ts: int, attempt: int, ok: list[int]) -> bytes:
+        assert self.retry is not None
+        if self.rnd() >= self.cfg.fail_rate:
+            ok.append(ts)
+            return codec.encode_ack(CHANNEL, tag)
+        if attempt < self.cfg.max_retries:
+            self.retried += 1
+            return self.retry.retry(ts, attempt + 1) + codec.encode_ack(CHANNEL, tag)
+        self.dead += 1
+        return codec.encode_reject(CHANNEL, tag, False)
+
+    def report(self, end: int, at_w0: tuple[int, tuple[float, float]] | None,
+               at_w1: tuple[int, tuple[float, float]] | None) -> dict[str, Any]:
+        w0 = at_w0 or (end, cpu_times())
+        w1 = at_w1 or (end, cpu_times())
+        wall = max(1e-9, (w1[0] - w0[0]) / 1e9)
+        return {
+            "consumed": self.received, "completed": self.completed, "retried": self.retried,
+            "dead_lettered": self.dead, "window_seconds": wall, "window_consumed": self.in_window,
+            **cpu_report(w0[1], w1[1], wall), "reads": self.reads, "writes": self.writes,
+            "waits": self.waits,
+            # the broker numbers deliveries 1, 2, ... per channel: an independent count
+            "last_delivery_tag": self.last_tag, "timeline": self.timeline,
+            "latency": self.latency.encode(), "drain_ms": max(0.0, (end - self.sched.w1) / 1e6),
+        }
+
+
 def consume(cfg: ConsumerConfig, client: Client, sched: Schedule,
             should_stop: Callable[[int], bool], publish_received: Callable[[int], None]) -> dict[str, Any]:
     """Consume until ``should_stop(completed)`` says so after the window (all that was published
     has arrived) or the drain time runs out. ``publish_received`` shares the running count."""
-    sock = client.sock
-    sock.settimeout(None)
-    buf = client.buf
-    scanner = DeliveryScanner()
-    mono = time.monotonic_ns
-    pack_ack = ACK.pack
-    w0, w1, iv = sched.w0, sched.w1, sched.interval
-    drain_end = w1 + int(cfg.drain_seconds * 1e9)
-    task = cfg.fail_rate > 0
-    # A multiple ack waits for N deliveries: N above the prefetch would wait for the idle flush.
-    multi = 0 if task else max(0, min(cfg.multi_ack, cfg.prefetch or cfg.multi_ack))
-    latency = IntervalHistograms(w0, iv)
-    timeline: dict[int, int] = {}  # interval (receive time) -> deliveries
-    tags: list[int] = []
-    stamps: list[int] = []
-    attempts: list[int] | None = [] if task else None
-    retry = (PublishTemplate(cfg.queue, cfg.size, persistent=cfg.persistent, frame_max=client.frame_max)
-             if task else None)
-    rnd = random.Random(cfg.seed).random
-    fail_rate, max_retries = cfg.fail_rate, cfg.max_retries
-    work_s = cfg.work_us / 1e6
-    received = in_window = completed = retried = dead = 0
-    unacked_tag = unacked = 0
+    run = _Consumer(cfg, client, sched)
+    buf, mono, recv = client.buf, time.monotonic_ns, client.sock.recv
+    drain_end = sched.w1 + int(cfg.drain_seconds * 1e9)
     at_w0: tuple[int, tuple[float, float]] | None = None
     at_w1: tuple[int, tuple[float, float]] | None = None
-    reads = writes = last_tag = waits = 0
     last_check = 0
-    data: bytes | None = bytes(buf) or None
-    buf.clear()
-    set_recv_timeout(sock, IDLE_S)
-    recv = sock.recv
+    pending = bool(buf)  # deliveries that came with consume-ok
+    set_recv_timeout(client.sock, IDLE_S)
     while True:
-        if data is None:
-            try:
-                data = recv(RECV_BYTES)  # blocks; BlockingIOError after IDLE_S without data
-            except BlockingIOError:
-                data = None
+        try:
+            data = b"" if pending else recv(RECV_BYTES)  # BlockingIOError after IDLE_S idle
+        except BlockingIOError:
+            data = None
         now = mono()
-        if at_w0 is None and now >= w0:
+        if at_w0 is None and now >= sched.w0:
             at_w0 = (now, cpu_times())
-        if at_w1 is None and now >= w1:
+        if at_w1 is None and now >= sched.w1:
             at_w1 = (now, cpu_times())
         if data is None:  # idle: settle a partial multi-ack, check for the end
-            waits += 1
-            if unacked:
-                sock.sendall(pack_ack(METHOD, 1, 13, BASIC_ACK, unacked_tag, 1, FRAME_END))
-                unacked = 0
-            publish_received(completed)
-            if now >= w1 and (should_stop(completed) or now >= drain_end):
+            run.waits += 1
+            run.flush_multi_ack()
+            publish_received(run.completed)
+            if now >= sched.w1 and (should_stop(run.completed) or now >= drain_end):
                 break
             continue
-        if not data:
+        if not data and not pending:
             raise ConnectionError("broker closed the consumer's socket")
-        reads += 1
+        pending = False
         buf.extend(data)
-        data = None
-        consumed = scanner.feed(buf, tags, stamps, attempts)
-        if consumed:
-            del buf[:consumed]
-        if task and tags:
-            assert attempts is not None and retry is not None
-            n = min(len(tags), len(stamps))  # a deliver whose body is in the next read waits
-            if n:
-                out = []
-                ok: list[int] = []
-                retried_before = retried
-                for tag, ts, att in zip(tags[:n], stamps[:n], attempts[:n]):
-                    if rnd() >= fail_rate:
-                        ok.append(ts)
-                        out.append(pack_ack(METHOD, 1, 13, BASIC_ACK, tag, 0, FRAME_END))
-                    elif att < max_retries:
-                        out.append(retry.retry(ts, att + 1))
-                        out.append(pack_ack(METHOD, 1, 13, BASIC_ACK, tag, 0, FRAME_END))
-                        retried += 1
-                    else:
-                        out.append(reject_frame(tag, False))
-                        dead += 1
-                if work_s:
-                    time.sleep(work_s * n)
-                sock.sendall(b"".join(out))
-                writes += 1
-                received += n
-                # a job is complete when it succeeds or is dead-lettered; a retry is not
-                completed += n - (retried - retried_before)
-                last_tag = tags[n - 1]
-                if w0 <= now < w1:
-                    in_window += n
-                k = (now - w0) // iv
-                timeline[k] = timeline.get(k, 0) + n
-                del tags[:n], stamps[:n], attempts[:n]
-                latency.record(now, ok)
-        elif tags:
-            n = len(tags)
-            if work_s:
-                time.sleep(work_s * n)
-            received += n
-            completed += n
-            last_tag = tags[-1]
-            if w0 <= now < w1:
-                in_window += n
-            k = (now - w0) // iv
-            timeline[k] = timeline.get(k, 0) + n
-            if multi:
-                unacked += n
-                unacked_tag = tags[-1]
-                if unacked >= multi:
-                    sock.sendall(pack_ack(METHOD, 1, 13, BASIC_ACK, unacked_tag, 1, FRAME_END))
-                    unacked = 0
-                    writes += 1
-            else:
-                sock.sendall(b"".join([pack_ack(METHOD, 1, 13, BASIC_ACK, t, 0, FRAME_END)
-                                       for t in tags]))
-                writes += 1
-            tags.clear()
-            if stamps:
-                latency.record(now, stamps)
-                stamps.clear()
-        if now >= w1 and now - last_check > 10_000_000:  # after the window: every 10 ms
+        run.on_read(buf, now)
+        if now - last_check > (10_000_000 if now >= sched.w1 else 50_000_000):  # 10 ms after the window
             last_check = now
-            publish_received(completed)
-            if should_stop(completed) or now >= drain_end:
+            publish_received(run.completed)
+            if now >= sched.w1 and (should_stop(run.completed) or now >= drain_end):
                 break
-        elif now - last_check > 50_000_000:
-            last_check = now
-            publish_received(completed)
-    publish_received(completed)
-    end = mono()
-    if at_w0 is None:
-        at_w0 = (end, cpu_times())
-    if at_w1 is None:
-        at_w1 = (end, cpu_times())
-    wall = max(1e-9, (at_w1[0] - at_w0[0]) / 1e9)
-    return {
-        "consumed": received,
-        "completed": completed,
-        "retried": retried,
-        "dead_lettered": dead,
-        "window_seconds": wall,
-        "window_consumed": in_window,
-        **cpu_report(at_w0[1], at_w1[1], wall),
-        "reads": reads,
-        "writes": writes,
-        "waits": waits,
-        # the broker numbers deliveries 1, 2, ... per channel: an independent count
-        "last_delivery_tag": last_tag,
-        "timeline": timeline,
-        "latency": latency.encode(),
-        "drain_ms": max(0.0, (end - w1) / 1e6),
-    }
+    publish_received(run.completed)
+    return run.report(mono(), at_w0, at_w1)

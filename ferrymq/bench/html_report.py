@@ -29,6 +29,70 @@ def _fmt(v: float) -> str:
     return f"{v:.3g}"
 
 
+class _Frame:
+    """The plot area of one chart: data ranges and the scaling of data to SVG coordinates."""
+
+    def __init__(self, pts: list[tuple[float, float]], fx: Callable[[float], float], log_y: bool) -> None:
+        self.fx, self.log_y = fx, log_y
+        x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
+        ys = [p[1] for p in pts]
+        if log_y:
+            y0, y1 = math.log10(min(ys)), math.log10(max(ys))
+            y0, y1 = math.floor(y0), math.ceil(y1) if math.ceil(y1) > math.floor(y0) else math.floor(y0) + 1
+        else:
+            y0, y1 = min(0.0, min(ys)), max(ys) * 1.08 or 1.0
+        self.x0, self.x1, self.y0, self.y1 = x0, (x1 if x1 > x0 else x0 + 1), y0, y1
+        self.pw, self.ph = W - PAD_L - PAD_R, H - PAD_T - PAD_B
+
+    def sx(self, x: float) -> float:
+        return PAD_L + (self.fx(x) - self.x0) / (self.x1 - self.x0) * self.pw
+
+    def sy(self, y: float) -> float:
+        v = math.log10(y) if self.log_y else y
+        return PAD_T + self.ph - (v - self.y0) / (self.y1 - self.y0) * self.ph
+
+
+def _y_axis(f: _Frame) -> list[str]:
+    y0, y1 = f.y0, f.y1
+    ticks = ([(10.0 ** e, _fmt(10.0 ** e)) for e in range(int(y0), int(y1) + 1)] if f.log_y
+             else [(y0 + (y1 - y0) * i / 4, _fmt(y0 + (y1 - y0) * i / 4)) for i in range(5)])
+    out = []
+    for v, label in ticks:
+        y = f.sy(v)
+        out.append(f'<line x1="{PAD_L}" x2="{PAD_L + f.pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>'
+                   f'<text x="{PAD_L - 4}" y="{y + 4:.1f}" text-anchor="end">{label}</text>')
+    return out
+
+
+def _x_axis(f: _Frame, x_ticks: list[tuple[float, str]] | None, lowest_x: float) -> list[str]:
+    """Ticks at given (unmapped) values, or six evenly over the mapped range."""
+    mapped = x_ticks is not None
+    if x_ticks is None:
+        x_ticks = [(x, _fmt(x)) for x in (lowest_x + (f.x1 - f.x0) * i / 5 for i in range(6))]
+    out = []
+    for x, label in x_ticks:
+        px = f.sx(x) if mapped else PAD_L + (x - f.x0) / (f.x1 - f.x0) * f.pw
+        if PAD_L - 1 <= px <= PAD_L + f.pw + 1:
+            out.append(f'<text x="{px:.1f}" y="{PAD_T + f.ph + 14}" text-anchor="middle">{label}</text>')
+    return out
+
+
+def _lines(f: _Frame, series: list[Series]) -> list[str]:
+    """One polyline per series, and its legend entry."""
+    out = []
+    for i, (label, xs, ys_, color, dashed) in enumerate(series):
+        path = " ".join(f"{f.sx(x):.1f},{f.sy(y):.1f}" for x, y in zip(xs, ys_)
+                        if y is not None and (y > 0 or not f.log_y))
+        dash = ' stroke-dasharray="5,3"' if dashed else ""
+        if path:
+            out.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.6"{dash} points="{path}"/>')
+        ly = PAD_T + 12 + i * 15
+        out.append(f'<line x1="{W - PAD_R + 8}" x2="{W - PAD_R + 26}" y1="{ly - 4}" y2="{ly - 4}" '
+                   f'stroke="{color}" stroke-width="2"{dash}/><text x="{W - PAD_R + 30}" y="{ly}">'
+                   f'{html.escape(label)}</text>')
+    return out
+
+
 def line_chart(title: str, series: list[Series], x_label: str, y_label: str, *, log_y: bool = False,
                x_map: Callable[[float], float] | None = None,
                x_ticks: list[tuple[float, str]] | None = None) -> str:
@@ -39,56 +103,18 @@ def line_chart(title: str, series: list[Series], x_label: str, y_label: str, *, 
         pts = [(x, y) for x, y in pts if y > 0]
     if not pts:
         return f'<figure><figcaption>{html.escape(title)}: no data</figcaption></figure>'
-    x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
-    ys = [p[1] for p in pts]
-    if log_y:
-        y0, y1 = math.log10(min(ys)), math.log10(max(ys))
-        y0, y1 = math.floor(y0), math.ceil(y1) if math.ceil(y1) > math.floor(y0) else math.floor(y0) + 1
-    else:
-        y0, y1 = min(0.0, min(ys)), max(ys) * 1.08 or 1.0
-    x1 = x1 if x1 > x0 else x0 + 1
-    pw, ph = W - PAD_L - PAD_R, H - PAD_T - PAD_B
-
-    def sx(x: float) -> float:
-        return PAD_L + (fx(x) - x0) / (x1 - x0) * pw
-
-    def sy(y: float) -> float:
-        v = math.log10(y) if log_y else y
-        return PAD_T + ph - (v - y0) / (y1 - y0) * ph
-
+    f = _Frame(pts, fx, log_y)
+    pw, ph = f.pw, f.ph
     out = [f'<figure><svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
            f'viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="11">',
            f'<text x="{PAD_L}" y="14" font-weight="bold">{html.escape(title)}</text>',
            f'<rect x="{PAD_L}" y="{PAD_T}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>']
-    y_ticks = ([(10.0 ** e, _fmt(10.0 ** e)) for e in range(int(y0), int(y1) + 1)] if log_y
-               else [(y0 + (y1 - y0) * i / 4, _fmt(y0 + (y1 - y0) * i / 4)) for i in range(5)])
-    for v, label in y_ticks:
-        y = sy(v)
-        out.append(f'<line x1="{PAD_L}" x2="{PAD_L + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>'
-                   f'<text x="{PAD_L - 4}" y="{y + 4:.1f}" text-anchor="end">{label}</text>')
-    if x_ticks is None:
-        raw = [min(p[0] for p in pts) + (x1 - x0) * i / 5 for i in range(6)]
-        x_ticks = [(x, _fmt(x)) for x in raw]
-        mapped = False
-    else:
-        mapped = True
-    for x, label in x_ticks:
-        px = sx(x) if mapped else PAD_L + (x - x0) / (x1 - x0) * pw
-        if PAD_L - 1 <= px <= PAD_L + pw + 1:
-            out.append(f'<text x="{px:.1f}" y="{PAD_T + ph + 14}" text-anchor="middle">{label}</text>')
+    out += _y_axis(f)
+    out += _x_axis(f, x_ticks, min(p[0] for p in pts))
     out.append(f'<text x="{PAD_L + pw / 2}" y="{H - 6}" text-anchor="middle">{html.escape(x_label)}</text>'
                f'<text x="12" y="{PAD_T + ph / 2}" transform="rotate(-90 12 {PAD_T + ph / 2})" '
                f'text-anchor="middle">{html.escape(y_label)}</text>')
-    for i, (label, xs, ys_, color, dashed) in enumerate(series):
-        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(xs, ys_)
-                        if y is not None and (y > 0 or not log_y))
-        dash = ' stroke-dasharray="5,3"' if dashed else ""
-        if path:
-            out.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.6"{dash} points="{path}"/>')
-        ly = PAD_T + 12 + i * 15
-        out.append(f'<line x1="{W - PAD_R + 8}" x2="{W - PAD_R + 26}" y1="{ly - 4}" y2="{ly - 4}" '
-                   f'stroke="{color}" stroke-width="2"{dash}/><text x="{W - PAD_R + 30}" y="{ly}">'
-                   f'{html.escape(label)}</text>')
+    out += _lines(f, series)
     out.append("</svg></figure>")
     return "".join(out)
 

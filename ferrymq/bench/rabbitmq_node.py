@@ -148,22 +148,8 @@ def _group_alive(pgid: int) -> bool:
         return True
 
 
-def start_rabbitmq(tmpdir: str | os.PathLike[str] | None = None,
-                   timeout: float = START_TIMEOUT_S) -> RabbitNode:
-    """Start a node with everything under ``tmpdir`` (None: a temporary directory, removed by
-    ``stop()``); return once it answers the AMQP handshake."""
-    script = server_script()
-    if script is None:
-        raise FileNotFoundError(f"rabbitmq-server not installed ({SERVER_SCRIPT} missing)")
-    owns_dir = tmpdir is None
-    if tmpdir is None:
-        tmpdir = tempfile.mkdtemp(prefix="ferrymq-rabbit-")
-    base = Path(tmpdir).resolve()
-    base.mkdir(parents=True, exist_ok=True)
-    port, dist_port = free_port(), free_port()
-    while dist_port == port:
-        dist_port = free_port()
-    nodename = f"ferrytest-{port}@localhost"
+def _node_files(base: Path, port: int) -> Path:
+    """The node's home (with an Erlang cookie), config and empty plugin list under ``base``."""
     home = base / "home"
     home.mkdir(exist_ok=True)
     cookie = home / ".erlang.cookie"
@@ -177,6 +163,11 @@ def start_rabbitmq(tmpdir: str | os.PathLike[str] | None = None,
         "log.file.level = info\n"
     )
     (base / "rabbitmq-env.conf").write_text("")
+    return home
+
+
+def _node_env(base: Path, home: Path, nodename: str, port: int, dist_port: int) -> dict[str, str]:
+    """The caller's environment without its RabbitMQ and Erlang settings, plus the node's own."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("RABBITMQ_", "ERL_", "ERLANG_"))}
     env.update(
@@ -195,6 +186,45 @@ def start_rabbitmq(tmpdir: str | os.PathLike[str] | None = None,
         # The distribution listener on loopback only, like the AMQP one.
         RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}",
     )
+    return env
+
+
+def _await_amqp(node: RabbitNode, t0: float, timeout: float) -> RabbitNode:
+    """Poll until the node answers the AMQP handshake; stop it on failure or timeout."""
+    try:
+        while True:
+            if node.process.poll() is not None:
+                raise RuntimeError(f"rabbitmq-server exited with {node.process.returncode}:\n"
+                                   + _tail(node.log_path))
+            if answers_amqp(node.port):
+                node.start_seconds = time.monotonic() - t0
+                return node
+            if time.monotonic() - t0 > timeout:
+                raise TimeoutError(f"rabbitmq-server did not answer on {node.port} within {timeout:.0f} s:\n"
+                                   + _tail(node.log_path))
+            time.sleep(0.2)
+    except BaseException:
+        node.stop()
+        raise
+
+
+def start_rabbitmq(tmpdir: str | os.PathLike[str] | None = None,
+                   timeout: float = START_TIMEOUT_S) -> RabbitNode:
+    """Start a node with everything under ``tmpdir`` (None: a temporary directory, removed by
+    ``stop()``); return once it answers the AMQP handshake."""
+    script = server_script()
+    if script is None:
+        raise FileNotFoundError(f"rabbitmq-server not installed ({SERVER_SCRIPT} missing)")
+    owns_dir = tmpdir is None
+    if tmpdir is None:
+        tmpdir = tempfile.mkdtemp(prefix="ferrymq-rabbit-")
+    base = Path(tmpdir).resolve()
+    base.mkdir(parents=True, exist_ok=True)
+    port, dist_port = free_port(), free_port()
+    while dist_port == port:
+        dist_port = free_port()
+    nodename = f"ferrytest-{port}@localhost"
+    env = _node_env(base, _node_files(base, port), nodename, port, dist_port)
     t0 = time.monotonic()
     with (base / "console.log").open("ab") as console:
         process = subprocess.Popen(
@@ -202,21 +232,7 @@ def start_rabbitmq(tmpdir: str | os.PathLike[str] | None = None,
             stderr=subprocess.STDOUT, start_new_session=True,
         )
     node = RabbitNode(port, dist_port, nodename, base, process, owns_dir=owns_dir)
-    try:
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"rabbitmq-server exited with {process.returncode}:\n"
-                                   + _tail(node.log_path))
-            if answers_amqp(port):
-                node.start_seconds = time.monotonic() - t0
-                return node
-            if time.monotonic() - t0 > timeout:
-                raise TimeoutError(f"rabbitmq-server did not answer on {port} within {timeout:.0f} s:\n"
-                                   + _tail(node.log_path))
-            time.sleep(0.2)
-    except BaseException:
-        node.stop()
-        raise
+    return _await_amqp(node, t0, timeout)
 
 
 def answers_amqp(port: int, host: str = "127.0.0.1") -> bool:

@@ -57,6 +57,48 @@ def _timeline(producers: list[dict[str, Any]], consumers: list[dict[str, Any]],
     }
 
 
+def _rate(items: list[dict[str, Any]], key: str) -> float:
+    return sum(item[key] / item["window_seconds"] for item in items)
+
+
+def _cpu(producers: list[dict[str, Any]], consumers: list[dict[str, Any]], broker_cpu: float | None,
+         machine_cpu: float) -> dict[str, Any]:
+    gen_cpu = sum(p["cpu_fraction"] for p in producers) + sum(c["cpu_fraction"] for c in consumers)
+    return {
+        "producers": [round(p["cpu_fraction"], 3) for p in producers],
+        "consumers": [round(c["cpu_fraction"], 3) for c in consumers],
+        "broker": round(broker_cpu, 3) if broker_cpu is not None else None,
+        # every core's busy time over the window: minus broker and generators = the rest
+        "machine": round(machine_cpu, 3),
+        "others": round(machine_cpu - (broker_cpu or 0.0) - gen_cpu, 3),
+    }
+
+
+def _totals(workload: Workload, topology: Topology, producers: list[dict[str, Any]],
+            consumers: list[dict[str, Any]], left: dict[str, int]) -> dict[str, Any]:
+    """Counts over the whole run and the drain; ``lost`` is what neither completed nor is left."""
+    window = workload.confirm_window if workload.confirm else 0
+    expected = sum(p["published"] * topology.copies(i, workload.kind == "stream")
+                   for i, p in enumerate(producers))
+    completed = sum(c["completed"] for c in consumers)
+    # a stream keeps what was read: its depth is retention, not a backlog
+    left_total = 0 if workload.kind == "stream" else sum(
+        v for q, v in left.items() if q != topology.dlq and v > 0)
+    return {
+        "published": sum(p["published"] for p in producers),
+        "confirmed": sum(p["confirmed"] for p in producers) if window else None,
+        "nacked": sum(p["nacked"] for p in producers) if window else None,
+        "expected": expected if consumers else None,
+        "consumed": sum(c["consumed"] for c in consumers) if consumers else None,
+        "completed": completed if consumers else None,
+        "retried": sum(c["retried"] for c in consumers),
+        "dead_lettered": sum(c["dead_lettered"] for c in consumers),
+        "dlq_depth": left.get(topology.dlq) if topology.dlq else None,
+        "left": left_total if consumers else None,
+        "lost": (expected - completed - left_total) if consumers else None,
+    }
+
+
 def build_report(*, target: Target, workload: Workload, topology: Topology, producers: list[dict[str, Any]],
                  consumers: list[dict[str, Any]], samples: list[Sample], broker_cpu: float | None,
                  machine_cpu: float, errors: list[str], left: dict[str, int],
@@ -67,53 +109,21 @@ def build_report(*, target: Target, workload: Workload, topology: Topology, prod
     conf_parts = [hist.decode(p.pop("confirm_latency")) for p in producers]
     latency = hist.merge(lat_parts, 0, n_windows)
     confirm_latency = hist.merge(conf_parts, 0, n_windows)
-
-    def rate(items: list[dict[str, Any]], key: str) -> float:
-        return sum(item[key] / item["window_seconds"] for item in items)
-
-    published = sum(p["published"] for p in producers)
-    expected = sum(p["published"] * topology.copies(i, workload.kind == "stream")
-                   for i, p in enumerate(producers))
-    completed = sum(c["completed"] for c in consumers)
-    dead = sum(c["dead_lettered"] for c in consumers)
-    # a stream keeps what was read: its depth is retention, not a backlog
-    left_total = 0 if workload.kind == "stream" else sum(
-        v for q, v in left.items() if q != topology.dlq and v > 0)
-    gen_cpu = sum(p["cpu_fraction"] for p in producers) + sum(c["cpu_fraction"] for c in consumers)
-    report: dict[str, Any] = {
+    return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "target": target.describe(),
         "workload": workload.to_dict(),
         "topology": {"queues": list(topology.queues), "exchange": topology.exchange,
                      "dlq": topology.dlq, "producers": topology.producers, "consumers": topology.consumers},
         "seconds": workload.seconds,
-        "published_per_s": rate(producers, "window_published"),
-        "confirmed_per_s": rate(producers, "window_confirmed") if window else None,
-        "consumed_per_s": rate(consumers, "window_consumed") if consumers else None,
+        "published_per_s": _rate(producers, "window_published"),
+        "confirmed_per_s": _rate(producers, "window_confirmed") if window else None,
+        "consumed_per_s": _rate(consumers, "window_consumed") if consumers else None,
         "latency_ms": hist.summary_ms(latency) if consumers else None,
         "confirm_latency_ms": hist.summary_ms(confirm_latency) if window else None,
         "latency_spectrum_ms": hist.spectrum_ms(latency),
-        "cpu": {
-            "producers": [round(p["cpu_fraction"], 3) for p in producers],
-            "consumers": [round(c["cpu_fraction"], 3) for c in consumers],
-            "broker": round(broker_cpu, 3) if broker_cpu is not None else None,
-            # every core's busy time over the window: minus broker and generators = the rest
-            "machine": round(machine_cpu, 3),
-            "others": round(machine_cpu - (broker_cpu or 0.0) - gen_cpu, 3),
-        },
-        "totals": {
-            "published": published,
-            "confirmed": sum(p["confirmed"] for p in producers) if window else None,
-            "nacked": sum(p["nacked"] for p in producers) if window else None,
-            "expected": expected if consumers else None,
-            "consumed": sum(c["consumed"] for c in consumers) if consumers else None,
-            "completed": completed if consumers else None,
-            "retried": sum(c["retried"] for c in consumers),
-            "dead_lettered": dead,
-            "dlq_depth": left.get(topology.dlq) if topology.dlq else None,
-            "left": left_total if consumers else None,
-            "lost": (expected - completed - left_total) if consumers else None,
-        },
+        "cpu": _cpu(producers, consumers, broker_cpu, machine_cpu),
+        "totals": _totals(workload, topology, producers, consumers, left),
         "timeline": _timeline(producers, consumers, hist.by_interval(lat_parts), interval_s),
         "samples": Monitor.as_dict(samples),
         "producers": producers,
@@ -122,7 +132,6 @@ def build_report(*, target: Target, workload: Workload, topology: Topology, prod
                     "loadavg_after": list(os.getloadavg())},
         "errors": errors,
     }
-    return report
 
 
 def check(report: dict[str, Any]) -> list[str]:

@@ -19,11 +19,12 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from ferrymq.bench import consumer as cons
 from ferrymq.bench import producer as prod
-from ferrymq.bench.amqp_wire import Client
+from ferrymq.bench.amqp_client import Client
 from ferrymq.bench.monitor import Monitor, Sample
 from ferrymq.bench.procstat import machine_busy_seconds, proc_cpu_seconds
 from ferrymq.bench.report import build_report
@@ -139,122 +140,154 @@ def effective(w: Workload, target: Target) -> Workload:
     return w
 
 
-def run_workload(target: Target, workload: Workload, *, keep_queues: bool = False,
-                 on_sample: Callable[[Sample], None] | None = None) -> dict[str, Any]:
-    """Run ``workload`` against ``target`` once; returns the report (see report.py)."""
-    if target.kind == "kafka":
-        from ferrymq.bench.kafka_stream import run_stream
+@dataclass
+class _Fleet:
+    """The generator processes of one run and what they share (spawned: children start clean,
+    with no inherited threads or event loops)."""
+    target: Target
+    w: Workload
+    topo: Topology
+    ctx: Any = field(default_factory=lambda: mp.get_context("spawn"))
+    procs: list[Any] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
 
-        return run_stream(target, workload)
-    w = effective(workload, target)
-    topo = Topology.plan(w, uuid.uuid4().hex[:8])
-    stream = w.kind == "stream"
-    declare(target.url, topo)
-    ctx = mp.get_context("spawn")  # children start clean: no inherited threads or event loops
-    n_prod, n_cons = topo.producers, topo.consumers
-    shared = {
-        "schedule": ctx.RawArray("q", 4),
-        "sent": ctx.RawArray("q", max(1, n_prod)),
-        "producers_done": ctx.RawArray("b", max(1, n_prod)),
-        "received": ctx.RawArray("q", max(1, n_cons)),
-        "weights": ctx.RawArray("q", [topo.copies(i, stream) for i in range(max(1, n_prod))]),
-        "failed": ctx.RawValue("b", 0),
-    }
-    if n_prod == 0:
-        shared["producers_done"][0] = 1
-    live = [ctx.RawValue("q", 0) for _ in range(n_prod)]
-    ready, results, go = ctx.Queue(), ctx.Queue(), ctx.Event()
-    window = w.confirm_window if w.confirm else 0
-    pacer = w.pacer()
-    procs: list[Any] = []
-    names: list[str] = []
-    load_before = os.getloadavg()
-    errors: list[str] = []
-    for j in range(n_cons):
-        ccfg = cons.ConsumerConfig(
-            url=target.url, queue=topo.consumer_queue(j), prefetch=w.prefetch, multi_ack=w.multi_ack,
-            drain_seconds=w.drain_seconds, nodelay=w.nodelay, consume_args=topo.consume_args,
-            fail_rate=w.fail_rate if w.kind == "task" else 0.0, max_retries=w.max_retries, size=w.size,
-            persistent=w.persistent, work_us=w.work_us, seed=w.seed * 1000 + j)
-        procs.append(ctx.Process(target=_consumer_main, args=(j, ccfg, shared, ready, go, results),
-                                 name=f"bench-consumer-{j}", daemon=True))
-        names.append(f"consumer-{j}")
-    # Consumers subscribe before any producer publishes.
-    for p in procs:
+    def __post_init__(self) -> None:
+        ctx, topo = self.ctx, self.topo
+        n_prod, n_cons = topo.producers, topo.consumers
+        stream = self.w.kind == "stream"
+        self.shared = {
+            "schedule": ctx.RawArray("q", 4),
+            "sent": ctx.RawArray("q", max(1, n_prod)),
+            "producers_done": ctx.RawArray("b", max(1, n_prod)),
+            "received": ctx.RawArray("q", max(1, n_cons)),
+            "weights": ctx.RawArray("q", [topo.copies(i, stream) for i in range(max(1, n_prod))]),
+            "failed": ctx.RawValue("b", 0),
+        }
+        if n_prod == 0:
+            self.shared["producers_done"][0] = 1
+        self.live = [ctx.RawValue("q", 0) for _ in range(n_prod)]
+        self.ready, self.results, self.go = ctx.Queue(), ctx.Queue(), ctx.Event()
+
+    def spawn(self, name: str, main: Callable[..., None], args: tuple[Any, ...]) -> None:
+        p = self.ctx.Process(target=main, args=args, name=f"bench-{name}", daemon=True)
         p.start()
-    try:
-        for _ in range(n_cons):
-            ready.get(timeout=READY_TIMEOUT_S)
-        for i in range(n_prod):
-            exchange, key = topo.producer_route(i)
-            pcfg = prod.ProducerConfig(
-                url=target.url, routing_key=key, exchange=exchange, size=w.size, window=window,
-                persistent=w.persistent, pacer=pacer, batch=w.batch, drain_seconds=w.drain_seconds,
-                nodelay=w.nodelay)
-            p = ctx.Process(target=_producer_main, args=(i, pcfg, shared, live[i], ready, go, results),
-                            name=f"bench-producer-{i}", daemon=True)
-            p.start()
-            procs.append(p)
-            names.append(f"producer-{i}")
-        for _ in range(n_prod):
-            ready.get(timeout=READY_TIMEOUT_S)
-    except Exception:
-        for p in procs:
-            p.kill()
-        cleanup(target.url, topo)
-        raise
+        self.procs.append(p)
+        self.names.append(name)
+
+    def start_consumers(self) -> None:
+        """Consumers subscribe before any producer publishes."""
+        w, topo = self.w, self.topo
+        for j in range(topo.consumers):
+            cfg = cons.ConsumerConfig(
+                url=self.target.url, queue=topo.consumer_queue(j), prefetch=w.prefetch,
+                multi_ack=w.multi_ack, drain_seconds=w.drain_seconds, nodelay=w.nodelay,
+                consume_args=topo.consume_args, fail_rate=w.fail_rate if w.kind == "task" else 0.0,
+                max_retries=w.max_retries, size=w.size, persistent=w.persistent, work_us=w.work_us,
+                seed=w.seed * 1000 + j)
+            self.spawn(f"consumer-{j}", _consumer_main,
+                       (j, cfg, self.shared, self.ready, self.go, self.results))
+        for _ in range(topo.consumers):
+            self.ready.get(timeout=READY_TIMEOUT_S)
+
+    def start_producers(self) -> None:
+        w, pacer = self.w, self.w.pacer()
+        for i in range(self.topo.producers):
+            exchange, key = self.topo.producer_route(i)
+            cfg = prod.ProducerConfig(
+                url=self.target.url, routing_key=key, exchange=exchange, size=w.size,
+                window=w.confirm_window if w.confirm else 0, persistent=w.persistent, pacer=pacer,
+                batch=w.batch, drain_seconds=w.drain_seconds, nodelay=w.nodelay)
+            self.spawn(f"producer-{i}", _producer_main,
+                       (i, cfg, self.shared, self.live[i], self.ready, self.go, self.results))
+        for _ in range(self.topo.producers):
+            self.ready.get(timeout=READY_TIMEOUT_S)
+
+    def counters(self) -> tuple[int, int, int]:
+        """(published, expected deliveries, completed) from the children's shared counters."""
+        sent = [v.value for v in self.live]
+        weights = self.shared["weights"]
+        return sum(sent), sum(s * wt for s, wt in zip(sent, weights)), sum(self.shared["received"])
+
+    def gather(self) -> tuple[dict[int, Any], dict[int, Any], list[str]]:
+        """Every child's report (or error), then the children joined."""
+        producers: dict[int, dict[str, Any]] = {}
+        consumers: dict[int, dict[str, Any]] = {}
+        errors: list[str] = []
+        deadline = time.monotonic() + 2 * self.w.drain_seconds + 30
+        while len(producers) + len(consumers) + len(errors) < len(self.procs):
+            try:
+                kind, idx, payload = self.results.get(timeout=max(0.1, deadline - time.monotonic()))
+            except Exception:  # queue.Empty: a child hung
+                errors.append("timed out waiting for generator processes")
+                break
+            if kind == "error":
+                errors.append(payload)
+            else:
+                (producers if kind == "producer" else consumers)[idx] = payload
+        for p in self.procs:
+            p.join(5)
+            if p.is_alive():
+                p.terminate()
+                p.join(5)
+        return producers, consumers, errors
+
+
+def _measure(fleet: _Fleet,
+             on_sample: Callable[[Sample], None] | None) -> tuple[Monitor, float | None, float]:
+    """Publish the schedule, let the children go and sample CPU over the measured window:
+    (monitor, broker cores, machine cores)."""
+    w, target = fleet.w, fleet.target
     iv_s = w.timeline_interval()
     start = time.monotonic_ns() + START_DELAY_NS
     w0 = start + int(w.warmup * 1e9)
     w1 = w0 + int(w.seconds * 1e9)
-    shared["schedule"][:] = [start, w0, w1, int(iv_s * 1e9)]
+    fleet.shared["schedule"][:] = [start, w0, w1, int(iv_s * 1e9)]
     pids = {"broker": target.broker_pid} if target.broker_pid else {}
-    pids.update({name: p.pid for name, p in zip(names, procs)})
-    weights = list(shared["weights"])
-
-    def counters() -> tuple[int, int, int]:
-        sent = [v.value for v in live]
-        return sum(sent), sum(s * wt for s, wt in zip(sent, weights)), sum(shared["received"])
-
-    monitor = Monitor(None if target.kind == "sink" else target.url, list(topo.queues), pids, counters,
-                      w0, iv_s, on_sample).start()
-    go.set()
+    pids.update({name: p.pid for name, p in zip(fleet.names, fleet.procs)})
+    monitor = Monitor(None if target.kind == "sink" else target.url, list(fleet.topo.queues), pids,
+                      fleet.counters, w0, iv_s, on_sample).start()
+    fleet.go.set()
     prod.sleep_until(w0)
     b0 = proc_cpu_seconds(target.broker_pid) if target.broker_pid else 0.0
     m0, t0 = machine_busy_seconds(), time.monotonic_ns()
     prod.sleep_until(w1)
     b1 = proc_cpu_seconds(target.broker_pid) if target.broker_pid else 0.0
     m1, t1 = machine_busy_seconds(), time.monotonic_ns()
-    machine_cpu = (m1 - m0) / ((t1 - t0) / 1e9)
-    broker_cpu = (b1 - b0) / ((t1 - t0) / 1e9) if target.broker_pid else None
-    producers: dict[int, dict[str, Any]] = {}
-    consumers: dict[int, dict[str, Any]] = {}
-    deadline = time.monotonic() + 2 * w.drain_seconds + 30
-    while len(producers) + len(consumers) + len(errors) < len(procs):
-        try:
-            kind, idx, payload = results.get(timeout=max(0.1, deadline - time.monotonic()))
-        except Exception:  # queue.Empty: a child hung
-            errors.append("timed out waiting for generator processes")
-            break
-        if kind == "producer":
-            producers[idx] = payload
-        elif kind == "consumer":
-            consumers[idx] = payload
-        else:
-            errors.append(payload)
-    for p in procs:
-        p.join(5)
-        if p.is_alive():
-            p.terminate()
-            p.join(5)
+    secs = (t1 - t0) / 1e9
+    return monitor, (b1 - b0) / secs if target.broker_pid else None, (m1 - m0) / secs
+
+
+def run_workload(target: Target, workload: Workload, *, keep_queues: bool = False,
+                 on_sample: Callable[[Sample], None] | None = None) -> dict[str, Any]:
+    """Run ``workload`` against ``target`` once; returns the report (see report.py)."""
+    if target.kind == "kafka":
+        from ferrymq.bench.kafka_load import run_stream
+
+        return run_stream(target, workload)
+    w = effective(workload, target)
+    topo = Topology.plan(w, uuid.uuid4().hex[:8])
+    declare(target.url, topo)
+    fleet = _Fleet(target, w, topo)
+    load_before = os.getloadavg()
+    try:
+        fleet.start_consumers()
+        fleet.start_producers()
+    except Exception:
+        for p in fleet.procs:
+            p.kill()
+        cleanup(target.url, topo)
+        raise
+    monitor, broker_cpu, machine_cpu = _measure(fleet, on_sample)
+    producers, consumers, errors = fleet.gather()
     samples = monitor.stop()
     errors.extend(monitor.errors)
     left: dict[str, int] = {}
-    if target.kind != "sink" and n_cons:
+    if target.kind != "sink" and topo.consumers:
         left = depths(target.url, [*topo.queues, *([topo.dlq] if topo.dlq else [])])
     if not keep_queues:
         cleanup(target.url, topo)
     return build_report(
         target=target, workload=w, topology=topo, producers=[producers[i] for i in sorted(producers)],
         consumers=[consumers[i] for i in sorted(consumers)], samples=samples, broker_cpu=broker_cpu,
-        machine_cpu=machine_cpu, errors=errors, left=left, load_before=load_before, interval_s=iv_s)
+        machine_cpu=machine_cpu, errors=errors, left=left, load_before=load_before,
+        interval_s=w.timeline_interval())

@@ -14,19 +14,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import struct
+from typing import Any, cast
 
 from pamqp import commands as c
-from pamqp import frame as pframe
+from pamqp.base import Frame
 
-from ferrymq.protocols.amqp.hotpath import confirm_frame
+from ferrymq.protocols.amqp import client as codec
+from ferrymq.protocols.amqp import hotpath
+from ferrymq.protocols.amqp.frames import (
+    BASIC_PUBLISH,
+    CONTENT_HEADER_HEAD,
+    FRAME_BODY,
+    FRAME_HEAD,
+    FRAME_HEADER,
+    FRAME_METHOD,
+    METHOD_ID,
+    PROTOCOL_HEADER,
+)
+from ferrymq.protocols.amqp.methods import decode_method, method_class
 from ferrymq.server.app import new_event_loop
 
-_HEAD = struct.Struct(">BHI")
-_CM = struct.Struct(">I")
-_BODY_SIZE = struct.Struct(">Q")
-PUBLISH = (60 << 16) | 40
-DELIVER_ID = struct.pack(">HH", 60, 60)
 REPLIES = {
     c.Channel.Open: lambda m: c.Channel.OpenOk(),
     c.Queue.Declare: lambda m: c.Queue.DeclareOk(m.queue or "sink", 0, 0),
@@ -42,6 +49,10 @@ REPLIES = {
     c.Connection.StartOk: lambda m: c.Connection.Tune(2047, 131072, 0),
     c.Connection.Close: lambda m: c.Connection.CloseOk(),
 }
+START = codec.encode_method(0, c.Connection.Start(
+    server_properties={"product": "ferrymq-sink",
+                       "capabilities": {"publisher_confirms": True, "basic.nack": True}},
+    mechanisms="PLAIN", locales="en_US"))
 
 
 class Subscriber:
@@ -50,21 +61,19 @@ class Subscriber:
     __slots__ = ("channel", "next_tag", "tag", "transport")
 
     def __init__(self, transport: asyncio.Transport, channel: int, tag: str) -> None:
-        self.transport, self.channel, self.tag, self.next_tag = transport, channel, tag.encode(), 0
+        self.transport, self.channel, self.tag, self.next_tag = transport, channel, tag, 0
 
-    def deliver(self, routing_key: bytes, content: list[bytes]) -> list[bytes]:
+    def deliver(self, routing_key: str, content: list[bytes]) -> list[bytes]:
         """basic.deliver + the publish's own header and body frames, renumbered to our channel."""
         self.next_tag += 1
-        args = (DELIVER_ID + bytes((len(self.tag),)) + self.tag + struct.pack(">QB", self.next_tag, 0)
-                + b"\x00" + bytes((len(routing_key),)) + routing_key)
-        out = [_HEAD.pack(1, self.channel, len(args)), args, b"\xce"]
+        out = [hotpath.deliver_method(self.channel, self.tag, self.next_tag, False, "", routing_key)]
         for frame in content:
-            out.append(_HEAD.pack(frame[0], self.channel, len(frame) - 8) + frame[7:])
+            out.append(FRAME_HEAD.pack(frame[0], self.channel, len(frame) - 8) + frame[7:])
         return out
 
 
 class SinkProtocol(asyncio.Protocol):
-    subscribers: dict[bytes, list[Subscriber]] = {}  # queue -> consumers (shared by connections)
+    subscribers: dict[str, list[Subscriber]] = {}  # queue -> consumers (shared by connections)
     delay_s = 0.0
 
     def __init__(self) -> None:
@@ -72,7 +81,7 @@ class SinkProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.published = 0
         self.confirming = False
-        self.echo_key: bytes | None = None  # routing key of the publish being assembled
+        self.echo_key: str | None = None  # routing key of the publish being assembled
         self.echo_frames: list[bytes] = []
         self.body_left = 0
         self.rr = 0
@@ -89,57 +98,68 @@ class SinkProtocol(asyncio.Protocol):
         buf = self.buf
         buf += data
         pos = 0
-        if buf.startswith(b"AMQP"):
-            self.transport.write(pframe.marshal(c.Connection.Start(
-                server_properties={"product": "ferrymq-sink",
-                                   "capabilities": {"publisher_confirms": True, "basic.nack": True}},
-                mechanisms="PLAIN", locales="en_US"), 0))
-            pos = 8
-        out = []
+        if buf.startswith(PROTOCOL_HEADER[:4]):
+            self.transport.write(START)
+            pos = len(PROTOCOL_HEADER)
+        out: list[bytes] = []
         n = len(buf)
-        subscribers = self.subscribers
+        unpack_head, unpack_id, subscribers = FRAME_HEAD.unpack_from, METHOD_ID.unpack_from, self.subscribers
         while n - pos >= 8:
-            ftype, ch, size = _HEAD.unpack_from(buf, pos)
+            ftype, ch, size = unpack_head(buf, pos)
             end = pos + size + 8
             if n < end:
                 break
-            if ftype == 1:
-                cm = _CM.unpack_from(buf, pos + 7)[0]
-                if cm == PUBLISH:
+            if ftype == FRAME_METHOD:
+                if unpack_id(buf, pos + 7)[0] == BASIC_PUBLISH:  # the per-message frame: inline
                     self.published += 1
                     if subscribers:
-                        ex_at = pos + 13
-                        rk_at = ex_at + 1 + buf[ex_at]
-                        key = bytes(buf[rk_at + 1:rk_at + 1 + buf[rk_at]])
-                        if buf[ex_at] == 0 and subscribers.get(key):
-                            self.echo_key, self.echo_frames = key, []
+                        self._echo_start(pos + 7, end - 1)
                 else:
-                    _, _, method = pframe.unmarshal(bytes(buf[pos:end]))
-                    self.confirming |= isinstance(method, c.Confirm.Select)
-                    if isinstance(method, c.Basic.Consume):
-                        sub = Subscriber(self.transport, ch, method.consumer_tag or "sink")
-                        subscribers.setdefault(method.queue.encode(), []).append(sub)
-                    reply = REPLIES.get(type(method))
-                    if reply is not None:
-                        out.append(pframe.marshal(reply(method), ch))
-            elif self.echo_key is not None and ftype in (2, 3):
-                frame = bytes(buf[pos:end])
-                self.echo_frames.append(frame)
-                if ftype == 2:
-                    (self.body_left,) = _BODY_SIZE.unpack_from(frame, 11)
-                else:
-                    self.body_left -= size
-                if self.body_left <= 0:
-                    self._echo(self.echo_key, self.echo_frames)
-                    self.echo_key = None
+                    self._method(ch, pos + 7, end - 1, out)
+            elif self.echo_key is not None and ftype in (FRAME_HEADER, FRAME_BODY):
+                self._content(ftype, bytes(buf[pos:end]))
             pos = end
         del buf[:pos]
         if self.confirming and self.published:
-            out.append(confirm_frame(1, self.published, True, True))
+            out.append(hotpath.confirm_frame(1, self.published, True, True))
         if out:
             self.transport.writelines(out)
 
-    def _echo(self, key: bytes, frames: list[bytes]) -> None:
+    def _echo_start(self, start: int, end: int) -> None:
+        """A publish to the default exchange whose queue has a consumer is assembled for the echo."""
+        # decode_publish reads a bytearray as it reads bytes: no copy of the frame
+        exchange, key, _ = hotpath.decode_publish(cast(bytes, self.buf), start, end)
+        if not exchange and self.subscribers.get(key):
+            self.echo_key, self.echo_frames = key, []
+
+    def _method(self, ch: int, start: int, end: int, out: list[bytes]) -> None:
+        """Any method but a publish: decoded, and answered."""
+        buf = self.buf
+        cls = method_class(METHOD_ID.unpack_from(buf, start)[0])
+        if cls is None:
+            return
+        method = decode_method(cls, bytes(buf[start:end]), 4, end - start)
+        self.confirming |= isinstance(method, c.Confirm.Select)
+        if isinstance(method, c.Basic.Consume):
+            sub = Subscriber(self.transport, ch, method.consumer_tag or "sink")  # type: ignore[arg-type]
+            self.subscribers.setdefault(method.queue, []).append(sub)
+        reply: Any = REPLIES.get(type(method))
+        if reply is not None:
+            answer: Frame = reply(method)
+            out.append(codec.encode_method(ch, answer))
+
+    def _content(self, ftype: int, frame: bytes) -> None:
+        self.echo_frames.append(frame)
+        if ftype == FRAME_HEADER:
+            self.body_left = CONTENT_HEADER_HEAD.unpack_from(frame, 7)[2]
+        else:
+            self.body_left -= len(frame) - 8
+        if self.body_left <= 0:
+            assert self.echo_key is not None
+            self._echo(self.echo_key, self.echo_frames)
+            self.echo_key = None
+
+    def _echo(self, key: str, frames: list[bytes]) -> None:
         subs = self.subscribers.get(key)
         if not subs:
             return
@@ -151,7 +171,7 @@ class SinkProtocol(asyncio.Protocol):
             _write(sub, key, frames)
 
 
-def _write(sub: Subscriber, key: bytes, frames: list[bytes]) -> None:
+def _write(sub: Subscriber, key: str, frames: list[bytes]) -> None:
     if not sub.transport.is_closing():
         sub.transport.writelines(sub.deliver(key, frames))
 

@@ -85,46 +85,65 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
+def _sink(name: str, sink_delay_ms: float) -> Iterator[Target]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "ferrymq.bench.sink", "--port", str(port)]
+    if sink_delay_ms:
+        cmd += ["--delay-ms", str(sink_delay_ms)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    try:
+        _wait_for(port, proc, "the sink")
+        yield Target(name, f"amqp://guest:guest@127.0.0.1:{port}/%2F", "sink", proc.pid,
+                     {"started": "sink", "delay_ms": sink_delay_ms})
+    finally:
+        _stop(proc)
+
+
+@contextmanager
+def _ferrymq(name: str, fsync: str, kafka: bool) -> Iterator[Target]:
+    """A private `ferrymq serve`, measured over its AMQP listener or (``kafka``) its Kafka one."""
+    port, kport = free_port(), free_port()
+    with tempfile.TemporaryDirectory(prefix="ferrymq-bench-data-") as data:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ferrymq.cli", "serve", "--amqp-port", str(port), "--kafka-port",
+             str(kport), "--data-dir", data, "--fsync", fsync, "--log-level", "warning"],
+            stdout=subprocess.DEVNULL)
+        try:
+            _wait_for(port, proc, "ferrymq serve")
+            info = {"started": "ferrymq serve", "fsync": fsync}
+            if kafka:
+                _wait_for_tcp(kport, proc, "ferrymq serve's Kafka listener")
+                yield Target(name, f"kafka://127.0.0.1:{kport}", "kafka", proc.pid, info)
+            else:
+                yield Target(name, f"amqp://guest:guest@127.0.0.1:{port}/%2F", "amqp", proc.pid, info)
+        finally:
+            _stop(proc)
+
+
+@contextmanager
+def _rabbitmq(name: str) -> Iterator[Target]:
+    node = start_rabbitmq()
+    try:
+        yield Target(name, node.amqp_url, "amqp", node.pid,
+                     {"started": "private rabbitmq node", "start_seconds": round(node.start_seconds, 2)})
+    finally:
+        node.stop()
+
+
+@contextmanager
 def open_target(spec: str, *, broker_pid: int = 0, sink_delay_ms: float = 0.0,
                 fsync: str = "always") -> Iterator[Target]:
     """Resolve a target spec, starting (and afterwards stopping) whatever it names."""
     name, what = split_spec(spec)
     if what == "sink":
-        port = free_port()
-        cmd = [sys.executable, "-m", "ferrymq.bench.sink", "--port", str(port)]
-        if sink_delay_ms:
-            cmd += ["--delay-ms", str(sink_delay_ms)]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-        try:
-            _wait_for(port, proc, "the sink")
-            yield Target(name, f"amqp://guest:guest@127.0.0.1:{port}/%2F", "sink", proc.pid,
-                         {"started": "sink", "delay_ms": sink_delay_ms})
-        finally:
-            _stop(proc)
+        with _sink(name, sink_delay_ms) as target:
+            yield target
     elif what in ("ferrymq", "ferrymq-kafka"):
-        port, kport = free_port(), free_port()
-        with tempfile.TemporaryDirectory(prefix="ferrymq-bench-data-") as data:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "ferrymq.cli", "serve", "--amqp-port", str(port), "--kafka-port",
-                 str(kport), "--data-dir", data, "--fsync", fsync, "--log-level", "warning"],
-                stdout=subprocess.DEVNULL)
-            try:
-                _wait_for(port, proc, "ferrymq serve")
-                info = {"started": "ferrymq serve", "fsync": fsync}
-                if what == "ferrymq-kafka":  # the same broker, measured over its Kafka listener
-                    _wait_for_tcp(kport, proc, "ferrymq serve's Kafka listener")
-                    yield Target(name, f"kafka://127.0.0.1:{kport}", "kafka", proc.pid, info)
-                else:
-                    yield Target(name, f"amqp://guest:guest@127.0.0.1:{port}/%2F", "amqp", proc.pid, info)
-            finally:
-                _stop(proc)
+        with _ferrymq(name, fsync, what == "ferrymq-kafka") as target:
+            yield target
     elif what == "rabbitmq":
-        node = start_rabbitmq()
-        try:
-            yield Target(name, node.amqp_url, "amqp", node.pid,
-                         {"started": "private rabbitmq node", "start_seconds": round(node.start_seconds, 2)})
-        finally:
-            node.stop()
+        with _rabbitmq(name) as target:
+            yield target
     elif what.startswith("amqp://"):
         u = urlparse(what)
         pid = broker_pid

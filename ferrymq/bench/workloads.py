@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from ferrymq.bench.amqp_wire import MIN_SIZE
 from ferrymq.bench.pacing import Pacer
+from ferrymq.bench.traffic import MIN_SIZE
 
 KINDS = ("max", "steady", "bursty", "fanout", "task", "stream")
 

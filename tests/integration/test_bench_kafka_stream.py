@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ferrymq.bench.kafka_stream import run_stream
+from ferrymq.bench.kafka_load import run_stream
 from ferrymq.bench.report import check
 from ferrymq.bench.targets import Target
 from ferrymq.bench.workloads import Workload

@@ -9,7 +9,8 @@ import pytest
 
 from ferrymq.protocols.kafka.records import encode_batch
 from ferrymq.testing import EmbeddedBroker
-from tests.integration.test_kafka_wire import Raw, _produce
+from tests.support.kafka import Raw
+from tests.support.kafka import produce as _produce
 
 pytestmark = pytest.mark.timeout(30)
 

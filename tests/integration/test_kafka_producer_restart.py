@@ -8,7 +8,9 @@ import pytest
 
 from ferrymq.protocols.kafka.records import decode_batches, encode_batch
 from ferrymq.testing import EmbeddedBroker
-from tests.integration.test_kafka_wire import Raw, _fetch_values, _produce
+from tests.support.kafka import Raw
+from tests.support.kafka import fetch_values as _fetch_values
+from tests.support.kafka import produce as _produce
 
 pytestmark = pytest.mark.timeout(30)
 

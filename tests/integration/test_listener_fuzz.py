@@ -9,8 +9,7 @@ import time
 
 import pika
 
-from tests.unit.test_amqp_fuzz import VALID
-from tests.unit.test_amqp_support import handshake_bytes
+from tests.support.amqp import VALID, handshake_bytes
 
 HANDSHAKE = handshake_bytes(channels=(1, 2))
 VALID_TRAFFIC = b"".join(VALID[:-2])  # without the connection.close and heartbeat

@@ -6,6 +6,7 @@ import warnings
 
 import pytest
 from pamqp import commands as c
+from pamqp import header as pheader
 from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
 
@@ -14,7 +15,16 @@ from ferrymq.errors import ChannelStateError, NotFound, PreconditionFailed
 from ferrymq.protocols.amqp import client
 from ferrymq.protocols.amqp.frames import frame
 from ferrymq.protocols.amqp.methods import encode_method
-from tests.unit.test_amqp_support import drain, last_close, opened, unvalidated
+from tests.support.amqp import (
+    drain,
+    drain_exact,
+    last_close,
+    only_close,
+    opened,
+    pamqp_frame,
+    pamqp_publish,
+    unvalidated,
+)
 
 with warnings.catch_warnings():  # pamqp warns that basic.recover-async is deprecated
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -274,3 +284,64 @@ def test_input_that_is_not_bytes_is_copied_once() -> None:
     conn, handler = opened()
     conn.receive_data(memoryview(client.encode_publish(1, "", "q", b"abc")))  # type: ignore[arg-type]
     assert type(handler.calls[0][5]) is bytes
+
+
+# Moved from tests/unit/test_wire_codec.py (pamqp marshals the client side).
+
+
+def test_handler_precondition_failed_on_ack_closes_the_channel_with_its_text() -> None:
+    conn, handler = opened()
+    handler.fail["on_ack"] = PreconditionFailed("unknown delivery tag 5")
+    conn.receive_data(pamqp_frame(1, c.Basic.Ack(delivery_tag=5)))
+    ch, close = only_close(conn)
+    assert ch == 1 and isinstance(close, c.Channel.Close) and close.reply_code == 406
+    assert close.reply_text == "PRECONDITION_FAILED - unknown delivery tag 5"
+    assert (close.class_id, close.method_id) == (60, 80)
+    assert not conn.closed
+
+
+_TRIGGERS = {
+    "on_publish": pamqp_publish(1, "", "q", b"abc"),
+    "on_ack": pamqp_frame(1, c.Basic.Ack(delivery_tag=1)),
+    "on_method": pamqp_frame(1, c.Queue.Declare(queue="q")),
+    "on_channel_open": pamqp_frame(3, c.Channel.Open()),
+    "on_flow": pamqp_frame(1, c.Channel.Flow(active=False)),
+}
+
+
+@pytest.mark.parametrize("hook", sorted(_TRIGGERS))
+def test_handler_runtime_error_is_541_and_never_escapes(hook: str) -> None:
+    conn, handler = opened()
+    handler.fail[hook] = RuntimeError("boom")
+    conn.receive_data(_TRIGGERS[hook])
+    ch, close = only_close(conn)
+    assert ch == 0 and isinstance(close, c.Connection.Close) and close.reply_code == 541
+    assert close.reply_text.startswith("INTERNAL_ERROR") and "boom" in close.reply_text
+    assert not conn.closed
+    # closing: further input is ignored until close-ok
+    conn.receive_data(b"".join(_TRIGGERS.values()))
+    assert conn.outbox == [] and [call[0] for call in handler.calls] == [hook]
+    conn.receive_data(pamqp_frame(0, c.Connection.CloseOk()))
+    assert conn.closed
+
+
+def test_content_frames_on_a_server_closed_channel_are_ignored_until_close_ok() -> None:
+    conn, handler = opened()
+    conn.receive_data(pamqp_frame(1, c.Basic.Publish(exchange="", routing_key="q")))  # mid-publish
+    conn.close_channel(1, 406, "PRECONDITION_FAILED - stop", 60, 40)
+    ch, close = only_close(conn)
+    assert ch == 1 and isinstance(close, c.Channel.Close) and close.reply_code == 406
+    conn.receive_data(b"".join((
+        pamqp_frame(1, pheader.ContentHeader(0, 3, c.Basic.Properties())),
+        pamqp_frame(1, ContentBody(b"abc")),
+        pamqp_publish(1, "", "q", b"more"),
+        pamqp_frame(1, c.Basic.Ack(delivery_tag=1)),
+        pamqp_frame(1, c.Queue.Declare(queue="q")),
+        pamqp_frame(1, c.Channel.Open()),
+    )))
+    assert handler.calls == [] and conn.outbox == [] and not conn.closed
+    conn.receive_data(pamqp_frame(1, c.Channel.CloseOk()))
+    assert handler.calls == [("on_channel_closed", 1)] and conn.outbox == []
+    conn.receive_data(pamqp_frame(1, c.Channel.Open()) + pamqp_publish(1, "", "q", b"again"))
+    assert [type(f) for _, f in drain_exact(conn)] == [c.Channel.OpenOk]
+    assert handler.calls[-1][:6] == ("on_publish", 1, "", "q", False, b"again")

@@ -8,12 +8,22 @@ import pytest
 from pamqp import commands as c
 from pamqp import frame as pframe
 from pamqp import header as pheader
+from pamqp.body import ContentBody
 
 from ferrymq.core.properties import EMPTY_PROPERTIES, Properties
 from ferrymq.protocols.amqp import client
 from ferrymq.protocols.amqp.frames import frame
 from ferrymq.protocols.amqp.properties import encode_properties
-from tests.unit.test_amqp_support import comparable, drain, feed_bytewise, last_close, opened
+from tests.support.amqp import (
+    comparable,
+    drain,
+    feed_bytewise,
+    last_close,
+    only_close,
+    opened,
+    pamqp_frame,
+    pamqp_publish,
+)
 
 
 def _publishes(handler) -> list[tuple]:  # type: ignore[no-untyped-def]
@@ -241,3 +251,78 @@ def test_any_chunking_of_the_input_gives_identical_results(chunk: int) -> None:
     assert comparable(pieces_handler.calls) == comparable(whole_handler.calls)
     assert [call[0] for call in whole_handler.calls] == [
         "on_publish", "on_ack", "on_publish", "on_method", "on_channel_closed"]
+
+
+# Moved from tests/unit/test_wire_codec.py (pamqp marshals the client side).
+
+
+def test_a_pamqp_publish_in_one_body_frame_keeps_its_property_bytes() -> None:
+    conn, handler = opened()
+    props = c.Basic.Properties(content_type="application/json", delivery_mode=2, priority=5,
+                               message_id="m1", headers={"k": "v"})
+    conn.receive_data(pamqp_publish(1, "amq.direct", "a.key", b"payload", mandatory=True,
+                                    props=props))
+    [(name, ch, ex, rk, mandatory, body, decoded, raw)] = handler.calls
+    assert (name, ch, ex, rk, mandatory, body) == (
+        "on_publish", 1, "amq.direct", "a.key", True, b"payload")
+    assert decoded.content_type == "application/json" and decoded.delivery_mode == 2
+    assert decoded.priority == 5 and decoded.message_id == "m1" and decoded.headers == {"k": "v"}
+    assert raw == props.marshal()
+    assert conn.outbox == []
+
+
+def test_zero_length_body_is_published_at_the_content_header() -> None:
+    conn, handler = opened()
+    conn.receive_data(pamqp_publish(1, "x", "y", b""))
+    assert [call[:6] for call in handler.calls] == [("on_publish", 1, "x", "y", False, b"")]
+    # and the channel accepts the next publish at once
+    conn.receive_data(pamqp_publish(1, "x", "z", b"1"))
+    assert handler.calls[-1][:6] == ("on_publish", 1, "x", "z", False, b"1")
+    assert not conn.outbox
+
+
+@pytest.mark.parametrize("channel", [0, 1])
+def test_unknown_frame_type_on_any_channel_is_501(channel: int) -> None:
+    conn, _ = opened()
+    conn.receive_data(struct.pack(">BHI", 9, channel, 2) + b"ab\xce")
+    _, close = only_close(conn)
+    assert isinstance(close, c.Connection.Close) and close.reply_code == 501
+
+
+def test_exactly_message_max_is_accepted_after_a_larger_one_closed_its_channel() -> None:
+    conn, handler = opened(message_max=100)
+    conn.receive_data(pamqp_publish(1, "", "q", b"x" * 101))
+    ch, close = only_close(conn)
+    assert ch == 1 and isinstance(close, c.Channel.Close) and close.reply_code == 406
+    assert close.reply_text.startswith("PRECONDITION_FAILED") and "100" in close.reply_text
+    assert (close.class_id, close.method_id) == (60, 40)
+    assert handler.calls == [] and not conn.closed
+    # exactly message_max is fine on another channel
+    conn.receive_data(pamqp_frame(2, c.Channel.Open()) + pamqp_publish(2, "", "q", b"y" * 100))
+    assert handler.calls[-1][:6] == ("on_publish", 2, "", "q", False, b"y" * 100)
+
+
+def test_frame_larger_than_frame_max_is_a_connection_level_frame_error() -> None:
+    conn, _ = opened(frame_max=4096)
+    conn.receive_data(struct.pack(">BHI", 1, 1, 4096 + 100))  # only the head: enough to refuse
+    ch, close = only_close(conn)
+    assert ch == 0 and isinstance(close, c.Connection.Close) and close.reply_code == 501
+    assert close.reply_text.startswith("FRAME_ERROR")
+    assert conn.closed
+
+
+def test_a_stray_body_frame_reaches_no_handler() -> None:
+    conn, handler = opened()
+    conn.receive_data(pamqp_frame(1, ContentBody(b"stray")))
+    _, close = only_close(conn)
+    assert isinstance(close, c.Connection.Close) and close.reply_code == 505
+    assert handler.calls == []
+
+
+def test_an_immediate_publish_reaches_no_handler() -> None:
+    conn, handler = opened()
+    conn.receive_data(pamqp_frame(1, c.Basic.Publish(exchange="", routing_key="q", immediate=True)))
+    _, close = only_close(conn)
+    assert isinstance(close, c.Connection.Close) and close.reply_code == 540
+    assert "immediate" in close.reply_text and (close.class_id, close.method_id) == (60, 40)
+    assert handler.calls == []

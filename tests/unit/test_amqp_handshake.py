@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 from pamqp import commands as c
 
@@ -11,14 +13,19 @@ from ferrymq.protocols.amqp import client
 from ferrymq.protocols.amqp.frames import PROTOCOL_HEADER
 from ferrymq.protocols.amqp.server_properties import CAPABILITIES, server_properties
 from ferrymq.protocols.amqp.tables import encode_table
-from tests.unit.test_amqp_support import (
+from tests.support.amqp import (
     comparable,
     drain,
+    drain_exact,
     feed_bytewise,
     handshake_bytes,
     last_close,
     new_server,
+    only_close,
     opened,
+    pamqp_frame,
+    pamqp_handshake,
+    pamqp_publish,
 )
 
 
@@ -221,3 +228,60 @@ def test_handshake_fed_one_byte_at_a_time_matches_one_chunk() -> None:
     assert comparable(bytewise_handler.calls) == comparable(whole_handler.calls)
     assert [call[0] for call in whole_handler.calls][-1] == "on_publish"
 
+
+
+# Moved from tests/unit/test_wire_codec.py (pamqp marshals the client side).
+
+
+def test_a_whole_handshake_in_one_read_gets_start_tune_open_ok_and_channel_open_ok() -> None:
+    conn, handler = new_server()
+    conn.receive_data(pamqp_handshake())
+    frames = drain_exact(conn)
+    kinds = [type(f) for _, f in frames]
+    assert kinds == [c.Connection.Start, c.Connection.Tune, c.Connection.OpenOk, c.Channel.OpenOk]
+    assert [ch for ch, _ in frames] == [0, 0, 0, 1]
+    start = frames[0][1]
+    assert (start.version_major, start.version_minor) == (0, 9)
+    assert "PLAIN" in start.mechanisms.split()
+    caps = start.server_properties["capabilities"]
+    assert set(caps) == set(CAPABILITIES) and len(caps) == 9 and all(caps.values())
+    tune = frames[1][1]
+    assert tune.frame_max == 131_072 and tune.channel_max == 2047
+    assert handler.calls == [
+        ("authenticate", "guest", "guest", "PLAIN"), ("open_vhost", "/"), ("on_channel_open", 1)]
+    assert not conn.closed and conn.vhost == "/" and conn.username == "guest"
+
+
+def test_server_close_keeps_a_half_received_frame_in_sync_for_the_close_ok() -> None:
+    """A server-initiated connection.close while a client frame is half in: the rest of that
+    frame must still be skipped as a frame, so the client's close-ok is recognised."""
+    conn, handler = opened()
+    data = pamqp_publish(1, "", "q", b"z" * 1000)
+    conn.receive_data(data[:-500])
+    conn.close_connection(320, "CONNECTION_FORCED - shutdown")
+    _, close = only_close(conn)
+    assert isinstance(close, c.Connection.Close) and close.reply_code == 320
+    assert not conn.closed
+    conn.receive_data(data[-500:] + pamqp_frame(0, c.Connection.CloseOk()))
+    assert conn.closed and conn.outbox == [] and handler.calls == []
+
+
+def test_a_framing_error_while_closing_drops_the_connection() -> None:
+    conn, _ = opened()
+    conn.close_connection(320, "CONNECTION_FORCED - shutdown")
+    drain(conn)
+    conn.receive_data(struct.pack(">BHI", 1, 1, 2**31) + b"\x00")  # no close-ok can follow this
+    assert conn.closed and conn.outbox == []
+
+
+def test_a_wrong_password_gets_start_then_only_the_403() -> None:
+    conn, handler = new_server()
+    handler.fail["authenticate"] = AccessRefused("bad password")
+    conn.receive_data(pamqp_handshake(password="wrong"))
+    frames = drain_exact(conn)
+    assert isinstance(frames[0][1], c.Connection.Start)
+    [(ch, close)] = frames[1:]
+    assert ch == 0 and isinstance(close, c.Connection.Close) and close.reply_code == 403
+    assert close.reply_text.startswith("ACCESS_REFUSED - Login was refused")
+    assert conn.closed
+    assert [call[0] for call in handler.calls] == ["authenticate"]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import struct
+from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pamqp import commands as c
@@ -16,7 +18,7 @@ from ferrymq.core.properties import Properties
 from ferrymq.protocols.amqp import client, hotpath
 from ferrymq.protocols.amqp.frames import frame
 from ferrymq.protocols.amqp.properties import encode_properties
-from tests.unit.test_amqp_support import opened
+from tests.support.amqp import drain_exact, opened
 
 short = st.text(max_size=80).filter(lambda s: len(s.encode()) <= 255)
 # pamqp's name pattern, for what pamqp itself must encode
@@ -188,3 +190,78 @@ def test_hotpath_decoders_reject_malformed_arguments() -> None:
     except ValueError:
         return
     raise AssertionError("accepted a long ack")
+
+
+# Moved from tests/unit/test_wire_codec.py: through the connection's send_*, at the edges of a
+# 4096 frame_max, in the fewest body frames.
+
+
+def _edge_message(size: int) -> Message:
+    props = Properties(content_type="text/plain", headers={"h": 1}, delivery_mode=2)
+    return Message("ex", "rk", bytes(i % 251 for i in range(size)), props, None)
+
+
+def _check_fewest_frames(frames: list[tuple[int, Any]], size: int, frame_max: int) -> None:
+    header = frames[1][1]
+    assert isinstance(header, pheader.ContentHeader) and header.body_size == size
+    assert header.properties.content_type == "text/plain"
+    assert header.properties.headers == {"h": 1} and header.properties.delivery_mode == 2
+    bodies = [f for _, f in frames[2:]]
+    assert all(isinstance(b, ContentBody) for b in bodies)
+    assert all(len(b.value) <= frame_max - 8 for b in bodies)
+    assert b"".join(b.value for b in bodies) == bytes(i % 251 for i in range(size))
+    assert len(bodies) == -(-size // (frame_max - 8))
+
+
+@pytest.mark.parametrize("size", [0, 1, 4088, 4089, 10_000])
+def test_send_deliver_decodes_with_pamqp(size: int) -> None:
+    conn, _ = opened(frame_max=4096)
+    conn.send_deliver(1, "ctag", 42, True, "ex", "rk", _edge_message(size))
+    frames = drain_exact(conn)
+    assert {ch for ch, _ in frames} == {1}
+    deliver = frames[0][1]
+    assert isinstance(deliver, c.Basic.Deliver)
+    assert (deliver.consumer_tag, deliver.delivery_tag, deliver.redelivered, deliver.exchange,
+            deliver.routing_key) == ("ctag", 42, True, "ex", "rk")
+    _check_fewest_frames(frames, size, 4096)
+
+
+@pytest.mark.parametrize("size", [0, 5000])
+def test_send_get_ok_decodes_with_pamqp(size: int) -> None:
+    conn, _ = opened(frame_max=4096)
+    conn.send_get_ok(1, 3, False, "ex", "rk", 17, _edge_message(size))
+    frames = drain_exact(conn)
+    get_ok = frames[0][1]
+    assert isinstance(get_ok, c.Basic.GetOk)
+    assert (get_ok.delivery_tag, get_ok.redelivered, get_ok.exchange, get_ok.routing_key,
+            get_ok.message_count) == (3, False, "ex", "rk", 17)
+    _check_fewest_frames(frames, size, 4096)
+
+
+@pytest.mark.parametrize("size", [7, 9000])
+def test_send_return_decodes_with_pamqp(size: int) -> None:
+    conn, _ = opened(frame_max=4096)
+    conn.send_return(1, 312, "NO_ROUTE", "ex", "rk", _edge_message(size))
+    frames = drain_exact(conn)
+    ret = frames[0][1]
+    assert isinstance(ret, c.Basic.Return)
+    assert (ret.reply_code, ret.reply_text, ret.exchange, ret.routing_key) == (
+        312, "NO_ROUTE", "ex", "rk")
+    _check_fewest_frames(frames, size, 4096)
+
+
+@settings(max_examples=60, deadline=None)
+@given(channel=st.integers(1, 65535), ctag=short, tag=TAGS, redelivered=st.booleans(),
+       exchange=short, key=short)
+def test_a_deliver_method_alone_is_the_head_of_deliver_frames(channel: int, ctag: str, tag: int,
+                                                              redelivered: bool, exchange: str,
+                                                              key: str) -> None:
+    alone = hotpath.deliver_method(channel, ctag, tag, redelivered, exchange, key)
+    out: list[bytes] = []
+    hotpath.deliver_frames(out, channel, 131072, ctag, tag, redelivered, exchange, key,
+                           Message(exchange, key, b"x"))
+    assert b"".join(bytes(p) for p in out).startswith(alone)
+    [(got_channel, method)] = _unmarshal([alone])
+    assert got_channel == channel and isinstance(method, c.Basic.Deliver)
+    assert (method.consumer_tag, method.delivery_tag, method.redelivered, method.exchange,
+            method.routing_key) == (ctag, tag, redelivered, exchange, key)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from ferrymq.core.channel import Channel
-from tests.unit.core_helpers import new_broker, open_channel, publish
+from tests.support.core import new_broker, open_channel, publish
 
 N_CHANNELS = 3
 PUBLISH_TO = ("plain", "ttl", "capped")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ferrymq.core.fifo import FifoQueue
-from tests.unit.core_helpers import confirms, deliveries, new_broker, open_channel, publish
+from tests.support.core import confirms, deliveries, new_broker, open_channel, publish
 
 
 def fifo(broker, **args):

@@ -6,7 +6,7 @@ import pytest
 
 from ferrymq.core.channel import CANCEL, CLOSE, RETURN
 from ferrymq.errors import AccessRefused, NotAllowed, PreconditionFailed, ResourceLocked
-from tests.unit.core_helpers import (
+from tests.support.core import (
     confirms,
     deliveries,
     new_broker,

@@ -11,7 +11,7 @@ from ferrymq.limits import PAGE_WINDOW_MESSAGES
 from ferrymq.protocols.amqp.properties import encode_properties, intern_properties
 from ferrymq.storage.memory import MemoryLog
 from ferrymq.storage.queue_log import QueueLog
-from tests.unit.core_helpers import deliveries, new_broker, open_channel, publish
+from tests.support.core import deliveries, new_broker, open_channel, publish
 
 
 class MemoryTopology:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from ferrymq.errors import AccessRefused, CommandInvalid, PreconditionFailed
-from tests.unit.core_helpers import new_broker, open_channel, publish
+from tests.support.core import new_broker, open_channel, publish
 
 
 def test_vhost_redeclare_with_other_type_fails_and_unknown_type_is_command_invalid():

@@ -1,14 +1,16 @@
-"""A minimal sans-IO AMQP 0-9-1 *client* side: encoders and a frame reader.
+"""A minimal sans-IO AMQP 0-9-1 *client* side: encoders, a frame reader and struct decoders.
 
 Used by the codec tests and the load generator. The encoders are plain byte builders (publish is
 pre-encodable once and sent many times); the reader hands back pamqp objects, which is fine off
-the broker's hot path.
+the broker's hot path. The ``decode_*`` functions read the few server frames a client meets per
+message (deliver, confirm, close) straight from a buffer, as the server's hot path reads
+publishes: positions in, plain values out, no object per frame.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from pamqp import frame as pframe
 from pamqp.base import Frame
@@ -30,6 +32,9 @@ from ferrymq.protocols.amqp.methods import encode_method as method_payload
 _PUBLISH_HEAD = struct.Struct(">BHIHHH")  # frame head, class, method, reserved ticket
 _CONTENT_HEAD = struct.Struct(">BBHIHHQ")  # end of the method frame + content header head
 _ACK = struct.Struct(">BHIHHQBB")  # a whole basic.ack frame
+_TAG = struct.Struct(">Q")
+_TAG_BIT = struct.Struct(">QB")
+_U16 = struct.Struct(">H")
 
 ClientFrame = Frame | ContentHeader | ContentBody | Heartbeat
 
@@ -67,6 +72,53 @@ def encode_ack(channel: int, delivery_tag: int, multiple: bool = False) -> bytes
     return _ACK.pack(1, channel, 13, 60, 80, delivery_tag, 1 if multiple else 0, 0xCE)
 
 
+def encode_acks(channel: int, delivery_tags: Iterable[int]) -> bytes:
+    """One single basic.ack per tag, as one buffer: a consumer acks a whole read in one write."""
+    pack = _ACK.pack
+    return b"".join([pack(1, channel, 13, 60, 80, tag, 0, 0xCE) for tag in delivery_tags])
+
+
+def encode_reject(channel: int, delivery_tag: int, requeue: bool = False) -> bytes:
+    """basic.reject: the same layout as basic.ack (tag, one bit), method 90."""
+    return _ACK.pack(1, channel, 13, 60, 90, delivery_tag, 1 if requeue else 0, 0xCE)
+
+
+# --- server -> client, read in place ---------------------------------------------------------
+# ``start`` is where a method frame's payload begins (its class and method ids), as in hotpath.
+
+
+def decode_deliver_tag(data: bytes | bytearray, start: int) -> int:
+    """The delivery tag of a basic.deliver: after the consumer tag (a short string)."""
+    return _TAG.unpack_from(data, start + 5 + data[start + 4])[0]
+
+
+def decode_deliver(data: bytes | bytearray, start: int, end: int) -> tuple[str, int, bool, str, str]:
+    """(consumer tag, delivery tag, redelivered, exchange, routing key) of a basic.deliver
+    payload ``data[start:end]``; raises ValueError or IndexError when malformed."""
+    pos = start + 4
+    ctag_end = pos + 1 + data[pos]
+    tag, bits = _TAG_BIT.unpack_from(data, ctag_end)
+    ex_at = ctag_end + 9
+    rk_at = ex_at + 1 + data[ex_at]
+    if rk_at + 1 + data[rk_at] != end:
+        raise ValueError("basic.deliver arguments do not fill the frame")
+    return (bytes(data[pos + 1:ctag_end]).decode(), tag, bool(bits & 1),
+            bytes(data[ex_at + 1:rk_at]).decode(), bytes(data[rk_at + 1:end]).decode())
+
+
+def decode_confirm(data: bytes | bytearray, start: int) -> tuple[int, bool]:
+    """(delivery tag, multiple) of a basic.ack or basic.nack from the server."""
+    tag, bits = _TAG_BIT.unpack_from(data, start + 4)
+    return tag, bool(bits & 1)
+
+
+def decode_close(data: bytes | bytearray, start: int) -> tuple[int, str]:
+    """(reply code, reply text) of a connection.close or channel.close."""
+    code = _U16.unpack_from(data, start + 4)[0]
+    at = start + 6
+    return code, bytes(data[at + 1:at + 1 + data[at]]).decode("utf-8", "replace")
+
+
 class FrameReader:
     """Feed it the server's bytes; iterate (channel, frame) pairs as frames complete."""
 
@@ -77,6 +129,13 @@ class FrameReader:
     def pending(self) -> int:
         """Bytes of an incomplete frame still waiting for the rest."""
         return len(self._buf)
+
+    def take_pending(self) -> bytes:
+        """Hand over the buffered bytes (frames not yet iterated, or a partial one) and forget
+        them: a client that reads per-message frames with its own loop starts from these."""
+        rest = bytes(self._buf)
+        self._buf.clear()
+        return rest
 
     def feed(self, data: bytes) -> Iterator[tuple[int, ClientFrame]]:
         self._buf += data

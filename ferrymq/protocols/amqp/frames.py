@@ -37,6 +37,7 @@ assert max_payload(limits.FRAME_MAX_BYTES) + FRAME_OVERHEAD_BYTES == limits.INPU
 
 FRAME_HEAD = struct.Struct(">BHI")
 METHOD_ID = struct.Struct(">I")
+CONTENT_HEADER_HEAD = struct.Struct(">HHQ")  # class id, weight, body size; the properties follow
 
 BASIC_CLASS = 60
 
@@ -64,6 +65,7 @@ CHANNEL_CLOSE = method_id(20, 40)
 CHANNEL_CLOSE_OK = method_id(20, 41)
 
 BASIC_PUBLISH = method_id(60, 40)
+BASIC_DELIVER = method_id(60, 60)
 BASIC_ACK = method_id(60, 80)
 BASIC_REJECT = method_id(60, 90)
 BASIC_NACK = method_id(60, 120)

@@ -71,6 +71,20 @@ def deliver_frames(
             _body_frames(out, channel, frame_max, body)
 
 
+def deliver_method(
+    channel: int, consumer_tag: str, delivery_tag: int, redelivered: bool, exchange: str,
+    routing_key: str,
+) -> bytes:
+    """basic.deliver's method frame alone: for a relay that passes a publish's own content
+    header and body frames through behind it."""
+    ctag, ex, rk = utf8(consumer_tag), utf8(exchange), utf8(routing_key)
+    return b"".join((
+        _METHOD_HEAD.pack(1, channel, 16 + len(ctag) + len(ex) + len(rk), 60, 60),
+        SHORT_LEN[len(ctag)], ctag, _TAG_BIT_LEN.pack(delivery_tag, redelivered, len(ex)), ex,
+        SHORT_LEN[len(rk)], rk, b"\xce",
+    ))
+
+
 def get_ok_frames(
     out: list[bytes], channel: int, frame_max: int, delivery_tag: int, redelivered: bool,
     exchange: str, routing_key: str, message_count: int, message: Message,
