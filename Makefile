@@ -40,13 +40,14 @@ bench: $(STAMP)
 # x 2,000 steps, bounded at about 1 minute on 2 cores; a failure prints `ferrymq sim --seed N --steps M`.
 # (`make test` runs a bounded slice of seeds through tests/sim.)
 sim: $(STAMP)
-	$(BIN)/ferrymq sim --seeds $${FERRYMQ_SIM_SEEDS:-200} --steps $${FERRYMQ_SIM_STEPS:-2000}
+	$(BIN)/ferrymq sim --seeds $${SIM_SEEDS:-200} --steps $${SIM_STEPS:-2000}
 
+# (Knobs are not FERRYMQ_* variables: the broker refuses unknown FERRYMQ_* settings, a typo guard.)
 # The kill -9 loop of tests/crash, longer (bounded: about 2 s per cycle), then 5,000 simulation seeds
 # x 2,000 steps beyond the ones `make test` and `make sim` run (bounded: about 0.2 s per seed, ~17 min).
 soak: $(STAMP)
-	FERRYMQ_CRASH_CYCLES=$${FERRYMQ_CRASH_CYCLES:-200} $(BIN)/python -m pytest -q tests/crash
-	$(BIN)/ferrymq sim --first 1000 --seeds $${FERRYMQ_SIM_SOAK_SEEDS:-5000} --steps 2000
+	CRASH_CYCLES=$${CRASH_CYCLES:-200} $(BIN)/python -m pytest -q tests/crash
+	$(BIN)/ferrymq sim --first 1000 --seeds $${SIM_SOAK_SEEDS:-5000} --steps 2000
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,6 +1,6 @@
 """kill -9 loops against a real `ferrymq serve` process: nothing confirmed is ever lost.
 
-CI runs 20 cycles; `make soak` runs the same loop longer (FERRYMQ_CRASH_CYCLES).
+CI runs 20 cycles; `make soak` runs the same loop longer (CRASH_CYCLES).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 
 from ferrymq.chaos.crash_loop import run
 
-CYCLES = int(os.environ.get("FERRYMQ_CRASH_CYCLES", "20"))
+CYCLES = int(os.environ.get("CRASH_CYCLES", "20"))
 
 
 @pytest.mark.timeout(600)

@@ -1,7 +1,7 @@
 """The deterministic simulator (ferrymq/sim): a bounded number of seeds per run, determinism, and
 proof that it catches known bugs. ``make soak`` runs thousands of seeds through ``ferrymq sim``.
 
-FERRYMQ_SIM_SEEDS / FERRYMQ_SIM_STEPS raise the bounds for a longer local run.
+SIM_SEEDS / SIM_STEPS raise the bounds for a longer local run.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from ferrymq.sim.kafka_world import KafkaWorld
 from ferrymq.sim.runner import SimFailure, run_seed
 from ferrymq.storage.faulty import FaultyLog, FaultyStreamLog
 
-SEEDS = int(os.environ.get("FERRYMQ_SIM_SEEDS", "40"))
-STEPS = int(os.environ.get("FERRYMQ_SIM_STEPS", "1500"))
+SEEDS = int(os.environ.get("SIM_SEEDS", "40"))
+STEPS = int(os.environ.get("SIM_STEPS", "1500"))
 BUG_SEEDS = 30  # a planted bug must be caught within this many seeds
 
 
