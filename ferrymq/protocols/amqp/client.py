@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from pamqp import frame as pframe
 from pamqp.base import Frame
 from pamqp.body import ContentBody
-from pamqp.header import ContentHeader
+from pamqp.header import ContentHeader, ProtocolHeader
 from pamqp.heartbeat import Heartbeat
 
 from ferrymq import limits
@@ -148,4 +148,6 @@ class FrameReader:
             raw = bytes(self._buf[:size + 8])
             del self._buf[:size + 8]
             _, channel, value = pframe.unmarshal(raw)
+            if isinstance(value, ProtocolHeader):  # only a server refusing us sends one
+                raise ValueError(f"server wants protocol {raw!r}")
             yield channel, value

@@ -442,7 +442,7 @@ class AMQPServerConnection:
         self._send(0, c.Connection.OpenOk())
 
     def _on_update_secret(self, m: c.Connection.UpdateSecret) -> None:
-        secret = m.new_secret if isinstance(m.new_secret, str) else bytes(m.new_secret).decode()
+        secret = m.new_secret if isinstance(m.new_secret, str) else bytes(m.new_secret or b"").decode()
         try:
             self.handler.authenticate(self.username or "", secret, self._mechanism)
         except ProtocolError:
@@ -476,7 +476,7 @@ class AMQPServerConnection:
     def _on_flow(self, ch: int, chan: _Channel, cm: int, data: bytes, start: int,
                  end: int) -> None:
         m: c.Channel.Flow = _decode(cm, data, start, end)  # type: ignore[assignment]
-        self.handler.on_flow(ch, m.active)
+        self.handler.on_flow(ch, bool(m.active))
         self._send(ch, c.Channel.FlowOk(m.active))
 
     def _on_channel_close(self, ch: int, chan: _Channel, cm: int, data: bytes, start: int,

@@ -32,7 +32,7 @@ _INTS = {"octet": struct.Struct(">B"), "short": _U16, "long": _U32, "longlong": 
 
 # Per method class: ((attribute, wire type), ...) in wire order, computed once.
 _LAYOUTS: dict[type[Frame], tuple[tuple[str, str], ...]] = {
-    cls: tuple((attr, cls.amqp_type(attr)) for attr in cls.__slots__)
+    cls: tuple((attr, cls.amqp_type(attr)) for attr in cls.__slots__)  # type: ignore[attr-defined]
     for cls in commands.INDEX_MAPPING.values()
 }
 

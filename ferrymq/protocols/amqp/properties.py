@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import struct
 from datetime import UTC, datetime
+from typing import Any
 
 from ferrymq import limits
 from ferrymq.core.properties import EMPTY_PROPERTIES, PROPERTY_FIELDS, Properties
@@ -67,7 +68,7 @@ def _decode(raw: bytes) -> Properties:
             raise TableError("bytes after the property flags")
         return EMPTY_PROPERTIES
     plan = _plans.get(flags) or _plan(flags)
-    values: list[object] = [None] * 14
+    values: list[Any] = [None] * 14  # one slot per property, typed by its flag bit
     pos = 2
     for index, kind in plan:
         if kind == "s":
