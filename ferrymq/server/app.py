@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from ferrymq.clock import Rng, SystemClock
 from ferrymq.config import Settings
 from ferrymq.core.broker import Broker
-from ferrymq.server.amqp_server import AMQPServer
-from ferrymq.server.amqp_streams import AmqpStreams
+from ferrymq.server.amqp.server import AMQPServer
+from ferrymq.server.amqp.streams import AmqpStreams
 from ferrymq.server.durability import Durability
-from ferrymq.server.kafka_server import KafkaServer
+from ferrymq.server.kafka.server import KafkaServer
 
 log = logging.getLogger("ferrymq")
 

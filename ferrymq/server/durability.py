@@ -34,7 +34,7 @@ from ferrymq.storage.queue_log import QueueLog
 
 if TYPE_CHECKING:
     from ferrymq.core.channel import Channel
-    from ferrymq.server.amqp_connection import AMQPConnection
+    from ferrymq.server.amqp.connection import AMQPConnection
 
 log = logging.getLogger("ferrymq.storage")
 

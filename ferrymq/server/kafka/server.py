@@ -23,12 +23,12 @@ from ferrymq.config import Settings
 from ferrymq.core.groups import Coordinator
 from ferrymq.protocols.kafka import errors, versions
 from ferrymq.protocols.kafka.header import parse_header
-from ferrymq.server.kafka_apis import KafkaApis
-from ferrymq.server.kafka_cleaner import LogCleaner
-from ferrymq.server.kafka_connection import KafkaConnection, Slot
-from ferrymq.server.kafka_data import DataApis, FetchWaiter
-from ferrymq.server.kafka_offsets import OffsetsLog
-from ferrymq.server.kafka_topics import Topics
+from ferrymq.server.kafka.apis import KafkaApis
+from ferrymq.server.kafka.cleaner import LogCleaner
+from ferrymq.server.kafka.connection import KafkaConnection, Slot
+from ferrymq.server.kafka.data import DataApis, FetchWaiter
+from ferrymq.server.kafka.offsets import OffsetsLog
+from ferrymq.server.kafka.topics import Topics
 from ferrymq.storage.commit import FsyncPolicy, GroupCommit
 from ferrymq.storage.stream_store import StreamStore
 

@@ -16,7 +16,7 @@ from ferrymq.errors import NotImplemented_, PreconditionFailed
 
 if TYPE_CHECKING:
     from ferrymq.core.channel import Channel
-    from ferrymq.server.amqp_connection import AMQPConnection
+    from ferrymq.server.amqp.connection import AMQPConnection
 
 Handler = Callable[["AMQPConnection", "Channel", Any], Frame | None]
 METHODS: dict[type, Handler] = {}

@@ -19,11 +19,11 @@ from ferrymq.core.channel import CANCEL, CLOSE, CONFIRM, DELIVER, RETURN, Channe
 from ferrymq.core.message import Message
 from ferrymq.errors import AccessRefused, ChannelStateError, NotImplemented_
 from ferrymq.protocols.amqp.connection import AMQPServerConnection
-from ferrymq.server.amqp_methods import METHODS
+from ferrymq.server.amqp.methods import METHODS
 
 if TYPE_CHECKING:
     from ferrymq.core.vhost import VHost
-    from ferrymq.server.amqp_server import AMQPServer
+    from ferrymq.server.amqp.server import AMQPServer
 
 log = logging.getLogger("ferrymq.amqp")
 

@@ -13,7 +13,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ferrymq.server.kafka_topics import RECORD_CODEC, Topics
+from ferrymq.server.kafka.topics import RECORD_CODEC, Topics
 from ferrymq.storage.stream_compact import CompactionPlan, apply, plan
 
 log = logging.getLogger("ferrymq.kafka")

@@ -14,11 +14,11 @@ from ferrymq.protocols.kafka import errors, versions
 from ferrymq.protocols.kafka.batch import BatchError, BatchInfo, assign_offsets, validate
 from ferrymq.protocols.kafka.fetch import FetchRequest, PartitionData, decode_fetch, encode_fetch_response
 from ferrymq.protocols.kafka.produce import PartitionResult, decode_produce, encode_produce_response
-from ferrymq.server.kafka_connection import KafkaConnection, Slot
-from ferrymq.server.kafka_topics import Topic
+from ferrymq.server.kafka.connection import KafkaConnection, Slot
+from ferrymq.server.kafka.topics import Topic
 
 if TYPE_CHECKING:
-    from ferrymq.server.kafka_server import Handler, KafkaServer
+    from ferrymq.server.kafka.server import Handler, KafkaServer
 
 KAFKA_STORAGE_ERROR = 56
 

@@ -11,7 +11,7 @@ from ferrymq.config import Settings
 from ferrymq.core.broker import Broker
 from ferrymq.errors import CONNECTION_FORCED
 from ferrymq.protocols.amqp.server_properties import server_properties
-from ferrymq.server.amqp_connection import AMQPConnection
+from ferrymq.server.amqp.connection import AMQPConnection
 from ferrymq.server.durability import Durability
 
 log = logging.getLogger("ferrymq.server")

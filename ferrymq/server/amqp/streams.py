@@ -31,8 +31,8 @@ from ferrymq.protocols.kafka.records import decode_batches, encode_batch
 
 if TYPE_CHECKING:
     from ferrymq.server.durability import Durability
-    from ferrymq.server.kafka_server import KafkaServer
-    from ferrymq.server.kafka_topics import Topic
+    from ferrymq.server.kafka.server import KafkaServer
+    from ferrymq.server.kafka.topics import Topic
 
 READ_BYTES = 1 << 20
 _TEXT_PROPS = ("content_type", "content_encoding", "correlation_id", "reply_to", "expiration",

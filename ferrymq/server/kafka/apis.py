@@ -18,11 +18,11 @@ from ferrymq.protocols.kafka import errors, versions
 from ferrymq.protocols.kafka.entities import decode_request, encode_response, ms
 from ferrymq.protocols.kafka.primitives import I32, Reader
 from ferrymq.protocols.kafka.records import decode_batches
-from ferrymq.server.kafka_connection import KafkaConnection, Slot
+from ferrymq.server.kafka.connection import KafkaConnection, Slot
 from ferrymq.storage.stream_log import StreamLog
 
 if TYPE_CHECKING:
-    from ferrymq.server.kafka_server import Handler, KafkaServer
+    from ferrymq.server.kafka.server import Handler, KafkaServer
 
 log = logging.getLogger("ferrymq.kafka")
 
