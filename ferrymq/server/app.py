@@ -15,8 +15,10 @@ from ferrymq.config import Settings
 from ferrymq.core.broker import Broker
 from ferrymq.server.amqp.server import AMQPServer
 from ferrymq.server.amqp.streams import AmqpStreams
+from ferrymq.server.commit import CommitPipeline
 from ferrymq.server.durability import Durability
 from ferrymq.server.kafka.server import KafkaServer
+from ferrymq.storage.commit import FsyncPolicy
 
 log = logging.getLogger("ferrymq")
 
@@ -26,6 +28,7 @@ class Running:
     broker: Broker
     amqp: AMQPServer
     amqp_port: int
+    commit: CommitPipeline
     durability: Durability | None = None
     kafka: KafkaServer | None = None
     kafka_port: int = 0
@@ -62,22 +65,25 @@ def tune_gc() -> None:
 async def start(settings: Settings) -> Running:
     loop = asyncio.get_running_loop()
     raise_fd_limit()
-    durability = Durability(settings, loop) if settings.data_dir else None
+    clock = SystemClock()
+    # one commit pipeline for every front end; without a data directory nothing is fsynced
+    policy = FsyncPolicy.parse(settings.fsync) if settings.data_dir else FsyncPolicy("never")
+    commit = CommitPipeline(policy, loop, clock)
+    durability = Durability(settings, commit) if settings.data_dir else None
     broker = Broker(
-        SystemClock(), Rng(), users=settings.users,
+        clock, Rng(), users=settings.users,
         loopback_only_users=frozenset(settings.loopback_users),
         consumer_timeout_ms=settings.consumer_timeout_ms,
         topology=durability.metadata if durability is not None else None,
     )
-    kafka = KafkaServer(settings)
+    kafka = KafkaServer(settings, commit)
     kafka.load()  # before recovery: stream queues are declared again on their topics
-    streams = broker.streams = AmqpStreams(kafka, durability, lambda: None)
+    broker.streams = AmqpStreams(kafka, commit)
     if durability is not None:
         log.info("%s: %s", settings.data_dir, durability.recover(broker).line())
     else:
         log.warning("no data directory: nothing will survive a restart")
-    amqp = AMQPServer(broker, settings, durability)
-    streams.schedule_flush = amqp.schedule_flush
+    amqp = AMQPServer(broker, settings, commit, durability)
     port = await amqp.start(settings.host, settings.amqp_port)
     try:
         kafka_port = await kafka.start(settings.host, settings.kafka_port)
@@ -87,7 +93,7 @@ async def start(settings: Settings) -> Running:
     tune_gc()
     log.info("AMQP 0-9-1 listening on %s:%d", settings.host, port)
     log.info("Kafka listening on %s:%d", settings.host, kafka_port)
-    return Running(broker, amqp, port, durability, kafka, kafka_port)
+    return Running(broker, amqp, port, commit, durability, kafka, kafka_port)
 
 
 async def serve(
@@ -106,10 +112,13 @@ async def serve(
     await stop.wait()
     log.info("shutting down")
     await running.amqp.close()
-    if running.durability is not None:
-        running.durability.close()  # writes and syncs what AMQP left, stream batches included
     if running.kafka is not None:
-        await running.kafka.close()
+        await running.kafka.stop()
+    running.commit.close()  # writes and syncs what the front ends left, stream batches included
+    if running.durability is not None:
+        running.durability.close()
+    if running.kafka is not None:
+        running.kafka.close()
 
 
 def run(settings: Settings) -> None:

@@ -213,9 +213,8 @@ class AMQPConnection(asyncio.Protocol):
             return
         effects, ch.outbox = ch.outbox, []
         codec, number = self.codec, ch.number
-        durability = self.server.durability
         # Confirms wait for the fsync that covers the messages logged this turn (and keep order).
-        hold = durability.hold if durability is not None and durability.must_hold() else None
+        hold = self.server.hold if self.server.commit.must_hold() else None
         pending_ack = 0
         count = 0
         for eff in effects:

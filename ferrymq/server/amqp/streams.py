@@ -30,7 +30,7 @@ from ferrymq.protocols.kafka.batch import header as batch_header
 from ferrymq.protocols.kafka.records import decode_batches, encode_batch
 
 if TYPE_CHECKING:
-    from ferrymq.server.durability import Durability
+    from ferrymq.server.commit import CommitPipeline
     from ferrymq.server.kafka.server import KafkaServer
     from ferrymq.server.kafka.topics import Topic
 
@@ -146,17 +146,16 @@ class KafkaStream:
 
     def append(self, msg: Message) -> None:
         self.pending.append(to_record(msg))
-        durability = self.streams.durability
-        if durability is None:
-            self.write()
-            return
-        durability.publish_pending = True
+        commit = self.streams.commit
+        if commit.sync_streams:
+            commit.publish_pending = True
         if not self.dirty:
             self.dirty = True
-            durability.note_dirty(self)  # type: ignore[arg-type]
+            commit.note_dirty(self)
 
     def write(self) -> bool:
-        """One batch for the turn's publishes; True: a commit must cover it before confirms."""
+        """One batch for the turn's publishes; True: a commit must cover it before confirms (as it
+        covers Kafka produces: the pipeline's one rule for streams)."""
         self.dirty = False
         if not self.pending or self.dropped:
             self.pending.clear()
@@ -166,7 +165,7 @@ class KafkaStream:
         self.log.append(data, [(0, len(self.pending), now)])
         self.pending.clear()
         self.streams.written(self.name)
-        return True
+        return self.streams.commit.sync_streams
 
     def read(self, offset: int, max_count: int) -> list[tuple[int, Message]]:
         out: list[tuple[int, Message]] = []
@@ -198,11 +197,9 @@ class KafkaStream:
 class AmqpStreams:
     """The StreamBackend (ferrymq.core.store): stream queues as Kafka topics."""
 
-    def __init__(self, kafka: KafkaServer, durability: Durability | None,
-                 schedule_flush: Callable[[], None]) -> None:
+    def __init__(self, kafka: KafkaServer, commit: CommitPipeline) -> None:
         self.kafka = kafka
-        self.durability = durability
-        self.schedule_flush = schedule_flush
+        self.commit = commit
         self.handles: dict[str, KafkaStream] = {}
         kafka.append_listeners.append(self._kafka_appended)
 
@@ -235,4 +232,4 @@ class AmqpStreams:
         if handle is not None and partition == 0:
             for watcher in handle.watchers:
                 watcher()
-            self.schedule_flush()
+            self.commit.request_turn_end()

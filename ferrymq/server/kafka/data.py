@@ -103,6 +103,7 @@ class DataApis:
             lg.append(records, [(b.start, b.count, b.max_timestamp) for b in infos])
         except OSError as exc:
             res.error_code, res.error_message = KAFKA_STORAGE_ERROR, str(exc)
+            self.server.commit.note_write_error()
             return
         self._record_producers(producers, infos, base)
         res.base_offset = base

@@ -1,11 +1,10 @@
-"""The Kafka listener and its per-loop-turn machinery: dispatch, group commit of produced batches
-(acks held until the fsync that covers them), long-polling fetches, and the group coordinator's timers.
+"""The Kafka listener and its per-loop-turn machinery: dispatch, long-polling fetch wake-ups, and the
+group coordinator's timers.
 
 The turn: requests are handled as their bytes arrive (produce appends to the partition logs with one
-pwrite per partition); at the end of the turn ``flush`` wakes the fetches the turn's appends can
-satisfy, starts one group commit (a thread; the loop never waits for the disk) and writes every
-connection's answered responses once. A commit's return releases the produce and offset-commit
-responses of the turns it covers.
+pwrite per partition, and hands the logs to the shared commit pipeline, which holds the produce and
+offset-commit responses until the fsync that covers them); at the end of the turn ``flush`` wakes the
+fetches the turn's appends can satisfy and writes every connection's answered responses once.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from ferrymq import limits
@@ -23,13 +21,13 @@ from ferrymq.config import Settings
 from ferrymq.core.groups import Coordinator
 from ferrymq.protocols.kafka import errors, versions
 from ferrymq.protocols.kafka.header import parse_header
+from ferrymq.server.commit import CommitPipeline
 from ferrymq.server.kafka.apis import KafkaApis
 from ferrymq.server.kafka.cleaner import LogCleaner
 from ferrymq.server.kafka.connection import KafkaConnection, Slot
 from ferrymq.server.kafka.data import DataApis, FetchWaiter
 from ferrymq.server.kafka.offsets import OffsetsLog
 from ferrymq.server.kafka.topics import Topics
-from ferrymq.storage.commit import FsyncPolicy, GroupCommit
 from ferrymq.storage.stream_store import StreamStore
 
 log = logging.getLogger("ferrymq.kafka")
@@ -38,8 +36,10 @@ Handler = Callable[[KafkaConnection, Slot, object], None]
 
 
 class KafkaServer:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, commit: CommitPipeline) -> None:
         self.settings = settings
+        self.commit = commit
+        commit.attach(self)
         self.loop = asyncio.get_running_loop()
         self.connections: set[KafkaConnection] = set()
         self.port = 0
@@ -50,8 +50,6 @@ class KafkaServer:
             self._tmp = tempfile.TemporaryDirectory(prefix="ferrymq-streams-")
             base = Path(self._tmp.name)
         root = base / "streams"
-        self.policy = FsyncPolicy.parse(settings.fsync) if settings.data_dir else FsyncPolicy("never")
-        self.group_commit = GroupCommit(self.policy)
         num_partitions = settings.kafka_num_partitions
         self.topics = Topics(StreamStore(root), num_partitions)
         self.coordinator = Coordinator(id_prefix=f"{time.time_ns() % 10**9:x}-")
@@ -59,21 +57,13 @@ class KafkaServer:
         self.apis = KafkaApis(self)
         self.data = DataApis(self)
         self.handlers: dict[int, Handler] = {**self.apis.handlers(), **self.data.handlers()}
-        # turn-based durability: responses held until the commit covering their turn returns
-        self.turn = 1
-        self.held: list[tuple[int, Callable[[bool], None]]] = []
-        self.in_flight = False
-        self.dirty_in_turn = False
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="ferrymq-kafka-fsync")
         self._to_flush: set[KafkaConnection] = set()
-        self._flush_scheduled = False
         self.woken: set[FetchWaiter] = set()
         self._server: asyncio.base_events.Server | None = None
         self._loaded = False
         self.append_listeners: list[Callable[[str, int], None]] = []  # (topic, partition) grew
         self._timer: asyncio.TimerHandle | None = None
         self._retention_timer: asyncio.TimerHandle | None = None
-        self._interval_timer: asyncio.TimerHandle | None = None
         self.cleaner = LogCleaner(self.topics)
 
     def load(self) -> None:
@@ -119,79 +109,29 @@ class KafkaServer:
     def want_flush(self, conn: KafkaConnection | None = None) -> None:
         if conn is not None:
             self._to_flush.add(conn)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self.flush)
+        self.commit.request_turn_end()
 
-    def flush(self) -> None:
-        self._flush_scheduled = False
+    def drain(self) -> None:
+        """The turn's first step: parked fetches the turn's appends can satisfy answer now."""
         if self.woken:
             woken, self.woken = self.woken, set()
             for w in woken:
                 self.data.try_complete(w)
-        self._end_turn()
+
+    def write_out(self) -> None:
+        """The turn's last step: every connection's answered responses in one write each."""
         to_flush, self._to_flush = self._to_flush, set()
         for conn in to_flush:
             if not conn.closed:
                 conn.write_out()
 
     def hold(self, send: Callable[[bool], None]) -> None:
-        """Run ``send(stored)`` once this turn's appends are durable (at once if nothing waits)."""
-        if self.policy.mode != "always" or (not self.dirty_in_turn and not self.in_flight and not self.held):
-            send(True)
-            return
-        self.held.append((self.turn, send))
+        """Run ``send(stored)`` once this turn's appends are durable (the pipeline's one rule)."""
+        self.commit.hold(send)
 
     def note_append(self, lg: object) -> None:
-        self.group_commit.note_append(lg)  # type: ignore[arg-type]
-        self.dirty_in_turn = True
+        self.commit.note_append(lg)  # type: ignore[arg-type]
         self.want_flush()
-
-    def _end_turn(self) -> None:
-        covers = self.turn
-        self.turn += 1
-        self.dirty_in_turn = False
-        if self.in_flight or not self.group_commit.pending:
-            if not self.in_flight:
-                self._release(covers, True)
-            return
-        if self.policy.mode == "always":
-            self._start_commit(covers)
-        elif self.policy.mode == "interval" and self._interval_timer is None:
-            self._interval_timer = self.loop.call_later(self.policy.interval_ms / 1000, self._on_interval)
-        elif self.policy.mode == "never":
-            self.group_commit.commit()  # forgets the dirty set: the page cache is the store
-
-    def _on_interval(self) -> None:
-        self._interval_timer = None
-        if self.group_commit.pending and not self.in_flight:
-            self._start_commit(self.turn - 1)
-
-    def _start_commit(self, covers: int) -> None:
-        self.in_flight = True
-        fut = self._executor.submit(self.group_commit.commit, int(self.loop.time() * 1000))
-        fut.add_done_callback(lambda f: self.loop.call_soon_threadsafe(self._committed, f, covers))
-
-    def _committed(self, fut: Future[int], covers: int) -> None:
-        self.in_flight = False
-        exc = fut.exception()
-        if exc is not None:
-            log.error("stream fsync failed (%s): failing the produce acks it covered", exc)
-        self._release(covers, exc is None)
-        if self.group_commit.pending and self.policy.mode == "always":
-            self._start_commit(self.turn - 1)
-        elif not self.group_commit.pending:
-            self._release(self.turn - 1, True)  # held later without an append of their own
-        self.want_flush()
-
-    def _release(self, upto: int, ok: bool) -> None:
-        held = self.held
-        n = 0
-        while n < len(held) and held[n][0] <= upto:
-            held[n][1](ok)
-            n += 1
-        if n:
-            del held[:n]
 
     # --- timers --------------------------------------------------------------------------------
 
@@ -220,8 +160,9 @@ class KafkaServer:
 
     # --- shutdown ------------------------------------------------------------------------------
 
-    async def close(self) -> None:
-        for t in (self._timer, self._retention_timer, self._interval_timer):
+    async def stop(self) -> None:
+        """Stop listening, timers and the cleaner; the stores stay open for the final commit."""
+        for t in (self._timer, self._retention_timer):
             if t is not None:
                 t.cancel()
         if self._server is not None:
@@ -231,12 +172,9 @@ class KafkaServer:
         if self._server is not None:
             await self._server.wait_closed()
         await self.cleaner.close()
-        self._executor.shutdown(wait=True)
-        try:
-            if self.policy.mode != "never":
-                self.group_commit.commit()
-        except OSError as exc:
-            log.error("final stream commit failed: %s", exc)
+
+    def close(self) -> None:
+        """Close the partition and offsets logs (after the pipeline's final commit)."""
         self.topics.close()
         self.offsets.close()
         if self._tmp is not None:
