@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,7 +80,8 @@ class Durability:
 
     def recover(self, broker: Broker) -> RecoverySummary:
         """Declare the stored topology again; each durable queue rebuilds itself from its log."""
-        started = time.perf_counter()
+        clock = self.pipeline.clock
+        started = clock.monotonic_ms()
         s = self.summary
         top = self.metadata.load()
         s.orphans_removed = len(top.orphans_removed)
@@ -107,7 +107,7 @@ class Durability:
             s.bindings += done is not None
         s.bytes_truncated = sum(r.bytes_truncated for r in self.reports)
         s.segments_removed = sum(len(r.removed) for r in self.reports)
-        s.took_ms = (time.perf_counter() - started) * 1000
+        s.took_ms = float(clock.monotonic_ms() - started)
         return s
 
     def _replay(self, action: Any, *args: Any, result: Any = None, **kwargs: Any) -> Any:

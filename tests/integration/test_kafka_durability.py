@@ -100,7 +100,7 @@ def test_amqp_publishes_and_kafka_produces_in_one_turn_share_one_fsync_and_wait_
         assert set(acked) == {"amqp", "kafka"}
         assert len(commits) == 1 and commits[0][1] == 1  # one commit, one fsync of the one stream log
         assert min(acked.values()) >= commits[0][0]
-        assert b.call(lambda: b.running.kafka.topics.get("shared").logs[0].next_offset) == 4
+        assert b.call(lambda: b.running.streams.topics.get("shared").logs[0].next_offset) == 4
         producer.close()
         conn.close()
 
