@@ -113,13 +113,14 @@ async def serve(
     settings: Settings,
     stop: asyncio.Event | None = None,
     on_ready: Callable[[Running], None] | None = None,
+    clock: Clock | None = None,
 ) -> None:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
-    running = await start(settings)
+    running = await start(settings, clock)
     if on_ready is not None:
         on_ready(running)
     await stop.wait()

@@ -117,6 +117,7 @@ class CommitPipeline:
             return
         self.held.append((self.turn, send))
         self.counters["replies_held"] += 1
+        self.request_turn_end()  # its turn must end (be written, covered) for it to leave
 
     def request_turn_end(self) -> None:
         """Something wants the turn's end (output, a write, a wake-up): once per loop turn."""
@@ -186,8 +187,12 @@ class CommitPipeline:
             self._release(self.written_turn, True)
 
     def _on_interval(self) -> None:
+        """The interval has passed: commit what is pending (the timer is the interval's clock)."""
         self._interval_timer = None
-        self._maybe_commit()
+        if self.group.pending and not self.in_flight and not self.closed:
+            self._start_commit()
+        else:
+            self._maybe_commit()
 
     def _start_commit(self) -> None:
         covers = self.written_turn

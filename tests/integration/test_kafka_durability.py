@@ -132,3 +132,20 @@ def test_sasl_plain_with_kafka_python(ferry):
                             sasl_mechanism="PLAIN", sasl_plain_username="guest", sasl_plain_password="nope",
                             max_block_ms=3000, bootstrap_timeout_ms=2000)
         bad.send("sasl", b"no").get(5)
+
+
+def test_amqp_stream_batches_are_stamped_by_the_injected_clock(tmp_path):
+    from ferrymq.clock import ManualClock
+
+    clock = ManualClock(start_ms=1_234_000)
+    with EmbeddedBroker(clock=clock, data_dir=str(tmp_path)) as b:
+        conn = pika.BlockingConnection(pika.URLParameters(b.amqp_url))
+        ch = conn.channel()
+        ch.queue_declare("stamped", durable=True, arguments={"x-queue-type": "stream"})
+        ch.confirm_delivery()
+        ch.basic_publish("", "stamped", b"at the manual clock's time")
+        found = b.call(lambda: b.running.streams.topics.get("stamped").logs[0].offset_for_time(1_234_000))
+        assert found == 0
+        later = b.call(lambda: b.running.streams.topics.get("stamped").logs[0].offset_for_time(1_234_001))
+        assert later is None  # nothing was stamped with the wall clock's (much later) time
+        conn.close()
