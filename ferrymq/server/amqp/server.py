@@ -39,6 +39,7 @@ class AMQPServer:
         self.output_high_water = limits.OUTPUT_HIGH_WATER_BYTES
         self.output_low_water = limits.OUTPUT_LOW_WATER_BYTES
         self._to_flush: set[AMQPConnection] = set()
+        self._active = False  # this turn drained channels or has output (else write_out is a no-op)
         self._throttled: set[AMQPConnection] = set()
         self.alarm = False  # a resource alarm is on: publishers are blocked
         self.alarms: set[str] = set()  # "memory" (queued bodies above the watermark), "disk"
@@ -73,6 +74,7 @@ class AMQPServer:
         """The turn's first step: channels' effects into frames (confirms held in the pipeline)."""
         broker = self.broker
         to_flush = self._to_flush
+        self._active = bool(to_flush) or bool(broker.dirty)
         while broker.dirty:
             dirty, broker.dirty = broker.dirty, []
             for ch in dirty:
@@ -84,12 +86,14 @@ class AMQPServer:
 
     def write_out(self) -> None:
         """The turn's last step, after the writes: every connection's frames in one write each."""
+        active = self._active or bool(self._to_flush)
         to_flush, self._to_flush = self._to_flush, set()
         for conn in to_flush:
             conn.write_out()
         if self._throttled:
             self._release_throttled()
-        self._arm_timer()
+        if active:  # else a turn of another front end only: no new deadlines here
+            self._arm_timer()
 
     def hold(self, conn: AMQPConnection, ch: Channel, send: Callable[[bool], None]) -> None:
         """Confirms and tx.commit-ok wait in the commit pipeline; sent only if the channel is still
