@@ -20,7 +20,7 @@ from ferrymq.core.message import Message
 from ferrymq.core.properties import Properties
 from ferrymq.protocols.kafka.batch import HEADER_BYTES, LOG_OVERHEAD_BYTES
 from ferrymq.protocols.kafka.batch import header as batch_header
-from ferrymq.protocols.kafka.records import decode_batches
+from ferrymq.protocols.kafka.records import decode_batches, encode_batch
 
 Record = tuple[bytes | None, bytes, list[tuple[str, bytes | None]]]  # key, value, headers
 
@@ -91,3 +91,14 @@ def _text_or_bytes(raw: bytes | None) -> Any:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return bytes(raw)
+
+
+def encode_publishes(records: list[Record], now_ms: int, base_offset: int) -> bytes:
+    """A loop turn's AMQP publishes to one stream as one RecordBatch v2 (stamped ``now_ms``)."""
+    return encode_batch(records, now_ms, base_offset=base_offset)
+
+
+def messages_from(topic: str, data: bytes, offset: int, limit: int) -> list[tuple[int, Message]]:
+    """Up to ``limit`` (offset, message) pairs at or after ``offset`` in stored batches ``data``."""
+    return [(off, to_message(topic, off, ts, key, value, headers))
+            for off, ts, key, value, headers in records_from(data, offset, limit)]

@@ -18,14 +18,13 @@ from ferrymq.core.stream_queue import retention_configs
 from ferrymq.core.streams import topic_name_error
 from ferrymq.core.topics import Topic, TopicRegistry
 from ferrymq.errors import PreconditionFailed
-from ferrymq.protocols.kafka.records import encode_batch
-from ferrymq.protocols.stream_mapping import Record, records_from, to_message, to_record
+from ferrymq.protocols.stream_mapping import Record, encode_publishes, messages_from, to_record
 from ferrymq.server.commit import CommitPipeline
 
 READ_BYTES = 1 << 20
 
 
-class KafkaStream:
+class TopicStream:
     """The StreamHandle (ferrymq.core.store) of one stream queue: partition 0 of its topic."""
 
     def __init__(self, streams: AmqpStreams, topic: Topic) -> None:
@@ -63,7 +62,7 @@ class KafkaStream:
             self.pending.clear()
             return False
         now = self.streams.clock.now_ms()
-        data = encode_batch(self.pending, now, base_offset=self.log.next_offset)
+        data = encode_publishes(self.pending, now, self.log.next_offset)
         self.log.append(data, [(0, len(self.pending), now)])
         self.pending.clear()
         self.streams.topics.appended(self.name, 0)
@@ -75,11 +74,10 @@ class KafkaStream:
             data = self.log.read(offset, READ_BYTES)
             if not data:
                 break
-            records = records_from(data, offset, max_count - len(out))
-            if not records:
+            got = messages_from(self.name, data, offset, max_count - len(out))
+            if not got:
                 break
-            for off, ts, key, value, headers in records[: max_count - len(out)]:
-                out.append((off, to_message(self.name, off, ts, key, value, headers)))
+            out.extend(got)
             offset = out[-1][0] + 1
         return out
 
@@ -104,10 +102,10 @@ class AmqpStreams:
         self.topics = topics
         self.commit = commit
         self.clock = clock
-        self.handles: dict[str, KafkaStream] = {}
+        self.handles: dict[str, TopicStream] = {}
         topics.listeners.append(self._appended)
 
-    def open(self, vhost: str, name: str, arguments: dict[str, Any] | None = None) -> KafkaStream:
+    def open(self, vhost: str, name: str, arguments: dict[str, Any] | None = None) -> TopicStream:
         handle = self.handles.get(name)
         if handle is not None:
             return handle
@@ -120,7 +118,7 @@ class AmqpStreams:
             topic = self.topics.get(name)
             if topic is None:
                 raise PreconditionFailed(f"cannot create stream '{name}': {message} (Kafka error {code})")
-        handle = self.handles[name] = KafkaStream(self, topic)
+        handle = self.handles[name] = TopicStream(self, topic)
         return handle
 
     def forget(self, name: str) -> None:
