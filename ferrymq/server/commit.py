@@ -121,7 +121,7 @@ class CommitPipeline:
 
     def request_turn_end(self) -> None:
         """Something wants the turn's end (output, a write, a wake-up): once per loop turn."""
-        if not self._turn_end_scheduled:
+        if not self._turn_end_scheduled and not self.closed:
             self._turn_end_scheduled = True
             self.loop.call_soon(self.run_turn)
 

@@ -1,4 +1,5 @@
-"""Kafka error codes the broker sends (numbers from Apache Kafka's ``Errors`` table)."""
+"""The Kafka codec's errors, beside the Kafka error codes the broker sends (numbers from Apache
+Kafka's ``Errors`` table, defined once in ferrymq.kafka_codes)."""
 
 from __future__ import annotations
 

@@ -14,8 +14,6 @@ from ferrymq.protocols.kafka.produce import PartitionResult, decode_produce, enc
 from ferrymq.server.commit import CommitPipeline
 from ferrymq.server.kafka.connection import KafkaConnection, Slot
 
-KAFKA_STORAGE_ERROR = 56
-
 
 class ProduceApi:
     """``topics``: where batches go (and who is told of them); ``commit``: when the reply may leave."""
@@ -53,7 +51,7 @@ class ProduceApi:
                 for _, parts in results:
                     for r in parts:
                         if r.error_code == errors.NONE:
-                            r.error_code, r.base_offset = KAFKA_STORAGE_ERROR, -1
+                            r.error_code, r.base_offset = errors.KAFKA_STORAGE_ERROR, -1
             slot.reply(encode_produce_response(version, results))
 
         self.commit.hold(send)
@@ -80,7 +78,7 @@ class ProduceApi:
         try:
             lg.append(records, [(b.start, b.count, b.max_timestamp) for b in infos])
         except OSError as exc:
-            res.error_code, res.error_message = KAFKA_STORAGE_ERROR, str(exc)
+            res.error_code, res.error_message = errors.KAFKA_STORAGE_ERROR, str(exc)
             self.commit.note_write_error()
             return
         self._record_producers(producers, infos, base)
