@@ -38,13 +38,13 @@ def to_record(msg: Message) -> Record:
             if isinstance(value, datetime):
                 value = int(value.timestamp())
             headers.append((f"amqp.{name}", str(value).encode()))
-    for key, value in (props.headers or {}).items():
+    for name, value in (props.headers or {}).items():
         if isinstance(value, bytes):
-            headers.append((key, value))
+            headers.append((name, value))
         elif value is None:
-            headers.append((key, None))
+            headers.append((name, None))
         else:
-            headers.append((key, str(value).encode()))
+            headers.append((name, str(value).encode()))
     key = msg.routing_key.encode() if msg.routing_key else None
     return key, msg.body, headers
 

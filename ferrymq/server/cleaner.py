@@ -18,6 +18,7 @@ from ferrymq.core.clock import Clock
 from ferrymq.core.topics import TopicRegistry
 from ferrymq.protocols.kafka import compaction
 from ferrymq.storage.stream_compact import CompactionPlan, RecordCodec, apply, compact, needs_compaction, plan
+from ferrymq.storage.stream_log import StreamLog
 
 log = logging.getLogger("ferrymq.kafka")
 RECORD_CODEC = RecordCodec(compaction.keys, compaction.filter_batch)
@@ -63,7 +64,7 @@ class LogCleaner:
         self.records_removed += removed
         return removed
 
-    def compactable(self, now_ms: int) -> list[tuple[object, int]]:
+    def compactable(self, now_ms: int) -> list[tuple[StreamLog, int]]:
         """(log, delete.retention.ms) of every compacted partition a pass would change."""
         return [(lg, keep) for lg, keep in self.topics.compacted() if needs_compaction(lg, now_ms)]
 

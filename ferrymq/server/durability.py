@@ -91,9 +91,9 @@ class Durability:
             ex = self._replay(broker.add_vhost(vhost).declare_exchange, name, type_, durable=True,
                               auto_delete=auto_delete, internal=internal, arguments=args)
             s.exchanges += ex is not None
-        for vhost in list(broker.vhosts.values()):
+        for vh in list(broker.vhosts.values()):
             if (self.data.path / "delayed").exists():
-                vhost.attach_delay_store()
+                vh.attach_delay_store()
         for vhost, name, auto_delete, args in top.queues:
             queue = self._replay(broker.add_vhost(vhost).declare_queue, name, connection=None, durable=True,
                                  auto_delete=auto_delete, arguments=args)

@@ -34,7 +34,7 @@ class BatchInfo(NamedTuple):
 
     start: int
     end: int
-    count: int  # lastOffsetDelta + 1: the offsets it takes
+    count: int  # type: ignore[assignment]  # lastOffsetDelta + 1: the offsets it takes (shadows tuple.count)
     max_timestamp: int
     producer_id: int
     producer_epoch: int

@@ -61,7 +61,7 @@ class AMQPConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.loopback = _is_loopback(peer[0] if peer else "")
-        transport.set_write_buffer_limits(self.server.output_high_water,
+        transport.set_write_buffer_limits(self.server.output_high_water,  # type: ignore[attr-defined]
                                           self.server.output_low_water)
         self.last_recv_s = self.last_send_s = self.server.loop.time()
         self.server.connections.add(self)
