@@ -103,6 +103,11 @@ class CommitPipeline:
             self.publish_pending = True
         self.request_turn_end()
 
+    def note_stream_publish(self) -> None:
+        """An AMQP publish was buffered for a stream: under a syncing policy its confirm waits."""
+        if self.sync_streams:
+            self.publish_pending = True
+
     def note_write_error(self) -> None:
         self.counters["write_errors"] += 1
 

@@ -48,8 +48,7 @@ class TopicStream:
     def append(self, msg: Message) -> None:
         self.pending.append(to_record(msg))
         commit = self.streams.commit
-        if commit.sync_streams:
-            commit.publish_pending = True
+        commit.note_stream_publish()
         if not self.dirty:
             self.dirty = True
             commit.note_dirty(self)
