@@ -19,7 +19,7 @@ class EmbeddedBroker:
     ``clock``: the one clock every layer reads (a ManualClock makes TTLs, session timeouts and
     record timestamps move only when the test says so); SystemClock by default."""
 
-    def __init__(self, clock: Clock | None = None, **settings: Any) -> None:
+    def __init__(self, *, clock: Clock | None = None, **settings: Any) -> None:
         self.clock = clock
         self.settings = Settings(amqp_port=0, kafka_port=0, http_port=0)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
