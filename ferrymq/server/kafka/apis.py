@@ -198,10 +198,10 @@ class KafkaApis:
     def init_producer_id(self, conn: KafkaConnection, slot: Slot, req: Any) -> None:
         if req.transactional_id:  # no transaction coordinator yet
             reply(slot, {"throttle_time": 0, "error_code": errors.UNSUPPORTED_VERSION,
-                               "producer_id": -1, "producer_epoch": -1})
+                         "producer_id": -1, "producer_epoch": -1})
             return
         reply(slot, {"throttle_time": 0, "error_code": 0,
-                           "producer_id": next(self._producer_ids), "producer_epoch": 0})
+                     "producer_id": next(self._producer_ids), "producer_epoch": 0})
 
 
 def _record_at_time(lg: StreamLog, ts: int) -> tuple[int, int]:

@@ -73,7 +73,7 @@ class GroupApis:
     def find_coordinator(self, conn: KafkaConnection, slot: Slot, req: Any) -> None:
         b = broker_info(conn)
         reply(slot, {"throttle_time": 0, "error_code": 0, "error_message": None,
-                           "node_id": NODE_ID, "host": b["host"], "port": b["port"]})
+                     "node_id": NODE_ID, "host": b["host"], "port": b["port"]})
 
     def deliver(self, replies: list[tuple[Hashable, dict[str, Any]]]) -> None:
         """Send the replies the coordinator completed (to requests parked as slots)."""

@@ -23,7 +23,7 @@ class SaslApis:
     def sasl_handshake(self, conn: KafkaConnection, slot: Slot, req: Any) -> None:
         ok = req.mechanism == "PLAIN"
         reply(slot, {"error_code": 0 if ok else errors.UNSUPPORTED_SASL_MECHANISM,
-                           "mechanisms": ["PLAIN"]})
+                     "mechanisms": ["PLAIN"]})
         if ok and slot.version == 0:
             conn.sasl_raw = True
 
@@ -38,8 +38,8 @@ class SaslApis:
         user = self._check_plain(bytes(req.auth_bytes))
         if user is None:
             reply(slot, {"error_code": errors.SASL_AUTHENTICATION_FAILED,
-                               "error_message": "Authentication failed: Invalid username or password",
-                               "auth_bytes": b""})
+                         "error_message": "Authentication failed: Invalid username or password",
+                         "auth_bytes": b""})
             self.loop.call_later(0.05, conn.abort, "SASL authentication failed")
             return
         conn.authenticated_as = user
