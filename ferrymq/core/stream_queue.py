@@ -136,3 +136,22 @@ class StreamQueue(Queue):
     @property
     def message_count(self) -> int:
         return max(0, self.stream.next_offset - self.stream.first_offset)
+
+
+def retention_configs(arguments: dict[str, Any], name: str, vhost: str) -> dict[str, str]:
+    """RabbitMQ's stream retention arguments as the topic's Kafka configs."""
+    configs: dict[str, str] = {}
+    for arg, config in (("x-max-length-bytes", "retention.bytes"),
+                        ("x-stream-max-segment-size-bytes", "segment.bytes")):
+        value = arguments.get(arg)
+        if value is not None:
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise PreconditionFailed(f"invalid arg '{arg}' for queue '{name}' in vhost '{vhost}'")
+            configs[config] = str(value)
+    age = arguments.get("x-max-age")
+    if age is not None:
+        ms = interval_ms(age)
+        if ms is None:
+            raise PreconditionFailed(f"invalid arg 'x-max-age' for queue '{name}' in vhost '{vhost}'")
+        configs["retention.ms"] = str(ms)
+    return configs

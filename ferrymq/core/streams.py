@@ -10,6 +10,13 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 
+from ferrymq.kafka_codes import (
+    DUPLICATE_SEQUENCE_NUMBER,
+    INVALID_PRODUCER_EPOCH,
+    NONE,
+    OUT_OF_ORDER_SEQUENCE_NUMBER,
+)
+
 TOPIC_NAME_MAX = 249
 _LEGAL = re.compile(r"^[a-zA-Z0-9._-]+$")
 
@@ -40,11 +47,8 @@ TOPIC_CONFIG_OTHER_NAMES = frozenset({
 PRODUCER_BATCHES_KEPT = 5  # Kafka keeps the last 5 batches per producer for duplicate detection
 SEQUENCE_MAX = 2**31 - 1
 
-# Verdicts of ProducerState.check (Kafka error codes where one applies).
-ACCEPT = 0
-OUT_OF_ORDER_SEQUENCE_NUMBER = 45
-DUPLICATE_SEQUENCE_NUMBER = 46
-INVALID_PRODUCER_EPOCH = 47
+# Verdicts of ProducerState.check: Kafka error codes (ACCEPT is NONE).
+ACCEPT = NONE
 
 
 def topic_name_error(name: str) -> str | None:

@@ -10,13 +10,16 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ferrymq.clock import Rng, SystemClock
+from ferrymq.clock import Clock, Rng, SystemClock
 from ferrymq.config import Settings
 from ferrymq.core.broker import Broker
-from ferrymq.server.amqp_server import AMQPServer
-from ferrymq.server.amqp_streams import AmqpStreams
+from ferrymq.server.amqp.server import AMQPServer
+from ferrymq.server.amqp.streams import AmqpStreams
+from ferrymq.server.commit import CommitPipeline
 from ferrymq.server.durability import Durability
-from ferrymq.server.kafka_server import KafkaServer
+from ferrymq.server.kafka.server import KafkaServer
+from ferrymq.server.streams import Streams
+from ferrymq.storage.commit import FsyncPolicy
 
 log = logging.getLogger("ferrymq")
 
@@ -26,6 +29,8 @@ class Running:
     broker: Broker
     amqp: AMQPServer
     amqp_port: int
+    commit: CommitPipeline
+    streams: Streams
     durability: Durability | None = None
     kafka: KafkaServer | None = None
     kafka_port: int = 0
@@ -59,57 +64,77 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 50, 100)
 
 
-async def start(settings: Settings) -> Running:
-    loop = asyncio.get_running_loop()
-    raise_fd_limit()
-    durability = Durability(settings, loop) if settings.data_dir else None
+def open_stores(settings: Settings, loop: asyncio.AbstractEventLoop, clock: Clock) -> Running:
+    """The broker and everything it stores, recovered, before any listener opens."""
+    # one commit pipeline for every front end; without a data directory nothing is fsynced
+    policy = FsyncPolicy.parse(settings.fsync) if settings.data_dir else FsyncPolicy("never")
+    commit = CommitPipeline(policy, loop, clock)
+    durability = Durability(settings, commit) if settings.data_dir else None
     broker = Broker(
-        SystemClock(), Rng(), users=settings.users,
+        clock, Rng(), users=settings.users,
         loopback_only_users=frozenset(settings.loopback_users),
         consumer_timeout_ms=settings.consumer_timeout_ms,
         topology=durability.metadata if durability is not None else None,
     )
-    kafka = KafkaServer(settings)
-    kafka.load()  # before recovery: stream queues are declared again on their topics
-    streams = broker.streams = AmqpStreams(kafka, durability, lambda: None)
+    streams = Streams(settings, clock)
+    truncated = streams.load()  # before recovery: stream queues are declared again on their topics
+    kafka = KafkaServer(settings, streams.topics, commit, clock, streams.base / "stream-offsets")
+    restored = kafka.load()
+    log.info("streams: %d topic(s) opened, %d byte(s) of torn tail truncated, %d committed offset(s)",
+             len(streams.topics.topics), truncated, restored)
+    broker.streams = AmqpStreams(streams.topics, commit, clock)
     if durability is not None:
         log.info("%s: %s", settings.data_dir, durability.recover(broker).line())
     else:
         log.warning("no data directory: nothing will survive a restart")
-    amqp = AMQPServer(broker, settings, durability)
-    streams.schedule_flush = amqp.schedule_flush
-    port = await amqp.start(settings.host, settings.amqp_port)
+    amqp = AMQPServer(broker, settings, commit, durability)
+    return Running(broker, amqp, 0, commit, streams, durability, kafka)
+
+
+async def start(settings: Settings, clock: Clock | None = None) -> Running:
+    """The `serve` stack: one clock (SystemClock unless given), one commit pipeline, two listeners."""
+    raise_fd_limit()
+    running = open_stores(settings, asyncio.get_running_loop(), clock or SystemClock())
+    running.amqp_port = await running.amqp.start(settings.host, settings.amqp_port)
+    running.streams.start()
+    assert running.kafka is not None
     try:
-        kafka_port = await kafka.start(settings.host, settings.kafka_port)
+        running.kafka_port = await running.kafka.start(settings.host, settings.kafka_port)
     except OSError as exc:  # a busy Kafka port must not take the AMQP broker down with it
         log.error("Kafka listener not started on %s:%d: %s", settings.host, settings.kafka_port, exc)
-        kafka_port = 0  # stream queues still work over AMQP
+        running.kafka_port = 0  # stream queues still work over AMQP
     tune_gc()
-    log.info("AMQP 0-9-1 listening on %s:%d", settings.host, port)
-    log.info("Kafka listening on %s:%d", settings.host, kafka_port)
-    return Running(broker, amqp, port, durability, kafka, kafka_port)
+    log.info("AMQP 0-9-1 listening on %s:%d", settings.host, running.amqp_port)
+    log.info("Kafka listening on %s:%d", settings.host, running.kafka_port)
+    return running
 
 
 async def serve(
     settings: Settings,
     stop: asyncio.Event | None = None,
     on_ready: Callable[[Running], None] | None = None,
+    clock: Clock | None = None,
 ) -> None:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
-    running = await start(settings)
+    running = await start(settings, clock)
     if on_ready is not None:
         on_ready(running)
     await stop.wait()
     log.info("shutting down")
     await running.amqp.close()
-    if running.durability is not None:
-        running.durability.close()  # writes and syncs what AMQP left, stream batches included
     if running.kafka is not None:
-        await running.kafka.close()
+        await running.kafka.stop()
+    await running.streams.stop()
+    running.commit.close()  # writes and syncs what the front ends left, stream batches included
+    if running.durability is not None:
+        running.durability.close()
+    if running.kafka is not None:
+        running.kafka.close()
+    running.streams.close()
 
 
 def run(settings: Settings) -> None:

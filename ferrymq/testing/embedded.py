@@ -8,14 +8,19 @@ import threading
 from types import TracebackType
 from typing import Any
 
+from ferrymq.clock import Clock
 from ferrymq.config import Settings
 from ferrymq.server.app import Running, new_event_loop, serve
 
 
 class EmbeddedBroker:
-    """``with EmbeddedBroker() as broker: pika.BlockingConnection(pika.URLParameters(broker.amqp_url))``"""
+    """``with EmbeddedBroker() as broker: pika.BlockingConnection(pika.URLParameters(broker.amqp_url))``
 
-    def __init__(self, **settings: Any) -> None:
+    ``clock``: the one clock every layer reads (a ManualClock makes TTLs, session timeouts and
+    record timestamps move only when the test says so); SystemClock by default."""
+
+    def __init__(self, *, clock: Clock | None = None, **settings: Any) -> None:
+        self.clock = clock
         self.settings = Settings(amqp_port=0, kafka_port=0, http_port=0)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if "data_dir" not in settings:  # a private, temporary data directory, fsync as configured
@@ -59,7 +64,7 @@ class EmbeddedBroker:
         loop = self._loop = new_event_loop()
         try:
             self._stop = asyncio.Event()
-            loop.run_until_complete(serve(self.settings, self._stop, self._on_ready))
+            loop.run_until_complete(serve(self.settings, self._stop, self._on_ready, self.clock))
         except BaseException as exc:  # reported to the starting thread
             self._error = exc
             self._ready.set()

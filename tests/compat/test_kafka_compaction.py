@@ -60,11 +60,11 @@ def test_latest_value_per_key_survives_compaction_at_its_offset(ferry):
     assert offsets == sorted(offsets) and offsets[0] == 0
     before = _read_all(ferry, topic)
     assert len(before) == 400
-    kafka = ferry.running.kafka
-    removed = asyncio.run_coroutine_threadsafe(kafka.cleaner.clean_once(), ferry._loop).result(20)
+    streams = ferry.running.streams
+    removed = asyncio.run_coroutine_threadsafe(streams.cleaner.clean_once(), ferry._loop).result(20)
     assert removed > 0
     after = _read_all(ferry, topic)
-    active_base = ferry.call(lambda: kafka.topics.get(topic).logs[0].segments[-1].base)
+    active_base = ferry.call(lambda: streams.topics.get(topic).logs[0].segments[-1].base)
     latest = {k: i for i, (k, _) in enumerate(items) if offsets[i] < active_base}
     for i, (k, v) in enumerate(items):
         o = offsets[i]

@@ -335,8 +335,8 @@ def test_fsync_interval_confirms_after_the_timed_commit(tmp_path):
         ch.confirm_delivery()
         for i in range(5):
             ch.basic_publish("", "q", b"%d" % i, PERSISTENT)
-        counters = broker.call(lambda: dict(broker.running.durability.counters))
-        assert 1 <= counters["commits"] <= 5 and counters["confirms_held"] == 5
+        counters = broker.call(lambda: dict(broker.running.commit.counters))
+        assert 1 <= counters["commits"] <= 5 and counters["replies_held"] == 5
         conn.close()
     with EmbeddedBroker(data_dir=str(tmp_path)) as broker:
         conn, ch = _channel(broker)

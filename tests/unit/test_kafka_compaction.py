@@ -11,7 +11,7 @@ from ferrymq.protocols.kafka import compaction
 from ferrymq.protocols.kafka.batch import assign_offsets, validate
 from ferrymq.protocols.kafka.compression import GZIP, LZ4, NONE, SNAPPY, ZSTD
 from ferrymq.protocols.kafka.records import decode_batches, encode_batch
-from ferrymq.server.kafka_topics import RECORD_CODEC
+from ferrymq.server.cleaner import RECORD_CODEC
 from ferrymq.storage.stream_compact import compact, needs_compaction
 from ferrymq.storage.stream_log import StreamLog
 

@@ -104,3 +104,29 @@ def test_topic_names_and_configs():
     assert streams.config_error({"cleanup.policy": "compact,delete"}) is None
     assert streams.config_error({"dummy.doesntexist": "x"})  # Kafka: INVALID_CONFIG
     assert streams.config_error({"min.cleanable.dirty.ratio": "0.5"}) is None
+
+
+def test_the_group_timer_reads_the_injected_clock_only():
+    """Session timeouts move with the broker's clock, not the wall clock: a ManualClock replays them."""
+    import asyncio
+
+    from ferrymq.clock import ManualClock
+    from ferrymq.server.kafka.groups import GroupApis
+
+    async def main() -> None:
+        clock = ManualClock()
+        c = Coordinator()
+        timer = GroupApis(c, None, None, None, clock, asyncio.get_running_loop())  # type: ignore[arg-type]
+        now = clock.monotonic_ms()
+        a = _join(c, "", "a0", now)[0][1]["member_id"]
+        _join(c, a, "a1", now)
+        c.sync("g", 1, a, {}, now, "a2")
+        timer.start()
+        await asyncio.sleep(0.3)  # several ticks of real time; the manual clock has not moved
+        assert a in c.groups["g"].members
+        clock.advance(10_001)
+        await asyncio.sleep(0.25)
+        assert c.groups["g"].members == {}  # the next tick saw the session expire
+        timer.stop()
+
+    asyncio.run(main())

@@ -34,7 +34,7 @@ class BatchInfo(NamedTuple):
 
     start: int
     end: int
-    count: int  # lastOffsetDelta + 1: the offsets it takes
+    count: int  # type: ignore[assignment]  # lastOffsetDelta + 1: the offsets it takes (shadows tuple.count)
     max_timestamp: int
     producer_id: int
     producer_epoch: int
@@ -94,3 +94,10 @@ def assign_offsets(buf: bytearray, batches: list[BatchInfo], base_offset: int) -
         _BASE.pack_into(buf, b.start, offset)
         offset += b.count
     return offset
+
+
+def producer_run(head: bytes | bytearray | memoryview) -> tuple[int, int, int, int, int]:
+    """(producer id, epoch, base sequence, offsets taken, base offset) of a stored batch's header: what
+    idempotent-producer state is rebuilt from at start-up, as Kafka rebuilds it from the log."""
+    base, _l, _e, _m, _c, _a, last_delta, _t, _mt, pid, epoch, seq, _n = header(head)
+    return pid, epoch, seq, last_delta + 1, base

@@ -92,7 +92,8 @@ def _convert(f: Field[Any], value: Any) -> Any:
     if get_origin(tp) is tuple:
         inner, _ = _unwrap(get_args(tp)[0])
         if is_dataclass(inner):
-            return tuple(v if isinstance(v, inner) else build(inner, v) for v in value)
+            return tuple(v if isinstance(v, inner) else build(inner, v)  # type: ignore[arg-type]
+                         for v in value)
         return tuple(_primitive(f.metadata.get("kafka_type", ""), inner, v) for v in value)
     if is_dataclass(tp):
         return value if isinstance(value, tp) else build(tp, value)  # type: ignore[arg-type]

@@ -6,9 +6,9 @@ latest record for a key wins."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
+from ferrymq.core.clock import Clock
 from ferrymq.core.groups import Coordinator
 from ferrymq.protocols.kafka.batch import validate
 from ferrymq.protocols.kafka.records import decode_batches, encode_batch
@@ -19,8 +19,9 @@ READ_BYTES = 4 * 1024 * 1024
 
 
 class OffsetsLog:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, clock: Clock) -> None:
         self.log = StreamLog(path, segment_bytes=SEGMENT_BYTES)
+        self.clock = clock
 
     def load(self, coordinator: Coordinator) -> int:
         latest: dict[tuple[str, str, int], tuple[int, str]] = {}
@@ -43,7 +44,7 @@ class OffsetsLog:
         """Store one commit's (topic, partition, offset, metadata) entries as one batch."""
         records = [(json.dumps([group, t, p]).encode(), json.dumps([o, m]).encode(), ())
                    for t, p, o, m in entries]
-        data = bytearray(encode_batch(records, int(time.time() * 1000), base_offset=self.log.next_offset))
+        data = bytearray(encode_batch(records, self.clock.now_ms(), base_offset=self.log.next_offset))
         info = validate(data, len(data))[0]
         self.log.append(data, [(0, info.count, info.max_timestamp)])
         return self.log

@@ -1,4 +1,6 @@
-"""The log cleaner: compacts partitions of ``cleanup.policy=compact`` topics in a thread of its own.
+"""The log cleaner: compacts partitions of ``cleanup.policy=compact`` topics (Kafka's and AMQP stream
+queues' alike) in a thread of its own. Which partitions is the core's policy (TopicRegistry); how is
+storage's (stream_compact); this module runs it off the loop.
 
 Why a thread: a pass reads and decodes every record of the inactive segments, seconds of work for a
 big partition, and the loop must keep serving. The thread only reads inactive segments (through its
@@ -10,20 +12,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ferrymq.server.kafka_topics import RECORD_CODEC, Topics
-from ferrymq.storage.stream_compact import CompactionPlan, apply, plan
+from ferrymq.core.clock import Clock
+from ferrymq.core.topics import TopicRegistry
+from ferrymq.protocols.kafka import compaction
+from ferrymq.storage.stream_compact import CompactionPlan, RecordCodec, apply, compact, needs_compaction, plan
+from ferrymq.storage.stream_log import StreamLog
 
 log = logging.getLogger("ferrymq.kafka")
+RECORD_CODEC = RecordCodec(compaction.keys, compaction.filter_batch)
 
 CLEANER_BACKOFF_MS = 15_000  # Kafka's log.cleaner.backoff.ms: the pause when nothing is left to clean
 
 
 class LogCleaner:
-    def __init__(self, topics: Topics, backoff_ms: int = CLEANER_BACKOFF_MS) -> None:
+    def __init__(self, topics: TopicRegistry, clock: Clock, backoff_ms: int = CLEANER_BACKOFF_MS) -> None:
         self.topics = topics
+        self.clock = clock
         self.backoff_ms = backoff_ms
         self.loop = asyncio.get_running_loop()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="ferrymq-kafka-cleaner")
@@ -44,9 +50,9 @@ class LogCleaner:
 
     async def clean_once(self) -> int:
         """Clean every partition that needs it; records removed."""
-        now_ms = int(time.time() * 1000)
+        now_ms = self.clock.now_ms()
         removed = 0
-        for lg, keep_ms in self.topics.compactable(now_ms):
+        for lg, keep_ms in self.compactable(now_ms):
             p: CompactionPlan = await self.loop.run_in_executor(
                 self._executor, plan, lg, RECORD_CODEC, now_ms, keep_ms)
             swapped = apply(p)
@@ -57,6 +63,14 @@ class LogCleaner:
         self.passes += 1
         self.records_removed += removed
         return removed
+
+    def compactable(self, now_ms: int) -> list[tuple[StreamLog, int]]:
+        """(log, delete.retention.ms) of every compacted partition a pass would change."""
+        return [(lg, keep) for lg, keep in self.topics.compacted() if needs_compaction(lg, now_ms)]
+
+    def clean_now(self, now_ms: int) -> int:
+        """One pass here and now, on the caller's thread (tests, tools); records removed."""
+        return sum(compact(lg, RECORD_CODEC, now_ms, keep) for lg, keep in self.compactable(now_ms))
 
     async def close(self) -> None:
         if self._task is not None:

@@ -16,7 +16,7 @@ from ferrymq.errors import NotImplemented_, PreconditionFailed
 
 if TYPE_CHECKING:
     from ferrymq.core.channel import Channel
-    from ferrymq.server.amqp_connection import AMQPConnection
+    from ferrymq.server.amqp.connection import AMQPConnection
 
 Handler = Callable[["AMQPConnection", "Channel", Any], Frame | None]
 METHODS: dict[type, Handler] = {}
@@ -182,11 +182,10 @@ def tx_commit(conn: AMQPConnection, ch: Channel, m: c.Tx.Commit) -> Frame | None
     if not ch.tx_mode:
         raise PreconditionFailed("channel is not transactional")
     ch.tx_commit()
-    durability = conn.server.durability
-    if durability is not None and durability.must_hold():
+    if conn.server.commit.must_hold():
         # As RabbitMQ: commit-ok means the transaction's persistent messages are on disk.
         conn.drain(ch)  # its confirms and deliveries keep their place before the commit-ok
-        durability.hold(conn, ch, lambda stored: _commit_ok(conn, ch, stored))
+        conn.server.hold(conn, ch, lambda stored: _commit_ok(conn, ch, stored))
         return None
     return c.Tx.CommitOk()
 

@@ -19,11 +19,11 @@ from ferrymq.core.channel import CANCEL, CLOSE, CONFIRM, DELIVER, RETURN, Channe
 from ferrymq.core.message import Message
 from ferrymq.errors import AccessRefused, ChannelStateError, NotImplemented_
 from ferrymq.protocols.amqp.connection import AMQPServerConnection
-from ferrymq.server.amqp_methods import METHODS
+from ferrymq.server.amqp.methods import METHODS
 
 if TYPE_CHECKING:
     from ferrymq.core.vhost import VHost
-    from ferrymq.server.amqp_server import AMQPServer
+    from ferrymq.server.amqp.server import AMQPServer
 
 log = logging.getLogger("ferrymq.amqp")
 
@@ -61,7 +61,7 @@ class AMQPConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.loopback = _is_loopback(peer[0] if peer else "")
-        transport.set_write_buffer_limits(self.server.output_high_water,
+        transport.set_write_buffer_limits(self.server.output_high_water,  # type: ignore[attr-defined]
                                           self.server.output_low_water)
         self.last_recv_s = self.last_send_s = self.server.loop.time()
         self.server.connections.add(self)
@@ -213,9 +213,8 @@ class AMQPConnection(asyncio.Protocol):
             return
         effects, ch.outbox = ch.outbox, []
         codec, number = self.codec, ch.number
-        durability = self.server.durability
         # Confirms wait for the fsync that covers the messages logged this turn (and keep order).
-        hold = durability.hold if durability is not None and durability.must_hold() else None
+        hold = self.server.hold if self.server.commit.must_hold() else None
         pending_ack = 0
         count = 0
         for eff in effects:

@@ -20,7 +20,7 @@ from ferrymq.protocols.kafka.framing import FrameBuffer
 from ferrymq.protocols.kafka.header import frame_response
 
 if TYPE_CHECKING:
-    from ferrymq.server.kafka_server import KafkaServer
+    from ferrymq.server.kafka.server import KafkaServer
 
 log = logging.getLogger("ferrymq.kafka")
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import platform
+from collections.abc import Callable
 
 from ferrymq import __version__, limits
 from ferrymq.config import Settings
 from ferrymq.core.broker import Broker
+from ferrymq.core.channel import Channel
 from ferrymq.errors import CONNECTION_FORCED
 from ferrymq.protocols.amqp.server_properties import server_properties
-from ferrymq.server.amqp_connection import AMQPConnection
+from ferrymq.server.amqp.connection import AMQPConnection
+from ferrymq.server.commit import CommitPipeline
 from ferrymq.server.durability import Durability
 
 log = logging.getLogger("ferrymq.server")
@@ -20,8 +23,10 @@ TIMER_MAX_SLEEP_S = 0.25  # heartbeats and the memory alarm are checked at least
 
 
 class AMQPServer:
-    def __init__(self, broker: Broker, settings: Settings, durability: Durability | None = None) -> None:
+    def __init__(self, broker: Broker, settings: Settings, commit: CommitPipeline,
+                 durability: Durability | None = None) -> None:
         self.broker = broker
+        self.commit = commit
         self.durability = durability
         self.settings = settings
         self.loop = asyncio.get_running_loop()
@@ -34,16 +39,15 @@ class AMQPServer:
         self.output_high_water = limits.OUTPUT_HIGH_WATER_BYTES
         self.output_low_water = limits.OUTPUT_LOW_WATER_BYTES
         self._to_flush: set[AMQPConnection] = set()
+        self._active = False  # this turn drained channels or has output (else write_out is a no-op)
         self._throttled: set[AMQPConnection] = set()
         self.alarm = False  # a resource alarm is on: publishers are blocked
         self.alarms: set[str] = set()  # "memory" (queued bodies above the watermark), "disk"
         self.alarm_reason = ""
-        self._flush_scheduled = False
         self._server: asyncio.base_events.Server | None = None
         self._timer: asyncio.TimerHandle | None = None
         self.port = 0
-        if durability is not None:
-            durability.schedule_flush = self.schedule_flush
+        commit.attach(self)
 
     async def start(self, host: str, port: int) -> int:
         self._server = await self.loop.create_server(
@@ -57,19 +61,20 @@ class AMQPServer:
 
     def want_flush(self, conn: AMQPConnection) -> None:
         self._to_flush.add(conn)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self.flush)
+        self.commit.request_turn_end()
 
     def schedule_flush(self) -> None:
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self.flush)
+        self.commit.request_turn_end()
 
     def flush(self) -> None:
-        self._flush_scheduled = False
+        """End the loop turn now (shutdown): drain, write and commit, write out."""
+        self.commit.run_turn()
+
+    def drain(self) -> None:
+        """The turn's first step: channels' effects into frames (confirms held in the pipeline)."""
         broker = self.broker
         to_flush = self._to_flush
+        self._active = bool(to_flush) or bool(broker.dirty)
         while broker.dirty:
             dirty, broker.dirty = broker.dirty, []
             for ch in dirty:
@@ -78,14 +83,26 @@ class AMQPServer:
                 if isinstance(conn, AMQPConnection):
                     conn.drain(ch)
                     to_flush.add(conn)
-        self._to_flush = set()
-        if self.durability is not None:
-            self.durability.end_of_turn()
+
+    def write_out(self) -> None:
+        """The turn's last step, after the writes: every connection's frames in one write each."""
+        active = self._active or bool(self._to_flush)
+        to_flush, self._to_flush = self._to_flush, set()
         for conn in to_flush:
             conn.write_out()
         if self._throttled:
             self._release_throttled()
-        self._arm_timer()
+        if active:  # else a turn of another front end only: no new deadlines here
+            self._arm_timer()
+
+    def hold(self, conn: AMQPConnection, ch: Channel, send: Callable[[bool], None]) -> None:
+        """Confirms and tx.commit-ok wait in the commit pipeline; sent only if the channel is still
+        open when the commit covering them returns (``stored`` False if it failed)."""
+        def release(stored: bool) -> None:
+            if conn.channels.get(ch.number) is ch and not conn.codec.closed:
+                send(stored)
+                self.want_flush(conn)
+        self.commit.hold(release)
 
     # --- flow control ----------------------------------------------------------------------
 
@@ -126,11 +143,9 @@ class AMQPServer:
         self.broker.tick()
         self._heartbeats()
         self._check_alarms()
-        if self.durability is not None:
-            self.durability.retry_writes()
-        if self.broker.dirty and not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self.flush)
+        self.commit.retry_writes()
+        if self.broker.dirty:
+            self.commit.request_turn_end()
         self._arm_timer()
 
     def _heartbeats(self) -> None:

@@ -1,0 +1,120 @@
+"""The Kafka listener: its lifecycle, its connections, dispatch by API key, and its part of each
+loop turn (the shared commit pipeline ends the turn: this front end answers the fetches the turn's
+appends woke, then writes every connection's answered responses once).
+
+Requests are handled as their bytes arrive: Produce appends with one pwrite per partition and its
+response waits in the commit pipeline for the fsync that covers it; each API family is a handler
+object of its own (produce, fetch, groups, admin, SASL), given only the collaborators it needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from ferrymq.config import Settings
+from ferrymq.core.clock import Clock
+from ferrymq.core.groups import Coordinator
+from ferrymq.core.topics import TopicRegistry
+from ferrymq.protocols.kafka import errors, versions
+from ferrymq.protocols.kafka.header import parse_header
+from ferrymq.server.commit import CommitPipeline
+from ferrymq.server.kafka.apis import KafkaApis
+from ferrymq.server.kafka.connection import KafkaConnection
+from ferrymq.server.kafka.fetch import FetchApi
+from ferrymq.server.kafka.groups import GroupApis
+from ferrymq.server.kafka.handlers import Handler
+from ferrymq.server.kafka.offsets import OffsetsLog
+from ferrymq.server.kafka.produce import ProduceApi
+from ferrymq.server.kafka.sasl import SaslApis
+
+log = logging.getLogger("ferrymq.kafka")
+
+
+class KafkaServer:
+    def __init__(self, settings: Settings, topics: TopicRegistry, commit: CommitPipeline, clock: Clock,
+                 offsets_path: Path) -> None:
+        self.settings = settings
+        self.loop = asyncio.get_running_loop()
+        self.connections: set[KafkaConnection] = set()
+        self.port = 0
+        self.coordinator = Coordinator(id_prefix=f"{clock.now_ms() % 10**9:x}-")
+        self.offsets = OffsetsLog(offsets_path, clock)
+        self.fetches = FetchApi(topics, self.loop, commit.request_turn_end)
+        self.groups = GroupApis(self.coordinator, self.offsets, topics, commit, clock, self.loop)
+        self.sasl = SaslApis(settings.users, self.loop)
+        self.apis = KafkaApis(topics, clock, self.fetches.forget_topic)
+        self.handlers: dict[int, Handler] = {
+            versions.PRODUCE: ProduceApi(topics, commit).produce, versions.FETCH: self.fetches.fetch,
+            **self.apis.handlers(), **self.groups.handlers(), **self.sasl.handlers()}
+        self.commit = commit
+        self._to_flush: set[KafkaConnection] = set()
+        self._server: asyncio.base_events.Server | None = None
+        commit.attach(self)
+
+    def load(self) -> int:
+        """Replay the committed offsets into the coordinator; returns how many."""
+        return self.offsets.load(self.coordinator)
+
+    async def start(self, host: str, port: int) -> int:
+        self._server = await self.loop.create_server(
+            lambda: KafkaConnection(self), host, port, reuse_address=True, backlog=1024)
+        self.port = self._server.sockets[0].getsockname()[1]
+        self.groups.start()
+        return self.port
+
+    # --- dispatch ------------------------------------------------------------------------------
+
+    def handle(self, conn: KafkaConnection, frame: memoryview) -> None:
+        if conn.sasl_raw:
+            self.sasl.sasl_raw_token(conn, bytes(frame))
+            return
+        header, reader = parse_header(frame, versions.flexible)
+        key, version = header.api_key, header.api_version
+        conn.peer_client_id = header.client_id or ""
+        slot = conn.new_slot(key, version, header.correlation_id, versions.flexible(key, version))
+        if key == versions.API_VERSIONS:
+            self.apis.api_versions(conn, slot, reader)
+            return
+        if not versions.supported(key, version):
+            conn.abort(str(errors.UnsupportedVersion(key, version)))
+            return
+        self.handlers[key](conn, slot, (header, reader))
+
+    # --- this front end's part of the loop turn ------------------------------------------------
+
+    def want_flush(self, conn: KafkaConnection | None = None) -> None:
+        if conn is not None:
+            self._to_flush.add(conn)
+        self.commit.request_turn_end()
+
+    def drain(self) -> None:
+        """The turn's first step: parked fetches the turn's appends can satisfy answer now."""
+        self.fetches.complete_woken()
+
+    def write_out(self) -> None:
+        """The turn's last step: every connection's answered responses in one write each."""
+        to_flush, self._to_flush = self._to_flush, set()
+        for conn in to_flush:
+            if not conn.closed:
+                conn.write_out()
+
+    def forget(self, conn: KafkaConnection) -> None:
+        self.fetches.forget(conn)
+
+    # --- shutdown ------------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        """Stop listening and the group timer; the offsets log stays open for the final commit."""
+        self.groups.stop()
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections):
+            conn.abort("broker shutting down")
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    def close(self) -> None:
+        """Close the offsets log (after the pipeline's final commit)."""
+        self.offsets.close()
