@@ -2,6 +2,7 @@
 full drain, checked in order. Reports the broker's peak RSS, publish and drain rates, disk use.
 
     .venv/bin/python scripts/backlog.py --messages 5000000 --size 1024
+    .venv/bin/python scripts/backlog.py --messages 1000000 --rabbitmq   # the same run on RabbitMQ
 
 Starts `ferrymq serve` (fsync always) on a temporary data directory; raw-socket clients: the load
 generator's connection (ferrymq.bench.amqp_client) with publishes pre-encoded and frames read by the
@@ -21,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ferrymq.bench.amqp_client import RECV_BYTES, Client
-from ferrymq.bench.rabbitmq_node import free_port
+from ferrymq.bench.rabbitmq_node import free_port, start_rabbitmq
 from ferrymq.bench.traffic import STAMP, PublishTemplate
 from ferrymq.protocols.amqp import client as codec
 from ferrymq.protocols.amqp.frames import (
@@ -140,37 +141,66 @@ def serve(port: int, data: Path) -> subprocess.Popen[bytes]:
             time.sleep(0.05)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--messages", type=int, default=5_000_000)
-    ap.add_argument("--size", type=int, default=1024)
-    ap.add_argument("--kill", action="store_true", help="kill -9 the broker after publishing, restart, drain")
-    args = ap.parse_args()
+def run(url: str, pid: int, data: Path | None, n: int, size: int) -> dict[str, float]:
+    """Fill, then drain; RSS of ``pid`` and (for FerryMQ) disk use of ``data`` along the way."""
+    out: dict[str, float] = {"messages": n, "size": size}
+    out.update(publish(url, "backlog", n, size))
+    out["rss_after_publish_mib"] = rss_kib(pid)[0] / 1024
+    if data is not None:
+        out["disk_after_publish_mib"] = du(data) / 2**20
+    out.update(drain(url, "backlog", n))
+    time.sleep(1.0)
+    cur, peak = rss_kib(pid)
+    out["peak_rss_mib"], out["rss_after_drain_mib"] = peak / 1024, cur / 1024
+    if data is not None:
+        out["disk_after_drain_mib"] = du(data) / 2**20
+    return out
+
+
+def run_rabbitmq(n: int, size: int) -> dict[str, float]:
+    """The same fill and drain on a private RabbitMQ node (classic durable queue)."""
+    node = start_rabbitmq()
+    try:
+        return run(node.amqp_url, node.beam_pid, None, n, size)
+    finally:
+        node.stop()
+
+
+def run_ferrymq(n: int, size: int, kill: bool) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="ferrymq-backlog-", dir=".") as tmp:
         port = free_port()
         data = Path(tmp) / "data"
         proc = serve(port, data)
         url = f"amqp://guest:guest@127.0.0.1:{port}/%2F"
         try:
-            out: dict[str, float] = {"messages": args.messages, "size": args.size}
-            out.update(publish(url, "backlog", args.messages, args.size))
-            out["rss_after_publish_mib"] = rss_kib(proc.pid)[0] / 1024
-            out["disk_after_publish_mib"] = du(data) / 2**20
-            if args.kill:
-                proc.kill()
-                proc.wait()
-                t0 = time.perf_counter()
-                proc = serve(port, data)
-                out["restart_to_listening_s"] = time.perf_counter() - t0
-            out.update(drain(url, "backlog", args.messages))
-            time.sleep(1.0)
-            cur, peak = rss_kib(proc.pid)
-            out["peak_rss_mib"] = peak / 1024
-            out["rss_after_drain_mib"] = cur / 1024
-            out["disk_after_drain_mib"] = du(data) / 2**20
+            if not kill:
+                return run(url, proc.pid, data, n, size)
+            out: dict[str, float] = {"messages": n, "size": size}
+            out.update(publish(url, "backlog", n, size))
+            proc.kill()
+            proc.wait()
+            t0 = time.perf_counter()
+            proc = serve(port, data)
+            out["restart_to_listening_s"] = time.perf_counter() - t0
+            out.update(drain(url, "backlog", n))
+            out["peak_rss_mib"] = rss_kib(proc.pid)[1] / 1024
+            return out
         finally:
             proc.terminate()
             proc.wait(60)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--messages", type=int, default=5_000_000)
+    ap.add_argument("--size", type=int, default=1024)
+    ap.add_argument("--kill", action="store_true", help="kill -9 the broker after publishing, restart, drain")
+    ap.add_argument("--rabbitmq", action="store_true", help="run against a private RabbitMQ node instead")
+    args = ap.parse_args()
+    if args.rabbitmq:
+        out = run_rabbitmq(args.messages, args.size)
+    else:
+        out = run_ferrymq(args.messages, args.size, args.kill)
     print(json.dumps(out, indent=2))
 
 

@@ -68,7 +68,7 @@ def main() -> None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
         elapsed = time.monotonic() - started
-        m = re.search(r"durability: (\d+) writes, (\d+) commits, (\d+) fsyncs", log_path.read_text())
+        m = re.search(r"commit: (\d+) writes, (\d+) commits, (\d+) fsyncs", log_path.read_text())
         if m:
             fsyncs = int(m.group(3))
             total = sum(r["confirmed_per_s"] for r in results["ferrymq"].values()) * args.seconds

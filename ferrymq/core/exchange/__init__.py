@@ -1,6 +1,7 @@
 """Exchanges and routing, split by idea: ``binding`` (what a binding is), ``kinds`` (the exchange
 types and their declare rules), ``headers`` (header matching), ``routing`` (resolve across
-exchange-to-exchange bindings and alternates), ``texts`` (how RabbitMQ prints values in errors).
+exchange-to-exchange bindings and alternates), ``trie`` (topic patterns), ``texts`` (how RabbitMQ
+prints values in errors).
 
 Texts and matching rules follow RabbitMQ 3.10.8, checked against a live node.
 """

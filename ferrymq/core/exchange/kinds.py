@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from ferrymq.core.exchange.binding import Binding
 from ferrymq.core.exchange.headers import HeaderRule, check_x_match, comparable, header_rule
 from ferrymq.core.exchange.texts import amqp_type, bare, typed
-from ferrymq.core.topic import TopicTrie
+from ferrymq.core.exchange.trie import TopicTrie
 from ferrymq.errors import CommandInvalid, PreconditionFailed
 
 DELAYED_TYPE = "x-delayed-message"

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ferrymq.core.topic import TopicTrie, split_words
+from ferrymq.core.exchange.trie import TopicTrie, split_words
 
 
 def reference_match(pattern: str, key: str) -> bool:
