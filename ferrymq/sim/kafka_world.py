@@ -347,7 +347,7 @@ class KafkaWorld:
         while self._network(rng, whole=True):
             pass
         self.lines.clear()
-        quiet = not self.pending and not self.node.commit.held and self.node.commit.in_flight is None
+        quiet = not self.pending and self.node.commit.settled
         return quiet and not (self.to_node and self.to_node.pending)
 
     def final_check(self) -> None:
