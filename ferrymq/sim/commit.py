@@ -43,6 +43,9 @@ class SimCommit:
     def note_append(self, lg: Syncable) -> None:
         self.turns.note_append(lg)
 
+    def note_write_error(self) -> None:
+        self.turns.note_write_error()
+
     def must_hold(self) -> bool:
         return self.turns.must_hold()
 
