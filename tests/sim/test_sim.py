@@ -128,3 +128,17 @@ def test_ferrymq_sim_is_a_subcommand_of_the_cli():
     result = CliRunner().invoke(ferrymq_app, ["sim", "--seed", "4", "--steps", "200"])
     assert result.exit_code == 0, result.output
     assert "seed 4: ok" in result.output
+
+
+def test_the_simulator_runs_without_an_event_loop():
+    """The server glue the node shares (AMQP method table, effects drain) must stay loop-free: the
+    import contract says so for FerryMQ's modules, this for third-party ones too."""
+    import subprocess
+    import sys
+
+    code = ("import sys, ferrymq.sim.cli, ferrymq.sim.runner, ferrymq.sim.amqp_world, "
+            "ferrymq.sim.kafka_world; "
+            "print(sorted(m for m in ('asyncio', 'ferrymq.server.commit', 'ferrymq.server.amqp.connection') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
