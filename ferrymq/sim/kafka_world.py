@@ -9,14 +9,20 @@ core's ``TopicRegistry``; the offsets log's format and the offset commit through
 ``FaultyStreamLog``'s power-loss model; the node's commit pipeline bookkeeping (produce and
 offset-commit acks are held until the fsync that covers them, responses leave in request order).
 
+The client is an idempotent producer (one producer id and epoch, a sequence per partition, at most
+five batches in flight per partition, as Kafka's): after a power cut it reconnects and retries every
+produce that has no ack, so the broker's producer state, rebuilt from the log at restart, decides
+which retries are duplicates.
+
 Stand-ins: ``SimTopicStore`` (ferrymq.sim.topology) for StreamStore's topic.json files; the client's
 request encoders (``kafka_wire``); offset commits are made by calling ``commit_offsets`` directly,
 not through an OffsetCommit request (the sim's client has no codec for it).
 
 Invariants: responses come back in request order; a produce ack's base offset is at or above the end
 of every earlier acked produce on its partition; every acked record reads back identically, after
-every restart and at the end; fetched offsets strictly increase from the position asked and stay
-below the high watermark; a committed offset, once its commit was acked, never goes back.
+every restart and at the end; no record is stored twice (a retry of a stored batch is a duplicate);
+fetched offsets strictly increase from the position asked and stay below the high watermark; a
+committed offset, once its commit was acked, never goes back.
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ if TYPE_CHECKING:
     from ferrymq.sim.node import Node
 
 TOPIC, GROUP, PARTITIONS = "sim.topic", "sim.group", 2
+PRODUCER_ID, PRODUCER_EPOCH = 7, 0  # one idempotent producer for the client's whole life
+IN_FLIGHT_MAX = 5  # per partition, as Kafka's idempotent producers (the broker remembers 5 batches)
 SEGMENT_BYTES = 8 * 1024  # small, so segments roll within a short run
 READ_BYTES = 64 * 1024
 
@@ -80,6 +88,8 @@ class KafkaWorld:
         self.acked_end = [0] * PARTITIONS  # one past the highest acked offset
         self.committed_acked = [-1] * PARTITIONS
         self.position = [0] * PARTITIONS
+        self.next_sequence = [0] * PARTITIONS
+        self.unacked: list[list[tuple[list[bytes], bytes]]] = [[] for _ in range(PARTITIONS)]  # in order
         self.lines: list[str] = []
         self.front: wire.KafkaFront | None = None
         self.to_node: Pipe | None = None
@@ -89,7 +99,7 @@ class KafkaWorld:
         self.fetching: set[int] = set()  # partitions with a fetch in flight
         self.corr = self.generation = 0
         self._counts = dict.fromkeys(("produced", "acked", "fetched", "commits", "commits_acked",
-                                      "out_of_range"), 0)
+                                      "out_of_range", "retried"), 0)
 
     def counts(self) -> dict[str, int]:
         return dict(self._counts)
@@ -143,7 +153,13 @@ class KafkaWorld:
                 raise Violation(f"{TOPIC}-{p} ({when}): log ends at {lg.next_offset}, below acked "
                                 f"offset {self.acked_end[p] - 1}")
             acked = self.acked[p]
-            got = dict(read_all(lg)) if acked else {}
+            stored = read_all(lg)
+            values = [v for _, v in stored]
+            if len(set(values)) != len(values):
+                twice = sorted({v for v in values if values.count(v) > 1}, key=str)[:3]
+                raise Violation(f"{TOPIC}-{p} ({when}): record(s) stored twice (a retry appended again): "
+                                f"{twice}")
+            got = dict(stored)
             for off, value in acked.items():
                 if got.get(off, b"<missing>") != value:
                     raise Violation(f"{TOPIC}-{p} ({when}): acked offset {off} reads {got.get(off)!r}, "
@@ -195,7 +211,13 @@ class KafkaWorld:
         self.responses = FrameBuffer(wire.MAX_FRAME)
         self.pending = {}
         self.fetching = set()
-        return f"kafka client connects (#{self.generation})"
+        retried = 0
+        for p, batches in enumerate(self.unacked):  # an idempotent producer retries what has no ack
+            for values, batch in batches:
+                self._send(wire.produce_request(self.corr, TOPIC, p, batch), ("produce", p, values))
+                retried += 1
+        self._counts["retried"] += retried
+        return f"kafka client connects (#{self.generation}), retries {retried} produce(s)"
 
     def _network(self, rng: random.Random, whole: bool = False) -> str | None:
         assert self.front is not None and self.to_node is not None and self.from_node is not None
@@ -233,14 +255,20 @@ class KafkaWorld:
                 code, hw, records = wire.read_fetch_response(r)
                 self._fetched(what[1], what[2], records, hw, code)  # type: ignore[arg-type]
 
-    def _produce(self, rng: random.Random) -> str:
+    def _produce(self, rng: random.Random) -> str | None:
         assert self.node is not None
         p = rng.randrange(PARTITIONS)
+        if len(self.unacked[p]) >= IN_FLIGHT_MAX:
+            return None
         values = []
         for _ in range(rng.randint(1, 4)):
             self.seq += 1
             values.append(f"v{self.seq}|".encode() + b"y" * rng.choice((0, 30, 300)))
-        batch = encode_batch([(None, v, ()) for v in values], self.node.clock.now_ms())
+        batch = encode_batch([(None, v, ()) for v in values], self.node.clock.now_ms(),
+                             producer_id=PRODUCER_ID, producer_epoch=PRODUCER_EPOCH,
+                             base_sequence=self.next_sequence[p])
+        self.next_sequence[p] += len(values)
+        self.unacked[p].append((values, batch))
         self._send(wire.produce_request(self.corr, TOPIC, p, batch), ("produce", p, values))
         self._counts["produced"] += 1
         return f"produce {TOPIC}-{p} {len(values)} record(s) corr={self.corr - 1}"
@@ -248,6 +276,9 @@ class KafkaWorld:
     def _acked(self, p: int, base: int, values: list[bytes], code: int) -> None:
         if code != 0:
             raise Violation(f"{TOPIC}-{p}: produce answered error {code}")
+        if not self.unacked[p] or self.unacked[p][0][0] != values:
+            raise Violation(f"{TOPIC}-{p}: a produce ack out of order for the partition")
+        del self.unacked[p][0]
         if base < self.acked_end[p]:
             raise Violation(f"{TOPIC}-{p}: produce acked at base {base}, below acked end {self.acked_end[p]}")
         for i, v in enumerate(values):
