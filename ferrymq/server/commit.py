@@ -21,8 +21,8 @@ order when a commit covering that turn returns (``stored`` False if it failed: c
 nacks, produces KAFKA_STORAGE_ERROR).
 
 Those decisions (turn numbers, held replies, what is due, the counters) are
-``ferrymq.storage.turns.CommitTurns``, which the simulator drives too; this module is the asyncio
-shell around it: the loop's turn end, the fsync thread and the interval timer.
+``ferrymq.storage.turns.CommitTurns``, which the simulator drives too; ``CommitPipeline`` extends it
+with the asyncio part only: the loop's turn end, the fsync thread and the interval timer.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 from ferrymq.core.clock import Clock
-from ferrymq.storage.commit import FsyncPolicy, GroupCommit, Syncable
+from ferrymq.storage.commit import FsyncPolicy, Syncable
 from ferrymq.storage.turns import CommitTurns, Writer
 
 log = logging.getLogger("ferrymq.storage")
@@ -52,15 +52,17 @@ class FrontEnd(Protocol):
         ...
 
 
-class CommitPipeline:
+class CommitPipeline(CommitTurns):
     """One per broker. Runs on the loop; only ``GroupCommit.commit`` runs in its thread. What is
-    held, written and due is ``CommitTurns``' (ferrymq.storage.turns); this is its asyncio shell."""
+    held, written and due is decided by ``CommitTurns`` (ferrymq.storage.turns), which this extends
+    with the loop's turn end, the fsync thread and the interval timer. A subclass, not a wrapper: the
+    per-message calls (``publish_pending``, ``note_stream_publish``, ``must_hold``) stay plain
+    attribute and method lookups on the hot path."""
 
     def __init__(self, policy: FsyncPolicy, loop: asyncio.AbstractEventLoop, clock: Clock) -> None:
-        self.policy = policy
+        super().__init__(policy)
         self.loop = loop
         self.clock = clock
-        self.turns = CommitTurns(policy)
         self.closed = False
         self._interval_timer: asyncio.TimerHandle | None = None
         self._turn_end_scheduled = False
@@ -71,57 +73,22 @@ class CommitPipeline:
     def attach(self, front_end: FrontEnd) -> None:
         self.front_ends.append(front_end)
 
-    # --- what the bookkeeping holds (read by front ends, tests and metrics) ----------------------
-
-    @property
-    def group(self) -> GroupCommit:
-        return self.turns.group
-
-    @property
-    def counters(self) -> dict[str, int]:
-        return self.turns.counters
-
-    @property
-    def in_flight(self) -> bool:
-        return self.turns.in_flight
-
-    @property
-    def sync_streams(self) -> bool:
-        return self.turns.sync_streams
-
-    @property
-    def publish_pending(self) -> bool:
-        return self.turns.publish_pending
-
-    @publish_pending.setter
-    def publish_pending(self, value: bool) -> None:  # queue logs set it (storage.queue_log.WriteSink)
-        self.turns.publish_pending = value
-
-    # --- what the front ends call during a turn --------------------------------------------------
+    # --- what the front ends call during a turn: the bookkeeping's, and the turn must end --------
 
     def note_dirty(self, writer: Writer) -> None:
-        """``writer`` has buffered records: write them at the end of this turn."""
-        self.turns.note_dirty(writer)
+        super().note_dirty(writer)
         self.request_turn_end()
 
     def note_append(self, lg: Syncable) -> None:
-        """A stream log was appended to (already written to the OS): commit it with this turn."""
-        self.turns.note_append(lg)
+        super().note_append(lg)
         self.request_turn_end()
 
-    def note_stream_publish(self) -> None:
-        self.turns.note_stream_publish()
-
-    def note_write_error(self) -> None:
-        self.turns.note_write_error()
-
-    def must_hold(self) -> bool:
-        return self.turns.must_hold()
-
-    def hold(self, send: Callable[[bool], None]) -> None:
+    def hold(self, send: Callable[[bool], None]) -> bool:
         """Run ``send(stored)`` once the commit covering this turn returns (at once if none waits)."""
-        if self.turns.hold(send):
-            self.request_turn_end()  # its turn must end (be written, covered) for it to leave
+        if not super().hold(send):
+            return False
+        self.request_turn_end()  # its turn must end (be written, covered) for it to leave
+        return True
 
     def request_turn_end(self) -> None:
         """Something wants the turn's end (output, a write, a wake-up): once per loop turn."""
@@ -144,7 +111,7 @@ class CommitPipeline:
         """Write every dirty store (one write each), then start a commit if one is due."""
         if self.closed:
             return
-        self._log_write_errors(self.turns.end_of_turn())
+        self._log_write_errors(self.close_turn())
         self._maybe_commit()
 
     def _log_write_errors(self, errors: list[OSError]) -> None:
@@ -155,13 +122,13 @@ class CommitPipeline:
 
     def retry_writes(self) -> None:
         """After a failed write (disk full), a timer retries; success releases the held replies."""
-        if self.turns.dirty:
+        if self.dirty:
             self.end_of_turn()
 
     def _maybe_commit(self) -> None:
         if self.closed:
             return
-        action = self.turns.next_action(self.clock.monotonic_ms())
+        action = self.next_action(self.clock.monotonic_ms())
         if action == "commit":
             self._start_commit()
         elif action == "wait" and self._interval_timer is None:
@@ -170,13 +137,13 @@ class CommitPipeline:
     def _on_interval(self) -> None:
         """The interval has passed: commit what is pending (the timer is the interval's clock)."""
         self._interval_timer = None
-        if self.turns.group.pending and not self.turns.in_flight and not self.closed:
+        if self.group.pending and not self.in_flight and not self.closed:
             self._start_commit()
         else:
             self._maybe_commit()
 
     def _start_commit(self) -> None:
-        covers = self.turns.start_commit()
+        covers = self.start_commit()
         fut = self._executor.submit(self.group.commit, self.clock.monotonic_ms())
         fut.add_done_callback(lambda f: self.loop.call_soon_threadsafe(self._committed, f, covers))
 
@@ -184,7 +151,7 @@ class CommitPipeline:
         exc = fut.exception()
         if exc is not None:  # after a failed fsync nothing it covered may be called stored
             log.error("fsync failed (%s): failing the replies it covered", exc)
-        self.turns.committed(covers, fut.result() if exc is None else None)
+        self.committed(covers, fut.result() if exc is None else None)
         self._maybe_commit()
 
     # --- shutdown --------------------------------------------------------------------------------
@@ -196,7 +163,7 @@ class CommitPipeline:
         if self._interval_timer is not None:
             self._interval_timer.cancel()
         try:
-            self._log_write_errors(self.turns.write_dirty())
+            self._log_write_errors(self.write_dirty())
             self._executor.shutdown(wait=True)
             self.group.commit()
         except OSError as exc:

@@ -67,7 +67,7 @@ class SimCommit:
 
     def end_of_turn(self) -> None:
         """Write every dirty queue log once; stream appends were written when they were made."""
-        self.turns.end_of_turn()
+        self.turns.close_turn()
         self._maybe_commit()
 
     def _maybe_commit(self) -> None:

@@ -3,14 +3,15 @@ to, which turns are written, when a commit is due, and which held replies a comm
 
 Why apart from the shell: the rule that no confirm or produce ack leaves before the fsync covering
 it is decided here, and only here, so the asyncio pipeline (ferrymq.server.commit) and the
-deterministic simulator (ferrymq.sim) run the same decisions; a shell only supplies the event loop,
-the fsync thread and the interval timer, and calls in this order:
+deterministic simulator (ferrymq.sim) run the same decisions. A shell (a subclass in the server, a
+wrapper in the simulator) only supplies the event loop, the fsync thread and the interval timer, and
+calls in this order:
 
 1. during a turn: ``note_dirty`` / ``note_append`` / ``note_stream_publish``, ``hold(send)``;
-2. at the turn's end: ``end_of_turn()`` (one write per dirty store), then ``next_action(now_ms)``;
-3. on ``COMMIT``: ``covers = start_commit()``, run ``group.commit`` (in a thread, or later in the
+2. at the turn's end: ``close_turn()`` (one write per dirty store), then ``next_action(now_ms)``;
+3. on ``"commit"``: ``covers = start_commit()``, run ``group.commit`` (in a thread, or later in the
    simulator), then ``committed(covers, fsyncs)`` (``None`` if it raised) and ``next_action`` again;
-   on ``WAIT``: arm a timer for the interval and ask ``next_action`` when it fires.
+   on ``"wait"``: arm a timer for the interval and ask ``next_action`` when it fires.
 
 Replies are held under the turn they were drained in and released in order, ``send(True)`` once a
 commit covering that turn returned, ``send(False)`` if it failed (nothing it covered may be called
@@ -94,7 +95,7 @@ class CommitTurns:
 
     # --- the end of a turn -------------------------------------------------------------------------
 
-    def end_of_turn(self) -> list[OSError]:
+    def close_turn(self) -> list[OSError]:
         """Write every dirty store once and close the turn; returns the write errors (disk full):
         the failed stores stay dirty, and the turn counts as written only when none failed."""
         errors = self.write_dirty()

@@ -32,13 +32,13 @@ def test_a_reply_waits_for_the_commit_covering_its_turn_and_later_turns_wait_for
     sent: list[tuple[str, bool]] = []
     t.note_append(FakeLog())
     assert t.hold(lambda ok: sent.append(("first", ok)))
-    t.end_of_turn()
+    t.close_turn()
     assert t.next_action(0) == "commit"
     covers = t.start_commit()
     fsyncs = t.group.commit()  # in the fsync thread; its return reaches the loop later
     t.note_append(FakeLog())  # the next turn's append, after the fsync: not covered by it
     assert t.hold(lambda ok: sent.append(("second", ok)))
-    t.end_of_turn()
+    t.close_turn()
     assert t.next_action(0) == "idle" and sent == []  # one commit at a time
     t.committed(covers, fsyncs)
     assert sent == [("first", True)]
@@ -54,18 +54,18 @@ def test_nothing_to_commit_releases_at_once_and_nothing_pending_sends_at_once():
     assert not t.hold(sent.append) and sent == [True]
     t.note_stream_publish()  # buffered, not yet written: held until the turn is written
     assert t.hold(sent.append) and sent == [True]
-    t.end_of_turn()
+    t.close_turn()
     assert t.next_action(0) == "idle" and sent == [True, True]
 
 
 def test_interval_waits_until_due_and_never_notes_no_stream_log():
     t = CommitTurns(FsyncPolicy.parse("interval:100"))
     t.note_append(FakeLog())
-    t.end_of_turn()
+    t.close_turn()
     assert t.next_action(0) == "commit"  # the first commit is due at once
     t.committed(t.start_commit(), t.group.commit(0))
     t.note_append(FakeLog())
-    t.end_of_turn()
+    t.close_turn()
     assert t.next_action(50) == "wait" and t.next_action(100) == "commit"
     never = CommitTurns(FsyncPolicy("never"))
     never.note_append(FakeLog())
@@ -79,10 +79,10 @@ def test_a_failed_write_keeps_the_store_dirty_and_the_turn_unwritten():
     t.note_dirty(bad)
     t.publish_pending = True
     t.hold(sent.append)
-    errors = t.end_of_turn()
+    errors = t.close_turn()
     assert len(errors) == 1 and t.dirty == [bad] and t.written_turn == 0
     assert t.next_action(0) == "idle" and sent == []  # nothing written, nothing released
     bad.fail = False
-    assert t.end_of_turn() == [] and t.next_action(0) == "commit"
+    assert t.close_turn() == [] and t.next_action(0) == "commit"
     t.committed(t.start_commit(), t.group.commit())
     assert sent == [True] and bad.log.fsyncs == 1 and t.counters["write_errors"] == 1
