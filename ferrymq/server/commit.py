@@ -19,6 +19,10 @@ once (``end_of_turn``) and a commit started if one is due, then every front end 
 connections' output once. Replies are held under the turn they were drained in and released in
 order when a commit covering that turn returns (``stored`` False if it failed: confirms become
 nacks, produces KAFKA_STORAGE_ERROR).
+
+Those decisions (turn numbers, held replies, what is due, the counters) are
+``ferrymq.storage.turns.CommitTurns``, which the simulator drives too; ``CommitPipeline`` extends it
+with the asyncio part only: the loop's turn end, the fsync thread and the interval timer.
 """
 
 from __future__ import annotations
@@ -30,22 +34,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 from ferrymq.core.clock import Clock
-from ferrymq.storage.commit import FsyncPolicy, GroupCommit, Syncable
+from ferrymq.storage.commit import FsyncPolicy, Syncable
+from ferrymq.storage.turns import CommitTurns, Writer
 
 log = logging.getLogger("ferrymq.storage")
-
-COUNTERS = ("writes", "write_errors", "commits", "fsyncs", "fsync_errors", "replies_held")
-
-
-class Writer(Protocol):
-    """A store that buffers a turn's records (a queue log, an AMQP stream handle)."""
-
-    @property
-    def log(self) -> Syncable: ...
-
-    def write(self) -> bool:
-        """Write the buffered records with one write; True if a commit must cover them."""
-        ...
 
 
 class FrontEnd(Protocol):
@@ -60,24 +52,17 @@ class FrontEnd(Protocol):
         ...
 
 
-class CommitPipeline:
-    """One per broker. Runs on the loop; only ``GroupCommit.commit`` runs in its thread."""
+class CommitPipeline(CommitTurns):
+    """One per broker. Runs on the loop; only ``GroupCommit.commit`` runs in its thread. What is
+    held, written and due is decided by ``CommitTurns`` (ferrymq.storage.turns), which this extends
+    with the loop's turn end, the fsync thread and the interval timer. A subclass, not a wrapper: the
+    per-message calls (``publish_pending``, ``note_stream_publish``, ``must_hold``) stay plain
+    attribute and method lookups on the hot path."""
 
     def __init__(self, policy: FsyncPolicy, loop: asyncio.AbstractEventLoop, clock: Clock) -> None:
-        self.policy = policy
+        super().__init__(policy)
         self.loop = loop
         self.clock = clock
-        # Under a broker-wide "never" only stores that asked for fsync are noted (x-fsync: always
-        # queues), and they are committed at once.
-        self.group = GroupCommit(policy if policy.mode != "never" else FsyncPolicy("always"))
-        self.sync_streams = policy.mode != "never"  # do stream appends wait for an fsync?
-        self.dirty: list[Writer] = []
-        self.publish_pending = False  # something this turn must be committed before its reply
-        self.turn = 1  # replies drained during this turn are held under this number
-        self.written_turn = 0  # every turn up to this one has been written to the OS
-        self.held: list[tuple[int, Callable[[bool], None]]] = []
-        self.in_flight = False
-        self.counters = dict.fromkeys(COUNTERS, 0)
         self.closed = False
         self._interval_timer: asyncio.TimerHandle | None = None
         self._turn_end_scheduled = False
@@ -88,41 +73,22 @@ class CommitPipeline:
     def attach(self, front_end: FrontEnd) -> None:
         self.front_ends.append(front_end)
 
-    # --- what the front ends call during a turn --------------------------------------------------
+    # --- what the front ends call during a turn: the bookkeeping's, and the turn must end --------
 
     def note_dirty(self, writer: Writer) -> None:
-        """``writer`` has buffered records: write them at the end of this turn."""
-        self.dirty.append(writer)
+        super().note_dirty(writer)
         self.request_turn_end()
 
     def note_append(self, lg: Syncable) -> None:
-        """A stream log was appended to (already written to the OS): commit it with this turn."""
-        self.counters["writes"] += 1
-        if self.sync_streams:
-            self.group.note_append(lg)
-            self.publish_pending = True
+        super().note_append(lg)
         self.request_turn_end()
 
-    def note_stream_publish(self) -> None:
-        """An AMQP publish was buffered for a stream: under a syncing policy its confirm waits."""
-        if self.sync_streams:
-            self.publish_pending = True
-
-    def note_write_error(self) -> None:
-        self.counters["write_errors"] += 1
-
-    def must_hold(self) -> bool:
-        """Replies wait while a write is not yet covered by a commit (or older replies wait)."""
-        return self.publish_pending or self.in_flight or bool(self.held)
-
-    def hold(self, send: Callable[[bool], None]) -> None:
+    def hold(self, send: Callable[[bool], None]) -> bool:
         """Run ``send(stored)`` once the commit covering this turn returns (at once if none waits)."""
-        if not self.must_hold():
-            send(True)
-            return
-        self.held.append((self.turn, send))
-        self.counters["replies_held"] += 1
+        if not super().hold(send):
+            return False
         self.request_turn_end()  # its turn must end (be written, covered) for it to leave
+        return True
 
     def request_turn_end(self) -> None:
         """Something wants the turn's end (output, a write, a wake-up): once per loop turn."""
@@ -145,32 +111,14 @@ class CommitPipeline:
         """Write every dirty store (one write each), then start a commit if one is due."""
         if self.closed:
             return
-        if self._write_dirty():
-            self.written_turn = self.turn
-            self.publish_pending = False
-        self.turn += 1
+        self._log_write_errors(self.close_turn())
         self._maybe_commit()
 
-    def _write_dirty(self) -> bool:
-        """False if a write failed (disk full): the failed stores stay dirty and replies wait."""
-        dirty, self.dirty = self.dirty, []
-        failed: list[Writer] = []
-        for writer in dirty:
-            try:
-                if writer.write():
-                    self.group.note_append(writer.log)
-                self.counters["writes"] += 1
-            except OSError as exc:
-                failed.append(writer)
-                self.counters["write_errors"] += 1
-                if not self._write_error_logged:
-                    log.error("log write failed (%s): replies wait until it succeeds", exc)
-                    self._write_error_logged = True
-        if failed:
-            self.dirty.extend(failed)
-            return False
-        self._write_error_logged = False
-        return True
+    def _log_write_errors(self, errors: list[OSError]) -> None:
+        """Once per run of failures (disk full): the failed stores stay dirty and replies wait."""
+        if errors and not self._write_error_logged:
+            log.error("log write failed (%s): replies wait until it succeeds", errors[0])
+        self._write_error_logged = bool(errors)
 
     def retry_writes(self) -> None:
         """After a failed write (disk full), a timer retries; success releases the held replies."""
@@ -178,18 +126,13 @@ class CommitPipeline:
             self.end_of_turn()
 
     def _maybe_commit(self) -> None:
-        if self.in_flight or self.closed:
+        if self.closed:
             return
-        mode = self.group.policy.mode
-        if self.group.pending and mode == "always":
+        action = self.next_action(self.clock.monotonic_ms())
+        if action == "commit":
             self._start_commit()
-        elif self.group.pending and mode == "interval":
-            if self.group.due(self.clock.monotonic_ms()):
-                self._start_commit()
-            elif self._interval_timer is None:
-                self._interval_timer = self.loop.call_later(self.policy.interval_ms / 1000, self._on_interval)
-        else:
-            self._release(self.written_turn, True)
+        elif action == "wait" and self._interval_timer is None:
+            self._interval_timer = self.loop.call_later(self.policy.interval_ms / 1000, self._on_interval)
 
     def _on_interval(self) -> None:
         """The interval has passed: commit what is pending (the timer is the interval's clock)."""
@@ -200,32 +143,16 @@ class CommitPipeline:
             self._maybe_commit()
 
     def _start_commit(self) -> None:
-        covers = self.written_turn
-        self.in_flight = True
+        covers = self.start_commit()
         fut = self._executor.submit(self.group.commit, self.clock.monotonic_ms())
         fut.add_done_callback(lambda f: self.loop.call_soon_threadsafe(self._committed, f, covers))
 
     def _committed(self, fut: Future[int], covers: int) -> None:
-        self.in_flight = False
         exc = fut.exception()
-        if exc is None:
-            self.counters["commits"] += 1
-            self.counters["fsyncs"] += fut.result()
-            self._release(covers, True)
-        else:  # after a failed fsync nothing it covered may be called stored
-            self.counters["fsync_errors"] += 1
+        if exc is not None:  # after a failed fsync nothing it covered may be called stored
             log.error("fsync failed (%s): failing the replies it covered", exc)
-            self._release(covers, False)
+        self.committed(covers, fut.result() if exc is None else None)
         self._maybe_commit()
-
-    def _release(self, upto: int, ok: bool) -> None:
-        held = self.held
-        n = 0
-        while n < len(held) and held[n][0] <= upto:
-            held[n][1](ok)
-            n += 1
-        if n:
-            del held[:n]
 
     # --- shutdown --------------------------------------------------------------------------------
 
@@ -236,7 +163,7 @@ class CommitPipeline:
         if self._interval_timer is not None:
             self._interval_timer.cancel()
         try:
-            self._write_dirty()
+            self._log_write_errors(self.write_dirty())
             self._executor.shutdown(wait=True)
             self.group.commit()
         except OSError as exc:

@@ -15,26 +15,12 @@ from pathlib import Path
 from ferrymq import limits
 from ferrymq.config import Settings
 from ferrymq.core.clock import Clock
-from ferrymq.core.streams import ProducerState
 from ferrymq.core.topics import TopicRegistry
-from ferrymq.protocols.kafka.batch import producer_run
+from ferrymq.protocols.kafka.partitions import producers_from
 from ferrymq.server.cleaner import LogCleaner
-from ferrymq.storage.stream_log import StreamLog
 from ferrymq.storage.stream_store import StreamStore
 
 log = logging.getLogger("ferrymq.kafka")
-
-PRODUCER_STATE_BATCHES = 10_000  # batch headers read back per partition at start-up (a few ms)
-
-
-def producers_from(lg: StreamLog) -> ProducerState:
-    """Idempotent-producer state rebuilt from the newest batch headers, as Kafka rebuilds it from the
-    log: a retry that crosses a broker restart is still recognised as a duplicate."""
-    state = ProducerState()
-    for head in lg.tail_headers(PRODUCER_STATE_BATCHES):
-        state.record(*producer_run(head))
-    return state
-
 
 class Streams:
     """The topic registry and where it lives (``<data_dir>/streams``, or a temporary directory)."""

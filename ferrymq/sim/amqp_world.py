@@ -163,7 +163,7 @@ class AmqpWorld:
             return False
         if any(p.pending for pair in self.pipes.values() for p in pair):
             return False
-        if self.node.commit.in_flight is not None or self.node.commit.held or self.node.broker.dirty:
+        if not self.node.commit.settled or self.node.broker.dirty:
             return False
         queues = self.node.broker.vhosts["/"].queues
         return all(q.message_count == 0 and q.unacked_count == 0 for q in queues.values())

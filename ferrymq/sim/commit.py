@@ -1,121 +1,89 @@
-"""The node's commit pipeline without asyncio or threads: the sim's stand-in for the server's
-durability shell (ferrymq/server/durability.py), which is tied to an event loop and an executor.
+"""The node's commit pipeline without asyncio or threads: the simulator's shell around the same
+bookkeeping the server's pipeline runs (``CommitTurns``, ferrymq.storage.turns), with fsync
+``always``.
 
-It keeps the same rules, so the simulator tests them: queue logs are written once per turn; a
-confirm (or produce / offset-commit ack) drained while anything durable is pending is held under the
-current turn; a commit captures the last written turn when it starts and, when it completes, releases
-the held replies of every turn it covers, in order. Only the *time* a commit takes is the
-simulator's: it completes at a later step chosen by the seed, and a power cut may come first.
+Only the *time* a commit takes is the simulator's: a commit starts at the end of the turn that needs
+one, and its fsyncs run (``GroupCommit.commit``) when it completes, at a later step chosen by the
+seed; a power cut may come first. Everything else (which turn a reply is held under, which turns a
+commit covers, release in order) is the server's code.
 
-Real parts: ``GroupCommit`` and ``FsyncPolicy`` (ferrymq.storage.commit) do the fsyncs; the logs are
-``FaultyLog`` (queue logs) and ``FaultyStreamLog`` (streams).
+The shell adds what only the oracle needs: ``synced_turn``, for each log, the last turn whose records
+an fsync made durable.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
 
-from ferrymq.storage.commit import FsyncPolicy, GroupCommit
-
-Send = Callable[[bool], None]
-
-
-class Writable(Protocol):
-    """A queue log as the turn's end sees it (ferrymq.storage.queue_log.QueueLog)."""
-
-    log: Any
-
-    def write(self) -> bool: ...
+from ferrymq.storage.commit import FsyncPolicy, Syncable
+from ferrymq.storage.turns import CommitTurns, Writer
 
 
 class SimCommit:
-    """One per node incarnation. ``synced_turn`` tells the oracle which log's records are durable."""
+    """One per node incarnation."""
 
     def __init__(self) -> None:
-        self.group = GroupCommit(FsyncPolicy("always"))
-        self.dirty: list[Writable] = []
-        self.publish_pending = False  # a PUBLISH record was logged since the last write (QueueLog sets it)
-        self.turn = 1
-        self.written_turn = 0
-        self.held: list[tuple[int, Callable[[], bool], Send]] = []
-        self.in_flight: tuple[int, list[Any]] | None = None  # (turn it covers, logs it fsyncs)
-        self._noted: dict[int, Any] = {}  # id(log) -> log noted since the last commit started
+        self.turns = CommitTurns(FsyncPolicy("always"))
+        self.covers: int | None = None  # the turn the commit in flight covers
         self.synced_turn: dict[int, int] = {}  # id(log) -> every record written up to this turn is durable
-        self.counters = dict.fromkeys(("writes", "commits", "fsyncs", "held"), 0)
 
-    # --- the queue logs' write sink (ferrymq.storage.queue_log.WriteSink) -------------------------
+    # --- what the front ends and queue logs call (as on CommitPipeline) ----------------------------
 
-    def note_dirty(self, qlog: Writable) -> None:
-        self.dirty.append(qlog)
+    @property
+    def publish_pending(self) -> bool:
+        return self.turns.publish_pending
 
-    def note_append(self, log: Any) -> None:
-        """A stream (or offsets) log was appended to: the next commit fsyncs it."""
-        self.group.note_append(log)
-        self._noted[id(log)] = log
-        self.publish_pending = True
+    @publish_pending.setter
+    def publish_pending(self, value: bool) -> None:  # queue logs set it (storage.queue_log.WriteSink)
+        self.turns.publish_pending = value
 
-    # --- held replies ------------------------------------------------------------------------------
+    def note_dirty(self, writer: Writer) -> None:
+        self.turns.note_dirty(writer)
+
+    def note_append(self, lg: Syncable) -> None:
+        self.turns.note_append(lg)
+
+    def note_write_error(self) -> None:
+        self.turns.note_write_error()
 
     def must_hold(self) -> bool:
-        return self.publish_pending or self.in_flight is not None or bool(self.held)
+        return self.turns.must_hold()
 
-    def hold(self, alive: Callable[[], bool], send: Send) -> None:
-        """``send(True)`` once the commit covering this turn returns, if ``alive()`` still."""
-        self.held.append((self.turn, alive, send))
-        self.counters["held"] += 1
+    def hold(self, alive: Callable[[], bool], send: Callable[[bool], None]) -> None:
+        """``send(stored)`` once the commit covering this turn returns, if ``alive()`` still (the
+        connection that asked outlived the power cut)."""
+        self.turns.hold(lambda stored: send(stored) if alive() else None)
 
-    def _release(self, upto: int) -> list[Send]:
-        n = 0
-        sent: list[Send] = []
-        while n < len(self.held) and self.held[n][0] <= upto:
-            _, alive, send = self.held[n]
-            if alive():
-                send(True)
-                sent.append(send)
-            n += 1
-        del self.held[:n]
-        return sent
+    @property
+    def turn(self) -> int:
+        return self.turns.turn
 
-    # --- the end of a turn -------------------------------------------------------------------------
+    @property
+    def settled(self) -> bool:
+        """Nothing held and no commit in flight."""
+        return not self.turns.held and self.covers is None
+
+    # --- the end of a turn, and a commit's return --------------------------------------------------
 
     def end_of_turn(self) -> None:
         """Write every dirty queue log once; stream appends were written when they were made."""
-        dirty, self.dirty = self.dirty, []
-        for qlog in dirty:
-            if qlog.write():
-                self.group.note_append(qlog.log)
-                self._noted[id(qlog.log)] = qlog.log
-            self.counters["writes"] += 1
-        self.written_turn = self.turn
-        self.publish_pending = False
-        self.turn += 1
+        self.turns.close_turn()
         self._maybe_commit()
 
     def _maybe_commit(self) -> None:
-        """As the server with ``fsync = always``: a commit starts at the end of the turn that needs
-        one (capturing what it covers: the contract's step 1); with nothing to fsync, what was held
-        for the written turns goes out."""
-        if self.in_flight is not None:
-            return
-        if self.group.pending:
-            self.in_flight = (self.written_turn, list(self._noted.values()))
-            self._noted = {}
-        else:
-            self._release(self.written_turn)
+        if self.turns.next_action(0) == "commit":  # "always": never "wait"; the time does not matter
+            self.covers = self.turns.start_commit()
 
-    def complete_commit(self) -> None:
-        """The fsync returns: every log it covered is durable up to the captured turn."""
-        assert self.in_flight is not None
-        covers, logs = self.in_flight
-        # The fsyncs run now, so they also cover what was written since the commit started (the
-        # contract's step 3): every log GroupCommit holds is durable up to the last written turn.
-        logs += self._noted.values()
-        self._noted = {}
-        self.counters["fsyncs"] += self.group.commit()
-        self.counters["commits"] += 1
-        for log in logs:
-            self.synced_turn[id(log)] = self.written_turn
-        self.in_flight = None
-        self._release(covers)
+    def complete_commit(self) -> bool:
+        """The commit in flight returns (its fsyncs run now, so they also cover what was written
+        since it started: the group-commit contract's step 3). False if none was in flight."""
+        if self.covers is None:
+            return False
+        covers, self.covers = self.covers, None
+        logs = self.turns.group.noted()
+        fsyncs = self.turns.group.commit()
+        for lg in logs:
+            self.synced_turn[id(lg)] = self.turns.written_turn
+        self.turns.committed(covers, fsyncs)
         self._maybe_commit()
+        return True

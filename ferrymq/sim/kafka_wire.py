@@ -1,9 +1,11 @@
 """Produce and Fetch over the simulated network, through the project's Kafka codecs.
 
 Node side (real): ``FrameBuffer`` (framing), ``parse_header``, ``decode_produce`` /
-``encode_produce_response``, ``decode_fetch`` / ``encode_fetch_response``, ``frame_response``.
-Responses leave in request order, as Kafka requires: each request takes a slot, a produce's slot is
-filled when the commit covering its append returns, and only the filled prefix is written.
+``encode_produce_response``, ``decode_fetch`` / ``encode_fetch_response``, ``frame_response``, and
+between them the server's own produce and fetch paths (``ferrymq.protocols.kafka.partitions``) over
+the core's ``TopicRegistry``. Responses leave in request order, as Kafka requires: each request
+takes a slot, a produce's slot is filled when the commit covering its append returns, and only the
+filled prefix is written.
 
 Client side (the sim's own, since the project has no Kafka client codec): the Produce v8 and Fetch v11
 request encoders and response decoders below, written from Kafka's protocol schemas, on the
@@ -15,17 +17,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ferrymq.protocols.kafka import versions
-from ferrymq.protocols.kafka.fetch import PartitionData, decode_fetch, encode_fetch_response
+from ferrymq.protocols.kafka import partitions, versions
+from ferrymq.protocols.kafka.fetch import decode_fetch, encode_fetch_response
 from ferrymq.protocols.kafka.framing import FrameBuffer
 from ferrymq.protocols.kafka.header import frame_response, parse_header
 from ferrymq.protocols.kafka.primitives import I16, I32, I64, Reader, nullable_string, string
-from ferrymq.protocols.kafka.produce import PartitionResult, decode_produce, encode_produce_response
+from ferrymq.protocols.kafka.produce import decode_produce, encode_produce_response
 from ferrymq.sim.network import Pipe
 
 if TYPE_CHECKING:
+    from ferrymq.core.topics import TopicRegistry
     from ferrymq.sim.commit import SimCommit
-    from ferrymq.sim.kafka_world import Partitions
 
 PRODUCE_V, FETCH_V = 8, 11
 MAX_FRAME = 1 << 20
@@ -33,13 +35,14 @@ FETCH_BYTES = 64 * 1024
 
 
 class KafkaFront:
-    """One client connection on the node."""
+    """One client connection on the node: the server's produce and fetch paths
+    (ferrymq.protocols.kafka.partitions) over the core's topic registry, without the event loop."""
 
-    def __init__(self, partitions: Partitions, commit: SimCommit, topic: str, out: Pipe,
+    def __init__(self, topics: TopicRegistry, commit: SimCommit, out: Pipe,
                  alive: Callable[[], bool]) -> None:
-        self.partitions, self.commit, self.topic, self.out, self.alive = partitions, commit, topic, out, alive
+        self.topics, self.commit, self.out, self.alive = topics, commit, out, alive
         self.frames = FrameBuffer(MAX_FRAME)
-        self.slots: dict[int, bytes] = {}  # request number -> its response, once ready
+        self.slots: dict[int, bytes | None] = {}  # request number -> its response once ready (None: none)
         self.next_slot = self.next_write = 0
 
     def receive(self, data: bytes) -> None:
@@ -57,36 +60,29 @@ class KafkaFront:
 
     def _produce(self, corr: int, version: int, r: Reader, slot: int) -> None:
         req = decode_produce(r, version)
-        out: list[tuple[str, list[PartitionResult]]] = []
-        for name, parts in req.topics:
-            results = []
-            for index, records in parts:
-                assert name == self.topic and records is not None
-                base, _count, log = self.partitions.produce(index, bytes(records))
-                self.commit.note_append(log)
-                results.append(PartitionResult(index, 0, base, 0))
-            out.append((name, results))
-        body = encode_produce_response(version, out)
-        self.commit.hold(self.alive, lambda ok: self._fill(slot, frame_response(corr, body, False, 0)))
+        results = partitions.produce(self.topics, req, self.commit)
+        if req.acks == 0:
+            self.slots[slot] = None
+            return
+
+        def send(stored: bool) -> None:
+            if not stored:
+                partitions.fail_unstored(results)
+            self.slots[slot] = frame_response(corr, encode_produce_response(version, results), False, 0)
+
+        self.commit.hold(self.alive, send)
 
     def _fetch(self, corr: int, version: int, r: Reader, slot: int) -> None:
         req = decode_fetch(r, version)
-        out: list[tuple[str, list[PartitionData]]] = []
-        for name, parts in req.topics:
-            datas = []
-            for p in parts:
-                raw, hw, start = self.partitions.read(p.partition, p.offset, p.max_bytes)
-                datas.append(PartitionData(p.partition, 0, hw, start, [raw] if raw else []))
-            out.append((name, datas))
+        out, _size, _failed = partitions.gather(self.topics, req)  # the sim's fetches never wait
         body = b"".join(encode_fetch_response(version, out))
-        self._fill(slot, frame_response(corr, body, False, 1))
-
-    def _fill(self, slot: int, response: bytes) -> None:
-        self.slots[slot] = response
+        self.slots[slot] = frame_response(corr, body, False, 1)
 
     def write_out(self) -> None:
         while self.next_write in self.slots:
-            self.out.write(self.slots.pop(self.next_write))
+            response = self.slots.pop(self.next_write)
+            if response is not None:
+                self.out.write(response)
             self.next_write += 1
 
 

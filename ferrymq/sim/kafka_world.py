@@ -1,113 +1,74 @@
 """The Kafka world: a client producing and fetching over the simulated network, and offset commits.
 
-What is real and what stands in (the Kafka topic model is moving from ferrymq/server/kafka_*.py into
-the core; ``Partitions`` below is the one place to re-point at that core API once it lands):
-  * real: the Kafka codecs on the node (framing, request headers, Produce v8 and Fetch v11 decoding,
-    response encoding: see ``kafka_wire``); RecordBatch v2 encoding, validation (CRC32C, framing) and
-    in-place offset assignment (ferrymq.protocols.kafka.records / batch); ``StreamLog`` segments,
-    reads and recovery (ferrymq.storage.stream_log); the group ``Coordinator``'s offset commits
-    (ferrymq.core.groups); the node's one commit pipeline (produce and offset-commit acks are held
-    until the fsync that covers them, responses leave in request order);
-  * stand-in: ``Partitions`` (the produce / fetch path of server/kafka_data.py: one topic, no topic
-    registry, retention or idempotence), ``OffsetsStore`` (the format idea of server/kafka_offsets.py:
-    one batch per commit, latest key wins on replay; commits are made on the Coordinator directly, not
-    through an OffsetCommit request), the client's request encoders (``kafka_wire``), and the
-    power-loss model of ``FaultyStreamLog`` (ferrymq.storage.faulty), the one FaultyLog shares.
+What is real: the Kafka codecs on the node (framing, request headers, Produce v8 and Fetch v11
+decoding, response encoding: see ``kafka_wire``); the server's produce and fetch paths
+(ferrymq.protocols.kafka.partitions: topic lookup, batch validation by CRC32C and framing,
+idempotent-producer checks, in-place offset assignment, append, appended notifications) over the
+core's ``TopicRegistry``; the offsets log's format and the offset commit through the core's
+``Coordinator`` (ferrymq.protocols.kafka.offsets); ``StreamLog`` segments, reads and recovery under
+``FaultyStreamLog``'s power-loss model; the node's commit pipeline bookkeeping (produce and
+offset-commit acks are held until the fsync that covers them, responses leave in request order).
+
+The client is an idempotent producer (one producer id and epoch, a sequence per partition, at most
+five batches in flight per partition, as Kafka's): after a power cut it reconnects and retries every
+produce that has no ack, so the broker's producer state, rebuilt from the log at restart, decides
+which retries are duplicates.
+
+Stand-ins: ``SimTopicStore`` (ferrymq.sim.topology) for StreamStore's topic.json files; the client's
+request encoders (``kafka_wire``); offset commits are made by calling ``commit_offsets`` directly,
+not through an OffsetCommit request (the sim's client has no codec for it).
 
 Invariants: responses come back in request order; a produce ack's base offset is at or above the end
 of every earlier acked produce on its partition; every acked record reads back identically, after
-every restart and at the end; fetched offsets strictly increase from the position asked and stay
-below the high watermark; a committed offset, once its commit was acked, never goes back.
+every restart and at the end; no record is stored twice (a retry of a stored batch is a duplicate);
+fetched offsets strictly increase from the position asked and stay below the high watermark; a
+committed offset, once its commit was acked, never goes back.
 """
 
 from __future__ import annotations
 
-import json
 import random
 from typing import TYPE_CHECKING
 
-from ferrymq.core.groups import NONE, Coordinator
-from ferrymq.protocols.kafka.batch import assign_offsets, validate
+from ferrymq.core.groups import Coordinator
+from ferrymq.core.topics import Topic, TopicRegistry
+from ferrymq.protocols.kafka import errors
 from ferrymq.protocols.kafka.framing import FrameBuffer
+from ferrymq.protocols.kafka.offsets import OffsetsLog, commit_offsets
+from ferrymq.protocols.kafka.partitions import producers_from
 from ferrymq.protocols.kafka.primitives import I32, Reader
 from ferrymq.protocols.kafka.records import decode_batches, encode_batch
 from ferrymq.sim import kafka_wire as wire
 from ferrymq.sim.network import Pipe
 from ferrymq.sim.oracle import Violation
+from ferrymq.sim.topology import SimTopicStore, stream_crash
 from ferrymq.storage.faulty import FaultyStreamLog
 
 if TYPE_CHECKING:
     from ferrymq.sim.node import Node
 
 TOPIC, GROUP, PARTITIONS = "sim.topic", "sim.group", 2
-SEGMENT_BYTES = 8 * 1024
+PRODUCER_ID, PRODUCER_EPOCH = 7, 0  # one idempotent producer for the client's whole life
+IN_FLIGHT_MAX = 5  # per partition, as Kafka's idempotent producers (the broker remembers 5 batches)
+SEGMENT_BYTES = 8 * 1024  # small, so segments roll within a short run
 READ_BYTES = 64 * 1024
-
-
-class Partitions:
-    """The stand-in for the core's stream API: append a produced batch, read from an offset."""
-
-    def __init__(self, dirs: list[FaultyStreamLog]) -> None:
-        self.dirs = dirs
-
-    def produce(self, partition: int, payload: bytes) -> tuple[int, int, FaultyStreamLog]:
-        """Validate, assign offsets in place, append; (base offset, count, the log to commit)."""
-        d = self.dirs[partition]
-        data = bytearray(payload)
-        infos = validate(data, len(data))
-        base = d.log.next_offset
-        end = assign_offsets(data, infos, base)
-        d.log.append(data, [(i.start, i.count, i.max_timestamp) for i in infos])
-        return base, end - base, d
-
-    def fetch_all(self, partition: int) -> list[tuple[int, bytes | None]]:
-        log, out = self.dirs[partition].log, []
-        offset = log.start_offset
-        while offset < log.next_offset:
-            got = self.fetch(partition, offset)
-            if not got:
-                break
-            out += got
-            offset = got[-1][0] + 1
-        return out
-
-    def read(self, partition: int, offset: int, max_bytes: int) -> tuple[bytes, int, int]:
-        """(whole batches from the one holding ``offset``, high watermark, log start offset)."""
-        log = self.dirs[partition].log
-        return bytes(log.read(offset, max_bytes)), log.next_offset, log.start_offset
-
-    def fetch(self, partition: int, offset: int) -> list[tuple[int, bytes | None]]:
-        return records_from(self.read(partition, offset, READ_BYTES)[0], offset)
 
 
 def records_from(data: bytes, offset: int) -> list[tuple[int, bytes | None]]:
     return [(off, value) for off, _ts, _k, value, _h in decode_batches(data) if off >= offset]
 
 
-class OffsetsStore:
-    """Committed offsets in a stream of their own, replayed into a fresh Coordinator at restart."""
-
-    def __init__(self, d: FaultyStreamLog) -> None:
-        self.dir = d
-
-    def append(self, partition: int, offset: int, now_ms: int) -> FaultyStreamLog:
-        record = (json.dumps([GROUP, TOPIC, partition]).encode(), json.dumps([offset, ""]).encode(), ())
-        data = bytearray(encode_batch([record], now_ms, base_offset=self.dir.log.next_offset))
-        info = validate(data, len(data))[0]
-        self.dir.log.append(data, [(0, info.count, info.max_timestamp)])
-        return self.dir
-
-    def load(self, coordinator: Coordinator) -> None:
-        offset, log = self.dir.log.start_offset, self.dir.log
-        while offset < log.next_offset:
-            data = log.read(offset, READ_BYTES)
-            if not data:
-                break
-            for off, _ts, key, value, _h in decode_batches(bytes(data)):
-                if key is not None and value is not None and off >= offset:
-                    g, t, p = json.loads(key)
-                    coordinator.commit(g, t, p, json.loads(value)[0], "")
-                offset = max(offset, off + 1)
+def read_all(lg: FaultyStreamLog) -> list[tuple[int, bytes | None]]:
+    """Every record of a partition, read straight from its log (the oracle's view, not a client's)."""
+    out: list[tuple[int, bytes | None]] = []
+    offset = lg.start_offset
+    while offset < lg.next_offset:
+        got = records_from(lg.read(offset, READ_BYTES), offset)
+        if not got:
+            break
+        out += got
+        offset = got[-1][0] + 1
+    return out
 
 
 class KafkaWorld:
@@ -115,8 +76,10 @@ class KafkaWorld:
 
     def __init__(self, stream_factory: type[FaultyStreamLog] = FaultyStreamLog) -> None:
         self.stream_factory = stream_factory
-        self.dirs: list[FaultyStreamLog] = []
-        self.offsets: OffsetsStore | None = None
+        self.store: SimTopicStore | None = None
+        self.offsets_log: FaultyStreamLog | None = None
+        self.topics: TopicRegistry | None = None
+        self.offsets: OffsetsLog | None = None
         self.node: Node | None = None
         self.coordinator = Coordinator()
         self.incarnation = -1
@@ -125,6 +88,8 @@ class KafkaWorld:
         self.acked_end = [0] * PARTITIONS  # one past the highest acked offset
         self.committed_acked = [-1] * PARTITIONS
         self.position = [0] * PARTITIONS
+        self.next_sequence = [0] * PARTITIONS
+        self.unacked: list[list[tuple[list[bytes], bytes]]] = [[] for _ in range(PARTITIONS)]  # in order
         self.lines: list[str] = []
         self.front: wire.KafkaFront | None = None
         self.to_node: Pipe | None = None
@@ -133,7 +98,8 @@ class KafkaWorld:
         self.pending: dict[int, tuple[object, ...]] = {}  # correlation id -> what was asked
         self.fetching: set[int] = set()  # partitions with a fetch in flight
         self.corr = self.generation = 0
-        self._counts = dict.fromkeys(("produced", "acked", "fetched", "commits", "commits_acked"), 0)
+        self._counts = dict.fromkeys(("produced", "acked", "fetched", "commits", "commits_acked",
+                                      "out_of_range", "retried"), 0)
 
     def counts(self) -> dict[str, int]:
         return dict(self._counts)
@@ -141,45 +107,59 @@ class KafkaWorld:
     # --- the node's side -------------------------------------------------------------------------
 
     def restarted(self, node: Node) -> list[str]:
+        """A new incarnation: a new registry reopens the stored topic (recovery has run on its logs),
+        a new coordinator replays the offsets log."""
         self.node = node
         self.incarnation = node.incarnation
-        if not self.dirs:
-            root = node.root / "streams"
-            make = self.stream_factory
-            self.dirs = [make(root / f"{TOPIC}-{p}", segment_bytes=SEGMENT_BYTES) for p in range(PARTITIONS)]
-            self.offsets = OffsetsStore(make(root / "__offsets", segment_bytes=SEGMENT_BYTES))
+        if self.store is None:
+            self.store = SimTopicStore(node.root / "streams", self.stream_factory)
+            self.offsets_log = self.stream_factory(node.root / "__offsets", segment_bytes=SEGMENT_BYTES)
+        assert self.offsets_log is not None
+        self.topics = TopicRegistry(self.store, PARTITIONS, producers_from)
+        self.topics.load()
+        if self.topics.get(TOPIC) is None:
+            code, why = self.topics.create(TOPIC, PARTITIONS, {"segment.bytes": str(SEGMENT_BYTES)})
+            if code != errors.NONE:
+                raise Violation(f"creating {TOPIC} failed with {code}: {why}")
         self.coordinator = Coordinator()
-        assert self.offsets is not None
+        self.offsets = OffsetsLog(self.offsets_log, node.clock)
         self.offsets.load(self.coordinator)
         self._check_acked("restart")
         out = []
-        for p in range(PARTITIONS):
+        for p, lg in enumerate(self._topic().logs):
             got = self.coordinator.committed(GROUP, TOPIC, p)
             self.position[p] = got[0] if got else 0
-            out.append(f"{TOPIC}-{p}: end {self.dirs[p].log.next_offset}, committed {self.position[p]}")
+            out.append(f"{TOPIC}-{p}: end {lg.next_offset}, committed {self.position[p]}")
         return out
+
+    def _topic(self) -> Topic:
+        assert self.topics is not None
+        topic = self.topics.get(TOPIC)
+        assert topic is not None
+        return topic
 
     def crash(self, rng: random.Random) -> list[str]:
         self.front = None  # the connection dies with the node; requests in flight have no answer
         for pipe in (self.to_node, self.from_node):
             if pipe is not None:
                 pipe.close()
-        out = []
-        for d in [*self.dirs, *([self.offsets.dir] if self.offsets else [])]:
-            d.crash(rng)
-            damage = d.damages[-1]
-            dropped, torn = damage.dropped_bytes, damage.kept_unsynced_bytes
-            if dropped or torn:
-                out.append(f"{d.path.name}: dropped {dropped} B, torn {torn} B")
-        return out
+        if self.store is None or self.offsets_log is None:
+            return []
+        return self.store.crash(rng) + stream_crash("__offsets", self.offsets_log, rng)
 
     def _check_acked(self, when: str) -> None:
-        for p, acked in enumerate(self.acked):
-            log = self.dirs[p].log
-            if log.next_offset < self.acked_end[p]:
-                raise Violation(f"{TOPIC}-{p} ({when}): log ends at {log.next_offset}, below acked "
+        for p, lg in enumerate(self._topic().logs):
+            if lg.next_offset < self.acked_end[p]:
+                raise Violation(f"{TOPIC}-{p} ({when}): log ends at {lg.next_offset}, below acked "
                                 f"offset {self.acked_end[p] - 1}")
-            got = dict(Partitions(self.dirs).fetch_all(p)) if acked else {}
+            acked = self.acked[p]
+            stored = read_all(lg)
+            values = [v for _, v in stored]
+            if len(set(values)) != len(values):
+                twice = sorted({v for v in values if values.count(v) > 1}, key=str)[:3]
+                raise Violation(f"{TOPIC}-{p} ({when}): record(s) stored twice (a retry appended again): "
+                                f"{twice}")
+            got = dict(stored)
             for off, value in acked.items():
                 if got.get(off, b"<missing>") != value:
                     raise Violation(f"{TOPIC}-{p} ({when}): acked offset {off} reads {got.get(off)!r}, "
@@ -225,12 +205,19 @@ class KafkaWorld:
         def alive() -> bool:
             return self.front is front and front is not None
 
-        front = wire.KafkaFront(Partitions(self.dirs), self.node.commit, TOPIC, self.from_node, alive)
+        assert self.topics is not None
+        front = wire.KafkaFront(self.topics, self.node.commit, self.from_node, alive)
         self.front = front
         self.responses = FrameBuffer(wire.MAX_FRAME)
         self.pending = {}
         self.fetching = set()
-        return f"kafka client connects (#{self.generation})"
+        retried = 0
+        for p, batches in enumerate(self.unacked):  # an idempotent producer retries what has no ack
+            for values, batch in batches:
+                self._send(wire.produce_request(self.corr, TOPIC, p, batch), ("produce", p, values))
+                retried += 1
+        self._counts["retried"] += retried
+        return f"kafka client connects (#{self.generation}), retries {retried} produce(s)"
 
     def _network(self, rng: random.Random, whole: bool = False) -> str | None:
         assert self.front is not None and self.to_node is not None and self.from_node is not None
@@ -268,14 +255,20 @@ class KafkaWorld:
                 code, hw, records = wire.read_fetch_response(r)
                 self._fetched(what[1], what[2], records, hw, code)  # type: ignore[arg-type]
 
-    def _produce(self, rng: random.Random) -> str:
+    def _produce(self, rng: random.Random) -> str | None:
         assert self.node is not None
         p = rng.randrange(PARTITIONS)
+        if len(self.unacked[p]) >= IN_FLIGHT_MAX:
+            return None
         values = []
         for _ in range(rng.randint(1, 4)):
             self.seq += 1
             values.append(f"v{self.seq}|".encode() + b"y" * rng.choice((0, 30, 300)))
-        batch = encode_batch([(None, v, ()) for v in values], self.node.clock.now_ms())
+        batch = encode_batch([(None, v, ()) for v in values], self.node.clock.now_ms(),
+                             producer_id=PRODUCER_ID, producer_epoch=PRODUCER_EPOCH,
+                             base_sequence=self.next_sequence[p])
+        self.next_sequence[p] += len(values)
+        self.unacked[p].append((values, batch))
         self._send(wire.produce_request(self.corr, TOPIC, p, batch), ("produce", p, values))
         self._counts["produced"] += 1
         return f"produce {TOPIC}-{p} {len(values)} record(s) corr={self.corr - 1}"
@@ -283,6 +276,9 @@ class KafkaWorld:
     def _acked(self, p: int, base: int, values: list[bytes], code: int) -> None:
         if code != 0:
             raise Violation(f"{TOPIC}-{p}: produce answered error {code}")
+        if not self.unacked[p] or self.unacked[p][0][0] != values:
+            raise Violation(f"{TOPIC}-{p}: a produce ack out of order for the partition")
+        del self.unacked[p][0]
         if base < self.acked_end[p]:
             raise Violation(f"{TOPIC}-{p}: produce acked at base {base}, below acked end {self.acked_end[p]}")
         for i, v in enumerate(values):
@@ -301,6 +297,13 @@ class KafkaWorld:
 
     def _fetched(self, p: int, pos: int, data: bytes, hw: int, code: int) -> None:
         self.fetching.discard(p)
+        if code == errors.OFFSET_OUT_OF_RANGE and pos > hw:
+            # A committed offset past the log's end: its commit's batch survived a power cut the
+            # fetched (never acked) records did not. A client resets, here to the end (latest).
+            self.position[p] = hw
+            self._counts["out_of_range"] += 1
+            self.lines.append(f"fetch {TOPIC}-{p} from {pos}: out of range (hw {hw}), reset to {hw}")
+            return
         if code != 0:
             raise Violation(f"{TOPIC}-{p}: fetch answered error {code}")
         last = pos - 1
@@ -320,14 +323,16 @@ class KafkaWorld:
         return self.incarnation == incarnation
 
     def _commit(self, rng: random.Random) -> str:
-        assert self.node is not None and self.offsets is not None
+        assert self.node is not None and self.topics is not None and self.offsets is not None
         p = rng.randrange(PARTITIONS)
         offset = self.position[p]
-        code = self.coordinator.check_commit(GROUP, -1, "")
-        if code != NONE:
+        out, lg = commit_offsets(self.coordinator, self.topics, self.offsets, GROUP, -1, "",
+                                 [(TOPIC, [(p, offset, None)])])
+        code = out[0]["partitions"][0]["error_code"]
+        if code != errors.NONE:
             raise Violation(f"offset commit refused with {code} for a simple consumer")
-        self.coordinator.commit(GROUP, TOPIC, p, offset, "")
-        self.node.commit.note_append(self.offsets.append(p, offset, self.node.clock.now_ms()))
+        if lg is not None:
+            self.node.commit.note_append(lg)
         inc = self.incarnation
         self.node.commit.hold(lambda: self._alive(inc), lambda ok: self._commit_acked(p, offset))
         self._counts["commits"] += 1
@@ -347,12 +352,14 @@ class KafkaWorld:
         while self._network(rng, whole=True):
             pass
         self.lines.clear()
-        quiet = not self.pending and not self.node.commit.held and self.node.commit.in_flight is None
+        quiet = not self.pending and self.node.commit.settled
         return quiet and not (self.to_node and self.to_node.pending)
 
     def final_check(self) -> None:
         self._check_acked("end")
 
     def close(self) -> None:
-        for d in [*self.dirs, *([self.offsets.dir] if self.offsets else [])]:
-            d.log.close()
+        if self.store is not None:
+            self.store.close()
+        if self.offsets_log is not None:
+            self.offsets_log.log.close()

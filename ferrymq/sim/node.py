@@ -55,9 +55,8 @@ class Node:
             w.write_out()
 
     def complete_commit(self) -> bool:
-        if self.commit.in_flight is None:
+        if not self.commit.complete_commit():
             return False
-        self.commit.complete_commit()
         self.flush()  # released replies go out in the turn the commit's return schedules
         return True
 

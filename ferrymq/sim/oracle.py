@@ -64,6 +64,11 @@ class AmqpOracle:
             raise self._fail(f"{mid}: delivered or confirmed, but never published")
         return m
 
+    def queue_of(self, mid: str) -> str:
+        """The queue a message was published to ('?' for one never published: ``emitted`` says so)."""
+        m = self.msgs.get(mid)
+        return m.queue if m is not None else "?"
+
     # --- clients ---------------------------------------------------------------------------------
 
     def published(self, mid: str, queue: str, persistent: bool, durable_queue: bool, publisher: str,

@@ -7,7 +7,7 @@ durable queue gets a ``QueueLog`` over a ``FaultyLog`` (both real) in its own di
 FaultyLog objects outlive node incarnations, a ``QueueLog`` does not (recovery builds a new one).
 
 Stream partitions are ``FaultyStreamLog`` (ferrymq.storage.faulty): the same power-loss model as
-queue logs, over the one log engine.
+queue logs, over the one log engine, kept by ``SimTopicStore``, the core TopicRegistry's store.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 from ferrymq.protocols.amqp.properties import encode_properties, intern_properties
 from ferrymq.sim.commit import SimCommit
-from ferrymq.storage.faulty import FaultyLog
+from ferrymq.storage.faulty import FaultyLog, FaultyStreamLog
 from ferrymq.storage.queue_log import QueueLog
 
 QUEUE_SEGMENT_BYTES = 64 * 1024  # small, so segments roll and reclaim within a short run
@@ -116,3 +116,52 @@ class SimTopology:
         for (vhost, source, dest, to_exchange, key), args in sorted(self.bindings.items()):
             broker.add_vhost(vhost).bind(dest, source, key, args, to_exchange=to_exchange, connection=None)
         return recovered
+
+
+class SimTopicStore:
+    """The TopicStore (ferrymq.core.topics) of the simulated node. Topic rows are durable as soon as
+    they change, as StreamStore's fsynced ``topic.json`` is before a CreateTopics answer; each
+    partition is a ``FaultyStreamLog`` that outlives node incarnations (a new TopicRegistry reopens
+    it after recovery)."""
+
+    def __init__(self, root: Path, stream_factory: type[FaultyStreamLog] = FaultyStreamLog) -> None:
+        self.root = root
+        self.stream_factory = stream_factory
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.logs: dict[tuple[str, int], FaultyStreamLog] = {}
+
+    def load(self) -> list[dict[str, Any]]:
+        return [dict(self.rows[name]) for name in sorted(self.rows)]
+
+    def save(self, name: str, partitions: int, configs: dict[str, str], internal: bool = False) -> None:
+        self.rows[name] = {"name": name, "partitions": partitions, "configs": dict(configs),
+                           "internal": internal}
+
+    def open_partition(self, name: str, partition: int, segment_bytes: int,
+                       segment_ms: int = -1) -> FaultyStreamLog:
+        lg = self.logs.get((name, partition))
+        if lg is None:
+            lg = self.logs[(name, partition)] = self.stream_factory(
+                self.root / name / str(partition), segment_bytes=segment_bytes, segment_ms=segment_ms)
+        return lg
+
+    def delete(self, name: str) -> None:
+        self.rows.pop(name, None)
+        for key in [k for k in self.logs if k[0] == name]:
+            self.logs.pop(key).delete()
+
+    def crash(self, rng: random.Random) -> list[str]:
+        """Power loss for every partition; a line per partition that lost or tore something."""
+        return [line for (name, p), lg in sorted(self.logs.items())
+                for line in stream_crash(f"{name}-{p}", lg, rng)]
+
+    def close(self) -> None:
+        for lg in self.logs.values():
+            lg.log.close()
+
+
+def stream_crash(name: str, lg: FaultyStreamLog, rng: random.Random) -> list[str]:
+    lg.crash(rng)
+    damage = lg.damages[-1]
+    dropped, torn = damage.dropped_bytes, damage.kept_unsynced_bytes
+    return [f"{name}: dropped {dropped} B, torn {torn} B"] if dropped or torn else []

@@ -124,6 +124,11 @@ class GroupCommit:
         with self._lock:
             return bool(self._dirty)
 
+    def noted(self) -> list[Syncable]:
+        """The logs the next commit will fsync (the simulator records which became durable)."""
+        with self._lock:
+            return list(self._dirty.values())
+
     def due(self, now_ms: int) -> bool:
         """Should the caller commit now? ``always``: whenever something is dirty; ``interval``: when
         something is dirty and the interval has passed since the last commit; ``never``: never."""

@@ -12,6 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ferrymq.core.queue import Queue
+from ferrymq.core.streams import ProducerState
+from ferrymq.sim import kafka_world
 from ferrymq.sim.amqp_world import AmqpWorld
 from ferrymq.sim.cli import app
 from ferrymq.sim.kafka_world import KafkaWorld
@@ -41,6 +43,7 @@ def test_the_runs_are_not_vacuous():
     assert totals["amqp.confirmed"] >= 50 and totals["amqp.recovered_checked"] >= 50
     assert totals["amqp.redelivered"] > 0 and totals["amqp.settled"] > 0
     assert totals["kafka.acked"] >= 50 and totals["kafka.commits_acked"] >= 10 and totals["kafka.fetched"] > 0
+    assert totals["kafka.retried"] > 0  # produces lost with a connection were retried (idempotently)
 
 
 def test_the_same_seed_gives_the_same_trace():
@@ -79,6 +82,18 @@ def test_a_queue_log_whose_fsync_lies_is_caught():
 def test_a_stream_log_whose_fsync_lies_is_caught():
     failure = _first_failure(worlds=lambda: [KafkaWorld(stream_factory=LyingStream)])
     assert "acked offset" in str(failure.error) or "committed offset went back" in str(failure.error)
+
+
+def test_a_broker_without_the_idempotence_check_is_caught(monkeypatch):
+    monkeypatch.setattr(ProducerState, "check", lambda self, *batch: (0, -1))  # every retry appended again
+    failure = _first_failure(worlds=lambda: [KafkaWorld()])
+    assert "stored twice" in str(failure.error)
+
+
+def test_a_broker_that_forgets_producer_state_at_restart_is_caught(monkeypatch):
+    monkeypatch.setattr(kafka_world, "producers_from", lambda lg: ProducerState())
+    failure = _first_failure(worlds=lambda: [KafkaWorld()])
+    assert "stored twice" in str(failure.error)
 
 
 def test_a_core_that_drops_requeued_messages_is_caught(monkeypatch):
@@ -128,3 +143,17 @@ def test_ferrymq_sim_is_a_subcommand_of_the_cli():
     result = CliRunner().invoke(ferrymq_app, ["sim", "--seed", "4", "--steps", "200"])
     assert result.exit_code == 0, result.output
     assert "seed 4: ok" in result.output
+
+
+def test_the_simulator_runs_without_an_event_loop():
+    """The server glue the node shares (AMQP method table, effects drain) must stay loop-free: the
+    import contract says so for FerryMQ's modules, this for third-party ones too."""
+    import subprocess
+    import sys
+
+    code = ("import sys, ferrymq.sim.cli, ferrymq.sim.runner, ferrymq.sim.amqp_world, "
+            "ferrymq.sim.kafka_world; "
+            "print(sorted(m for m in ('asyncio', 'ferrymq.server.commit', 'ferrymq.server.amqp.connection') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -10,15 +10,16 @@ import asyncio
 import ipaddress
 import logging
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pamqp import commands
 from pamqp.base import Frame
 
-from ferrymq.core.channel import CANCEL, CLOSE, CONFIRM, DELIVER, RETURN, Channel
+from ferrymq.core.channel import Channel
 from ferrymq.core.message import Message
 from ferrymq.errors import AccessRefused, ChannelStateError, NotImplemented_
 from ferrymq.protocols.amqp.connection import AMQPServerConnection
+from ferrymq.server.amqp import effects
 from ferrymq.server.amqp.methods import METHODS
 
 if TYPE_CHECKING:
@@ -208,50 +209,8 @@ class AMQPConnection(asyncio.Protocol):
     # --- effects -> frames ---------------------------------------------------------------
 
     def drain(self, ch: Channel) -> None:
-        """Encode a channel's pending effects; runs of publisher acks become one multiple ack."""
-        if not ch.outbox:
-            return
-        effects, ch.outbox = ch.outbox, []
-        codec, number = self.codec, ch.number
-        # Confirms wait for the fsync that covers the messages logged this turn (and keep order).
-        hold = self.server.hold if self.server.commit.must_hold() else None
-        pending_ack = 0
-        count = 0
-        for eff in effects:
-            kind = eff[0]
-            if kind == CONFIRM and eff[2]:
-                pending_ack = eff[1]
-                count += 1
-                continue
-            if pending_ack:
-                self._confirm(hold, ch, pending_ack, count > 1, True)
-                pending_ack = count = 0
-            if kind == DELIVER:
-                codec.send_deliver(number, *eff[1:])
-            elif kind == CONFIRM:
-                self._confirm(hold, ch, eff[1], False, False)
-            else:
-                self._rare_effect(ch, eff)
-        if pending_ack:
-            self._confirm(hold, ch, pending_ack, count > 1, True)
-
-    def _confirm(self, hold: Any, ch: Channel, tag: int, multiple: bool, ack: bool) -> None:
-        if hold is None:
-            self.codec.send_confirm(ch.number, tag, multiple, ack)
-        else:  # a failed commit turns the held acks into nacks
-            send = self.codec.send_confirm
-            hold(self, ch, lambda stored: send(ch.number, tag, multiple, ack and stored))
-
-    def _rare_effect(self, ch: Channel, eff: tuple[Any, ...]) -> None:
-        kind, number = eff[0], ch.number
-        if kind == CONFIRM:
-            self.codec.send_confirm(number, eff[1], False, False)
-        elif kind == RETURN:
-            self.codec.send_return(number, *eff[1:])
-        elif kind == CANCEL:
-            self.codec.send_method(number, commands.Basic.Cancel(eff[1]))
-        elif kind == CLOSE:
-            self.codec.close_channel(number, eff[1], eff[2], 0, 0)
+        """Encode a channel's pending effects (ferrymq.server.amqp.effects, shared with the sim)."""
+        effects.drain(self, ch)
 
     def write_out(self) -> None:
         out = self.codec.outbox

@@ -2,23 +2,36 @@
 
 Each function takes the connection, the core channel and the decoded pamqp method, and returns
 the reply method (or None). ``nowait`` suppresses the reply, as the spec says.
+
+The connection is anything with the small ``MethodConnection`` interface: the server's
+AMQPConnection, and the simulator's node connection (ferrymq.sim.amqp_node), which runs this very
+table. No asyncio here (an import contract keeps it so).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pamqp import commands as c
 from pamqp.base import Frame
 
 from ferrymq.errors import NotImplemented_, PreconditionFailed
+from ferrymq.server.amqp.effects import EffectConnection
 
 if TYPE_CHECKING:
     from ferrymq.core.channel import Channel
-    from ferrymq.server.amqp.connection import AMQPConnection
 
-Handler = Callable[["AMQPConnection", "Channel", Any], Frame | None]
+
+class MethodConnection(EffectConnection, Protocol):
+    """What a method needs of its connection besides the codec and the reply hold."""
+
+    last_queue: dict[int, str]  # channel -> the queue last declared on it (an empty name means it)
+
+    def drain(self, ch: Channel) -> None: ...
+
+
+Handler = Callable[[MethodConnection, "Channel", Any], Frame | None]
 METHODS: dict[type, Handler] = {}
 
 
@@ -38,7 +51,7 @@ def _reply(m: Any, reply: Frame) -> Frame | None:
 
 
 @method(c.Exchange.Declare)
-def exchange_declare(conn: AMQPConnection, ch: Channel, m: c.Exchange.Declare) -> Frame | None:
+def exchange_declare(conn: MethodConnection, ch: Channel, m: c.Exchange.Declare) -> Frame | None:
     ch.vhost.declare_exchange(
         m.exchange, m.exchange_type, passive=m.passive, durable=m.durable,
         auto_delete=m.auto_delete, internal=m.internal, arguments=m.arguments or {},
@@ -47,20 +60,20 @@ def exchange_declare(conn: AMQPConnection, ch: Channel, m: c.Exchange.Declare) -
 
 
 @method(c.Exchange.Delete)
-def exchange_delete(conn: AMQPConnection, ch: Channel, m: c.Exchange.Delete) -> Frame | None:
+def exchange_delete(conn: MethodConnection, ch: Channel, m: c.Exchange.Delete) -> Frame | None:
     ch.vhost.delete_exchange(m.exchange, m.if_unused)
     return _reply(m, c.Exchange.DeleteOk())
 
 
 @method(c.Exchange.Bind)
-def exchange_bind(conn: AMQPConnection, ch: Channel, m: c.Exchange.Bind) -> Frame | None:
+def exchange_bind(conn: MethodConnection, ch: Channel, m: c.Exchange.Bind) -> Frame | None:
     ch.vhost.bind(m.destination, m.source, m.routing_key, m.arguments, to_exchange=True,
                   connection=conn)
     return _reply(m, c.Exchange.BindOk())
 
 
 @method(c.Exchange.Unbind)
-def exchange_unbind(conn: AMQPConnection, ch: Channel, m: c.Exchange.Unbind) -> Frame | None:
+def exchange_unbind(conn: MethodConnection, ch: Channel, m: c.Exchange.Unbind) -> Frame | None:
     ch.vhost.unbind(m.destination, m.source, m.routing_key, m.arguments, to_exchange=True,
                     connection=conn)
     return _reply(m, c.Exchange.UnbindOk())
@@ -70,7 +83,7 @@ def exchange_unbind(conn: AMQPConnection, ch: Channel, m: c.Exchange.Unbind) -> 
 
 
 @method(c.Queue.Declare)
-def queue_declare(conn: AMQPConnection, ch: Channel, m: c.Queue.Declare) -> Frame | None:
+def queue_declare(conn: MethodConnection, ch: Channel, m: c.Queue.Declare) -> Frame | None:
     q = ch.vhost.declare_queue(
         m.queue, connection=conn, passive=m.passive, durable=m.durable, exclusive=m.exclusive,
         auto_delete=m.auto_delete, arguments=m.arguments or {},
@@ -80,7 +93,7 @@ def queue_declare(conn: AMQPConnection, ch: Channel, m: c.Queue.Declare) -> Fram
 
 
 @method(c.Queue.Bind)
-def queue_bind(conn: AMQPConnection, ch: Channel, m: c.Queue.Bind) -> Frame | None:
+def queue_bind(conn: MethodConnection, ch: Channel, m: c.Queue.Bind) -> Frame | None:
     queue = m.queue or conn.last_queue.get(ch.number, "")
     ch.vhost.bind(queue, m.exchange, m.routing_key, m.arguments, to_exchange=False,
                   connection=conn)
@@ -88,19 +101,19 @@ def queue_bind(conn: AMQPConnection, ch: Channel, m: c.Queue.Bind) -> Frame | No
 
 
 @method(c.Queue.Unbind)
-def queue_unbind(conn: AMQPConnection, ch: Channel, m: c.Queue.Unbind) -> Frame | None:
+def queue_unbind(conn: MethodConnection, ch: Channel, m: c.Queue.Unbind) -> Frame | None:
     ch.vhost.unbind(m.queue, m.exchange, m.routing_key, m.arguments, to_exchange=False,
                     connection=conn)
     return c.Queue.UnbindOk()
 
 
 @method(c.Queue.Purge)
-def queue_purge(conn: AMQPConnection, ch: Channel, m: c.Queue.Purge) -> Frame | None:
+def queue_purge(conn: MethodConnection, ch: Channel, m: c.Queue.Purge) -> Frame | None:
     return _reply(m, c.Queue.PurgeOk(ch.vhost.purge_queue(m.queue, conn)))
 
 
 @method(c.Queue.Delete)
-def queue_delete(conn: AMQPConnection, ch: Channel, m: c.Queue.Delete) -> Frame | None:
+def queue_delete(conn: MethodConnection, ch: Channel, m: c.Queue.Delete) -> Frame | None:
     count = ch.vhost.delete_queue(m.queue, connection=conn, if_unused=m.if_unused,
                                   if_empty=m.if_empty)
     return _reply(m, c.Queue.DeleteOk(count))
@@ -110,7 +123,7 @@ def queue_delete(conn: AMQPConnection, ch: Channel, m: c.Queue.Delete) -> Frame 
 
 
 @method(c.Basic.Qos)
-def basic_qos(conn: AMQPConnection, ch: Channel, m: c.Basic.Qos) -> Frame | None:
+def basic_qos(conn: MethodConnection, ch: Channel, m: c.Basic.Qos) -> Frame | None:
     if m.prefetch_size:
         raise NotImplemented_(f"prefetch_size!=0 ({m.prefetch_size})")
     ch.qos(m.prefetch_count, m.global_)
@@ -118,7 +131,7 @@ def basic_qos(conn: AMQPConnection, ch: Channel, m: c.Basic.Qos) -> Frame | None
 
 
 @method(c.Basic.Consume)
-def basic_consume(conn: AMQPConnection, ch: Channel, m: c.Basic.Consume) -> Frame | None:
+def basic_consume(conn: MethodConnection, ch: Channel, m: c.Basic.Consume) -> Frame | None:
     if m.queue == "amq.rabbitmq.reply-to":
         tag = ch.consume_reply_to(m.consumer_tag, m.no_ack)
         return _reply(m, c.Basic.ConsumeOk(tag))
@@ -130,13 +143,13 @@ def basic_consume(conn: AMQPConnection, ch: Channel, m: c.Basic.Consume) -> Fram
 
 
 @method(c.Basic.Cancel)
-def basic_cancel(conn: AMQPConnection, ch: Channel, m: c.Basic.Cancel) -> Frame | None:
+def basic_cancel(conn: MethodConnection, ch: Channel, m: c.Basic.Cancel) -> Frame | None:
     ch.cancel(m.consumer_tag)
     return _reply(m, c.Basic.CancelOk(m.consumer_tag))
 
 
 @method(c.Basic.Get)
-def basic_get(conn: AMQPConnection, ch: Channel, m: c.Basic.Get) -> Frame | None:
+def basic_get(conn: MethodConnection, ch: Channel, m: c.Basic.Get) -> Frame | None:
     got = ch.get(m.queue or conn.last_queue.get(ch.number, ""), m.no_ack)
     if got is None:
         return c.Basic.GetEmpty()
@@ -147,13 +160,13 @@ def basic_get(conn: AMQPConnection, ch: Channel, m: c.Basic.Get) -> Frame | None
 
 
 @method(c.Basic.Recover)
-def basic_recover(conn: AMQPConnection, ch: Channel, m: c.Basic.Recover) -> Frame | None:
+def basic_recover(conn: MethodConnection, ch: Channel, m: c.Basic.Recover) -> Frame | None:
     ch.recover(m.requeue)
     return c.Basic.RecoverOk()
 
 
 @method(c.Basic.RecoverAsync)
-def basic_recover_async(conn: AMQPConnection, ch: Channel, m: Any) -> Frame | None:
+def basic_recover_async(conn: MethodConnection, ch: Channel, m: Any) -> Frame | None:
     ch.recover(m.requeue)
     return None
 
@@ -162,7 +175,7 @@ def basic_recover_async(conn: AMQPConnection, ch: Channel, m: Any) -> Frame | No
 
 
 @method(c.Confirm.Select)
-def confirm_select(conn: AMQPConnection, ch: Channel, m: c.Confirm.Select) -> Frame | None:
+def confirm_select(conn: MethodConnection, ch: Channel, m: c.Confirm.Select) -> Frame | None:
     if ch.tx_mode:
         raise PreconditionFailed("cannot switch from tx to confirm mode")
     ch.confirm_select()
@@ -170,7 +183,7 @@ def confirm_select(conn: AMQPConnection, ch: Channel, m: c.Confirm.Select) -> Fr
 
 
 @method(c.Tx.Select)
-def tx_select(conn: AMQPConnection, ch: Channel, m: c.Tx.Select) -> Frame | None:
+def tx_select(conn: MethodConnection, ch: Channel, m: c.Tx.Select) -> Frame | None:
     if ch.confirm_mode:
         raise PreconditionFailed("cannot switch from confirm to tx mode")
     ch.tx_select()
@@ -178,7 +191,7 @@ def tx_select(conn: AMQPConnection, ch: Channel, m: c.Tx.Select) -> Frame | None
 
 
 @method(c.Tx.Commit)
-def tx_commit(conn: AMQPConnection, ch: Channel, m: c.Tx.Commit) -> Frame | None:
+def tx_commit(conn: MethodConnection, ch: Channel, m: c.Tx.Commit) -> Frame | None:
     if not ch.tx_mode:
         raise PreconditionFailed("channel is not transactional")
     ch.tx_commit()
@@ -190,7 +203,7 @@ def tx_commit(conn: AMQPConnection, ch: Channel, m: c.Tx.Commit) -> Frame | None
     return c.Tx.CommitOk()
 
 
-def _commit_ok(conn: AMQPConnection, ch: Channel, stored: bool) -> None:
+def _commit_ok(conn: MethodConnection, ch: Channel, stored: bool) -> None:
     if stored:
         conn.codec.send_method(ch.number, c.Tx.CommitOk())
     else:
@@ -198,7 +211,7 @@ def _commit_ok(conn: AMQPConnection, ch: Channel, stored: bool) -> None:
 
 
 @method(c.Tx.Rollback)
-def tx_rollback(conn: AMQPConnection, ch: Channel, m: c.Tx.Rollback) -> Frame | None:
+def tx_rollback(conn: MethodConnection, ch: Channel, m: c.Tx.Rollback) -> Frame | None:
     if not ch.tx_mode:
         raise PreconditionFailed("channel is not transactional")
     ch.tx_rollback()

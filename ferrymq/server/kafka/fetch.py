@@ -1,6 +1,7 @@
-"""Fetch: whole stored batches as read from the segment files (no record inside is looked at), and
-long polling: a fetch that cannot be answered yet is parked until ``min_bytes`` are there or
-``max_wait_ms`` has passed. Appends by any front end wake the fetches parked on their partition.
+"""Fetch: whole stored batches as read from the segment files (no record inside is looked at:
+``ferrymq.protocols.kafka.partitions.gather``, which the simulator runs too), and long polling: a
+fetch that cannot be answered yet is parked until ``min_bytes`` are there or ``max_wait_ms`` has
+passed. Appends by any front end wake the fetches parked on their partition.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from collections.abc import Callable
 
 from ferrymq import limits
 from ferrymq.core.topics import TopicRegistry
-from ferrymq.protocols.kafka import errors
-from ferrymq.protocols.kafka.fetch import FetchRequest, PartitionData, decode_fetch, encode_fetch_response
+from ferrymq.protocols.kafka import partitions
+from ferrymq.protocols.kafka.fetch import FetchRequest, decode_fetch, encode_fetch_response
 from ferrymq.server.kafka.connection import KafkaConnection, Slot
 
 
@@ -58,7 +59,7 @@ class FetchApi:
         if w.done or w.conn.closed:
             self._unpark(w)
             return True
-        topics, size, failed = self._gather(w.req)
+        topics, size, failed = partitions.gather(self.topics, w.req)
         if not (force or failed or size >= max(w.req.min_bytes, 1)):
             return False
         self._unpark(w)
@@ -76,33 +77,6 @@ class FetchApi:
                 s.discard(w)
                 if not s:
                     del self.waiters[key]
-
-    def _gather(self, req: FetchRequest) -> tuple[list[tuple[str, list[PartitionData]]], int, bool]:
-        budget = req.max_bytes if req.max_bytes > 0 else limits.KAFKA_REQUEST_MAX_BYTES
-        total, failed = 0, False
-        out: list[tuple[str, list[PartitionData]]] = []
-        for name, parts in req.topics:
-            topic = self.topics.get(name)
-            pdata = []
-            for p in parts:
-                d = PartitionData(p.partition)
-                if topic is None or not 0 <= p.partition < topic.spec.partitions:
-                    d.error_code, failed = errors.UNKNOWN_TOPIC_OR_PARTITION, True
-                    pdata.append(d)
-                    continue
-                lg = topic.logs[p.partition]
-                d.high_watermark, d.log_start_offset = lg.next_offset, lg.start_offset
-                if not lg.start_offset <= p.offset <= lg.next_offset:
-                    d.error_code, failed = errors.OFFSET_OUT_OF_RANGE, True
-                elif p.offset < lg.next_offset and (budget > total or total == 0):
-                    limit = min(p.max_bytes, budget - total) if total else p.max_bytes
-                    data = lg.read(p.offset, max(limit, 1))
-                    if data:
-                        d.records.append(data)
-                        total += len(data)
-                pdata.append(d)
-            out.append((name, pdata))
-        return out, total, failed
 
     # --- wake-ups --------------------------------------------------------------------------------
 

@@ -15,12 +15,12 @@ from ferrymq import limits
 from ferrymq.core.clock import Clock
 from ferrymq.core.groups import Coordinator
 from ferrymq.core.topics import TopicRegistry
-from ferrymq.protocols.kafka import errors, versions
+from ferrymq.protocols.kafka import versions
 from ferrymq.protocols.kafka.entities import ms
+from ferrymq.protocols.kafka.offsets import OffsetsLog, commit_offsets
 from ferrymq.server.commit import CommitPipeline
 from ferrymq.server.kafka.connection import KafkaConnection, Slot
 from ferrymq.server.kafka.handlers import NODE_ID, Handler, broker_info, decoded, reply
-from ferrymq.server.kafka.offsets import OffsetsLog
 
 
 class GroupApis:
@@ -114,24 +114,12 @@ class GroupApis:
 
     def offset_commit(self, conn: KafkaConnection, slot: Slot, req: Any) -> None:
         generation = getattr(req, "generation_id_or_member_epoch", getattr(req, "generation_id", -1))
-        code = self.coordinator.check_commit(req.group_id, generation, req.member_id)
-        entries = []
-        out = []
-        for t in req.topics:
-            parts = []
-            for p in t.partitions:
-                pc = code
-                if pc == 0 and self.topics.get(t.name) is None:
-                    pc = errors.UNKNOWN_TOPIC_OR_PARTITION
-                if pc == 0:
-                    meta = p.committed_metadata or ""
-                    entries.append((t.name, p.partition_index, p.committed_offset, meta))
-                parts.append({"partition_index": p.partition_index, "error_code": pc})
-            out.append({"name": t.name, "partitions": parts})
-        for name, part, offset, meta in entries:
-            self.coordinator.commit(req.group_id, name, part, offset, meta)
-        if entries:
-            self.commit.note_append(self.offsets.append(req.group_id, entries))
+        wanted = [(t.name, [(p.partition_index, p.committed_offset, p.committed_metadata)
+                            for p in t.partitions]) for t in req.topics]
+        out, lg = commit_offsets(self.coordinator, self.topics, self.offsets, req.group_id, generation,
+                                 req.member_id, wanted)
+        if lg is not None:
+            self.commit.note_append(lg)
         self.commit.hold(lambda ok: reply(slot, {"throttle_time": 0, "topics": out}))
 
     def offset_fetch(self, conn: KafkaConnection, slot: Slot, req: Any) -> None:

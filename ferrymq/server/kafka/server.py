@@ -17,7 +17,7 @@ from ferrymq.config import Settings
 from ferrymq.core.clock import Clock
 from ferrymq.core.groups import Coordinator
 from ferrymq.core.topics import TopicRegistry
-from ferrymq.protocols.kafka import errors, versions
+from ferrymq.protocols.kafka import errors, offsets, versions
 from ferrymq.protocols.kafka.header import parse_header
 from ferrymq.server.commit import CommitPipeline
 from ferrymq.server.kafka.apis import KafkaApis
@@ -25,9 +25,9 @@ from ferrymq.server.kafka.connection import KafkaConnection
 from ferrymq.server.kafka.fetch import FetchApi
 from ferrymq.server.kafka.groups import GroupApis
 from ferrymq.server.kafka.handlers import Handler
-from ferrymq.server.kafka.offsets import OffsetsLog
 from ferrymq.server.kafka.produce import ProduceApi
 from ferrymq.server.kafka.sasl import SaslApis
+from ferrymq.storage.stream_log import StreamLog
 
 log = logging.getLogger("ferrymq.kafka")
 
@@ -40,7 +40,7 @@ class KafkaServer:
         self.connections: set[KafkaConnection] = set()
         self.port = 0
         self.coordinator = Coordinator(id_prefix=f"{clock.now_ms() % 10**9:x}-")
-        self.offsets = OffsetsLog(offsets_path, clock)
+        self.offsets = offsets.OffsetsLog(StreamLog(offsets_path, segment_bytes=offsets.SEGMENT_BYTES), clock)
         self.fetches = FetchApi(topics, self.loop, commit.request_turn_end)
         self.groups = GroupApis(self.coordinator, self.offsets, topics, commit, clock, self.loop)
         self.sasl = SaslApis(settings.users, self.loop)

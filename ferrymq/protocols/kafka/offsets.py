@@ -1,0 +1,84 @@
+"""Committed consumer-group offsets, stored durably in an internal stream (as Kafka's
+``__consumer_offsets``): one uncompressed record batch per OffsetCommit, key = [group, topic,
+partition], value = [offset, metadata] (JSON), replayed into the coordinator at start-up; the
+latest record for a key wins.
+
+The log is passed in (a StreamLog in the server, a faulty one in the simulator), so both run the
+same format and the same commit (``commit_offsets``) over the core's Coordinator.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ferrymq.core.clock import Clock
+from ferrymq.core.groups import Coordinator
+from ferrymq.core.topics import PartitionLog, TopicRegistry
+from ferrymq.protocols.kafka import errors
+from ferrymq.protocols.kafka.batch import validate
+from ferrymq.protocols.kafka.records import decode_batches, encode_batch
+
+SEGMENT_BYTES = 64 * 1024 * 1024
+READ_BYTES = 4 * 1024 * 1024
+# What an OffsetCommit asks, per topic: (partition, offset, metadata or None).
+Wanted = list[tuple[str, list[tuple[int, int, str | None]]]]
+
+
+class OffsetsLog:
+    def __init__(self, log: PartitionLog, clock: Clock) -> None:
+        self.log = log
+        self.clock = clock
+
+    def load(self, coordinator: Coordinator) -> int:
+        latest: dict[tuple[str, str, int], tuple[int, str]] = {}
+        offset = self.log.start_offset
+        while offset < self.log.next_offset:
+            data = self.log.read(offset, READ_BYTES)
+            if not data:
+                break
+            for off, _ts, key, value, _h in decode_batches(data):
+                if key is not None and value is not None and off >= offset:
+                    g, t, p = json.loads(key)
+                    o, m = json.loads(value)
+                    latest[(g, t, p)] = (o, m)
+                offset = max(offset, off + 1)
+        for (g, t, p), (o, m) in latest.items():
+            coordinator.commit(g, t, p, o, m)
+        return len(latest)
+
+    def append(self, group: str, entries: list[tuple[str, int, int, str]]) -> PartitionLog:
+        """Store one commit's (topic, partition, offset, metadata) entries as one batch."""
+        records = [(json.dumps([group, t, p]).encode(), json.dumps([o, m]).encode(), ())
+                   for t, p, o, m in entries]
+        data = bytearray(encode_batch(records, self.clock.now_ms(), base_offset=self.log.next_offset))
+        info = validate(data, len(data))[0]
+        self.log.append(data, [(0, info.count, info.max_timestamp)])
+        return self.log
+
+    def close(self) -> None:
+        self.log.close()
+
+
+def commit_offsets(coordinator: Coordinator, topics: TopicRegistry, offsets: OffsetsLog, group: str,
+                   generation: int, member: str, wanted: Wanted) -> tuple[list[dict[str, Any]], Any]:
+    """An OffsetCommit: checked by the coordinator (generation, member), refused per partition of an
+    unknown topic, applied, and appended to the offsets log as one batch. Returns the response's
+    topics and the log appended to (None if nothing was), which the commit pipeline must cover
+    before the response leaves."""
+    code = coordinator.check_commit(group, generation, member)
+    entries = []
+    out = []
+    for name, parts in wanted:
+        answers = []
+        for partition, offset, meta in parts:
+            pc = code
+            if pc == errors.NONE and topics.get(name) is None:
+                pc = errors.UNKNOWN_TOPIC_OR_PARTITION
+            if pc == errors.NONE:
+                entries.append((name, partition, offset, meta or ""))
+            answers.append({"partition_index": partition, "error_code": pc})
+        out.append({"name": name, "partitions": answers})
+    for name, partition, offset, meta in entries:
+        coordinator.commit(group, name, partition, offset, meta)
+    return out, offsets.append(group, entries) if entries else None

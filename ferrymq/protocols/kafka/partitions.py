@@ -1,0 +1,147 @@
+"""Produce and Fetch applied to the core's topics: the part of each request that is neither wire
+nor event loop, shared by the server's Kafka front end and the simulator.
+
+Produce, per partition: the topic is looked up (or auto-created), each batch is validated (header,
+CRC, size), checked against the partition's idempotent-producer state, numbered in place and
+appended with one write; the commit pipeline is told (its reply must wait for the fsync) and every
+reader is told (``TopicRegistry.appended``). Fetch: whole stored batches from the offset asked, within
+the request's byte budget. No record inside a batch is looked at, on either path.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ferrymq import limits
+from ferrymq.core import streams
+from ferrymq.core.streams import ProducerState
+from ferrymq.core.topics import Topic, TopicRegistry
+from ferrymq.protocols.kafka import errors
+from ferrymq.protocols.kafka.batch import BatchError, BatchInfo, assign_offsets, producer_run, validate
+from ferrymq.protocols.kafka.fetch import FetchRequest, PartitionData
+from ferrymq.protocols.kafka.produce import PartitionResult, ProduceRequest
+
+PRODUCER_STATE_BATCHES = 10_000  # batch headers read back per partition at start-up (a few ms)
+ProduceResults = list[tuple[str, list[PartitionResult]]]
+FetchResults = list[tuple[str, list[PartitionData]]]
+
+
+class AppendSink(Protocol):
+    """The commit pipeline as an append sees it (server.commit.CommitPipeline, sim.commit.SimCommit)."""
+
+    def note_append(self, lg: Any) -> None: ...
+
+    def note_write_error(self) -> None: ...
+
+
+def producers_from(lg: Any) -> ProducerState:
+    """Idempotent-producer state rebuilt from the newest batch headers, as Kafka rebuilds it from the
+    log: a retry that crosses a broker restart is still recognised as a duplicate."""
+    state = ProducerState()
+    for head in lg.tail_headers(PRODUCER_STATE_BATCHES):
+        state.record(*producer_run(head))
+    return state
+
+
+# --- produce -------------------------------------------------------------------------------------
+
+
+def produce(topics: TopicRegistry, req: ProduceRequest, sink: AppendSink) -> ProduceResults:
+    """Append every partition's batches of a decoded Produce request; one result per partition."""
+    results: ProduceResults = []
+    bad_acks = req.acks not in (0, 1, -1)
+    for name, parts in req.topics:
+        topic = topics.get(name) or topics.auto_create(name)
+        out = []
+        for index, records in parts:
+            res = PartitionResult(index)
+            if bad_acks:
+                res.error_code = errors.INVALID_REQUIRED_ACKS
+            elif topic is None or not 0 <= index < topic.spec.partitions:
+                res.error_code = errors.UNKNOWN_TOPIC_OR_PARTITION
+            elif records is None:
+                res.error_code = errors.CORRUPT_MESSAGE
+            else:
+                _append(topics, topic, index, records, res, sink)
+            out.append(res)
+        results.append((name, out))
+    return results
+
+
+def fail_unstored(results: ProduceResults) -> None:
+    """The fsync covering these appends failed: no partition may be answered as stored."""
+    for _, parts in results:
+        for r in parts:
+            if r.error_code == errors.NONE:
+                r.error_code, r.base_offset = errors.KAFKA_STORAGE_ERROR, -1
+
+
+def _append(topics: TopicRegistry, topic: Topic, index: int, records: bytearray, res: PartitionResult,
+            sink: AppendSink) -> None:
+    lg = topic.logs[index]
+    res.log_start_offset = lg.start_offset
+    try:
+        infos = validate(records, topic.spec.int_config("max.message.bytes"))
+    except BatchError as exc:
+        res.error_code, res.error_message = exc.code, str(exc)
+        return
+    producers = topic.producers[index]
+    for b in infos:
+        verdict, dup_offset = producers.check(b.producer_id, b.producer_epoch, b.base_sequence, b.count)
+        if verdict == streams.DUPLICATE_SEQUENCE_NUMBER:
+            res.base_offset = dup_offset  # Kafka answers a duplicate with the original offset
+            return
+        if verdict != streams.ACCEPT:
+            res.error_code = verdict
+            return
+    base = lg.next_offset
+    assign_offsets(records, infos, base)
+    try:
+        lg.append(records, [(b.start, b.count, b.max_timestamp) for b in infos])
+    except OSError as exc:
+        res.error_code, res.error_message = errors.KAFKA_STORAGE_ERROR, str(exc)
+        sink.note_write_error()
+        return
+    _record_producers(producers, infos, base)
+    res.base_offset = base
+    sink.note_append(lg)
+    topics.appended(topic.spec.name, index)
+
+
+def _record_producers(producers: ProducerState, infos: list[BatchInfo], base: int) -> None:
+    for b in infos:
+        producers.record(b.producer_id, b.producer_epoch, b.base_sequence, b.count, base)
+        base += b.count
+
+
+# --- fetch ---------------------------------------------------------------------------------------
+
+
+def gather(topics: TopicRegistry, req: FetchRequest) -> tuple[FetchResults, int, bool]:
+    """(per-partition data, bytes gathered, whether a partition failed): what a Fetch would answer
+    now; the caller decides whether that is enough or the fetch waits (long polling)."""
+    budget = req.max_bytes if req.max_bytes > 0 else limits.KAFKA_REQUEST_MAX_BYTES
+    total, failed = 0, False
+    out: FetchResults = []
+    for name, parts in req.topics:
+        topic = topics.get(name)
+        pdata = []
+        for p in parts:
+            d = PartitionData(p.partition)
+            if topic is None or not 0 <= p.partition < topic.spec.partitions:
+                d.error_code, failed = errors.UNKNOWN_TOPIC_OR_PARTITION, True
+                pdata.append(d)
+                continue
+            lg = topic.logs[p.partition]
+            d.high_watermark, d.log_start_offset = lg.next_offset, lg.start_offset
+            if not lg.start_offset <= p.offset <= lg.next_offset:
+                d.error_code, failed = errors.OFFSET_OUT_OF_RANGE, True
+            elif p.offset < lg.next_offset and (budget > total or total == 0):
+                limit = min(p.max_bytes, budget - total) if total else p.max_bytes
+                data = lg.read(p.offset, max(limit, 1))
+                if data:
+                    d.records.append(data)
+                    total += len(data)
+            pdata.append(d)
+        out.append((name, pdata))
+    return out, total, failed
