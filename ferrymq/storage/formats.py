@@ -64,6 +64,7 @@ class RecordFormat(Protocol):
     index_interval_bytes: int  # default sparse-index density for this kind
     head_bytes: int  # bytes ``frame`` needs to size a frame
     gaps_allowed: bool  # may numbers jump between frames (stream compaction)?
+    one_number_per_frame: bool  # every frame holds exactly one number, with no gaps and no time
 
     def scan(self, buf: bytes, at: int, next_number: int, verify: bool = True,
              contiguous: bool = True) -> Scan: ...
@@ -81,6 +82,7 @@ class QueueRecords:
     index_interval_bytes = 4096
     head_bytes = 4
     gaps_allowed = False
+    one_number_per_frame = True
 
     def scan(self, buf: bytes, at: int, next_number: int, verify: bool = True,
              contiguous: bool = True) -> Scan:
@@ -125,6 +127,7 @@ class KafkaBatches:
     index_interval_bytes = 0  # every batch: fetches cut at batch boundaries by bisection, no walk
     head_bytes = BATCH_HEADER_BYTES
     gaps_allowed = True
+    one_number_per_frame = False
 
     def scan(self, buf: bytes, at: int, next_number: int, verify: bool = True,
              contiguous: bool = True) -> Scan:

@@ -126,9 +126,14 @@ class Segment:
         self._interval = index_interval_bytes
         self._idx_num = array("q")  # the sparse index: first number of a frame ...
         self._idx_pos = array("q")  # ... its position ...
-        self._idx_end = array("q")  # ... the number after the entry's last frame ...
-        self._idx_frames = array("q")  # ... how many frames the entry spans ...
-        self._idx_ts = array("q")  # ... and their newest timestamp (-1: none)
+        # ... and, for formats whose frames hold several numbers (Kafka batches): the number after
+        # the entry's last frame, how many frames it spans, their newest timestamp. A queue log
+        # (one number per frame, no gaps, no time) derives the first two and has no third: 16 bytes
+        # an entry instead of 40, which is 30 MiB on a 5 GB backlog.
+        self._compact = fmt.one_number_per_frame
+        self._idx_end = array("q")
+        self._idx_frames = array("q")
+        self._idx_ts = array("q")  # (-1: none)
         self._cursor = (-1, 0)  # (number, position) after the last run read: sequential reads
 
     # --- lifecycle ---
@@ -275,10 +280,11 @@ class Segment:
         if not pos or position - pos[-1] >= self._interval:
             self._idx_num.append(first)
             pos.append(position)
-            self._idx_end.append(first + count)
-            self._idx_frames.append(1)
-            self._idx_ts.append(ts)
-        else:
+            if not self._compact:
+                self._idx_end.append(first + count)
+                self._idx_frames.append(1)
+                self._idx_ts.append(ts)
+        elif not self._compact:
             self._idx_end[-1] = first + count
             self._idx_frames[-1] += 1
             if ts > self._idx_ts[-1]:
@@ -298,22 +304,24 @@ class Segment:
         interval = self._interval
         for position in positions:
             if position - last >= interval:
-                self._close_entry(n)
                 self._idx_num.append(n)
                 self._idx_pos.append(position)
-                self._idx_end.append(n + 1)
-                self._idx_frames.append(1)
-                self._idx_ts.append(-1)
                 last = position
             n += 1
-        self._close_entry(n)
         self.count += len(positions)
         self.next_number = n
 
-    def _close_entry(self, end: int) -> None:
-        if self._idx_num:
-            self._idx_end[-1] = end
-            self._idx_frames[-1] = end - self._idx_num[-1]
+    def _entry_end(self, i: int) -> int:
+        """The number after index entry ``i``'s last frame."""
+        if not self._compact:
+            return self._idx_end[i]
+        return self._idx_num[i + 1] if i + 1 < len(self._idx_num) else self.next_number
+
+    def _entry_frames(self, i: int) -> int:
+        """How many frames index entry ``i`` spans."""
+        if not self._compact:
+            return self._idx_frames[i]
+        return self._entry_end(i) - self._idx_num[i]
 
     def _entry_stop(self, i: int) -> int:
         """The file position where index entry ``i``'s frames end."""
@@ -349,9 +357,9 @@ class Segment:
         i = bisect_right(self._idx_num, number) - 1
         if i < 0:
             return self._idx_pos[0]
-        if number >= self._idx_end[i]:
+        if number >= self._entry_end(i):
             return self._idx_pos[i + 1]
-        if self._idx_frames[i] == 1:
+        if self._entry_frames(i) == 1:
             return self._idx_pos[i]
         start_n, start_pos = self._idx_num[i], self._idx_pos[i]
         if start_n < cur_n < number and cur_pos < self._entry_stop(i):  # the cursor is closer
@@ -375,7 +383,7 @@ class Segment:
         end = at if at > start else -1
         if at < start:  # the frame at ``start`` lies inside entry j: walk from it
             at = start
-        if self._idx_frames[j] == 1 and at == self._idx_pos[j]:
+        if self._entry_frames(j) == 1 and at == self._idx_pos[j]:
             return start, end if end > 0 else self._entry_stop(j)
         for pos, size, _f, _c, _t in self._walk(at, 0, stop=self._entry_stop(j)):
             if pos + size > limit:
@@ -463,7 +471,7 @@ class Segment:
         """First number of the first frame whose newest timestamp is at or after ``ts`` (None: none is)."""
         for i, t in enumerate(self._idx_ts):  # entries are few next to records
             if t >= ts:
-                if self._idx_frames[i] == 1:
+                if self._entry_frames(i) == 1:
                     return self._idx_num[i]
                 for _pos, _size, first, _count, fts in self._walk(self._idx_pos[i], self._idx_num[i]):
                     if fts >= ts:
