@@ -18,11 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from ferrymq.core.channel import DELIVER, Channel
 from ferrymq.core.message import Message
-from ferrymq.errors import NotImplemented_
 from ferrymq.protocols.amqp.connection import AMQPServerConnection
 from ferrymq.protocols.amqp.server_properties import server_properties
-from ferrymq.server.amqp import effects
-from ferrymq.server.amqp.methods import METHODS
+from ferrymq.server.amqp import effects, methods
 from ferrymq.sim.network import Pipe
 
 if TYPE_CHECKING:
@@ -145,14 +143,7 @@ class NodeConnection:
         self.node.oracle.processed(ids, settled=not requeue)
 
     def on_method(self, channel: int, method: Frame) -> None:
-        ch = self.channels[channel]
-        self.drain(ch)  # effects queued before this method go out before its reply
-        handler = METHODS.get(type(method))
-        if handler is None:
-            raise NotImplemented_(f"method {method.name} not implemented")
-        reply = handler(self, ch, method)
-        if reply is not None:
-            self.codec.send_method(channel, reply)
+        methods.dispatch(self, self.channels[channel], method)
 
     # --- effects -> frames ----------------------------------------------------------------------------
 

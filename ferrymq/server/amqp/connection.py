@@ -17,10 +17,9 @@ from pamqp.base import Frame
 
 from ferrymq.core.channel import Channel
 from ferrymq.core.message import Message
-from ferrymq.errors import AccessRefused, ChannelStateError, NotImplemented_
+from ferrymq.errors import AccessRefused, ChannelStateError
 from ferrymq.protocols.amqp.connection import AMQPServerConnection
-from ferrymq.server.amqp import effects
-from ferrymq.server.amqp.methods import METHODS
+from ferrymq.server.amqp import effects, methods
 
 if TYPE_CHECKING:
     from ferrymq.core.vhost import VHost
@@ -197,14 +196,7 @@ class AMQPConnection(asyncio.Protocol):
         self.channels[channel].reject(delivery_tag, requeue)
 
     def on_method(self, channel: int, method: Frame) -> None:
-        ch = self._channel(channel)
-        self.drain(ch)  # effects queued before this method go out before its reply
-        handler = METHODS.get(type(method))
-        if handler is None:
-            raise NotImplemented_(f"method {method.name} not implemented")
-        reply = handler(self, ch, method)
-        if reply is not None:
-            self.codec.send_method(channel, reply)
+        methods.dispatch(self, self._channel(channel), method)
 
     # --- effects -> frames ---------------------------------------------------------------
 

@@ -43,6 +43,19 @@ def method(cls: type) -> Callable[[Handler], Handler]:
     return register
 
 
+def dispatch(conn: MethodConnection, ch: Channel, m: Frame) -> None:
+    """Run one method on a channel and send its reply. Effects the core queued before this method
+    go out first, so a reply never overtakes a delivery made before it (the server and the
+    simulator both dispatch through here)."""
+    conn.drain(ch)
+    handler = METHODS.get(type(m))
+    if handler is None:
+        raise NotImplemented_(f"method {m.name} not implemented")
+    reply = handler(conn, ch, m)
+    if reply is not None:
+        conn.codec.send_method(ch.number, reply)
+
+
 def _reply(m: Any, reply: Frame) -> Frame | None:
     return None if getattr(m, "nowait", False) else reply
 
