@@ -157,7 +157,7 @@ def basic_consume(conn: MethodConnection, ch: Channel, m: c.Basic.Consume) -> Fr
 
 @method(c.Basic.Cancel)
 def basic_cancel(conn: MethodConnection, ch: Channel, m: c.Basic.Cancel) -> Frame | None:
-    ch.cancel(m.consumer_tag)
+    ch.cancel(m.consumer_tag or "")  # pamqp types an absent short string as None
     return _reply(m, c.Basic.CancelOk(m.consumer_tag))
 
 
