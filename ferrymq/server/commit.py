@@ -162,14 +162,13 @@ class CommitPipeline(CommitTurns):
             return
         if self._interval_timer is not None:
             self._interval_timer.cancel()
+        self._log_write_errors(self.write_dirty())  # write errors are returned, never raised
+        self._executor.shutdown(wait=True)  # a commit in flight finishes first
         try:
-            self._log_write_errors(self.write_dirty())
-            self._executor.shutdown(wait=True)
             self.group.commit()
         except OSError as exc:
             log.error("final commit failed: %s", exc)
         self.closed = True
-        self._executor.shutdown(wait=True)
         c = self.counters
         log.info("commit: %d writes, %d commits, %d fsyncs, %d replies held, %d write errors, "
                  "%d fsync errors", c["writes"], c["commits"], c["fsyncs"], c["replies_held"],

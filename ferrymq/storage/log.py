@@ -356,7 +356,8 @@ class Log(SegmentedLog):
         ``max_bytes`` at most, never crossing a segment boundary (the caller asks again)."""
         if not self.first_offset <= offset < self.next_offset:
             raise OffsetOutOfRange(f"offset {offset} outside [{self.first_offset}, {self.next_offset})")
-        return [(rec.type, rec.payload) for rec in self._segment_for(offset).read_run(offset, max_bytes)]
+        _, records = self._segment_for(offset).read_run_at(offset, max_bytes)  # positions unused
+        return [(rec.type, rec.payload) for rec in records]
 
     def __enter__(self) -> Log:
         return self

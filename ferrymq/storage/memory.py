@@ -17,7 +17,29 @@ from ferrymq.storage.formats import BATCH_HEADER_BYTES
 from ferrymq.storage.records import MAX_PAYLOAD_BYTES, MAX_RECORD_TYPE
 
 
-class MemoryLog:
+class _InMemory:
+    """What both memory stores share: memory is their durable medium, so there is nothing to
+    buffer, sync, lose in a simulated power cut, or release."""
+
+    def flush(self) -> None:
+        """Nothing is buffered."""
+
+    def fsync(self) -> int:
+        """Nothing to make durable: returns 0 fsync calls."""
+        return 0
+
+    @property
+    def dirty(self) -> bool:
+        return False
+
+    def crash(self, rng: object = None) -> None:
+        """A simulated power loss loses nothing here."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class MemoryLog(_InMemory):
     """Records by offset in a deque. Everything is "durable" at once; ``crash()`` loses nothing."""
 
     def __init__(self) -> None:
@@ -73,25 +95,9 @@ class MemoryLog:
             reclaimed += 1
         return reclaimed
 
-    def flush(self) -> None:
-        """Nothing is buffered."""
-
-    def fsync(self) -> int:
-        """Nothing to make durable: returns 0 fsync calls."""
-        return 0
-
-    @property
-    def dirty(self) -> bool:
-        return False
-
-    def crash(self, rng: object = None) -> None:
-        """A simulated power loss loses nothing here: memory is this store's durable medium."""
-
-    def close(self) -> None:
-        """Nothing to release."""
 
 
-class MemoryStreamLog:
+class MemoryStreamLog(_InMemory):
     """The StreamLog contract in memory: batches as appended (base offsets written in place), by
     offset. Everything is "durable" at once; ``crash()`` loses nothing. Retention works batch by
     batch (no segments here) and never drops the newest batch, as a file log keeps its active
@@ -167,19 +173,6 @@ class MemoryStreamLog:
                 column.pop(0)
             removed += 1
         return removed
-
-    def fsync(self) -> int:
-        return 0
-
-    @property
-    def dirty(self) -> bool:
-        return False
-
-    def crash(self, rng: object = None) -> None:
-        """A simulated power loss loses nothing here: memory is this store's durable medium."""
-
-    def close(self) -> None:
-        """Nothing to release."""
 
     def delete(self) -> None:
         self._batches.clear()

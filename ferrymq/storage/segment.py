@@ -425,15 +425,22 @@ class Segment:
     def read_run(self, number: int, max_bytes: int) -> list[Record]:
         """Frames from the one holding ``number``, in order, in one large pread (at least one, about
         ``max_bytes`` at most, never past the segment's end), each CRC-checked."""
+        pos, records = self.read_run_at(number, max_bytes)
+        return [Record(pos + r.position, r.type, r.payload) for r in records] if pos else records
+
+    def read_run_at(self, number: int, max_bytes: int) -> tuple[int, list[Record]]:
+        """``read_run``'s frames with positions relative to the returned file position (0: they are
+        absolute already), so a reader that wants only payloads (queue paging) makes no second
+        object per record."""
         pos = self.position_of(number)
         buf = os.pread(self._fd, min(max(max_bytes, self.format.head_bytes), self.size - pos), pos)
         records, end, err, next_number = self.format.decode(buf, number)
         if not records:
-            return [self.read_number(number)]
+            return 0, [self.read_number(number)]
         if err is not None and err.fault is not DecodeFault.SHORT_READ:
             raise CorruptRecord(f"{self.path}: at position {pos + end}: {err.detail}")
         self._cursor = (next_number, pos + end)
-        return [Record(pos + r.position, r.type, r.payload) for r in records]
+        return pos, records
 
     def frames(self) -> Iterator[tuple[int, bytes]]:
         """(position, bytes) of every frame, read through a descriptor of its own, so a reader in
