@@ -20,7 +20,7 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address every listener binds.")] = None,
     amqp_port: Annotated[int | None, typer.Option(help="AMQP 0-9-1 port (0 = any free).")] = None,
     kafka_port: Annotated[int | None, typer.Option(help="Kafka port (0 = any free).")] = None,
-    http_port: Annotated[int | None, typer.Option(help="HTTP port (reserved).")] = None,
+    http_port: Annotated[int | None, typer.Option(help="HTTP port: API, /metrics, dashboard.")] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
     fsync: Annotated[str | None, typer.Option(help="always, interval:<ms> or never.")] = None,
 ) -> None:
@@ -33,9 +33,13 @@ def serve(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
-    from ferrymq.server.app import run
+    from ferrymq.server.app import ListenerError, run
 
-    run(settings)
+    try:
+        run(settings)
+    except ListenerError as exc:
+        typer.echo(f"ferrymq: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True,

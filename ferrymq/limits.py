@@ -69,3 +69,8 @@ KAFKA_SEGMENT_BYTES_MIN = 14  # segment.bytes floor (Kafka's); below it every ba
 KAFKA_RETENTION_CHECK_MS = 5 * 60 * 1000  # log.retention.check.interval.ms
 KAFKA_GROUP_TICK_MS = 100  # group session timeouts are checked at least this often
 assert KAFKA_MESSAGE_MAX_BYTES < KAFKA_REQUEST_MAX_BYTES
+
+# --- HTTP plane ----------------------------------------------------------------------------------
+HTTP_BODY_MAX_BYTES = 20 * 1024 * 1024  # RabbitMQ's management.http_max_body_size default (20 MiB)
+HTTP_PAGE_SIZE_MAX = 500  # RabbitMQ refuses page_size above 500
+HTTP_LIVE_INTERVAL_MS = 1_000  # the dashboard's live stream pushes a snapshot this often

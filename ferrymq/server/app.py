@@ -7,12 +7,14 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ferrymq.clock import Clock, Rng, SystemClock
 from ferrymq.config import Settings
 from ferrymq.core.broker import Broker
+from ferrymq.http.plane import Plane
+from ferrymq.http.server import HttpServer
 from ferrymq.server.amqp.server import AMQPServer
 from ferrymq.server.amqp.streams import AmqpStreams
 from ferrymq.server.commit import CommitPipeline
@@ -34,6 +36,24 @@ class Running:
     durability: Durability | None = None
     kafka: KafkaServer | None = None
     kafka_port: int = 0
+    http: HttpServer | None = None
+    http_port: int = 0
+
+
+class ListenerError(Exception):
+    """A listener could not open (a busy port, an address not ours): one line for the user."""
+
+    def __init__(self, name: str, flag: str, host: str, port: int, exc: OSError) -> None:
+        super().__init__(f"cannot open the {name} listener on {host}:{port}: "
+                         f"{exc.strerror or exc} (choose another port with {flag})")
+
+
+async def listen(name: str, flag: str, host: str, port: int,
+                 start: Callable[[str, int], Awaitable[int]]) -> int:
+    try:
+        return await start(host, port)
+    except OSError as exc:
+        raise ListenerError(name, flag, host, port, exc) from None
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -92,20 +112,29 @@ def open_stores(settings: Settings, loop: asyncio.AbstractEventLoop, clock: Cloc
 
 
 async def start(settings: Settings, clock: Clock | None = None) -> Running:
-    """The `serve` stack: one clock (SystemClock unless given), one commit pipeline, two listeners."""
+    """The `serve` stack: one clock (SystemClock unless given), one commit pipeline, three listeners."""
     raise_fd_limit()
-    running = open_stores(settings, asyncio.get_running_loop(), clock or SystemClock())
-    running.amqp_port = await running.amqp.start(settings.host, settings.amqp_port)
+    clock = clock or SystemClock()
+    running = open_stores(settings, asyncio.get_running_loop(), clock)
+    running.amqp_port = await listen("AMQP 0-9-1", "--amqp-port", settings.host, settings.amqp_port,
+                                     running.amqp.start)
     running.streams.start()
     assert running.kafka is not None
     try:
-        running.kafka_port = await running.kafka.start(settings.host, settings.kafka_port)
-    except OSError as exc:  # a busy Kafka port must not take the AMQP broker down with it
-        log.error("Kafka listener not started on %s:%d: %s", settings.host, settings.kafka_port, exc)
-        running.kafka_port = 0  # stream queues still work over AMQP
+        running.kafka_port = await listen("Kafka", "--kafka-port", settings.host, settings.kafka_port,
+                                          running.kafka.start)
+    except ListenerError as exc:  # a busy Kafka port must not take the AMQP broker down with it
+        log.error("%s; stream queues still work over AMQP", exc)
+        running.kafka_port = 0
+    running.http = HttpServer(Plane(running.broker, running.amqp, running.commit, running.streams,
+                                    settings, clock, running.durability, running.kafka))
+    running.http_port = await listen("HTTP", "--http-port", settings.host, settings.http_port,
+                                     running.http.start)
     tune_gc()
     log.info("AMQP 0-9-1 listening on %s:%d", settings.host, running.amqp_port)
     log.info("Kafka listening on %s:%d", settings.host, running.kafka_port)
+    log.info("HTTP (management API, /metrics, dashboard) on http://%s:%d/", settings.host,
+             running.http_port)
     return running
 
 
@@ -125,6 +154,8 @@ async def serve(
         on_ready(running)
     await stop.wait()
     log.info("shutting down")
+    if running.http is not None:
+        await running.http.stop()
     await running.amqp.close()
     if running.kafka is not None:
         await running.kafka.stop()

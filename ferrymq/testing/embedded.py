@@ -50,6 +50,16 @@ class EmbeddedBroker:
         return f"{self.settings.host}:{self.kafka_port}"
 
     @property
+    def http_port(self) -> int:
+        assert self.running is not None, "broker not started"
+        return self.running.http_port
+
+    @property
+    def http_url(self) -> str:
+        """``http://host:port`` of the management API, /metrics and the dashboard."""
+        return f"http://{self.settings.host}:{self.http_port}"
+
+    @property
     def amqp_url(self) -> str:
         return f"amqp://guest:guest@{self.settings.host}:{self.amqp_port}/%2F"
 

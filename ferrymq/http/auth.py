@@ -1,0 +1,82 @@
+"""HTTP basic auth against the broker's users, with the broker's own rule (guest from loopback only).
+
+The dashboard's pages cannot set an Authorization header on an EventSource, so the same credentials
+are also accepted from the ``ferrymq-auth`` cookie the dashboard's login form sets (HttpOnly,
+SameSite=Strict; it holds exactly what a basic-auth header holds).
+
+Until users carry tags (issue 16) every user is an ``administrator``, as RabbitMQ's default guest is.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from ferrymq.errors import AccessRefused
+from ferrymq.http.plane import PLANE
+from ferrymq.http.responses import error
+
+COOKIE = "ferrymq-auth"
+REALM = 'Basic realm="RabbitMQ Management"'
+# Paths anyone may read: Prometheus scrapes without credentials (as rabbitmq_prometheus serves
+# /metrics), and the dashboard's login page and static assets carry no broker data.
+PUBLIC_PREFIXES = ("/metrics", "/dashboard/static/", "/dashboard/login")
+PUBLIC_EXACT = frozenset({"/", "/dashboard", "/dashboard/"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def user_tags(name: str) -> list[str]:
+    """A user's tags (RabbitMQ's management tags). Everyone is an administrator until issue 16."""
+    return ["administrator"]
+
+
+def credentials(request: web.Request) -> tuple[str, str] | None:
+    header = request.headers.get("Authorization", "")
+    raw = header[6:] if header[:6].lower() == "basic " else request.cookies.get(COOKIE, "")
+    if not raw:
+        return None
+    try:
+        user, sep, password = base64.b64decode(raw, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (user, password) if sep else None
+
+
+def is_loopback(request: web.Request) -> bool:
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    if not peer:
+        return False
+    try:
+        return ipaddress.ip_address(peer[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def unauthorized() -> web.HTTPException:
+    exc = error(401, "not_authorized", "Not_Authorized")
+    exc.headers["WWW-Authenticate"] = REALM
+    return exc
+
+
+def public(path: str) -> bool:
+    return path in PUBLIC_EXACT or path.startswith(PUBLIC_PREFIXES)
+
+
+@web.middleware
+async def basic_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if public(request.path):
+        return await handler(request)
+    creds = credentials(request)
+    if creds is None:
+        raise unauthorized()
+    try:
+        request.app[PLANE].broker.authenticate(*creds, loopback=is_loopback(request))
+    except AccessRefused:
+        raise unauthorized() from None
+    request["user"] = creds[0]
+    return await handler(request)

@@ -1,0 +1,32 @@
+"""Every route of the HTTP plane, gathered from the module that owns its noun."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ferrymq.http import metrics
+from ferrymq.http.api import (
+    bindings,
+    connections,
+    definitions,
+    dlq,
+    exchanges,
+    health,
+    kafka,
+    overview,
+    policies,
+    queues,
+    routing,
+    traces,
+)
+from ferrymq.http.dashboard import pages
+
+TABLES = (overview.routes, queues.routes, exchanges.routes, bindings.routes, connections.routes,
+          policies.routes, definitions.routes, health.routes, kafka.routes, routing.routes,
+          dlq.routes, traces.routes, metrics.routes, pages.routes)
+
+
+def register(app: web.Application) -> None:
+    for table in TABLES:
+        app.router.add_routes(table)
+    pages.add_static(app)

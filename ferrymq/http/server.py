@@ -1,0 +1,73 @@
+"""The HTTP listener: one aiohttp application in the broker's own event loop.
+
+aiohttp over uvicorn + Starlette: both served the same endpoints at the same rate on one core here
+(BENCHMARKS.md, "HTTP stack"), and aiohttp runs inside an existing loop without taking over its
+signal handlers, with WebSocket and streaming responses built in.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from ferrymq import limits
+from ferrymq.errors import AccessRefused, ChannelError, NotFound, ProtocolError
+from ferrymq.http import routes
+from ferrymq.http.auth import basic_auth
+from ferrymq.http.plane import PLANE, Plane
+from ferrymq.http.responses import JSON, error, not_found
+
+log = logging.getLogger("ferrymq.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def broker_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Core errors become RabbitMQ's HTTP answers; anything unexpected is a logged 500, never a crash."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status == 404 and exc.content_type != JSON:  # no route: RabbitMQ's body, not aiohttp's
+            raise not_found() from None
+        raise
+    except NotFound as exc:
+        raise error(404, "not_found", str(exc)) from None
+    except AccessRefused as exc:
+        raise error(403, "access_refused", str(exc)) from None
+    except (ChannelError, ProtocolError) as exc:
+        raise error(400, "bad_request", str(exc)) from None
+    except Exception:
+        log.exception("HTTP %s %s failed", request.method, request.path)
+        raise error(500, "internal_error", "the broker could not answer this request") from None
+
+
+def build_app(plane: Plane) -> web.Application:
+    app = web.Application(middlewares=[broker_errors, basic_auth],
+                          client_max_size=limits.HTTP_BODY_MAX_BYTES)
+    app[PLANE] = plane
+    routes.register(app)
+    return app
+
+
+class HttpServer:
+    def __init__(self, plane: Plane) -> None:
+        self.plane = plane
+        self.app = build_app(plane)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self, host: str, port: int) -> int:
+        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, reuse_address=True, backlog=1024)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self.port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
