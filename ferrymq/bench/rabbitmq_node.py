@@ -75,6 +75,12 @@ class RabbitNode:
     process: subprocess.Popen[bytes]
     start_seconds: float = 0.0
     owns_dir: bool = False  # a temporary directory of our own: removed by stop()
+    management_port: int = 0  # rabbitmq_management's HTTP port (0: the plugin is not enabled)
+
+    @property
+    def management_url(self) -> str:
+        assert self.management_port, "started without management=True"
+        return f"http://127.0.0.1:{self.management_port}"
 
     @property
     def amqp_url(self) -> str:
@@ -148,19 +154,23 @@ def _group_alive(pgid: int) -> bool:
         return True
 
 
-def _node_files(base: Path, port: int) -> Path:
-    """The node's home (with an Erlang cookie), config and empty plugin list under ``base``."""
+def _node_files(base: Path, port: int, management_port: int = 0) -> Path:
+    """The node's home (with an Erlang cookie), config and plugin list under ``base``: no plugins,
+    or rabbitmq_management on ``management_port``."""
     home = base / "home"
     home.mkdir(exist_ok=True)
     cookie = home / ".erlang.cookie"
     if not cookie.exists():
         cookie.write_text(secrets.token_hex(16).upper())
         cookie.chmod(0o400)
-    (base / "enabled_plugins").write_text("[].\n")
+    plugins = "[rabbitmq_management]" if management_port else "[]"
+    (base / "enabled_plugins").write_text(f"{plugins}.\n")
+    management = (f"management.tcp.port = {management_port}\nmanagement.tcp.ip = 127.0.0.1\n"
+                  if management_port else "")
     (base / "rabbitmq.conf").write_text(
         f"listeners.tcp.default = 127.0.0.1:{port}\n"
         "log.console = false\n"
-        "log.file.level = info\n"
+        "log.file.level = info\n" + management
     )
     (base / "rabbitmq-env.conf").write_text("")
     return home
@@ -196,7 +206,7 @@ def _await_amqp(node: RabbitNode, t0: float, timeout: float) -> RabbitNode:
             if node.process.poll() is not None:
                 raise RuntimeError(f"rabbitmq-server exited with {node.process.returncode}:\n"
                                    + _tail(node.log_path))
-            if answers_amqp(node.port):
+            if answers_amqp(node.port) and (not node.management_port or _answers_http(node)):
                 node.start_seconds = time.monotonic() - t0
                 return node
             if time.monotonic() - t0 > timeout:
@@ -208,10 +218,20 @@ def _await_amqp(node: RabbitNode, t0: float, timeout: float) -> RabbitNode:
         raise
 
 
+def _answers_http(node: RabbitNode) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", node.management_port), 0.5) as sock:
+            sock.sendall(b"GET /api/overview HTTP/1.0\r\n\r\n")
+            return sock.recv(12).startswith(b"HTTP/1.")
+    except OSError:
+        return False
+
+
 def start_rabbitmq(tmpdir: str | os.PathLike[str] | None = None,
-                   timeout: float = START_TIMEOUT_S) -> RabbitNode:
+                   timeout: float = START_TIMEOUT_S, management: bool = False) -> RabbitNode:
     """Start a node with everything under ``tmpdir`` (None: a temporary directory, removed by
-    ``stop()``); return once it answers the AMQP handshake."""
+    ``stop()``); return once it answers the AMQP handshake (and, with ``management``, HTTP on
+    ``node.management_url``: rabbitmq_management enabled, guest/guest)."""
     script = server_script()
     if script is None:
         raise FileNotFoundError(f"rabbitmq-server not installed ({SERVER_SCRIPT} missing)")
@@ -223,15 +243,17 @@ def start_rabbitmq(tmpdir: str | os.PathLike[str] | None = None,
     port, dist_port = free_port(), free_port()
     while dist_port == port:
         dist_port = free_port()
+    management_port = free_port() if management else 0
     nodename = f"ferrytest-{port}@localhost"
-    env = _node_env(base, _node_files(base, port), nodename, port, dist_port)
+    env = _node_env(base, _node_files(base, port, management_port), nodename, port, dist_port)
     t0 = time.monotonic()
     with (base / "console.log").open("ab") as console:
         process = subprocess.Popen(
             [script], env=env, cwd=base, stdin=subprocess.DEVNULL, stdout=console,
             stderr=subprocess.STDOUT, start_new_session=True,
         )
-    node = RabbitNode(port, dist_port, nodename, base, process, owns_dir=owns_dir)
+    node = RabbitNode(port, dist_port, nodename, base, process, owns_dir=owns_dir,
+                      management_port=management_port)
     return _await_amqp(node, t0, timeout)
 
 
