@@ -78,6 +78,12 @@ class RabbitNode:
     management_port: int = 0  # rabbitmq_management's HTTP port (0: the plugin is not enabled)
 
     @property
+    def prometheus_url(self) -> str:
+        """rabbitmq_prometheus (enabled with management), on the port after management's."""
+        assert self.management_port, "started without management=True"
+        return f"http://127.0.0.1:{self.management_port + 1}"
+
+    @property
     def management_url(self) -> str:
         assert self.management_port, "started without management=True"
         return f"http://127.0.0.1:{self.management_port}"
@@ -163,9 +169,10 @@ def _node_files(base: Path, port: int, management_port: int = 0) -> Path:
     if not cookie.exists():
         cookie.write_text(secrets.token_hex(16).upper())
         cookie.chmod(0o400)
-    plugins = "[rabbitmq_management]" if management_port else "[]"
+    plugins = "[rabbitmq_management,rabbitmq_prometheus]" if management_port else "[]"
     (base / "enabled_plugins").write_text(f"{plugins}.\n")
     management = (f"management.tcp.port = {management_port}\nmanagement.tcp.ip = 127.0.0.1\n"
+                  f"prometheus.tcp.port = {management_port + 1}\nprometheus.tcp.ip = 127.0.0.1\n"
                   if management_port else "")
     (base / "rabbitmq.conf").write_text(
         f"listeners.tcp.default = 127.0.0.1:{port}\n"
@@ -218,6 +225,18 @@ def _await_amqp(node: RabbitNode, t0: float, timeout: float) -> RabbitNode:
         raise
 
 
+def _free_pair() -> int:
+    """A free port whose successor is free too: management on it, rabbitmq_prometheus on the next."""
+    while True:
+        port = free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+
+
 def _answers_http(node: RabbitNode) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", node.management_port), 0.5) as sock:
@@ -243,7 +262,7 @@ def start_rabbitmq(tmpdir: str | os.PathLike[str] | None = None,
     port, dist_port = free_port(), free_port()
     while dist_port == port:
         dist_port = free_port()
-    management_port = free_port() if management else 0
+    management_port = _free_pair() if management else 0
     nodename = f"ferrytest-{port}@localhost"
     env = _node_env(base, _node_files(base, port, management_port), nodename, port, dist_port)
     t0 = time.monotonic()
