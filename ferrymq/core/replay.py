@@ -36,7 +36,7 @@ def origin(msg: Message) -> tuple[str, str] | None:
 def peek(queue: Queue, count: int) -> list[dict[str, Any]]:
     """The first ``count`` ready messages, left where they are (only those in memory: a paged
     tail is not read for a peek)."""
-    out = []
+    out: list[dict[str, Any]] = []
     for entry in queue.ready_entries():
         if len(out) >= min(count, limits.DLQ_PEEK_MAX):
             break
@@ -70,39 +70,64 @@ class ReplayResult:
 
 def replay(vhost: VHost, dlq: Queue, count: int | None) -> ReplayResult:
     """Move up to ``count`` (all when None) dead letters back to their original queues."""
-    budget = dlq.message_count if count is None else min(max(count, 0), dlq.message_count)
-    budget = min(budget, limits.DLQ_REPLAY_MAX)
     dlq_before = dlq.message_count
-    held: list[Entry] = []
     targets: dict[str, Queue] = {}
-    taken: list[tuple[Entry, Queue]] = []
-    for _ in range(budget):
-        entry = dlq.get()
-        if entry is None:
-            break
-        dlq.unacked_count += 1  # the entry is out for delivery until settled or returned
+
+    def pick(entry: Entry) -> Queue | None:
         found = origin(entry.msg)
         target = vhost.queues.get(found[0]) if found else None
         if target is None or target is dlq or target.deleted:
-            held.append(entry)
-            continue
+            return None
         targets[target.name] = target
-        taken.append((entry, target))
+        return target
+
+    taken, held = _take(dlq, count, pick)
     before = {"dlq": dlq_before, "targets": _counts(targets)}  # targets: untouched so far
-    replayed = 0
+    replayed = _transfer(dlq, taken, held)
+    after = {"dlq": dlq.message_count, "targets": _counts(targets)}
+    return ReplayResult(replayed, before, after)
+
+
+def move(source: Queue, target: Queue, count: int | None) -> int:
+    """The dashboard's "move messages": ready messages of one queue into another, the same way."""
+    taken, held = _take(source, count, lambda entry: target)
+    return _transfer(source, taken, held)
+
+
+def _take(source: Queue, count: int | None, pick: Any) -> tuple[list[tuple[Entry, Queue]], list[Entry]]:
+    """Take up to ``count`` ready messages out for delivery, each with the queue it goes to
+    (``pick``; None: it stays)."""
+    budget = source.message_count if count is None else min(max(count, 0), source.message_count)
+    taken: list[tuple[Entry, Queue]] = []
+    held: list[Entry] = []
+    for _ in range(min(budget, limits.DLQ_REPLAY_MAX)):
+        entry = source.get()
+        if entry is None:
+            break
+        source.unacked_count += 1  # out for delivery until settled or returned
+        target = pick(entry)
+        if target is None:
+            held.append(entry)
+        else:
+            taken.append((entry, target))
+    return taken, held
+
+
+def _transfer(source: Queue, taken: list[tuple[Entry, Queue]], held: list[Entry]) -> int:
+    """Publish each into its target, then settle it in the source; what stays goes back."""
+    moved = 0
     for entry, target in taken:
         msg = entry.msg
         if target.publish(Message("", target.name, msg.body, msg.props, msg.raw_props)):
-            dlq.settle(entry, None)
-            replayed += 1
+            source.settle(entry, None)
+            moved += 1
         else:
             held.append(entry)
     for entry in held:
-        entry.deliveries -= 1  # a replay attempt is not a delivery: it keeps its redelivered flag
-        dlq.requeue(entry, None)
-        dlq.counters["requeued"] -= 1
-    after = {"dlq": dlq.message_count, "targets": _counts(targets)}
-    return ReplayResult(replayed, before, after)
+        entry.deliveries -= 1  # an attempt is not a delivery: no redelivered flag for it
+        source.requeue(entry, None)
+        source.counters["requeued"] -= 1
+    return moved
 
 
 def _counts(targets: dict[str, Queue]) -> dict[str, int]:

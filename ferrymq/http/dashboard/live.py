@@ -1,0 +1,143 @@
+"""GET /api/ferrymq/live: server-sent events, one JSON snapshot of the broker per second.
+
+A snapshot reads counters only (queue counts and lifecycle counters, consumer credit, channel and
+connection tallies, partition offsets): it never walks messages. Rates are the counter deltas
+between two snapshots of the same stream divided by the time between them. With many queues only
+the deepest ``HTTP_LIVE_QUEUE_ROWS_MAX`` get rows; totals always cover every queue, and the loop
+is yielded to every few hundred queues so a large broker does not stall it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiohttp import web
+
+from ferrymq import limits
+from ferrymq.core.queue import Queue
+from ferrymq.core.stream_queue import StreamQueue
+from ferrymq.http.plane import PLANE, Plane
+
+routes = web.RouteTableDef()
+
+YIELD_EVERY = 300  # queues read between two yields to the loop
+RATE_KEYS = ("published", "delivered", "acked", "requeued", "dead_lettered")
+
+
+class Rates:
+    """Counter values seen at the previous snapshot, to turn counters into per-second rates."""
+
+    def __init__(self) -> None:
+        self.at_ms = 0
+        self.previous: dict[tuple[str, str], tuple[int, ...]] = {}
+        self.totals: tuple[int, ...] = (0,) * len(RATE_KEYS)
+
+    def per_second(self, key: tuple[str, str], now: tuple[int, ...], dt_s: float) -> dict[str, float]:
+        before = self.previous.get(key, now)
+        return {k: round(max(0, n - b) / dt_s, 1) for k, n, b in zip(RATE_KEYS, now, before, strict=True)}
+
+
+async def snapshot(plane: Plane, rates: Rates) -> dict[str, Any]:
+    now_ms = plane.clock.monotonic_ms()
+    dt_s = max((now_ms - rates.at_ms) / 1000, 0.001) if rates.at_ms else 1.0
+    rows: list[dict[str, Any]] = []
+    totals = dict.fromkeys(("depth", "unacked", "consumers", "queues"), 0)
+    sums = [0] * len(RATE_KEYS)
+    seen: dict[tuple[str, str], tuple[int, ...]] = {}
+    count = 0
+    for vname, vhost in list(plane.broker.vhosts.items()):
+        for queue in list(vhost.queues.values()):
+            counters = tuple(queue.counters[k] for k in RATE_KEYS)
+            key = (vname, queue.name)
+            seen[key] = counters
+            sums = [a + b for a, b in zip(sums, counters, strict=True)]
+            totals["depth"] += queue.message_count
+            totals["unacked"] += queue.unacked_count
+            totals["consumers"] += len(queue.consumers)
+            totals["queues"] += 1
+            rows.append(_queue_row(vname, queue, rates.per_second(key, counters, dt_s)))
+            count += 1
+            if count % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+    total_rates = rates.per_second(("", "\0totals"), tuple(sums), dt_s) if rates.at_ms else {}
+    rates.previous, rates.at_ms = seen, now_ms
+    rates.previous[("", "\0totals")] = tuple(sums)
+    rows.sort(key=lambda r: (-r["ready"], r["vhost"], r["name"]))
+    return {
+        "at_ms": plane.clock.now_ms(),
+        "interval_ms": limits.HTTP_LIVE_INTERVAL_MS,
+        "totals": {**totals, **_rates_or_zero(total_rates), **_tallies(plane)},
+        "alarms": _alarms(plane),
+        "storage": dict(plane.commit.counters),
+        "queues": rows[:limits.HTTP_LIVE_QUEUE_ROWS_MAX],
+        "queues_shown": min(len(rows), limits.HTTP_LIVE_QUEUE_ROWS_MAX),
+        "kafka": _kafka(plane),
+    }
+
+
+def _rates_or_zero(r: dict[str, float]) -> dict[str, float]:
+    return {f"{k}_rate": r.get(k, 0.0) for k in RATE_KEYS}
+
+
+def _queue_row(vhost: str, queue: Queue, rate: dict[str, float]) -> dict[str, Any]:
+    return {
+        "vhost": vhost,
+        "name": queue.name,
+        "type": "stream" if isinstance(queue, StreamQueue) else "classic",
+        "durable": queue.durable,
+        "ready": queue.message_count,
+        "unacked": queue.unacked_count,
+        "consumers": len(queue.consumers),
+        "rates": rate,
+        "redeliveries": queue.counters["requeued"],
+        "dead_lettered": queue.counters["dead_lettered"],
+        "dead_letter_exchange": queue.args.dead_letter_exchange,
+        "in_flight": [{"tag": c.tag, "unacked": c.unacked,
+                       "prefetch": c.prefetch or c.channel.prefetch_global}
+                      for c in queue.consumers[:limits.HTTP_LIVE_QUEUE_ROWS_MAX]],
+    }
+
+
+def _tallies(plane: Plane) -> dict[str, int]:
+    return {"connections": len(plane.amqp.connections), "channels": len(plane.broker.channels)}
+
+
+def _alarms(plane: Plane) -> dict[str, Any]:
+    amqp = plane.amqp
+    blocked = sum(1 for c in amqp.connections if c.blocked_sent or "alarm" in c.pause_reasons)
+    return {"memory": "memory" in amqp.alarms, "disk": "disk" in amqp.alarms,
+            "reason": amqp.alarm_reason, "blocked_publishers": blocked}
+
+
+def _kafka(plane: Plane) -> dict[str, Any]:
+    topics = plane.streams.topics.topics
+    groups = plane.kafka.coordinator.groups if plane.kafka is not None else {}
+    return {"topics": len(topics), "partitions": sum(len(t.logs) for t in topics.values()),
+            "groups": len(groups)}
+
+
+@routes.get("/api/ferrymq/live")
+async def live(request: web.Request) -> web.StreamResponse:
+    """One ``data:`` event per interval until the client goes away."""
+    plane = request.app[PLANE]
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                           "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    await response.prepare(request)
+    rates = Rates()
+    try:
+        while True:
+            data = json.dumps(await snapshot(plane, rates), separators=(",", ":"))
+            await response.write(f"data: {data}\n\n".encode())
+            await asyncio.sleep(limits.HTTP_LIVE_INTERVAL_MS / 1000)
+    except ConnectionResetError:  # the page went away
+        pass
+    return response
+
+
+@routes.get("/api/ferrymq/snapshot")
+async def one_snapshot(request: web.Request) -> web.Response:
+    """The same snapshot once, as plain JSON (for scripts and tests; rates need two, so are 0)."""
+    data = await snapshot(request.app[PLANE], Rates())
+    return web.json_response(data)
