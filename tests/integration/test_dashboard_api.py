@@ -126,6 +126,7 @@ def test_dead_letter_peek_and_replay_back_to_the_original_queue(broker: Embedded
     r = requests.post(url + "/%2F/jobs-dlq/replay", auth=AUTH, json={"count": None}).json()
     assert r == {"replayed": 1, "before": {"dlq": 1, "targets": {"jobs": 0}},
                  "after": {"dlq": 0, "targets": {"jobs": 1}}}
+    assert "jobs" not in {d["name"] for d in requests.get(url, auth=AUTH).json()}  # replayed, not a DLQ
     method, props, body = channel.basic_get("jobs", auto_ack=True)
     assert body == b"job-1" and props.delivery_mode == 2 and props.headers["x-death"][0]["queue"] == "jobs"
 

@@ -35,8 +35,15 @@ def test_topic_explains_which_words_the_wildcards_took() -> None:
     why = {b["destination"]: b["why"] for b in got["steps"][0]["bindings"]}
     assert "'*' took 'new'" in why["eu"] and "'eu' equals 'eu'" in why["eu"]
     assert "'#' took 2 word(s) 'new.eu'" in why["all"]
-    assert "does not fit" in why["us"]
+    assert "word 3 is 'eu' where the pattern wants 'us'" in why["us"]
     assert got["unroutable"] is False and got["alternate_exchange"] is None
+
+
+def test_topic_misfits_say_what_does_not_line_up() -> None:
+    from ferrymq.core.exchange.explain import topic_why
+    assert topic_why("a.#.b.c", "a.b", False).endswith("needs at least 3 word(s), the key has 2")
+    assert topic_why("a.*", "a.b.c", False).endswith("the pattern has 2 word(s), the key 3")
+    assert topic_why("#", "", True) == "topic: pattern '#' matches key '': '#' took 0 word(s)"
 
 
 def test_direct_and_fanout_say_key_equality_and_always() -> None:

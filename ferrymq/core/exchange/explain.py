@@ -89,11 +89,7 @@ def topic_why(pattern: str, routing_key: str, matched: bool) -> str:
     """Which pattern word took which key words (an alignment found for the words only)."""
     pwords, kwords = split_words(pattern), split_words(routing_key)
     if not matched:
-        fixed = sum(1 for w in pwords if w != HASH)
-        need = f"at least {fixed}" if HASH in pwords else f"exactly {fixed}"
-        return (f"topic: pattern '{pattern}' does not fit key '{routing_key}' "
-                f"({len(kwords)} key words; the pattern needs {need}, and its literal words must equal "
-                "the key's words in place)")
+        return f"topic: pattern '{pattern}' does not fit key '{routing_key}': " + _misfit(pwords, kwords)
     pairs = _align(pwords, kwords) or []
     parts = []
     for p, taken in pairs:
@@ -105,6 +101,19 @@ def topic_why(pattern: str, routing_key: str, matched: bool) -> str:
         else:
             parts.append(f"'{p}' equals '{text}'")
     return f"topic: pattern '{pattern}' matches key '{routing_key}': " + ", ".join(parts or ["both empty"])
+
+
+def _misfit(pwords: list[str], kwords: list[str]) -> str:
+    fixed = sum(1 for w in pwords if w != HASH)
+    if HASH not in pwords and fixed != len(kwords):
+        return f"the pattern has {fixed} word(s), the key {len(kwords)}"
+    if HASH in pwords and fixed > len(kwords):
+        return f"the pattern needs at least {fixed} word(s), the key has {len(kwords)}"
+    if HASH not in pwords:
+        for i, (p, k) in enumerate(zip(pwords, kwords, strict=True)):
+            if p != STAR and p != k:
+                return f"word {i + 1} is '{k}' where the pattern wants '{p}'"
+    return "no placement of '#' lines the pattern's literal words up with the key's"
 
 
 def _align(pwords: list[str], kwords: list[str]) -> list[tuple[str, list[str]]] | None:

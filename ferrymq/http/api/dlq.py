@@ -53,11 +53,13 @@ async def dlq_list(request: web.Request) -> web.Response:
 
 
 def _holding_dead_letters(vhost: VHost) -> set[str]:
-    """Queues whose head message was dead-lettered (a DLQ fed by a source since deleted)."""
+    """Queues whose head message died elsewhere (a DLQ fed by a source since deleted); a replayed
+    message, back in the queue it died in, does not make that queue a DLQ."""
     found = set()
     for queue in vhost.queues.values():
         head = next(iter(queue.ready_entries()), None) if queue.ready_count else None
-        if head is not None and replay.origin(head.msg) is not None:
+        died = replay.origin(head.msg) if head is not None else None
+        if died is not None and died[0] != queue.name:
             found.add(queue.name)
     return found
 
