@@ -159,3 +159,27 @@ def test_close_connection_with_a_reason_sends_320(broker: EmbeddedBroker) -> Non
         conn.process_data_events(time_limit=2)
         conn.channel()
     assert info.value.reply_code == 320 and "maintenance window" in info.value.reply_text
+
+
+def test_an_open_live_stream_does_not_hold_up_broker_shutdown() -> None:
+    import threading
+
+    b = EmbeddedBroker().start()
+    got_one = threading.Event()
+
+    def read() -> None:
+        try:
+            with requests.get(b.http_url + "/api/ferrymq/live", auth=AUTH, stream=True, timeout=30) as r:
+                for line in r.iter_lines():
+                    if line.startswith(b"data: "):
+                        got_one.set()
+        except requests.RequestException:
+            pass
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert got_one.wait(5)
+    started = time.monotonic()
+    b.stop()
+    assert time.monotonic() - started < 3
+    reader.join(5)

@@ -21,6 +21,8 @@ from ferrymq.core.stream_queue import StreamQueue
 from ferrymq.http.plane import PLANE, Plane
 
 routes = web.RouteTableDef()
+# Set when the HTTP plane shuts down: open streams end at once instead of holding the shutdown.
+STOPPING = web.AppKey("live_stopping", asyncio.Event)
 
 YIELD_EVERY = 300  # queues read between two yields to the loop
 RATE_KEYS = ("published", "delivered", "acked", "requeued", "dead_lettered")
@@ -126,14 +128,29 @@ async def live(request: web.Request) -> web.StreamResponse:
                                            "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     await response.prepare(request)
     rates = Rates()
+    stopping = request.app[STOPPING]
     try:
-        while True:
+        while not stopping.is_set():
             data = json.dumps(await snapshot(plane, rates), separators=(",", ":"))
             await response.write(f"data: {data}\n\n".encode())
-            await asyncio.sleep(limits.HTTP_LIVE_INTERVAL_MS / 1000)
+            try:
+                await asyncio.wait_for(stopping.wait(), limits.HTTP_LIVE_INTERVAL_MS / 1000)
+            except TimeoutError:
+                pass
     except ConnectionResetError:  # the page went away
         pass
     return response
+
+
+def install(app: web.Application) -> None:
+    """Routes, and the shutdown hook that ends open streams."""
+    app[STOPPING] = asyncio.Event()
+
+    async def stop_streams(app: web.Application) -> None:
+        app[STOPPING].set()
+
+    app.on_shutdown.append(stop_streams)
+    app.router.add_routes(routes)
 
 
 @routes.get("/api/ferrymq/snapshot")

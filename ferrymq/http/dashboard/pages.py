@@ -28,7 +28,7 @@ routes = web.RouteTableDef()
 
 
 def add_static(app: web.Application) -> None:
-    app.router.add_routes(live.routes)
+    live.install(app)
     app.router.add_routes(actions.routes)
     app.router.add_static("/dashboard/static/", STATIC)
 
