@@ -64,8 +64,16 @@ def wait_for(driver: WebDriver, css: str, timeout: float = 10.0):  # type: ignor
 
 
 def text_of(driver: WebDriver, css: str) -> str:
-    found = driver.find_elements(By.CSS_SELECTOR, css)
-    return found[0].text if found else ""
+    """Read in one step in the page: live tables are redrawn every second, so an element found
+    by one WebDriver call may be gone by the next."""
+    return str(driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.textContent.trim() : '';", css))
+
+
+def click(driver: WebDriver, css: str) -> None:
+    """Click in one step (see text_of); fails if nothing matches."""
+    assert driver.execute_script(
+        "const e = document.querySelector(arguments[0]); if (e) e.click(); return !!e;", css)
 
 
 def confirm(driver: WebDriver) -> None:
@@ -152,11 +160,12 @@ def test_3_overview_shows_rates_and_is_saved_for_the_readme(
 ) -> None:
     conn = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
     ch = conn.channel()
-    ch.queue_declare("overview-q")
+    ch.queue_declare("overview-q", durable=True)
+    persistent = pika.BasicProperties(delivery_mode=2)  # so the storage counters move too
     browser.get(broker.http_url + "/dashboard/")
     for i in range(8):
         for _ in range(40 + 30 * (i % 3)):
-            ch.basic_publish("", "overview-q", b"x")
+            ch.basic_publish("", "overview-q", b"x", persistent)
         conn.process_data_events(time_limit=0.5)
         time.sleep(0.5)
     WebDriverWait(browser, 10).until(lambda d: d.find_element(By.ID, "c-depth").text not in ("\u2013", "0"))
@@ -202,10 +211,10 @@ def test_5_dead_letter_then_replay_with_the_button(broker: EmbeddedBroker, brows
     browser.get(broker.http_url + "/dashboard/dlq")
     row = "tr[data-dlq='pay-dlq']"
     WebDriverWait(browser, 10).until(lambda d: text_of(d, row + " .dlq-count") == "1")
-    browser.find_element(By.CSS_SELECTOR, row + " button[data-action='peek']").click()
+    click(browser, row + " button[data-action='peek']")
     WebDriverWait(browser, 5).until(lambda d: "invoice-7" in d.find_element(By.ID, "dlq-peek").text)
     assert "rejected" in browser.find_element(By.ID, "dlq-peek").text
-    browser.find_element(By.CSS_SELECTOR, row + " button[data-action='replay']").click()
+    click(browser, row + " button[data-action='replay']")
     confirm(browser)
     flash = WebDriverWait(browser, 5).until(
         lambda d: d.find_element(By.CSS_SELECTOR, "#dlq-flash .flash")).text
@@ -222,8 +231,8 @@ def test_6_close_a_connection_with_a_reason(broker: EmbeddedBroker, browser: Web
     port = conn._impl._transport._sock.getsockname()[1]
     browser.get(broker.http_url + "/dashboard/connections")
     row = f"tr[data-connection^='127.0.0.1:{port} ']"
-    button = WebDriverWait(browser, 10).until(lambda d: d.find_element(By.CSS_SELECTOR, row + " button"))
-    button.click()
+    WebDriverWait(browser, 10).until(lambda d: text_of(d, row + " button"))
+    click(browser, row + " button")
     WebDriverWait(browser, 5).until(lambda d: d.find_element(By.ID, "close-reason").is_displayed())
     reason = browser.find_element(By.ID, "close-reason")
     reason.clear()
