@@ -264,3 +264,20 @@ def test_7_trace_page_shows_a_sampled_message(broker: EmbeddedBroker, browser: W
     conn.close()
     WebDriverWait(browser, 10).until(lambda d: "traced" in d.find_element(By.ID, "trace-list").text)
     browser.save_screenshot(str(shots / "traces.png"))
+
+
+def test_8_streams_page_shows_topic_offsets(broker: EmbeddedBroker, browser: WebDriver, shots: Path) -> None:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=broker.kafka_bootstrap)
+    for _ in range(7):
+        producer.send("browser-topic", value=b"r", partition=0)
+    producer.flush()
+    producer.close()
+    browser.get(broker.http_url + "/dashboard/streams")
+    card = "[data-topic='browser-topic'] tbody tr"
+    WebDriverWait(browser, 10).until(lambda d: text_of(d, card))
+    cells = browser.execute_script(
+        "return [...document.querySelectorAll(arguments[0] + ' td')].map((td) => td.textContent);", card)
+    assert cells == ["0", "0", "7", "7"]  # partition, start offset, end offset, records
+    browser.save_screenshot(str(shots / "streams.png"))

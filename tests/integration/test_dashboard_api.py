@@ -183,3 +183,30 @@ def test_an_open_live_stream_does_not_hold_up_broker_shutdown() -> None:
     b.stop()
     assert time.monotonic() - started < 3
     reader.join(5)
+
+
+def test_kafka_view_shows_partition_offsets_and_group_lag(broker: EmbeddedBroker) -> None:
+    from kafka import KafkaConsumer, KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=broker.kafka_bootstrap)
+    for i in range(10):
+        producer.send("dash-topic", value=b"%d" % i, partition=0)
+    producer.flush()
+    consumer = KafkaConsumer("dash-topic", bootstrap_servers=broker.kafka_bootstrap, group_id="dash-group",
+                             auto_offset_reset="earliest", enable_auto_commit=False)
+    got = 0
+    deadline = time.monotonic() + 15
+    while got < 10 and time.monotonic() < deadline:
+        got += sum(len(v) for v in consumer.poll(timeout_ms=500).values())
+    consumer.commit()
+    consumer.close()
+    for _ in range(5):
+        producer.send("dash-topic", value=b"more", partition=0)
+    producer.flush()
+    producer.close()
+    view = requests.get(broker.http_url + "/api/ferrymq/dashboard/kafka", auth=AUTH).json()
+    topic = next(t for t in view["topics"] if t["name"] == "dash-topic")
+    assert topic["partitions"][0] == {"partition": 0, "start": 0, "end": 15}
+    assert topic["retention_ms"] and topic["cleanup_policy"] == "delete"
+    group = next(g for g in view["groups"] if g["group"] == "dash-group")
+    assert {"topic": "dash-topic", "partition": 0, "committed": 10, "end": 15, "lag": 5} in group["offsets"]

@@ -156,7 +156,7 @@ async def kafka(request: web.Request) -> web.Response:
             "name": name, "internal": topic.internal,
             "retention_ms": spec.config("retention.ms"), "retention_bytes": spec.config("retention.bytes"),
             "cleanup_policy": spec.config("cleanup.policy"),
-            "partitions": [{"partition": i, "start": lg.start_offset(), "end": lg.next_offset()}
+            "partitions": [{"partition": i, "start": lg.start_offset, "end": lg.next_offset}
                            for i, lg in enumerate(topic.logs)],
         })
     return ok({"topics": topics, "groups": _groups(plane)})
@@ -171,7 +171,7 @@ def _groups(plane: Plane) -> list[dict[str, Any]]:
         lags = []
         for (topic, partition), (offset, _meta) in sorted(g.offsets.items()):
             t = registry.get(topic)
-            end = t.logs[partition].next_offset() if t is not None and partition < len(t.logs) else offset
+            end = t.logs[partition].next_offset if t is not None and partition < len(t.logs) else offset
             lags.append({"topic": topic, "partition": partition, "committed": offset, "end": end,
                          "lag": max(0, end - offset)})
         out.append({"group": g.group_id, "state": g.state, "members": len(g.members), "offsets": lags})
