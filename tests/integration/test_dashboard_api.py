@@ -210,3 +210,24 @@ def test_kafka_view_shows_partition_offsets_and_group_lag(broker: EmbeddedBroker
     assert topic["retention_ms"] and topic["cleanup_policy"] == "delete"
     group = next(g for g in view["groups"] if g["group"] == "dash-group")
     assert {"topic": "dash-topic", "partition": 0, "committed": 10, "end": 15, "lag": 5} in group["offsets"]
+
+
+def test_snapshot_with_many_queues_sends_the_deepest_rows_and_totals_over_all(
+    broker: EmbeddedBroker,
+) -> None:
+    from ferrymq import limits
+
+    def declare(n: int) -> None:
+        vhost = broker.running.broker.vhosts["/"]
+        for i in range(n):
+            vhost.declare_queue(f"many-{i:05d}", connection=None)
+
+    broker.call(declare, 3000)
+    deep = requests.post(broker.http_url + "/api/ferrymq/queues/%2F/many-02999/publish", auth=AUTH,
+                         json={"payload": "x"})
+    assert deep.json() == {"routed": True}
+    started = time.monotonic()
+    snap = requests.get(broker.http_url + "/api/ferrymq/snapshot", auth=AUTH).json()
+    assert time.monotonic() - started < 2
+    assert snap["totals"]["queues"] >= 3000 and snap["queues_shown"] == limits.HTTP_LIVE_QUEUE_ROWS_MAX
+    assert snap["queues"][0]["name"] == "many-02999" and snap["queues"][0]["ready"] == 1

@@ -10,6 +10,7 @@ is yielded to every few hundred queues so a large broker does not stall it.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
 from typing import Any
 
@@ -26,6 +27,7 @@ STOPPING = web.AppKey("live_stopping", asyncio.Event)
 
 YIELD_EVERY = 300  # queues read between two yields to the loop
 RATE_KEYS = ("published", "delivered", "acked", "requeued", "dead_lettered")
+TOTALS = ("", "\0totals")  # the key the broker-wide sums are remembered under
 
 
 class Rates:
@@ -44,39 +46,48 @@ class Rates:
 async def snapshot(plane: Plane, rates: Rates) -> dict[str, Any]:
     now_ms = plane.clock.monotonic_ms()
     dt_s = max((now_ms - rates.at_ms) / 1000, 0.001) if rates.at_ms else 1.0
-    rows: list[dict[str, Any]] = []
-    totals = dict.fromkeys(("depth", "unacked", "consumers", "queues"), 0)
-    sums = [0] * len(RATE_KEYS)
-    seen: dict[tuple[str, str], tuple[int, ...]] = {}
-    count = 0
-    for vname, vhost in list(plane.broker.vhosts.items()):
-        for queue in list(vhost.queues.values()):
-            counters = tuple(queue.counters[k] for k in RATE_KEYS)
-            key = (vname, queue.name)
-            seen[key] = counters
-            sums = [a + b for a, b in zip(sums, counters, strict=True)]
-            totals["depth"] += queue.message_count
-            totals["unacked"] += queue.unacked_count
-            totals["consumers"] += len(queue.consumers)
-            totals["queues"] += 1
-            rows.append(_queue_row(vname, queue, rates.per_second(key, counters, dt_s)))
-            count += 1
-            if count % YIELD_EVERY == 0:
-                await asyncio.sleep(0)
-    total_rates = rates.per_second(("", "\0totals"), tuple(sums), dt_s) if rates.at_ms else {}
+    totals, sums, found = await _scan(plane)
+    seen = {(vname, q.name): counters for vname, q, counters in found}
+    top = heapq.nlargest(limits.HTTP_LIVE_QUEUE_ROWS_MAX, found, key=lambda f: f[1].message_count)
+    top.sort(key=lambda f: (-f[1].message_count, f[0], f[1].name))
+    rows = [_queue_row(vname, q, rates.per_second((vname, q.name), counters, dt_s))
+            for vname, q, counters in top]
+    total_rates = rates.per_second(TOTALS, sums, dt_s) if rates.at_ms else {}
     rates.previous, rates.at_ms = seen, now_ms
-    rates.previous[("", "\0totals")] = tuple(sums)
-    rows.sort(key=lambda r: (-r["ready"], r["vhost"], r["name"]))
+    rates.previous[TOTALS] = sums
     return {
         "at_ms": plane.clock.now_ms(),
         "interval_ms": limits.HTTP_LIVE_INTERVAL_MS,
         "totals": {**totals, **_rates_or_zero(total_rates), **_tallies(plane)},
         "alarms": _alarms(plane),
         "storage": dict(plane.commit.counters),
-        "queues": rows[:limits.HTTP_LIVE_QUEUE_ROWS_MAX],
-        "queues_shown": min(len(rows), limits.HTTP_LIVE_QUEUE_ROWS_MAX),
+        "queues": rows,
+        "queues_shown": len(rows),
         "kafka": _kafka(plane),
     }
+
+
+Found = list[tuple[str, Queue, tuple[int, ...]]]
+
+
+async def _scan(plane: Plane) -> tuple[dict[str, int], tuple[int, ...], Found]:
+    """Counters of every queue (totals over all), yielding to the loop every YIELD_EVERY."""
+    totals = dict.fromkeys(("depth", "unacked", "consumers", "queues"), 0)
+    sums = [0] * len(RATE_KEYS)
+    found: Found = []
+    for vname, vhost in list(plane.broker.vhosts.items()):
+        for queue in list(vhost.queues.values()):
+            counters = tuple(queue.counters[k] for k in RATE_KEYS)
+            for i, n in enumerate(counters):
+                sums[i] += n
+            totals["depth"] += queue.message_count
+            totals["unacked"] += queue.unacked_count
+            totals["consumers"] += len(queue.consumers)
+            totals["queues"] += 1
+            found.append((vname, queue, counters))
+            if len(found) % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+    return totals, tuple(sums), found
 
 
 def _rates_or_zero(r: dict[str, float]) -> dict[str, float]:
