@@ -281,3 +281,26 @@ def test_8_streams_page_shows_topic_offsets(broker: EmbeddedBroker, browser: Web
         "return [...document.querySelectorAll(arguments[0] + ' td')].map((td) => td.textContent);", card)
     assert cells == ["0", "0", "7", "7"]  # partition, start offset, end offset, records
     browser.save_screenshot(str(shots / "streams.png"))
+
+
+def test_9_queue_buttons_publish_then_purge_after_confirming(
+    broker: EmbeddedBroker, browser: WebDriver,
+) -> None:
+    conn = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
+    conn.channel().queue_declare("ui-actions")
+    conn.close()
+    browser.get(broker.http_url + "/dashboard/queues")
+    row = "tr[data-queue='ui-actions']"
+    WebDriverWait(browser, 10).until(lambda d: text_of(d, row + " td.ready") == "0")
+    click(browser, row + " button[data-action='publish']")
+    confirm(browser)
+    WebDriverWait(browser, 10).until(lambda d: text_of(d, row + " td.ready") == "1")
+    click(browser, row + " button[data-action='purge']")
+    WebDriverWait(browser, 5).until(lambda d: d.find_element(By.ID, "confirm-dialog").is_displayed())
+    browser.find_element(By.ID, "confirm-cancel").click()  # cancelling does nothing
+    time.sleep(1.5)
+    assert text_of(browser, row + " td.ready") == "1"
+    click(browser, row + " button[data-action='purge']")
+    confirm(browser)
+    WebDriverWait(browser, 10).until(lambda d: text_of(d, row + " td.ready") == "0")
+    assert '"purged":1' in text_of(browser, "#queue-flash")
