@@ -85,11 +85,11 @@ def eventually(fetch: Callable[[], Any], ok: Callable[[Any], bool], wait_s: floa
         time.sleep(0.5)
 
 
-def row_of(table: str, name: str) -> list[str]:
-    """The cells of the table row whose first cell is ``name``."""
+def row_of(table: str, name: str, column: int = 0) -> list[str]:
+    """The cells of the table row whose cell ``column`` is ``name``."""
     for line in table.splitlines():
         cells = [c.strip() for c in line.strip().strip("│").split("│")]
-        if cells and cells[0] == name:
+        if len(cells) > column and cells[column] == name:
             return cells
     raise AssertionError(f"no row {name!r} in:\n{table}")
 
@@ -240,3 +240,97 @@ def test_importing_a_file_that_is_not_json_is_a_usage_error(tmp_path: Path) -> N
 def test_a_header_without_equals_is_a_usage_error() -> None:
     done = cli("route", "amq.headers", "", "--header", "novalue", "--url", "http://127.0.0.1:1")
     assert done.returncode == 2 and "expected key=value" in done.stderr
+
+
+# --- FerryMQ's extensions (POST /api/ferrymq/route/..., /api/ferrymq/dlq): FerryMQ only ------------
+@pytest.fixture
+def ferry_target(ferry: EmbeddedBroker) -> Target:
+    return Target("ferrymq", ferry.http_url, ferry.amqp_url)
+
+
+@pytest.fixture
+def ferry_channel(ferry: EmbeddedBroker) -> Iterator[Any]:
+    conn = pika.BlockingConnection(pika.URLParameters(ferry.amqp_url))
+    try:
+        yield conn.channel()
+    finally:
+        conn.close()
+
+
+def test_route_prints_the_matched_bindings_with_why_then_the_queues(ferry_target: Target,
+                                                                     ferry_channel: Any) -> None:
+    ferry_channel.exchange_declare("cli.route", "topic")
+    for queue, key in (("cli.route.a", "a.*"), ("cli.route.b", "b.#")):
+        ferry_channel.queue_declare(queue)
+        ferry_channel.queue_bind(queue, "cli.route", key)
+    done = run(ferry_target, "route", "cli.route", "a.x")
+    assert done.returncode == 0, done.stderr
+    assert "matched queue 'cli.route.a' (binding key 'a.*'): " in done.stdout
+    assert "1 other binding(s) did not match" in done.stdout
+    assert "queues: cli.route.a\n" in done.stdout and "UNROUTABLE" not in done.stdout
+    answer = run_json(ferry_target, "route", "cli.route", "a.x")
+    assert answer["queues"] == ["cli.route.a"] and answer["unroutable"] is False
+
+
+def test_route_of_an_unroutable_message_says_so_and_exits_0(ferry_target: Target, ferry_channel: Any) -> None:
+    ferry_channel.exchange_declare("cli.route.none", "direct")
+    done = run(ferry_target, "route", "cli.route.none", "nobody")
+    assert done.returncode == 0, done.stderr
+    assert "queues: (none)" in done.stdout and "UNROUTABLE" in done.stdout
+
+
+def test_route_sends_header_options_to_a_headers_exchange(ferry_target: Target, ferry_channel: Any) -> None:
+    ferry_channel.exchange_declare("cli.route.h", "headers")
+    ferry_channel.queue_declare("cli.route.h.q")
+    ferry_channel.queue_bind("cli.route.h.q", "cli.route.h", "",
+                             arguments={"x-match": "all", "kind": "invoice", "region": "eu"})
+    both = run_json(ferry_target, "route", "cli.route.h", "", "--header", "kind=invoice",
+                    "--header", "region=eu")
+    assert both["queues"] == ["cli.route.h.q"]
+    one = run_json(ferry_target, "route", "cli.route.h", "", "--header", "kind=invoice")
+    assert one["queues"] == [] and one["unroutable"] is True
+
+
+def test_route_through_the_default_exchange_uses_amq_default_in_the_path(ferry_target: Target,
+                                                                         ferry_channel: Any) -> None:
+    ferry_channel.queue_declare("cli.route.direct")
+    assert run_json(ferry_target, "route", "", "cli.route.direct")["queues"] == ["cli.route.direct"]
+
+
+def test_route_of_an_unknown_exchange_exits_1_with_the_reason(ferry_target: Target) -> None:
+    done = run(ferry_target, "route", "cli.no-such-exchange", "k")
+    assert done.returncode == 1 and "404" in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+def dead_letter(ch: Any, count: int) -> None:
+    """``count`` messages rejected from cli.dlq.src into cli.dlq.dead through the fanout cli.dlx."""
+    ch.exchange_declare("cli.dlx", "fanout")
+    ch.queue_declare("cli.dlq.dead")
+    ch.queue_bind("cli.dlq.dead", "cli.dlx")
+    ch.queue_declare("cli.dlq.src", arguments={"x-dead-letter-exchange": "cli.dlx"})
+    publish(ch, "cli.dlq.src", count)
+    for _ in range(count):
+        method, _props, _body = ch.basic_get("cli.dlq.src")
+        ch.basic_reject(method.delivery_tag, requeue=False)
+    assert eventually(lambda: ready(ch, "cli.dlq.dead"), lambda n: n == count) == count
+
+
+def test_dlq_list_then_replay_moves_dead_letters_back_and_prints_before_and_after(
+        ferry_target: Target, ferry_channel: Any) -> None:
+    dead_letter(ferry_channel, 3)
+    listed = {d["name"]: d for d in run_json(ferry_target, "dlq", "list")}
+    assert listed["cli.dlq.dead"]["messages"] == 3
+    assert listed["cli.dlq.dead"]["sources"] == ["cli.dlq.src"]
+    table = run(ferry_target, "dlq", "list").stdout
+    assert row_of(table, "cli.dlq.dead", column=1) == ["/", "cli.dlq.dead", "3", "cli.dlq.src"]
+    done = run(ferry_target, "dlq", "replay", "cli.dlq.dead", "--count", "2")
+    assert done.returncode == 0, done.stderr
+    assert "replayed 2 message(s) from 'cli.dlq.dead'" in done.stdout
+    assert "cli.dlq.dead (dead letters): 3 -> 1" in done.stdout
+    assert "cli.dlq.src: 0 -> 2" in done.stdout
+    assert (ready(ferry_channel, "cli.dlq.src"), ready(ferry_channel, "cli.dlq.dead")) == (2, 1)
+
+
+def test_dlq_replay_of_an_unknown_queue_exits_1(ferry_target: Target) -> None:
+    done = run(ferry_target, "dlq", "replay", "cli.no-such-dlq")
+    assert done.returncode == 1 and "404" in done.stderr
