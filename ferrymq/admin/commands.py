@@ -24,7 +24,8 @@ EXIT_UNREACHABLE = 3
 
 Vhost = Annotated[str, typer.Option("--vhost", help="Virtual host.")]
 Url = Annotated[str | None, typer.Option(
-    "--url", help="The HTTP API [default: http://{host}:{http_port} from the broker's settings].")]
+    "--url", help="The broker's HTTP API.",
+    show_default="http://{host}:{http_port} of the broker's own settings")]
 User = Annotated[str, typer.Option("--user", help="User name (HTTP basic auth).")]
 Password = Annotated[str, typer.Option("--password", help="Password.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the API's JSON instead of a table.")]
@@ -196,7 +197,7 @@ def dlq_list(vhost: Vhost = "/", url: Url = None, user: User = "guest", password
 @dlq_app.command("replay")
 def dlq_replay(queue: Annotated[str, typer.Argument(help="The dead-letter queue.")],
                count: Annotated[int | None, typer.Option(
-                   "--count", min=1, help="Replay at most this many [default: all].")] = None,
+                   "--count", min=1, help="Replay at most this many.", show_default="all")] = None,
                vhost: Vhost = "/", url: Url = None, user: User = "guest", password: Password = "guest",
                as_json: AsJson = False) -> None:
     """Send dead-lettered messages back to the queues they died in; print the counts before and after."""
@@ -217,12 +218,12 @@ def dlq_replay(queue: Annotated[str, typer.Argument(help="The dead-letter queue.
 
 # --- definitions ---------------------------------------------------------------------------------
 DefsVhost = Annotated[str | None, typer.Option(
-    "--vhost", help="Only this virtual host's definitions [default: the whole broker].")]
+    "--vhost", help="Only this virtual host's definitions.", show_default="the whole broker")]
 
 
 @definitions_app.command("export")
 def definitions_export(
-        file: Annotated[Path | None, typer.Argument(help="Write here [default: standard output].")] = None,
+        file: Annotated[Path | None, typer.Argument(help="Write here.", show_default="stdout")] = None,
         vhost: DefsVhost = None, url: Url = None, user: User = "guest", password: Password = "guest",
 ) -> None:
     """Export users, vhosts, permissions, queues, exchanges, bindings and policies as JSON."""
