@@ -15,6 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ferrymq import limits
 from ferrymq.errors import AccessRefused
 from ferrymq.http.auth import COOKIE, credentials, is_loopback
 from ferrymq.http.dashboard import actions, live
@@ -57,7 +58,8 @@ async def page(request: web.Request) -> web.StreamResponse:
 
 
 def _page(name: str) -> web.Response:
-    html = (STATIC / "shell.html").read_text().replace("{{page}}", name)
+    html = (STATIC / "shell.html").read_text().replace("{{page}}", name).replace(
+        "{{history}}", str(limits.HTTP_LIVE_HISTORY_POINTS))
     return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
 
 

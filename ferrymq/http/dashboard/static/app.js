@@ -2,7 +2,7 @@
 "use strict";
 
 const PAGE = document.body.dataset.page;
-const HISTORY_MAX = 300;          // points kept for charts (5 minutes at one per second)
+const HISTORY_MAX = Number(document.body.dataset.history) || 300;  // limits.HTTP_LIVE_HISTORY_POINTS
 const main = document.getElementById("main");
 let history = JSON.parse(sessionStorage.getItem("ferrymq-history") || "[]");
 
