@@ -124,7 +124,19 @@ def _producer_then_consumer(url: str, queue: str, count: int, pause: threading.E
     conn.close()
 
 
+def _neighbours(url: str) -> None:
+    """A few other queues with backlogs, so the queues screenshot shows a table, not one row."""
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    ch = conn.channel()
+    for name, depth in (("orders", 120), ("emails", 40), ("invoices.retry", 7), ("audit", 0)):
+        ch.queue_declare(name, durable=True)
+        for _ in range(depth):
+            ch.basic_publish("", name, b"x", pika.BasicProperties(delivery_mode=2))
+    conn.close()
+
+
 def test_2_queue_depth_rises_and_falls_live(broker: EmbeddedBroker, browser: WebDriver, shots: Path) -> None:
+    _neighbours(broker.amqp_url)
     browser.get(broker.http_url + "/dashboard/queues")
     go = threading.Event()
     worker = threading.Thread(target=_producer_then_consumer, args=(broker.amqp_url, "live-depth", 300, go))
