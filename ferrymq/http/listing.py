@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ferrymq import limits
-from ferrymq.http.responses import bad_request
+from ferrymq.http.responses import bad_request, error
 
 Item = dict[str, Any]
 
@@ -59,14 +59,18 @@ def _name_filter(items: list[Item], name: str, use_regex: bool) -> list[Item]:
     return [i for i in items if name in str(i.get("name", ""))]
 
 
-def _int(query: Mapping[str, str], key: str, default: int) -> int:
+def _page_params(query: Mapping[str, str]) -> tuple[int, int]:
+    """page and page_size, refused with RabbitMQ's own errors and texts."""
     try:
-        value = int(query.get(key, default))
+        page = int(query["page"])
+        size = int(query.get("page_size", 100))
     except ValueError:
-        raise bad_request(f"{key} must be an integer") from None
-    if value < 1:
-        raise bad_request(f"{key} must be positive")
-    return value
+        raise bad_request("Pagination parameters are invalid") from None
+    if page < 1 or size < 1 or size > limits.HTTP_PAGE_SIZE_MAX:
+        shown = query.get("page_size", "undefined") if page < 1 else size
+        raise error(400, "invalid_pagination_parameters",
+                    f"Invalid pagination parameters: page number {page}, page size {shown}")
+    return page, size
 
 
 def apply(items: list[Item], query: Mapping[str, str]) -> list[Item] | Item:
@@ -81,13 +85,12 @@ def apply(items: list[Item], query: Mapping[str, str]) -> list[Item] | Item:
         items = _columns(items, query["columns"])
     if "page" not in query:
         return items
-    page, size = _int(query, "page", 1), _int(query, "page_size", 100)
-    if size > limits.HTTP_PAGE_SIZE_MAX:
-        raise bad_request(f"page_size must not exceed {limits.HTTP_PAGE_SIZE_MAX}")
+    page, size = _page_params(query)
     filtered = len(items)
     page_count = max(1, -(-filtered // size))
     if page > page_count:
-        raise bad_request(f"page out of range: {page} > {page_count}")
+        raise error(400, "page_out_of_range",
+                    f"Page out of range, page: {page} page size: {size}, len: {filtered}")
     return {"filtered_count": filtered, "item_count": len(items[(page - 1) * size:page * size]),
             "items": items[(page - 1) * size:page * size], "page": page, "page_count": page_count,
             "page_size": size, "total_count": total}
