@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import hashlib
 import json
 from typing import TYPE_CHECKING, Any
@@ -42,48 +43,111 @@ def queue_policy(queue: Queue) -> tuple[str | None, dict[str, Any], str | None]:
 
 # --- queues -------------------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=4096)
+def _iso_second(epoch_s: int) -> str:
+    return datetime.datetime.fromtimestamp(epoch_s, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def _iso(epoch_ms: int) -> str:
-    """RabbitMQ 3.10's idle_since: ``2026-12-03T00:02:35.474+00:00``."""
-    moment = datetime.datetime.fromtimestamp(epoch_ms / 1000, datetime.UTC)
-    return moment.isoformat(timespec="milliseconds")
+    """RabbitMQ 3.10's idle_since: ``2026-12-03T00:02:35.474+00:00`` (seconds cached: a list of
+    queues declared together formats each second once)."""
+    return f"{_iso_second(epoch_ms // 1000)}.{epoch_ms % 1000:03d}+00:00"
 
 
-def queue_stats(queue: Queue) -> dict[str, Any]:
-    """The four message_stats totals tools read, from the queue's own counters."""
+def jsonable(value: Any) -> Any:
+    """AMQP table values as JSON: bytes become text (RabbitMQ shows longstr values as strings)."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode(errors="replace")
+    if isinstance(value, float | int | str | bool) or value is None:
+        return value
+    return str(value)
+
+
+def _state(queue: Queue, now_ms: int, mono_ms: int) -> tuple[Any, ...]:
+    """What both queue views print, computed once: the single source of a queue's numbers.
+
+    Counts include messages paged out to the log (``message_count`` = ready in memory + paged)."""
+    ready, unacked, consumers = queue.message_count, queue.unacked_count, len(queue.consumers)
     c = queue.counters
-    return {"publish": c["published"], "publish_details": {"rate": 0.0},
-            "deliver_get": c["delivered"], "deliver_get_details": {"rate": 0.0},
-            "ack": c["acked"], "ack_details": {"rate": 0.0},
-            "redeliver": c["requeued"], "redeliver_details": {"rate": 0.0}}
+    idle = None if consumers else _iso(now_ms - (mono_ms - queue.last_used_ms))
+    return (ready, unacked, consumers, queue.ready_bytes + queue.paged_bytes, idle, c["published"],
+            c["delivered"], c["acked"], c["requeued"], 1.0 if consumers else 0)
 
 
 def queue_json(vhost: str, queue: Queue, now_ms: int, mono_ms: int) -> dict[str, Any]:
-    """One queue. ``now_ms``/``mono_ms``: wall and monotonic now, to date idle_since.
-
-    Counts include messages paged out to the log (``message_count`` = ready in memory + paged)."""
-    ready = queue.message_count
-    unacked = queue.unacked_count
-    ready_bytes = queue.ready_bytes + queue.paged_bytes
-    consumers = len(queue.consumers)
+    """One queue, as RabbitMQ's /api/queues shows it. ``now_ms``/``mono_ms``: wall and monotonic now,
+    to date idle_since."""
+    ready, unacked, consumers, nbytes, idle, pub, dlv, ack, redlv, util = _state(queue, now_ms, mono_ms)
     policy, definition, operator = queue_policy(queue)
-    idle = None if consumers else _iso(now_ms - (mono_ms - queue.last_used_ms))
     return {
         "name": queue.name, "vhost": vhost, "durable": queue.durable,
         "auto_delete": queue.auto_delete, "exclusive": queue.exclusive_owner is not None,
-        "arguments": queue.arguments, "node": NODE, "state": "running",
-        "type": "stream" if isinstance(queue, StreamQueue) else "classic",
+        "arguments": jsonable(queue.arguments) if queue.arguments else {}, "node": NODE,
+        "state": "running", "type": "stream" if isinstance(queue, StreamQueue) else "classic",
         "messages": ready + unacked, "messages_details": {"rate": 0.0},
         "messages_ready": ready, "messages_ready_details": {"rate": 0.0},
         "messages_unacknowledged": unacked, "messages_unacknowledged_details": {"rate": 0.0},
-        "messages_paged_out": queue.paged_count, "message_bytes": ready_bytes,
-        "message_bytes_ready": ready_bytes, "message_bytes_paged_out": queue.paged_bytes,
-        "consumers": consumers, "consumer_utilisation": 1.0 if consumers else 0,
-        "consumer_capacity": 1.0 if consumers else 0, "memory": 0,
-        "message_stats": queue_stats(queue), "idle_since": idle,
-        "exclusive_consumer_tag": None, "single_active_consumer_tag": None,
+        "messages_paged_out": queue.paged_count, "message_bytes": nbytes,
+        "message_bytes_ready": nbytes, "message_bytes_paged_out": queue.paged_bytes,
+        "consumers": consumers, "consumer_utilisation": util, "consumer_capacity": util, "memory": 0,
+        "message_stats": {"publish": pub, "publish_details": {"rate": 0.0}, "deliver_get": dlv,
+                          "deliver_get_details": {"rate": 0.0}, "ack": ack, "ack_details": {"rate": 0.0},
+                          "redeliver": redlv, "redeliver_details": {"rate": 0.0}},
+        "idle_since": idle, "exclusive_consumer_tag": None, "single_active_consumer_tag": None,
         "head_message_timestamp": None, "recoverable_slaves": None,
         "policy": policy, "effective_policy_definition": definition, "operator_policy": operator,
     }
+
+
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _js(value: Any) -> str:
+    """Compact JSON; the values most queues hold (None, {}) without calling the encoder."""
+    if value is None:
+        return "null"
+    return _ENCODE(value) if value else "{}"
+
+
+def queue_text(vhost_js: str, queue: Queue, now_ms: int, mono_ms: int) -> str:
+    """queue_json already encoded, for plain lists of many queues: one string format per queue
+    instead of a dict then json.dumps (several times faster; tests prove the two views equal).
+    ``vhost_js``: the vhost name JSON-encoded once per list."""
+    ready, unacked, consumers, nbytes, idle, pub, dlv, ack, redlv, util = _state(queue, now_ms, mono_ms)
+    policy, definition, operator = queue_policy(queue)
+    args = _js(jsonable(queue.arguments)) if queue.arguments else "{}"
+    zero = '{"rate":0.0}'
+    idle_js = "null" if idle is None else f'"{idle}"'
+    return (
+        f'{{"name":{_string(queue.name)},"vhost":{vhost_js},"durable":{_BOOL[queue.durable]},'
+        f'"auto_delete":{_BOOL[queue.auto_delete]},"exclusive":{_BOOL[queue.exclusive_owner is not None]},'
+        f'"arguments":{args},"node":"{NODE}","state":"running",'
+        f'"type":"{"stream" if isinstance(queue, StreamQueue) else "classic"}",'
+        f'"messages":{ready + unacked},"messages_details":{zero},"messages_ready":{ready},'
+        f'"messages_ready_details":{zero},"messages_unacknowledged":{unacked},'
+        f'"messages_unacknowledged_details":{zero},"messages_paged_out":{queue.paged_count},'
+        f'"message_bytes":{nbytes},"message_bytes_ready":{nbytes},'
+        f'"message_bytes_paged_out":{queue.paged_bytes},"consumers":{consumers},'
+        f'"consumer_utilisation":{util},"consumer_capacity":{util},"memory":0,'
+        f'"message_stats":{{"publish":{pub},"publish_details":{zero},"deliver_get":{dlv},'
+        f'"deliver_get_details":{zero},"ack":{ack},"ack_details":{zero},"redeliver":{redlv},'
+        f'"redeliver_details":{zero}}},"idle_since":{idle_js},'
+        f'"exclusive_consumer_tag":null,"single_active_consumer_tag":null,'
+        f'"head_message_timestamp":null,"recoverable_slaves":null,"policy":{_js(policy)},'
+        f'"effective_policy_definition":{_js(definition)},"operator_policy":{_js(operator)}}}'
+    )
+
+
+def queue_text_vhost(name: str) -> str:
+    return _string(name)  # type: ignore[no-any-return]
+
+
+_BOOL = {True: "true", False: "false"}
+_string = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
 
 
 # --- exchanges ----------------------------------------------------------------------------------
@@ -133,7 +197,7 @@ def binding_json(vhost: str, b: Binding) -> dict[str, Any]:
     args = b.args()
     return {"source": b.source, "vhost": vhost, "destination": b.destination,
             "destination_type": "exchange" if b.destination_is_exchange else "queue",
-            "routing_key": b.routing_key, "arguments": args,
+            "routing_key": b.routing_key, "arguments": jsonable(args) if args else args,
             "properties_key": properties_key(b.routing_key, args)}
 
 
