@@ -88,7 +88,8 @@ def scenario(api: str) -> list[Any]:
     seen.append(_shape(_wait_ready(api, "/queues/%2F/diff-q", 3), QUEUE_KEYS))
     r = post("/queues/%2F/diff-q/get", json={"count": 2, "ackmode": "ack_requeue_true", "encoding": "auto"})
     seen.append([_shape(m, GET_KEYS) for m in r.json()])
-    r = post("/queues/%2F/diff-q/get", json={"count": 1, "ackmode": "ack_requeue_false", "encoding": "base64"})
+    r = post("/queues/%2F/diff-q/get",
+             json={"count": 1, "ackmode": "ack_requeue_false", "encoding": "base64"})
     seen.append([_shape(m, GET_KEYS) for m in r.json()])
     seen.append(_shape(get("/exchanges/%2F/diff-x").json(), EXCHANGE_KEYS))
     seen.append(_shape(get("/exchanges/%2F/amq.default").json(), EXCHANGE_KEYS))
