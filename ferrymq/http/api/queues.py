@@ -43,18 +43,21 @@ async def queue_views(request: web.Request, vhosts: list[VHost]) -> list[dict[st
 
 
 async def queue_list_body(request: web.Request, vhosts: list[VHost]) -> bytes:
-    """A plain list (no list parameters) encoded straight from the queues, in slices between
-    yields: 10,000 queues never hold the loop for more than a slice's few milliseconds."""
+    """A plain list (no list parameters) encoded straight from the queues, a slice at a time with
+    a yield between slices: 10,000 queues never hold the loop for more than a few milliseconds."""
     clock = lookup.plane(request).clock
     now, mono = clock.now_ms(), clock.monotonic_ms()
     names = {vh.name: views.queue_text_vhost(vh.name) for vh in vhosts}
-    parts: list[str] = []
-    for i, (vh, q) in enumerate(_pairs(vhosts)):
-        if i and not i % YIELD_EVERY:
+    pairs = _pairs(vhosts)
+    parts: list[bytes] = []
+    for start in range(0, len(pairs), YIELD_EVERY):
+        if start:
             await asyncio.sleep(0)
-        if not q.deleted:
-            parts.append(views.queue_text(names[vh.name], q, now, mono))
-    return ("[" + ",".join(parts) + "]").encode()
+        chunk = ",".join([views.queue_text(names[vh.name], q, now, mono)
+                          for vh, q in pairs[start:start + YIELD_EVERY] if not q.deleted])
+        if chunk:
+            parts += (b",", chunk.encode()) if parts else (chunk.encode(),)
+    return b"".join([b"[", *parts, b"]"])  # one copy of the whole body
 
 
 async def answer_list(request: web.Request, vhosts: list[VHost]) -> web.Response:
