@@ -1,7 +1,8 @@
 """RabbitMQ's list parameters, applied to any list of JSON objects.
 
-``name`` + ``use_regex`` filter by name, ``sort`` (a dotted field path) + ``sort_reverse`` order,
-``columns`` (comma-separated dotted paths) cut each object down, and ``page`` + ``page_size`` turn
+``name`` + ``use_regex`` filter by name (on paged lists only, as RabbitMQ 3.10 does), ``sort`` (a
+dotted field path) + ``sort_reverse`` order, ``columns`` (comma-separated dotted paths) cut each
+object down, and ``page`` + ``page_size`` turn
 the answer into RabbitMQ's page object (``items``, ``page``, ``page_count``, ``filtered_count``,
 ``item_count``, ``page_size``, ``total_count``).
 """
@@ -76,7 +77,7 @@ def _page_params(query: Mapping[str, str]) -> tuple[int, int]:
 def apply(items: list[Item], query: Mapping[str, str]) -> list[Item] | Item:
     """The list as RabbitMQ would answer it for these query parameters."""
     total = len(items)
-    if query.get("name"):
+    if query.get("name") and "page" in query:  # RabbitMQ 3.10 ignores ``name`` on unpaged lists
         items = _name_filter(items, query["name"], query.get("use_regex", "false") == "true")
     if query.get("sort"):
         items = sorted(items, key=lambda i: _sort_key(dig(i, query["sort"])),

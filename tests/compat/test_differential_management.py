@@ -99,6 +99,15 @@ def scenario(api: str) -> list[Any]:
     seen.append("diff-q" in names)
     seen.append(get("/queues?page=1&page_size=1&name=diff-q").json()["filtered_count"])
     seen.append(get("/queues?page=7").json()["error"])
+    seen.append("diff-q" in {q["name"] for q in get("/queues?name=zzz").json()})  # unpaged: no filter
+    r = delete("/exchanges/%2F/diff-x?if-unused=true")
+    seen.append((r.status_code, r.json()))
+    r = post("/queues/%2F/missing/get", json={"count": 1, "ackmode": "ack_requeue_true", "encoding": "auto"})
+    seen.append((r.status_code, r.json()))
+    r = put("/queues/%2F/diff-badarg", json={"arguments": {"x-max-length": "bad"}})
+    seen.append(r.status_code)  # RabbitMQ's HTTP text here ("expected integer, got longstr") is not AMQP's
+    r = put("/queues/%2F/amq.reserved", json={})
+    seen.append((r.status_code, r.json()))
     seen.append(delete("/queues/%2F/diff-q/contents").status_code)
     r = post("/queues/%2F/diff-q/get", json={"count": 1, "ackmode": "ack_requeue_true", "encoding": "auto"})
     seen.append(r.json())  # purged: nothing left (stats would take RabbitMQ 5 s to show it)

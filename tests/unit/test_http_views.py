@@ -40,3 +40,15 @@ def test_properties_key_is_rabbitmqs_quoted_key_and_hash_shape() -> None:
     key = views.properties_key("k", {"x": "1"})
     assert key.startswith("k~") and len(key) == 8
     assert key == views.properties_key("k", {"x": "1"}) != views.properties_key("k", {"x": "2"})
+
+
+def test_queue_counts_include_messages_paged_out_to_the_log() -> None:
+    broker, clock = new_broker()
+    vh = broker.vhosts["/"]
+    q = vh.declare_queue("deep", connection=None, durable=True)
+    vh.publish("", "deep", msg("in memory"))
+    q.paged_count, q.paged_bytes = 7, 70  # as a durable queue's backlog paged out to its log reads
+    view = views.queue_json("/", q, 0, clock.monotonic_ms())
+    assert (view["messages_ready"], view["messages"], view["messages_paged_out"]) == (8, 8, 7)
+    assert view["message_bytes"] == len("in memory") + 70
+    assert json.loads(views.queue_text('"/"', q, 0, clock.monotonic_ms())) == view

@@ -11,7 +11,7 @@ from aiohttp import web
 from ferrymq.core.queue import Entry, Queue
 from ferrymq.core.vhost import VHost
 from ferrymq.http import listing, lookup, views
-from ferrymq.http.responses import JSON, bad_request, no_content, ok
+from ferrymq.http.responses import JSON, bad_request, error, no_content, ok
 
 routes = web.RouteTableDef()
 YIELD_EVERY = 500  # views built between two yields to the loop (a 10,000-queue list stays fair)
@@ -137,13 +137,11 @@ async def bindings(request: web.Request) -> web.Response:
 async def get(request: web.Request) -> web.Response:
     """Take up to ``count`` messages, then ack, requeue or reject them all (RabbitMQ's get)."""
     vh = lookup.vhost(request)
-    q = lookup.queue(request, vh)
-    data = await lookup.body(request)
-    lookup.require(data, "count", "ackmode", "encoding")
-    mode = ACKMODES.get(str(data["ackmode"]))
-    if mode is None or data["encoding"] not in ("auto", "base64"):
-        raise bad_request(f"invalid ackmode or encoding: {data['ackmode']!r}, {data['encoding']!r}")
-    count, truncate = _int(data, "count", 1), _int(data, "truncate", 0) if data.get("truncate") else None
+    name = request.match_info["name"]
+    q = vh.queues.get(name)
+    if q is None:  # RabbitMQ's get answers with the AMQP text here, not the generic 404
+        raise error(404, "not_found", f"NOT_FOUND - no queue '{name}' in vhost '{vh.name}'")
+    count, mode, encoding, truncate = _get_options(await lookup.body(request))
     taken: list[Entry] = []
     out: list[dict[str, Any]] = []
     while len(taken) < count:
@@ -152,10 +150,20 @@ async def get(request: web.Request) -> web.Response:
             break
         q.unacked_count += 1
         taken.append(entry)
-        out.append(message_json(entry, q.message_count, data["encoding"], truncate))
+        out.append(message_json(entry, q.message_count, encoding, truncate))
     _settle(q, taken, mode)
     lookup.plane(request).end_turn()
     return ok(out)
+
+
+def _get_options(data: dict[str, Any]) -> tuple[int, str, str, int | None]:
+    """(count, settle mode, encoding, truncate) from a get body, with RabbitMQ's missing-key 400."""
+    lookup.require(data, "count", "ackmode", "encoding")
+    mode = ACKMODES.get(str(data["ackmode"]))
+    if mode is None or data["encoding"] not in ("auto", "base64"):
+        raise bad_request(f"invalid ackmode or encoding: {data['ackmode']!r}, {data['encoding']!r}")
+    truncate = _int(data, "truncate", 0) if data.get("truncate") else None
+    return _int(data, "count", 1), mode, str(data["encoding"]), truncate
 
 
 def _int(data: dict[str, Any], key: str, minimum: int) -> int:
