@@ -52,3 +52,14 @@ def test_queue_counts_include_messages_paged_out_to_the_log() -> None:
     assert (view["messages_ready"], view["messages"], view["messages_paged_out"]) == (8, 8, 7)
     assert view["message_bytes"] == len("in memory") + 70
     assert json.loads(views.queue_text('"/"', q, 0, clock.monotonic_ms())) == view
+
+
+def test_ok_list_encodes_a_long_list_in_slices_to_the_same_json() -> None:
+    import asyncio
+
+    from ferrymq.http.responses import ok_list
+
+    items = [{"name": f"q{i}", "n": i, "t": "\u00e9"} for i in range(1234)]
+    response = asyncio.run(ok_list(items))
+    assert json.loads(response.body) == items  # type: ignore[arg-type]
+    assert response.content_type == "application/json"

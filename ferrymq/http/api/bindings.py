@@ -11,7 +11,7 @@ from aiohttp import web
 
 from ferrymq.core.vhost import VHost
 from ferrymq.http import listing, lookup, views
-from ferrymq.http.responses import no_content, not_found, ok
+from ferrymq.http.responses import no_content, not_found, ok, ok_list
 
 routes = web.RouteTableDef()
 PAIR = "/api/bindings/{vhost}/e/{source}/{kind:q|e}/{destination}"
@@ -20,12 +20,12 @@ PAIR = "/api/bindings/{vhost}/e/{source}/{kind:q|e}/{destination}"
 @routes.get("/api/bindings")
 async def list_all(request: web.Request) -> web.Response:
     items = [b for vh in lookup.plane(request).broker.vhosts.values() for b in views.bindings_of(vh)]
-    return ok(listing.apply(items, request.query))
+    return await ok_list(listing.apply(items, request.query))
 
 
 @routes.get("/api/bindings/{vhost}")
 async def list_vhost(request: web.Request) -> web.Response:
-    return ok(listing.apply(views.bindings_of(lookup.vhost(request)), request.query))
+    return await ok_list(listing.apply(views.bindings_of(lookup.vhost(request)), request.query))
 
 
 def _ends(request: web.Request) -> tuple[VHost, str, str, bool]:
@@ -50,7 +50,7 @@ def _between(vh: VHost, source: str, destination: str, to_exchange: bool) -> lis
 
 @routes.get(PAIR)
 async def list_pair(request: web.Request) -> web.Response:
-    return ok(listing.apply(_between(*_ends(request)), request.query))
+    return await ok_list(listing.apply(_between(*_ends(request)), request.query))
 
 
 @routes.post(PAIR)

@@ -16,7 +16,7 @@ from ferrymq.core.properties import Properties
 from ferrymq.core.vhost import VHost
 from ferrymq.errors import ProtocolError
 from ferrymq.http import listing, lookup, views
-from ferrymq.http.responses import bad_request, no_content, not_found, ok
+from ferrymq.http.responses import bad_request, no_content, not_found, ok, ok_list
 
 routes = web.RouteTableDef()
 PROPERTY_TYPES: dict[str, type] = {
@@ -40,12 +40,12 @@ def _exchange(request: web.Request, vh: VHost) -> Exchange | None:
 @routes.get("/api/exchanges")
 async def list_all(request: web.Request) -> web.Response:
     items = [e for vh in lookup.plane(request).broker.vhosts.values() for e in views.exchanges_of(vh)]
-    return ok(listing.apply(items, request.query))
+    return await ok_list(listing.apply(items, request.query))
 
 
 @routes.get("/api/exchanges/{vhost}")
 async def list_vhost(request: web.Request) -> web.Response:
-    return ok(listing.apply(views.exchanges_of(lookup.vhost(request)), request.query))
+    return await ok_list(listing.apply(views.exchanges_of(lookup.vhost(request)), request.query))
 
 
 @routes.get("/api/exchanges/{vhost}/{name}")
@@ -88,7 +88,7 @@ async def bindings(request: web.Request) -> web.Response:
     else:
         items = [b for b in views.bindings_of(vh)
                  if b["destination_type"] == "exchange" and b["destination"] == name]
-    return ok(listing.apply(items, request.query))
+    return await ok_list(listing.apply(items, request.query))
 
 
 @routes.post("/api/exchanges/{vhost}/{name}/publish")

@@ -11,7 +11,7 @@ from aiohttp import web
 from ferrymq.core.queue import Entry, Queue
 from ferrymq.core.vhost import VHost
 from ferrymq.http import listing, lookup, views
-from ferrymq.http.responses import JSON, bad_request, error, no_content, ok
+from ferrymq.http.responses import JSON, bad_request, error, no_content, ok, ok_list
 
 routes = web.RouteTableDef()
 YIELD_EVERY = 500  # views built between two yields to the loop (a 10,000-queue list stays fair)
@@ -62,7 +62,7 @@ async def queue_list_body(request: web.Request, vhosts: list[VHost]) -> bytes:
 
 async def answer_list(request: web.Request, vhosts: list[VHost]) -> web.Response:
     if any(key in request.query for key in LIST_PARAMETERS):
-        return ok(listing.apply(await queue_views(request, vhosts), request.query))
+        return await ok_list(listing.apply(await queue_views(request, vhosts), request.query))
     return web.Response(body=await queue_list_body(request, vhosts), content_type=JSON)
 
 
@@ -130,7 +130,7 @@ async def bindings(request: web.Request) -> web.Response:
     q = lookup.queue(request, vh)
     items = [b for b in views.bindings_of(vh)
              if b["destination_type"] == "queue" and b["destination"] == q.name]
-    return ok(listing.apply(items, request.query))
+    return await ok_list(listing.apply(items, request.query))
 
 
 @routes.post("/api/queues/{vhost}/{name}/get")
