@@ -37,6 +37,10 @@ class Broker:
         self.rng = rng
         self.users = dict(users if users is not None else {"guest": "guest"})
         self.loopback_only_users = loopback_only_users
+        # (vhost, user) -> {"configure", "write", "read"} regexes, as RabbitMQ stores them.
+        # Recorded only: enforcement is issue 16 (every authenticated user may do anything).
+        self.permissions: dict[tuple[str, str], dict[str, str]] = {
+            ("/", user): {"configure": ".*", "write": ".*", "read": ".*"} for user in self.users}
         self.consumer_timeout_ms = consumer_timeout_ms
         self.topology: TopologyStore = topology if topology is not None else NoTopology()
         self.streams: StreamBackend | None = None  # x-queue-type: stream queues (the Kafka logs)

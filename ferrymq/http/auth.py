@@ -58,8 +58,11 @@ def is_loopback(request: web.Request) -> bool:
         return False
 
 
-def unauthorized() -> web.HTTPException:
-    exc = error(401, "not_authorized", "Not_Authorized")
+def unauthorized(refused: bool = False) -> web.HTTPException:
+    """RabbitMQ's 401s: no credentials get an empty body, refused ones ``Login failed``."""
+    exc = error(401, "not_authorized", "Login failed") if refused else web.HTTPUnauthorized()
+    if not refused:
+        exc.text = ""
     exc.headers["WWW-Authenticate"] = REALM
     return exc
 
@@ -78,6 +81,6 @@ async def basic_auth(request: web.Request, handler: Handler) -> web.StreamRespon
     try:
         request.app[PLANE].broker.authenticate(*creds, loopback=is_loopback(request))
     except AccessRefused:
-        raise unauthorized() from None
+        raise unauthorized(refused=True) from None
     request["user"] = creds[0]
     return await handler(request)

@@ -33,12 +33,12 @@ async def broker_errors(request: web.Request, handler: Handler) -> web.StreamRes
         if exc.status == 404 and exc.content_type != JSON:  # no route: RabbitMQ's body, not aiohttp's
             raise not_found() from None
         raise
-    except NotFound as exc:
-        raise error(404, "not_found", str(exc)) from None
-    except AccessRefused as exc:
-        raise error(403, "access_refused", str(exc)) from None
+    except NotFound as exc:  # RabbitMQ's HTTP reasons are the bare texts, without the reply code
+        raise error(404, "not_found", exc.detail) from None
+    except AccessRefused:  # e.g. an amq.* exchange: RabbitMQ answers its generic 401
+        raise error(401, "not_authorised", "Access refused.") from None
     except (ChannelError, ProtocolError) as exc:
-        raise error(400, "bad_request", str(exc)) from None
+        raise error(400, "bad_request", exc.detail) from None
     except Exception:
         log.exception("HTTP %s %s failed", request.method, request.path)
         raise error(500, "internal_error", "the broker could not answer this request") from None
