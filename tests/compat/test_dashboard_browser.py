@@ -315,4 +315,4 @@ def test_9_queue_buttons_publish_then_purge_after_confirming(
     click(browser, row + " button[data-action='purge']")
     confirm(browser)
     WebDriverWait(browser, 10).until(lambda d: text_of(d, row + " td.ready") == "0")
-    assert '"purged":1' in text_of(browser, "#queue-flash")
+    assert '"messages_before":1' in text_of(browser, "#queue-flash")

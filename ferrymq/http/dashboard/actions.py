@@ -14,8 +14,6 @@ from aiohttp import web
 
 from ferrymq import limits
 from ferrymq.core import replay
-from ferrymq.core.message import Message
-from ferrymq.core.properties import Properties
 from ferrymq.core.queue import Queue
 from ferrymq.core.vhost import VHost
 from ferrymq.errors import CONNECTION_FORCED
@@ -40,24 +38,6 @@ def queue_of(plane: Plane, request: web.Request) -> tuple[VHost, Queue]:
     return vhost, queue
 
 
-@routes.post("/api/ferrymq/queues/{vhost}/{queue}/purge")
-async def purge(request: web.Request) -> web.Response:
-    plane = request.app[PLANE]
-    _, queue = queue_of(plane, request)
-    purged = queue.purge()
-    plane.end_turn()
-    return ok({"purged": purged})
-
-
-@routes.post("/api/ferrymq/queues/{vhost}/{queue}/delete")
-async def delete(request: web.Request) -> web.Response:
-    plane = request.app[PLANE]
-    vhost, queue = queue_of(plane, request)
-    count = vhost.drop_queue(queue)
-    plane.end_turn()
-    return ok({"deleted": queue.name, "messages": count})
-
-
 @routes.post("/api/ferrymq/queues/{vhost}/{queue}/move")
 async def move(request: web.Request) -> web.Response:
     """{"to": queue, "count": n|null}: ready messages go to another queue, each settled here only
@@ -75,27 +55,6 @@ async def move(request: web.Request) -> web.Response:
     moved = replay.move(queue, target, count)
     plane.end_turn()
     return ok({"moved": moved, "source": queue.message_count, "target": target.message_count})
-
-
-@routes.post("/api/ferrymq/queues/{vhost}/{queue}/publish")
-async def publish(request: web.Request) -> web.Response:
-    """{"payload": str, "persistent": bool, "headers": {...}}: a test message through the default
-    exchange, as a client's publish would be."""
-    plane = request.app[PLANE]
-    vhost, queue = queue_of(plane, request)
-    body = await read_json(request)
-    payload = body.get("payload", "") if isinstance(body, dict) else None
-    if not isinstance(payload, str):
-        raise bad_request("'payload' must be a string")
-    if len(payload) > limits.HTTP_BODY_MAX_BYTES:
-        raise bad_request("payload too large")
-    headers = body.get("headers") or None
-    if headers is not None and not isinstance(headers, dict):
-        raise bad_request("'headers' must be an object")
-    props = Properties(delivery_mode=2 if body.get("persistent") else 1, headers=headers)
-    routed, _ = vhost.publish("", queue.name, Message("", queue.name, payload.encode(), props, None))
-    plane.end_turn()
-    return ok({"routed": routed})
 
 
 @routes.get("/api/ferrymq/dashboard/connections")

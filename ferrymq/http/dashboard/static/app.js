@@ -168,7 +168,8 @@ PAGES.queues = () => {
 };
 
 async function queueAction(action, vhost, name) {
-  const base = "/api/ferrymq/queues/" + enc(vhost) + "/" + enc(name) + "/";
+  // purge, delete and publish are RabbitMQ's own management calls; move is FerryMQ's (no RabbitMQ equivalent)
+  const q = "/api/queues/" + enc(vhost) + "/" + enc(name);
   const extra = { move: '<label>Move to queue <input id="move-to"></label>',
     publish: '<label>Payload <textarea id="publish-payload" rows="3" cols="40">hello from the dashboard</textarea></label>' +
       '<label><input type="checkbox" id="publish-persistent"> persistent</label>' }[action];
@@ -177,10 +178,16 @@ async function queueAction(action, vhost, name) {
   const out = document.getElementById("queue-flash");
   try {
     let r;
-    if (action === "move") r = await api("POST", base + "move", { to: d.querySelector("#move-to").value });
-    else if (action === "publish") r = await api("POST", base + "publish", { payload: d.querySelector("#publish-payload").value,
-      persistent: d.querySelector("#publish-persistent").checked });
-    else r = await api("POST", base + action);
+    if (action === "move") r = await api("POST", "/api/ferrymq/queues/" + enc(vhost) + "/" + enc(name) + "/move",
+      { to: d.querySelector("#move-to").value });
+    else if (action === "publish") r = await api("POST", "/api/exchanges/" + enc(vhost) + "/amq.default/publish", {
+      routing_key: name, payload: d.querySelector("#publish-payload").value, payload_encoding: "string",
+      properties: { delivery_mode: d.querySelector("#publish-persistent").checked ? 2 : 1 } });
+    else {
+      const before = (await api("GET", q)).messages;
+      await api("DELETE", action === "purge" ? q + "/contents" : q);
+      r = { messages_before: before };
+    }
     flash(out, action + ": " + JSON.stringify(r), true);
   } catch (e) { flash(out, action + " failed: " + e.message, false); }
 }
