@@ -74,3 +74,18 @@ assert KAFKA_MESSAGE_MAX_BYTES < KAFKA_REQUEST_MAX_BYTES
 HTTP_BODY_MAX_BYTES = 20 * 1024 * 1024  # RabbitMQ's management.http_max_body_size default (20 MiB)
 HTTP_PAGE_SIZE_MAX = 500  # RabbitMQ refuses page_size above 500
 HTTP_LIVE_INTERVAL_MS = 1_000  # the dashboard's live stream pushes a snapshot this often
+
+# --- metrics and traces (ferrymq.core.stats, ferrymq.core.trace, ferrymq.http.metrics) ----------
+TIME_IN_QUEUE_BUCKETS_MS = (1, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000,
+                            60_000, 300_000, 900_000, 3_600_000)
+FSYNC_LATENCY_BUCKETS_US = (100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000,
+                            250_000, 500_000, 1_000_000)
+COMMIT_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)  # logs fsynced by one group commit
+LOOP_LAG_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 250, 500, 1_000)
+LOOP_LAG_PROBE_MS = 100  # the event-loop lag probe's period
+METRICS_SCRAPE_YIELD_QUEUES = 500  # a scrape yields to the loop after this many queues
+TRACE_CAPACITY = 1_000  # sampled messages kept in the trace ring (oldest evicted)
+TRACE_EVENTS_MAX = 64  # lifecycle events kept per traced message (a requeue loop cannot grow one)
+TRACE_SAMPLE_EVERY_MAX = 2**31 - 1
+assert tuple(sorted(TIME_IN_QUEUE_BUCKETS_MS)) == TIME_IN_QUEUE_BUCKETS_MS
+assert tuple(sorted(FSYNC_LATENCY_BUCKETS_US)) == FSYNC_LATENCY_BUCKETS_US
