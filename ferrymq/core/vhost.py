@@ -452,8 +452,14 @@ class VHost:
         dlx = queue.args.dead_letter_exchange
         if dlx is not None and (not dlx or dlx in self.exchanges):
             rk = queue.args.dead_letter_routing_key or msg.routing_key
+            targets = self.route(self.exchanges.get(dlx) if dlx else None, rk, msg.props.headers)
             tracer.record(msg.trace, "dead_lettered", queue.name,
-                          f"reason={reason} to exchange={dlx!r} routing_key={rk!r}")
+                          f"reason={reason} to exchange={dlx!r} routing_key={rk!r} "
+                          f"queues={','.join(targets) or '-'}")
+            for name in targets:
+                target = self.queues.get(name)
+                if target is not None and target.store is not None and msg.persistent:
+                    tracer.awaiting_store.append((msg.trace, name))
 
     # --- timers --------------------------------------------------------------------------
 
