@@ -38,9 +38,9 @@ class Broker:
         self.clock = clock
         self.turn = Turn(clock.monotonic_ms())  # the shell refreshes it once per input read
         self.tracer = Tracer(clock)
-        # publishes seen by channels (rabbitmq_global_messages_*: received, routed, unroutable)
-        self.counters = dict.fromkeys(("received", "routed", "unroutable_dropped",
-                                       "unroutable_returned"), 0)
+        # rabbitmq_global_messages_*: publishes received by closed channels (open ones count their
+        # own, ``Channel.received``), and the unroutable ones
+        self.counters = dict.fromkeys(("received", "unroutable_dropped", "unroutable_returned"), 0)
         self.rng = rng
         self.users = dict(users if users is not None else {"guest": "guest"})
         self.loopback_only_users = loopback_only_users
@@ -89,6 +89,10 @@ class Broker:
     def close_channel(self, channel: Channel) -> None:
         channel.close()
         self.channels.discard(channel)
+
+    def messages_received(self) -> int:
+        """Publishes received by every channel, open or closed."""
+        return self.counters["received"] + sum(ch.received for ch in self.channels)
 
     def connection_closed(self, connection: object) -> None:
         for vhost in self.vhosts.values():

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ferrymq.core.args import consumer_priority
 from ferrymq.core.consumer import Consumer
 from ferrymq.core.message import Message
-from ferrymq.core.trace import HEADERS_FLAG
+from ferrymq.core.trace import HEADER_BYTES as TRACE_HEADER
 from ferrymq.errors import NotAllowed, PreconditionFailed
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ class Services(Protocol):
     dirty: list[Channel]
     reply_channels: dict[str, Channel]
     consumer_timeout_ms: int
-    counters: dict[str, int]  # publishes received, routed, unroutable (rabbitmq_global_messages_*)
+    counters: dict[str, int]  # publishes of closed channels, unroutable (rabbitmq_global_messages_*)
     tracer: Tracer
 
     def unique_token(self) -> str: ...
@@ -74,6 +74,8 @@ class Channel:
         self.closed = False
         self.reply_to_tag: str | None = None
         self.reply_to_token: str | None = None
+        self.received = 0  # publishes (added to the broker's counters when the channel closes)
+        self.tracer = broker.tracer
 
     # --- effects -------------------------------------------------------------------------
 
@@ -121,20 +123,22 @@ class Channel:
             self.publish_seq += 1
             seq = self.publish_seq
         raw = msg.raw_props
-        if self.broker.tracer.sample_every or raw is None or raw[0] & HEADERS_FLAG:
+        # Traced? One int test, unless the message has headers (0x20: trace.HEADERS_FLAG, inlined)
+        if self.tracer.sample_every or raw is None or (raw[0] & 0x20 and TRACE_HEADER in raw):
             self._trace_publish(exchange, routing_key, msg)
         routed, accepted = self.vhost.publish(exchange, routing_key, msg, self.username)
-        counters = self.broker.counters
-        counters["received"] += 1
-        if routed:
-            counters["routed"] += 1
-        elif mandatory:
-            counters["unroutable_returned"] += 1
-            self.emit((RETURN, 312, "NO_ROUTE", exchange, routing_key, msg))
-        else:
-            counters["unroutable_dropped"] += 1
+        self.received += 1
+        if not routed:
+            self._unroutable(exchange, routing_key, mandatory, msg)
         if seq:
             self.emit((CONFIRM, seq, accepted))
+
+    def _unroutable(self, exchange: str, routing_key: str, mandatory: bool, msg: Message) -> None:
+        if mandatory:
+            self.broker.counters["unroutable_returned"] += 1
+            self.emit((RETURN, 312, "NO_ROUTE", exchange, routing_key, msg))
+        else:
+            self.broker.counters["unroutable_dropped"] += 1
 
     def _trace_publish(self, exchange: str, routing_key: str, msg: Message) -> None:
         """Sampled or marked: open its trace, and say where the same routing code sends it."""
@@ -257,7 +261,7 @@ class Channel:
         self.next_tag = tag + 1
         queue.unacked_count += 1
         if entry.msg.trace is not None:
-            self._trace_delivery("", tag, queue, entry)
+            self._trace_delivery("(basic.get)", tag, queue, entry)
         if no_ack:
             queue.settle(entry, None)
         else:
@@ -407,6 +411,8 @@ class Channel:
     def close(self) -> None:
         """The channel is gone: cancel its consumers, requeue its unacked deliveries in order."""
         self.closed = True
+        self.broker.counters["received"] += self.received
+        self.received = 0
         self.cancel(self.reply_to_tag)  # type: ignore[arg-type]
         for tag in list(self.consumers):
             self.cancel(tag)

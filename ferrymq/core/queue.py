@@ -24,6 +24,7 @@ from ferrymq.limits import (
     PAGE_BATCH_MESSAGES,
     PAGE_WINDOW_BYTES,
     PAGE_WINDOW_MESSAGES,
+    TIME_IN_QUEUE_SAMPLE_MASK,
 )
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class QueueHost(Protocol):
     def turn(self) -> Turn: ...
 
 NO_EXPIRY = 0
+WAIT_SAMPLE_MASK = TIME_IN_QUEUE_SAMPLE_MASK
 
 
 class Entry:
@@ -170,7 +172,7 @@ class Queue:
             0,
         )
         self.turn = vhost.turn
-        self.waits = time_in_queue()  # ms from enqueue to first delivery
+        self.waits = time_in_queue()  # ms from enqueue to first delivery, one message in 8
 
     # --- publish -------------------------------------------------------------------------
 
@@ -426,11 +428,10 @@ class Queue:
     def _deliver(self, consumer: Consumer, entry: Entry) -> None:
         entry.deliveries += 1
         self.counters["delivered"] += 1
-        if entry.deliveries == 1:
-            if entry.enqueued_ms:
-                self.waits.observe(self.turn.ms - entry.enqueued_ms)
-        else:
+        if entry.deliveries > 1:
             self.counters["redelivered"] += 1
+        elif not entry.seq & WAIT_SAMPLE_MASK and entry.enqueued_ms:  # one delivery in 8
+            self.waits.observe(self.turn.ms - entry.enqueued_ms)
         if entry.offset >= 0:
             self.store.log_delivered(entry.offset)  # type: ignore[union-attr]
         if consumer.no_ack:
@@ -455,11 +456,10 @@ class Queue:
                 continue
             entry.deliveries += 1
             self.counters["delivered"] += 1
-            if entry.deliveries == 1:
-                if entry.enqueued_ms:
-                    self.waits.observe(self.turn.ms - entry.enqueued_ms)
-            else:
+            if entry.deliveries > 1:
                 self.counters["redelivered"] += 1
+            elif not entry.seq & WAIT_SAMPLE_MASK and entry.enqueued_ms:
+                self.waits.observe(self.turn.ms - entry.enqueued_ms)
             if entry.offset >= 0:
                 self.store.log_delivered(entry.offset)  # type: ignore[union-attr]
             return entry

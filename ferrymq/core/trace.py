@@ -33,7 +33,7 @@ def marked(msg: Message) -> bool:
     """Did the publisher ask for this message to be traced (the ``x-ferrymq-trace`` header)?"""
     raw = msg.raw_props
     if raw is not None:
-        return bool(raw[0] & HEADERS_FLAG) and HEADER_BYTES in bytes(raw)
+        return bool(raw[0] & HEADERS_FLAG) and HEADER_BYTES in raw
     headers = msg.props.headers
     return headers is not None and HEADER in headers
 

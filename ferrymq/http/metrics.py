@@ -67,7 +67,8 @@ class Families:
         self.counters = [CounterMetricFamily(n, h, labels=QL) for n, h, _ in QUEUE_COUNTERS]
         self.waits = HistogramMetricFamily(
             "ferrymq_queue_time_in_queue_seconds",
-            "Time from enqueue to first delivery (queues that delivered anything)", labels=QL)
+            f"Time from enqueue to first delivery, one message in {limits.TIME_IN_QUEUE_SAMPLE_MASK + 1}"
+            " (queues that delivered any)", labels=QL)
         self.dlq = GaugeMetricFamily(
             "ferrymq_dlq_messages", "Depth of queues that are some queue's dead-letter target",
             labels=QL)
@@ -163,16 +164,18 @@ def _broker_families(plane: Plane, fams: Families) -> Iterator[Metric]:
         ("rabbitmq_queues", "Queues available", fams.queues),
     ):
         yield GaugeMetricFamily(name, help_, value=value)
-    for key, counter_key, what in (
-        ("received", "received", "Total number of messages received from publishers"),
-        ("routed", "routed", "Total number of messages routed to queues or streams"),
-        ("unroutable_dropped", "unroutable_dropped", "Total number of messages published as "
+    received = broker.messages_received()
+    dropped, returned = broker.counters["unroutable_dropped"], broker.counters["unroutable_returned"]
+    for key, value, what in (
+        ("received", received, "Total number of messages received from publishers"),
+        ("routed", max(0, received - dropped - returned),
+         "Total number of messages routed to queues or streams"),
+        ("unroutable_dropped", dropped, "Total number of messages published as "
          "non-mandatory into an exchange and dropped as unroutable"),
-        ("unroutable_returned", "unroutable_returned", "Total number of messages published as "
+        ("unroutable_returned", returned, "Total number of messages published as "
          "mandatory into an exchange and returned to the publisher as unroutable"),
     ):
-        yield _one_counter(f"rabbitmq_global_messages_{key}_total", what, PROTO,
-                           broker.counters[counter_key])
+        yield _one_counter(f"rabbitmq_global_messages_{key}_total", what, PROTO, value)
     for key, total_key, what in (
         ("delivered", "delivered", "Total number of messages delivered to consumers"),
         ("acknowledged", "acked", "Total number of messages acknowledged by consumers"),

@@ -63,11 +63,17 @@ def test_scrape_follows_publish_deliver_ack_and_dead_letters(broker: EmbeddedBro
     assert s[("rabbitmq_global_messages_unroutable_dropped_total", (("protocol", "amqp091"),))] >= 1
     assert ("ferrymq_queue_time_in_queue_seconds_count", (("queue", "m.work"), ("vhost", "/"))) not in s
 
+    time.sleep(0.3)  # the sampled message (the first) waits at least this long
     got = [ch.basic_get("m.work") for _ in range(3)]
     s = scrape(broker)
     assert q(s, "rabbitmq_queue_messages_ready", "m.work") == 2
     assert q(s, "rabbitmq_queue_messages_unacked", "m.work") == 3
-    assert q(s, "ferrymq_queue_time_in_queue_seconds_count", "m.work") == 3
+    assert q(s, "ferrymq_queue_time_in_queue_seconds_count", "m.work") == 1  # one in 8: seq 0
+    assert 0.3 <= q(s, "ferrymq_queue_time_in_queue_seconds_sum", "m.work") < 5
+    assert ("ferrymq_queue_time_in_queue_seconds_bucket", (("le", "0.25"), ("queue", "m.work"),
+                                                           ("vhost", "/"))) in s
+    assert s[("ferrymq_queue_time_in_queue_seconds_bucket", (("le", "0.25"), ("queue", "m.work"),
+                                                             ("vhost", "/")))] == 0
 
     ch.basic_ack(got[0][0].delivery_tag)
     ch.basic_reject(got[1][0].delivery_tag, requeue=False)
