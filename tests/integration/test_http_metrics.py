@@ -130,3 +130,13 @@ def test_consumer_group_lag_after_a_partial_commit(broker: EmbeddedBroker) -> No
     key = ("ferrymq_kafka_consumergroup_lag", (("group", "m-group"), ("partition", "0"),
                                                 ("topic", "m-topic")))
     assert s[key] == 6
+
+
+def test_label_values_are_escaped_as_the_text_format_wants(broker: EmbeddedBroker) -> None:
+    name = 'm.we"ird\\name\nx'  # declared in the core: pamqp refuses such names on the wire
+    assert broker.running is not None
+    core = broker.running.broker
+    broker.call(lambda: core.vhosts["/"].declare_queue(name, connection=None))
+    s = scrape(broker)
+    assert q(s, "rabbitmq_queue_messages_ready", name) == 0
+    assert q(s, "ferrymq_queue_oldest_message_age_seconds", name) == 0
