@@ -4,15 +4,16 @@ Served at ``/metrics`` and ``/metrics/per-object``, both per object (``vhost`` a
 as rabbitmq_prometheus's per-object endpoint). Nothing here runs per message: a scrape reads the
 core's plain counters and fixed-bucket histograms (ferrymq.core.stats) at scrape time.
 
-Why built across loop turns: 10,000 queues make ~100,000 samples; building and rendering them in
-one go would stall the loop for a second. ``gather`` yields to the loop every
-``limits.METRICS_SCRAPE_YIELD_QUEUES`` queues, and rendering (prometheus_client's
-``generate_latest``) runs one chunk of samples per loop turn.
+Why streamed family by family, a slice of queues per loop turn: 10,000 queues make ~120,000 sample
+lines (8 MB); built at once they would stall the loop for a second. Node-level families and every
+header go through prometheus_client (``generate_latest``); the per-queue sample lines are formatted
+here (~1 us a line instead of ~20 us for a Sample object rendered by generate_latest). Measured
+(scripts in the branch's report): 10,000 queues scrape in 0.1-0.2 s with the loop never busy for
+more than ~10 ms at a time; with a time-in-queue histogram on every queue, 25 MB in ~0.3 s.
 
 Differences from rabbitmq_prometheus: ``rabbitmq_queue_messages_published_total`` carries
-``vhost``/``queue`` only (RabbitMQ adds channel and exchange labels); the global counters sum the
-live queues' counters (a deleted queue's counts leave the sums), except received / routed /
-unroutable, which the broker counts itself.
+``vhost``/``queue`` only (RabbitMQ adds channel and exchange labels); the global delivered / acked /
+redelivered counters sum the live queues' counters (a deleted queue's counts leave the sums).
 """
 
 from __future__ import annotations
@@ -99,10 +100,17 @@ def series_lines(sample: str, rows: list[Labeled], value: Value) -> bytes:
     return "".join([f"{sample}{lab} {value(q)}\n" for lab, q in rows if not q.deleted]).encode()
 
 
-def _fill_waits(fam: Metric, rows: list[Row]) -> None:
-    for vhost, q in rows:
-        if q.waits.count and not q.deleted:
-            fam.add_metric([vhost, q.name], *_buckets(q.waits, 1000))  # type: ignore[attr-defined]
+def wait_lines(name: str, rows: list[Labeled]) -> bytes:
+    """The time-in-queue histogram's lines for queues that observed any (formatted directly)."""
+    out: list[str] = []
+    for lab, q in rows:
+        if not q.waits.count or q.deleted:
+            continue
+        buckets, total = _buckets(q.waits, 1000)
+        inner = lab[1:-1]
+        out.extend(f'{name}_bucket{{{inner},le="{le}"}} {n}\n' for le, n in buckets)
+        out.append(f"{name}_count{lab} {buckets[-1][1]}\n{name}_sum{lab} {total!r}\n")
+    return "".join(out).encode()
 
 
 def _oldest_age(now_ms: int) -> Value:
@@ -150,12 +158,17 @@ def dead_letter_targets(plane: Plane) -> set[tuple[str, str]]:
     return out
 
 
-async def queue_rows(plane: Plane) -> list[Row]:
+async def queue_rows(plane: Plane) -> tuple[list[Row], list[Labeled]]:
+    """Every queue, and its label text, a slice per loop turn."""
     rows: list[Row] = []
     for vname, vhost in list(plane.broker.vhosts.items()):
         rows.extend((vname, q) for q in vhost.queues.values())
+    texts: list[Labeled] = []
+    step = limits.METRICS_SCRAPE_YIELD_QUEUES
+    for i in range(0, len(rows), step):
+        texts.extend(labeled(rows[i:i + step]))
         await asyncio.sleep(0)
-    return rows
+    return rows, texts
 
 
 async def scrape(plane: Plane) -> AsyncIterator[bytes]:
@@ -164,9 +177,8 @@ async def scrape(plane: Plane) -> AsyncIterator[bytes]:
     Why family by family: the text format wants a family's samples together, and building one
     family at a time keeps ~10,000 samples alive instead of ~100,000 (fewer objects for the
     garbage collector to walk). Values of different families are read on different loop turns."""
-    rows = await queue_rows(plane)
+    rows, texts = await queue_rows(plane)
     step = limits.METRICS_SCRAPE_YIELD_QUEUES
-    texts = labeled(rows)
     for fam in _broker_families(plane, rows):
         yield render_chunk(fam, True)
     now = max(plane.broker.turn.ms, plane.clock.monotonic_ms())
@@ -179,11 +191,10 @@ async def scrape(plane: Plane) -> AsyncIterator[bytes]:
         for i in range(0, len(texts), step):
             yield series_lines(sample, texts[i:i + step], value)
             await asyncio.sleep(0)
-    hstep = max(1, step // len(limits.TIME_IN_QUEUE_BUCKETS_MS))
-    for i in range(0, max(len(rows), 1), hstep):
-        fam = _family(*WAITS, "histogram")
-        _fill_waits(fam, rows[i:i + hstep])
-        yield render_chunk(fam, i == 0)
+    yield render_chunk(_family(*WAITS, "histogram"), True)
+    hstep = max(1, step // 4)  # ~20 lines a queue
+    for i in range(0, len(texts), hstep):
+        yield wait_lines(WAITS[0], texts[i:i + hstep])
         await asyncio.sleep(0)
     for fam in (_dlq_family(plane), *_kafka_families(plane), *_pipeline_families(plane)):
         yield render_chunk(fam, True)
