@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from ferrymq import limits
@@ -78,3 +80,46 @@ def test_stored_records_each_waiting_trace_once() -> None:
     tid = t.start("/", "ex", "rk", msg())
     t.stored([(tid, "q")], True, 7)
     assert t.traces[tid].events[-1][1:] == ("stored", "q", "fsync commit 7")
+
+
+def traced_broker() -> tuple[Any, Any, Any]:
+    from ferrymq.clock import Rng
+    from ferrymq.core.broker import Broker
+
+    clock = ManualClock()
+    broker = Broker(clock, Rng(1))
+    broker.tracer.configure(1)
+    vhost = broker.vhosts["/"]
+    return broker, vhost, clock
+
+
+def kinds(broker: Any) -> list[list[str]]:
+    return [[e[1] for e in t.events] for t in reversed(broker.tracer.newest_first())]
+
+
+def test_core_traces_expiry_and_length_limit_drops() -> None:
+    broker, vhost, clock = traced_broker()
+    vhost.declare_queue("ttl", connection=None, arguments={"x-message-ttl": 10})
+    vhost.declare_queue("short", connection=None, arguments={"x-max-length": 1})
+    ch = broker.open_channel(vhost, 1, None, "guest")
+    ch.publish("", "ttl", False, msg())
+    ch.publish("", "short", False, msg())
+    ch.publish("", "short", False, msg())  # drop-head: the first one goes
+    clock.advance(11)
+    broker.tick()
+    assert kinds(broker) == [["published", "routed", "expired"], ["published", "routed", "dropped"],
+                             ["published", "routed"]]
+
+
+def test_core_traces_nack_requeue_then_nack_and_basic_get() -> None:
+    broker, vhost, _ = traced_broker()
+    vhost.declare_queue("q", connection=None)
+    ch = broker.open_channel(vhost, 1, None, "guest")
+    ch.publish("", "q", False, msg())
+    tag, *_ = ch.get("q", False)
+    ch.nack(tag, False, True)
+    tag, *_ = ch.get("q", False)
+    ch.nack(tag, False, False)
+    assert kinds(broker) == [["published", "routed", "delivered", "requeued", "delivered", "nacked"]]
+    events = broker.tracer.newest_first()[0].events
+    assert "delivery_count=2" in events[4][3] and "(basic.get)" in events[4][3]
