@@ -74,6 +74,12 @@ assert KAFKA_MESSAGE_MAX_BYTES < KAFKA_REQUEST_MAX_BYTES
 HTTP_BODY_MAX_BYTES = 20 * 1024 * 1024  # RabbitMQ's management.http_max_body_size default (20 MiB)
 HTTP_PAGE_SIZE_MAX = 500  # RabbitMQ refuses page_size above 500
 HTTP_LIVE_INTERVAL_MS = 1_000  # the dashboard's live stream pushes a snapshot this often
+HTTP_ADMIN_TIMEOUT_S = 10.0  # `ferrymq queues|status|...`: a broker silent this long counts as unreachable
+HTTP_LIVE_QUEUE_ROWS_MAX = 200  # the live stream sends the deepest queues only (totals cover all)
+HTTP_LIVE_HISTORY_POINTS = 300  # samples the dashboard keeps for its charts (5 minutes at 1 s)
+DLQ_PEEK_MAX = 100  # messages one dead-letter peek may show
+DLQ_PREVIEW_BYTES = 1_024  # body bytes a peek shows of each message
+DLQ_REPLAY_MAX = 10_000  # dead letters one replay request moves (the loop must not stall)
 
 # --- metrics and traces (ferrymq.core.stats, ferrymq.core.trace, ferrymq.http.metrics) ----------
 TIME_IN_QUEUE_BUCKETS_MS = (1, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000,

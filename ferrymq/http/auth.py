@@ -25,7 +25,8 @@ REALM = 'Basic realm="RabbitMQ Management"'
 # Paths anyone may read: Prometheus scrapes without credentials (as rabbitmq_prometheus serves
 # /metrics), and the dashboard's login page and static assets carry no broker data.
 PUBLIC_PREFIXES = ("/metrics", "/dashboard/static/", "/dashboard/login")
-PUBLIC_EXACT = frozenset({"/", "/dashboard", "/dashboard/"})
+PUBLIC_EXACT = frozenset({"/", "/dashboard", "/dashboard/"} | {
+    f"/dashboard/{page}" for page in ("queues", "routing", "traces", "dlq", "streams", "connections")})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
