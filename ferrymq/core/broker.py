@@ -13,7 +13,9 @@ from ferrymq import limits
 from ferrymq.core.channel import Channel
 from ferrymq.core.clock import Clock
 from ferrymq.core.queue import Queue
+from ferrymq.core.stats import Turn
 from ferrymq.core.store import NoTopology, StreamBackend, TopologyStore
+from ferrymq.core.trace import Tracer
 from ferrymq.core.vhost import VHost
 from ferrymq.errors import AccessRefused, NotAllowed
 
@@ -34,6 +36,11 @@ class Broker:
         topology: TopologyStore | None = None,
     ) -> None:
         self.clock = clock
+        self.turn = Turn(clock.monotonic_ms())  # the shell refreshes it once per input read
+        self.tracer = Tracer(clock)
+        # rabbitmq_global_messages_*: publishes received by closed channels (open ones count their
+        # own, ``Channel.received``), and the unroutable ones
+        self.counters = dict.fromkeys(("received", "unroutable_dropped", "unroutable_returned"), 0)
         self.rng = rng
         self.users = dict(users if users is not None else {"guest": "guest"})
         self.loopback_only_users = loopback_only_users
@@ -87,6 +94,10 @@ class Broker:
         channel.close()
         self.channels.discard(channel)
 
+    def messages_received(self) -> int:
+        """Publishes received by every channel, open or closed."""
+        return self.counters["received"] + sum(ch.received for ch in self.channels)
+
     def connection_closed(self, connection: object) -> None:
         for vhost in self.vhosts.values():
             vhost.connection_closed(connection)
@@ -123,6 +134,7 @@ class Broker:
 
     def tick(self, now_ms: int | None = None) -> None:
         now = self.clock.monotonic_ms() if now_ms is None else now_ms
+        self.turn.ms = now
         for vhost in self.vhosts.values():
             vhost.tick(now)
         for queue in list(self._timed_queues):

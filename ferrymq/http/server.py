@@ -27,6 +27,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @web.middleware
 async def broker_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Core errors become RabbitMQ's HTTP answers; anything unexpected is a logged 500, never a crash."""
+    plane = request.app[PLANE]
+    plane.broker.turn.ms = plane.clock.monotonic_ms()  # what a handler enqueues is stamped now
     try:
         return await handler(request)
     except web.HTTPException as exc:
