@@ -20,6 +20,7 @@ from ferrymq.errors import AccessRefused
 from ferrymq.http.plane import PLANE
 from ferrymq.http.responses import error
 
+USER = web.RequestKey("user", str)  # the authenticated user's name, set on every request that needs one
 COOKIE = "ferrymq-auth"
 REALM = 'Basic realm="RabbitMQ Management"'
 # Paths anyone may read: Prometheus scrapes without credentials (as rabbitmq_prometheus serves
@@ -82,5 +83,5 @@ async def basic_auth(request: web.Request, handler: Handler) -> web.StreamRespon
         request.app[PLANE].broker.authenticate(*creds, loopback=is_loopback(request))
     except AccessRefused:
         raise unauthorized(refused=True) from None
-    request["user"] = creds[0]
+    request[USER] = creds[0]
     return await handler(request)

@@ -43,13 +43,13 @@ def no_content() -> web.Response:
 
 def error(status: int, error_: str, reason: str) -> web.HTTPException:
     """An exception to raise: aiohttp sends it as the response (RabbitMQ's body shape)."""
-    body = json.dumps({"error": error_, "reason": reason}).encode()
+    body = json.dumps({"error": error_, "reason": reason})
     cls = web.HTTPException
     for sub in _STATUS_CLASSES:
         if sub.status_code == status:
             cls = sub
             break
-    exc = cls(body=body, content_type=JSON)
+    exc = cls(text=body, content_type=JSON)
     exc.set_status(status)
     return exc
 

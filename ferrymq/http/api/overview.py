@@ -16,7 +16,7 @@ from ferrymq import __version__
 from ferrymq.core.broker import Broker
 from ferrymq.core.vhost import VHost
 from ferrymq.http import listing, lookup, views
-from ferrymq.http.auth import user_tags
+from ferrymq.http.auth import USER, user_tags
 from ferrymq.http.plane import Plane
 from ferrymq.http.responses import bad_request, no_content, not_found, ok
 
@@ -102,7 +102,7 @@ def _exchange_types() -> list[dict[str, Any]]:
 
 @routes.get("/api/whoami")
 async def whoami(request: web.Request) -> web.Response:
-    return ok({"name": request["user"], "tags": user_tags(request["user"])})
+    return ok({"name": request[USER], "tags": user_tags(request[USER])})
 
 
 # --- vhosts ------------------------------------------------------------------------------------
