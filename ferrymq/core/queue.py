@@ -112,6 +112,7 @@ class Queue:
         "paged_bytes",
         "paged_count",
         "plain",
+        "policy",
         "ready_bytes",
         "ready_count",
         "store",
@@ -136,6 +137,7 @@ class Queue:
         self.clock = clock
         self.args = args
         self.plain = args.plain
+        self.policy: Any = None  # the ferrymq.core.policy.Policy in force, if any
         self.arguments = arguments or {}
         self.durable = durable
         self.auto_delete = auto_delete
@@ -169,15 +171,35 @@ class Queue:
         Only single-level queues without length limits page their backlog out to the log: their
         order is the log's order, so the tail needs no index in memory."""
         self.store = store
-        a = self.args
-        self.pageable = (
-            a.max_priority is None and a.max_length is None and a.max_length_bytes is None
-            and not a.fifo
-        )
+        self.pageable = self._can_page()
         window = PAGE_WINDOW_MESSAGES if self.pageable else 2**62
         loaded, self.paged_count, self.paged_bytes = store.recover(window)
         for stored in loaded:
             self._push(self._stored_entry(stored))
+
+    def _can_page(self) -> bool:
+        a = self.args
+        return (
+            a.max_priority is None and a.max_length is None and a.max_length_bytes is None
+            and not a.fifo
+        )
+
+    def apply_args(self, args: QueueArgs) -> None:
+        """Act on new effective arguments (a policy was set, changed or cleared), as RabbitMQ does:
+        a new length limit applies at once to what the queue holds (drop-head drops the excess);
+        a new message TTL applies to messages published from now on (RabbitMQ computes a message's
+        expiry when it is enqueued). The fast path follows ``args.plain``."""
+        self.args = args
+        self.plain = args.plain
+        if self.store is not None:
+            self.pageable = self._can_page()
+            if not self.pageable:  # limits count every message: bring the paged tail back in
+                while self.paged_count and self._page_in():
+                    pass
+        if args.overflow == "drop-head":  # reject-publish keeps the excess, refusing new ones
+            self._enforce_drop_head()
+        self.vhost.watch_queue(self, force=True)
+        self.dispatch()
 
     def _stored_entry(self, stored: Any) -> Entry:
         exp = stored.expires_wall_ms
