@@ -133,7 +133,8 @@ def make_policy(vhost: str, name: str, body: Any) -> Policy:
         raise PolicyError(
             f"Validation failed\n\npattern should be regular expression but is invalid: {exc}\n") from None
     if isinstance(priority, bool) or not isinstance(priority, int):
-        raise PolicyError(f"Validation failed\n\npriority should be a number, actually was {_erl(priority)}\n")
+        raise PolicyError(
+            f"Validation failed\n\npriority should be a number, actually was {_erl(priority)}\n")
     if apply_to not in APPLY_TO:
         raise PolicyError(f"Validation failed\n\napply-to '{apply_to}' unrecognised; "
                           "should be 'queues', 'exchanges' or 'all'\n")

@@ -38,7 +38,8 @@ def _topology(base: str, vhost: str) -> None:
     v = requests.utils.quote(vhost, safe="")
     calls = [
         (f"/api/vhosts/{v}", {}),
-        (f"/api/exchanges/{v}/d-x", {"type": "topic", "durable": True, "arguments": {"alternate-exchange": "d-ae"}}),
+        (f"/api/exchanges/{v}/d-x", {"type": "topic", "durable": True,
+                                     "arguments": {"alternate-exchange": "d-ae"}}),
         (f"/api/exchanges/{v}/d-ae", {"type": "fanout", "durable": True}),
         (f"/api/queues/{v}/d-q", {"durable": True, "arguments": {"x-max-length": 5}}),
         (f"/api/policies/{v}/d-p", {"pattern": "^d-q$", "definition": {"message-ttl": 1000}, "priority": 2,
@@ -47,7 +48,8 @@ def _topology(base: str, vhost: str) -> None:
     for path, body in calls:
         r = requests.put(base + path, json=body, auth=AUTH, timeout=10)
         assert r.status_code in (201, 204), (path, r.text)
-    r = requests.post(f"{base}/api/bindings/{v}/e/d-x/q/d-q", json={"routing_key": "a.#"}, auth=AUTH, timeout=10)
+    r = requests.post(f"{base}/api/bindings/{v}/e/d-x/q/d-q", json={"routing_key": "a.#"}, auth=AUTH,
+                      timeout=10)
     assert r.status_code == 201, r.text
 
 

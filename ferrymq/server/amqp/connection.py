@@ -10,7 +10,6 @@ import asyncio
 import ipaddress
 import logging
 import socket
-import time
 from typing import TYPE_CHECKING
 
 from pamqp import commands
@@ -72,7 +71,7 @@ class AMQPConnection(asyncio.Protocol):
         self.peername = (peer[0], peer[1]) if peer else ("?", 0)
         self.sockname = (local[0], local[1]) if local else ("?", 0)
         self.name = f"{self.peer} -> {self.sockname[0]}:{self.sockname[1]}"
-        self.connected_at = int(time.time() * 1000)
+        self.connected_at = self.broker.clock.now_ms()
         self.loopback = _is_loopback(peer[0] if peer else "")
         transport.set_write_buffer_limits(self.server.output_high_water,  # type: ignore[attr-defined]
                                           self.server.output_low_water)
