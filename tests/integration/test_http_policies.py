@@ -4,6 +4,8 @@ after, the DLX receives what the policy drops), clearing restores, and policies 
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 from collections.abc import Iterator
 
@@ -96,3 +98,15 @@ def test_policies_survive_a_restart(tmp_path: pytest.TempPathFactory) -> None:
             ch.basic_publish("", "k1", str(i).encode())
         assert _count(ch, "k1") == 1
         conn.close()
+
+
+def test_rabbitmqadmin_declares_lists_and_deletes_policies(broker: EmbeddedBroker) -> None:
+    admin = ["rabbitmqadmin", "-H", "127.0.0.1", "-P", str(broker.http_port), "-f", "raw_json"]
+    subprocess.run([*admin, "declare", "policy", "name=adm", "pattern=^adm-", 'definition={"max-length":1}',
+                    "apply-to=queues", "priority=4"], check=True, capture_output=True, timeout=20)
+    listed = json.loads(subprocess.run([*admin, "list", "policies"], check=True, capture_output=True,
+                                       text=True, timeout=20).stdout)
+    assert {"vhost": "/", "name": "adm", "pattern": "^adm-", "apply-to": "queues",
+            "definition": {"max-length": 1}, "priority": 4} in listed
+    subprocess.run([*admin, "delete", "policy", "name=adm"], check=True, capture_output=True, timeout=20)
+    assert requests.get(f"{broker.http_url}/api/policies/%2F/adm", auth=AUTH, timeout=5).status_code == 404

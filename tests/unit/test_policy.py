@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 from ferrymq.core.policy import PolicyError, effective, make_policy, queue_arguments
+from ferrymq.limits import PAGE_WINDOW_MESSAGES
 from tests.support.core import new_broker, open_channel, publish
+from tests.unit.test_queue_paging import MemoryTopology
 
 
 def test_highest_priority_matching_policy_wins_and_apply_to_filters() -> None:
@@ -86,3 +88,20 @@ def test_exchange_alternate_from_policy_unless_its_own_argument_is_set() -> None
     assert later.alternate == "ae" and vhost.exchange_policies["e3"].name == "p"
     vhost.clear_policy("p")
     assert (plain.alternate, later.alternate) == (None, None)
+
+
+def test_max_length_policy_on_a_paged_durable_queue_keeps_the_newest() -> None:
+    broker, _ = new_broker(topology=MemoryTopology())
+    vhost = broker.vhosts["/"]
+    queue = vhost.declare_queue("q", connection=None, durable=True)
+    ch = open_channel(broker)
+    n = PAGE_WINDOW_MESSAGES * 2
+    for i in range(n):
+        publish(ch, str(i), delivery_mode=2)
+    assert queue.paged_count > 0
+    queue.store.write()  # type: ignore[union-attr]
+    vhost.set_policy(make_policy("/", "p", {"pattern": "^q$", "definition": {"max-length": 3}}))
+    assert (queue.message_count, queue.paged_count, queue.pageable) == (3, 0, False)
+    assert [e.msg.body for e in queue.ready_entries()] == [str(i).encode() for i in range(n - 3, n)]
+    vhost.clear_policy("p")
+    assert queue.pageable
