@@ -482,10 +482,6 @@ class VHost:
             self.exchange_policies[ex.name] = policy
         ex.alternate = alternate_exchange(ex.arguments, policy)
 
-    def policy_definition(self, policy: Policy | None) -> dict[str, Any]:
-        """What the management API shows as an object's ``effective_policy_definition``."""
-        return dict(policy.definition) if policy is not None else {}
-
     # --- timers --------------------------------------------------------------------------
 
     def tick(self, now_ms: int) -> None:

@@ -159,3 +159,31 @@ def test_policy_applied_live_behaves_as_on_rabbitmq(rabbit: RabbitNode) -> None:
         ours = _behaviour(fm.amqp_url, fm.http_url, "diff-q")
     theirs = _behaviour(rabbit.amqp_url, rabbit.management_url, "diff-q")
     assert ours == theirs == (2, b"3", 3, 5)
+
+
+@pytest.mark.parametrize("body", [
+    [1, 2], {"queues": "x"}, {"queues": [{"name": "q", "arguments": "x"}]},
+    {"exchanges": [{"name": "e", "type": "nope"}]},
+    {"policies": [{"name": "p", "pattern": "^", "definition": {}}]},
+])
+def test_malformed_definitions_are_a_400_never_a_500(body: Any) -> None:
+    with EmbeddedBroker() as fm:
+        r = requests.post(f"{fm.http_url}/api/definitions", data=json.dumps(body), auth=AUTH, timeout=10)
+        assert r.status_code == 400, r.text
+        assert r.json()["error"] == "bad_request"
+
+
+def test_per_vhost_export_drops_vhost_fields_and_imports_into_the_named_vhost() -> None:
+    with EmbeddedBroker() as fm:
+        _ferry_topology(fm, "one")
+        exported = requests.get(f"{fm.http_url}/api/definitions/one", auth=AUTH, timeout=10).json()
+        assert exported["queues"] == [{"name": "d-q", "durable": True, "auto_delete": False,
+                                       "arguments": {"x-max-length": 5}}]
+        fm.call(lambda: fm.running.broker.add_vhost("two"))  # type: ignore[union-attr]
+        r = requests.post(f"{fm.http_url}/api/definitions/two", data=json.dumps(exported), auth=AUTH,
+                          timeout=10)
+        assert r.status_code == 204
+        again = requests.get(f"{fm.http_url}/api/definitions/two", auth=AUTH, timeout=10).json()
+        assert {k: v for k, v in again.items() if k != "policies"} == {
+            k: v for k, v in exported.items() if k != "policies"}
+        assert [p["vhost"] for p in again["policies"]] == ["two"]

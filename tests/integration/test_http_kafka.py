@@ -18,6 +18,8 @@ def test_topic_offsets_and_group_lag_after_a_partial_commit() -> None:
         for i in range(10):
             producer.send("lag-t", f"m{i}".encode(), partition=0)
         producer.flush()
+        conns = requests.get(f"{b.http_url}/api/connections", auth=AUTH, timeout=5).json()
+        assert any(c["protocol"] == "Kafka" and c["port"] == b.kafka_port for c in conns)
         producer.close()
         consumer = KafkaConsumer(bootstrap_servers=b.kafka_bootstrap, group_id="lag-g",
                                  enable_auto_commit=False, auto_offset_reset="earliest")

@@ -111,9 +111,28 @@ async def _paced(items: list[dict[str, Any]], request: web.Request) -> web.Respo
     return ok(listing.apply(items, request.query))
 
 
+def kafka_connections(request: web.Request) -> list[dict[str, Any]]:
+    """Kafka clients, listed with protocol "Kafka" (FerryMQ extension; read-only, no vhost)."""
+    kafka = request.app[PLANE].kafka
+    out: list[dict[str, Any]] = []
+    for conn in list(kafka.connections) if kafka is not None else []:
+        transport = getattr(conn, "transport", None)
+        peer = transport.get_extra_info("peername") if transport is not None else None
+        local = transport.get_extra_info("sockname") if transport is not None else None
+        if not peer or not local:
+            continue
+        out.append({"name": f"{peer[0]}:{peer[1]} -> {local[0]}:{local[1]}", "node": NODE,
+                    "type": "network", "protocol": "Kafka", "user": "", "vhost": None,
+                    "host": local[0], "port": local[1], "peer_host": peer[0], "peer_port": peer[1],
+                    "state": "running", "channels": 0, "ssl": False,
+                    "client_properties": {"client_id": conn.peer_client_id}})
+    return out
+
+
 @routes.get("/api/connections")
 async def list_connections(request: web.Request) -> web.Response:
-    return await _paced([connection_json(c) for c in _connections(request)], request)
+    items = [connection_json(c) for c in _connections(request)] + kafka_connections(request)
+    return await _paced(items, request)
 
 
 @routes.get("/api/vhosts/{vhost}/connections")

@@ -148,7 +148,10 @@ async def _import(request: web.Request, only: str | None) -> web.Response:
             plane.broker.add_vhost(str(v.get("name", "/")))
     elif only not in plane.broker.vhosts:
         raise not_found()
-    _import_objects(plane, body, only)
+    try:
+        _import_objects(plane, body, only)
+    except (TypeError, ValueError, AttributeError) as exc:  # a field of the wrong shape
+        raise bad_request(f"invalid definitions: {exc}") from None
     plane.end_turn()
     return no_content()
 
