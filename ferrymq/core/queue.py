@@ -186,17 +186,23 @@ class Queue:
 
     def apply_args(self, args: QueueArgs) -> None:
         """Act on new effective arguments (a policy was set, changed or cleared), as RabbitMQ does:
-        a new length limit applies at once to what the queue holds (drop-head drops the excess);
-        a new message TTL applies to messages published from now on (RabbitMQ computes a message's
-        expiry when it is enqueued). The fast path follows ``args.plain``."""
+        a new length limit applies at once to what the queue holds, dropping the excess from the
+        head if the queue was in drop-head mode before (RabbitMQ applies max-length before it
+        applies overflow, so even a policy that also sets reject-publish drops the excess of a
+        drop-head queue); a new message TTL applies to messages published from now on (a
+        message's expiry is fixed when it is enqueued); a new x-expires counts from now. The fast
+        path follows ``args.plain``."""
+        old = self.args
         self.args = args
+        if args.expires_ms != old.expires_ms:
+            self.last_used_ms = self.clock.monotonic_ms()
         self.plain = args.plain
         if self.store is not None:
             self.pageable = self._can_page()
             if not self.pageable:  # limits count every message: bring the paged tail back in
                 while self.paged_count and self._page_in():
                     pass
-        if args.overflow == "drop-head":  # reject-publish keeps the excess, refusing new ones
+        if old.overflow == "drop-head":
             self._enforce_drop_head()
         self.vhost.watch_queue(self, force=True)
         self.dispatch()

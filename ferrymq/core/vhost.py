@@ -193,7 +193,8 @@ class VHost:
             name = f"amq.gen-{self.broker.unique_token()}"
         elif name.startswith("amq."):
             raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
-        policy = effective(self.policies, "queue", name) if self.policies else None
+        stream = (arguments or {}).get("x-queue-type") == "stream"  # stream policy keys differ: none here
+        policy = effective(self.policies, "queue", name) if self.policies and not stream else None
         args = parse_queue_args(queue_arguments(arguments or {}, policy), name, self.name)
         owner = connection if exclusive else None
         if args.queue_type == "stream" and self.broker.streams is not None:

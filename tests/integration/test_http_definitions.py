@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import requests
 
 from ferrymq import EmbeddedBroker
 from ferrymq.bench.rabbitmq_node import RabbitNode, available, start_rabbitmq
+from ferrymq.core.policy import queue_policy_fields
 
 AUTH = ("guest", "guest")
 KEYS = ("policies", "queues", "exchanges", "bindings")
@@ -123,7 +124,29 @@ def test_definitions_round_trip_between_rabbitmq_and_ferrymq(rabbit: RabbitNode)
     assert _ours(_defs(rabbit.management_url), "from-ferry") == _ours(from_ferry, "from-ferry")
 
 
-def _behaviour(amqp_url: str, http: str, queue: str) -> tuple[int, bytes | None, int, int]:
+Fields = Callable[[str], dict[str, Any]]
+
+
+def _rabbit_fields(rabbit: RabbitNode) -> Fields:
+    """RabbitMQ's queue JSON shows a new policy once its stats catch up (a few seconds): poll."""
+    def fields(queue: str) -> dict[str, Any]:
+        deadline = time.monotonic() + 15
+        while True:
+            q = requests.get(f"{rabbit.management_url}/api/queues/%2F/{queue}", auth=AUTH, timeout=10).json()
+            if q.get("policy") is not None or time.monotonic() > deadline:
+                return {k: q.get(k) for k in ("policy", "effective_policy_definition")}
+            time.sleep(0.25)
+    return fields
+
+
+def _ferry_fields(fm: EmbeddedBroker) -> Fields:
+    def fields(queue: str) -> dict[str, Any]:
+        return fm.call(lambda: queue_policy_fields(
+            fm.running.broker.vhosts["/"].queues[queue].policy))  # type: ignore[union-attr]
+    return fields
+
+
+def _behaviour(amqp_url: str, http: str, queue: str, fields: Fields) -> tuple[Any, ...]:
     """Publish 5, apply max-length 2 + DLX by policy, read what the queue and the DLX queue hold;
     then publish one more with the policy's message-ttl and see it expire."""
     conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
@@ -134,8 +157,12 @@ def _behaviour(amqp_url: str, http: str, queue: str) -> tuple[int, bytes | None,
     ch.queue_declare(queue)
     for i in range(5):
         ch.basic_publish("", queue, str(i).encode())
+    ch.queue_declare(f"{queue}-rp", arguments={"x-overflow": "reject-publish"})
+    for i in range(5):
+        ch.basic_publish("", f"{queue}-rp", str(i).encode())
     r = requests.put(f"{http}/api/policies/%2F/{queue}-p", auth=AUTH, timeout=10, json={
-        "pattern": f"^{queue}$", "definition": {"max-length": 2, "dead-letter-exchange": f"{queue}-dlx"}})
+        "pattern": f"^{queue}(-rp)?$", "apply-to": "queues", "definition": {
+            "max-length": 2, "dead-letter-exchange": f"{queue}-dlx", "overflow": "reject-publish"}})
     assert r.status_code == 201
     deadline = time.monotonic() + 5
     while ch.queue_declare(queue, passive=True).method.message_count > 2 and time.monotonic() < deadline:
@@ -143,6 +170,8 @@ def _behaviour(amqp_url: str, http: str, queue: str) -> tuple[int, bytes | None,
     kept = ch.queue_declare(queue, passive=True).method.message_count
     dead = ch.queue_declare(f"{queue}-dead", passive=True).method.message_count
     head = ch.basic_get(queue, auto_ack=True)[2]
+    kept_rp = ch.queue_declare(f"{queue}-rp", passive=True).method.message_count
+    shown = fields(queue)
     requests.delete(f"{http}/api/policies/%2F/{queue}-p", auth=AUTH, timeout=10)
     time.sleep(0.2)
     for i in range(4):
@@ -150,15 +179,19 @@ def _behaviour(amqp_url: str, http: str, queue: str) -> tuple[int, bytes | None,
     time.sleep(0.2)
     after = ch.queue_declare(queue, passive=True).method.message_count
     conn.close()
-    return kept, head, dead, after
+    return kept, head, dead, after, kept_rp, shown
 
 
 @pytest.mark.rabbitmq
 def test_policy_applied_live_behaves_as_on_rabbitmq(rabbit: RabbitNode) -> None:
+    """A drop-head queue over the new limit drops its excess to the DLX at once (even though the
+    policy also sets reject-publish); one declared reject-publish keeps it; clearing restores."""
     with EmbeddedBroker() as fm:
-        ours = _behaviour(fm.amqp_url, fm.http_url, "diff-q")
-    theirs = _behaviour(rabbit.amqp_url, rabbit.management_url, "diff-q")
-    assert ours == theirs == (2, b"3", 3, 5)
+        ours = _behaviour(fm.amqp_url, fm.http_url, "diff-q", _ferry_fields(fm))
+    theirs = _behaviour(rabbit.amqp_url, rabbit.management_url, "diff-q", _rabbit_fields(rabbit))
+    shown = {"policy": "diff-q-p", "effective_policy_definition": {
+        "max-length": 2, "dead-letter-exchange": "diff-q-dlx", "overflow": "reject-publish"}}
+    assert ours == theirs == (2, b"3", 3, 5, 5, shown)
 
 
 @pytest.mark.parametrize("body", [

@@ -105,3 +105,31 @@ def test_max_length_policy_on_a_paged_durable_queue_keeps_the_newest() -> None:
     assert [e.msg.body for e in queue.ready_entries()] == [str(i).encode() for i in range(n - 3, n)]
     vhost.clear_policy("p")
     assert queue.pageable
+
+
+def test_excess_is_dropped_if_the_queue_was_drop_head_even_when_the_policy_sets_reject_publish() -> None:
+    broker, _ = new_broker()
+    ch = open_channel(broker)
+    vhost = broker.vhosts["/"]
+    was_drop_head = vhost.declare_queue("q1", connection=object())
+    was_reject = vhost.declare_queue("q2", connection=object(), arguments={"x-overflow": "reject-publish"})
+    for name in ("q1", "q2"):
+        for i in range(5):
+            publish(ch, str(i), routing_key=name)
+    vhost.set_policy(make_policy("/", "p", {"pattern": "^q", "definition": {
+        "max-length": 2, "overflow": "reject-publish"}}))
+    assert (was_drop_head.message_count, was_reject.message_count) == (2, 5)
+    assert was_drop_head.args.overflow == "reject-publish"
+
+
+def test_expires_policy_counts_from_when_it_is_applied() -> None:
+    broker, clock = new_broker()
+    vhost = broker.vhosts["/"]
+    vhost.declare_queue("q", connection=object())
+    clock.advance(10_000)
+    vhost.set_policy(make_policy("/", "p", {"pattern": "^q$", "definition": {"expires": 500}}))
+    broker.tick(clock.monotonic_ms())
+    assert "q" in vhost.queues
+    clock.advance(600)
+    broker.tick(clock.monotonic_ms())
+    assert "q" not in vhost.queues
