@@ -113,15 +113,25 @@ def test_rabbitmqadmin_export_then_import_carries_topology_and_hashed_users(tmp_
 
 @pytest.mark.rabbitmq
 def test_definitions_round_trip_between_rabbitmq_and_ferrymq(rabbit: RabbitNode) -> None:
+    """Topology both ways, and users: RabbitMQ's hash logs in on FerryMQ, FerryMQ's on RabbitMQ."""
     _topology(rabbit.management_url, "from-rabbit")
+    requests.put(f"{rabbit.management_url}/api/users/rabbit-user", auth=AUTH, timeout=10,
+                 json={"password": "r-secret", "tags": ""}).raise_for_status()
     from_rabbit = _defs(rabbit.management_url)
     with EmbeddedBroker() as fm:
         _post(fm.http_url, from_rabbit)
         assert _ours(_defs(fm.http_url), "from-rabbit") == _ours(from_rabbit, "from-rabbit")
+        login = f"amqp://rabbit-user:r-secret@127.0.0.1:{fm.amqp_port}/%2F"
+        pika.BlockingConnection(pika.URLParameters(login)).close()
         _ferry_topology(fm, "from-ferry")
+        users = fm.running.broker.users  # type: ignore[union-attr]
+        fm.call(users.__setitem__, "ferry-user", "f-secret")
         from_ferry = _defs(fm.http_url)
     _post(rabbit.management_url, from_ferry)
     assert _ours(_defs(rabbit.management_url), "from-ferry") == _ours(from_ferry, "from-ferry")
+    rabbit_port = int(rabbit.amqp_url.rsplit(":", 1)[1].split("/")[0])
+    login = f"amqp://ferry-user:f-secret@127.0.0.1:{rabbit_port}/%2F"
+    pika.BlockingConnection(pika.URLParameters(login)).close()  # the exported permissions came along
 
 
 Fields = Callable[[str], dict[str, Any]]
