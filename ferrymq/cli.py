@@ -1,4 +1,5 @@
-"""`ferrymq serve | bench | sim | version`: thin; the work lives in ferrymq.server and ferrymq.bench."""
+"""`ferrymq serve | bench | sim | version` and the admin commands: thin; the work lives in ferrymq.server,
+ferrymq.bench, ferrymq.sim and ferrymq.admin."""
 
 from __future__ import annotations
 
@@ -61,6 +62,11 @@ def version() -> None:
 from ferrymq.sim.cli import sim as _sim  # noqa: E402  (the runner itself is imported when it runs)
 
 app.command(name="sim")(_sim)
+
+# --- `ferrymq queues | exchanges | ... | status`: the admin commands live in ferrymq/admin/ ---------
+from ferrymq.admin.commands import register as _register_admin  # noqa: E402
+
+_register_admin(app)
 
 
 def main() -> None:

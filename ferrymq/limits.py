@@ -74,3 +74,4 @@ assert KAFKA_MESSAGE_MAX_BYTES < KAFKA_REQUEST_MAX_BYTES
 HTTP_BODY_MAX_BYTES = 20 * 1024 * 1024  # RabbitMQ's management.http_max_body_size default (20 MiB)
 HTTP_PAGE_SIZE_MAX = 500  # RabbitMQ refuses page_size above 500
 HTTP_LIVE_INTERVAL_MS = 1_000  # the dashboard's live stream pushes a snapshot this often
+HTTP_ADMIN_TIMEOUT_S = 10.0  # `ferrymq queues|status|...`: a broker silent this long counts as unreachable
