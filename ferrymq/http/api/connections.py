@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from ferrymq.server.amqp.connection import AMQPConnection
 
 routes = web.RouteTableDef()
+T = TypeVar("T")
 CONNECTION_FORCED = 320
 DEFAULT_REASON = "Closed via management plugin"
 NODE = f"rabbit@{socket.gethostname().split('.')[0]}"
@@ -106,8 +108,21 @@ def _find(request: web.Request) -> AMQPConnection:
     raise not_found()
 
 
+PACE = 500  # objects rendered between yields to the loop
+
+
+async def paced(render: Callable[[T], dict[str, Any]], objects: Iterable[T]) -> list[dict[str, Any]]:
+    """Render many objects without holding the loop: yield every PACE objects (each object is read
+    consistently; the list is a snapshot of what existed when the request began)."""
+    out: list[dict[str, Any]] = []
+    for i, obj in enumerate(list(objects)):
+        if i and not i % PACE:
+            await asyncio.sleep(0)
+        out.append(render(obj))
+    return out
+
+
 async def _paced(items: list[dict[str, Any]], request: web.Request) -> web.Response:
-    await asyncio.sleep(0)
     return ok(listing.apply(items, request.query))
 
 
@@ -131,8 +146,8 @@ def kafka_connections(request: web.Request) -> list[dict[str, Any]]:
 
 @routes.get("/api/connections")
 async def list_connections(request: web.Request) -> web.Response:
-    items = [connection_json(c) for c in _connections(request)] + kafka_connections(request)
-    return await _paced(items, request)
+    items = await paced(connection_json, _connections(request))
+    return await _paced(items + kafka_connections(request), request)
 
 
 @routes.get("/api/vhosts/{vhost}/connections")
@@ -141,7 +156,7 @@ async def vhost_connections(request: web.Request) -> web.Response:
     if vhost not in request.app[PLANE].broker.vhosts:
         raise not_found()
     conns = [c for c in _connections(request) if c.vhost is not None and c.vhost.name == vhost]
-    return await _paced([connection_json(c) for c in conns], request)
+    return await _paced(await paced(connection_json, conns), request)
 
 
 @routes.get("/api/connections/{name}")
@@ -166,8 +181,8 @@ async def connection_channels(request: web.Request) -> web.Response:
 
 @routes.get("/api/channels")
 async def list_channels(request: web.Request) -> web.Response:
-    items = [channel_json(c, ch) for c in _connections(request) for ch in c.channels.values()]
-    return await _paced(items, request)
+    pairs = [(c, ch) for c in _connections(request) for ch in c.channels.values()]
+    return await _paced(await paced(lambda p: channel_json(*p), pairs), request)
 
 
 @routes.get("/api/channels/{name}")
@@ -179,15 +194,16 @@ async def get_channel(request: web.Request) -> web.Response:
     raise not_found()
 
 
-def _consumers(request: web.Request, vhost: str | None) -> list[dict[str, Any]]:
-    return [consumer_json(conn, ch, c) for conn in _connections(request)
-            for ch in conn.channels.values() if vhost is None or ch.vhost.name == vhost
-            for c in ch.consumers.values()]
+async def _consumers(request: web.Request, vhost: str | None) -> list[dict[str, Any]]:
+    triples = [(conn, ch, c) for conn in _connections(request)
+               for ch in conn.channels.values() if vhost is None or ch.vhost.name == vhost
+               for c in ch.consumers.values()]
+    return await paced(lambda t: consumer_json(*t), triples)
 
 
 @routes.get("/api/consumers")
 async def list_consumers(request: web.Request) -> web.Response:
-    return await _paced(_consumers(request, None), request)
+    return await _paced(await _consumers(request, None), request)
 
 
 @routes.get("/api/consumers/{vhost}")
@@ -195,4 +211,4 @@ async def vhost_consumers(request: web.Request) -> web.Response:
     vhost = request.match_info["vhost"]
     if vhost not in request.app[PLANE].broker.vhosts:
         raise not_found()
-    return await _paced(_consumers(request, vhost), request)
+    return await _paced(await _consumers(request, vhost), request)

@@ -17,7 +17,7 @@ from aiohttp import web
 from ferrymq.core.passwords import ALGORITHMS, DEFAULT_ALGORITHM, hash_password
 from ferrymq.core.policy import PolicyError, make_policy
 from ferrymq.core.vhost import VHost
-from ferrymq.http.api.connections import jsonable
+from ferrymq.http.api.connections import jsonable, paced
 from ferrymq.http.auth import user_tags
 from ferrymq.http.plane import PLANE, Plane
 from ferrymq.http.responses import bad_request, no_content, not_found, ok, read_json
@@ -38,16 +38,16 @@ def _users(plane: Plane) -> list[dict[str, Any]]:
     return out
 
 
-def _objects(vhost: VHost, with_vhost: bool) -> dict[str, list[dict[str, Any]]]:
+async def _objects(vhost: VHost, with_vhost: bool) -> dict[str, list[dict[str, Any]]]:
     """A vhost's policies, queues, exchanges and bindings as RabbitMQ exports them."""
     tag = {"vhost": vhost.name} if with_vhost else {}
-    queues = [{"name": q.name, **tag, "durable": q.durable, "auto_delete": q.auto_delete,
-               "arguments": jsonable(q.arguments)}
-              for q in vhost.queues.values() if q.exclusive_owner is None]
-    exchanges = [{"name": e.name, **tag, "type": e.type, "durable": e.durable,
-                  "auto_delete": e.auto_delete, "internal": e.internal,
-                  "arguments": jsonable(e.arguments)}
-                 for e in vhost.exchanges.values() if e.name and not e.name.startswith("amq.")]
+    queues = await paced(lambda q: {"name": q.name, **tag, "durable": q.durable, "auto_delete": q.auto_delete,
+                                    "arguments": jsonable(q.arguments)},
+                         [q for q in vhost.queues.values() if q.exclusive_owner is None])
+    exchanges = await paced(lambda e: {"name": e.name, **tag, "type": e.type, "durable": e.durable,
+                                       "auto_delete": e.auto_delete, "internal": e.internal,
+                                       "arguments": jsonable(e.arguments)},
+                            [e for e in vhost.exchanges.values() if e.name and not e.name.startswith("amq.")])
     bindings = [{"source": e.name, **tag, "destination": b.destination,
                  "destination_type": "exchange" if b.destination_is_exchange else "queue",
                  "routing_key": b.routing_key, "arguments": jsonable(b.args())}
@@ -56,7 +56,7 @@ def _objects(vhost: VHost, with_vhost: bool) -> dict[str, list[dict[str, Any]]]:
             "queues": queues, "exchanges": exchanges, "bindings": bindings}
 
 
-def export_all(plane: Plane) -> dict[str, Any]:
+async def export_all(plane: Plane) -> dict[str, Any]:
     version = plane.settings.amqp_version
     vhosts = list(plane.broker.vhosts.values())
     users = _users(plane)
@@ -66,14 +66,15 @@ def export_all(plane: Plane) -> dict[str, Any]:
         "permissions": [{"user": u["name"], "vhost": v.name, **PERMIT_ALL} for u in users for v in vhosts],
         "topic_permissions": [], "parameters": [], "global_parameters": [],
     }
+    per_vhost = [await _objects(v, True) for v in vhosts]
     for key in ("policies", "queues", "exchanges", "bindings"):
-        out[key] = [item for v in vhosts for item in _objects(v, True)[key]]
+        out[key] = [item for objects in per_vhost for item in objects[key]]
     return out
 
 
 @routes.get("/api/definitions")
 async def get_all(request: web.Request) -> web.Response:
-    return ok(export_all(request.app[PLANE]))
+    return ok(await export_all(request.app[PLANE]))
 
 
 @routes.get("/api/definitions/{vhost}")
@@ -82,7 +83,7 @@ async def get_vhost(request: web.Request) -> web.Response:
     vhost = plane.broker.vhosts.get(request.match_info["vhost"])
     if vhost is None:
         raise not_found()
-    return ok({"rabbit_version": plane.settings.amqp_version, **_objects(vhost, False)})
+    return ok({"rabbit_version": plane.settings.amqp_version, **(await _objects(vhost, False))})
 
 
 def _list(body: dict[str, Any], key: str) -> list[dict[str, Any]]:
