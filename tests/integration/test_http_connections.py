@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 
 import pika
@@ -100,3 +101,28 @@ def test_port_listener_knows_the_amqp_port_and_fails_for_others(broker: Embedded
     r = _get(broker, "/api/health/checks/port-listener/1")
     assert r.status_code == 503 and r.json()["reason"] == "No active listener"
     assert _get(broker, "/api/health/checks/protocol-listener/stomp").status_code == 503
+
+
+def test_alarms_check_fails_with_503_while_the_memory_alarm_is_on() -> None:
+    with EmbeddedBroker(memory_high_watermark_bytes=1000) as b:
+        conn = pika.BlockingConnection(pika.URLParameters(b.amqp_url))
+        ch = conn.channel()
+        ch.queue_declare("alarm-q")
+        ch.basic_publish("", "alarm-q", b"x" * 4000)
+        deadline = time.monotonic() + 5
+        r = _get(b, "/api/health/checks/alarms")
+        while r.status_code == 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            r = _get(b, "/api/health/checks/alarms")
+        assert r.status_code == 503
+        body = r.json()
+        assert body["status"] == "failed" and [a["resource"] for a in body["alarms"]] == ["memory"]
+        assert _get(b, "/api/health/checks/local-alarms").status_code == 503
+        other = pika.BlockingConnection(pika.URLParameters(b.amqp_url))  # the publisher is blocked now
+        other.channel().queue_purge("alarm-q")
+        other.close()
+        deadline = time.monotonic() + 5
+        while _get(b, "/api/health/checks/alarms").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _get(b, "/api/health/checks/alarms").json() == {"status": "ok"}
+        conn.close()
