@@ -17,6 +17,9 @@ class SystemClock:
     def monotonic_ms(self) -> int:
         return time.monotonic_ns() // 1_000_000
 
+    def monotonic_us(self) -> int:
+        return time.monotonic_ns() // 1_000
+
 
 class ManualClock:
     """A clock that moves only when told: tests fast-forward TTLs and timeouts with it."""
@@ -30,6 +33,9 @@ class ManualClock:
 
     def monotonic_ms(self) -> int:
         return self._mono_ms
+
+    def monotonic_us(self) -> int:
+        return self._mono_ms * 1_000
 
     def advance(self, ms: int) -> None:
         assert ms >= 0, "time never goes back"

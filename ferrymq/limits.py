@@ -75,3 +75,26 @@ HTTP_BODY_MAX_BYTES = 20 * 1024 * 1024  # RabbitMQ's management.http_max_body_si
 HTTP_PAGE_SIZE_MAX = 500  # RabbitMQ refuses page_size above 500
 HTTP_LIVE_INTERVAL_MS = 1_000  # the dashboard's live stream pushes a snapshot this often
 HTTP_ADMIN_TIMEOUT_S = 10.0  # `ferrymq queues|status|...`: a broker silent this long counts as unreachable
+HTTP_LIVE_QUEUE_ROWS_MAX = 200  # the live stream sends the deepest queues only (totals cover all)
+HTTP_LIVE_HISTORY_POINTS = 300  # samples the dashboard keeps for its charts (5 minutes at 1 s)
+DLQ_PEEK_MAX = 100  # messages one dead-letter peek may show
+DLQ_PREVIEW_BYTES = 1_024  # body bytes a peek shows of each message
+DLQ_REPLAY_MAX = 10_000  # dead letters one replay request moves (the loop must not stall)
+
+# --- metrics and traces (ferrymq.core.stats, ferrymq.core.trace, ferrymq.http.metrics) ----------
+TIME_IN_QUEUE_BUCKETS_MS = (1, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000,
+                            60_000, 300_000, 900_000, 3_600_000)
+FSYNC_LATENCY_BUCKETS_US = (100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000,
+                            250_000, 500_000, 1_000_000)
+# The time in queue is observed for one first delivery in 8 (entries whose seq is a multiple of 8):
+# one observation costs ~200 ns, more than the rest of a delivery's bookkeeping.
+TIME_IN_QUEUE_SAMPLE_MASK = 7
+COMMIT_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)  # logs fsynced by one group commit
+LOOP_LAG_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 250, 500, 1_000)
+LOOP_LAG_PROBE_MS = 100  # the event-loop lag probe's period
+METRICS_SCRAPE_YIELD_QUEUES = 1_000  # a scrape renders this many queues of one family per loop turn
+TRACE_CAPACITY = 1_000  # sampled messages kept in the trace ring (oldest evicted)
+TRACE_EVENTS_MAX = 64  # lifecycle events kept per traced message (a requeue loop cannot grow one)
+TRACE_SAMPLE_EVERY_MAX = 2**31 - 1
+assert tuple(sorted(TIME_IN_QUEUE_BUCKETS_MS)) == TIME_IN_QUEUE_BUCKETS_MS
+assert tuple(sorted(FSYNC_LATENCY_BUCKETS_US)) == FSYNC_LATENCY_BUCKETS_US

@@ -129,7 +129,8 @@ def drain(url: str, queue: str, n: int, prefetch: int = 2000) -> dict[str, float
 def serve(port: int, data: Path) -> subprocess.Popen[bytes]:
     """Start `ferrymq serve` and return once it accepts connections (recovery runs before that)."""
     proc = subprocess.Popen([sys.executable, "-m", "ferrymq.cli", "serve", "--amqp-port", str(port),
-                             "--kafka-port", "0", "--data-dir", str(data), "--fsync", "always",
+                             "--kafka-port", "0",
+               "--http-port", "0", "--data-dir", str(data), "--fsync", "always",
                              "--log-level", "info"])
     while True:
         try:

@@ -56,7 +56,8 @@ def main() -> None:
         log_path = Path(tmp) / "serve.log"
         with open(log_path, "wb") as log:
             proc = subprocess.Popen([sys.executable, "-m", "ferrymq.cli", "serve", "--amqp-port", str(port),
-                                     "--kafka-port", "0", "--data-dir", f"{tmp}/data", "--fsync", "always",
+                                     "--kafka-port", "0",
+               "--http-port", "0", "--data-dir", f"{tmp}/data", "--fsync", "always",
                                      "--log-level", "info"],
                                     stdout=log, stderr=subprocess.STDOUT)
         time.sleep(2.0)

@@ -13,7 +13,7 @@ amqp_v=$("$py" -c 'import amqp; print(amqp.__version__)')
 tar xzf "$work/kombu-$kombu_v.tar.gz" -C "$work"
 tar xzf "$work/amqp-$amqp_v.tar.gz" -C "$work"
 port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$py" -m ferrymq.cli serve --amqp-port "$port" --log-level error --data-dir "$work/data" &
+"$py" -m ferrymq.cli serve --amqp-port "$port" --kafka-port 0 --http-port 0 --log-level error --data-dir "$work/data" &
 pid=$!
 for _ in $(seq 1 50); do (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.2; done
 export RABBITMQ_HOST=127.0.0.1 RABBITMQ_5672_TCP=$port

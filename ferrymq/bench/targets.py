@@ -106,7 +106,7 @@ def _ferrymq(name: str, fsync: str, kafka: bool) -> Iterator[Target]:
     with tempfile.TemporaryDirectory(prefix="ferrymq-bench-data-") as data:
         proc = subprocess.Popen(
             [sys.executable, "-m", "ferrymq.cli", "serve", "--amqp-port", str(port), "--kafka-port",
-             str(kport), "--data-dir", data, "--fsync", fsync, "--log-level", "warning"],
+             str(kport), "--http-port", "0", "--data-dir", data, "--fsync", fsync, "--log-level", "warning"],
             stdout=subprocess.DEVNULL)
         try:
             _wait_for(port, proc, "ferrymq serve")

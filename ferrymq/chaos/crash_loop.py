@@ -52,6 +52,7 @@ class BrokerProcess:
     def start(self, timeout_s: float = 20.0) -> None:
         cmd = [sys.executable, "-c", "from ferrymq.cli import main; main()", "serve",
                "--data-dir", str(self.data_dir), "--amqp-port", str(self.port), "--kafka-port", "0",
+               "--http-port", "0",
                "--fsync", self.fsync, "--log-level", "info"]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

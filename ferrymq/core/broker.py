@@ -14,7 +14,9 @@ from ferrymq.core.channel import Channel
 from ferrymq.core.clock import Clock
 from ferrymq.core.passwords import verify
 from ferrymq.core.queue import Queue
+from ferrymq.core.stats import Turn
 from ferrymq.core.store import NoTopology, StreamBackend, TopologyStore
+from ferrymq.core.trace import Tracer
 from ferrymq.core.vhost import VHost
 from ferrymq.errors import AccessRefused, NotAllowed
 
@@ -35,11 +37,20 @@ class Broker:
         topology: TopologyStore | None = None,
     ) -> None:
         self.clock = clock
+        self.turn = Turn(clock.monotonic_ms())  # the shell refreshes it once per input read
+        self.tracer = Tracer(clock)
+        # rabbitmq_global_messages_*: publishes received by closed channels (open ones count their
+        # own, ``Channel.received``), and the unroutable ones
+        self.counters = dict.fromkeys(("received", "unroutable_dropped", "unroutable_returned"), 0)
         self.rng = rng
         self.users = dict(users if users is not None else {"guest": "guest"})
         # Users imported with a hash we cannot reverse: name -> (hash, algorithm); checked first.
         self.password_hashes: dict[str, tuple[str, str]] = {}
         self.loopback_only_users = loopback_only_users
+        # (vhost, user) -> {"configure", "write", "read"} regexes, as RabbitMQ stores them.
+        # Recorded only: enforcement is issue 16 (every authenticated user may do anything).
+        self.permissions: dict[tuple[str, str], dict[str, str]] = {
+            ("/", user): {"configure": ".*", "write": ".*", "read": ".*"} for user in self.users}
         self.consumer_timeout_ms = consumer_timeout_ms
         self.topology: TopologyStore = topology if topology is not None else NoTopology()
         self.streams: StreamBackend | None = None  # x-queue-type: stream queues (the Kafka logs)
@@ -88,6 +99,10 @@ class Broker:
         channel.close()
         self.channels.discard(channel)
 
+    def messages_received(self) -> int:
+        """Publishes received by every channel, open or closed."""
+        return self.counters["received"] + sum(ch.received for ch in self.channels)
+
     def connection_closed(self, connection: object) -> None:
         for vhost in self.vhosts.values():
             vhost.connection_closed(connection)
@@ -124,6 +139,7 @@ class Broker:
 
     def tick(self, now_ms: int | None = None) -> None:
         now = self.clock.monotonic_ms() if now_ms is None else now_ms
+        self.turn.ms = now
         for vhost in self.vhosts.values():
             vhost.tick(now)
         for queue in list(self._timed_queues):

@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ferrymq.core.args import consumer_priority
 from ferrymq.core.consumer import Consumer
 from ferrymq.core.message import Message
+from ferrymq.core.trace import HEADER_BYTES as TRACE_HEADER
 from ferrymq.errors import NotAllowed, PreconditionFailed
 
 if TYPE_CHECKING:
     from ferrymq.core.clock import Clock
     from ferrymq.core.queue import Entry, Queue
+    from ferrymq.core.trace import Tracer
     from ferrymq.core.vhost import VHost
 
 # Outbox effect kinds. Shapes:
@@ -40,6 +42,8 @@ class Services(Protocol):
     dirty: list[Channel]
     reply_channels: dict[str, Channel]
     consumer_timeout_ms: int
+    counters: dict[str, int]  # publishes of closed channels, unroutable (rabbitmq_global_messages_*)
+    tracer: Tracer
 
     def unique_token(self) -> str: ...
 
@@ -70,6 +74,8 @@ class Channel:
         self.closed = False
         self.reply_to_tag: str | None = None
         self.reply_to_token: str | None = None
+        self.received = 0  # publishes (added to the broker's counters when the channel closes)
+        self.tracer = broker.tracer
 
     # --- effects -------------------------------------------------------------------------
 
@@ -93,6 +99,8 @@ class Channel:
             self.unacked[tag] = (queue, entry, consumer, self.broker.clock.monotonic_ms())
             self.unacked_count += 1
         msg = entry.msg
+        if msg.trace is not None:
+            self._trace_delivery(consumer.tag, tag, queue, entry)
         if entry.deliveries > 1 and queue.args.delivery_limit is not None:
             msg = _with_delivery_count(msg, entry.deliveries - 1)
         self.outbox.append((DELIVER, consumer.tag, tag, entry.deliveries > 1, msg.exchange,
@@ -114,11 +122,54 @@ class Channel:
         if self.confirm_mode:
             self.publish_seq += 1
             seq = self.publish_seq
+        raw = msg.raw_props
+        # Traced? One int test, unless the message has headers (0x20: trace.HEADERS_FLAG, inlined)
+        if self.tracer.sample_every or raw is None or (raw[0] & 0x20 and TRACE_HEADER in raw):
+            self._trace_publish(exchange, routing_key, msg)
         routed, accepted = self.vhost.publish(exchange, routing_key, msg, self.username)
-        if not routed and mandatory:
-            self.emit((RETURN, 312, "NO_ROUTE", exchange, routing_key, msg))
+        self.received += 1
+        if not routed:
+            self._unroutable(exchange, routing_key, mandatory, msg)
         if seq:
             self.emit((CONFIRM, seq, accepted))
+
+    def _unroutable(self, exchange: str, routing_key: str, mandatory: bool, msg: Message) -> None:
+        if mandatory:
+            self.broker.counters["unroutable_returned"] += 1
+            self.emit((RETURN, 312, "NO_ROUTE", exchange, routing_key, msg))
+        else:
+            self.broker.counters["unroutable_dropped"] += 1
+
+    def _trace_publish(self, exchange: str, routing_key: str, msg: Message) -> None:
+        """Sampled or marked: open its trace, and say where the same routing code sends it."""
+        tracer = self.broker.tracer
+        if not tracer.wants(msg):
+            return
+        tid = tracer.start(self.vhost.name, exchange, routing_key, msg)
+        try:
+            ex = self.vhost.check_publish(exchange, msg, self.username)
+        except Exception:  # the publish itself raises the same error right after
+            return
+        names = self.vhost.route(ex, routing_key, msg.props.headers)
+        if not names:
+            tracer.record(tid, "routed", None, "unroutable")
+        for name in names:
+            queue = self.vhost.queues.get(name)
+            kind = type(queue).__name__ if queue is not None else "?"
+            tracer.record(tid, "routed", name, f"to {kind}")
+            if queue is not None and queue.store is not None and msg.persistent:
+                tracer.awaiting_store.append((tid, name))
+
+    def _trace_delivery(self, consumer_tag: str, tag: int, queue: Queue, entry: Entry) -> None:
+        assert entry.msg.trace is not None
+        self.broker.tracer.record(
+            entry.msg.trace, "delivered", queue.name,
+            f"consumer_tag={consumer_tag} channel={self.number} delivery_tag={tag} "
+            f"delivery_count={entry.deliveries}")
+
+    def _trace_settle(self, event: str, queue: Queue, entry: Entry, detail: str = "") -> None:
+        assert entry.msg.trace is not None
+        self.broker.tracer.record(entry.msg.trace, event, queue.name, detail)
 
     def confirm_select(self) -> None:
         self.confirm_mode = True
@@ -209,6 +260,8 @@ class Channel:
         tag = self.next_tag
         self.next_tag = tag + 1
         queue.unacked_count += 1
+        if entry.msg.trace is not None:
+            self._trace_delivery("(basic.get)", tag, queue, entry)
         if no_ack:
             queue.settle(entry, None)
         else:
@@ -227,26 +280,30 @@ class Channel:
             self._tx_ops.append(("ack", delivery_tag, multiple))
             return
         for queue, entry, consumer, _ in self._take(delivery_tag, multiple):
+            if entry.msg.trace is not None:
+                self._trace_settle("acked", queue, entry)
             queue.settle(entry, consumer)
         self._redispatch()
 
-    def nack(self, delivery_tag: int, multiple: bool, requeue: bool) -> None:
+    def nack(self, delivery_tag: int, multiple: bool, requeue: bool, event: str = "nacked") -> None:
         if self.tx_mode:
             self._check_tags(delivery_tag, multiple)
             self._tx_ops.append(("nack", delivery_tag, multiple, requeue))
             return
-        self._settle_back(self._take(delivery_tag, multiple), requeue)
+        self._settle_back(self._take(delivery_tag, multiple), requeue, event)
 
     def reject(self, delivery_tag: int, requeue: bool) -> None:
-        self.nack(delivery_tag, False, requeue)
+        self.nack(delivery_tag, False, requeue, "rejected")
 
     def recover(self, requeue: bool = True) -> None:
         """basic.recover: every unacked delivery goes back to its queue."""
         self._settle_back(self._take(0, True), True)
 
-    def _settle_back(self, deliveries: list[Delivery], requeue: bool) -> None:
+    def _settle_back(self, deliveries: list[Delivery], requeue: bool, event: str = "requeued") -> None:
         touched: dict[int, Queue] = {}
         for queue, entry, consumer, _ in deliveries:
+            if entry.msg.trace is not None:
+                self._trace_settle("requeued" if requeue else event, queue, entry, event)
             if requeue:
                 queue.requeue(entry, consumer)
             else:
@@ -354,6 +411,8 @@ class Channel:
     def close(self) -> None:
         """The channel is gone: cancel its consumers, requeue its unacked deliveries in order."""
         self.closed = True
+        self.broker.counters["received"] += self.received
+        self.received = 0
         self.cancel(self.reply_to_tag)  # type: ignore[arg-type]
         for tag in list(self.consumers):
             self.cancel(tag)

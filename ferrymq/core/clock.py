@@ -13,3 +13,7 @@ class Clock(Protocol):
     def monotonic_ms(self) -> int:
         """Milliseconds on a clock that never goes back; deadlines are measured on it."""
         ...
+
+    def monotonic_us(self) -> int:
+        """Microseconds on the same clock: short durations (an fsync) are measured on it."""
+        ...

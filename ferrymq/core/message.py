@@ -12,10 +12,10 @@ from ferrymq.core.properties import EMPTY_PROPERTIES, Properties
 class Message:
     """``raw_props`` is the property section of the content header exactly as received (flags
     onward); front ends send it through untouched. None means ``props`` changed and must be
-    encoded again.
+    encoded again. ``trace`` is None unless the message is traced (ferrymq.core.trace).
     """
 
-    __slots__ = ("body", "exchange", "persistent", "props", "raw_props", "routing_key")
+    __slots__ = ("body", "exchange", "persistent", "props", "raw_props", "routing_key", "trace")
 
     def __init__(
         self,
@@ -31,6 +31,7 @@ class Message:
         self.props = props
         self.raw_props = raw_props
         self.persistent = props.delivery_mode == 2
+        self.trace: int | None = None  # a sampled message's trace id (ferrymq.core.trace)
 
     @property
     def size(self) -> int:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ferrymq.core.args import QueueArgs
 from ferrymq.core.consumer import Consumer
 from ferrymq.core.message import Message
+from ferrymq.core.stats import Turn, time_in_queue
 from ferrymq.errors import AccessRefused
 from ferrymq.limits import (
     FLOW_READY_HIGH,
@@ -23,6 +24,7 @@ from ferrymq.limits import (
     PAGE_BATCH_MESSAGES,
     PAGE_WINDOW_BYTES,
     PAGE_WINDOW_MESSAGES,
+    TIME_IN_QUEUE_SAMPLE_MASK,
 )
 
 if TYPE_CHECKING:
@@ -43,18 +45,25 @@ class QueueHost(Protocol):
 
     def dead_letter(self, queue: Queue, msg: Message, reason: str) -> None: ...
 
+    @property
+    def turn(self) -> Turn: ...
+
 NO_EXPIRY = 0
+WAIT_SAMPLE_MASK = TIME_IN_QUEUE_SAMPLE_MASK
 
 
 class Entry:
     """One message in one queue: its position, delivery count and expiry (monotonic ms).
 
-    ``offset`` is where the queue's log holds it (-1: not logged, as transient messages are)."""
+    ``offset`` is where the queue's log holds it (-1: not logged, as transient messages are).
+    ``enqueued_ms`` is the turn stamp it was enqueued under (no clock read per message)."""
 
-    __slots__ = ("deliveries", "expires_at", "msg", "offset", "priority", "seq")
+    __slots__ = ("deliveries", "enqueued_ms", "expires_at", "msg", "offset", "priority", "seq")
 
-    def __init__(self, seq: int, msg: Message, expires_at: int, priority: int, offset: int = -1) -> None:
+    def __init__(self, seq: int, msg: Message, expires_at: int, priority: int, offset: int = -1,
+                 enqueued_ms: int = 0) -> None:
         self.seq = seq
+        self.enqueued_ms = enqueued_ms  # the turn's monotonic ms (ferrymq.core.stats.Turn); 0: unknown
         self.msg = msg
         self.expires_at = expires_at
         self.priority = priority
@@ -116,8 +125,10 @@ class Queue:
         "ready_bytes",
         "ready_count",
         "store",
+        "turn",
         "unacked_count",
         "vhost",
+        "waits",
     )
 
     def __init__(
@@ -158,10 +169,12 @@ class Queue:
         self.deleted = False
         self.last_used_ms = clock.monotonic_ms()
         self.counters = dict.fromkeys(
-            ("published", "delivered", "acked", "requeued", "dead_lettered", "dropped", "expired",
-             "deduplicated"),
+            ("published", "delivered", "redelivered", "acked", "requeued", "dead_lettered", "dropped",
+             "expired", "deduplicated"),
             0,
         )
+        self.turn = vhost.turn
+        self.waits = time_in_queue()  # ms from enqueue to first delivery, one message in 8
 
     # --- publish -------------------------------------------------------------------------
 
@@ -263,7 +276,7 @@ class Queue:
         if self.store is not None and (msg.persistent or self.paged_count or self.pageable):
             return self._publish_slow(msg)
         if self.plain and not msg.props.expiration:
-            entry = Entry(self._next_seq, msg, NO_EXPIRY, 0)
+            entry = Entry(self._next_seq, msg, NO_EXPIRY, 0, -1, self.turn.ms)
             self._next_seq += 1
             if not self.ready_count and self.consumers:  # (no store here, so nothing is paged)
                 consumer = self._pick()
@@ -292,7 +305,7 @@ class Queue:
                 if expires_at:
                     self.vhost.watch_queue(self, force=True)
                 return True
-        entry = Entry(self._next_seq, msg, expires_at, self._priority(msg), offset)
+        entry = Entry(self._next_seq, msg, expires_at, self._priority(msg), offset, self.turn.ms)
         self._next_seq += 1
         if entry.expires_at:
             self.vhost.watch_queue(self, force=True)
@@ -443,6 +456,10 @@ class Queue:
     def _deliver(self, consumer: Consumer, entry: Entry) -> None:
         entry.deliveries += 1
         self.counters["delivered"] += 1
+        if entry.deliveries > 1:
+            self.counters["redelivered"] += 1
+        elif not entry.seq & WAIT_SAMPLE_MASK and entry.enqueued_ms:  # one delivery in 8
+            self.waits.observe(self.turn.ms - entry.enqueued_ms)
         if entry.offset >= 0:
             self.store.log_delivered(entry.offset)  # type: ignore[union-attr]
         if consumer.no_ack:
@@ -467,6 +484,10 @@ class Queue:
                 continue
             entry.deliveries += 1
             self.counters["delivered"] += 1
+            if entry.deliveries > 1:
+                self.counters["redelivered"] += 1
+            elif not entry.seq & WAIT_SAMPLE_MASK and entry.enqueued_ms:
+                self.waits.observe(self.turn.ms - entry.enqueued_ms)
             if entry.offset >= 0:
                 self.store.log_delivered(entry.offset)  # type: ignore[union-attr]
             return entry
@@ -562,6 +583,12 @@ class Queue:
     def touch(self) -> None:
         """A redeclare or get counts as use for x-expires."""
         self.last_used_ms = self.clock.monotonic_ms()
+
+    def oldest_enqueued_ms(self) -> int:
+        """The turn stamp of the oldest ready message in memory (0: none, or unknown)."""
+        stamps = [lv.peek().enqueued_ms for lv in self._levels if lv]
+        stamps = [s for s in stamps if s]
+        return min(stamps) if stamps else 0
 
     @property
     def message_count(self) -> int:

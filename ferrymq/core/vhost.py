@@ -34,7 +34,9 @@ from ferrymq.errors import (
 
 if TYPE_CHECKING:
     from ferrymq.core.clock import Clock
+    from ferrymq.core.stats import Turn
     from ferrymq.core.store import QueueStore, StreamBackend, TopologyStore
+    from ferrymq.core.trace import Tracer
 
 REPLY_PREFIX = "amq.rabbitmq.reply-to."
 BUILTIN_EXCHANGES = (
@@ -68,6 +70,8 @@ class Services(Protocol):
     streams: StreamBackend | None
     reply_channels: Any  # token -> ReplyTarget (the broker's own dict of channels)
     overloaded: set[Queue]
+    turn: Turn  # the shell's per-turn time stamp (ferrymq.core.stats)
+    tracer: Tracer  # sampled message traces (ferrymq.core.trace)
 
     def unique_token(self) -> str: ...
 
@@ -81,6 +85,7 @@ class VHost:
         self.name = name
         self.broker = broker
         self.clock = broker.clock
+        self.turn = broker.turn
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
         # (exchange, routing key, message, offset in the delay store or -1)
@@ -431,6 +436,8 @@ class VHost:
 
     def dead_letter(self, queue: Queue, msg: Message, reason: str) -> None:
         """Republish through the queue's DLX with x-death headers; without a DLX it is dropped."""
+        if msg.trace is not None:
+            self._trace_dead(queue, msg, reason)
         dlx = queue.args.dead_letter_exchange
         if dlx is None:
             return
@@ -440,7 +447,28 @@ class VHost:
         queue.counters["dead_lettered"] += 1
         routing_key = queue.args.dead_letter_routing_key or msg.routing_key
         dead = dead_letter_message(msg, queue.name, reason, self.clock.now_ms(), dlx, routing_key)
+        dead.trace = msg.trace
         self.route_and_enqueue(ex, routing_key, dead, _cycle_queues(msg, reason))
+
+    def _trace_dead(self, queue: Queue, msg: Message, reason: str) -> None:
+        """A traced message leaves ``queue`` by expiry, length limit or dead-lettering."""
+        assert msg.trace is not None
+        tracer = self.broker.tracer
+        if reason == "expired":
+            tracer.record(msg.trace, "expired", queue.name, "per-message or queue TTL")
+        elif reason == "maxlen":
+            tracer.record(msg.trace, "dropped", queue.name, "max length (x-overflow)")
+        dlx = queue.args.dead_letter_exchange
+        if dlx is not None and (not dlx or dlx in self.exchanges):
+            rk = queue.args.dead_letter_routing_key or msg.routing_key
+            targets = self.route(self.exchanges.get(dlx) if dlx else None, rk, msg.props.headers)
+            tracer.record(msg.trace, "dead_lettered", queue.name,
+                          f"reason={reason} to exchange={dlx!r} routing_key={rk!r} "
+                          f"queues={','.join(targets) or '-'}")
+            for name in targets:
+                target = self.queues.get(name)
+                if target is not None and target.store is not None and msg.persistent:
+                    tracer.awaiting_store.append((msg.trace, name))
 
     # --- policies (ferrymq.core.policy) ------------------------------------------------------
 

@@ -25,7 +25,8 @@ REALM = 'Basic realm="RabbitMQ Management"'
 # Paths anyone may read: Prometheus scrapes without credentials (as rabbitmq_prometheus serves
 # /metrics), and the dashboard's login page and static assets carry no broker data.
 PUBLIC_PREFIXES = ("/metrics", "/dashboard/static/", "/dashboard/login")
-PUBLIC_EXACT = frozenset({"/", "/dashboard", "/dashboard/"})
+PUBLIC_EXACT = frozenset({"/", "/dashboard", "/dashboard/"} | {
+    f"/dashboard/{page}" for page in ("queues", "routing", "traces", "dlq", "streams", "connections")})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -57,8 +58,11 @@ def is_loopback(request: web.Request) -> bool:
         return False
 
 
-def unauthorized() -> web.HTTPException:
-    exc = error(401, "not_authorized", "Not_Authorized")
+def unauthorized(refused: bool = False) -> web.HTTPException:
+    """RabbitMQ's 401s: no credentials get an empty body, refused ones ``Login failed``."""
+    exc = error(401, "not_authorized", "Login failed") if refused else web.HTTPUnauthorized()
+    if not refused:
+        exc.text = ""
     exc.headers["WWW-Authenticate"] = REALM
     return exc
 
@@ -77,6 +81,6 @@ async def basic_auth(request: web.Request, handler: Handler) -> web.StreamRespon
     try:
         request.app[PLANE].broker.authenticate(*creds, loopback=is_loopback(request))
     except AccessRefused:
-        raise unauthorized() from None
+        raise unauthorized(refused=True) from None
     request["user"] = creds[0]
     return await handler(request)

@@ -27,18 +27,20 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @web.middleware
 async def broker_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Core errors become RabbitMQ's HTTP answers; anything unexpected is a logged 500, never a crash."""
+    plane = request.app[PLANE]
+    plane.broker.turn.ms = plane.clock.monotonic_ms()  # what a handler enqueues is stamped now
     try:
         return await handler(request)
     except web.HTTPException as exc:
         if exc.status == 404 and exc.content_type != JSON:  # no route: RabbitMQ's body, not aiohttp's
             raise not_found() from None
         raise
-    except NotFound as exc:
-        raise error(404, "not_found", str(exc)) from None
-    except AccessRefused as exc:
-        raise error(403, "access_refused", str(exc)) from None
+    except NotFound as exc:  # RabbitMQ's HTTP reasons are the bare texts, without the reply code
+        raise error(404, "not_found", exc.detail) from None
+    except AccessRefused:  # e.g. an amq.* exchange: RabbitMQ answers its generic 401
+        raise error(401, "not_authorised", "Access refused.") from None
     except (ChannelError, ProtocolError) as exc:
-        raise error(400, "bad_request", str(exc)) from None
+        raise error(400, "bad_request", exc.detail) from None
     except Exception:
         log.exception("HTTP %s %s failed", request.method, request.path)
         raise error(500, "internal_error", "the broker could not answer this request") from None

@@ -34,6 +34,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 from ferrymq.core.clock import Clock
+from ferrymq.core.stats import commit_size, fsync_latency
 from ferrymq.storage.commit import FsyncPolicy, Syncable
 from ferrymq.storage.turns import CommitTurns, Writer
 
@@ -69,6 +70,9 @@ class CommitPipeline(CommitTurns):
         self._write_error_logged = False
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="ferrymq-fsync")
         self.front_ends: list[FrontEnd] = []
+        self.fsync_latency = fsync_latency()  # us per group commit that fsynced something
+        self.commit_size = commit_size()  # logs fsynced per group commit
+        self._last_commit_us = 0  # set in the fsync thread, read on the loop after it returns
 
     def attach(self, front_end: FrontEnd) -> None:
         self.front_ends.append(front_end)
@@ -144,13 +148,23 @@ class CommitPipeline(CommitTurns):
 
     def _start_commit(self) -> None:
         covers = self.start_commit()
-        fut = self._executor.submit(self.group.commit, self.clock.monotonic_ms())
+        fut = self._executor.submit(self._timed_commit, self.clock.monotonic_ms())
         fut.add_done_callback(lambda f: self.loop.call_soon_threadsafe(self._committed, f, covers))
+
+    def _timed_commit(self, now_ms: int) -> int:
+        """In the fsync thread: the group commit, timed on the pipeline's clock."""
+        start = self.clock.monotonic_us()
+        fsyncs = self.group.commit(now_ms)
+        self._last_commit_us = self.clock.monotonic_us() - start
+        return fsyncs
 
     def _committed(self, fut: Future[int], covers: int) -> None:
         exc = fut.exception()
         if exc is not None:  # after a failed fsync nothing it covered may be called stored
             log.error("fsync failed (%s): failing the replies it covered", exc)
+        elif fut.result():  # observed on the loop thread: the scrape reads these histograms
+            self.fsync_latency.observe(self._last_commit_us)
+            self.commit_size.observe(fut.result())
         self.committed(covers, fut.result() if exc is None else None)
         self._maybe_commit()
 

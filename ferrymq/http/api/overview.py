@@ -1,7 +1,267 @@
-"""/api/overview, /api/whoami, /api/vhosts, /api/users, /api/permissions."""
+"""/api/overview, /api/whoami, /api/vhosts, /api/users, /api/permissions (RabbitMQ 3.10).
+
+Users live in ``broker.users`` (name -> password); tags come from auth.user_tags until issue 16.
+Permissions are recorded in ``broker.permissions`` and shown, not enforced yet (issue 16)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
 from aiohttp import web
 
+from ferrymq import __version__
+from ferrymq.core.broker import Broker
+from ferrymq.core.vhost import VHost
+from ferrymq.http import listing, lookup, views
+from ferrymq.http.auth import user_tags
+from ferrymq.http.plane import Plane
+from ferrymq.http.responses import bad_request, no_content, not_found, ok
+
 routes = web.RouteTableDef()
+RABBITMQ_VERSION = "3.10.8"  # the RabbitMQ whose management API this one answers as
+PERMISSION_KEYS = ("configure", "write", "read")
+# message_stats name -> the queue counter it totals
+STATS = {"publish": "published", "deliver_get": "delivered", "ack": "acked", "redeliver": "requeued"}
+
+
+@dataclass(slots=True)
+class _Rates:
+    """The last totals seen, so each overview's rates are the change since the previous call."""
+
+    at_ms: int = 0
+    totals: dict[str, int] = field(default_factory=dict)
+
+
+_RATES: dict[int, tuple[Plane, _Rates]] = {}
+
+
+def _rates(plane: Plane) -> _Rates:
+    held = _RATES.get(id(plane))
+    if held is None or held[0] is not plane:
+        held = _RATES[id(plane)] = (plane, _Rates())
+    return held[1]
+
+
+def message_stats(plane: Plane) -> dict[str, Any]:
+    totals = dict.fromkeys(STATS, 0)
+    for vh in plane.broker.vhosts.values():
+        for q in vh.queues.values():
+            for name, counter in STATS.items():
+                totals[name] += q.counters[counter]
+    rates, now = _rates(plane), plane.clock.monotonic_ms()
+    elapsed = (now - rates.at_ms) / 1000 if rates.at_ms else 0.0
+    out: dict[str, Any] = {}
+    for name, total in totals.items():
+        out[name] = total
+        delta = total - rates.totals.get(name, total)
+        out[f"{name}_details"] = {"rate": round(delta / elapsed, 1) if elapsed > 0 else 0.0}
+    rates.at_ms, rates.totals = now, totals
+    return out
+
+
+def _totals(broker: Broker) -> tuple[dict[str, int], dict[str, Any]]:
+    queues = [q for vh in broker.vhosts.values() for q in vh.queues.values()]
+    ready = sum(q.message_count for q in queues)
+    unacked = sum(q.unacked_count for q in queues)
+    zero = {"rate": 0.0}
+    return ({"queues": len(queues), "consumers": sum(len(q.consumers) for q in queues),
+             "exchanges": sum(len(vh.exchanges) + 1 for vh in broker.vhosts.values())},
+            {"messages": ready + unacked, "messages_details": zero, "messages_ready": ready,
+             "messages_ready_details": zero, "messages_unacknowledged": unacked,
+             "messages_unacknowledged_details": zero})
+
+
+def _listeners(request: web.Request, plane: Plane) -> list[dict[str, Any]]:
+    sock = request.transport.get_extra_info("sockname") if request.transport else None
+    ports = [("amqp", plane.amqp.port), ("http", sock[1] if sock else plane.settings.http_port)]
+    if plane.kafka is not None:
+        ports.append(("kafka", plane.kafka.port))
+    return [{"node": views.NODE, "protocol": proto, "ip_address": plane.settings.host, "port": port}
+            for proto, port in ports]
+
+
+@routes.get("/api/overview")
+async def overview(request: web.Request) -> web.Response:
+    plane = lookup.plane(request)
+    objects, queue_totals = _totals(plane.broker)
+    objects.update(connections=len(plane.amqp.connections), channels=len(plane.broker.channels))
+    return ok({"management_version": RABBITMQ_VERSION, "rabbitmq_version": RABBITMQ_VERSION,
+               "product_name": "FerryMQ", "product_version": __version__, "rates_mode": "basic",
+               "node": views.NODE, "cluster_name": views.NODE, "object_totals": objects,
+               "queue_totals": queue_totals, "message_stats": message_stats(plane),
+               "listeners": _listeners(request, plane), "exchange_types": _exchange_types()})
+
+
+def _exchange_types() -> list[dict[str, Any]]:
+    return [{"name": t, "description": "", "enabled": True}
+            for t in ("direct", "fanout", "headers", "topic", "x-delayed-message")]
+
+
+@routes.get("/api/whoami")
+async def whoami(request: web.Request) -> web.Response:
+    return ok({"name": request["user"], "tags": user_tags(request["user"])})
+
+
+# --- vhosts ------------------------------------------------------------------------------------
+
+def vhost_json(vh: VHost) -> dict[str, Any]:
+    ready = sum(q.message_count for q in vh.queues.values())
+    unacked = sum(q.unacked_count for q in vh.queues.values())
+    description = "Default virtual host" if vh.name == "/" else ""
+    zero = {"rate": 0.0}
+    return {"name": vh.name, "description": description, "tags": [], "tracing": False,
+            "default_queue_type": "undefined", "metadata": {"description": description, "tags": []},
+            "cluster_state": {views.NODE: "running"}, "messages": ready + unacked,
+            "messages_details": zero, "messages_ready": ready, "messages_ready_details": zero,
+            "messages_unacknowledged": unacked, "messages_unacknowledged_details": zero}
+
+
+@routes.get("/api/vhosts")
+async def vhosts(request: web.Request) -> web.Response:
+    items = [vhost_json(vh) for vh in lookup.plane(request).broker.vhosts.values()]
+    return ok(listing.apply(items, request.query))
+
+
+@routes.get("/api/vhosts/{vhost}")
+async def vhost_show(request: web.Request) -> web.Response:
+    return ok(vhost_json(lookup.vhost(request)))
+
+
+@routes.put("/api/vhosts/{vhost}")
+async def vhost_put(request: web.Request) -> web.Response:
+    await lookup.body(request)
+    broker, name = lookup.plane(request).broker, request.match_info["vhost"]
+    existed = name in broker.vhosts
+    broker.add_vhost(name)
+    return no_content() if existed else web.Response(status=201)
+
+
+@routes.delete("/api/vhosts/{vhost}")
+async def vhost_delete(request: web.Request) -> web.Response:
+    """Delete a vhost and all it holds (queues and exchanges leave the topology store too)."""
+    plane = lookup.plane(request)
+    vh = lookup.vhost(request)
+    for q in list(vh.queues.values()):
+        vh.drop_queue(q)
+    for name in [n for n in vh.exchanges if not n.startswith("amq.")]:
+        if name in vh.exchanges:
+            vh.delete_exchange(name)
+    del plane.broker.vhosts[vh.name]
+    for key in [k for k in plane.broker.permissions if k[0] == vh.name]:
+        del plane.broker.permissions[key]
+    plane.end_turn()
+    return no_content()
+
+
+# --- users -------------------------------------------------------------------------------------
+
+def user_json(name: str, password: str) -> dict[str, Any]:
+    """RabbitMQ shows a salted SHA-256 hash; this one is unsalted-stable, shaped the same."""
+    salt = hashlib.sha256(name.encode()).digest()[:4]
+    digest = base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
+    return {"name": name, "password_hash": digest, "hashing_algorithm": "rabbit_password_hashing_sha256",
+            "tags": user_tags(name), "limits": {}}
+
+
+@routes.get("/api/users")
+async def users(request: web.Request) -> web.Response:
+    items = [user_json(n, p) for n, p in lookup.plane(request).broker.users.items()]
+    return ok(listing.apply(items, request.query))
+
+
+@routes.get("/api/users/{name}")
+async def user_show(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    password = lookup.plane(request).broker.users.get(name)
+    if password is None:
+        raise not_found()
+    return ok(user_json(name, password))
+
+
+@routes.put("/api/users/{name}")
+async def user_put(request: web.Request) -> web.Response:
+    """Create or update a user. A ``password_hash`` cannot be checked against, so it is stored as
+    the password itself (a client that sends one logs in with that string); "" means no password."""
+    data = await lookup.body(request)
+    broker, name = lookup.plane(request).broker, request.match_info["name"]
+    existed = name in broker.users
+    password = data.get("password", data.get("password_hash", broker.users.get(name, "")))
+    if not isinstance(password, str):
+        raise bad_request("password must be a string")
+    broker.users[name] = password
+    return no_content() if existed else web.Response(status=201)
+
+
+@routes.delete("/api/users/{name}")
+async def user_delete(request: web.Request) -> web.Response:
+    broker, name = lookup.plane(request).broker, request.match_info["name"]
+    if broker.users.pop(name, None) is None:
+        raise not_found()
+    for key in [k for k in broker.permissions if k[1] == name]:
+        del broker.permissions[key]
+    return no_content()
+
+
+# --- permissions (recorded; enforcement is issue 16) -------------------------------------------
+
+def permission_json(key: tuple[str, str], perm: dict[str, str]) -> dict[str, Any]:
+    return {"user": key[1], "vhost": key[0], **{k: perm[k] for k in PERMISSION_KEYS}}
+
+
+def _permissions(broker: Broker, vhost: str | None = None, user: str | None = None) -> list[Any]:
+    return [permission_json(k, p) for k, p in broker.permissions.items()
+            if (vhost is None or k[0] == vhost) and (user is None or k[1] == user)]
+
+
+@routes.get("/api/permissions")
+async def permissions(request: web.Request) -> web.Response:
+    return ok(listing.apply(_permissions(lookup.plane(request).broker), request.query))
+
+
+@routes.get("/api/users/{name}/permissions")
+async def user_permissions(request: web.Request) -> web.Response:
+    broker, name = lookup.plane(request).broker, request.match_info["name"]
+    if name not in broker.users:
+        raise not_found()
+    return ok(listing.apply(_permissions(broker, user=name), request.query))
+
+
+@routes.get("/api/vhosts/{vhost}/permissions")
+async def vhost_permissions(request: web.Request) -> web.Response:
+    vh = lookup.vhost(request)
+    return ok(listing.apply(_permissions(lookup.plane(request).broker, vhost=vh.name), request.query))
+
+
+def _permission_key(request: web.Request) -> tuple[str, str]:
+    return request.match_info["vhost"], request.match_info["user"]
+
+
+@routes.get("/api/permissions/{vhost}/{user}")
+async def permission_show(request: web.Request) -> web.Response:
+    key = _permission_key(request)
+    perm = lookup.plane(request).broker.permissions.get(key)
+    if perm is None:
+        raise not_found()
+    return ok(permission_json(key, perm))
+
+
+@routes.put("/api/permissions/{vhost}/{user}")
+async def permission_put(request: web.Request) -> web.Response:
+    data = await lookup.body(request)
+    lookup.require(data, *PERMISSION_KEYS)
+    broker, key = lookup.plane(request).broker, _permission_key(request)
+    if key[0] not in broker.vhosts or key[1] not in broker.users:
+        raise bad_request("vhost_or_user_not_found")
+    existed = key in broker.permissions
+    broker.permissions[key] = {k: str(data[k]) for k in PERMISSION_KEYS}
+    return no_content() if existed else web.Response(status=201)
+
+
+@routes.delete("/api/permissions/{vhost}/{user}")
+async def permission_delete(request: web.Request) -> web.Response:
+    if lookup.plane(request).broker.permissions.pop(_permission_key(request), None) is None:
+        raise not_found()
+    return no_content()

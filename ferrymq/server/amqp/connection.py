@@ -81,6 +81,7 @@ class AMQPConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.last_recv_s = self.server.loop.time()
         self.recv_oct += len(data)
+        self.broker.turn.ms = self.broker.clock.monotonic_ms()  # enqueue stamp for this read
         self.codec.receive_data(data)
         if self.publishes:
             if self.broker.overloaded:

@@ -11,6 +11,7 @@ from ferrymq import __version__, limits
 from ferrymq.config import Settings
 from ferrymq.core.broker import Broker
 from ferrymq.core.channel import Channel
+from ferrymq.core.stats import loop_lag
 from ferrymq.errors import CONNECTION_FORCED
 from ferrymq.protocols.amqp.server_properties import server_properties
 from ferrymq.server.amqp.connection import AMQPConnection
@@ -47,6 +48,10 @@ class AMQPServer:
         self._server: asyncio.base_events.Server | None = None
         self._timer: asyncio.TimerHandle | None = None
         self.port = 0
+        self.loop_lag = loop_lag()  # ms the lag probe fired late (event-loop stalls)
+        self.loop_lag_max_ms = 0
+        self._probe: asyncio.TimerHandle | None = None
+        self._probe_due_ms = 0
         commit.attach(self)
 
     async def start(self, host: str, port: int) -> int:
@@ -55,6 +60,7 @@ class AMQPServer:
         )
         self.port = self._server.sockets[0].getsockname()[1]
         self._arm_timer()
+        self._arm_probe()
         return self.port
 
     # --- flush once per loop turn ----------------------------------------------------------
@@ -75,6 +81,8 @@ class AMQPServer:
         broker = self.broker
         to_flush = self._to_flush
         self._active = bool(to_flush) or bool(broker.dirty)
+        if broker.tracer.awaiting_store:
+            self._trace_stored()
         while broker.dirty:
             dirty, broker.dirty = broker.dirty, []
             for ch in dirty:
@@ -122,6 +130,26 @@ class AMQPServer:
             if relieved or paused_at is None or paused_at <= oldest_ok:
                 self._throttled.discard(conn)
                 conn.resume_reading("flow")
+
+    def _trace_stored(self) -> None:
+        """Traced persistent messages of this turn are 'stored' once the commit covering it returns."""
+        tracer, commit = self.broker.tracer, self.commit
+        waiting, tracer.awaiting_store = tracer.awaiting_store, []
+
+        commit.hold(lambda ok: tracer.stored(waiting, ok, commit.counters["commits"]))
+
+    # --- the event-loop lag probe ------------------------------------------------------------
+
+    def _arm_probe(self) -> None:
+        self._probe_due_ms = self.broker.clock.monotonic_ms() + limits.LOOP_LAG_PROBE_MS
+        self._probe = self.loop.call_later(limits.LOOP_LAG_PROBE_MS / 1000, self._on_probe)
+
+    def _on_probe(self) -> None:
+        """How late this timer fired is how long the loop was busy elsewhere (a stall)."""
+        lag = max(0, self.broker.clock.monotonic_ms() - self._probe_due_ms)
+        self.loop_lag.observe(lag)
+        self.loop_lag_max_ms = max(self.loop_lag_max_ms, lag)
+        self._arm_probe()
 
     # --- timers ----------------------------------------------------------------------------
 
@@ -204,6 +232,8 @@ class AMQPServer:
                 conn.write_out()
         if self._timer is not None:
             self._timer.cancel()
+        if self._probe is not None:
+            self._probe.cancel()
         await asyncio.sleep(0.05)
         for conn in list(self.connections):
             if conn.transport is not None:
