@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from ferrymq import limits
 from ferrymq.core.channel import Channel
 from ferrymq.core.clock import Clock
+from ferrymq.core.passwords import verify
 from ferrymq.core.queue import Queue
 from ferrymq.core.stats import Turn
 from ferrymq.core.store import NoTopology, StreamBackend, TopologyStore
@@ -43,6 +44,8 @@ class Broker:
         self.counters = dict.fromkeys(("received", "unroutable_dropped", "unroutable_returned"), 0)
         self.rng = rng
         self.users = dict(users if users is not None else {"guest": "guest"})
+        # Users imported with a hash we cannot reverse: name -> (hash, algorithm); checked first.
+        self.password_hashes: dict[str, tuple[str, str]] = {}
         self.loopback_only_users = loopback_only_users
         # (vhost, user) -> {"configure", "write", "read"} regexes, as RabbitMQ stores them.
         # Recorded only: enforcement is issue 16 (every authenticated user may do anything).
@@ -74,7 +77,9 @@ class Broker:
     # --- access --------------------------------------------------------------------------
 
     def authenticate(self, username: str, password: str, *, loopback: bool) -> None:
-        if self.users.get(username) != password or (
+        hashed = self.password_hashes.get(username)
+        matches = verify(hashed[0], password, hashed[1]) if hashed else self.users.get(username) == password
+        if not matches or (
             username in self.loopback_only_users and not loopback
         ):
             raise AccessRefused("Login was refused")

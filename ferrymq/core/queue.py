@@ -121,6 +121,7 @@ class Queue:
         "paged_bytes",
         "paged_count",
         "plain",
+        "policy",
         "ready_bytes",
         "ready_count",
         "store",
@@ -147,6 +148,7 @@ class Queue:
         self.clock = clock
         self.args = args
         self.plain = args.plain
+        self.policy: Any = None  # the ferrymq.core.policy.Policy in force, if any
         self.arguments = arguments or {}
         self.durable = durable
         self.auto_delete = auto_delete
@@ -182,15 +184,41 @@ class Queue:
         Only single-level queues without length limits page their backlog out to the log: their
         order is the log's order, so the tail needs no index in memory."""
         self.store = store
-        a = self.args
-        self.pageable = (
-            a.max_priority is None and a.max_length is None and a.max_length_bytes is None
-            and not a.fifo
-        )
+        self.pageable = self._can_page()
         window = PAGE_WINDOW_MESSAGES if self.pageable else 2**62
         loaded, self.paged_count, self.paged_bytes = store.recover(window)
         for stored in loaded:
             self._push(self._stored_entry(stored))
+
+    def _can_page(self) -> bool:
+        a = self.args
+        return (
+            a.max_priority is None and a.max_length is None and a.max_length_bytes is None
+            and not a.fifo
+        )
+
+    def apply_args(self, args: QueueArgs) -> None:
+        """Act on new effective arguments (a policy was set, changed or cleared), as RabbitMQ does:
+        a new length limit applies at once to what the queue holds, dropping the excess from the
+        head if the queue was in drop-head mode before (RabbitMQ applies max-length before it
+        applies overflow, so even a policy that also sets reject-publish drops the excess of a
+        drop-head queue); a new message TTL applies to messages published from now on (a
+        message's expiry is fixed when it is enqueued); a new x-expires counts from now. The fast
+        path follows ``args.plain``."""
+        old = self.args
+        self.args = args
+        if args.expires_ms != old.expires_ms:
+            self.last_used_ms = self.clock.monotonic_ms()
+        self.plain = args.plain
+        if self.store is not None:
+            self.pageable = self._can_page()
+            if not self.pageable:  # limits count every message: bring the paged tail back in
+                while self.paged_count and self._page_in():
+                    pass
+        if old.overflow == "drop-head":
+            self._enforce_drop_head()
+        self.vhost.watch_queue(self, force=True)
+        self.dispatch()
 
     def _stored_entry(self, stored: Any) -> Entry:
         exp = stored.expires_wall_ms

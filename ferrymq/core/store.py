@@ -122,6 +122,11 @@ class TopologyStore(Protocol):
     def binding_removed(self, vhost: str, source: str, destination: str, to_exchange: bool,
                         routing_key: str, arguments: dict[str, Any]) -> None: ...
 
+    def policy_set(self, vhost: str, name: str, policy: dict[str, Any]) -> None:
+        """A policy was set (``policy``: RabbitMQ's JSON object for it); it must survive a restart."""
+
+    def policy_cleared(self, vhost: str, name: str) -> None: ...
+
     def delayed_store(self, vhost: str) -> QueueStore | None:
         """Where a vhost's x-delayed-message exchanges keep persistent messages while they wait."""
         ...
@@ -146,6 +151,12 @@ class NoTopology:
         pass
 
     def binding_removed(self, *args: Any) -> None:
+        pass
+
+    def policy_set(self, *args: Any) -> None:
+        pass
+
+    def policy_cleared(self, *args: Any) -> None:
         pass
 
     def delayed_store(self, vhost: str) -> None:

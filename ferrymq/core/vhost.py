@@ -22,6 +22,7 @@ from ferrymq.core.exchange import (
 )
 from ferrymq.core.fifo import FifoQueue
 from ferrymq.core.message import Message
+from ferrymq.core.policy import Policy, alternate_exchange, effective, queue_arguments
 from ferrymq.core.queue import Queue
 from ferrymq.core.stream_queue import StreamQueue
 from ferrymq.errors import (
@@ -90,6 +91,8 @@ class VHost:
         # (exchange, routing key, message, offset in the delay store or -1)
         self.delayed: DelayQueue[tuple[str, str, Message, int]] = DelayQueue()
         self._delay_store: QueueStore | None = None
+        self.policies: dict[str, Policy] = {}
+        self.exchange_policies: dict[str, Policy] = {}  # exchange name -> its policy in force
         for name_, type_, internal in BUILTIN_EXCHANGES:
             self.exchanges[name_] = make_exchange(name_, type_, True, False, internal, {})
 
@@ -145,6 +148,8 @@ class VHost:
             self.broker.topology.exchange_declared(self.name, name, type_, auto_delete, internal,
                                                    arguments or {})
         self.exchanges[name] = ex
+        if self.policies:
+            self._apply_exchange_policy(ex)
         return ex
 
     def delete_exchange(self, name: str, if_unused: bool = False) -> None:
@@ -161,6 +166,7 @@ class VHost:
 
     def _drop_exchange(self, ex: Exchange) -> None:
         del self.exchanges[ex.name]
+        self.exchange_policies.pop(ex.name, None)
         if ex.durable:
             self.broker.topology.exchange_deleted(self.name, ex.name)
         for b in ex.bindings():
@@ -192,7 +198,9 @@ class VHost:
             name = f"amq.gen-{self.broker.unique_token()}"
         elif name.startswith("amq."):
             raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
-        args = parse_queue_args(arguments or {}, name, self.name)
+        stream = (arguments or {}).get("x-queue-type") == "stream"  # stream policy keys differ: none here
+        policy = effective(self.policies, "queue", name) if self.policies and not stream else None
+        args = parse_queue_args(queue_arguments(arguments or {}, policy), name, self.name)
         owner = connection if exclusive else None
         if args.queue_type == "stream" and self.broker.streams is not None:
             queue: Queue = self._stream_queue(name, args, durable, exclusive, auto_delete, arguments)
@@ -207,6 +215,7 @@ class VHost:
             if store is not None:
                 queue.attach_store(store)
         self.queues[name] = queue
+        queue.policy = policy
         self.broker.watch_queue(queue)
         return queue
 
@@ -460,6 +469,47 @@ class VHost:
                 target = self.queues.get(name)
                 if target is not None and target.store is not None and msg.persistent:
                     tracer.awaiting_store.append((msg.trace, name))
+
+    # --- policies (ferrymq.core.policy) ------------------------------------------------------
+
+    def set_policy(self, policy: Policy) -> bool:
+        """Add or replace a policy and apply it live. True if it was new. The caller stores it."""
+        new = policy.name not in self.policies
+        self.policies[policy.name] = policy
+        self.broker.topology.policy_set(self.name, policy.name, policy.as_json())
+        self.apply_policies()
+        return new
+
+    def clear_policy(self, name: str) -> bool:
+        """Remove a policy; what it set goes back to the objects' own arguments (or the next match)."""
+        if self.policies.pop(name, None) is None:
+            return False
+        self.broker.topology.policy_cleared(self.name, name)
+        self.apply_policies()
+        return True
+
+    def apply_policies(self) -> None:
+        """Re-derive every queue's and exchange's effective arguments from the policies in force.
+        Queues that had and get no policy are left alone (their hot path is unchanged)."""
+        for queue in list(self.queues.values()):
+            policy = effective(self.policies, "queue", queue.name) if self.policies else None
+            if (policy is None and queue.policy is None) or isinstance(queue, StreamQueue):
+                continue
+            queue.policy = policy
+            merged = queue_arguments(queue.arguments, policy)
+            queue.apply_args(parse_queue_args(merged, queue.name, self.name))
+        for ex in self.exchanges.values():
+            self._apply_exchange_policy(ex)
+
+    def _apply_exchange_policy(self, ex: Exchange) -> None:
+        policy = effective(self.policies, "exchange", ex.name) if self.policies else None
+        if policy is None and ex.name not in self.exchange_policies:
+            return
+        if policy is None:
+            del self.exchange_policies[ex.name]
+        else:
+            self.exchange_policies[ex.name] = policy
+        ex.alternate = alternate_exchange(ex.arguments, policy)
 
     # --- timers --------------------------------------------------------------------------
 

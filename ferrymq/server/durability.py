@@ -16,6 +16,7 @@ from typing import Any
 
 from ferrymq.config import Settings
 from ferrymq.core.broker import Broker
+from ferrymq.core.policy import make_policy
 from ferrymq.protocols.amqp.properties import encode_properties, intern_properties
 from ferrymq.protocols.amqp.tables import decode_table, encode_table
 from ferrymq.server.commit import CommitPipeline
@@ -87,6 +88,10 @@ class Durability:
         s.orphans_removed = len(top.orphans_removed)
         for name in top.orphans_removed:
             log.warning("recovery: removed queue directory %s: no durable queue owns it", name)
+        for body in top.policies:  # first, so every queue and exchange is declared under them
+            policy = self._replay(make_policy, body.get("vhost", "/"), body.get("name", ""), body)
+            if policy is not None:
+                broker.add_vhost(policy.vhost).set_policy(policy)
         for vhost, name, type_, auto_delete, internal, args in top.exchanges:
             ex = self._replay(broker.add_vhost(vhost).declare_exchange, name, type_, durable=True,
                               auto_delete=auto_delete, internal=internal, arguments=args)

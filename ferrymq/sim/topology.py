@@ -16,6 +16,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+from ferrymq.core.policy import make_policy
 from ferrymq.protocols.amqp.properties import encode_properties, intern_properties
 from ferrymq.sim.commit import SimCommit
 from ferrymq.storage.faulty import FaultyLog, FaultyStreamLog
@@ -37,6 +38,7 @@ class SimTopology:
         self.queues: dict[tuple[str, str], tuple[bool, dict[str, Any]]] = {}
         self.bindings: dict[tuple[str, str, str, bool, str], dict[str, Any]] = {}
         self.logs: dict[tuple[str, str], FaultyLog] = {}
+        self.policies: dict[tuple[str, str], dict[str, Any]] = {}
         self.stores: dict[tuple[str, str], QueueLog] = {}
         self._next_dir = 0
 
@@ -97,6 +99,12 @@ class SimTopology:
                         routing_key: str, arguments: dict[str, Any]) -> None:
         self.bindings.pop((vhost, source, destination, to_exchange, routing_key), None)
 
+    def policy_set(self, vhost: str, name: str, policy: dict[str, Any]) -> None:
+        self.policies[(vhost, name)] = dict(policy)
+
+    def policy_cleared(self, vhost: str, name: str) -> None:
+        self.policies.pop((vhost, name), None)
+
     def delayed_store(self, vhost: str) -> None:
         return None  # the simulation declares no x-delayed-message exchange
 
@@ -105,6 +113,8 @@ class SimTopology:
     def recover(self, broker: Any) -> int:
         """Declare the stored topology again; each durable queue rebuilds itself from its log.
         Returns the number of messages recovered."""
+        for (vhost, name), body in sorted(self.policies.items()):
+            broker.add_vhost(vhost).set_policy(make_policy(vhost, name, body))
         for (vhost, name), (type_, auto_delete, internal, args) in sorted(self.exchanges.items()):
             broker.add_vhost(vhost).declare_exchange(name, type_, durable=True, auto_delete=auto_delete,
                                                      internal=internal, arguments=args)

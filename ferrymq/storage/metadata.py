@@ -13,6 +13,7 @@ removed and reported.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from collections.abc import Callable
@@ -40,6 +41,8 @@ CREATE TABLE IF NOT EXISTS bindings (
     vhost TEXT NOT NULL, source TEXT NOT NULL, destination TEXT NOT NULL, to_exchange INTEGER NOT NULL,
     routing_key TEXT NOT NULL, arguments BLOB NOT NULL,
     PRIMARY KEY (vhost, source, destination, to_exchange, routing_key, arguments));
+CREATE TABLE IF NOT EXISTS policies (
+    vhost TEXT NOT NULL, name TEXT NOT NULL, policy TEXT NOT NULL, PRIMARY KEY (vhost, name));
 """
 
 
@@ -51,6 +54,7 @@ class Topology:
     queues: list[tuple[str, str, bool, dict[str, Any]]] = field(default_factory=list)
     bindings: list[tuple[str, str, str, bool, str, dict[str, Any]]] = field(default_factory=list)
     orphans_removed: list[str] = field(default_factory=list)
+    policies: list[dict[str, Any]] = field(default_factory=list)  # RabbitMQ's policy JSON objects
 
 
 class Metadata:
@@ -124,6 +128,12 @@ class Metadata:
                     "to_exchange = ? AND routing_key = ? AND arguments = ?",
                     (vhost, source, destination, to_exchange, routing_key, self._encode(arguments)))
 
+    def policy_set(self, vhost: str, name: str, policy: dict[str, Any]) -> None:
+        self._write("INSERT OR REPLACE INTO policies VALUES (?, ?, ?)", (vhost, name, json.dumps(policy)))
+
+    def policy_cleared(self, vhost: str, name: str) -> None:
+        self._write("DELETE FROM policies WHERE vhost = ? AND name = ?", (vhost, name))
+
     def delayed_store(self, vhost: str) -> QueueStore:
         store = self._delayed.get(vhost)
         if store is None:
@@ -142,6 +152,7 @@ class Metadata:
         for qid, v, n, ad, a in db.execute("SELECT * FROM queues ORDER BY id"):
             ids.add(str(qid))
             top.queues.append((v, n, bool(ad), self._decode(a)))
+        top.policies = [json.loads(p) for (p,) in db.execute("SELECT policy FROM policies ORDER BY rowid")]
         for v, s, d, te, rk, a in db.execute("SELECT * FROM bindings ORDER BY rowid"):
             top.bindings.append((v, s, d, bool(te), rk, self._decode(a)))
         for path in sorted(self.queue_root.iterdir()):

@@ -50,6 +50,13 @@ class AMQPConnection(asyncio.Protocol):
         self.reading_paused_at: float | None = None
         self.pause_reasons: set[str] = set()  # "flow" (a queue is backed up), "alarm" (memory, disk)
         self.blocked_sent = False  # connection.blocked went out and unblocked has not
+        # For the management API: RabbitMQ's connection name, wall-clock start, bytes in and out
+        # (one addition per read and per write, never per message).
+        self.name = "?"
+        self.sockname: tuple[str, int] = ("?", 0)
+        self.peername: tuple[str, int] = ("?", 0)
+        self.connected_at = 0
+        self.recv_oct = self.send_oct = 0
 
     # --- asyncio.Protocol ----------------------------------------------------------------
 
@@ -60,6 +67,11 @@ class AMQPConnection(asyncio.Protocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        local = transport.get_extra_info("sockname")
+        self.peername = (peer[0], peer[1]) if peer else ("?", 0)
+        self.sockname = (local[0], local[1]) if local else ("?", 0)
+        self.name = f"{self.peer} -> {self.sockname[0]}:{self.sockname[1]}"
+        self.connected_at = self.broker.clock.now_ms()
         self.loopback = _is_loopback(peer[0] if peer else "")
         transport.set_write_buffer_limits(self.server.output_high_water,  # type: ignore[attr-defined]
                                           self.server.output_low_water)
@@ -68,6 +80,7 @@ class AMQPConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_recv_s = self.server.loop.time()
+        self.recv_oct += len(data)
         self.broker.turn.ms = self.broker.clock.monotonic_ms()  # enqueue stamp for this read
         self.codec.receive_data(data)
         if self.publishes:
@@ -210,6 +223,7 @@ class AMQPConnection(asyncio.Protocol):
         transport = self.transport
         if out and transport is not None and not transport.is_closing():
             transport.writelines(out)
+            self.send_oct += sum(map(len, out))
             self.last_send_s = self.server.loop.time()
         out.clear()
         if self.codec.closed and transport is not None:
