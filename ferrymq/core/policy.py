@@ -181,9 +181,3 @@ def alternate_exchange(arguments: dict[str, Any], policy: Policy | None) -> str 
         value = policy.definition.get("alternate-exchange")
         return value if isinstance(value, str) else None
     return None
-
-
-def queue_policy_fields(policy: Policy | None) -> dict[str, Any]:
-    """What RabbitMQ's queue JSON shows of its policy (``None`` and ``{}`` without one)."""
-    return {"policy": policy.name if policy is not None else None,
-            "effective_policy_definition": dict(policy.definition) if policy is not None else {}}

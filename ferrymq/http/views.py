@@ -37,8 +37,9 @@ def exchange_path_name(name: str) -> str:
 def queue_policy(queue: Queue) -> tuple[str | None, dict[str, Any], str | None]:
     """(policy name, effective policy definition, operator policy name) of a queue.
 
-    Policies are another helper's work: until they land every queue has none."""
-    return None, {}, None
+    Operator policies are not implemented: always None."""
+    policy = queue.policy
+    return (policy.name if policy else None), (dict(policy.definition) if policy else {}), None
 
 
 # --- queues -------------------------------------------------------------------------------------
@@ -157,17 +158,21 @@ def default_exchange_json(vhost: str) -> dict[str, Any]:
             "internal": False, "arguments": {}, "user_who_performed_action": INTERNAL_USER}
 
 
-def exchange_json(vhost: str, ex: Exchange) -> dict[str, Any]:
+def exchange_json(vh: VHost, ex: Exchange) -> dict[str, Any]:
     builtin = ex.name.startswith("amq.")
-    return {"name": ex.name, "vhost": vhost, "type": ex.type, "durable": ex.durable,
-            "auto_delete": ex.auto_delete, "internal": ex.internal, "arguments": ex.arguments,
-            "user_who_performed_action": INTERNAL_USER if builtin else "guest"}
+    out = {"name": ex.name, "vhost": vh.name, "type": ex.type, "durable": ex.durable,
+           "auto_delete": ex.auto_delete, "internal": ex.internal, "arguments": ex.arguments,
+           "user_who_performed_action": INTERNAL_USER if builtin else "guest"}
+    policy = vh.exchange_policies.get(ex.name)
+    if policy:  # RabbitMQ 3.10 shows the field only when a policy applies
+        out["policy"] = policy.name
+    return out
 
 
 def exchanges_of(vh: VHost) -> list[dict[str, Any]]:
     """Every exchange of a vhost, the default one first (RabbitMQ lists it as ``""``)."""
     out = [default_exchange_json(vh.name)]
-    out.extend(exchange_json(vh.name, ex) for ex in sorted(vh.exchanges.values(), key=_name))
+    out.extend(exchange_json(vh, ex) for ex in sorted(vh.exchanges.values(), key=_name))
     return out
 
 

@@ -17,7 +17,6 @@ import requests
 
 from ferrymq import EmbeddedBroker
 from ferrymq.bench.rabbitmq_node import RabbitNode, available, start_rabbitmq
-from ferrymq.core.policy import queue_policy_fields
 
 AUTH = ("guest", "guest")
 KEYS = ("policies", "queues", "exchanges", "bindings")
@@ -151,8 +150,8 @@ def _rabbit_fields(rabbit: RabbitNode) -> Fields:
 
 def _ferry_fields(fm: EmbeddedBroker) -> Fields:
     def fields(queue: str) -> dict[str, Any]:
-        return fm.call(lambda: queue_policy_fields(
-            fm.running.broker.vhosts["/"].queues[queue].policy))  # type: ignore[union-attr]
+        q = requests.get(f"{fm.http_url}/api/queues/%2F/{queue}", auth=AUTH, timeout=10).json()
+        return {k: q.get(k) for k in ("policy", "effective_policy_definition")}
     return fields
 
 

@@ -52,7 +52,7 @@ async def list_vhost(request: web.Request) -> web.Response:
 async def show(request: web.Request) -> web.Response:
     vh = lookup.vhost(request)
     ex = _exchange(request, vh)
-    return ok(views.default_exchange_json(vh.name) if ex is None else views.exchange_json(vh.name, ex))
+    return ok(views.default_exchange_json(vh.name) if ex is None else views.exchange_json(vh, ex))
 
 
 @routes.put("/api/exchanges/{vhost}/{name}")
