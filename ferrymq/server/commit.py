@@ -118,6 +118,11 @@ class CommitPipeline(CommitTurns):
         self._log_write_errors(self.close_turn())
         self._maybe_commit()
 
+    @property
+    def last_commit_us(self) -> int:
+        """How long the last group commit's fsyncs took (µs)."""
+        return self._last_commit_us
+
     def _log_write_errors(self, errors: list[OSError]) -> None:
         """Once per run of failures (disk full): the failed stores stay dirty and replies wait."""
         if errors and not self._write_error_logged:

@@ -50,7 +50,7 @@ async def snapshot(plane: Plane, rates: Rates) -> dict[str, Any]:
     seen = {(vname, q.name): counters for vname, q, counters in found}
     top = heapq.nlargest(limits.HTTP_LIVE_QUEUE_ROWS_MAX, found, key=lambda f: f[1].message_count)
     top.sort(key=lambda f: (-f[1].message_count, f[0], f[1].name))
-    rows = [_queue_row(vname, q, rates.per_second((vname, q.name), counters, dt_s))
+    rows = [_queue_row(vname, q, rates.per_second((vname, q.name), counters, dt_s), now_ms)
             for vname, q, counters in top]
     total_rates = rates.per_second(TOTALS, sums, dt_s) if rates.at_ms else {}
     rates.previous, rates.at_ms = seen, now_ms
@@ -60,7 +60,7 @@ async def snapshot(plane: Plane, rates: Rates) -> dict[str, Any]:
         "interval_ms": limits.HTTP_LIVE_INTERVAL_MS,
         "totals": {**totals, **_rates_or_zero(total_rates), **_tallies(plane)},
         "alarms": _alarms(plane),
-        "storage": dict(plane.commit.counters),
+        "storage": _storage(plane),
         "queues": rows,
         "queues_shown": len(rows),
         "kafka": _kafka(plane),
@@ -94,8 +94,17 @@ def _rates_or_zero(r: dict[str, float]) -> dict[str, float]:
     return {f"{k}_rate": r.get(k, 0.0) for k in RATE_KEYS}
 
 
-def _queue_row(vhost: str, queue: Queue, rate: dict[str, float]) -> dict[str, Any]:
+def _storage(plane: Plane) -> dict[str, Any]:
+    """The commit pipeline's counters, and its fsync latency: the last group commit's and the mean."""
+    latency = plane.commit.fsync_latency
+    return {**plane.commit.counters, "fsync_last_us": plane.commit.last_commit_us,
+            "fsync_mean_us": latency.sum // latency.count if latency.count else 0}
+
+
+def _queue_row(vhost: str, queue: Queue, rate: dict[str, float], now_ms: int) -> dict[str, Any]:
+    oldest = queue.oldest_enqueued_ms()
     return {
+        "oldest_age_ms": now_ms - oldest if oldest else None,
         "vhost": vhost,
         "name": queue.name,
         "type": "stream" if isinstance(queue, StreamQueue) else "classic",

@@ -101,7 +101,8 @@ PAGES.overview = () => {
   main.innerHTML = "<h1>Overview</h1>" + '<div class="cards">' +
     [["c-pub", "Published / s"], ["c-del", "Delivered / s"], ["c-ack", "Acked / s"], ["c-depth", "Ready messages"],
      ["c-unacked", "Unacked"], ["c-conn", "Connections"], ["c-chan", "Channels"], ["c-cons", "Consumers"],
-     ["c-queues", "Queues"], ["c-fsync", "fsyncs"]].map(([id, l]) => card(id, l, "–")).join("") + "</div>" +
+     ["c-queues", "Queues"], ["c-fsync", "fsyncs"], ["c-fsync-ms", "fsync latency, last (ms)"],
+     ["c-fsync-mean", "fsync latency, mean (ms)"]].map(([id, l]) => card(id, l, "–")).join("") + "</div>" +
     '<div class="charts"><div class="panel"><div class="legend"><span><i style="background:var(--in)"></i>in (published/s)</span>' +
     '<span><i style="background:var(--out)"></i>out (delivered/s)</span><span><i style="background:#a855f7"></i>acked/s</span></div>' +
     '<canvas class="chart" id="rates"></canvas></div>' +
@@ -114,6 +115,7 @@ PAGES.overview = () => {
     set("c-pub", t.published_rate); set("c-del", t.delivered_rate); set("c-ack", t.acked_rate);
     set("c-depth", t.depth); set("c-unacked", t.unacked); set("c-conn", t.connections); set("c-chan", t.channels);
     set("c-cons", t.consumers); set("c-queues", t.queues); set("c-fsync", s.storage.fsyncs || 0);
+    set("c-fsync-ms", (s.storage.fsync_last_us || 0) / 1000); set("c-fsync-mean", (s.storage.fsync_mean_us || 0) / 1000);
     const times = history.map((h) => h.at);
     lineChart(document.getElementById("rates"), [
       { color: "#2463eb", values: history.map((h) => h.t.published_rate || 0) },
@@ -140,9 +142,16 @@ function inflight(r) {
   }).join("");
 }
 
+function fmtAge(ms) {
+  if (ms === null || ms === undefined) return "–";
+  if (ms < 1000) return ms + " ms";
+  if (ms < 120000) return (ms / 1000).toFixed(1) + " s";
+  return Math.round(ms / 60000) + " min";
+}
+
 PAGES.queues = () => {
   main.innerHTML = '<h1>Queues</h1><div id="queue-flash"></div><table id="queues"><thead><tr><th>Vhost</th><th>Name</th><th class="num">Ready</th>' +
-    '<th>Depth</th><th class="num">Unacked</th><th class="num">Consumers</th><th>In flight / prefetch</th><th class="num">In /s</th>' +
+    '<th>Depth</th><th class="num">Oldest</th><th class="num">Unacked</th><th class="num">Consumers</th><th>In flight / prefetch</th><th class="num">In /s</th>' +
     '<th class="num">Out /s</th><th class="num">Redelivered</th><th class="num">Dead-lettered</th><th>Actions</th></tr></thead><tbody></tbody></table>' +
     '<p class="muted" id="queues-note"></p>';
   onLive((s) => {
@@ -152,11 +161,11 @@ PAGES.queues = () => {
       const spark = sparkline(history.map((h) => (h.q && h.q[key]) || 0), 90, 22, "#c2410c");
       return '<tr data-queue="' + esc(r.name) + '" data-vhost="' + esc(r.vhost) + '"><td>' + esc(r.vhost) + "</td><td>" + esc(r.name) +
         (r.type === "stream" ? ' <span class="tag">stream</span>' : "") + '</td><td class="num ready">' + r.ready + "</td><td>" + spark +
-        '</td><td class="num unacked">' + r.unacked + '</td><td class="num">' + r.consumers + "</td><td>" + inflight(r) +
+        '</td><td class="num oldest">' + fmtAge(r.oldest_age_ms) + '</td><td class="num unacked">' + r.unacked + '</td><td class="num">' + r.consumers + "</td><td>" + inflight(r) +
         '</td><td class="num">' + r.rates.published + '</td><td class="num">' + r.rates.delivered + '</td><td class="num">' + r.redeliveries +
         '</td><td class="num">' + r.dead_lettered + "</td><td>" +
         ["purge", "delete", "move", "publish"].map((a) => '<button class="small" data-action="' + a + '">' + a + "</button>").join(" ") + "</td></tr>";
-    }).join("") || '<tr><td colspan="12" class="muted">no queues</td></tr>';
+    }).join("") || '<tr><td colspan="13" class="muted">no queues</td></tr>';
     document.getElementById("queues-note").textContent = "showing " + s.queues_shown + " of " + s.totals.queues + " queues (deepest first)";
   });
   document.getElementById("queues").addEventListener("click", async (ev) => {
