@@ -1,7 +1,9 @@
 """The dashboard in a real browser (Debian's headless Chromium through Selenium): log in, load
 every page, watch a queue's depth rise and fall live, ask the routing explainer, replay a dead
-letter with the button, close a connection with a reason. Screenshots go to the test's tmp dir;
-the overview and queues ones are also written to docs/ for the README."""
+letter with the button, close a connection with a reason (the pages reading the management API),
+see a topic's offsets and a group's lag, read a trace's event times relative to its first event.
+Screenshots go to the test's tmp dir; the overview and queues ones are also written to docs/ for
+the README."""
 
 from __future__ import annotations
 
@@ -240,10 +242,15 @@ def test_5_dead_letter_then_replay_with_the_button(broker: EmbeddedBroker, brows
 
 def test_6_close_a_connection_with_a_reason(broker: EmbeddedBroker, browser: WebDriver, shots: Path) -> None:
     conn = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
+    conn.channel().basic_qos(prefetch_count=5)
     port = conn._impl._transport._sock.getsockname()[1]
     browser.get(broker.http_url + "/dashboard/connections")
     row = f"tr[data-connection^='127.0.0.1:{port} ']"
     WebDriverWait(browser, 10).until(lambda d: text_of(d, row + " button"))
+    cells = browser.execute_script(
+        "return [...document.querySelectorAll(arguments[0] + ' td')].map((td) => td.textContent);", row)
+    assert cells[1:6] == ["guest", "/", f"Pika Python Client Library {pika.__version__}", "AMQP 0-9-1",
+                          "#1 (5 · 0)"]  # user, vhost, client, protocol, channels (prefetch · unacked)
     click(browser, row + " button")
     WebDriverWait(browser, 5).until(lambda d: d.find_element(By.ID, "close-reason").is_displayed())
     reason = browser.find_element(By.ID, "close-reason")
@@ -275,23 +282,38 @@ def test_7_trace_page_shows_a_sampled_message(broker: EmbeddedBroker, browser: W
     ch.basic_publish("", "traced", b"follow me")
     conn.close()
     WebDriverWait(browser, 10).until(lambda d: "traced" in d.find_element(By.ID, "trace-list").text)
+    offsets, walls = browser.execute_script(
+        "const t = document.querySelector('.trace'); const all = (css) => [...t.querySelectorAll(css)]"
+        ".map((e) => e.textContent); return [all('.events li .offset'), all('.events .wall')];")
+    assert offsets[0] == "+0 ms" and all(o.startswith("+") and int(o[1:-3]) < 60_000 for o in offsets)
+    assert len(walls) == 1 and walls[0].startswith("at ")  # the first event's wall-clock time, once
     browser.save_screenshot(str(shots / "traces.png"))
 
 
 def test_8_streams_page_shows_topic_offsets(broker: EmbeddedBroker, browser: WebDriver, shots: Path) -> None:
-    from kafka import KafkaProducer
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
 
     producer = KafkaProducer(bootstrap_servers=broker.kafka_bootstrap)
     for _ in range(7):
         producer.send("browser-topic", value=b"r", partition=0)
     producer.flush()
     producer.close()
+    consumer = KafkaConsumer(bootstrap_servers=broker.kafka_bootstrap, group_id="browser-group",
+                             enable_auto_commit=False)
+    consumer.assign([TopicPartition("browser-topic", 0)])
+    consumer.commit({TopicPartition("browser-topic", 0): OffsetAndMetadata(3, "", -1)})
+    consumer.close()
     browser.get(broker.http_url + "/dashboard/streams")
-    card = "[data-topic='browser-topic'] tbody tr"
-    WebDriverWait(browser, 10).until(lambda d: text_of(d, card))
-    cells = browser.execute_script(
-        "return [...document.querySelectorAll(arguments[0] + ' td')].map((td) => td.textContent);", card)
+    card, group = "[data-topic='browser-topic'] tbody tr", "[data-group='browser-group'] td"
+    WebDriverWait(browser, 10).until(lambda d: text_of(d, card) and text_of(d, group))
+    cells_js = "return [...document.querySelectorAll(arguments[0] + ' td')].map((td) => td.textContent);"
+    cells = browser.execute_script(cells_js, card)
     assert cells == ["0", "0", "7", "7"]  # partition, start offset, end offset, records
+    assert "cleanup delete" in text_of(browser, "[data-topic='browser-topic']")
+    lag = browser.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map((td) => td.textContent);", group)
+    assert lag == ["browser-topic", "0", "3", "7", "4"]  # topic, partition, committed, end, lag
     browser.save_screenshot(str(shots / "streams.png"))
 
 

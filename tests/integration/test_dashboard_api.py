@@ -1,5 +1,6 @@
 """The dashboard's endpoints over real HTTP: login cookie, live stream, explainer, DLQ replay,
-queue actions and closing a connection with a reason."""
+queue move; and that its connections and streams pages find what they show in the management API
+(the dashboard's own duplicates of it are gone)."""
 
 from __future__ import annotations
 
@@ -147,19 +148,36 @@ def test_move_takes_ready_messages_to_another_queue_and_refuses_an_unknown_targe
     channel.queue_delete("act-b")
 
 
-def test_close_connection_with_a_reason_sends_320(broker: EmbeddedBroker) -> None:
+def test_the_connections_page_reads_client_and_channel_prefetch_from_the_management_api(
+    broker: EmbeddedBroker,
+) -> None:
     conn = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
-    rows = requests.get(broker.http_url + "/api/ferrymq/dashboard/connections", auth=AUTH).json()
+    ch = conn.channel()
+    ch.basic_qos(prefetch_count=7)
+    ch.queue_declare("conn-page-q")
+    ch.basic_publish("", "conn-page-q", b"x")
+    ch.basic_consume("conn-page-q", lambda *a: None)
+    conn.process_data_events(time_limit=0.3)
     port = conn._impl._transport._sock.getsockname()[1]  # our side of the socket
-    row = next(r for r in rows if r["peer"].endswith(f":{port}"))
+    rows = requests.get(broker.http_url + "/api/connections", auth=AUTH).json()
+    row = next(r for r in rows if r.get("peer_port") == port)
     assert row["protocol"] == "AMQP 0-9-1" and row["user"] == "guest"
-    r = requests.post(broker.http_url + "/api/ferrymq/connections/close", auth=AUTH,
-                      json={"name": row["name"], "reason": "maintenance window"})
-    assert r.status_code == 200
-    with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as info:
-        conn.process_data_events(time_limit=2)
-        conn.channel()
-    assert info.value.reply_code == 320 and "maintenance window" in info.value.reply_text
+    assert row["client_properties"]["product"] == "Pika Python Client Library"
+    chans = [c for c in requests.get(broker.http_url + "/api/channels", auth=AUTH).json()
+             if c["connection_details"]["name"] == row["name"]]
+    assert [(c["number"], c["prefetch_count"], c["messages_unacknowledged"]) for c in chans] == [(1, 7, 1)]
+    ch.queue_delete("conn-page-q")
+    conn.close()
+
+
+@pytest.mark.parametrize("method,path", [("GET", "/api/ferrymq/dashboard/connections"),
+                                         ("POST", "/api/ferrymq/connections/close"),
+                                         ("GET", "/api/ferrymq/dashboard/kafka")])
+def test_the_dashboards_duplicates_of_the_management_api_are_gone(
+    broker: EmbeddedBroker, method: str, path: str,
+) -> None:
+    r = requests.request(method, broker.http_url + path, auth=AUTH, json={"name": "x"})
+    assert r.status_code in (404, 405)
 
 
 def test_an_open_live_stream_does_not_hold_up_broker_shutdown() -> None:
@@ -186,7 +204,9 @@ def test_an_open_live_stream_does_not_hold_up_broker_shutdown() -> None:
     reader.join(5)
 
 
-def test_kafka_view_shows_partition_offsets_and_group_lag(broker: EmbeddedBroker) -> None:
+def test_the_streams_page_reads_partition_offsets_and_group_lag_from_the_kafka_api(
+    broker: EmbeddedBroker,
+) -> None:
     from kafka import KafkaConsumer, KafkaProducer
 
     producer = KafkaProducer(bootstrap_servers=broker.kafka_bootstrap)
@@ -205,12 +225,16 @@ def test_kafka_view_shows_partition_offsets_and_group_lag(broker: EmbeddedBroker
         producer.send("dash-topic", value=b"more", partition=0)
     producer.flush()
     producer.close()
-    view = requests.get(broker.http_url + "/api/ferrymq/dashboard/kafka", auth=AUTH).json()
-    topic = next(t for t in view["topics"] if t["name"] == "dash-topic")
-    assert topic["partitions"][0] == {"partition": 0, "start": 0, "end": 15}
-    assert topic["retention_ms"] and topic["cleanup_policy"] == "delete"
-    group = next(g for g in view["groups"] if g["group"] == "dash-group")
-    assert {"topic": "dash-topic", "partition": 0, "committed": 10, "end": 15, "lag": 5} in group["offsets"]
+    topics = requests.get(broker.http_url + "/api/ferrymq/kafka/topics?sort=name", auth=AUTH).json()
+    topic = next(t for t in topics if t["name"] == "dash-topic")
+    p0 = topic["partition_details"][0]
+    assert (p0["partition"], p0["log_start_offset"], p0["log_end_offset"]) == (0, 0, 15)
+    assert topic["partitions"] == 1 and topic["retention"]["ms"] and topic["cleanup_policy"] == "delete"
+    groups = requests.get(broker.http_url + "/api/ferrymq/kafka/groups", auth=AUTH).json()
+    assert "dash-group" in {g["group_id"] for g in groups}
+    group = requests.get(broker.http_url + "/api/ferrymq/kafka/groups/dash-group", auth=AUTH).json()
+    assert [(o["topic"], o["partition"], o["committed_offset"], o["log_end_offset"], o["lag"])
+            for o in group["offsets"]] == [("dash-topic", 0, 10, 15, 5)]
 
 
 def test_snapshot_with_many_queues_sends_the_deepest_rows_and_totals_over_all(

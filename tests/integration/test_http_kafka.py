@@ -32,6 +32,7 @@ def test_topic_offsets_and_group_lag_after_a_partial_commit() -> None:
         p0 = topic["partition_details"][0]
         assert (p0["log_start_offset"], p0["log_end_offset"]) == (0, 10) and p0["bytes"] > 0
         assert topic["retention"]["ms"] == 604800000
+        assert topic["cleanup_policy"] == "delete" and "cleanup.policy" not in topic["config"]  # the default
         group = requests.get(f"{b.http_url}/api/ferrymq/kafka/groups/lag-g", auth=AUTH, timeout=5).json()
         assert group["offsets"] == [{"topic": "lag-t", "partition": 0, "committed_offset": 4,
                                      "log_end_offset": 10, "lag": 6, "metadata": ""}]

@@ -1,8 +1,8 @@
 """The Kafka side, under FerryMQ's own paths (extensions: RabbitMQ has no such endpoints).
 
 - ``GET /api/ferrymq/kafka/topics``: every topic: name, partitions, config (the topic's own
-  settings), retention (ms and bytes, -1 unbounded), internal, bytes, and per partition its log
-  start and end offsets and bytes.
+  settings), retention (ms and bytes, -1 unbounded), cleanup_policy (the effective one, default
+  included), internal, bytes, and per partition its log start and end offsets and bytes.
 - ``GET /api/ferrymq/kafka/topics/{name}``: one topic, same object.
 - ``GET /api/ferrymq/kafka/groups``: every consumer group: group_id, state, protocol_type,
   protocol, generation, leader, members (member_id, client_id, client_host).
@@ -35,6 +35,7 @@ def topic_json(topic: Any) -> dict[str, Any]:
     return {"name": spec.name, "partitions": spec.partitions, "internal": topic.internal,
             "config": dict(spec.configs),
             "retention": {"ms": spec.int_config("retention.ms"), "bytes": spec.int_config("retention.bytes")},
+            "cleanup_policy": spec.config("cleanup.policy"),
             "bytes": sum(p["bytes"] for p in parts), "partition_details": parts}
 
 

@@ -1,11 +1,11 @@
 """The dashboard's pages, its login, and its static assets (shipped as package data).
 
 Every page is the same small HTML shell naming its page; ``static/app.js`` draws it from the live
-stream and the dashboard's endpoints. The pages are public, the data is not: the shell asks
-``/dashboard/login/status`` who is logged in and shows the login form when nobody is. The form
-posts to ``/dashboard/login``, which checks the broker's users and sets the ``ferrymq-auth``
-cookie that ``ferrymq.http.auth`` accepts in place of a basic-auth header (EventSource cannot
-send one).
+stream and the management API (plus the one dashboard action in ``actions.py``). The pages are
+public, the data is not: the shell asks ``/dashboard/login/status`` who is logged in and shows the
+login form when nobody is. The form posts to ``/dashboard/login``, which checks the broker's users
+and sets the ``ferrymq-auth`` cookie that ``ferrymq.http.auth`` accepts in place of a basic-auth
+header (EventSource cannot send one).
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ function esc(v) {
 }
 function enc(v) { return encodeURIComponent(v); }
 
-async function api(method, path, body) {
-  const opts = { method, headers: {}, credentials: "same-origin" };
+async function api(method, path, body, headers) {
+  const opts = { method, headers: Object.assign({}, headers), credentials: "same-origin" };
   if (body !== undefined) { opts.headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body); }
   const r = await fetch(path, opts);
   const text = await r.text();
@@ -238,6 +238,15 @@ function renderRoute(r) {
   return html + "</div>";
 }
 
+// at_ms is absolute (unix ms): each event shows its offset from the trace's first event, and the
+// first one also its wall-clock time.
+function traceEvents(events) {
+  const t0 = events.length ? events[0].at_ms : 0;
+  return events.map((e, i) => '<li><span class="offset">+' + (e.at_ms - t0) + " ms</span> " + esc(e.event) +
+    (e.queue ? " [" + esc(e.queue) + "]" : "") + (e.detail ? " " + esc(e.detail) : "") +
+    (i ? "" : ' <span class="muted wall">at ' + esc(new Date(t0).toLocaleString()) + "</span>") + "</li>").join("");
+}
+
 PAGES.traces = () => {
   main.innerHTML = '<h1>Message traces</h1><form class="inline panel" id="trace-form"><label>Sample one in <input id="trace-every" type="number" min="0" size="6"></label>' +
     '<button class="primary">Save</button><span class="muted" id="trace-info"></span></form><div id="trace-list"></div>';
@@ -249,8 +258,7 @@ PAGES.traces = () => {
       if (document.activeElement.id !== "trace-every") document.getElementById("trace-every").value = r.sample_every;
       out.innerHTML = r.traces.map((t) => '<div class="panel trace" data-trace="' + esc(t.id) + '"><b>' + esc(t.exchange || "(default)") + "</b> → key <b>" +
         esc(t.routing_key) + '</b> <span class="muted">' + esc(t.vhost) + " · " + t.size + ' bytes</span><ul class="events">' +
-        t.events.map((e) => "<li>+" + e.at_ms + " ms " + esc(e.event) + (e.queue ? " [" + esc(e.queue) + "]" : "") + (e.detail ? " " + esc(e.detail) : "") + "</li>").join("") +
-        "</ul></div>").join("") || '<p class="muted">no traces yet</p>';
+        traceEvents(t.events) + "</ul></div>").join("") || '<p class="muted">no traces yet</p>';
     } catch (e) { flash(out, "traces unavailable: " + e.message, false); }
   };
   document.getElementById("trace-form").onsubmit = async (ev) => {
@@ -295,32 +303,50 @@ PAGES.dlq = () => {
   load(); setInterval(load, 2000);
 };
 
+const GROUP_DETAILS_MAX = 50;  // consumer groups whose lag the streams page fetches (one request each)
+
 PAGES.streams = () => {
   main.innerHTML = '<h1>Streams &amp; Kafka topics</h1><div id="topics"></div><h2>Consumer groups</h2><div id="groups"></div>';
   const load = async () => {
-    const r = await api("GET", "/api/ferrymq/dashboard/kafka");
-    document.getElementById("topics").innerHTML = r.topics.filter((t) => !t.internal).map((t) => '<div class="panel topic" data-topic="' + esc(t.name) + '"><b>' +
-      esc(t.name) + '</b> <span class="muted">retention.ms ' + esc(t.retention_ms) + " · retention.bytes " + esc(t.retention_bytes) + " · cleanup " +
-      esc(t.cleanup_policy) + '</span><table><thead><tr><th>Partition</th><th class="num">Start offset</th><th class="num">End offset</th><th class="num">Records</th></tr></thead><tbody>' +
-      t.partitions.map((p) => "<tr><td>" + p.partition + '</td><td class="num">' + p.start + '</td><td class="num">' + p.end + '</td><td class="num">' + (p.end - p.start) + "</td></tr>").join("") +
-      "</tbody></table></div>").join("") || '<p class="muted">no topics</p>';
-    document.getElementById("groups").innerHTML = r.groups.map((g) => '<div class="panel"><b>' + esc(g.group) + '</b> <span class="tag">' + esc(g.state) + "</span> " +
-      g.members + ' members<table><thead><tr><th>Topic</th><th>Partition</th><th class="num">Committed</th><th class="num">End</th><th class="num">Lag</th></tr></thead><tbody>' +
-      g.offsets.map((o) => "<tr><td>" + esc(o.topic) + "</td><td>" + o.partition + '</td><td class="num">' + o.committed + '</td><td class="num">' + o.end +
-        '</td><td class="num">' + o.lag + "</td></tr>").join("") + "</tbody></table></div>").join("") || '<p class="muted">no consumer groups</p>';
+    const [topics, groups] = await Promise.all([api("GET", "/api/ferrymq/kafka/topics?sort=name"),
+      api("GET", "/api/ferrymq/kafka/groups?sort=group_id")]);
+    document.getElementById("topics").innerHTML = topics.filter((t) => !t.internal).map(renderTopic).join("") || '<p class="muted">no topics</p>';
+    const shown = groups.slice(0, GROUP_DETAILS_MAX);
+    const details = await Promise.all(shown.map((g) => api("GET", "/api/ferrymq/kafka/groups/" + enc(g.group_id)).catch(() => null)));
+    document.getElementById("groups").innerHTML = (details.filter((g) => g).map(renderGroup).join("") || '<p class="muted">no consumer groups</p>') +
+      (groups.length > shown.length ? '<p class="muted">showing ' + shown.length + " of " + groups.length + " groups</p>" : "");
   };
   load(); setInterval(load, 2000);
 };
 
+function renderTopic(t) {
+  return '<div class="panel topic" data-topic="' + esc(t.name) + '"><b>' + esc(t.name) + '</b> <span class="muted">' + t.partitions +
+    " partitions · retention.ms " + esc(t.retention.ms) + " · retention.bytes " + esc(t.retention.bytes) + " · cleanup " + esc(t.cleanup_policy) +
+    '</span><table><thead><tr><th>Partition</th><th class="num">Start offset</th><th class="num">End offset</th><th class="num">Records</th></tr></thead><tbody>' +
+    t.partition_details.map((p) => "<tr><td>" + p.partition + '</td><td class="num">' + p.log_start_offset + '</td><td class="num">' + p.log_end_offset +
+      '</td><td class="num">' + (p.log_end_offset - p.log_start_offset) + "</td></tr>").join("") + "</tbody></table></div>";
+}
+
+function renderGroup(g) {
+  return '<div class="panel group" data-group="' + esc(g.group_id) + '"><b>' + esc(g.group_id) + '</b> <span class="tag">' + esc(g.state) + "</span> " +
+    g.members.length + ' members<table><thead><tr><th>Topic</th><th>Partition</th><th class="num">Committed</th><th class="num">End</th><th class="num">Lag</th></tr></thead><tbody>' +
+    g.offsets.map((o) => "<tr><td>" + esc(o.topic) + "</td><td>" + o.partition + '</td><td class="num">' + o.committed_offset + '</td><td class="num">' +
+      esc(o.log_end_offset === null ? "–" : o.log_end_offset) + '</td><td class="num">' + esc(o.lag === null ? "–" : o.lag) + "</td></tr>").join("") +
+    "</tbody></table></div>";
+}
+
+// Connections and channels are RabbitMQ's own lists (/api/connections, /api/channels); channels are
+// matched to their connection by connection_details.name. Kafka clients appear too, without a close
+// button (DELETE /api/connections/{name} closes AMQP connections only).
 PAGES.connections = () => {
   main.innerHTML = '<h1>Connections &amp; channels</h1><div id="conn-flash"></div><table id="connections"><thead><tr><th>Name</th><th>User</th><th>Vhost</th><th>Client</th>' +
     '<th>Protocol</th><th>Channels (prefetch · unacked)</th><th></th></tr></thead><tbody></tbody></table>';
   const load = async () => {
-    const rows = await api("GET", "/api/ferrymq/dashboard/connections");
-    document.querySelector("#connections tbody").innerHTML = rows.map((c) => '<tr data-connection="' + esc(c.name) + '"><td>' + esc(c.name) + "</td><td>" +
-      esc(c.user) + "</td><td>" + esc(c.vhost) + "</td><td>" + esc(c.client) + " " + esc(c.client_version || "") + "</td><td>" + esc(c.protocol) + "</td><td>" +
-      c.channels.map((ch) => "#" + ch.number + " (" + ch.prefetch + " · " + ch.unacked + ")").join(", ") +
-      '</td><td><button class="small danger" data-action="close">close</button></td></tr>').join("") || '<tr><td colspan="7" class="muted">no connections</td></tr>';
+    const [conns, chans] = await Promise.all([api("GET", "/api/connections"), api("GET", "/api/channels?sort=number")]);
+    const byConn = {};
+    chans.forEach((ch) => (byConn[ch.connection_details.name] = byConn[ch.connection_details.name] || []).push(ch));
+    document.querySelector("#connections tbody").innerHTML = conns.map((c) => renderConnection(c, byConn[c.name] || [])).join("") ||
+      '<tr><td colspan="7" class="muted">no connections</td></tr>';
   };
   document.getElementById("connections").addEventListener("click", async (ev) => {
     const b = ev.target.closest("button[data-action]");
@@ -328,13 +354,24 @@ PAGES.connections = () => {
     const name = b.closest("tr").dataset.connection;
     const d = await confirmDialog("Close connection " + name + "?", '<label>Reason <input id="close-reason" value="Closed via the FerryMQ dashboard" size="40"></label>');
     if (!d) return;
+    const reason = d.querySelector("#close-reason").value;
     try {
-      const r = await api("POST", "/api/ferrymq/connections/close", { name, reason: d.querySelector("#close-reason").value });
-      flash(document.getElementById("conn-flash"), "closed " + r.closed + ": " + r.reason, true);
+      // headers carry bytes: send the reason as UTF-8 (the server decodes it so)
+      await api("DELETE", "/api/connections/" + enc(name), undefined, { "X-Reason": unescape(encodeURIComponent(reason)) });
+      flash(document.getElementById("conn-flash"), "closed " + name + ": " + reason, true);
     } catch (e) { flash(document.getElementById("conn-flash"), "close failed: " + e.message, false); }
     setTimeout(load, 300);
   });
   load(); setInterval(load, 2000);
 };
+
+function renderConnection(c, chans) {
+  const props = c.client_properties || {};
+  const client = props.product ? props.product + " " + (props.version || "") : props.client_id || "?";
+  return '<tr data-connection="' + esc(c.name) + '"><td>' + esc(c.name) + "</td><td>" + esc(c.user) + "</td><td>" + esc(c.vhost) + "</td><td>" +
+    esc(client) + "</td><td>" + esc(c.protocol) + "</td><td>" +
+    chans.map((ch) => "#" + ch.number + " (" + ch.prefetch_count + " · " + ch.messages_unacknowledged + ")").join(", ") + "</td><td>" +
+    (c.protocol.startsWith("AMQP") ? '<button class="small danger" data-action="close">close</button>' : "") + "</td></tr>";
+}
 
 start();
