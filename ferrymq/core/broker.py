@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from ferrymq import limits
 from ferrymq.core.channel import Channel
 from ferrymq.core.clock import Clock
-from ferrymq.core.passwords import verify
+from ferrymq.core.passwords import DEFAULT_ALGORITHM, hash_password, verify
 from ferrymq.core.queue import Queue
 from ferrymq.core.stats import Turn
 from ferrymq.core.store import NoTopology, StreamBackend, TopologyStore
@@ -83,6 +83,85 @@ class Broker:
             username in self.loopback_only_users and not loopback
         ):
             raise AccessRefused("Login was refused")
+
+    # --- vhosts, users, permissions made by an operator: stored, so they survive a restart ------
+
+    def create_vhost(self, name: str) -> VHost:
+        """``add_vhost``, remembered (management API, definitions); internal uses stay unstored."""
+        self.topology.vhost_added(name)
+        return self.add_vhost(name)
+
+    def delete_vhost(self, name: str) -> None:
+        """Forget a vhost and its permissions; the caller has removed what it held."""
+        self._forget(vhost=name)
+        self.topology.vhost_deleted(name)
+
+    def put_user(self, name: str, password: str | None = None, password_hash: str | None = None,
+                 algorithm: str = DEFAULT_ALGORITHM) -> bool:
+        """Create or update a user (True if new). A plain password is kept only as RabbitMQ's salted
+        hash (salt from the broker's Rng), in memory and on disk; neither given keeps the old one."""
+        new = name not in self.users
+        if password is not None:
+            password_hash, algorithm = self._salted(password), DEFAULT_ALGORITHM
+        elif password_hash is None:
+            password_hash, algorithm = self.password_hashes.get(name) or (
+                self._salted(self.users[name]) if name in self.users else "", DEFAULT_ALGORITHM)
+        self.users[name] = ""  # never matches: the hash is checked first
+        self.password_hashes[name] = (password_hash, algorithm)
+        self.topology.user_set(name, password_hash, algorithm)
+        return new
+
+    def _salted(self, password: str) -> str:
+        return hash_password(password, self.rng.getrandbits(32).to_bytes(4, "big"))
+
+    def delete_user(self, name: str) -> bool:
+        if name not in self.users:
+            return False
+        self._forget(user=name)
+        self.topology.user_deleted(name)
+        return True
+
+    def set_permission(self, vhost: str, user: str, permission: dict[str, str]) -> bool:
+        new = (vhost, user) not in self.permissions
+        self.permissions[(vhost, user)] = dict(permission)
+        self.topology.permission_set(vhost, user, permission)
+        return new
+
+    def clear_permission(self, vhost: str, user: str) -> bool:
+        if self.permissions.pop((vhost, user), None) is None:
+            return False
+        self.topology.permission_cleared(vhost, user)
+        return True
+
+    def _forget(self, vhost: str | None = None, user: str | None = None) -> None:
+        if vhost is not None:
+            self.vhosts.pop(vhost, None)
+        if user is not None:
+            self.users.pop(user, None)
+            self.password_hashes.pop(user, None)
+        for key in [k for k in self.permissions if k[0] == vhost or k[1] == user]:
+            del self.permissions[key]
+
+    def restore_access(self, vhosts: list[tuple[str, bool]], users: list[tuple[str, str, str, bool]],
+                       permissions: list[tuple[str, str, dict[str, str] | None]]) -> None:
+        """Recovery: stored vhosts, users (name, hash, algorithm, deleted) and permissions (None: a
+        cleared one) over the configured base, without writing them again."""
+        for name, deleted in vhosts:
+            if deleted:
+                self._forget(vhost=name)
+            else:
+                self.add_vhost(name)
+        for name, password_hash, algorithm, deleted in users:
+            if deleted:
+                self._forget(user=name)
+            else:
+                self.users[name] = ""
+                self.password_hashes[name] = (password_hash, algorithm)
+        for vhost, user, permission in permissions:
+            if permission is None:
+                self.permissions.pop((vhost, user), None)
+            elif vhost in self.vhosts and user in self.users:
+                self.permissions[(vhost, user)] = dict(permission)
 
     def open_vhost(self, name: str, username: str) -> VHost:
         vhost = self.vhosts.get(name)

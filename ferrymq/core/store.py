@@ -127,6 +127,23 @@ class TopologyStore(Protocol):
 
     def policy_cleared(self, vhost: str, name: str) -> None: ...
 
+    # Vhosts, users and permissions made by an operator (management API, definitions). Deletions are
+    # stored as tombstones, so a deleted configured user (Settings.users) or a cleared default
+    # permission stays gone after a restart; deleting a user or vhost removes its permission rows.
+
+    def vhost_added(self, name: str) -> None: ...
+
+    def vhost_deleted(self, name: str) -> None: ...
+
+    def user_set(self, name: str, password_hash: str, algorithm: str) -> None:
+        """Never a plain password: RabbitMQ's salted hash (ferrymq.core.passwords)."""
+
+    def user_deleted(self, name: str) -> None: ...
+
+    def permission_set(self, vhost: str, user: str, permission: dict[str, str]) -> None: ...
+
+    def permission_cleared(self, vhost: str, user: str) -> None: ...
+
     def delayed_store(self, vhost: str) -> QueueStore | None:
         """Where a vhost's x-delayed-message exchanges keep persistent messages while they wait."""
         ...
@@ -157,6 +174,24 @@ class NoTopology:
         pass
 
     def policy_cleared(self, *args: Any) -> None:
+        pass
+
+    def vhost_added(self, *args: Any) -> None:
+        pass
+
+    def vhost_deleted(self, *args: Any) -> None:
+        pass
+
+    def user_set(self, *args: Any) -> None:
+        pass
+
+    def user_deleted(self, *args: Any) -> None:
+        pass
+
+    def permission_set(self, *args: Any) -> None:
+        pass
+
+    def permission_cleared(self, *args: Any) -> None:
         pass
 
     def delayed_store(self, vhost: str) -> None:

@@ -39,6 +39,9 @@ class SimTopology:
         self.bindings: dict[tuple[str, str, str, bool, str], dict[str, Any]] = {}
         self.logs: dict[tuple[str, str], FaultyLog] = {}
         self.policies: dict[tuple[str, str], dict[str, Any]] = {}
+        self.vhosts: dict[str, bool] = {}  # name -> deleted (a tombstone)
+        self.users: dict[str, tuple[str, str, bool]] = {}  # name -> (hash, algorithm, deleted)
+        self.permissions: dict[tuple[str, str], dict[str, str] | None] = {}  # None: cleared
         self.stores: dict[tuple[str, str], QueueLog] = {}
         self._next_dir = 0
 
@@ -105,6 +108,30 @@ class SimTopology:
     def policy_cleared(self, vhost: str, name: str) -> None:
         self.policies.pop((vhost, name), None)
 
+    def vhost_added(self, name: str) -> None:
+        self.vhosts[name] = False
+
+    def vhost_deleted(self, name: str) -> None:
+        self.vhosts[name] = True
+        for key in [k for k in self.permissions if k[0] == name]:
+            del self.permissions[key]
+        for key in [k for k in self.policies if k[0] == name]:
+            del self.policies[key]
+
+    def user_set(self, name: str, password_hash: str, algorithm: str) -> None:
+        self.users[name] = (password_hash, algorithm, False)
+
+    def user_deleted(self, name: str) -> None:
+        self.users[name] = ("", "", True)
+        for key in [k for k in self.permissions if k[1] == name]:
+            del self.permissions[key]
+
+    def permission_set(self, vhost: str, user: str, permission: dict[str, str]) -> None:
+        self.permissions[(vhost, user)] = dict(permission)
+
+    def permission_cleared(self, vhost: str, user: str) -> None:
+        self.permissions[(vhost, user)] = None
+
     def delayed_store(self, vhost: str) -> None:
         return None  # the simulation declares no x-delayed-message exchange
 
@@ -113,6 +140,9 @@ class SimTopology:
     def recover(self, broker: Any) -> int:
         """Declare the stored topology again; each durable queue rebuilds itself from its log.
         Returns the number of messages recovered."""
+        broker.restore_access(list(self.vhosts.items()),
+                              [(n, h, a, d) for n, (h, a, d) in self.users.items()],
+                              [(v, u, p) for (v, u), p in self.permissions.items()])
         for (vhost, name), body in sorted(self.policies.items()):
             broker.add_vhost(vhost).set_policy(make_policy(vhost, name, body))
         for (vhost, name), (type_, auto_delete, internal, args) in sorted(self.exchanges.items()):

@@ -43,6 +43,11 @@ CREATE TABLE IF NOT EXISTS bindings (
     PRIMARY KEY (vhost, source, destination, to_exchange, routing_key, arguments));
 CREATE TABLE IF NOT EXISTS policies (
     vhost TEXT NOT NULL, name TEXT NOT NULL, policy TEXT NOT NULL, PRIMARY KEY (vhost, name));
+CREATE TABLE IF NOT EXISTS vhosts (name TEXT PRIMARY KEY, deleted INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, algorithm TEXT NOT NULL, deleted INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS permissions (
+    vhost TEXT NOT NULL, user TEXT NOT NULL, permission TEXT, PRIMARY KEY (vhost, user));
 """
 
 
@@ -55,6 +60,10 @@ class Topology:
     bindings: list[tuple[str, str, str, bool, str, dict[str, Any]]] = field(default_factory=list)
     orphans_removed: list[str] = field(default_factory=list)
     policies: list[dict[str, Any]] = field(default_factory=list)  # RabbitMQ's policy JSON objects
+    # Broker.restore_access's rows: deletions are tombstones (deleted, or a None permission)
+    vhosts: list[tuple[str, bool]] = field(default_factory=list)
+    users: list[tuple[str, str, str, bool]] = field(default_factory=list)
+    permissions: list[tuple[str, str, dict[str, str] | None]] = field(default_factory=list)
 
 
 class Metadata:
@@ -134,6 +143,29 @@ class Metadata:
     def policy_cleared(self, vhost: str, name: str) -> None:
         self._write("DELETE FROM policies WHERE vhost = ? AND name = ?", (vhost, name))
 
+    def vhost_added(self, name: str) -> None:
+        self._write("INSERT OR REPLACE INTO vhosts VALUES (?, 0)", (name,))
+
+    def vhost_deleted(self, name: str) -> None:
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO vhosts VALUES (?, 1)", (name,))
+            self._db.execute("DELETE FROM permissions WHERE vhost = ?", (name,))
+            self._db.execute("DELETE FROM policies WHERE vhost = ?", (name,))
+
+    def user_set(self, name: str, password_hash: str, algorithm: str) -> None:
+        self._write("INSERT OR REPLACE INTO users VALUES (?, ?, ?, 0)", (name, password_hash, algorithm))
+
+    def user_deleted(self, name: str) -> None:
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO users VALUES (?, '', '', 1)", (name,))
+            self._db.execute("DELETE FROM permissions WHERE user = ?", (name,))
+
+    def permission_set(self, vhost: str, user: str, permission: dict[str, str]) -> None:
+        self._write("INSERT OR REPLACE INTO permissions VALUES (?, ?, ?)", (vhost, user, json.dumps(permission)))
+
+    def permission_cleared(self, vhost: str, user: str) -> None:
+        self._write("INSERT OR REPLACE INTO permissions VALUES (?, ?, NULL)", (vhost, user))
+
     def delayed_store(self, vhost: str) -> QueueStore:
         store = self._delayed.get(vhost)
         if store is None:
@@ -153,6 +185,10 @@ class Metadata:
             ids.add(str(qid))
             top.queues.append((v, n, bool(ad), self._decode(a)))
         top.policies = [json.loads(p) for (p,) in db.execute("SELECT policy FROM policies ORDER BY rowid")]
+        top.vhosts = [(n, bool(d)) for n, d in db.execute("SELECT * FROM vhosts ORDER BY rowid")]
+        top.users = [(n, h, a, bool(d)) for n, h, a, d in db.execute("SELECT * FROM users ORDER BY rowid")]
+        top.permissions = [(v, u, None if p is None else json.loads(p))
+                           for v, u, p in db.execute("SELECT * FROM permissions ORDER BY rowid")]
         for v, s, d, te, rk, a in db.execute("SELECT * FROM bindings ORDER BY rowid"):
             top.bindings.append((v, s, d, bool(te), rk, self._decode(a)))
         for path in sorted(self.queue_root.iterdir()):

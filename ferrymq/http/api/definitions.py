@@ -98,14 +98,12 @@ def _import_user(plane: Plane, user: dict[str, Any]) -> None:
     if not isinstance(name, str) or not name:
         raise bad_request("a user needs a name")
     if isinstance(user.get("password"), str):
-        broker.users[name] = user["password"]
-        broker.password_hashes.pop(name, None)
+        broker.put_user(name, user["password"])  # stored as a salted hash
         return
     algorithm = user.get("hashing_algorithm", DEFAULT_ALGORITHM)
     if algorithm not in ALGORITHMS:
         raise bad_request(f"unsupported hashing algorithm {algorithm!r}")
-    broker.users[name] = ""  # never matches: the hash is checked first
-    broker.password_hashes[name] = (str(user.get("password_hash", "")), algorithm)
+    broker.put_user(name, password_hash=str(user.get("password_hash", "")), algorithm=algorithm)
 
 
 def _import_objects(plane: Plane, body: dict[str, Any], only: str | None) -> None:
@@ -146,7 +144,7 @@ async def _import(request: web.Request, only: str | None) -> web.Response:
         for user in _list(body, "users"):
             _import_user(plane, user)
         for v in _list(body, "vhosts"):
-            plane.broker.add_vhost(str(v.get("name", "/")))
+            plane.broker.create_vhost(str(v.get("name", "/")))
     elif only not in plane.broker.vhosts:
         raise not_found()
     try:

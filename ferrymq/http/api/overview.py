@@ -1,11 +1,12 @@
 """/api/overview, /api/whoami, /api/vhosts, /api/users, /api/permissions (RabbitMQ 3.10).
 
-Users live in ``broker.users`` (name -> password); tags come from auth.user_tags until issue 16.
-Permissions are recorded in ``broker.permissions`` and shown, not enforced yet (issue 16)."""
+Users live in ``broker.users`` and ``broker.password_hashes``; tags come from auth.user_tags until
+issue 16. Permissions are recorded in ``broker.permissions`` and shown, not enforced yet (issue 16).
+Vhosts, users and permissions changed here go through the Broker's methods, which store them in the
+topology store: they survive a restart."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,7 @@ from aiohttp import web
 
 from ferrymq import __version__
 from ferrymq.core.broker import Broker
+from ferrymq.core.passwords import ALGORITHMS, DEFAULT_ALGORITHM, hash_password
 from ferrymq.core.vhost import VHost
 from ferrymq.http import listing, lookup, views
 from ferrymq.http.auth import USER, user_tags
@@ -135,7 +137,7 @@ async def vhost_put(request: web.Request) -> web.Response:
     await lookup.body(request)
     broker, name = lookup.plane(request).broker, request.match_info["vhost"]
     existed = name in broker.vhosts
-    broker.add_vhost(name)
+    broker.create_vhost(name)
     return no_content() if existed else web.Response(status=201)
 
 
@@ -149,59 +151,61 @@ async def vhost_delete(request: web.Request) -> web.Response:
     for name in [n for n in vh.exchanges if not n.startswith("amq.")]:
         if name in vh.exchanges:
             vh.delete_exchange(name)
-    del plane.broker.vhosts[vh.name]
-    for key in [k for k in plane.broker.permissions if k[0] == vh.name]:
-        del plane.broker.permissions[key]
+    plane.broker.delete_vhost(vh.name)
     plane.end_turn()
     return no_content()
 
 
 # --- users -------------------------------------------------------------------------------------
 
-def user_json(name: str, password: str) -> dict[str, Any]:
-    """RabbitMQ shows a salted SHA-256 hash; this one is unsalted-stable, shaped the same."""
-    salt = hashlib.sha256(name.encode()).digest()[:4]
-    digest = base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
-    return {"name": name, "password_hash": digest, "hashing_algorithm": "rabbit_password_hashing_sha256",
+def user_json(broker: Broker, name: str) -> dict[str, Any]:
+    """RabbitMQ shows a salted SHA-256 hash: the stored one, or for a configured user (plain password
+    from the settings) one salted stably from the name, shaped the same."""
+    hashed = broker.password_hashes.get(name)
+    if hashed is None:
+        salt = hashlib.sha256(name.encode()).digest()[:4]
+        hashed = (hash_password(broker.users[name], salt), DEFAULT_ALGORITHM)
+    return {"name": name, "password_hash": hashed[0], "hashing_algorithm": hashed[1],
             "tags": user_tags(name), "limits": {}}
 
 
 @routes.get("/api/users")
 async def users(request: web.Request) -> web.Response:
-    items = [user_json(n, p) for n, p in lookup.plane(request).broker.users.items()]
+    broker = lookup.plane(request).broker
+    items = [user_json(broker, n) for n in broker.users]
     return ok(listing.apply(items, request.query))
 
 
 @routes.get("/api/users/{name}")
 async def user_show(request: web.Request) -> web.Response:
     name = request.match_info["name"]
-    password = lookup.plane(request).broker.users.get(name)
-    if password is None:
+    broker = lookup.plane(request).broker
+    if name not in broker.users:
         raise not_found()
-    return ok(user_json(name, password))
+    return ok(user_json(broker, name))
 
 
 @routes.put("/api/users/{name}")
 async def user_put(request: web.Request) -> web.Response:
-    """Create or update a user. A ``password_hash`` cannot be checked against, so it is stored as
-    the password itself (a client that sends one logs in with that string); "" means no password."""
+    """Create or update a user: a ``password`` is stored as RabbitMQ's salted hash, a
+    ``password_hash`` as given (verified at login, "" matches nothing); the user survives a restart."""
     data = await lookup.body(request)
     broker, name = lookup.plane(request).broker, request.match_info["name"]
-    existed = name in broker.users
-    password = data.get("password", data.get("password_hash", broker.users.get(name, "")))
-    if not isinstance(password, str):
+    password, hashed = data.get("password"), data.get("password_hash")
+    algorithm = data.get("hashing_algorithm", DEFAULT_ALGORITHM)
+    if not isinstance(password, str | None) or not isinstance(hashed, str | None):
         raise bad_request("password must be a string")
-    broker.users[name] = password
-    return no_content() if existed else web.Response(status=201)
+    if algorithm not in ALGORITHMS:
+        raise bad_request(f"unsupported hashing algorithm {algorithm!r}")
+    new = broker.put_user(name, password, hashed, algorithm)
+    return web.Response(status=201) if new else no_content()
 
 
 @routes.delete("/api/users/{name}")
 async def user_delete(request: web.Request) -> web.Response:
     broker, name = lookup.plane(request).broker, request.match_info["name"]
-    if broker.users.pop(name, None) is None:
+    if not broker.delete_user(name):
         raise not_found()
-    for key in [k for k in broker.permissions if k[1] == name]:
-        del broker.permissions[key]
     return no_content()
 
 
@@ -255,13 +259,12 @@ async def permission_put(request: web.Request) -> web.Response:
     broker, key = lookup.plane(request).broker, _permission_key(request)
     if key[0] not in broker.vhosts or key[1] not in broker.users:
         raise bad_request("vhost_or_user_not_found")
-    existed = key in broker.permissions
-    broker.permissions[key] = {k: str(data[k]) for k in PERMISSION_KEYS}
-    return no_content() if existed else web.Response(status=201)
+    new = broker.set_permission(*key, {k: str(data[k]) for k in PERMISSION_KEYS})
+    return web.Response(status=201) if new else no_content()
 
 
 @routes.delete("/api/permissions/{vhost}/{user}")
 async def permission_delete(request: web.Request) -> web.Response:
-    if lookup.plane(request).broker.permissions.pop(_permission_key(request), None) is None:
+    if not lookup.plane(request).broker.clear_permission(*_permission_key(request)):
         raise not_found()
     return no_content()
