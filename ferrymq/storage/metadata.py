@@ -161,7 +161,8 @@ class Metadata:
             self._db.execute("DELETE FROM permissions WHERE user = ?", (name,))
 
     def permission_set(self, vhost: str, user: str, permission: dict[str, str]) -> None:
-        self._write("INSERT OR REPLACE INTO permissions VALUES (?, ?, ?)", (vhost, user, json.dumps(permission)))
+        self._write("INSERT OR REPLACE INTO permissions VALUES (?, ?, ?)",
+                    (vhost, user, json.dumps(permission)))
 
     def permission_cleared(self, vhost: str, user: str) -> None:
         self._write("INSERT OR REPLACE INTO permissions VALUES (?, ?, NULL)", (vhost, user))
