@@ -97,7 +97,7 @@ def login(driver: WebDriver, broker: EmbeddedBroker) -> None:
     driver.find_element(By.ID, "login-user").send_keys("guest")
     driver.find_element(By.ID, "login-password").send_keys("guest")
     driver.find_element(By.ID, "login-submit").click()
-    WebDriverWait(driver, 10).until(lambda d: "guest" in d.find_element(By.ID, "whoami").text)
+    WebDriverWait(driver, 10).until(lambda d: "guest" in text_of(d, "#whoami"))  # redrawn: read in one step
 
 
 def test_1_login_then_every_page_loads(broker: EmbeddedBroker, browser: WebDriver, shots: Path) -> None:
@@ -190,8 +190,8 @@ def test_3_overview_shows_rates_and_is_saved_for_the_readme(
             ch.basic_publish("", "overview-q", b"x", persistent)
         conn.process_data_events(time_limit=0.5)
         time.sleep(0.5)
-    WebDriverWait(browser, 10).until(lambda d: d.find_element(By.ID, "c-depth").text not in ("\u2013", "0"))
-    assert int(browser.find_element(By.ID, "c-conn").text) >= 1
+    WebDriverWait(browser, 10).until(lambda d: text_of(d, "#c-depth") not in ("\u2013", "0"))
+    assert int(text_of(browser, "#c-conn")) >= 1
     browser.save_screenshot(str(shots / "overview.png"))
     save_for_readme(shots / "overview.png", "dashboard-overview.png")
     ch.queue_delete("overview-q")
