@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ferrymq.core.message import Message
@@ -158,6 +158,11 @@ def test_torn_last_record_at_every_byte_keeps_every_earlier_message(tmp_path, fl
 @given(st.lists(st.tuples(st.sampled_from(["pub", "pub", "pub", "transient", "page", "deliver", "ack",
                                             "requeue", "write", "sync", "crash", "purge"]),
                           st.integers(0, 2**16)), max_size=60))
+# Found by hypothesis: a purge settles a ready message whose PUBLISH was fsynced; its SETTLE is written,
+# not fsynced, and survives the crash (the next PUBLISH is torn), so the message rightly stays settled.
+# The other outcome: the unsynced SETTLE is lost (crash seed 0), the message comes back; both are allowed.
+@example(ops=[("pub", 0), ("sync", 0), ("purge", 0), ("write", 0), ("pub", 0), ("crash", 254)])
+@example(ops=[("pub", 0), ("sync", 0), ("purge", 0), ("write", 0), ("pub", 0), ("crash", 0)])
 def test_model_recovery_after_crashes_matches_what_was_fsynced(tmp_path_factory, ops):
     directory = tmp_path_factory.mktemp("qlog")
     faulty = FaultyLog(directory, segment_bytes=2048)
@@ -207,6 +212,7 @@ def test_model_recovery_after_crashes_matches_what_was_fsynced(tmp_path_factory,
             for off in ready:
                 q.log_settle(off)
                 model.pop(off, None)
+                durable_live.discard(off)  # settled, as by an ack: it may or may not come back
             ready.clear()
             q.drop_paged()
             for off in [o for o in model if o not in out]:
