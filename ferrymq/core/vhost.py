@@ -434,6 +434,23 @@ class VHost:
         """A consumed queue passed the flow high-water mark: publishers wait until it drains."""
         self.broker.overloaded.add(queue)
 
+    def dead_letter_sources(self) -> dict[str, list[str]]:
+        """Dead-letter queue -> the queues whose dead letters can land in it, by the same DLX and
+        DL-key rules ``dead_letter`` applies. Without a DL key the message's own key decides, which
+        is not known in advance: every queue the DLX binds is then a possible target."""
+        out: dict[str, list[str]] = {}
+        for queue in self.queues.values():
+            dlx, key = queue.args.dead_letter_exchange, queue.args.dead_letter_routing_key
+            ex = self.exchanges.get(dlx) if dlx else None
+            if dlx is None or (dlx and ex is None) or (ex is None and key is None):
+                continue
+            targets = (self.route(ex, key, None) if key is not None
+                       else [b.destination for b in ex.bindings()] if ex is not None else [])
+            for target in dict.fromkeys(targets):
+                if target in self.queues:
+                    out.setdefault(target, []).append(queue.name)
+        return out
+
     def dead_letter(self, queue: Queue, msg: Message, reason: str) -> None:
         """Republish through the queue's DLX with x-death headers; without a DLX it is dropped."""
         if msg.trace is not None:

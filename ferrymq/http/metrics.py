@@ -139,23 +139,9 @@ def _histogram(name: str, help_: str, h: Histogram, per_second: int) -> Histogra
 
 
 def dead_letter_targets(plane: Plane) -> set[tuple[str, str]]:
-    """(vhost, queue) of every queue some queue's DLX (and DL routing key, if set) routes to."""
-    out: set[tuple[str, str]] = set()
-    for vname, vhost in plane.broker.vhosts.items():
-        for q in vhost.queues.values():
-            dlx = q.args.dead_letter_exchange
-            if dlx is None:
-                continue
-            key = q.args.dead_letter_routing_key
-            ex = vhost.exchanges.get(dlx) if dlx else None
-            if dlx == "":
-                if key and key in vhost.queues:
-                    out.add((vname, key))
-            elif ex is not None:
-                names = ({b.destination for b in ex.bindings()} if key is None
-                         else set(vhost.route(ex, key, None)))
-                out.update((vname, n) for n in names if n in vhost.queues)
-    return out
+    """(vhost, queue) of every queue some queue's dead letters can land in."""
+    return {(vname, target) for vname, vhost in plane.broker.vhosts.items()
+            for target in vhost.dead_letter_sources()}
 
 
 async def queue_rows(plane: Plane) -> tuple[list[Row], list[Labeled]]:

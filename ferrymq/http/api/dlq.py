@@ -21,28 +21,12 @@ from ferrymq.http.responses import bad_request, ok, read_json
 routes = web.RouteTableDef()
 
 
-def dead_letter_sources(vhost: VHost) -> dict[str, list[str]]:
-    """DLQ name -> the queues whose dead letters route there (with their own key if no DL key)."""
-    out: dict[str, list[str]] = {}
-    for queue in vhost.queues.values():
-        dlx = queue.args.dead_letter_exchange
-        if dlx is None:
-            continue
-        ex = vhost.exchanges.get(dlx) if dlx else None
-        if dlx and ex is None:
-            continue
-        key = queue.args.dead_letter_routing_key or ""
-        for target in vhost.route(ex, key, None):
-            out.setdefault(target, []).append(queue.name)
-    return out
-
-
 @routes.get("/api/ferrymq/dlq")
 async def dlq_list(request: web.Request) -> web.Response:
     plane = request.app[PLANE]
     out = []
     for vname, vhost in list(plane.broker.vhosts.items()):
-        sources = dead_letter_sources(vhost)
+        sources = vhost.dead_letter_sources()
         await asyncio.sleep(0)
         for name in sorted(set(sources) | _holding_dead_letters(vhost)):
             queue = vhost.queues.get(name)
