@@ -1,0 +1,1 @@
+"""ferrymq.jobs: background jobs on FerryMQ (or RabbitMQ, unchanged)."""
