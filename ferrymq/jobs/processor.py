@@ -97,6 +97,8 @@ class Processor:
 
     def _failure(self, job: Job, message: JobMessage, error: BaseException) -> Outcome:
         options, attempt = job.options, message.attempt
+        log.warning("job %s %s failed on attempt %d: %r", job.name, message.id, attempt, error,
+                    exc_info=not isinstance(error, Retry))
         if isinstance(error, Fatal):
             return self._dead(message, f"fatal: {error!r}", error)
         if not isinstance(error, Retry) and not retry.should_retry(options, attempt, error):

@@ -166,8 +166,11 @@ class Session:
         topology = Topology(self.client, self.clock, self.worker.app.priority_queues())
         for name in self.buffers:
             topology.queue(name)
-        for name in self.buffers:
-            self.client.consume(name, self.prefetch, tag=name)
+        # One write, no waiting for the replies: the first queue's deliveries may arrive before
+        # the last consume-ok, and the in-place reader (which skips the -ok replies) sees them all.
+        methods = [c.Basic.Qos(prefetch_count=self.prefetch)]
+        methods += [c.Basic.Consume(queue=name, consumer_tag=name) for name in self.buffers]
+        self._send(b"".join(codec.encode_method(1, m) for m in methods))
         deliveries: list[Delivery] = []
         self.reader.feed(bytes(self.client.buf), deliveries, [])
         self.client.buf.clear()
