@@ -22,6 +22,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from pamqp import commands as c
+from pamqp.base import Frame
 
 from ferrymq.client.connection import BrokerClosed, Client
 from ferrymq.client.deliveries import Confirm, Delivery, InboundReader
@@ -168,7 +169,7 @@ class Session:
             topology.queue(name)
         # One write, no waiting for the replies: the first queue's deliveries may arrive before
         # the last consume-ok, and the in-place reader (which skips the -ok replies) sees them all.
-        methods = [c.Basic.Qos(prefetch_count=self.prefetch)]
+        methods: list[Frame] = [c.Basic.Qos(prefetch_count=self.prefetch)]
         methods += [c.Basic.Consume(queue=name, consumer_tag=name) for name in self.buffers]
         self._send(b"".join(codec.encode_method(1, m) for m in methods))
         deliveries: list[Delivery] = []
