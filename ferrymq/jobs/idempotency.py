@@ -102,8 +102,8 @@ def execution_key(app: Any, message: Any) -> str | None:
     return None
 
 
-class _AlreadyCompleted(Exception):  # noqa: N818 - a control-flow signal, never escapes wrap
-    pass
+class _AlreadyCompleted(Exception):
+    """A control-flow signal: the key completed in another run; never escapes ``wrap``."""
 
 
 class IdempotencyMiddleware(Middleware):

@@ -38,10 +38,9 @@ def test_second_send_inside_the_window_is_refused_and_accepted_after_it(store: I
 
 def test_completion_counts_only_when_its_transaction_commits(store: IdempotencyStore) -> None:
     clock = ManualClock()
-    with pytest.raises(RuntimeError):
-        with store.db.transaction() as tx:
-            assert store.claim_completion(tx, "k", WINDOW_MS, clock.now_ms())
-            raise RuntimeError("the job failed")
+    with pytest.raises(RuntimeError), store.db.transaction() as tx:
+        assert store.claim_completion(tx, "k", WINDOW_MS, clock.now_ms())
+        raise RuntimeError("the job failed")
     assert not store.is_completed("k", WINDOW_MS, clock.now_ms())
     with store.db.transaction() as tx:
         assert store.claim_completion(tx, "k", WINDOW_MS, clock.now_ms())
@@ -103,10 +102,13 @@ def test_concurrent_sends_of_one_key_exactly_one_wins(any_db_url: str) -> None: 
     IdempotencyStore(Database(any_db_url, durable=False))
     now = ManualClock().now_ms()
     for round_ in range(5):
-        # Each thread its own Database object: its own connection, as separate processes have.
-        results = race(8, lambda i: IdempotencyStore(Database(any_db_url, durable=False))
-                       .claim_enqueue(f"key-{round_}", WINDOW_MS, now))
-        assert results.count(True) == 1
+        key = f"key-{round_}"
+
+        def claim(i: int, key: str = key) -> bool:
+            # Each thread its own Database object: its own connection, as separate processes have.
+            return IdempotencyStore(Database(any_db_url, durable=False)).claim_enqueue(key, WINDOW_MS, now)
+
+        assert race(8, claim).count(True) == 1
 
 
 def test_concurrent_runs_of_one_key_commit_their_effect_once(any_db_url: str) -> None:  # noqa: F811

@@ -96,10 +96,11 @@ def _as_service_user() -> list[str]:
 
 
 def _run(bin_path: Path, argv: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
-    cmd = _as_service_user() + [str(bin_path / argv[0]), *argv[1:]]
+    cmd = [*_as_service_user(), str(bin_path / argv[0]), *argv[1:]]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=START_TIMEOUT_S, cwd="/")
     if check and done.returncode != 0:
-        raise RuntimeError(f"{argv[0]} failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
+        output = done.stderr.strip() or done.stdout.strip()
+        raise RuntimeError(f"{argv[0]} failed ({done.returncode}): {output}")
     return done
 
 
@@ -177,7 +178,7 @@ if __name__ == "__main__":
 
 
 # --- pytest fixtures: import them into a test module ---------------------------------------------
-#     from tests.support.postgres import any_db_url, postgres_server  # noqa: F401
+#     from tests.support.postgres import any_db_url, postgres_server  # (noqa F401)
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
