@@ -21,6 +21,7 @@ returns nothing when a live claim exists — no unique-violation exception to tr
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +37,7 @@ CLEANUP_INTERVAL_MS = 60_000  # expired keys are deleted at most this often per 
 CLEANUP_BATCH_MAX = 10_000  # rows deleted per table per cleanup: a cleanup never holds a lock long
 ALREADY_COMPLETED = "already completed"
 DUPLICATE_SEND = "duplicate idempotency key within the enqueue window"
+log = logging.getLogger("ferrymq.jobs.idempotency")
 
 _DDL = [f"CREATE TABLE IF NOT EXISTS {table} (idem_key TEXT PRIMARY KEY, at_ms {{bigint}} NOT NULL)"
         for table in (ENQUEUE_TABLE, COMPLETED_TABLE)] + [
@@ -139,6 +141,9 @@ class IdempotencyMiddleware(Middleware):
             raise Skip(ALREADY_COMPLETED)
 
     def wrap(self, ctx: Any, message: Any, call: Callable[[], Any]) -> Any:
+        """Run the job in a transaction that also records its key. A key another run completed
+        meanwhile rolls this one back: the job does not run and the delivery counts as done
+        (returning, not raising, so the worker acknowledges it instead of retrying it)."""
         key = execution_key(ctx.app, message)
         if key is None:
             return call()
@@ -152,7 +157,8 @@ class IdempotencyMiddleware(Middleware):
                 finally:
                     ctx.tx = None
         except _AlreadyCompleted:
-            raise Skip(ALREADY_COMPLETED) from None
+            log.info("job %s %s: completed by another run; not run again", message.job, message.id)
+            return None
 
     def _maybe_cleanup(self, clock: Any) -> None:
         now = clock.monotonic_ms()

@@ -6,9 +6,10 @@ commits and the process dies before the publish (an order never charged). The ou
 both: ``Outbox.send(tx, ...)`` only inserts a row in the caller's transaction, so the job exists
 exactly when the business change does, and ``OutboxRelay`` publishes committed rows afterwards.
 
-The relay publishes (waiting for the broker's confirm) and then marks the row sent. A relay that
-dies between the two publishes the row again on its next pass, with the same message id and key
-(both fixed in the row at insert), so ``IdempotencyMiddleware`` runs it once: the outbox is
+The relay publishes a batch of rows (waiting for the broker's confirms) and then marks them
+sent. A relay that dies or fails between the two publishes the rows again on its next pass, with
+the same message id and key (both fixed in the row at insert), so ``IdempotencyMiddleware`` runs
+each once: the outbox is
 at-least-once towards the broker, exactly-once in effect for jobs whose effects go through
 ``ctx.tx``.
 
@@ -22,7 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,6 +31,7 @@ from ferrymq.jobs.db import Database, Tx
 from ferrymq.jobs.durations import to_ms
 from ferrymq.jobs.errors import SerializationError
 from ferrymq.jobs.idempotency import ENQUEUE_TABLE, IdempotencyStore, claim_row
+from ferrymq.jobs.message import JobMessage, new_id
 
 TABLE = "ferrymq_outbox"
 RELAY_BATCH = 100  # rows per relay transaction: bounds how long a relay holds its row locks
@@ -82,7 +83,7 @@ class Outbox:
         if key is not None and not claim_row(tx, ENQUEUE_TABLE, f"{name}/key/{key}",
                                              self.enqueue_window_ms, now):
             return None
-        message_id = uuid.uuid4().hex  # fixed here: a re-publish after a relay crash keeps it
+        message_id = new_id()  # fixed here: a re-publish after a relay crash keeps it
         body = _body(name, args, kwargs, options, now)
         tx.execute(f"INSERT INTO {TABLE} (message_id, job, queue, body, created_ms) VALUES (?, ?, ?, ?, ?)",
                    (message_id, name, options.get("queue") or queue, body, now))
@@ -111,30 +112,21 @@ class OutboxRelay:
         Outbox(self.db, clock=self.clock)  # the tables, if no producer created them yet
 
     def run_once(self, limit: int = RELAY_BATCH) -> int:
-        """Publish up to ``limit`` pending rows, oldest first; the number published. Rows published
-        before a failed publish are still marked sent; the failure is raised after."""
+        """Publish up to ``limit`` pending rows, oldest first, in one confirmed batch
+        (``app.enqueue_many``), then mark them sent; the number published. A publish that fails
+        rolls the marks back: the whole batch is published again, under the same ids."""
         lock = " FOR UPDATE SKIP LOCKED" if self.db.dialect == "postgresql" else ""
-        failure: BaseException | None = None
         with self.db.transaction() as tx:
             rows = tx.execute(f"SELECT seq, message_id, job, queue, body, created_ms FROM {TABLE} "
                               f"WHERE sent_ms IS NULL ORDER BY seq LIMIT ?{lock}", (limit,)).fetchall()
-            published: list[int] = []
-            for row in rows:
-                try:
-                    self.app.enqueue(self._message(row))
-                except Exception as exc:  # the broker went away: keep what was confirmed
-                    failure = exc
-                    break
-                published.append(row[0])
+            if not rows:
+                return 0
+            self.app.enqueue_many([self._message(row) for row in rows])
             now = self.clock.now_ms()
-            tx.executemany(f"UPDATE {TABLE} SET sent_ms = ? WHERE seq = ?", [(now, seq) for seq in published])
-        if failure is not None:
-            raise failure
-        return len(published)
+            tx.executemany(f"UPDATE {TABLE} SET sent_ms = ? WHERE seq = ?", [(now, row[0]) for row in rows])
+        return len(rows)
 
-    def _message(self, row: Sequence[Any]) -> Any:
-        from ferrymq.jobs.message import JobMessage
-
+    def _message(self, row: Sequence[Any]) -> JobMessage:
         seq, message_id, name, queue, body, created_ms = row
         doc = json.loads(body)
         job = (getattr(self.app, "jobs", None) or {}).get(name)

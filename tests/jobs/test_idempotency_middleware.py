@@ -37,9 +37,8 @@ def deliver(mw: IdempotencyMiddleware, app: Any, message: JobMessage, fail: bool
     ctx = context(app, message)
 
     def job() -> str:
-        tx = ctx.tx if ctx.tx is not None else None
-        if tx is not None:
-            tx.execute("INSERT INTO effects (job_id) VALUES (?)", (message.id,))
+        if ctx.tx is not None:
+            ctx.tx.execute("INSERT INTO effects (job_id) VALUES (?)", (message.id,))
         if fail:
             raise RuntimeError("the job failed after writing its effect")
         return "ran"
@@ -77,15 +76,20 @@ def test_a_failed_run_commits_neither_effect_nor_key_so_the_retry_runs(db: Datab
 
 def test_a_duplicate_that_passed_before_process_is_rolled_back_in_wrap(db: Database) -> None:
     """The race before_process cannot see: the first run completes between the duplicate's check
-    and its transaction. The duplicate's claim fails inside its transaction, which rolls back."""
+    and its transaction. The duplicate's claim fails inside its transaction: it does not run."""
     app, mw = app_with(), IdempotencyMiddleware(db)
     message = JobMessage("m1", "charge", "default", key="o-1")
     ctx = context(app, message)
     mw.before_process(ctx, message)  # the duplicate passes the check...
     assert deliver(mw, app, message) == "ran"  # ...then the first run commits
-    with pytest.raises(Skip, match=ALREADY_COMPLETED):
-        mw.wrap(ctx, message, lambda: ctx.tx.execute("INSERT INTO effects (job_id) VALUES ('dup')"))
-    assert effects(db) == 1
+    ran: list[bool] = []
+
+    def duplicate() -> None:
+        ran.append(True)
+        ctx.tx.execute("INSERT INTO effects (job_id) VALUES ('dup')")
+
+    assert mw.wrap(ctx, message, duplicate) is None  # done: acknowledged, not retried
+    assert ran == [] and effects(db) == 1
 
 
 def test_an_idempotent_job_is_keyed_by_message_id_and_others_run_outside_a_transaction(db: Database) -> None:

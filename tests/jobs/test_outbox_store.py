@@ -27,13 +27,15 @@ class Recorder:
         self.clock = ManualClock()
         self._lock = threading.Lock()
 
-    def enqueue(self, message: Any) -> None:
-        if self.fail_at is not None and len(self.published) == self.fail_at:
-            raise ConnectionError("broker went away")
-        if self.pause_s:
-            threading.Event().wait(self.pause_s)
-        with self._lock:
-            self.published.append(message)
+    def enqueue_many(self, messages: list[Any]) -> list[Any]:
+        for message in messages:
+            if self.fail_at is not None and len(self.published) == self.fail_at:
+                raise ConnectionError("broker went away")
+            if self.pause_s:
+                threading.Event().wait(self.pause_s)
+            with self._lock:
+                self.published.append(message)
+        return messages
 
 
 @pytest.fixture
@@ -105,16 +107,16 @@ def fill(db: Database, rows: int) -> list[str]:
         return [str(outbox.send(tx, "work", [i])) for i in range(rows)]
 
 
-def test_a_failed_publish_keeps_the_rows_before_it_sent_and_the_rest_pending(db: Database) -> None:
+def test_a_failed_publish_leaves_its_batch_pending_to_be_republished_under_the_same_ids(db: Database) -> None:
     ids = fill(db, 5)
     app = Recorder(fail_at=2)
     relay = OutboxRelay(app, db)
     with pytest.raises(ConnectionError):
         relay.run_once()
-    assert relay.pending() == 3
+    assert relay.pending() == 5
     app.fail_at = None
-    assert relay.run_once() == 3
-    assert [m.id for m in app.published] == ids
+    assert relay.run_once() == 5 and relay.pending() == 0
+    assert [m.id for m in app.published] == ids[:2] + ids
 
 
 class RelayDied(BaseException):
@@ -124,14 +126,13 @@ class RelayDied(BaseException):
 def test_a_relay_dying_between_publish_and_mark_republishes_with_the_same_id_and_key(db: Database) -> None:
     ids = fill(db, 3)
     first = Recorder()
-    original = first.enqueue
+    original = first.enqueue_many
 
-    def publish_then_die(message: Any) -> None:
-        original(message)
-        if len(first.published) == 3:
-            raise RelayDied
+    def publish_then_die(messages: list[Any]) -> list[Any]:
+        original(messages)
+        raise RelayDied
 
-    first.enqueue = publish_then_die  # type: ignore[method-assign]
+    first.enqueue_many = publish_then_die  # type: ignore[method-assign]
     with pytest.raises(RelayDied):
         OutboxRelay(first, db).run_once()
     second = Recorder()
