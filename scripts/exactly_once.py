@@ -126,7 +126,7 @@ def write_module(directory: Path) -> str:
 def start_worker(module: str, env: dict[str, str], processes: int,
                  concurrency: int) -> subprocess.Popen[bytes]:
     """``ferrymq worker module:app`` in a session of its own, so a SIGKILL reaches its children."""
-    argv = [sys.executable, "-m", "ferrymq.jobs.cli", f"{module}:app", "--processes", str(processes),
+    argv = [sys.executable, "-m", "ferrymq.cli", "worker", f"{module}:app", "--processes", str(processes),
             "--concurrency", str(concurrency), "--log-level", "warning"]
     return subprocess.Popen(argv, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
