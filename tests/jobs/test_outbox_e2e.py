@@ -1,5 +1,6 @@
-"""The outbox end to end: jobs written in business transactions, relayed to a real broker, run by a
-real worker with IdempotencyMiddleware — on a SQLite file and on a private PostgreSQL server."""
+"""The outbox and enqueue deduplication end to end: jobs written in business transactions,
+relayed to a real broker, run by a real worker with IdempotencyMiddleware; keyed sends through
+``send()`` — on a SQLite file and on a private PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 
 from ferrymq.jobs import App, current
-from ferrymq.jobs.idempotency import IdempotencyMiddleware
+from ferrymq.jobs.idempotency import DUPLICATE_SEND, IdempotencyMiddleware
 from ferrymq.jobs.outbox import Outbox, OutboxRelay
 from ferrymq.jobs.testing import worker_thread
 from ferrymq.testing import EmbeddedBroker
@@ -76,4 +77,18 @@ def test_committed_orders_are_charged_once_even_when_the_relay_dies_after_publis
         assert count(app, "SELECT COUNT(*) FROM charges") == ORDERS
         assert count(app, "SELECT COUNT(DISTINCT order_id) FROM charges") == ORDERS
         assert count(app, f"SELECT COUNT(*) FROM charges WHERE order_id >= {ORDERS}") == 0
+        app.close()
+
+
+def test_a_second_send_with_the_same_key_never_reaches_the_broker(any_db_url: str) -> None:  # noqa: F811
+    import pika
+
+    with EmbeddedBroker() as broker:
+        app, charge = make_app(broker.amqp_url, any_db_url)
+        first = charge.send(7, key="order-7")
+        second = charge.send(7, key="order-7")
+        other = charge.send(8, key="order-8")
+        assert (first.skipped, second.skipped, other.skipped) == (None, DUPLICATE_SEND, None)
+        with pika.BlockingConnection(pika.URLParameters(broker.amqp_url)) as conn:
+            assert conn.channel().queue_declare("outbox_e2e", passive=True).method.message_count == 2
         app.close()
