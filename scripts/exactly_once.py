@@ -123,28 +123,35 @@ def write_module(directory: Path) -> str:
     return "exactly_once_app"
 
 
-def start_worker(module: str, env: dict[str, str], processes: int,
-                 concurrency: int) -> subprocess.Popen[bytes]:
-    """``ferrymq worker module:app`` in a session of its own, so a SIGKILL reaches its children."""
+def start_worker(module: str, env: dict[str, str], processes: int, concurrency: int,
+                 log: Path) -> subprocess.Popen[bytes]:
+    """``ferrymq worker module:app`` in a session of its own, so a SIGKILL reaches its children;
+    its output goes to ``log`` (a pipe nobody reads could fill and stall it)."""
     argv = [sys.executable, "-m", "ferrymq.cli", "worker", f"{module}:app", "--processes", str(processes),
             "--concurrency", str(concurrency), "--log-level", "warning"]
-    return subprocess.Popen(argv, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    with open(log, "ab") as out:
+        return subprocess.Popen(argv, env=env, start_new_session=True, stdout=out, stderr=subprocess.STDOUT)
 
 
 def kill_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
-    try:
-        os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        pass
-    proc.wait(timeout=60)
+    """Signal the worker's process group and wait; a worker that does not drain in time is killed."""
+    for signum in (sig, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, signum)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=60)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
-def wait_for(predicate: Any, what: str, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for(predicate: Any, what: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + DEADLINE_S
     while not predicate():
-        if proc is not None and proc.poll() is not None:
-            err = proc.stderr.read().decode(errors="replace")[-3000:] if proc.stderr else ""
+        if proc.poll() is not None:
+            err = log.read_text(errors="replace")[-3000:]
             raise RuntimeError(f"worker exited ({proc.returncode}) while waiting for {what}: {err}")
         if time.monotonic() > deadline:
             raise RuntimeError(f"stuck: {what} not reached in {DEADLINE_S} s")
@@ -160,7 +167,7 @@ def run_scenario(broker_url: str, store_url: str, jobs: int, *, control: bool = 
     with tempfile.TemporaryDirectory(prefix="exactly-once-") as tmp:
         module = write_module(Path(tmp))
         env = {**os.environ, "EXACTLY_ONCE_BROKER": broker_url, "EXACTLY_ONCE_STORE": store_url,
-               "EXACTLY_ONCE_ACK_LAG_MS": str(ack_lag_ms),
+               "EXACTLY_ONCE_ACK_LAG_MS": str(ack_lag_ms), "EXACTLY_ONCE_DIR": tmp,
                "PYTHONPATH": os.pathsep.join([tmp, str(ROOT), os.environ.get("PYTHONPATH", "")])}
         loaded = import_module_with(tmp, module, env)
         app = loaded.app
@@ -195,16 +202,17 @@ def import_module_with(directory: str, module: str, env: dict[str, str]) -> Any:
 
 def _kill_and_finish(app: Any, module: str, env: dict[str, str], jobs: int, kill_fraction: float,
                      processes: int, concurrency: int) -> Outcome:
-    first = start_worker(module, env, processes, concurrency)
+    logs = [Path(env["EXACTLY_ONCE_DIR"]) / f"worker-{n}.log" for n in (1, 2)]
+    first = start_worker(module, env, processes, concurrency, logs[0])
     try:
-        wait_for(lambda: count_effects(app.db)[0] >= jobs * kill_fraction, "the kill point", first)
+        wait_for(lambda: count_effects(app.db)[0] >= jobs * kill_fraction, "the kill point", first, logs[0])
     finally:
         kill_group(first)
     at_kill = count_effects(app.db)[0]
-    second = start_worker(module, env, processes, concurrency)
+    second = start_worker(module, env, processes, concurrency, logs[1])
     try:
-        wait_for(lambda: count_effects(app.db)[1] >= jobs, "every job's effect", second)
-        wait_for(lambda: queue_drained(app), "an empty queue", second)
+        wait_for(lambda: count_effects(app.db)[1] >= jobs, "every job's effect", second, logs[1])
+        wait_for(lambda: queue_drained(app), "an empty queue", second, logs[1])
     finally:
         kill_group(second, signal.SIGTERM)
     effects, distinct = count_effects(app.db)
