@@ -24,11 +24,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ferrymq.clock import Clock
 from ferrymq.jobs.db import Database, Tx
 from ferrymq.jobs.errors import Skip
 from ferrymq.jobs.middleware import Middleware
+
+if TYPE_CHECKING:
+    from ferrymq.jobs.context import JobContext
+    from ferrymq.jobs.message import JobMessage
 
 ENQUEUE_TABLE = "ferrymq_enqueue_keys"
 COMPLETED_TABLE = "ferrymq_completed_keys"
@@ -78,6 +83,19 @@ class IdempotencyStore:
         already completed it (roll back and skip)."""
         return claim_row(tx, COMPLETED_TABLE, key, window_ms, now_ms)
 
+    def confirm_completion(self, tx: Tx, key: str) -> None:
+        """Before commit: the claim is still in ``tx``. A job that swallowed a database error has
+        left a PostgreSQL transaction aborted, whose COMMIT silently rolls back — the delivery
+        would be acknowledged with nothing committed. The statement here raises instead (and
+        a claim a job's own ROLLBACK undid raises too), so the job fails and is retried."""
+        lost = f"the job's transaction lost its idempotency key {key!r}; nothing was committed"
+        try:
+            row = tx.execute(f"SELECT 1 FROM {COMPLETED_TABLE} WHERE idem_key = ?", (key,)).fetchone()
+        except Exception as exc:  # PostgreSQL: "current transaction is aborted"
+            raise TransactionLost(f"{lost}: {exc}") from exc
+        if row is None:
+            raise TransactionLost(lost)
+
     def expire(self, window_ms: int, now_ms: int, *, enqueue_window_ms: int | None = None,
                limit: int = CLEANUP_BATCH_MAX) -> int:
         """Delete up to ``limit`` expired keys per table; the number deleted. Expired keys already
@@ -91,7 +109,7 @@ class IdempotencyStore:
         return deleted
 
 
-def execution_key(app: Any, message: Any) -> str | None:
+def execution_key(app: Any, message: JobMessage) -> str | None:
     """The key a run is deduplicated by: the message's key, or for a job declared ``idempotent``
     its message id (a retry or a redelivery keeps the id). Keys are scoped by job name, so two
     jobs may use the same business key."""
@@ -102,6 +120,10 @@ def execution_key(app: Any, message: Any) -> str | None:
     if job is not None and job.options.idempotent:
         return f"{message.job}/id/{message.id}"
     return None
+
+
+class TransactionLost(RuntimeError):
+    """The job's transaction can no longer commit its key (a swallowed error, a ROLLBACK)."""
 
 
 class _AlreadyCompleted(Exception):
@@ -125,7 +147,7 @@ class IdempotencyMiddleware(Middleware):
         self._cleanup_due_ms: int | None = None
         self._cleanup_lock = threading.Lock()
 
-    def before_enqueue(self, app: Any, message: Any) -> None:
+    def before_enqueue(self, app: Any, message: JobMessage) -> None:
         """Drop a first-attempt send whose key was sent inside the window. Retries (attempt > 0)
         and outbox relays (deduplicated by their own row) are never dropped."""
         if message.key is None or message.attempt > 0 or "outbox" in message.extra:
@@ -134,13 +156,13 @@ class IdempotencyMiddleware(Middleware):
                                         app.clock.now_ms()):
             raise Skip(DUPLICATE_SEND)
 
-    def before_process(self, ctx: Any, message: Any) -> None:
+    def before_process(self, ctx: JobContext, message: JobMessage) -> None:
         self._maybe_cleanup(ctx.clock)
         key = execution_key(ctx.app, message)
         if key is not None and self.store.is_completed(key, self.window_ms, ctx.clock.now_ms()):
             raise Skip(ALREADY_COMPLETED)
 
-    def wrap(self, ctx: Any, message: Any, call: Callable[[], Any]) -> Any:
+    def wrap(self, ctx: JobContext, message: JobMessage, call: Callable[[], Any]) -> Any:
         """Run the job in a transaction that also records its key. A key another run completed
         meanwhile rolls this one back: the job does not run and the delivery counts as done
         (returning, not raising, so the worker acknowledges it instead of retrying it)."""
@@ -153,14 +175,17 @@ class IdempotencyMiddleware(Middleware):
                     raise _AlreadyCompleted
                 ctx.tx = tx
                 try:
-                    return call()
+                    result = call()
                 finally:
                     ctx.tx = None
+                self.store.confirm_completion(tx, key)
+                return result
         except _AlreadyCompleted:
             log.info("job %s %s: completed by another run; not run again", message.job, message.id)
             return None
 
-    def _maybe_cleanup(self, clock: Any) -> None:
+    def _maybe_cleanup(self, clock: Clock) -> None:
+        """Delete expired keys now and then; a cleanup that fails is logged, never fails a job."""
         now = clock.monotonic_ms()
         if self._cleanup_due_ms is not None and now < self._cleanup_due_ms:
             return
@@ -169,5 +194,7 @@ class IdempotencyMiddleware(Middleware):
         try:
             self._cleanup_due_ms = now + CLEANUP_INTERVAL_MS
             self.store.expire(self.window_ms, clock.now_ms(), enqueue_window_ms=self.enqueue_window_ms)
+        except Exception:
+            log.exception("idempotency key cleanup failed; retrying in %d ms", CLEANUP_INTERVAL_MS)
         finally:
             self._cleanup_lock.release()

@@ -11,7 +11,7 @@ import pytest
 from ferrymq.clock import ManualClock
 from ferrymq.jobs.db import Database
 from ferrymq.jobs.errors import Skip
-from ferrymq.jobs.idempotency import ALREADY_COMPLETED, DUPLICATE_SEND, IdempotencyMiddleware
+from ferrymq.jobs.idempotency import ALREADY_COMPLETED, DUPLICATE_SEND, IdempotencyMiddleware, TransactionLost
 from ferrymq.jobs.message import JobMessage
 from tests.support.postgres import any_db_url, postgres_server  # noqa: F401
 
@@ -135,3 +135,32 @@ def test_expired_keys_are_cleaned_up_as_jobs_run(db: Database) -> None:
     with db.transaction() as tx:
         keys = [r[0] for r in tx.execute("SELECT idem_key FROM ferrymq_completed_keys").fetchall()]
     assert keys == ["charge/key/k9"]
+
+
+def test_a_job_that_swallows_a_database_error_is_never_acknowledged_with_nothing_committed(
+        db: Database) -> None:
+    """On PostgreSQL a swallowed error aborts the transaction and its COMMIT silently rolls back;
+    the middleware must fail the run rather than let the worker ack it. (SQLite undoes only the
+    failed statement, so there the rest of the job commits, key included.)"""
+    db.create(["CREATE TABLE IF NOT EXISTS ledger (id INTEGER PRIMARY KEY)"])
+    app, mw = app_with(), IdempotencyMiddleware(db)
+    message = JobMessage("m1", "charge", "q", key="o-1")
+    ctx = context(app, message)
+
+    def job() -> str:
+        ctx.tx.execute("INSERT INTO effects (job_id) VALUES ('m1')")
+        ctx.tx.execute("INSERT INTO ledger (id) VALUES (1)")
+        try:
+            ctx.tx.execute("INSERT INTO ledger (id) VALUES (1)")
+        except Exception:
+            pass  # "handled"
+        return "ran"
+
+    if db.dialect == "postgresql":
+        with pytest.raises(TransactionLost):
+            mw.wrap(ctx, message, job)
+    else:
+        assert mw.wrap(ctx, message, job) == "ran"
+    completed = mw.store.is_completed("charge/key/o-1", mw.window_ms, app.clock.now_ms())
+    assert completed == (effects(db) == 1)  # effects and key together, or neither
+    assert completed == (db.dialect == "sqlite")
