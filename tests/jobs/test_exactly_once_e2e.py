@@ -29,7 +29,7 @@ def scenario() -> ModuleType:
 
 def test_a_worker_killed_mid_run_leaves_every_effect_exactly_once(any_db_url: str) -> None:  # noqa: F811
     with EmbeddedBroker() as broker:
-        outcome = scenario().run_scenario(broker.amqp_url, any_db_url, JOBS, kill_fraction=0.4)
+        outcome = scenario().run_scenario(broker.amqp_url, any_db_url, JOBS, kill_fraction=0.4, ack_lag_ms=5)
     assert 0 < outcome.at_kill < JOBS, outcome  # the kill landed mid-way: the second worker did the rest
     assert outcome.redelivered_done > 0, outcome  # committed-but-unacked jobs were delivered again...
     assert (outcome.lost, outcome.twice) == (0, 0), outcome  # ...and none ran twice; none was lost
