@@ -32,6 +32,7 @@ from ferrymq.jobs.durations import to_ms
 from ferrymq.jobs.errors import SerializationError
 from ferrymq.jobs.idempotency import ENQUEUE_TABLE, IdempotencyStore, claim_row
 from ferrymq.jobs.message import JobMessage, new_id
+from ferrymq.jobs.options import MAX_PRIORITY
 
 TABLE = "ferrymq_outbox"
 RELAY_BATCH = 100  # rows per relay transaction: bounds how long a relay holds its row locks
@@ -78,6 +79,9 @@ class Outbox:
         if unknown:
             raise TypeError(f"outbox.send: unknown options {sorted(unknown)}; use {list(_OPTIONS)}")
         name, queue = _job_name(job_or_name)
+        priority = options.get("priority")
+        if priority is not None and not 0 <= priority <= MAX_PRIORITY:
+            raise ValueError(f"outbox.send: priority must be 0..{MAX_PRIORITY}, not {priority}")
         now = self.clock.now_ms()
         key = options.get("key")
         if key is not None and not claim_row(tx, ENQUEUE_TABLE, f"{name}/key/{key}",
@@ -95,7 +99,7 @@ def _body(name: str, args: Sequence[Any], kwargs: dict[str, Any] | None, options
     delay = options.get("delay")
     doc = {"args": list(args), "kwargs": dict(kwargs or {}), "key": options.get("key"),
            "tenant": options.get("tenant"), "priority": options.get("priority"),
-           "eta_ms": None if delay is None else now_ms + int(to_ms(delay) or 0)}
+           "eta_ms": None if delay is None else now_ms + to_ms(delay)}
     try:
         return json.dumps(doc, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
@@ -103,7 +107,7 @@ def _body(name: str, args: Sequence[Any], kwargs: dict[str, Any] | None, options
 
 
 class OutboxRelay:
-    """Publishes committed outbox rows through ``app.enqueue`` (confirmed) and marks them sent."""
+    """Publishes committed outbox rows through ``app.enqueue_many`` (confirmed) and marks them sent."""
 
     def __init__(self, app: Any, db: Database | None = None, *, clock: Clock | None = None) -> None:
         self.app = app

@@ -98,6 +98,8 @@ def test_arguments_json_cannot_carry_fail_at_send(db: Database) -> None:
         outbox.send(tx, "charge", [object()])
     with pytest.raises(TypeError, match="unknown options"), db.transaction() as tx:
         outbox.send(tx, "charge", [], countdown=3)
+    with pytest.raises(ValueError, match=r"priority must be 0\.\.9"), db.transaction() as tx:
+        outbox.send(tx, "charge", [], priority=10)
     assert OutboxRelay(Recorder(), db).pending() == 0
 
 
