@@ -1,0 +1,303 @@
+"""Celery's features on FerryMQ, each proven by real ``celery worker`` subprocesses (and, where a
+RabbitMQ node is installed, the same test against RabbitMQ, so a difference is a broker bug).
+
+Every test gets its own queue (``x-max-priority`` 10), its own filesystem result backend and its
+own workers (threads pool, or prefork where a pool child is killed), and stops them on the way out:
+SIGKILL to the worker's whole process group.
+What tested is complementary to tests/compat/test_celery.py (plain results, self.retry, priorities
+of a backlog, chain, quorum-queue native delays): autoretry, worker-side ETA with qos changes,
+acks_late across a killed worker and a killed pool child, group and chord, priority with prefetch 1
+behind a running task, revoke, and the pidbox (inspect, control, the ``celery inspect`` CLI).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pika
+import pytest
+from celery import Celery, chain, chord, group
+
+from tests.compat.celery_features_app import make_app
+
+ROOT = Path(__file__).resolve().parents[2]
+APP_MODULE = "tests.compat.celery_features_app"
+CONTROL_TIMEOUT = 5.0
+ETA_SLACK = 0.1  # Celery turns an ETA into a timer on the worker's clock: allow its rounding, no more
+
+
+@pytest.fixture(scope="module", params=["ferrymq", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
+def broker_url(request: pytest.FixtureRequest) -> str:
+    """The same tests against FerryMQ and (when installed) a private RabbitMQ node."""
+    if request.param == "ferrymq":
+        return str(request.getfixturevalue("ferry").amqp_url)
+    return str(request.getfixturevalue("rabbitmq_url"))
+
+
+class Worker:
+    """One ``celery worker`` subprocess in a session of its own, so its pool children die with it."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, pool: str, concurrency: int) -> None:
+        self.name = f"w{uuid.uuid4().hex[:8]}@ferrymq-test"
+        self.log_path = log_path
+        cmd = [sys.executable, "-m", "celery", "-A", APP_MODULE, "worker", f"--pool={pool}",
+               f"--concurrency={concurrency}", "--loglevel=info", "-n", self.name,
+               "--without-gossip", "--without-mingle", "--without-heartbeat"]
+        with open(log_path, "wb") as log:
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+
+    def tail(self, lines: int = 40) -> str:
+        code = self.proc.poll()
+        state = "running" if code is None else f"exited with {code}"
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        body = "\n".join(text.splitlines()[-lines:])
+        return f"\n--- celery worker {self.name} ({state}): {self.log_path} ---\n{body}"
+
+    def wait_ready(self, timeout: float = 30) -> Worker:
+        if not poll(lambda: " ready." in self.log_path.read_text(errors="replace"), timeout,
+                    lambda: self.proc.poll() is not None):
+            raise AssertionError(f"worker not ready in {timeout} s{self.tail()}")
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL to the worker and its pool children at once (as the OOM killer or a power cut)."""
+        _signal_group(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        """Teardown: no warm or cold shutdown (an idle worker only notices those when its hub next
+        wakes, up to 10 s later); each test's queue is its own, so a requeued leftover harms nothing."""
+        if self.proc.poll() is None:
+            self.kill()
+        _signal_group(self.proc.pid, signal.SIGKILL)  # pool children the parent left behind
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def poll(ready: Callable[[], bool], timeout: float, give_up: Callable[[], bool] = lambda: False) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if ready():
+                return True
+        except FileNotFoundError:
+            pass
+        if give_up():
+            return False
+        time.sleep(0.05)
+    return False
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+
+
+@dataclass
+class CeleryRun:
+    """One test's Celery world: a client app, its queue, its files, the workers it started."""
+
+    broker_url: str
+    tmp: Path
+    queue: str = field(default_factory=lambda: f"feat-{uuid.uuid4().hex[:8]}")
+    workers: list[Worker] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        (self.tmp / "results").mkdir()
+        self.app: Celery = make_app(self.broker_url, str(self.tmp / "results"), self.queue)
+        self.env = dict(os.environ, FERRYMQ_CELERY_BROKER=self.broker_url, PYTHONUNBUFFERED="1",
+                        FERRYMQ_CELERY_RESULTS=str(self.tmp / "results"), FERRYMQ_CELERY_QUEUE=self.queue)
+
+    def task(self, name: str) -> Any:
+        return self.app.tasks[f"feat.{name}"]
+
+    def worker(self, pool: str = "threads", concurrency: int = 1, prefetch: int = 1) -> Worker:
+        env = dict(self.env, FERRYMQ_CELERY_PREFETCH=str(prefetch))
+        worker = Worker(env, self.tmp / f"worker-{len(self.workers)}.log", pool, concurrency)
+        self.workers.append(worker)
+        return worker.wait_ready()
+
+    def tails(self) -> str:
+        return "".join(w.tail() for w in self.workers)
+
+    def get(self, result: Any, timeout: float = 20) -> Any:
+        try:
+            return result.get(timeout=timeout, interval=0.05)
+        except Exception as exc:
+            raise AssertionError(f"{exc!r}{self.tails()}") from exc
+
+    def wait_lines(self, path: Path, n: int, timeout: float = 20) -> list[str]:
+        if not poll(lambda: len(lines(path)) >= n, timeout):
+            raise AssertionError(f"{path.name}: {lines(path)} (wanted {n} lines){self.tails()}")
+        return lines(path)
+
+    def depth(self, queue: str | None = None) -> int:
+        conn = pika.BlockingConnection(pika.URLParameters(self.broker_url))
+        try:
+            return int(conn.channel().queue_declare(queue or self.queue, passive=True).method.message_count)
+        finally:
+            conn.close()
+
+    def start_gated(self, label: str = "gate") -> tuple[Any, Path]:
+        """A task that holds the only pool slot until the returned gate file is created."""
+        gate, trace = self.tmp / f"{label}.open", self.tmp / f"{label}.trace"
+        result = self.task("gated").delay(str(trace), label, str(gate))
+        self.wait_lines(trace, 1)
+        return result, gate
+
+
+@pytest.fixture
+def celery(broker_url: str, tmp_path: Path) -> Iterator[CeleryRun]:
+    run = CeleryRun(broker_url, tmp_path)
+    try:
+        yield run
+    finally:
+        for worker in run.workers:
+            worker.stop()
+        run.app.close()
+
+
+def test_autoretry_for_runs_again_after_its_countdown_and_succeeds_on_attempt_2(celery):
+    celery.worker()
+    trace = celery.tmp / "attempts"
+    assert celery.get(celery.task("autoretry").delay(str(trace))) == 2
+    runs = [line.split() for line in lines(trace)]
+    assert [int(retries) for retries, _ in runs] == [0, 1], celery.tails()
+    first, second = (float(at) for _, at in runs)
+    assert second >= first + 1 - ETA_SLACK, (runs, celery.tails())  # not before its countdown
+
+
+def test_countdown_and_eta_tasks_run_after_a_task_sent_later_and_not_before_their_eta(celery):
+    """One slot, prefetch 4 (Celery's default): the worker holds both ETA tasks unacked and still runs the
+    plain task sent after them. (With prefetch 1 a Celery worker applies the basic.qos raise it makes for
+    a held ETA task only when its event loop next wakes, which is at that ETA: the same on RabbitMQ.)"""
+    celery.worker(prefetch=4)
+    trace, record = celery.tmp / "order", celery.task("record")
+    eta = datetime.now(UTC) + timedelta(seconds=2)
+    late = record.apply_async((str(trace), "eta"), eta=eta)
+    sent = time.time()
+    mid = record.apply_async((str(trace), "countdown"), countdown=1)
+    soon = record.delay(str(trace), "now")
+    assert [celery.get(r) for r in (soon, mid, late)] == ["now", "countdown", "eta"]
+    ran = dict(line.split() for line in lines(trace))
+    assert list(ran) == ["now", "countdown", "eta"], celery.tails()
+    assert float(ran["countdown"]) >= sent + 1 - ETA_SLACK
+    assert float(ran["eta"]) >= eta.timestamp() - ETA_SLACK
+    assert celery.depth() == 0
+
+
+def test_acks_late_task_of_a_sigkilled_worker_is_redelivered_to_a_new_worker_and_completes(celery):
+    first = celery.worker(pool="prefork")
+    trace = celery.tmp / "runs"
+    result = celery.task("hang_once").delay(str(trace))
+    celery.wait_lines(trace, 1)
+    first.kill()  # unacked (acks_late): the broker must requeue it when the connection drops
+    celery.worker(pool="prefork")
+    assert celery.get(result, timeout=30) == 2
+    (pid1, redelivered1), (pid2, redelivered2) = (line.split() for line in lines(trace))
+    assert (redelivered1, redelivered2) == ("0", "1") and pid1 != pid2, celery.tails()
+
+
+def test_pool_child_killed_mid_task_is_rejected_back_to_the_queue_and_runs_again(celery):
+    """task_reject_on_worker_lost: the parent sees WorkerLostError and basic.reject(requeue=True)s."""
+    celery.worker(pool="prefork")
+    trace = celery.tmp / "runs"
+    result = celery.task("hang_once").delay(str(trace))
+    pid1, _ = celery.wait_lines(trace, 1)[0].split()
+    os.kill(int(pid1), signal.SIGKILL)  # the pool child, a descendant of our worker
+    assert celery.get(result, timeout=30) == 2
+    assert [line.split()[1] for line in lines(trace)] == ["0", "1"], celery.tails()
+    assert celery.depth() == 0
+
+
+def test_chain_group_and_chord_return_their_combined_results(celery):
+    celery.worker(concurrency=2)
+    add, tsum = celery.task("add"), celery.task("tsum")
+    assert celery.get(chain(add.s(1, 2), add.s(3), add.s(4)).apply_async()) == 10
+    assert celery.get(group(add.s(i, i) for i in range(5)).apply_async()) == [0, 2, 4, 6, 8]
+    # the filesystem backend joins a chord by chord_unlock, a task that retries itself until ready
+    assert celery.get(chord((add.s(i, i) for i in range(5)), tsum.s()).apply_async(), timeout=30) == 20
+
+
+def test_high_priority_task_queued_behind_low_ones_runs_first_with_prefetch_1(celery):
+    celery.worker()
+    _, gate = celery.start_gated()
+    trace, record = celery.tmp / "order", celery.task("record")
+    sent = [record.apply_async((str(trace), f"low{i}"), priority=1) for i in range(3)]
+    sent.append(record.apply_async((str(trace), "high"), priority=9))
+    assert celery.depth() == 4  # prefetch 1 and an unacked gated task: all four wait in the broker
+    gate.touch()
+    for result in sent:
+        celery.get(result)
+    assert [line.split()[0] for line in lines(trace)] == ["high", "low0", "low1", "low2"], celery.tails()
+
+
+def test_revoked_queued_task_never_runs_and_is_acknowledged(celery):
+    worker = celery.worker()
+    _, gate = celery.start_gated()
+    trace, record = celery.tmp / "ran", celery.task("record")
+    doomed = record.delay(str(trace), "doomed")
+    after = record.delay(str(trace), "after")
+    replies = celery.app.control.revoke(doomed.id, reply=True, destination=[worker.name],
+                                        timeout=CONTROL_TIMEOUT)
+    assert [worker.name] == [name for reply in replies for name in reply], (replies, celery.tails())
+    gate.touch()
+    assert celery.get(after) == "after"
+    assert [line.split()[0] for line in lines(trace)] == ["after"], celery.tails()
+    assert poll(lambda: doomed.state == "REVOKED", 10), (doomed.state, celery.tails())
+    assert celery.depth() == 0
+
+
+def test_inspect_ping_and_active_answer_through_the_pidbox_while_a_task_runs(celery):
+    worker = celery.worker()
+    running, gate = celery.start_gated()
+    inspect = celery.app.control.inspect(destination=[worker.name], timeout=CONTROL_TIMEOUT)
+    assert inspect.ping() == {worker.name: {"ok": "pong"}}, celery.tails()
+    active = inspect.active() or {}
+    assert [t["id"] for t in active.get(worker.name, [])] == [running.id], (active, celery.tails())
+    cli = subprocess.run([sys.executable, "-m", "celery", "-A", APP_MODULE, "inspect", "ping", "--json",
+                          "-d", worker.name, "-t", str(CONTROL_TIMEOUT)],
+                         cwd=ROOT, env=celery.env, capture_output=True, text=True, timeout=30)
+    assert json.loads(cli.stdout.strip().splitlines()[-1]) == {worker.name: {"ok": "pong"}}, cli.stderr
+    gate.touch()
+    assert celery.get(running) == "gate"
+
+
+def test_control_add_consumer_makes_the_worker_consume_a_new_queue_and_cancel_consumer_stops_it(celery):
+    worker = celery.worker()
+    control, extra = celery.app.control, f"{celery.queue}-extra"
+
+    def active_queues() -> list[str]:
+        answer = control.inspect(destination=[worker.name], timeout=CONTROL_TIMEOUT).active_queues() or {}
+        return sorted(q["name"] for q in answer.get(worker.name, []))
+
+    reply = control.add_consumer(extra, reply=True, destination=[worker.name], timeout=CONTROL_TIMEOUT)
+    assert reply and "ok" in reply[0][worker.name], (reply, celery.tails())
+    # the worker replies "ok" first and attaches the consumer on its next loop turn (call_soon)
+    both = sorted([celery.queue, extra])
+    assert poll(lambda: active_queues() == both, 10), (active_queues(), celery.tails())
+    trace = celery.tmp / "extra"
+    assert celery.get(celery.task("record").apply_async((str(trace), "extra"), queue=extra)) == "extra"
+    reply = control.cancel_consumer(extra, reply=True, destination=[worker.name], timeout=CONTROL_TIMEOUT)
+    assert reply and "ok" in reply[0][worker.name], (reply, celery.tails())
+    assert poll(lambda: active_queues() == [celery.queue], 10), (active_queues(), celery.tails())
+    celery.task("record").apply_async((str(trace), "parked"), queue=extra)
+    # a task sent after it, to the queue still consumed, runs: the worker is alive and fetching
+    assert celery.get(celery.task("record").delay(str(trace), "main")) == "main"
+    assert [line.split()[0] for line in lines(trace)] == ["extra", "main"] and celery.depth(extra) == 1
