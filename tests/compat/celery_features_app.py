@@ -1,8 +1,8 @@
 """The Celery app for tests/compat/test_celery_features.py (one worker subprocess per test).
 
 ``celery -A tests.compat.celery_features_app worker`` builds ``app`` from the environment:
-``FERRYMQ_CELERY_BROKER`` (AMQP URL), ``FERRYMQ_CELERY_RESULTS`` (a directory: the filesystem result
-backend, so chords work without SQLAlchemy and every result crosses processes) and
+``FERRYMQ_CELERY_BROKER`` (AMQP URL), ``FERRYMQ_CELERY_RESULTS`` (the result backend URL: ``file://DIR``,
+so chords work without SQLAlchemy, or ``rpc://``, results as AMQP messages to the caller's reply queue),
 ``FERRYMQ_CELERY_QUEUE`` (each test gets a queue of its own, so a leftover of one cannot reach the next).
 and ``FERRYMQ_CELERY_PREFETCH`` (the prefetch multiplier, 1 unless a test says otherwise).
 The queue is declared with ``x-max-priority``.
@@ -38,10 +38,10 @@ def queue(name: str) -> Queue:
                  queue_arguments={"x-max-priority": MAX_PRIORITY})
 
 
-def make_app(broker_url: str, results_dir: str, queue_name: str, prefetch: int = 1) -> Celery:
+def make_app(broker_url: str, result_backend: str, queue_name: str, prefetch: int = 1) -> Celery:
     app = Celery("ferrymq_features", broker=broker_url, set_as_current=False)
     app.conf.update(
-        result_backend=f"file://{results_dir}",
+        result_backend=result_backend,
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
@@ -103,7 +103,7 @@ def _register(app: Celery) -> None:
 
 app = make_app(
     os.environ.get("FERRYMQ_CELERY_BROKER", "pyamqp://guest:guest@127.0.0.1:5672//"),
-    os.environ.get("FERRYMQ_CELERY_RESULTS", "/tmp/ferrymq-celery-results"),
+    os.environ.get("FERRYMQ_CELERY_RESULTS", "rpc://"),
     os.environ.get("FERRYMQ_CELERY_QUEUE", "feat"),
     int(os.environ.get("FERRYMQ_CELERY_PREFETCH", "1")),
 )

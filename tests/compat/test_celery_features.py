@@ -4,9 +4,10 @@ RabbitMQ node is installed, the same test against RabbitMQ, so a difference is a
 Every test gets its own queue (``x-max-priority`` 10), its own filesystem result backend and its
 own workers (threads pool, or prefork where a pool child is killed), and stops them on the way out:
 SIGKILL to the worker's whole process group.
-What tested is complementary to tests/compat/test_celery.py (plain results, self.retry, priorities
+What they test is complementary to tests/compat/test_celery.py (plain results, self.retry, priorities
 of a backlog, chain, quorum-queue native delays): autoretry, worker-side ETA with qos changes,
-acks_late across a killed worker and a killed pool child, group and chord, priority with prefetch 1
+acks_late across a killed worker and a killed pool child, group and chord (filesystem backend;
+group and chain also over rpc://), priority with prefetch 1
 behind a running task, revoke, and the pidbox (inspect, control, the ``celery inspect`` CLI).
 """
 
@@ -117,12 +118,15 @@ class CeleryRun:
     tmp: Path
     queue: str = field(default_factory=lambda: f"feat-{uuid.uuid4().hex[:8]}")
     workers: list[Worker] = field(default_factory=list)
+    backend: str = ""  # the filesystem backend in tmp unless given
 
     def __post_init__(self) -> None:
-        (self.tmp / "results").mkdir()
-        self.app: Celery = make_app(self.broker_url, str(self.tmp / "results"), self.queue)
+        if not self.backend:
+            (self.tmp / "results").mkdir()
+            self.backend = f"file://{self.tmp / 'results'}"
+        self.app: Celery = make_app(self.broker_url, self.backend, self.queue)
         self.env = dict(os.environ, FERRYMQ_CELERY_BROKER=self.broker_url, PYTHONUNBUFFERED="1",
-                        FERRYMQ_CELERY_RESULTS=str(self.tmp / "results"), FERRYMQ_CELERY_QUEUE=self.queue)
+                        FERRYMQ_CELERY_RESULTS=self.backend, FERRYMQ_CELERY_QUEUE=self.queue)
 
     def task(self, name: str) -> Any:
         return self.app.tasks[f"feat.{name}"]
@@ -162,15 +166,24 @@ class CeleryRun:
         return result, gate
 
 
-@pytest.fixture
-def celery(broker_url: str, tmp_path: Path) -> Iterator[CeleryRun]:
-    run = CeleryRun(broker_url, tmp_path)
+def _celery_run(run: CeleryRun) -> Iterator[CeleryRun]:
     try:
         yield run
     finally:
         for worker in run.workers:
             worker.stop()
         run.app.close()
+
+
+@pytest.fixture
+def celery(broker_url: str, tmp_path: Path) -> Iterator[CeleryRun]:
+    yield from _celery_run(CeleryRun(broker_url, tmp_path))
+
+
+@pytest.fixture
+def celery_rpc(broker_url: str, tmp_path: Path) -> Iterator[CeleryRun]:
+    """Results over AMQP: each worker publishes to the caller's exclusive, auto-delete reply queue."""
+    yield from _celery_run(CeleryRun(broker_url, tmp_path, backend="rpc://"))
 
 
 def test_autoretry_for_runs_again_after_its_countdown_and_succeeds_on_attempt_2(celery):
@@ -233,6 +246,14 @@ def test_chain_group_and_chord_return_their_combined_results(celery):
     assert celery.get(group(add.s(i, i) for i in range(5)).apply_async()) == [0, 2, 4, 6, 8]
     # the filesystem backend joins a chord by chord_unlock, a task that retries itself until ready
     assert celery.get(chord((add.s(i, i) for i in range(5)), tsum.s()).apply_async(), timeout=30) == 20
+
+
+def test_group_and_chain_results_come_back_over_the_rpc_backends_reply_queue(celery_rpc):
+    celery_rpc.worker(concurrency=2)
+    add = celery_rpc.task("add")
+    results = group(add.s(i, 10 * i) for i in range(6)).apply_async()
+    assert celery_rpc.get(results) == [11 * i for i in range(6)]
+    assert celery_rpc.get(chain(add.s(1, 1), add.s(2)).apply_async()) == 4
 
 
 def test_high_priority_task_queued_behind_low_ones_runs_first_with_prefetch_1(celery):
