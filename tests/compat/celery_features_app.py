@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from celery import Celery
 from kombu import Exchange, Queue
@@ -30,6 +31,11 @@ def _append(path: str, line: str) -> None:
 
 def _lines(path: str) -> list[str]:
     return Path(path).read_text(encoding="utf-8").splitlines() if os.path.exists(path) else []
+
+
+def _redelivered(task: Any) -> int:
+    """1 when the broker set the AMQP redelivered flag on this delivery."""
+    return int(bool((task.request.delivery_info or {}).get("redelivered")))
 
 
 def queue(name: str) -> Queue:
@@ -81,10 +87,10 @@ def _register(app: Celery) -> None:
             raise RuntimeError("planned failure on attempt 1")
         return self.request.retries + 1
 
-    @app.task(name="feat.gated", shared=False, acks_late=True)
-    def gated(path: str, label: str, gate: str) -> str:
+    @app.task(name="feat.gated", shared=False, bind=True, acks_late=True)
+    def gated(self, path: str, label: str, gate: str) -> str:
         """Holds its pool slot (and, acks_late, its unacked delivery) until the test opens ``gate``."""
-        _append(path, f"start {label}")
+        _append(path, f"start {label} {_redelivered(self)}")
         deadline = time.monotonic() + GATE_SECONDS
         while not os.path.exists(gate) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -94,8 +100,7 @@ def _register(app: Celery) -> None:
     def hang_once(self, path: str) -> int:
         """The first run hangs until it is killed; a redelivered run returns which run it was."""
         earlier = _lines(path)
-        redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
-        _append(path, f"{os.getpid()} {int(redelivered)}")
+        _append(path, f"{os.getpid()} {_redelivered(self)}")
         if not earlier:
             time.sleep(GATE_SECONDS)
         return len(earlier) + 1

@@ -21,6 +21,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +31,7 @@ import pika
 import pytest
 from celery import Celery, chain, chord, group
 
+from ferrymq.testing import EmbeddedBroker
 from tests.compat.celery_features_app import make_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,12 +51,13 @@ def broker_url(request: pytest.FixtureRequest) -> str:
 class Worker:
     """One ``celery worker`` subprocess in a session of its own, so its pool children die with it."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, pool: str, concurrency: int) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, pool: str, concurrency: int,
+                 extra: tuple[str, ...] = ()) -> None:
         self.name = f"w{uuid.uuid4().hex[:8]}@ferrymq-test"
         self.log_path = log_path
         cmd = [sys.executable, "-m", "celery", "-A", APP_MODULE, "worker", f"--pool={pool}",
                f"--concurrency={concurrency}", "--loglevel=info", "-n", self.name,
-               "--without-gossip", "--without-mingle", "--without-heartbeat"]
+               "--without-gossip", "--without-mingle", "--without-heartbeat", *extra]
         with open(log_path, "wb") as log:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                          start_new_session=True)
@@ -131,9 +134,10 @@ class CeleryRun:
     def task(self, name: str) -> Any:
         return self.app.tasks[f"feat.{name}"]
 
-    def worker(self, pool: str = "threads", concurrency: int = 1, prefetch: int = 1) -> Worker:
+    def worker(self, pool: str = "threads", concurrency: int = 1, prefetch: int = 1,
+               extra: tuple[str, ...] = ()) -> Worker:
         env = dict(self.env, FERRYMQ_CELERY_PREFETCH=str(prefetch))
-        worker = Worker(env, self.tmp / f"worker-{len(self.workers)}.log", pool, concurrency)
+        worker = Worker(env, self.tmp / f"worker-{len(self.workers)}.log", pool, concurrency, extra)
         self.workers.append(worker)
         return worker.wait_ready()
 
@@ -166,7 +170,9 @@ class CeleryRun:
         return result, gate
 
 
-def _celery_run(run: CeleryRun) -> Iterator[CeleryRun]:
+@contextmanager
+def session(run: CeleryRun) -> Iterator[CeleryRun]:
+    """Stops the run's workers (SIGKILL to each group) and closes its client app, whatever happened."""
     try:
         yield run
     finally:
@@ -177,13 +183,15 @@ def _celery_run(run: CeleryRun) -> Iterator[CeleryRun]:
 
 @pytest.fixture
 def celery(broker_url: str, tmp_path: Path) -> Iterator[CeleryRun]:
-    yield from _celery_run(CeleryRun(broker_url, tmp_path))
+    with session(CeleryRun(broker_url, tmp_path)) as run:
+        yield run
 
 
 @pytest.fixture
 def celery_rpc(broker_url: str, tmp_path: Path) -> Iterator[CeleryRun]:
     """Results over AMQP: each worker publishes to the caller's exclusive, auto-delete reply queue."""
-    yield from _celery_run(CeleryRun(broker_url, tmp_path, backend="rpc://"))
+    with session(CeleryRun(broker_url, tmp_path, backend="rpc://")) as run:
+        yield run
 
 
 def test_autoretry_for_runs_again_after_its_countdown_and_succeeds_on_attempt_2(celery):
@@ -322,3 +330,77 @@ def test_control_add_consumer_makes_the_worker_consume_a_new_queue_and_cancel_co
     # a task sent after it, to the queue still consumed, runs: the worker is alive and fetching
     assert celery.get(celery.task("record").delay(str(trace), "main")) == "main"
     assert [line.split()[0] for line in lines(trace)] == ["extra", "main"] and celery.depth(extra) == 1
+
+
+def test_countdown_task_is_held_unacked_by_its_worker_and_returns_to_the_queue_when_the_worker_dies(celery):
+    """Celery holds a countdown task in worker memory, unacknowledged (why a countdown longer than the
+    broker's consumer timeout is a hazard): killing the worker gives it back, to the next worker."""
+    first = celery.worker(prefetch=4)
+    trace = celery.tmp / "held"
+    held = celery.task("record").apply_async((str(trace), "held"), countdown=120)
+
+    def scheduled(worker: Worker) -> list[str]:
+        inspect = celery.app.control.inspect(destination=[worker.name], timeout=CONTROL_TIMEOUT)
+        return [t["request"]["id"] for t in (inspect.scheduled() or {}).get(worker.name, [])]
+
+    assert poll(lambda: scheduled(first) == [held.id], 10), celery.tails()
+    assert celery.depth() == 0
+    first.kill()
+    assert poll(lambda: celery.depth() == 1, 10), celery.tails()
+    second = celery.worker(prefetch=4)
+    assert poll(lambda: scheduled(second) == [held.id], 10), celery.tails()
+    assert not trace.exists()  # and it never ran before its ETA
+
+
+def test_control_shutdown_broadcast_stops_the_worker_with_exit_status_0(celery):
+    worker = celery.worker()
+    celery.app.control.shutdown(destination=[worker.name])
+    try:
+        assert worker.proc.wait(20) == 0, celery.tails()
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"worker still running{celery.tails()}") from exc
+
+
+def test_task_events_from_a_worker_with_events_on_reach_a_receiver_in_order(celery):
+    """-E: the worker publishes to the celeryev topic exchange; the receiver's queue is auto-delete,
+    with x-message-ttl and x-expires. Its wakeup broadcast makes the worker send a heartbeat event,
+    which says the receiver's queue is bound: only then is the task sent."""
+    celery.worker(extra=("-E",))
+    events: list[dict[str, Any]] = []
+    sent: Any = None
+    with celery.app.connection() as conn:
+        receiver = celery.app.events.Receiver(conn, handlers={"*": events.append})
+        for _ in receiver.consume(timeout=20, wakeup=True):
+            if sent is None and any(e["type"] == "worker-heartbeat" for e in events):
+                sent = celery.task("add").delay(2, 2)
+            if sent is not None and any(e.get("uuid") == sent.id and e["type"] == "task-succeeded"
+                                        for e in events):
+                break
+    ours = [e["type"] for e in events if sent is not None and e.get("uuid") == sent.id]
+    assert ours == ["task-received", "task-started", "task-succeeded"], (ours, celery.tails())
+
+
+def test_worker_reconnects_after_a_ferrymq_restart_and_runs_what_was_queued_and_what_was_unacked(tmp_path):
+    """FerryMQ only (a RabbitMQ restart costs seconds): persistent tasks in a durable queue, one
+    queued and one delivered but unacknowledged (acks_late), survive the restart; the worker
+    reconnects by itself and runs both, the unacknowledged one marked redelivered."""
+    data = str(tmp_path / "ferry")
+    brokers = [EmbeddedBroker(data_dir=data).start()]
+    try:
+        port = brokers[0].amqp_port
+        with session(CeleryRun(brokers[0].amqp_url, tmp_path)) as celery:
+            celery.worker()
+            running, gate = celery.start_gated()
+            trace = celery.tmp / "queued"
+            queued = celery.task("record").delay(str(trace), "queued")
+            assert celery.depth() == 1
+            brokers[0].stop()
+            brokers.append(EmbeddedBroker(data_dir=data, amqp_port=port).start())
+            gate.touch()
+            assert celery.get(queued, timeout=40) == "queued"
+            assert celery.wait_lines(celery.tmp / "gate.trace", 2, timeout=30) == [
+                "start gate 0", "start gate 1"]
+            assert celery.get(running) == "gate"
+    finally:
+        for broker in brokers:
+            broker.stop()
