@@ -5,7 +5,7 @@
 so chords work without SQLAlchemy, or ``rpc://``, results as AMQP messages to the caller's reply queue),
 ``FERRYMQ_CELERY_QUEUE`` (each test gets a queue of its own, so a leftover of one cannot reach the next).
 and ``FERRYMQ_CELERY_PREFETCH`` (the prefetch multiplier, 1 unless a test says otherwise).
-The queue is declared with ``x-max-priority``.
+The queue is declared with ``x-max-priority``; every publish (client and worker) uses publisher confirms.
 Tasks leave their traces in files named by the test, as lines, so a test can read what ran, in
 which order, in which process and on which delivery.
 """
@@ -53,6 +53,7 @@ def make_app(broker_url: str, result_backend: str, queue_name: str, prefetch: in
         accept_content=["json"],
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=3,
+        broker_transport_options={"confirm_publish": True},  # every publish waits for the broker's ack
         worker_prefetch_multiplier=prefetch,
         task_queues=[queue(queue_name)],
         task_default_queue=queue_name,

@@ -404,3 +404,4 @@ def test_worker_reconnects_after_a_ferrymq_restart_and_runs_what_was_queued_and_
     finally:
         for broker in brokers:
             broker.stop()
+
