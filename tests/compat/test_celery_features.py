@@ -57,7 +57,7 @@ class Worker:
         self.log_path = log_path
         cmd = [sys.executable, "-m", "celery", "-A", APP_MODULE, "worker", f"--pool={pool}",
                f"--concurrency={concurrency}", "--loglevel=info", "-n", self.name,
-               "--without-gossip", "--without-mingle", "--without-heartbeat", *extra]
+               "--without-gossip", "--without-heartbeat", *extra]
         with open(log_path, "wb") as log:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                          start_new_session=True)
@@ -135,9 +135,11 @@ class CeleryRun:
         return self.app.tasks[f"feat.{name}"]
 
     def worker(self, pool: str = "threads", concurrency: int = 1, prefetch: int = 1,
-               extra: tuple[str, ...] = ()) -> Worker:
+               extra: tuple[str, ...] = (), mingle: bool = False) -> Worker:
+        """Mingle (ask the running workers for their revoked tasks at start) only when asked for."""
         env = dict(self.env, FERRYMQ_CELERY_PREFETCH=str(prefetch))
-        worker = Worker(env, self.tmp / f"worker-{len(self.workers)}.log", pool, concurrency, extra)
+        flags = extra if mingle else ("--without-mingle", *extra)
+        worker = Worker(env, self.tmp / f"worker-{len(self.workers)}.log", pool, concurrency, flags)
         self.workers.append(worker)
         return worker.wait_ready()
 
@@ -291,6 +293,23 @@ def test_revoked_queued_task_never_runs_and_is_acknowledged(celery):
     assert [line.split()[0] for line in lines(trace)] == ["after"], celery.tails()
     assert poll(lambda: doomed.state == "REVOKED", 10), (doomed.state, celery.tails())
     assert celery.depth() == 0
+
+
+def test_worker_started_later_learns_a_revoke_from_the_running_worker_by_mingle_and_discards_it(celery):
+    """Mingle: a new worker broadcasts "hello" and merges the revoked ids the others reply with."""
+    first = celery.worker()
+    _, gate = celery.start_gated()
+    trace, record = celery.tmp / "ran", celery.task("record")
+    doomed = record.delay(str(trace), "doomed")
+    replies = celery.app.control.revoke(doomed.id, reply=True, destination=[first.name],
+                                        timeout=CONTROL_TIMEOUT)
+    assert replies, celery.tails()
+    second = celery.worker(mingle=True)  # the only worker with a free slot: doomed goes to it
+    assert poll(lambda: doomed.state == "REVOKED", 15), (doomed.state, celery.tails())
+    assert "Discarding revoked task" in second.log_path.read_text(), celery.tails()
+    gate.touch()
+    assert celery.get(record.delay(str(trace), "after")) == "after"
+    assert [line.split()[0] for line in lines(trace)] == ["after"], celery.tails()
 
 
 def test_inspect_ping_and_active_answer_through_the_pidbox_while_a_task_runs(celery):
