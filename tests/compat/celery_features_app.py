@@ -4,7 +4,8 @@
 ``FERRYMQ_CELERY_BROKER`` (AMQP URL), ``FERRYMQ_CELERY_RESULTS`` (the result backend URL: ``file://DIR``,
 so chords work without SQLAlchemy, or ``rpc://``, results as AMQP messages to the caller's reply queue),
 ``FERRYMQ_CELERY_QUEUE`` (each test gets a queue of its own, so a leftover of one cannot reach the next).
-and ``FERRYMQ_CELERY_PREFETCH`` (the prefetch multiplier, 1 unless a test says otherwise).
+``FERRYMQ_CELERY_PREFETCH`` (the prefetch multiplier, 1 unless a test says otherwise) and
+``FERRYMQ_CELERY_QUEUE_TYPE`` (``classic``, the default, or ``quorum``).
 The queue is declared with ``x-max-priority``; every publish (client and worker) uses publisher confirms.
 Tasks leave their traces in files named by the test, as lines, so a test can read what ran, in
 which order, in which process and on which delivery.
@@ -38,13 +39,15 @@ def _redelivered(task: Any) -> int:
     return int(bool((task.request.delivery_info or {}).get("redelivered")))
 
 
-def queue(name: str) -> Queue:
-    """The test's queue: its own direct exchange, priorities 0..10 (RabbitMQ's x-max-priority)."""
-    return Queue(name, Exchange(name, type="direct"), routing_key=name,
-                 queue_arguments={"x-max-priority": MAX_PRIORITY})
+def queue(name: str, queue_type: str = "classic") -> Queue:
+    """The test's queue, on its own direct exchange: classic with priorities 0..10 (x-max-priority),
+    or a quorum queue (RabbitMQ 3.10's have no priorities)."""
+    arguments = {"x-queue-type": "quorum"} if queue_type == "quorum" else {"x-max-priority": MAX_PRIORITY}
+    return Queue(name, Exchange(name, type="direct"), routing_key=name, queue_arguments=arguments)
 
 
-def make_app(broker_url: str, result_backend: str, queue_name: str, prefetch: int = 1) -> Celery:
+def make_app(broker_url: str, result_backend: str, queue_name: str, prefetch: int = 1,
+             queue_type: str = "classic") -> Celery:
     app = Celery("ferrymq_features", broker=broker_url, set_as_current=False)
     app.conf.update(
         result_backend=result_backend,
@@ -55,7 +58,7 @@ def make_app(broker_url: str, result_backend: str, queue_name: str, prefetch: in
         broker_connection_max_retries=3,
         broker_transport_options={"confirm_publish": True},  # every publish waits for the broker's ack
         worker_prefetch_multiplier=prefetch,
-        task_queues=[queue(queue_name)],
+        task_queues=[queue(queue_name, queue_type)],
         task_default_queue=queue_name,
         task_default_exchange=queue_name,
         task_default_routing_key=queue_name,
@@ -112,4 +115,5 @@ app = make_app(
     os.environ.get("FERRYMQ_CELERY_RESULTS", "rpc://"),
     os.environ.get("FERRYMQ_CELERY_QUEUE", "feat"),
     int(os.environ.get("FERRYMQ_CELERY_PREFETCH", "1")),
+    os.environ.get("FERRYMQ_CELERY_QUEUE_TYPE", "classic"),
 )

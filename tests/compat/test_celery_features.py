@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pika
+import pika.exceptions
 import pytest
 from celery import Celery, chain, chord, group
 
@@ -122,14 +123,16 @@ class CeleryRun:
     queue: str = field(default_factory=lambda: f"feat-{uuid.uuid4().hex[:8]}")
     workers: list[Worker] = field(default_factory=list)
     backend: str = ""  # the filesystem backend in tmp unless given
+    queue_type: str = "classic"
 
     def __post_init__(self) -> None:
         if not self.backend:
             (self.tmp / "results").mkdir()
             self.backend = f"file://{self.tmp / 'results'}"
-        self.app: Celery = make_app(self.broker_url, self.backend, self.queue)
+        self.app: Celery = make_app(self.broker_url, self.backend, self.queue, queue_type=self.queue_type)
         self.env = dict(os.environ, FERRYMQ_CELERY_BROKER=self.broker_url, PYTHONUNBUFFERED="1",
-                        FERRYMQ_CELERY_RESULTS=self.backend, FERRYMQ_CELERY_QUEUE=self.queue)
+                        FERRYMQ_CELERY_RESULTS=self.backend, FERRYMQ_CELERY_QUEUE=self.queue,
+                        FERRYMQ_CELERY_QUEUE_TYPE=self.queue_type)
 
     def task(self, name: str) -> Any:
         return self.app.tasks[f"feat.{name}"]
@@ -225,7 +228,30 @@ def test_countdown_and_eta_tasks_run_after_a_task_sent_later_and_not_before_thei
     assert celery.depth() == 0
 
 
+@pytest.fixture
+def celery_quorum(broker_url: str, tmp_path: Path) -> Iterator[CeleryRun]:
+    """A quorum queue: Celery turns global QoS off for it (per-consumer prefetch)."""
+    with session(CeleryRun(broker_url, tmp_path, queue_type="quorum")) as run:
+        yield run
+
+
 def test_acks_late_task_of_a_sigkilled_worker_is_redelivered_to_a_new_worker_and_completes(celery):
+    _sigkilled_worker_task_completes_on_the_next(celery)
+
+
+def test_acks_late_task_on_a_quorum_queue_survives_a_sigkilled_worker_too(celery_quorum):
+    _sigkilled_worker_task_completes_on_the_next(celery_quorum)
+    conn = pika.BlockingConnection(pika.URLParameters(celery_quorum.broker_url))
+    try:  # it really was a quorum queue: declaring it classic is refused as inequivalent
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
+            conn.channel().queue_declare(celery_quorum.queue, durable=True,
+                                         arguments={"x-queue-type": "classic"})
+        assert refused.value.reply_code == 406
+    finally:
+        conn.close()
+
+
+def _sigkilled_worker_task_completes_on_the_next(celery: CeleryRun) -> None:
     first = celery.worker(pool="prefork")
     trace = celery.tmp / "runs"
     result = celery.task("hang_once").delay(str(trace))
