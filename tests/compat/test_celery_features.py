@@ -265,11 +265,13 @@ def _sigkilled_worker_task_completes_on_the_next(celery: CeleryRun) -> None:
 
 def test_pool_child_killed_mid_task_is_rejected_back_to_the_queue_and_runs_again(celery):
     """task_reject_on_worker_lost: the parent sees WorkerLostError and basic.reject(requeue=True)s."""
-    celery.worker(pool="prefork")
+    worker = celery.worker(pool="prefork")
     trace = celery.tmp / "runs"
     result = celery.task("hang_once").delay(str(trace))
     pid1, _ = celery.wait_lines(trace, 1)[0].split()
     os.kill(int(pid1), signal.SIGKILL)  # the pool child, a descendant of our worker
+    # The parent reaps a dead child when its event loop next turns (else by a 5 s timer): wake it.
+    celery.app.control.ping(destination=[worker.name], timeout=1)
     assert celery.get(result, timeout=30) == 2
     assert [line.split()[1] for line in lines(trace)] == ["0", "1"], celery.tails()
     assert celery.depth() == 0
