@@ -160,6 +160,18 @@ class CeleryRun:
             raise AssertionError(f"{path.name}: {lines(path)} (wanted {n} lines){self.tails()}")
         return lines(path)
 
+    def declare_passive(self, queue: str) -> int:
+        """200 if the queue exists and may be declared, else the broker's reply code (404, 405)."""
+        conn = pika.BlockingConnection(pika.URLParameters(self.broker_url))
+        try:
+            conn.channel().queue_declare(queue, passive=True)
+            return 200
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            return int(exc.reply_code)
+        finally:
+            if conn.is_open:
+                conn.close()
+
     def depth(self, queue: str | None = None) -> int:
         conn = pika.BlockingConnection(pika.URLParameters(self.broker_url))
         try:
@@ -399,15 +411,6 @@ def test_countdown_task_is_held_unacked_by_its_worker_and_returns_to_the_queue_w
     assert not trace.exists()  # and it never ran before its ETA
 
 
-def test_control_shutdown_broadcast_stops_the_worker_with_exit_status_0(celery):
-    worker = celery.worker()
-    celery.app.control.shutdown(destination=[worker.name])
-    try:
-        assert worker.proc.wait(20) == 0, celery.tails()
-    except subprocess.TimeoutExpired as exc:
-        raise AssertionError(f"worker still running{celery.tails()}") from exc
-
-
 def test_task_events_from_a_worker_with_events_on_reach_a_receiver_in_order(celery):
     """-E: the worker publishes to the celeryev topic exchange; the receiver's queue is auto-delete,
     with x-message-ttl and x-expires. Its wakeup broadcast makes the worker send a heartbeat event,
@@ -452,3 +455,26 @@ def test_worker_reconnects_after_a_ferrymq_restart_and_runs_what_was_queued_and_
         for broker in brokers:
             broker.stop()
 
+
+
+
+def test_control_shutdown_stops_the_worker_and_pidbox_queues_go_with_their_users(celery):
+    """A broadcast shutdown ends the worker with status 0. The same answers as RabbitMQ gives: a
+    worker's pidbox queue is exclusive (405 to others), and the exclusive and auto-delete queues go
+    when their connection or consumer does (shutdown, SIGKILL, a reply collected)."""
+    control = celery.app.control
+    first = celery.worker()
+    assert control.ping(destination=[first.name], timeout=CONTROL_TIMEOUT), celery.tails()
+    assert celery.declare_passive(f"{control.mailbox.oid}.reply.celery.pidbox") == 404
+    assert celery.declare_passive(f"{first.name}.celery.pidbox") == 405
+    control.shutdown(destination=[first.name])
+    try:
+        assert first.proc.wait(20) == 0, celery.tails()
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"worker still running{celery.tails()}") from exc
+    assert celery.declare_passive(f"{first.name}.celery.pidbox") == 404
+    second = celery.worker()
+    assert celery.declare_passive(f"{second.name}.celery.pidbox") == 405
+    second.kill()
+    assert poll(lambda: celery.declare_passive(f"{second.name}.celery.pidbox") == 404, 10)
+    assert celery.declare_passive(celery.queue) == 200
