@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
+from celery.exceptions import Reject
 from kombu import Exchange, Queue
 
 MAX_PRIORITY = 10
@@ -40,9 +41,13 @@ def _redelivered(task: Any) -> int:
 
 
 def queue(name: str, queue_type: str = "classic") -> Queue:
-    """The test's queue, on its own direct exchange: classic with priorities 0..10 (x-max-priority),
+    """The test's queue, on its own direct exchange: classic with priorities 0..10 (x-max-priority)
+    and rejected messages dead-lettered to ``<name>.dlq`` (which the test declares, if it wants them),
     or a quorum queue (RabbitMQ 3.10's have no priorities)."""
-    arguments = {"x-queue-type": "quorum"} if queue_type == "quorum" else {"x-max-priority": MAX_PRIORITY}
+    arguments: dict[str, Any] = {"x-queue-type": "quorum"}
+    if queue_type != "quorum":
+        arguments = {"x-max-priority": MAX_PRIORITY, "x-dead-letter-exchange": "",
+                     "x-dead-letter-routing-key": f"{name}.dlq"}
     return Queue(name, Exchange(name, type="direct"), routing_key=name, queue_arguments=arguments)
 
 
@@ -99,6 +104,12 @@ def _register(app: Celery) -> None:
         while not os.path.exists(gate) and time.monotonic() < deadline:
             time.sleep(0.05)
         return label
+
+    @app.task(name="feat.refuse", shared=False, bind=True, acks_late=True)
+    def refuse(self, path: str) -> None:
+        """Rejects its message without requeueing: the queue's dead-letter exchange takes it."""
+        _append(path, f"refused {_redelivered(self)}")
+        raise Reject("not for this queue", requeue=False)
 
     @app.task(name="feat.hang_once", shared=False, bind=True, acks_late=True, reject_on_worker_lost=True)
     def hang_once(self, path: str) -> int:

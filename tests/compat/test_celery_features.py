@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pika
+import pika.compat
 import pika.exceptions
 import pytest
 from celery import Celery, chain, chord, group
@@ -306,6 +307,34 @@ def test_group_and_chain_results_come_back_over_the_rpc_backends_reply_queue(cel
     assert celery_rpc.get(chain(add.s(1, 1), add.s(2)).apply_async()) == 4
 
 
+def test_task_raising_reject_without_requeue_is_dead_lettered_with_rabbitmqs_x_death(celery):
+    dlq = f"{celery.queue}.dlq"
+    conn = pika.BlockingConnection(pika.URLParameters(celery.broker_url))
+    try:
+        channel = conn.channel()
+        channel.queue_declare(dlq)
+        celery.worker()
+        trace = celery.tmp / "refused"
+        sent = celery.task("refuse").delay(str(trace))
+        assert poll(lambda: celery.depth(dlq) == 1, 15), celery.tails()
+        method, props, body = channel.basic_get(dlq, auto_ack=True)
+    finally:
+        conn.close()
+    assert lines(trace) == ["refused 0"] and celery.depth() == 0, celery.tails()  # ran once
+    headers = props.headers
+    assert (headers["id"], headers["task"], method.routing_key) == (sent.id, "feat.refuse", dlq)
+    (death,) = headers["x-death"]
+    # Celery publishes through the default exchange, routing key = queue name
+    assert {k: death[k] for k in ("count", "reason", "queue", "exchange", "routing-keys")} == {
+        "count": 1, "reason": "rejected", "queue": celery.queue, "exchange": "",
+        "routing-keys": [celery.queue]}, headers
+    assert isinstance(death["count"], pika.compat.long), headers  # a 64-bit 'l' field, as RabbitMQ writes it
+    assert isinstance(death["time"], datetime), headers
+    assert (headers["x-first-death-reason"], headers["x-first-death-queue"],
+            headers["x-first-death-exchange"]) == ("rejected", celery.queue, ""), headers
+    assert props.priority == 0 and props.correlation_id == sent.id and json.loads(body)[0][0] == str(trace)
+
+
 def test_high_priority_task_queued_behind_low_ones_runs_first_with_prefetch_1(celery):
     celery.worker()
     _, gate = celery.start_gated()
@@ -478,3 +507,4 @@ def test_control_shutdown_stops_the_worker_and_pidbox_queues_go_with_their_users
     second.kill()
     assert poll(lambda: celery.declare_passive(f"{second.name}.celery.pidbox") == 404, 10)
     assert celery.declare_passive(celery.queue) == 200
+
