@@ -113,9 +113,11 @@ def _register(app: Celery) -> None:
 
     @app.task(name="feat.hang_once", shared=False, bind=True, acks_late=True, reject_on_worker_lost=True)
     def hang_once(self, path: str) -> int:
-        """The first run hangs until it is killed; a redelivered run returns which run it was."""
+        """The first run hangs until it is killed; a redelivered run returns which run it was. Each run
+        notes its pid, the AMQP redelivered flag and the x-delivery-count header (quorum queues)."""
         earlier = _lines(path)
-        _append(path, f"{os.getpid()} {_redelivered(self)}")
+        count = vars(self.request).get("x-delivery-count")  # Celery keeps unknown headers on the request
+        _append(path, f"{os.getpid()} {_redelivered(self)} {count}")
         if not earlier:
             time.sleep(GATE_SECONDS)
         return len(earlier) + 1

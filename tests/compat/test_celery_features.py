@@ -249,11 +249,11 @@ def celery_quorum(broker_url: str, tmp_path: Path) -> Iterator[CeleryRun]:
 
 
 def test_acks_late_task_of_a_sigkilled_worker_is_redelivered_to_a_new_worker_and_completes(celery):
-    _sigkilled_worker_task_completes_on_the_next(celery)
+    _sigkilled_worker_task_completes_on_the_next(celery, delivery_count="None")
 
 
 def test_acks_late_task_on_a_quorum_queue_survives_a_sigkilled_worker_too(celery_quorum):
-    _sigkilled_worker_task_completes_on_the_next(celery_quorum)
+    _sigkilled_worker_task_completes_on_the_next(celery_quorum, delivery_count="1")
     conn = pika.BlockingConnection(pika.URLParameters(celery_quorum.broker_url))
     try:  # it really was a quorum queue: declaring it classic is refused as inequivalent
         with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
@@ -264,7 +264,7 @@ def test_acks_late_task_on_a_quorum_queue_survives_a_sigkilled_worker_too(celery
         conn.close()
 
 
-def _sigkilled_worker_task_completes_on_the_next(celery: CeleryRun) -> None:
+def _sigkilled_worker_task_completes_on_the_next(celery: CeleryRun, delivery_count: str) -> None:
     first = celery.worker(pool="prefork")
     trace = celery.tmp / "runs"
     result = celery.task("hang_once").delay(str(trace))
@@ -272,8 +272,9 @@ def _sigkilled_worker_task_completes_on_the_next(celery: CeleryRun) -> None:
     first.kill()  # unacked (acks_late): the broker must requeue it when the connection drops
     celery.worker(pool="prefork")
     assert celery.get(result, timeout=30) == 2
-    (pid1, redelivered1), (pid2, redelivered2) = (line.split() for line in lines(trace))
-    assert (redelivered1, redelivered2) == ("0", "1") and pid1 != pid2, celery.tails()
+    (pid1, *first_run), (pid2, *second_run) = (line.split() for line in lines(trace))
+    # (redelivered flag, x-delivery-count): a quorum queue counts the return, a classic one does not
+    assert first_run == ["0", "None"] and second_run == ["1", delivery_count] and pid1 != pid2, celery.tails()
 
 
 def test_pool_child_killed_mid_task_is_rejected_back_to_the_queue_and_runs_again(celery):
@@ -281,12 +282,12 @@ def test_pool_child_killed_mid_task_is_rejected_back_to_the_queue_and_runs_again
     worker = celery.worker(pool="prefork")
     trace = celery.tmp / "runs"
     result = celery.task("hang_once").delay(str(trace))
-    pid1, _ = celery.wait_lines(trace, 1)[0].split()
+    pid1, *_ = celery.wait_lines(trace, 1)[0].split()
     os.kill(int(pid1), signal.SIGKILL)  # the pool child, a descendant of our worker
     # The parent reaps a dead child when its event loop next turns (else by a 5 s timer): wake it.
     celery.app.control.ping(destination=[worker.name], timeout=1)
     assert celery.get(result, timeout=30) == 2
-    assert [line.split()[1] for line in lines(trace)] == ["0", "1"], celery.tails()
+    assert [line.split()[1:] for line in lines(trace)] == [["0", "None"], ["1", "None"]], celery.tails()
     assert celery.depth() == 0
 
 
