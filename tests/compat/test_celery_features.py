@@ -27,11 +27,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import kombu.exceptions
 import pika
 import pika.compat
 import pika.exceptions
 import pytest
 from celery import Celery, chain, chord, group
+from kombu import Exchange, Queue
 
 from ferrymq.testing import EmbeddedBroker
 from tests.compat.celery_features_app import make_app
@@ -509,3 +511,17 @@ def test_control_shutdown_stops_the_worker_and_pidbox_queues_go_with_their_users
     assert poll(lambda: celery.declare_passive(f"{second.name}.celery.pidbox") == 404, 10)
     assert celery.declare_passive(celery.queue) == 200
 
+
+
+
+def test_apply_async_to_a_full_reject_publish_queue_fails_at_the_caller_when_confirms_are_on(celery):
+    """Backpressure reaches Celery: the broker nacks the publish (x-overflow reject-publish), kombu
+    raises, Celery reports it from apply_async; the queue keeps only what it accepted."""
+    name = f"{celery.queue}-bounded"
+    bounded = Queue(name, Exchange(name), routing_key=name,
+                    queue_arguments={"x-max-length": 1, "x-overflow": "reject-publish"})
+    add = celery.task("add")
+    add.apply_async((1, 1), queue=bounded)
+    with pytest.raises(kombu.exceptions.OperationalError):
+        add.apply_async((1, 2), queue=bounded)
+    assert celery.depth(name) == 1
