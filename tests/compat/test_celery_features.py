@@ -1,16 +1,20 @@
 """Celery's features on FerryMQ, each proven by real ``celery worker`` subprocesses (and, where a
 RabbitMQ node is installed, the same test against RabbitMQ, so a difference is a broker bug).
 
-Every test gets its own queue (``x-max-priority`` 10), its own filesystem result backend and its
-own workers (threads pool, or prefork where a pool child is killed), and stops them on the way out:
-SIGKILL to the worker's whole process group.
-What they test is complementary to tests/compat/test_celery.py (plain results, self.retry, priorities
-of a backlog, chain, quorum-queue native delays): autoretry, worker-side ETA with qos changes,
-acks_late across a killed worker and a killed pool child, group and chord (filesystem backend;
-group and chain also over rpc://), priority with prefetch 1
-behind a running task, revoke, and the pidbox (inspect, control, the ``celery inspect`` CLI).
-"""
+Every test gets its own queue (classic: ``x-max-priority`` 10 and a dead-letter route; or quorum),
+its own result backend (filesystem, or rpc://) and its own workers (threads pool, or prefork where
+processes are killed), and SIGKILLs each worker's whole process group on the way out. Every publish
+uses publisher confirms.
 
+Complementary to tests/compat/test_celery.py (plain results, self.retry, a priority backlog, chain,
+quorum-queue native delays), this proves: autoretry; worker-side countdown/ETA (order, never early,
+held unacked and returned when the worker dies); acks_late across a SIGKILLed worker (classic and
+quorum, with x-delivery-count) and a killed pool child; chain, group, chord; Reject into a DLX with
+RabbitMQ's x-death; priority behind a running task with prefetch 1; revoke, and revoke learnt by
+mingle; the pidbox (inspect, control add/cancel_consumer and shutdown, the ``celery inspect`` CLI,
+exclusive and auto-delete queues); task events; reconnecting across a FerryMQ restart; and
+backpressure (a reject-publish nack reaching apply_async).
+"""
 from __future__ import annotations
 
 import json
