@@ -46,6 +46,9 @@ ROOT = Path(__file__).resolve().parents[2]
 APP_MODULE = "tests.compat.celery_features_app"
 CONTROL_TIMEOUT = 5.0
 ETA_SLACK = 0.1  # Celery turns an ETA into a timer on the worker's clock: allow its rounding, no more
+# The differential run is kept to where it is cheap: tests whose broker traffic another test here
+# already compares (plain publishes, broadcasts) and that wait on Celery's own timers run on FerryMQ only.
+FERRYMQ_ONLY = pytest.mark.parametrize("broker_url", ["ferrymq"], indirect=True)
 
 
 @pytest.fixture(scope="module", params=["ferrymq", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
@@ -218,6 +221,7 @@ def celery_rpc(broker_url: str, tmp_path: Path) -> Iterator[CeleryRun]:
         yield run
 
 
+@FERRYMQ_ONLY
 def test_autoretry_for_runs_again_after_its_countdown_and_succeeds_on_attempt_2(celery):
     celery.worker()
     trace = celery.tmp / "attempts"
@@ -228,6 +232,7 @@ def test_autoretry_for_runs_again_after_its_countdown_and_succeeds_on_attempt_2(
     assert second >= first + 1 - ETA_SLACK, (runs, celery.tails())  # not before its countdown
 
 
+@FERRYMQ_ONLY
 def test_countdown_and_eta_tasks_run_after_a_task_sent_later_and_not_before_their_eta(celery):
     """One slot, prefetch 4 (Celery's default): the worker holds both ETA tasks unacked and still runs the
     plain task sent after them. (With prefetch 1 a Celery worker applies the basic.qos raise it makes for
@@ -297,6 +302,7 @@ def test_pool_child_killed_mid_task_is_rejected_back_to_the_queue_and_runs_again
     assert celery.depth() == 0
 
 
+@FERRYMQ_ONLY
 def test_chain_group_and_chord_return_their_combined_results(celery):
     celery.worker(concurrency=2)
     add, tsum = celery.task("add"), celery.task("tsum")
@@ -371,6 +377,7 @@ def test_revoked_queued_task_never_runs_and_is_acknowledged(celery):
     assert celery.depth() == 0
 
 
+@FERRYMQ_ONLY
 def test_worker_started_later_learns_a_revoke_from_the_running_worker_by_mingle_and_discards_it(celery):
     """Mingle: a new worker broadcasts "hello" and merges the revoked ids the others reply with."""
     first = celery.worker()
