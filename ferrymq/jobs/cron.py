@@ -155,7 +155,7 @@ def _zone(tz: str) -> ZoneInfo:
     try:
         return ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
-        raise CronError(f"unknown time zone {tz!r}: use an IANA name such as 'Europe/Paris' or 'UTC'") from None
+        raise CronError(f"unknown time zone {tz!r}: use an IANA name such as 'Europe/Paris'") from None
 
 
 def _to_ms(aware: datetime) -> int:

@@ -43,14 +43,16 @@ def test_paris_daily_0230_skipped_by_spring_forward_fires_once_at_the_jump():
 
 
 def test_paris_quarter_hours_collapse_the_skipped_hour_into_the_one_fire_at_0300():
-    fired = next_fires("*/15 * * * *", "Europe/Paris", ms("2026-03-29T00:40+00:00"), ms("2026-03-29T01:20+00:00"))
+    fired = next_fires("*/15 * * * *", "Europe/Paris", ms("2026-03-29T00:40+00:00"),
+                       ms("2026-03-29T01:20+00:00"))
     assert [local(f, "Europe/Paris") for f in fired] == [
         "2026-03-29T01:45:00+01:00", "2026-03-29T03:00:00+02:00", "2026-03-29T03:15:00+02:00"]
 
 
 def test_paris_daily_0230_repeated_by_fall_back_fires_once_on_summer_time():
     fired = run_loop("30 2 * * *", "Europe/Paris", "2026-10-24T12:00+00:00", 40)
-    assert [local(f, "Europe/Paris") for f in fired] == ["2026-10-25T02:30:00+02:00", "2026-10-26T02:30:00+01:00"]
+    assert [local(f, "Europe/Paris") for f in fired] == [
+        "2026-10-25T02:30:00+02:00", "2026-10-26T02:30:00+01:00"]
 
 
 def test_new_york_daily_0230_skipped_by_spring_forward_fires_at_0300_edt():
