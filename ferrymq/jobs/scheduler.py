@@ -12,7 +12,13 @@ steps, so that no fire is lost and none is sent twice by design:
 2. **Send**: enqueue every recorded fire not yet sent with ``job.send_with_options(args, kwargs,
    key="cron:<name>:<fire_ms>")``, then mark it sent. A leader that dies between the two leaves
    the fire pending and the next leader sends it: at least once, and the key makes a repeat
-   harmless downstream (the idempotency middleware drops a second send of a key).
+   harmless downstream (the idempotency middleware drops a second send of a key, and a worker
+   does not run a key that completed).
+
+A send that failed may have claimed the fire's key at enqueue without publishing (a broker that
+went away mid-send), and a second ``send_with_options`` would then be dropped as a duplicate:
+so a fire's later attempts are published with ``app.publish_raw`` (no enqueue hooks), and the
+execution-side key check keeps a fire that did get out the first time from running twice.
 
 A schedule seen for the first time starts at that moment: nothing before it fires.
 """
@@ -48,7 +54,8 @@ _DDL = [
     f"CREATE TABLE IF NOT EXISTS {STATE} (name TEXT PRIMARY KEY, cursor_ms {{bigint}} NOT NULL,"
     " token {bigint} NOT NULL)",
     f"CREATE TABLE IF NOT EXISTS {FIRES} (name TEXT NOT NULL, fire_ms {{bigint}} NOT NULL,"
-    " token {bigint} NOT NULL, recorded_ms {bigint} NOT NULL, sent_ms {bigint}, PRIMARY KEY (name, fire_ms))",
+    " token {bigint} NOT NULL, recorded_ms {bigint} NOT NULL, sent_ms {bigint},"
+    " attempts {bigint} NOT NULL DEFAULT 0, PRIMARY KEY (name, fire_ms))",
     f"CREATE INDEX IF NOT EXISTS {FIRES}_unsent ON {FIRES} (name, sent_ms)",
 ]
 
@@ -81,6 +88,7 @@ class Fire:
     name: str
     fire_ms: int
     token: int
+    attempts: int = 0  # sends tried before this one
 
     @property
     def key(self) -> str:
@@ -129,9 +137,15 @@ class FireLog:
 
     def unsent(self, name: str) -> list[Fire]:
         with self.db.transaction() as tx:
-            rows = tx.execute(f"SELECT fire_ms, token FROM {FIRES} WHERE name = ? AND sent_ms IS NULL"
-                              " ORDER BY fire_ms", (name,)).fetchall()
-        return [Fire(name, int(r[0]), int(r[1])) for r in rows]
+            rows = tx.execute(f"SELECT fire_ms, token, attempts FROM {FIRES} WHERE name = ?"
+                              " AND sent_ms IS NULL ORDER BY fire_ms", (name,)).fetchall()
+        return [Fire(name, int(r[0]), int(r[1]), int(r[2])) for r in rows]
+
+    def count_attempt(self, fire: Fire) -> None:
+        """Note a send about to be tried, before it is: a crash mid-send still counts."""
+        with self.db.transaction() as tx:
+            tx.execute(f"UPDATE {FIRES} SET attempts = attempts + 1 WHERE name = ? AND fire_ms = ?",
+                       (fire.name, fire.fire_ms))
 
     def mark_sent(self, fire: Fire, now_ms: int) -> None:
         with self.db.transaction() as tx:
@@ -210,8 +224,9 @@ class Scheduler:
     def _send_unsent(self, spec: ScheduleSpec) -> list[Fire]:
         sent = []
         for fire in self.log.unsent(spec.name):
+            self.log.count_attempt(fire)
             try:
-                spec.job.send_with_options(args=spec.args, kwargs=spec.kwargs, key=fire.key)
+                _send(spec, fire)
             except Exception:  # the broker is away: the fire stays unsent, the next tick sends it
                 log.exception("schedule %r: sending the fire at %d failed; retrying next tick", spec.name,
                               fire.fire_ms)
@@ -246,9 +261,23 @@ class Scheduler:
         self.close()
 
     def close(self) -> None:
-        if self.token is not None:
-            self.leases.release(LEASE_NAME, self.holder, self.token)
-            self.token = None
+        """Release the lease if held (a failure only means a standby waits the lease out)."""
+        token, self.token = self.token, None
+        if token is not None:
+            try:
+                self.leases.release(LEASE_NAME, self.holder, token)
+            except Exception:
+                log.exception("scheduler %s: releasing the lease failed; it lapses by itself", self.holder)
+
+
+def _send(spec: ScheduleSpec, fire: Fire) -> None:
+    if fire.attempts == 0:
+        spec.job.send_with_options(args=spec.args, kwargs=spec.kwargs, key=fire.key)
+        return
+    # an earlier attempt may have claimed the key at enqueue and never published: bypass that check
+    log.info("schedule %r: sending the fire at %d again (attempt %d)", spec.name, fire.fire_ms,
+             fire.attempts + 1)
+    spec.job.app.publish_raw(spec.job.message(spec.args, spec.kwargs, key=fire.key), 0)
 
 
 def _check_unique(specs: list[ScheduleSpec]) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ferrymq.clock import ManualClock
-from ferrymq.jobs import App, current
+from ferrymq.jobs import App, Middleware, current
 from ferrymq.jobs.cron import CronError
 from ferrymq.jobs.db import Database
 from ferrymq.jobs.scheduler import LEASE_NAME, Fire, Scheduler, StaleToken
@@ -160,22 +160,48 @@ def test_fire_recorded_by_a_leader_that_died_before_sending_is_sent_by_the_next_
     assert [sent is not None for _, _, sent in b.log.fires("tick")] == [True]
 
 
-def test_a_send_that_fails_stays_unsent_and_goes_out_on_the_next_tick(url):
+def test_fire_sent_by_a_leader_that_died_before_marking_it_is_resent_but_runs_once(url):
+    clock, runs = ManualClock(START), []
+    a = Scheduler(cron_app(url, clock, runs), holder="a", lease_ms=LEASE)
+    b = Scheduler(cron_app(url, clock, runs), holder="b", lease_ms=LEASE)
+    a.tick()
+    clock.advance(MINUTE)
+    [fire] = a.log.record(a.specs[0], a.token or 0, clock.now_ms())
+    a.log.count_attempt(fire)
+    a.specs[0].job.send_with_options(args=(), kwargs={}, key=fire.key)  # a dies before marking it sent
+    assert runs == [fire.key]
+    clock.advance(LEASE)
+    assert [f.key for f in b.tick()] == [fire.key]  # b cannot know it went out: it sends again
+    assert runs == [fire.key], "the key keeps the second send from running the job again"
+
+
+class BrokerAwayOnce(Middleware):
+    """Fails the first send after the idempotency middleware claimed its key: a publish that
+    died on the way to the broker."""
+
+    def __init__(self) -> None:
+        self.failed = 0
+
+    def before_enqueue(self, app: object, message: object) -> None:
+        if not self.failed:
+            self.failed += 1
+            raise ConnectionError("broker away")
+
+
+def test_a_send_that_failed_after_claiming_its_key_goes_out_on_the_next_tick_and_runs_once(url):
     clock, runs = ManualClock(START), []
     app = cron_app(url, clock, runs)
+    away = BrokerAwayOnce()
+    app.add_middleware(away)  # after the idempotency middleware: the key is claimed, then the send fails
     scheduler = Scheduler(app, holder="a", lease_ms=LEASE)
     scheduler.tick()
-    real = app.schedules[0].job.send_with_options
-    app.schedules[0].job.send_with_options = _failing
     clock.advance(MINUTE)
-    assert scheduler.tick() == []
-    app.schedules[0].job.send_with_options = real
+    assert scheduler.tick() == [] and away.failed == 1 and runs == []
     clock.advance(1_000)
-    assert [f.key for f in scheduler.tick()] == minute_keys(START, 1) and runs == minute_keys(START, 1)
-
-
-def _failing(**_options: object) -> None:
-    raise ConnectionError("broker away")
+    assert [f.key for f in scheduler.tick()] == minute_keys(START, 1)
+    assert runs == minute_keys(START, 1)
+    clock.advance(1_000)
+    assert scheduler.tick() == [] and runs == minute_keys(START, 1)
 
 
 @pytest.mark.parametrize(("missed", "expected_hours"),
