@@ -219,22 +219,23 @@ def test_after_three_hours_down_each_missed_policy_fires_what_it_promises(url, m
     assert runs[-1] == f"cron:tick:{ms('2026-06-01T13:00+00:00')}"
 
 
-def test_scheduler_ticking_through_paris_fall_back_fires_the_0230_job_once(url):
-    clock, runs = ManualClock(ms("2026-10-24T12:00+00:00")), []
-    scheduler = Scheduler(cron_app(url, clock, runs, cron="30 2 * * *", tz="Europe/Paris"), lease_ms=LEASE)
+def daily_0230_for_a_day(url: str, tz: str, start: str) -> list[str]:
+    """A scheduler ticking every minute for 24 hours over a daily 02:30 schedule in ``tz``."""
+    clock, runs = ManualClock(ms(start)), []
+    scheduler = Scheduler(cron_app(url, clock, runs, cron="30 2 * * *", tz=tz), lease_ms=LEASE)
     for _ in range(24 * 60):
         scheduler.tick()
         clock.advance(MINUTE)
+    return runs
+
+
+def test_scheduler_ticking_through_paris_fall_back_fires_the_0230_job_once(url):
+    runs = daily_0230_for_a_day(url, "Europe/Paris", "2026-10-24T12:00+00:00")
     assert runs == [f"cron:tick:{ms('2026-10-25T02:30+02:00')}"]
 
 
 def test_scheduler_ticking_through_new_york_spring_forward_fires_the_0230_job_at_0300(url):
-    clock, runs = ManualClock(ms("2026-03-07T12:00+00:00")), []
-    app = cron_app(url, clock, runs, cron="30 2 * * *", tz="America/New_York")
-    scheduler = Scheduler(app, lease_ms=LEASE)
-    for _ in range(24 * 60):
-        scheduler.tick()
-        clock.advance(MINUTE)
+    runs = daily_0230_for_a_day(url, "America/New_York", "2026-03-07T12:00+00:00")
     assert runs == [f"cron:tick:{ms('2026-03-08T03:00-04:00')}"]
 
 
