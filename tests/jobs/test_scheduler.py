@@ -16,7 +16,7 @@ import pytest
 
 from ferrymq.clock import ManualClock
 from ferrymq.jobs import App, Middleware, current
-from ferrymq.jobs.cron import CronError
+from ferrymq.jobs.cron import MISFIRE_GRACE_MS, CronError
 from ferrymq.jobs.db import Database
 from ferrymq.jobs.scheduler import LEASE_NAME, Fire, Scheduler, StaleToken
 from tests.support.postgres import any_db_url, postgres_server  # noqa: F401
@@ -85,6 +85,15 @@ def lockstep(clock: ManualClock, schedulers: list[Scheduler], steps: int, step_m
     return [s.token for s in schedulers]
 
 
+def two_schedulers(url: str, b_lease_ms: int = LEASE) -> tuple[ManualClock, list[str], Scheduler, Scheduler]:
+    """Schedulers "a" and "b" over one database and one clock, their jobs recording into one list."""
+    clock, runs = ManualClock(START), []
+    a = Scheduler(cron_app(url, clock, runs), holder="a", lease_ms=LEASE)
+    b = Scheduler(cron_app(url, clock, runs), holder="b", lease_ms=b_lease_ms,
+                  grace_ms=max(b_lease_ms, MISFIRE_GRACE_MS))
+    return clock, runs, a, b
+
+
 @pytest.mark.parametrize("lease_ms", [LEASE, 10_000], ids=["steady-leader", "lease-lapses-every-step"])
 def test_two_schedulers_in_two_threads_fire_each_minute_of_an_hour_exactly_once(any_db_url, lease_ms):  # noqa: F811
     clock, runs = ManualClock(START), []
@@ -99,9 +108,7 @@ def test_two_schedulers_in_two_threads_fire_each_minute_of_an_hour_exactly_once(
 
 
 def test_killed_leader_is_replaced_within_one_lease_and_no_minute_is_lost_or_repeated(url):
-    clock, runs = ManualClock(START), []
-    a = Scheduler(cron_app(url, clock, runs), holder="a", lease_ms=LEASE)
-    b = Scheduler(cron_app(url, clock, runs), holder="b", lease_ms=LEASE)
+    clock, runs, a, b = two_schedulers(url)
     a.tick()
     assert a.is_leader and not b.tick() and not b.is_leader
     lockstep(clock, [a, b], steps=60, step_ms=10_000)
@@ -121,9 +128,7 @@ def test_killed_leader_is_replaced_within_one_lease_and_no_minute_is_lost_or_rep
 
 
 def test_fire_stamped_with_a_stale_token_is_refused_and_changes_nothing(url):
-    clock, runs = ManualClock(START), []
-    a = Scheduler(cron_app(url, clock, runs), holder="a", lease_ms=LEASE)
-    b = Scheduler(cron_app(url, clock, runs), holder="b", lease_ms=6 * LEASE, grace_ms=6 * LEASE)
+    clock, runs, a, b = two_schedulers(url, b_lease_ms=6 * LEASE)
     a.tick()
     clock.advance(LEASE)  # a pauses (a GC stop) past its lease; b takes over
     b.tick()
@@ -147,9 +152,7 @@ def test_a_newer_term_recorded_with_the_fires_fences_an_older_one_even_without_t
 
 
 def test_fire_recorded_by_a_leader_that_died_before_sending_is_sent_by_the_next_with_its_key(url):
-    clock, runs = ManualClock(START), []
-    a = Scheduler(cron_app(url, clock, runs), holder="a", lease_ms=LEASE)
-    b = Scheduler(cron_app(url, clock, runs), holder="b", lease_ms=LEASE)
+    clock, runs, a, b = two_schedulers(url)
     a.tick()
     clock.advance(MINUTE)
     recorded = a.log.record(a.specs[0], a.token or 0, clock.now_ms())  # a dies before sending
@@ -161,9 +164,7 @@ def test_fire_recorded_by_a_leader_that_died_before_sending_is_sent_by_the_next_
 
 
 def test_fire_sent_by_a_leader_that_died_before_marking_it_is_resent_but_runs_once(url):
-    clock, runs = ManualClock(START), []
-    a = Scheduler(cron_app(url, clock, runs), holder="a", lease_ms=LEASE)
-    b = Scheduler(cron_app(url, clock, runs), holder="b", lease_ms=LEASE)
+    clock, runs, a, b = two_schedulers(url)
     a.tick()
     clock.advance(MINUTE)
     [fire] = a.log.record(a.specs[0], a.token or 0, clock.now_ms())
