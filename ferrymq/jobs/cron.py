@@ -56,7 +56,9 @@ class CronSchedule:
             raise CronError(f"cron expression {expr!r}: expected 5 fields (minute hour day month weekday)"
                             f" or a macro such as @daily, got {len(fields)} fields")
         try:
-            croniter(self.expr, datetime(2000, 1, 1))
+            croniter(self.expr, datetime(2000, 1, 1)).get_next(datetime)
+        except CroniterBadDateError:
+            raise CronError(f"cron expression {expr!r} never matches a date (such as 30 February)") from None
         except (CroniterError, ValueError, KeyError) as exc:
             raise CronError(f"cron expression {expr!r}: {exc}") from None
 

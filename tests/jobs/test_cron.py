@@ -134,10 +134,16 @@ def test_a_fire_found_within_the_grace_is_on_time_under_every_policy(missed):
     ("61 * * * *", "UTC", "'61 * * * *'"),
     ("* * *", "UTC", "expected 5 fields"),
     ("0 9 * * *", "Mars/Olympus", "unknown time zone 'Mars/Olympus'"),
+    ("0 0 30 2 *", "UTC", "never matches a date"),
 ])
 def test_bad_expression_or_zone_is_one_clear_error(expr, tz, words):
     with pytest.raises(CronError, match=words.replace("*", r"\*")):
         CronSchedule(expr, tz)
+
+
+def test_a_leap_day_schedule_is_valid_and_fires_in_the_next_leap_year():
+    assert local(CronSchedule("0 0 29 2 *").next_fire(ms("2026-06-01T00:00+00:00")) or 0, "UTC") == (
+        "2028-02-29T00:00:00+00:00")
 
 
 def test_unknown_missed_policy_is_one_clear_error():
