@@ -107,7 +107,8 @@ def test_two_schedulers_in_two_threads_fire_each_minute_of_an_hour_exactly_once(
     assert len(terms) == 1 if lease_ms == LEASE else len(terms) > 30
 
 
-def test_killed_leader_is_replaced_within_one_lease_and_no_minute_is_lost_or_repeated(url):
+def test_killed_leader_is_replaced_within_one_lease_and_no_minute_is_lost_or_repeated(any_db_url):  # noqa: F811
+    url = any_db_url
     clock, runs, a, b = two_schedulers(url)
     a.tick()
     assert a.is_leader and not b.tick() and not b.is_leader
@@ -127,7 +128,8 @@ def test_killed_leader_is_replaced_within_one_lease_and_no_minute_is_lost_or_rep
     assert tokens == {1, 2}, "fires before the takeover carry a's term, after it b's"
 
 
-def test_fire_stamped_with_a_stale_token_is_refused_and_changes_nothing(url):
+def test_fire_stamped_with_a_stale_token_is_refused_and_changes_nothing(any_db_url):  # noqa: F811
+    url = any_db_url
     clock, runs, a, b = two_schedulers(url, b_lease_ms=6 * LEASE)
     a.tick()
     clock.advance(LEASE)  # a pauses (a GC stop) past its lease; b takes over
