@@ -112,3 +112,22 @@ def test_bad_x_delivery_lease_is_refused_with_406(amqp_url):
         assert info.value.reply_code == 406 and "{value_zero,0}" in info.value.reply_text
     finally:
         conn.close()
+
+
+def test_on_rabbitmq_neither_exists_the_argument_is_ignored_and_the_exchange_is_404(rabbitmq_url):
+    """What docs/extensions.md says a client meets on RabbitMQ, checked against a real node."""
+    conn = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
+    try:
+        ch = conn.channel()
+        queue = f"lease-{uuid.uuid4().hex[:8]}"
+        ch.queue_declare(queue, auto_delete=True, arguments={"x-delivery-lease": 0})  # not validated
+        ch.confirm_delivery()
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
+            ch.basic_publish(LEASE_EXCHANGE, "1", b"", pika.BasicProperties(headers={"x-lease-ms": 0}))
+        assert info.value.reply_code == 404
+        assert info.value.reply_text == f"NOT_FOUND - no exchange '{LEASE_EXCHANGE}' in vhost '/'"
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
+            conn.channel().exchange_declare(LEASE_EXCHANGE, "direct")
+        assert info.value.reply_code == 403
+    finally:
+        conn.close()
