@@ -149,26 +149,16 @@ def test_repeated_expiries_count_towards_the_delivery_limit_and_dead_letter():
 
 
 def test_without_the_argument_nothing_expires_and_no_lease_state_exists():
-    broker, clock = new_broker()
-    leased_queue(broker, lease_ms=None)
-    ch = open_channel(broker)
-    publish(ch, "m")
-    ch.consume("q", "c")
-    deliveries(ch)
+    broker, clock, _, ch, _ = setup(lease_ms=None)
     tick(broker, clock, 10 * LEASE_MS)
     assert list(ch.unacked) == [1] and ch.leases is None and not broker.leased
 
 
 def test_a_lease_request_can_lease_a_delivery_of_a_queue_without_the_argument():
-    broker, clock = new_broker()
-    leased_queue(broker, lease_ms=None)
-    ch = open_channel(broker)
-    publish(ch, "m")
-    ch.consume("q", "c")
-    deliveries(ch)
+    broker, clock, _, ch, _ = setup(lease_ms=None)
     lease(ch, 1, 300)
     tick(broker, clock, 300)
-    assert deliveries(ch)[0][1:] == (2, True, b"m")
+    assert deliveries(ch)[0][1:] == (2, True, b"m0")
 
 
 def test_leased_deliveries_are_exempt_from_the_consumer_timeout():
