@@ -216,7 +216,8 @@ class Broker:
     def _deadlines(self) -> list[int | None]:
         out: list[int | None] = [q.next_deadline_ms() for q in self._timed_queues]
         out.extend(v.delayed.next_deadline_ms() for v in self.vhosts.values())
-        out.extend(ch.leases.next_deadline_ms() for ch in self.leased if ch.leases is not None)
+        if self.leased:
+            out.extend(ch.leases.next_deadline_ms() for ch in self.leased if ch.leases is not None)
         if any(ch.unacked for ch in self.channels):
             out.append(self._last_timeout_check_ms + limits.CONSUMER_TIMEOUT_CHECK_MS)
         return out
@@ -226,8 +227,9 @@ class Broker:
         self.turn.ms = now
         for vhost in self.vhosts.values():
             vhost.tick(now)
-        for channel in list(self.leased):
-            channel.expire_leases(now)
+        if self.leased:
+            for channel in list(self.leased):
+                channel.expire_leases(now)
         for queue in list(self._timed_queues):
             if queue.tick(now):
                 self.vhosts[queue.vhost.name].drop_queue(queue)
