@@ -146,15 +146,22 @@ class Channel:
         An unknown tag is ignored: its delivery may have been settled or taken back meanwhile."""
         tag, ms = lease_request(routing_key, msg.props.headers)
         self.received += 1
-        unacked = self.unacked
-        tags = list(unacked) if tag is None else [tag] if tag in unacked else []
-        if tags and ms:
-            self._lease(tags, ms)
-        elif tags:
-            self.broker.counters["leases_released"] += self._take_back(tags, "lease_released")
+        self.set_lease(tag, ms)
         if self.confirm_mode:
             self.publish_seq += 1
             self.emit((CONFIRM, self.publish_seq, True))
+
+    def set_lease(self, tag: int | None, lease_ms: int) -> int:
+        """The lease of one unacked delivery (``tag``) or of all of them (None) now ends ``lease_ms``
+        from now; 0 takes them back at once. Other tags are ignored. How many deliveries it touched.
+        Front ends map their words onto this (amq.ferrymq.lease; an SQS ChangeMessageVisibility)."""
+        unacked = self.unacked
+        tags = list(unacked) if tag is None else [tag] if tag in unacked else []
+        if tags and lease_ms:
+            self._lease(tags, lease_ms)
+        elif tags:
+            self.broker.counters["leases_released"] += self._take_back(tags, "lease_released")
+        return len(tags)
 
     def _unroutable(self, exchange: str, routing_key: str, mandatory: bool, msg: Message) -> None:
         if mandatory:

@@ -283,3 +283,10 @@ def test_policy_sets_the_lease_and_the_smaller_value_wins():
     assert q.lease_ms == 5000
     with pytest.raises(PolicyError, match="not a valid delivery lease"):
         validate_definition({"delivery-lease": 0})
+
+
+def test_set_lease_is_the_front_end_api_and_says_how_many_it_touched():
+    _, _, q, ch, _ = setup(2)
+    assert ch.set_lease(7, 100) == 0
+    assert ch.set_lease(None, 5000) == 2
+    assert ch.set_lease(1, 0) == 1 and q.counters["requeued"] == 1
