@@ -28,7 +28,8 @@ CONSUMER_TIMEOUT_CHECK_MS = 1_000  # unacked deliveries are checked this often, 
 DEDUP_WINDOW_MS = 5 * 60 * 1000  # SQS's deduplication window
 DELIVERY_LIMIT_MAX = 2**31 - 1
 # Per-delivery leases (FerryMQ extension, ferrymq.core.lease): x-delivery-lease and x-lease-ms
-# are at most a week; a channel remembers this many taken-back tags so a late ack is ignored.
+# are at most a week; a channel remembers this many taken-back tags so a late ack is ignored (at
+# least a whole prefetch window of them; a few MB at worst, for a channel that never settles them).
 DELIVERY_LEASE_MAX_MS = 7 * 24 * 60 * 60 * 1000
 LEASE_LATE_TAGS_MAX = 65_536
 
