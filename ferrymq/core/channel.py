@@ -99,10 +99,11 @@ class Channel:
         tag = self.next_tag
         self.next_tag = tag + 1
         if not consumer.no_ack:
-            self.unacked[tag] = (queue, entry, consumer, self.broker.clock.monotonic_ms())
+            now = self.broker.clock.monotonic_ms()
+            self.unacked[tag] = (queue, entry, consumer, now)
             self.unacked_count += 1
             if queue.lease_ms:
-                self._lease([tag], queue.lease_ms)
+                (self.leases or self._leases()).hold(tag, now + queue.lease_ms)
         msg = entry.msg
         if msg.trace is not None:
             self._trace_delivery(consumer.tag, tag, queue, entry)
@@ -295,10 +296,11 @@ class Channel:
         if no_ack:
             queue.settle(entry, None)
         else:
-            self.unacked[tag] = (queue, entry, None, self.broker.clock.monotonic_ms())
+            now = self.broker.clock.monotonic_ms()
+            self.unacked[tag] = (queue, entry, None, now)
             self.unacked_count += 1
             if queue.lease_ms:
-                self._lease([tag], queue.lease_ms)
+                (self.leases or self._leases()).hold(tag, now + queue.lease_ms)
         msg = entry.msg
         if entry.deliveries > 1 and queue.args.delivery_limit is not None:
             msg = _with_delivery_count(msg, entry.deliveries - 1)
@@ -421,9 +423,11 @@ class Channel:
     def _unlease_range(self, low: int, upto: int) -> None:
         """A multiple settle covered ``low..upto``: those leases end, taken-back tags are forgotten."""
         assert self.leases is not None
-        if self.leases.deadlines:
+        deadlines = self.leases.deadlines
+        if deadlines:
+            unlease = deadlines.pop
             for tag in range(low, upto + 1):
-                self.leases.drop(tag)
+                unlease(tag, None)
         self.broker.counters["late_settles_ignored"] += self.leases.forget_late_upto(upto)
 
     def _advance_low(self) -> None:
