@@ -28,6 +28,10 @@ LEASE_EXCHANGE_TYPE = "direct"  # declared like the amq.* defaults; it never rou
 LEASE_HEADER = "x-lease-ms"
 ALL_TAGS = "*"
 _COMPACT_SLACK = 64  # stale heap entries tolerated beyond the live count before a rebuild
+# A heap entry is one int, deadline << 64 | tag (AMQP delivery tags are 64-bit): ints order as the
+# (deadline, tag) pairs would, but cost no tuple per lease and nothing to the garbage collector.
+_TAG_BITS = 64
+_TAG_MASK = (1 << _TAG_BITS) - 1
 
 
 class Leases:
@@ -35,16 +39,17 @@ class Leases:
 
     def __init__(self) -> None:
         self.deadlines: dict[int, int] = {}  # delivery tag -> monotonic ms its lease ends
-        self._heap: list[tuple[int, int]] = []  # (deadline, tag), stale entries included
+        self._heap: list[int] = []  # deadline << 64 | tag, stale entries included
         self._late: dict[int, None] = {}  # taken-back tags, oldest first (an ordered set)
 
     def hold(self, tag: int, deadline_ms: int) -> None:
         """Lease (or re-lease) ``tag`` until ``deadline_ms``."""
-        self.deadlines[tag] = deadline_ms
+        deadlines = self.deadlines
+        deadlines[tag] = deadline_ms
         heap = self._heap
-        heapq.heappush(heap, (deadline_ms, tag))
-        if len(heap) > 2 * len(self.deadlines) + _COMPACT_SLACK:
-            self._heap = [(d, t) for t, d in self.deadlines.items()]
+        heapq.heappush(heap, deadline_ms << _TAG_BITS | tag)
+        if len(heap) > 2 * len(deadlines) + _COMPACT_SLACK:
+            self._heap = [d << _TAG_BITS | t for t, d in deadlines.items()]
             heapq.heapify(self._heap)
 
     def drop(self, tag: int) -> None:
@@ -54,17 +59,18 @@ class Leases:
     def next_deadline_ms(self) -> int | None:
         """The earliest live deadline (stale heads are discarded here, so no wake-up is wasted)."""
         heap, deadlines = self._heap, self.deadlines
-        while heap and deadlines.get(heap[0][1]) != heap[0][0]:
+        while heap and deadlines.get(heap[0] & _TAG_MASK) != heap[0] >> _TAG_BITS:
             heapq.heappop(heap)
-        return heap[0][0] if heap else None
+        return heap[0] >> _TAG_BITS if heap else None
 
     def due(self, now_ms: int) -> list[int]:
         """Tags whose lease has ended by ``now_ms``; they are no longer leased."""
         heap, deadlines = self._heap, self.deadlines
         out = []
-        while heap and heap[0][0] <= now_ms:
-            deadline, tag = heapq.heappop(heap)
-            if deadlines.get(tag) == deadline:
+        while heap and heap[0] >> _TAG_BITS <= now_ms:
+            key = heapq.heappop(heap)
+            tag = key & _TAG_MASK
+            if deadlines.get(tag) == key >> _TAG_BITS:
                 del deadlines[tag]
                 out.append(tag)
         return out
