@@ -79,6 +79,8 @@ class Processor:
                 result = self.hooks.call_wrapped(ctx, message, lambda: self._invoke(job, message))
             else:
                 result = self._invoke(job, message)
+        except Skip as skip:  # a wrap may decide late that the run is not needed
+            return Outcome(SKIPPED, skip.reason)
         except Exception as exc:
             error = exc
         for after in self.hooks.after_process:
@@ -97,6 +99,8 @@ class Processor:
 
     def _failure(self, job: Job, message: JobMessage, error: BaseException) -> Outcome:
         options, attempt = job.options, message.attempt
+        log.warning("job %s %s failed on attempt %d: %r", job.name, message.id, attempt, error,
+                    exc_info=not isinstance(error, Retry))
         if isinstance(error, Fatal):
             return self._dead(message, f"fatal: {error!r}", error)
         if not isinstance(error, Retry) and not retry.should_retry(options, attempt, error):
