@@ -6,8 +6,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ferrymq.clock import Clock, Rng, SystemClock
-from ferrymq.jobs.broker import Publisher
+from ferrymq.jobs.broker import Publisher, QueueShape
 from ferrymq.jobs.db import Database
+from ferrymq.jobs.durations import Duration, maybe_ms
 from ferrymq.jobs.errors import Skip
 from ferrymq.jobs.job import Job
 from ferrymq.jobs.message import JobMessage
@@ -23,12 +24,14 @@ EAGER = "eager://"
 class App:
     """``App(url)`` for a broker (FerryMQ or RabbitMQ), ``App("eager://")`` to run jobs in place
     (tests). ``queues`` maps queue names to weights: a worker serving several queues gives each
-    a share of its slots proportional to its weight while all have work."""
+    a share of its slots proportional to its weight while all have work. ``lease`` (FerryMQ)
+    bounds how long a frozen worker can hold a job before it is redelivered."""
 
     def __init__(self, url: str = DEFAULT_URL, *, store: str | Database | None = None,
                  clock: Clock | None = None, rng: Rng | None = None, seed: int | None = None,
                  queues: dict[str, int] | None = None,
-                 priorities: bool = False, middleware: list[Middleware] | None = None) -> None:
+                 priorities: bool = False, middleware: list[Middleware] | None = None,
+                 lease: Duration | None = None) -> None:
         self.url = url
         self.eager = url.startswith(EAGER)
         self.clock: Clock = clock or SystemClock()
@@ -37,6 +40,9 @@ class App:
         self.db = Database(store) if isinstance(store, str) else store
         self.queues: dict[str, int] = dict(queues or {})
         self.priorities = priorities
+        # On FerryMQ, a delivery not settled within its lease goes back to its queue; workers
+        # extend the leases of what they hold, so only a frozen or cut-off worker loses its jobs.
+        self.lease_ms = maybe_ms(lease)
         self.jobs: dict[str, Job] = {}
         self.schedules: list[Any] = []
         self.middleware: list[Middleware] = list(middleware or [])
@@ -95,19 +101,19 @@ class App:
             self._hooks = (key, HookTable(self.middleware))
         return self._hooks[1]
 
-    def priority_queues(self) -> frozenset[str] | bool:
-        """Queues declared with x-max-priority: all (``priorities=True``) or those with a job
-        whose default priority is set."""
-        if self.priorities:
-            return True
-        return frozenset(j.options.queue for j in self.jobs.values() if j.options.priority)
+    def queue_shape(self) -> QueueShape:
+        """How job queues are declared: x-max-priority on all (``priorities=True``) or on those
+        with a job whose default priority is set; the delivery lease, if any."""
+        priorities = True if self.priorities else frozenset(
+            j.options.queue for j in self.jobs.values() if j.options.priority)
+        return QueueShape(priorities, self.lease_ms)
 
     # --- sending -----------------------------------------------------------------------
 
     @property
     def publisher(self) -> Publisher:
         if self._publisher is None:
-            self._publisher = Publisher(self.url, self.clock, self.priority_queues())
+            self._publisher = Publisher(self.url, self.clock, self.queue_shape())
         return self._publisher
 
     def _admit(self, message: JobMessage) -> bool:

@@ -32,6 +32,7 @@ from ferrymq.jobs.runner import AsyncLoop, JobThread, Watchdog
 from ferrymq.jobs.stride import StridePicker
 from ferrymq.protocols.amqp import client as codec
 from ferrymq.protocols.amqp.frames import HEARTBEAT_FRAME
+from ferrymq.protocols.amqp.properties import Properties, encode_properties
 
 log = logging.getLogger("ferrymq.jobs.worker")
 
@@ -43,6 +44,7 @@ RECONNECT_MIN_MS, RECONNECT_MAX_MS = 100, 5_000
 BUFFER_MS = 20.0
 EXTRA_MAX = 512
 ADAPT_EVERY_MS = 200
+LEASE_EXCHANGE = "amq.ferrymq.lease"  # FerryMQ's lease extension (docs/extensions.md)
 DONE, ACKED, REJECTED = 0, 1, 2  # a finished delivery: not yet acked on the wire, acked alone, requeued
 
 
@@ -164,6 +166,9 @@ class Session:
         self.window = 0
         self.next_adapt = 0
         self.timed_seen = self.busy_seen = 0
+        self.lease_ms: int | None = None
+        self.next_lease = 0
+        self.extend_frame = b""
         self.client = Client(worker.app.url, product="ferrymq.jobs worker").open(heartbeat=config.heartbeat_s)
         self.reader = InboundReader()
         self.picker = StridePicker(worker.weights)
@@ -184,12 +189,16 @@ class Session:
             self.client.close(timeout=2.0)
 
     def _consume(self) -> None:
-        topology = Topology(self.client, self.clock, self.worker.app.priority_queues())
+        topology = Topology(self.client, self.clock, self.worker.app.queue_shape())
         for name in self.buffers:
             topology.queue(name)
         # One write, no waiting for the replies: the first queue's deliveries may arrive before
         # the last consume-ok, and the in-place reader (which skips the -ok replies) sees them all.
         self.adaptive = topology.ferrymq and self.worker.config.prefetch is None
+        self.lease_ms = self.worker.app.lease_ms if topology.ferrymq else None
+        if self.lease_ms:
+            props = encode_properties(Properties(headers={"x-lease-ms": self.lease_ms}))
+            self.extend_frame = codec.encode_publish(1, LEASE_EXCHANGE, "*", b"", props)
         if self.adaptive:  # a channel-wide limit, which FerryMQ changes at once when re-sent
             self.window = 2 * self.worker.config.concurrency
             methods: list[Frame] = [c.Basic.Qos(prefetch_count=self.window, global_=True)]
@@ -209,6 +218,8 @@ class Session:
         deliveries: list[Delivery] = []
         confirms: list[Confirm] = []
         wait_s = max(1, worker.config.heartbeat_s // 2) if worker.config.heartbeat_s else 1.0
+        if self.lease_ms:  # wake in time to extend leases even when nothing else happens
+            wait_s = min(wait_s, self.lease_ms / 3000)
         while not worker._stopping.is_set() and not worker.recycle_due():
             self._dispatch()
             readable, _, _ = select.select([sock_fd, worker._wake_r], [], [], wait_s)
@@ -221,6 +232,7 @@ class Session:
             self._flush_done()
             self._heartbeat()
             self._adapt()
+            self._extend_leases()
         if worker.recycle_due():
             log.info("worker %s recycles after %d jobs", worker.worker_id, worker.processed)
             worker._stopping.set()
@@ -321,6 +333,19 @@ class Session:
             self.window = window
             log.debug("prefetch window %d (mean job %.3f ms)", window, mean_ms)
             self._send(codec.encode_method(1, c.Basic.Qos(prefetch_count=window, global_=True)))
+
+    def _extend_leases(self) -> None:
+        """Every third of the lease, extend the lease of every delivery this worker holds (one
+        publish to FerryMQ's ``amq.ferrymq.lease``, routing key ``*``): a live worker keeps its
+        jobs however long they run; a frozen one stops extending and loses them after a lease."""
+        lease = self.lease_ms
+        if not lease:
+            return
+        now = self.clock.monotonic_ms()
+        if now < self.next_lease:
+            return
+        self.next_lease = now + max(1, lease // 3)
+        self._send(self.extend_frame)
 
     def _heartbeat(self) -> None:
         interval_ms = self.worker.config.heartbeat_s * 1000
