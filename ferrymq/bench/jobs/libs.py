@@ -96,8 +96,8 @@ def _celery_argv(queue: str, concurrency: int) -> list[str]:
 
 
 def _ferrymq_argv(queue: str, concurrency: int) -> list[str]:
-    return [_bin("ferrymq"), "worker", "ferrymq.bench.jobs.ferrymq_app:app",
-            "--processes", "2", "--concurrency", str(concurrency or 50), "--queues", queue]
+    return [_bin("ferrymq"), "worker", "ferrymq.bench.jobs.ferrymq_app:app", "--processes", "2",
+            "--concurrency", str(concurrency or 8), "--queues", queue, "--log-level", "warning"]
 
 
 def _importable(module: str) -> Callable[[], bool]:
@@ -117,7 +117,7 @@ def _ferrymq_available() -> bool:
 
 
 LIBS: dict[str, Lib] = {
-    "ferrymq": Lib("ferrymq", "ferrymq.jobs, `ferrymq worker` 2 processes", _ferrymq_client,
+    "ferrymq": Lib("ferrymq", "ferrymq.jobs, `ferrymq worker` 2 processes x 8 threads", _ferrymq_client,
                    _ferrymq_argv, _ferrymq_available),
     "dramatiq": Lib("dramatiq", "Dramatiq 2.2, RabbitmqBroker, 2 processes x 8 threads", _dramatiq_client,
                     _dramatiq_argv, _importable("dramatiq")),
