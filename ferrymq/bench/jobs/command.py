@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ferrymq.bench.jobs.libs import LIBS
 from ferrymq.bench.jobs.run import BROKERS, WORKLOADS, Plan, run, save
+from ferrymq.bench.jobs.table import profile_text
 
 
 def _names(text: str, allowed: tuple[str, ...] | list[str], what: str) -> tuple[str, ...]:
@@ -47,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                     type=lambda s: _names(s, list(LIBS), "--backlog-libs"))
     ap.add_argument("--ferrymq-concurrency", type=int, default=0, help="ferrymq worker --concurrency")
     ap.add_argument("--fsync", default="always", help="fsync policy of the ferrymq broker (default always)")
+    ap.add_argument("--profile", action="store_true",
+                    help="drain: workers sample their own stacks; top frames in the JSON and on stderr")
     ap.add_argument("--out", default="bench-results", help="where the run's JSON goes")
     ap.add_argument("--markdown", help="also write the table to this file")
     ap.add_argument("--json", action="store_true", help="print the run's JSON on stdout")
@@ -62,9 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     plan = Plan(jobs=args.jobs, brokers=BROKERS if args.broker == "both" else (args.broker,),
                 libs=args.libs, workloads=args.workloads, rate=args.rate, seconds=args.seconds,
                 backlog=args.backlog, backlog_libs=args.backlog_libs, fsync=args.fsync,
-                concurrency={"ferrymq": args.ferrymq_concurrency})
+                concurrency={"ferrymq": args.ferrymq_concurrency}, profile=args.profile)
     result = run(plan, command="ferrymq bench jobs " + shlex.join(argv))
     print(result["table"], file=sys.stderr)
+    for row in (r for r in result["rows"] if "profile" in r):
+        print(profile_text(row), file=sys.stderr)
     print(f"saved: {save(result, Path(args.out))}", file=sys.stderr)
     if args.markdown:
         Path(args.markdown).write_text(result["table"] + "\n")

@@ -76,7 +76,7 @@ def _ferrymq_client(url: str, queue: str) -> Client:
 
     how = (f"job.send_many() in chunks of {SEND_MANY_CHUNK} (confirmed)" if many else
            "job.send() per job (confirmed)")
-    return Client(send_noop, stamp.send, getattr(app, "close", lambda: None), how)
+    return Client(send_noop, stamp.send, app.close, how)
 
 
 def _bin(name: str) -> str:
@@ -110,15 +110,9 @@ def _importable(module: str) -> Callable[[], bool]:
     return check
 
 
-def _ferrymq_available() -> bool:
-    from ferrymq.bench.jobs.ferrymq_app import available
-
-    return available()
-
-
 LIBS: dict[str, Lib] = {
     "ferrymq": Lib("ferrymq", "ferrymq.jobs, `ferrymq worker` 2 processes x 8 threads", _ferrymq_client,
-                   _ferrymq_argv, _ferrymq_available),
+                   _ferrymq_argv, _importable("ferrymq.jobs.app")),
     "dramatiq": Lib("dramatiq", "Dramatiq 2.2, RabbitmqBroker, 2 processes x 8 threads", _dramatiq_client,
                     _dramatiq_argv, _importable("dramatiq")),
     "celery": Lib("celery", "Celery 5.7, prefork, concurrency 2, acks_late off", _celery_client,

@@ -33,6 +33,7 @@ class Plan:
     backlog_libs: tuple[str, ...] = ("ferrymq",)
     concurrency: dict[str, int] = field(default_factory=dict)  # lib -> threads/processes per worker
     fsync: str = "always"
+    profile: bool = False  # drain: sample the workers' stacks (see sampler)
 
 
 def _note(msg: str) -> None:
@@ -42,7 +43,7 @@ def _note(msg: str) -> None:
 def _one(plan: Plan, target: Target, lib_name: str, workload: str, work: Path) -> dict[str, Any]:
     lib, conc = LIBS[lib_name], plan.concurrency.get(lib_name, 0)
     if workload == "drain":
-        return wl.drain(lib, target.url, plan.jobs, work, target.broker_pid, conc)
+        return wl.drain(lib, target.url, plan.jobs, work, target.broker_pid, conc, profile=plan.profile)
     if workload == "latency":
         return wl.latency(lib, target.url, work, plan.rate, plan.seconds, conc)
     return wl.backlog(lib, target.url, plan.backlog, target.broker_pid)

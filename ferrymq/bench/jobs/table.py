@@ -10,7 +10,8 @@ def _fmt(v: Any) -> str:
 
 
 def _drain(r: dict[str, Any]) -> list[Any]:
-    return [r["enqueue_jobs_per_s"], r["drain_jobs_per_s"], r["drain_s"], r["worker_start_s"],
+    return [r["enqueue_jobs_per_s"], r["drain_jobs_per_s"], r["worker_cpu_us_per_job"], r["drain_s"],
+            r["worker_start_s"],
             f"{r['done']}/{r['jobs']}", r["left"], r["broker_cores"], r["machine_cores"],
             r["enqueue_load"], r["drain_load"]]
 
@@ -26,8 +27,8 @@ def _backlog(r: dict[str, Any]) -> list[Any]:
 
 
 HEADS = {
-    "drain": (["enqueue jobs/s", "drain jobs/s", "drain s", "workers' start s", "done", "left",
-               "broker cores", "machine cores", "load (enqueue)", "load (drain)"], _drain),
+    "drain": (["enqueue jobs/s", "drain jobs/s", "worker CPU µs/job", "drain s", "workers' start s", "done",
+               "left", "broker cores", "machine cores", "load (enqueue)", "load (drain)"], _drain),
     "latency": (["jobs", "sent/s", "p50 ms", "p99 ms", "max ms", "load"], _latency),
     "backlog": (["jobs waiting", "enqueue jobs/s", "broker RSS before MiB", "RSS MiB", "peak RSS MiB",
                  "load"], _backlog),
@@ -48,3 +49,15 @@ def table(rows: list[dict[str, Any]]) -> str:
             lines.append(f"| {r['broker']} | {r['lib']} | " + " | ".join(body) + " |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
+
+
+def profile_text(row: dict[str, Any]) -> str:
+    """A drain's sampled stacks: share of the workers' CPU with each function as leaf / on the stack."""
+    prof = row["profile"]
+    n = prof["cpu_us"] or 1
+    lines = [f"profile {row['broker']}/{row['lib']} drain ({prof['samples']} sampler passes, "
+             f"{n / 1e6:.2f} worker CPU s):", "  % of worker CPU with the line as leaf (self)"]
+    lines += [f"  {100 * c / n:5.1f}  {name}" for name, c in prof["self"]]
+    lines.append("  % of worker CPU with the function on the stack (total)")
+    lines += [f"  {100 * c / n:5.1f}  {name}" for name, c in prof["total"]]
+    return "\n".join(lines)

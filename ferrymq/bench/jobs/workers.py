@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ferrymq.bench.jobs import probe
 from ferrymq.bench.jobs.dramatiq_app import QUEUE_ENV, URL_ENV
+from ferrymq.bench.procstat import proc_cpu_seconds
 
 STOP_GRACE_S = 10.0
 
@@ -30,6 +31,14 @@ class Workers:
         except OSError:
             return ""
 
+    def cpu_seconds(self) -> float:
+        """CPU used so far by every live process of the group (the library's whole worker tree)."""
+        total = 0.0
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and _pgid(entry) == self.proc.pid:
+                total += proc_cpu_seconds(int(entry.name))
+        return total
+
     def stop(self) -> None:
         """SIGTERM to the group (each library's graceful stop), SIGKILL after the grace."""
         _signal(self.proc.pid, signal.SIGTERM)
@@ -42,6 +51,14 @@ class Workers:
             self.proc.wait(5)
 
 
+def _pgid(entry: Path) -> int:
+    try:
+        stat = (entry / "stat").read_text()
+    except OSError:
+        return 0
+    return int(stat[stat.rindex(")") + 2:].split()[2])
+
+
 def _signal(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)
@@ -49,10 +66,11 @@ def _signal(pgid: int, sig: int) -> None:
         pass
 
 
-def spawn(argv: list[str], url: str, queue: str, out: Path) -> Workers:
+def spawn(argv: list[str], url: str, queue: str, out: Path,
+          extra_env: dict[str, str] | None = None) -> Workers:
     """Start the workers; their probe files land in ``out``, their output in ``out/worker.log``."""
     out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, URL_ENV: url, QUEUE_ENV: queue, probe.DIR_ENV: str(out),
+    env = {**os.environ, **(extra_env or {}), URL_ENV: url, QUEUE_ENV: queue, probe.DIR_ENV: str(out),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[3]),
                                                          os.environ.get("PYTHONPATH")]))}
     log = out / "worker.log"

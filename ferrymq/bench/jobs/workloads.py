@@ -8,13 +8,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ferrymq.bench.amqp_client import Client as AmqpClient
 from ferrymq.bench.histogram import new_histogram, summary_ms
-from ferrymq.bench.jobs import probe
+from ferrymq.bench.jobs import probe, sampler
 from ferrymq.bench.jobs.libs import Lib
 from ferrymq.bench.jobs.workers import Workers, spawn
 from ferrymq.bench.procstat import machine_busy_seconds, proc_cpu_seconds, rss_kib
 from ferrymq.bench.run import depths
+from ferrymq.client.connection import Client as AmqpClient
 
 QUEUED_TIMEOUT_S = 60.0  # unconfirmed publishes still landing in the queue
 WARM_JOBS = 20           # latency: jobs that prove the workers consume before the paced phase
@@ -62,17 +62,22 @@ def _enqueue(lib: Lib, url: str, queue: str, n: int) -> dict[str, Any]:
 
 
 def drain(lib: Lib, url: str, n: int, work: Path, broker_pid: int, concurrency: int = 0,
-          timeout_s: float = 300.0) -> dict[str, Any]:
-    """Workload A: enqueue n no-op jobs, then start the workers and time until all have run."""
+          timeout_s: float = 300.0, profile: bool = False) -> dict[str, Any]:
+    """Workload A: enqueue n no-op jobs, then start the workers and time until all have run.
+    ``profile``: the workers sample their own stacks (``sampler``); the figures then carry its cost."""
     queue = f"jobbench-{lib.name}-a"
     out = {"workload": "drain", "jobs": n, **_enqueue(lib, url, queue, n), "drain_load": loadavg()}
     cpu0, busy0 = proc_cpu_seconds(broker_pid), machine_busy_seconds()
     spawned = time.monotonic_ns()
-    workers = spawn(lib.worker_argv(queue, concurrency), url, queue, work)
+    workers = spawn(lib.worker_argv(queue, concurrency), url, queue, work,
+                    {sampler.SAMPLE_ENV: str(work)} if profile else None)
     try:
+        _wait(lambda: probe.progress(work).done > 0, timeout_s, "for the first job", workers)
+        first_done, wcpu0 = probe.progress(work).done, workers.cpu_seconds()
         _wait(lambda: probe.progress(work).done >= n, timeout_s, f"draining {n} jobs", workers)
         wall = (time.monotonic_ns() - spawned) / 1e9
         cpu, busy = proc_cpu_seconds(broker_pid) - cpu0, machine_busy_seconds() - busy0
+        out["worker_cpu_us_per_job"] = round((workers.cpu_seconds() - wcpu0) * 1e6 / max(1, n - first_done))
     finally:
         workers.stop()
     p = probe.progress(work)
@@ -81,6 +86,8 @@ def drain(lib: Lib, url: str, n: int, work: Path, broker_pid: int, concurrency: 
                worker_start_s=round((p.first_ns - spawned) / 1e9, 3), done=p.done,
                broker_cores=round(cpu / wall, 2), machine_cores=round(busy / wall, 2),
                left=_depth(url, queue))
+    if profile:
+        out["profile"] = sampler.merge(work)
     drop_queues(url, queue, f"{queue}.DQ", f"{queue}.XQ")
     return out
 
