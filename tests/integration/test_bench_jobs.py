@@ -28,4 +28,5 @@ def test_bench_jobs_counts_every_dramatiq_job_and_reports_rates(tmp_path: Path) 
     assert (drain["workload"], drain["done"], drain["left"]) == ("drain", 200, 0)
     assert drain["enqueue_jobs_per_s"] > 0 and drain["drain_jobs_per_s"] > 0
     assert lat["workload"] == "latency" and lat["latency_ms"]["samples"] == lat["sent"] == 100
+    assert lat["schedule_latency_ms"]["samples"] == 100
     assert 0 < lat["latency_ms"]["p50"] <= lat["latency_ms"]["p99"]

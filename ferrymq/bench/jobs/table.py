@@ -17,8 +17,9 @@ def _drain(r: dict[str, Any]) -> list[Any]:
 
 
 def _latency(r: dict[str, Any]) -> list[Any]:
-    lat = r["latency_ms"]
-    return [r["sent"], r["sent_per_s"], lat.get("p50"), lat.get("p99"), lat.get("max"), r["load"]]
+    lat, sched = r["latency_ms"], r["schedule_latency_ms"]
+    return [r["sent"], r["sent_per_s"], lat.get("p50"), lat.get("p99"), lat.get("max"), sched.get("p50"),
+            sched.get("p99"), r["load"]]
 
 
 def _backlog(r: dict[str, Any]) -> list[Any]:
@@ -29,7 +30,8 @@ def _backlog(r: dict[str, Any]) -> list[Any]:
 HEADS = {
     "drain": (["enqueue jobs/s", "drain jobs/s", "worker CPU µs/job", "drain s", "workers' start s", "done",
                "left", "broker cores", "machine cores", "load (enqueue)", "load (drain)"], _drain),
-    "latency": (["jobs", "sent/s", "p50 ms", "p99 ms", "max ms", "load"], _latency),
+    "latency": (["jobs", "sent/s", "send->start p50 ms", "p99 ms", "max ms", "schedule->start p50 ms",
+                 "p99 ms", "load"], _latency),
     "backlog": (["jobs waiting", "enqueue jobs/s", "broker RSS before MiB", "RSS MiB", "peak RSS MiB",
                  "load"], _backlog),
 }

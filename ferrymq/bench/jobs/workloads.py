@@ -92,23 +92,37 @@ def drain(lib: Lib, url: str, n: int, work: Path, broker_pid: int, concurrency: 
     return out
 
 
-def _paced(send: Any, rate: float, seconds: float) -> tuple[int, int, float]:
-    """Send rate*seconds stamped jobs on a fixed schedule; each carries its *intended* send time,
-    so a client or broker that stalls shows as latency (no coordinated omission)."""
+def _paced(send: Any, rate: float, seconds: float) -> tuple[int, dict[int, int], float]:
+    """Send rate*seconds stamped jobs on a fixed schedule. Each job carries the time its send()
+    was called; the map from that stamp to the *intended* send time lets the report give the
+    latency from the schedule too, so a client that falls behind shows (no coordinated omission)."""
     total, period = int(rate * seconds), int(1e9 / rate)
-    start = time.monotonic_ns() + 50_000_000
+    start, due_of = time.monotonic_ns() + 50_000_000, {}
     for i in range(total):
         due = start + i * period
         ahead = due - time.monotonic_ns()
         if ahead > 0:
             time.sleep(ahead / 1e9)
-        send(due)
-    return start, total, (time.monotonic_ns() - start) / 1e9
+        called = time.monotonic_ns()
+        due_of[called] = due
+        send(called)
+    return total, due_of, (time.monotonic_ns() - start) / 1e9
+
+
+def _latencies(work: Path, due_of: dict[int, int]) -> dict[str, Any]:
+    from_send, from_schedule = new_histogram(), new_histogram()
+    for enq, began in probe.pairs(work):
+        due = due_of.get(enq)
+        if due is not None:
+            from_send.record_value(max(1, (began - enq) // 1000))
+            from_schedule.record_value(max(1, (began - due) // 1000))
+    return {"latency_ms": summary_ms(from_send), "schedule_latency_ms": summary_ms(from_schedule)}
 
 
 def latency(lib: Lib, url: str, work: Path, rate: float, seconds: float, concurrency: int = 0,
             timeout_s: float = 120.0) -> dict[str, Any]:
-    """Workload B: workers running, jobs paced at ``rate``/s; enqueue -> start per job."""
+    """Workload B: workers running, jobs paced at ``rate``/s; enqueue (the send() call) -> start per
+    job, and schedule -> start (what a client that cannot keep the pace adds)."""
     queue = f"jobbench-{lib.name}-b"
     workers = spawn(lib.worker_argv(queue, concurrency), url, queue, work)
     client = lib.connect(url, queue)
@@ -117,18 +131,14 @@ def latency(lib: Lib, url: str, work: Path, rate: float, seconds: float, concurr
             client.send_stamp(time.monotonic_ns())
         _wait(lambda: probe.progress(work).done >= WARM_JOBS, timeout_s, "warming the workers", workers)
         load = loadavg()
-        start, total, took = _paced(client.send_stamp, rate, seconds)
+        total, due_of, took = _paced(client.send_stamp, rate, seconds)
         _wait(lambda: probe.progress(work).done >= WARM_JOBS + total, timeout_s, "finishing", workers)
         time.sleep(5 * probe.FLUSH_S)
     finally:
         client.close()
         workers.stop()
-    hist = new_histogram()
-    for enq, began in probe.pairs(work):
-        if enq >= start:
-            hist.record_value(max(1, (began - enq) // 1000))
     out = {"workload": "latency", "rate": rate, "seconds": seconds, "sent": total,
-           "sent_per_s": round(total / took), "latency_ms": summary_ms(hist), "load": load}
+           "sent_per_s": round(total / took), **_latencies(work, due_of), "load": load}
     drop_queues(url, queue, f"{queue}.DQ", f"{queue}.XQ")
     return out
 
