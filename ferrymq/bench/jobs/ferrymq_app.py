@@ -7,29 +7,17 @@ With ``FERRYMQ_JOBBENCH_SAMPLE`` set, each worker process also runs the stack sa
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from ferrymq.bench.jobs import probe, sampler
 from ferrymq.jobs import App
 
-URL_ENV, QUEUE_ENV = "FERRYMQ_JOBBENCH_URL", "FERRYMQ_JOBBENCH_QUEUE"
-
-
-def noop() -> None:
-    probe.record()
-
-
-def stamp(enqueued_ns: int) -> None:
-    probe.record(enqueued_ns)
-
 
 def make(url: str, queue: str) -> tuple[App, dict[str, Any]]:
     a = App(url)
-    jobs = {fn.__name__: a.job(queue=queue, retries=0)(fn) for fn in (noop, stamp)}
+    jobs = {fn.__name__: a.job(queue=queue, retries=0)(fn) for fn in (probe.noop, probe.stamp)}
     return a, jobs
 
 
-app, jobs = make(os.environ.get(URL_ENV, "amqp://guest:guest@127.0.0.1:5672/%2F"),
-                 os.environ.get(QUEUE_ENV, "jobbench"))
+app, jobs = make(*probe.settings())
 sampler.start_if_asked()

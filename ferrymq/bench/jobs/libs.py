@@ -33,30 +33,27 @@ class Lib:
     available: Callable[[], bool]
 
 
-def _dramatiq_client(url: str, queue: str) -> Client:
-    from ferrymq.bench.jobs import dramatiq_app
-
-    broker, actors = dramatiq_app.make(url, queue)
-    noop, stamp = actors["noop"], actors["stamp"]
+def _per_job(app: Any, fns: dict[str, Any], method: str, how: str) -> Client:
+    """A client that enqueues one job per call of its library's own ``method`` (send / delay)."""
+    noop, stamp = getattr(fns["noop"], method), getattr(fns["stamp"], method)
 
     def send_noop(n: int) -> None:
         for _ in range(n):
-            noop.send()
+            noop()
 
-    return Client(send_noop, stamp.send, broker.close, "actor.send() per job (no confirms, persistent)")
+    return Client(send_noop, stamp, app.close, how)
+
+
+def _dramatiq_client(url: str, queue: str) -> Client:
+    from ferrymq.bench.jobs import dramatiq_app
+
+    return _per_job(*dramatiq_app.make(url, queue), "send", "actor.send() per job (no confirms, persistent)")
 
 
 def _celery_client(url: str, queue: str) -> Client:
     from ferrymq.bench.jobs import celery_app
 
-    app, tasks = celery_app.make(url, queue)
-    noop, stamp = tasks["noop"], tasks["stamp"]
-
-    def send_noop(n: int) -> None:
-        for _ in range(n):
-            noop.delay()
-
-    return Client(send_noop, stamp.delay, app.close, "task.delay() per job (no confirms, persistent)")
+    return _per_job(*celery_app.make(url, queue), "delay", "task.delay() per job (no confirms, persistent)")
 
 
 def _ferrymq_client(url: str, queue: str) -> Client:

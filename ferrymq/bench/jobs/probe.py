@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DIR_ENV = "FERRYMQ_JOBBENCH_DIR"
+URL_ENV, QUEUE_ENV = "FERRYMQ_JOBBENCH_URL", "FERRYMQ_JOBBENCH_QUEUE"  # what the job modules serve
 FLUSH_S = 0.005
 COUNT = struct.Struct("<qqq")  # count, first_seen_ns, last_seen_ns
 
@@ -35,6 +36,22 @@ def record(enqueued_ns: int = 0) -> None:
     _pairs.append((enqueued_ns, time.monotonic_ns()))
     if _owner[0] != os.getpid():
         _start_flusher()
+
+
+def noop() -> None:
+    """Workload A's job (each library's job module registers this function as its job)."""
+    record()
+
+
+def stamp(enqueued_ns: int) -> None:
+    """Workload B's job: carries the time its send() was called."""
+    record(enqueued_ns)
+
+
+def settings() -> tuple[str, str]:
+    """The broker URL and queue a worker's job module is configured with (by ``workers.spawn``)."""
+    return (os.environ.get(URL_ENV, "amqp://guest:guest@127.0.0.1:5672/%2F"),
+            os.environ.get(QUEUE_ENV, "jobbench"))
 
 
 def _start_flusher() -> None:

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ferrymq.bench.jobs import probe
-from ferrymq.bench.jobs.dramatiq_app import QUEUE_ENV, URL_ENV
 from ferrymq.bench.procstat import proc_cpu_seconds
 
 STOP_GRACE_S = 10.0
@@ -70,7 +69,8 @@ def spawn(argv: list[str], url: str, queue: str, out: Path,
           extra_env: dict[str, str] | None = None) -> Workers:
     """Start the workers; their probe files land in ``out``, their output in ``out/worker.log``."""
     out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **(extra_env or {}), URL_ENV: url, QUEUE_ENV: queue, probe.DIR_ENV: str(out),
+    env = {**os.environ, **(extra_env or {}), probe.URL_ENV: url, probe.QUEUE_ENV: queue,
+           probe.DIR_ENV: str(out),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[3]),
                                                          os.environ.get("PYTHONPATH")]))}
     log = out / "worker.log"
