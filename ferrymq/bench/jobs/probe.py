@@ -27,14 +27,15 @@ FLUSH_S = 0.005
 COUNT = struct.Struct("<qqq")  # count, first_seen_ns, last_seen_ns
 
 _pairs: list[tuple[int, int]] = []
-_owner = [0]  # the pid whose flusher runs; a forked child starts its own
+_flushing = [False]  # this process's flusher runs; a forked child (Celery's prefork) starts its own
 _lock = threading.Lock()
+os.register_at_fork(after_in_child=lambda: _flushing.__setitem__(0, False))
 
 
 def record(enqueued_ns: int = 0) -> None:
     """The whole job body: note that this job started (and when it was enqueued, if known)."""
     _pairs.append((enqueued_ns, time.monotonic_ns()))
-    if _owner[0] != os.getpid():
+    if not _flushing[0]:
         _start_flusher()
 
 
@@ -56,9 +57,9 @@ def settings() -> tuple[str, str]:
 
 def _start_flusher() -> None:
     with _lock:
-        if _owner[0] == os.getpid():
+        if _flushing[0]:
             return
-        _owner[0] = os.getpid()
+        _flushing[0] = True
         threading.Thread(target=_flush_loop, args=(Path(os.environ[DIR_ENV]),), daemon=True,
                          name="jobbench-probe").start()
 

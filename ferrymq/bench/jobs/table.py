@@ -54,12 +54,16 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def profile_text(row: dict[str, Any]) -> str:
-    """A drain's sampled stacks: share of the workers' CPU with each function as leaf / on the stack."""
+    """A drain's profile: share of the samples (py-spy) or of the workers' CPU (sampler) with each
+    frame as leaf / on the stack."""
     prof = row["profile"]
-    n = prof["cpu_us"] or 1
-    lines = [f"profile {row['broker']}/{row['lib']} drain ({prof['samples']} sampler passes, "
-             f"{n / 1e6:.2f} worker CPU s):", "  % of worker CPU with the line as leaf (self)"]
+    if "error" in prof:
+        return f"profile {row['broker']}/{row['lib']}: {prof['error']}"
+    n = prof.get("cpu_us") or prof["samples"] or 1
+    what = "py-spy samples" if prof.get("tool") == "py-spy" else "worker CPU"
+    lines = [f"profile {row['broker']}/{row['lib']} drain ({prof['samples']} samples):",
+             f"  % of {what} with the frame as leaf (self)"]
     lines += [f"  {100 * c / n:5.1f}  {name}" for name, c in prof["self"]]
-    lines.append("  % of worker CPU with the function on the stack (total)")
+    lines.append(f"  % of {what} with the frame on the stack (total)")
     lines += [f"  {100 * c / n:5.1f}  {name}" for name, c in prof["total"]]
     return "\n".join(lines)

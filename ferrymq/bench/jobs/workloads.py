@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ferrymq.bench.histogram import new_histogram, summary_ms
-from ferrymq.bench.jobs import probe, sampler
+from ferrymq.bench.jobs import probe, pyspy, sampler
 from ferrymq.bench.jobs.libs import Lib
 from ferrymq.bench.jobs.workers import Workers, spawn
 from ferrymq.bench.procstat import machine_busy_seconds, proc_cpu_seconds, rss_kib
@@ -64,16 +64,21 @@ def _enqueue(lib: Lib, url: str, queue: str, n: int) -> dict[str, Any]:
 def drain(lib: Lib, url: str, n: int, work: Path, broker_pid: int, concurrency: int = 0,
           timeout_s: float = 300.0, profile: bool = False) -> dict[str, Any]:
     """Workload A: enqueue n no-op jobs, then start the workers and time until all have run.
-    ``profile``: the workers sample their own stacks (``sampler``); the figures then carry its cost."""
+    ``profile``: py-spy records the workers (else they sample their own stacks, ``sampler``); the
+    figures then carry the profiler's cost."""
     queue = f"jobbench-{lib.name}-a"
     out = {"workload": "drain", "jobs": n, **_enqueue(lib, url, queue, n), "drain_load": loadavg()}
     cpu0, busy0 = proc_cpu_seconds(broker_pid), machine_busy_seconds()
     spawned = time.monotonic_ns()
+    in_process = profile and pyspy.binary() is None
     workers = spawn(lib.worker_argv(queue, concurrency), url, queue, work,
-                    {sampler.SAMPLE_ENV: str(work)} if profile else None)
+                    {sampler.SAMPLE_ENV: str(work)} if in_process else None)
+    spy = None
     try:
         _wait(lambda: probe.progress(work).done > 0, timeout_s, "for the first job", workers)
         first_done, wcpu0 = probe.progress(work).done, workers.cpu_seconds()
+        if profile and not in_process:  # attached once jobs run: the profile leaves out start-up
+            spy = pyspy.attach(workers.proc.pid, work)
         _wait(lambda: probe.progress(work).done >= n, timeout_s, f"draining {n} jobs", workers)
         wall = (time.monotonic_ns() - spawned) / 1e9
         cpu, busy = proc_cpu_seconds(broker_pid) - cpu0, machine_busy_seconds() - busy0
@@ -87,7 +92,7 @@ def drain(lib: Lib, url: str, n: int, work: Path, broker_pid: int, concurrency: 
                broker_cores=round(cpu / wall, 2), machine_cores=round(busy / wall, 2),
                left=_depth(url, queue))
     if profile:
-        out["profile"] = sampler.merge(work)
+        out["profile"] = sampler.merge(work) if in_process else pyspy.finish(spy, work)
     drop_queues(url, queue, f"{queue}.DQ", f"{queue}.XQ")
     return out
 
