@@ -40,8 +40,8 @@ RECONNECT_MIN_MS, RECONNECT_MAX_MS = 100, 5_000
 # Adaptive prefetch (FerryMQ): hold, besides one delivery per slot, only about BUFFER_MS of work
 # per slot, judged from recent job durations: thousands of no-op jobs stream, a 10-s job is
 # never held back while another worker idles.
-BUFFER_MS = 5.0
-EXTRA_MAX = 256
+BUFFER_MS = 20.0
+EXTRA_MAX = 512
 ADAPT_EVERY_MS = 200
 DONE, ACKED, REJECTED = 0, 1, 2  # a finished delivery: not yet acked on the wire, acked alone, requeued
 
@@ -319,6 +319,7 @@ class Session:
         window = slots + min(EXTRA_MAX, int(slots * BUFFER_MS / mean_ms))
         if abs(window - self.window) * 5 > self.window:
             self.window = window
+            log.debug("prefetch window %d (mean job %.3f ms)", window, mean_ms)
             self._send(codec.encode_method(1, c.Basic.Qos(prefetch_count=window, global_=True)))
 
     def _heartbeat(self) -> None:
