@@ -1,0 +1,271 @@
+"""Job state and audit trail: every step of every job, with when, where and why, in the database.
+
+Two tables: an append-only log of events (enqueued, started, retried with its reason and delay,
+succeeded, failed with its error, dead, replayed, cancelled, skipped) and one row per job holding
+its current state, progress and whether someone asked to cancel it. The dashboard and the CLI
+read both; the worker asks one question per job (was it cancelled?) and writes the rest.
+
+Writes are group-committed: a thread adds its event to a shared batch and, when no other thread is
+writing, writes every pending event in one transaction; a thread that finds a write under way
+leaves its event to that writer and returns at once. One thread alone pays one transaction per
+event; fifty threads share one transaction among all events that arrived during the last one.
+``flush()`` (called by every read) waits for pending events, so a process reads its own writes.
+The store is opt-in: a job costs two to three event writes and one read of its cancel flag.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ferrymq.jobs.db import Database
+
+STATES = ("enqueued", "started", "retried", "succeeded", "failed", "dead", "replayed", "cancelled", "skipped")
+FINAL = ("succeeded", "dead", "cancelled", "skipped")  # 'failed' is not final: a retry may follow
+LIST_LIMIT_MAX = 1_000
+
+_EVENT_COLUMNS = "job_id, job, queue, state, at_ms, worker_id, attempt, detail, delay_ms"
+_STATE_COLUMNS = ("job_id, job, queue, state, attempt, worker_id, updated_ms, detail, delay_ms, progress,"
+                  " note, cancel_requested")
+
+
+def _tables(db: Database) -> list[str]:
+    seq = "INTEGER PRIMARY KEY" if db.dialect == "sqlite" else "BIGSERIAL PRIMARY KEY"
+    return [
+        f"CREATE TABLE IF NOT EXISTS ferrymq_job_events (seq {seq}, job_id TEXT NOT NULL, job TEXT NOT NULL,"
+        " queue TEXT NOT NULL, state TEXT NOT NULL, at_ms {bigint} NOT NULL, worker_id TEXT NOT NULL,"
+        " attempt INTEGER NOT NULL, detail TEXT NOT NULL, delay_ms {bigint})",
+        "CREATE INDEX IF NOT EXISTS ferrymq_job_events_job ON ferrymq_job_events (job_id, seq)",
+        "CREATE TABLE IF NOT EXISTS ferrymq_job_state (job_id TEXT PRIMARY KEY, job TEXT NOT NULL,"
+        " queue TEXT NOT NULL, state TEXT NOT NULL, attempt INTEGER NOT NULL, worker_id TEXT NOT NULL,"
+        " updated_ms {bigint} NOT NULL, detail TEXT NOT NULL, delay_ms {bigint}, progress REAL, note TEXT,"
+        " cancel_requested INTEGER NOT NULL DEFAULT 0)",
+        "CREATE INDEX IF NOT EXISTS ferrymq_job_state_by_state ON ferrymq_job_state (state, updated_ms)",
+        "CREATE INDEX IF NOT EXISTS ferrymq_job_state_by_job ON ferrymq_job_state (job, updated_ms)",
+        "CREATE INDEX IF NOT EXISTS ferrymq_job_state_by_time ON ferrymq_job_state (updated_ms)",
+    ]
+
+
+# The current state follows the newest event, with two exceptions: 'enqueued' never overwrites a
+# later state (a producer's write can land after the worker's 'started'), and a cancellation stays
+# until the job ends one way or another or is replayed.
+_UPSERT_STATE = (
+    "INSERT INTO ferrymq_job_state (job_id, job, queue, state, attempt, worker_id, updated_ms, detail,"
+    " delay_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id) DO UPDATE SET job = excluded.job,"
+    " queue = excluded.queue, state = excluded.state, attempt = excluded.attempt,"
+    " worker_id = excluded.worker_id, updated_ms = excluded.updated_ms, detail = excluded.detail,"
+    " delay_ms = excluded.delay_ms, cancel_requested = CASE WHEN excluded.state = 'replayed' THEN 0"
+    " WHEN excluded.state = 'cancelled' THEN 1 ELSE ferrymq_job_state.cancel_requested END"
+    " WHERE excluded.updated_ms >= ferrymq_job_state.updated_ms"
+    " AND (excluded.state <> 'enqueued' OR ferrymq_job_state.state = 'enqueued')"
+    " AND (ferrymq_job_state.state <> 'cancelled'"
+    " OR excluded.state IN ('succeeded', 'failed', 'dead', 'replayed', 'cancelled'))"
+)
+_CANCEL_STATE = (
+    "INSERT INTO ferrymq_job_state (job_id, job, queue, state, attempt, worker_id, updated_ms, detail,"
+    " cancel_requested) VALUES (?, ?, ?, 'cancelled', ?, '', ?, ?, 1) ON CONFLICT (job_id) DO UPDATE SET"
+    " state = 'cancelled', cancel_requested = 1, detail = excluded.detail,"
+    " updated_ms = CASE WHEN ferrymq_job_state.updated_ms > ? THEN ferrymq_job_state.updated_ms ELSE ? END"
+)
+_INSERT_EVENT = f"INSERT INTO ferrymq_job_events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_PROGRESS = "UPDATE ferrymq_job_state SET progress = ?, note = ? WHERE job_id = ?"
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    job_id: str
+    job: str
+    queue: str
+    state: str
+    at_ms: int
+    worker_id: str
+    attempt: int
+    detail: str
+    delay_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    job_id: str
+    job: str
+    queue: str
+    state: str
+    attempt: int
+    worker_id: str
+    updated_ms: int
+    detail: str
+    delay_ms: int | None
+    progress: float | None
+    note: str | None
+    cancel_requested: bool
+
+
+class StateStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        db.create(_tables(db))
+        self._cond = threading.Condition(threading.Lock())
+        self._events: list[tuple[Any, ...]] = []
+        self._progress: list[tuple[Any, ...]] = []
+        self._writing = False
+        self.batches_written = 0  # transactions spent on events and progress (events / batches = sharing)
+
+    # --- writes --------------------------------------------------------------------------------
+
+    def record(self, job_id: str, job: str, queue: str, state: str, at_ms: int, worker_id: str = "",
+               attempt: int = 0, detail: str = "", delay_ms: int | None = None) -> None:
+        """Add one event to the trail (and move the job's current state): group-committed."""
+        if state not in STATES:
+            raise ValueError(f"unknown job state {state!r}: one of {', '.join(STATES)}")
+        self._submit(self._events, (job_id, job, queue, state, at_ms, worker_id, attempt, detail, delay_ms))
+
+    def progress(self, job_id: str, fraction: float, note: str, now_ms: int) -> None:
+        """How far a running job is (0..1) and what it is doing; group-committed like events."""
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"progress is a fraction 0..1, not {fraction}")
+        self._submit(self._progress, (float(fraction), note, job_id))
+
+    def flush(self) -> None:
+        """Return once every event recorded so far in this process is committed."""
+        with self._cond:
+            while self._writing:
+                self._cond.wait()
+            if not (self._events or self._progress):
+                return
+            self._writing = True
+        self._drain()
+
+    def cancel(self, job_id: str, now_ms: int, reason: str = "") -> bool:
+        """Ask for a job to be cancelled: a queued job is skipped when it reaches a worker, a running
+        one sees ``is_cancelled``. False when the job had already finished (nothing to cancel).
+        A job id the store has not seen yet is marked too, so the job is skipped when it arrives."""
+        self.flush()
+        detail = reason or "cancel requested"
+        with self.db.transaction() as tx:
+            row = tx.execute("SELECT job, queue, state, attempt FROM ferrymq_job_state WHERE job_id = ?",
+                             (job_id,)).fetchone()
+            if row is not None and row[2] in FINAL:
+                return False
+            job, queue, _, attempt = row if row is not None else ("", "", "", 0)
+            tx.execute(_CANCEL_STATE, (job_id, job, queue, attempt, now_ms, detail, now_ms, now_ms))
+            tx.execute(_INSERT_EVENT, (job_id, job, queue, "cancelled", now_ms, "", attempt, detail, None))
+        return True
+
+    def purge(self, before_ms: int) -> int:
+        """Forget finished jobs last updated before ``before_ms`` (their events too); how many."""
+        self.flush()
+        marks = ", ".join("?" * len(FINAL))
+        where = f"updated_ms < ? AND state IN ({marks})"
+        with self.db.transaction() as tx:
+            tx.execute(f"DELETE FROM ferrymq_job_events WHERE job_id IN (SELECT job_id FROM ferrymq_job_state"
+                       f" WHERE {where})", (before_ms, *FINAL))
+            cur = tx.execute(f"DELETE FROM ferrymq_job_state WHERE {where}", (before_ms, *FINAL))
+            return int(cur.rowcount)
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    def is_cancelled(self, job_id: str) -> bool:
+        """Whether someone asked to cancel this job (one indexed read; the worker's per-job cost)."""
+        with self.db.transaction() as tx:
+            row = tx.execute("SELECT cancel_requested FROM ferrymq_job_state WHERE job_id = ?",
+                             (job_id,)).fetchone()
+        return bool(row and row[0])
+
+    def cancelled_among(self, job_ids: Sequence[str]) -> set[str]:
+        """Which of these (a worker's running jobs) were asked to cancel: one query for them all."""
+        if not job_ids:
+            return set()
+        marks = ", ".join("?" * len(job_ids))
+        with self.db.transaction() as tx:
+            rows = tx.execute(f"SELECT job_id FROM ferrymq_job_state WHERE cancel_requested = 1"
+                              f" AND job_id IN ({marks})", tuple(job_ids)).fetchall()
+        return {row[0] for row in rows}
+
+    def history(self, job_id: str) -> list[JobEvent]:
+        """Every event of one job, oldest first."""
+        self.flush()
+        with self.db.transaction() as tx:
+            rows = tx.execute(f"SELECT {_EVENT_COLUMNS} FROM ferrymq_job_events WHERE job_id = ?"
+                              " ORDER BY seq", (job_id,)).fetchall()
+        return [JobEvent(*row) for row in rows]
+
+    def state(self, job_id: str) -> JobState | None:
+        """The job's current state, or None if the store never heard of it."""
+        self.flush()
+        with self.db.transaction() as tx:
+            row = tx.execute(f"SELECT {_STATE_COLUMNS} FROM ferrymq_job_state WHERE job_id = ?",
+                             (job_id,)).fetchone()
+        return None if row is None else _job_state(row)
+
+    def list_jobs(self, state: str | None = None, job: str | None = None, limit: int = 100) -> list[JobState]:
+        """The most recently updated jobs, newest first, optionally in one state and of one job name."""
+        if state is not None and state not in STATES:
+            raise ValueError(f"unknown job state {state!r}: one of {', '.join(STATES)}")
+        if not 1 <= limit <= LIST_LIMIT_MAX:
+            raise ValueError(f"limit must be 1..{LIST_LIMIT_MAX}, not {limit}")
+        self.flush()
+        where, params = _filters(state, job)
+        with self.db.transaction() as tx:
+            rows = tx.execute(f"SELECT {_STATE_COLUMNS} FROM ferrymq_job_state{where}"
+                              " ORDER BY updated_ms DESC LIMIT ?", (*params, limit)).fetchall()
+        return [_job_state(row) for row in rows]
+
+    def counts(self, job: str | None = None) -> dict[str, int]:
+        """Jobs per current state (every state present, zeros included) for the dashboard."""
+        self.flush()
+        where, params = _filters(None, job)
+        with self.db.transaction() as tx:
+            rows = tx.execute(f"SELECT state, COUNT(*) FROM ferrymq_job_state{where} GROUP BY state",
+                              params).fetchall()
+        return {name: 0 for name in STATES} | {row[0]: int(row[1]) for row in rows}
+
+    # --- group commit --------------------------------------------------------------------------
+
+    def _submit(self, queue: list[tuple[Any, ...]], item: tuple[Any, ...]) -> None:
+        with self._cond:
+            queue.append(item)
+            if self._writing:
+                return  # the thread writing now takes this item in its next batch
+            self._writing = True
+        self._drain()
+
+    def _drain(self) -> None:
+        """Write batches until nothing is pending; this thread holds the writer's role meanwhile."""
+        try:
+            while True:
+                with self._cond:
+                    events, self._events = self._events, []
+                    progress, self._progress = self._progress, []
+                    if not (events or progress):
+                        return
+                self._write(events, progress)
+        finally:
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
+
+    def _write(self, events: list[tuple[Any, ...]], progress: list[tuple[Any, ...]]) -> None:
+        self.batches_written += 1
+        with self.db.transaction() as tx:
+            if events:
+                tx.executemany(_INSERT_EVENT, events)
+                tx.executemany(_UPSERT_STATE, [(e[0], e[1], e[2], e[3], e[6], e[5], e[4], e[7], e[8])
+                                               for e in events])
+            if progress:
+                tx.executemany(_PROGRESS, progress)
+
+
+def _filters(state: str | None, job: str | None) -> tuple[str, tuple[Any, ...]]:
+    clauses, params = [], []
+    for column, value in (("state", state), ("job", job)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
+
+
+def _job_state(row: Sequence[Any]) -> JobState:
+    return JobState(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9], row[10],
+                    bool(row[11]))
