@@ -63,6 +63,11 @@ from ferrymq.sim.cli import sim as _sim  # noqa: E402  (the runner itself is imp
 
 app.command(name="sim")(_sim)
 
+# --- `ferrymq worker`: the job system's workers; the command lives in ferrymq/jobs/cli.py ----------
+from ferrymq.jobs.cli import worker as _worker  # noqa: E402
+
+app.command(name="worker")(_worker)
+
 # --- `ferrymq queues | exchanges | ... | status`: the admin commands live in ferrymq/admin/ ---------
 from ferrymq.admin.commands import register as _register_admin  # noqa: E402
 

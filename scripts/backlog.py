@@ -5,7 +5,7 @@ full drain, checked in order. Reports the broker's peak RSS, publish and drain r
     .venv/bin/python scripts/backlog.py --messages 1000000 --rabbitmq   # the same run on RabbitMQ
 
 Starts `ferrymq serve` (fsync always) on a temporary data directory; raw-socket clients: the load
-generator's connection (ferrymq.bench.amqp_client) with publishes pre-encoded and frames read by the
+generator's connection (ferrymq.client.connection) with publishes pre-encoded and frames read by the
 project's AMQP codec (pika would take half an hour at this count).
 """
 
@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ferrymq.bench.amqp_client import RECV_BYTES, Client
+from ferrymq.client.connection import RECV_BYTES, Client
 from ferrymq.bench.rabbitmq_node import free_port, start_rabbitmq
 from ferrymq.bench.traffic import STAMP, PublishTemplate
 from ferrymq.protocols.amqp import client as codec

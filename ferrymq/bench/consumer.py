@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ferrymq.bench.amqp_client import CHANNEL, RECV_BYTES, Client, set_recv_timeout
+from ferrymq.client.connection import CHANNEL, RECV_BYTES, Client, set_recv_timeout
 from ferrymq.bench.histogram import IntervalHistograms
 from ferrymq.bench.producer import Schedule, cpu_report, cpu_times
 from ferrymq.bench.traffic import DeliveryScanner, PublishTemplate

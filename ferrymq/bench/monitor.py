@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ferrymq.bench.amqp_client import Client
+from ferrymq.client.connection import Client
 from ferrymq.bench.procstat import machine_busy_seconds, proc_cpu_seconds
 
 

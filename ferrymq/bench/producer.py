@@ -21,7 +21,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from ferrymq.bench.amqp_client import RECV_BYTES, Client, set_recv_timeout
+from ferrymq.client.connection import RECV_BYTES, Client, set_recv_timeout
 from ferrymq.bench.histogram import IntervalHistograms
 from ferrymq.bench.pacing import Pacer
 from ferrymq.bench.traffic import ConfirmTracker, PublishTemplate, check_for_close

@@ -24,7 +24,7 @@ from typing import Any
 
 from ferrymq.bench import consumer as cons
 from ferrymq.bench import producer as prod
-from ferrymq.bench.amqp_client import Client
+from ferrymq.client.connection import Client
 from ferrymq.bench.monitor import Monitor, Sample
 from ferrymq.bench.procstat import machine_busy_seconds, proc_cpu_seconds
 from ferrymq.bench.report import build_report

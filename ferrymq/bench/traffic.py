@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 
-from ferrymq.bench.amqp_client import CHANNEL, DEFAULT_FRAME_MAX, BrokerClosed
+from ferrymq.client.connection import CHANNEL, DEFAULT_FRAME_MAX, BrokerClosed
 from ferrymq.core.properties import EMPTY_PROPERTIES, Properties
 from ferrymq.protocols.amqp import client as codec
 from ferrymq.protocols.amqp.frames import (

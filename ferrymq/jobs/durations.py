@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import re
 
+Duration = str | int | float
 _UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 
 
-def to_ms(value: str | int | float | None) -> int | None:
-    """Milliseconds of ``value``; None stays None. ``"1h30m"`` is 5,400,000."""
-    if value is None:
-        return None
+def to_ms(value: Duration) -> int:
+    """Milliseconds of ``value``. ``"1h30m"`` is 5,400,000."""
     if isinstance(value, bool):
         raise ValueError(f"not a duration: {value!r}")
     if isinstance(value, int | float):
@@ -29,3 +28,8 @@ def to_ms(value: str | int | float | None) -> int | None:
     if pos != len(text) or not text:
         raise ValueError(f"not a duration: {value!r} (write e.g. 30s, 10m, 1h, 250ms)")
     return int(total)
+
+
+def maybe_ms(value: Duration | None) -> int | None:
+    """``to_ms`` for an optional setting: None stays None."""
+    return None if value is None else to_ms(value)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from ferrymq.bench.amqp_client import Client
+from ferrymq.client.connection import Client
 from ferrymq.bench.run import run_workload
 from ferrymq.bench.targets import Target
 from ferrymq.bench.traffic import PublishTemplate

@@ -1,4 +1,4 @@
-"""A blocking AMQP 0-9-1 connection with one channel, for the load generator's setup.
+"""A blocking AMQP 0-9-1 connection with one channel: the load generator's and the job system's.
 
 Everything here runs a handful of times per connection (handshake, declares, confirm.select,
 basic.qos, basic.consume), so it uses the project's client codec as it is: methods encoded by
@@ -116,9 +116,10 @@ class Client:
         return self.call(c.Queue.Declare(queue=queue, durable=durable, passive=passive,
                                          arguments=arguments), c.Queue.DeclareOk)
 
-    def declare_exchange(self, exchange: str, kind: str, durable: bool = False) -> None:
-        self.call(c.Exchange.Declare(exchange=exchange, exchange_type=kind, durable=durable),
-                  c.Exchange.DeclareOk)
+    def declare_exchange(self, exchange: str, kind: str, durable: bool = False,
+                         arguments: dict[str, Any] | None = None) -> None:
+        self.call(c.Exchange.Declare(exchange=exchange, exchange_type=kind, durable=durable,
+                                     arguments=arguments), c.Exchange.DeclareOk)
 
     def bind(self, queue: str, exchange: str, routing_key: str = "") -> None:
         self.call(c.Queue.Bind(queue=queue, exchange=exchange, routing_key=routing_key), c.Queue.BindOk)

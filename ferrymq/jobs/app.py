@@ -1,0 +1,166 @@
+"""The application object: jobs, queues with weights, middleware, the store and the clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ferrymq.clock import Clock, Rng, SystemClock
+from ferrymq.jobs.broker import Publisher
+from ferrymq.jobs.db import Database
+from ferrymq.jobs.errors import Skip
+from ferrymq.jobs.job import Job
+from ferrymq.jobs.message import JobMessage
+from ferrymq.jobs.middleware import HookTable, Middleware
+from ferrymq.jobs.options import make_options
+
+DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
+DEFAULT_WEIGHT = 50
+ENQUEUE_BATCH = 1_000  # jobs per confirm wait in send_many
+EAGER = "eager://"
+
+
+class App:
+    """``App(url)`` for a broker (FerryMQ or RabbitMQ), ``App("eager://")`` to run jobs in place
+    (tests). ``queues`` maps queue names to weights: a worker serving several queues gives each
+    a share of its slots proportional to its weight while all have work."""
+
+    def __init__(self, url: str = DEFAULT_URL, *, store: str | Database | None = None,
+                 clock: Clock | None = None, rng: Rng | None = None, seed: int | None = None,
+                 queues: dict[str, int] | None = None,
+                 priorities: bool = False, middleware: list[Middleware] | None = None) -> None:
+        self.url = url
+        self.eager = url.startswith(EAGER)
+        self.clock: Clock = clock or SystemClock()
+        self.rng = rng or Rng(seed)
+        self.seed = self.rng.seed_value
+        self.db = Database(store) if isinstance(store, str) else store
+        self.queues: dict[str, int] = dict(queues or {})
+        self.priorities = priorities
+        self.jobs: dict[str, Job] = {}
+        self.schedules: list[Any] = []
+        self.middleware: list[Middleware] = list(middleware or [])
+        self._hooks: tuple[int, HookTable] | None = None
+        self._publisher: Publisher | None = None
+        self.eager_dead: list[tuple[JobMessage, dict[str, Any]]] = []  # eager mode's dead letters
+        self.eager_reruns: list[tuple[JobMessage, int]] = []  # eager mode's retries, with their delays
+
+    # --- definitions ---------------------------------------------------------------------
+
+    def job(self, fn: Callable[..., Any] | None = None, *, name: str | None = None, **options: Any) -> Any:
+        """``@app.job`` or ``@app.job(queue=..., retries=..., ...)``: see JobOptions."""
+        def register(f: Callable[..., Any]) -> Job:
+            job_name = name or f"{f.__module__}.{f.__qualname__}"
+            if job_name in self.jobs:
+                raise ValueError(f"a job named {job_name!r} is already defined")
+            job = Job(self, f, make_options(job_name, **options))
+            self.jobs[job_name] = job
+            self.queues.setdefault(job.options.queue, DEFAULT_WEIGHT)
+            return job
+        return register(fn) if fn is not None else register
+
+    def schedule(self, name: str, cron: str, tz: str = "UTC", missed: str = "skip", queue: str | None = None,
+                 args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Callable[[Any], Job]:
+        """Run a job on a cron schedule (one scheduler fires at a time; see scheduler.py)."""
+        from ferrymq.jobs.scheduler import ScheduleSpec  # the scheduler is optional weight
+
+        def register(fn: Any) -> Job:
+            where = {"queue": queue} if queue else {}
+            job = fn if isinstance(fn, Job) else self.job(fn, name=name, **where)
+            self.schedules.append(ScheduleSpec(name=name, cron=cron, tz=tz, missed=missed, job=job,
+                                               args=tuple(args), kwargs=dict(kwargs or {})))
+            return job
+        return register
+
+    def add_middleware(self, middleware: Middleware) -> None:
+        self.middleware.append(middleware)
+
+    @property
+    def hooks(self) -> HookTable:
+        """The hook table for the current middleware list (rebuilt when the list changes)."""
+        key = hash(tuple(id(m) for m in self.middleware))
+        if self._hooks is None or self._hooks[0] != key:
+            self._hooks = (key, HookTable(self.middleware))
+        return self._hooks[1]
+
+    def priority_queues(self) -> frozenset[str] | bool:
+        """Queues declared with x-max-priority: all (``priorities=True``) or those with a job
+        whose default priority is set."""
+        if self.priorities:
+            return True
+        return frozenset(j.options.queue for j in self.jobs.values() if j.options.priority)
+
+    # --- sending -----------------------------------------------------------------------
+
+    @property
+    def publisher(self) -> Publisher:
+        if self._publisher is None:
+            self._publisher = Publisher(self.url, self.clock, self.priority_queues())
+        return self._publisher
+
+    def _admit(self, message: JobMessage) -> bool:
+        try:
+            for hook in self.hooks.before_enqueue:
+                hook(self, message)
+        except Skip as skip:
+            message.skipped = skip.reason
+            return False
+        return True
+
+    def enqueue(self, message: JobMessage) -> JobMessage:
+        """Publish one job and wait for the broker's confirm."""
+        if self._admit(message):
+            if self.eager:
+                from ferrymq.jobs.testing import run_eagerly
+
+                run_eagerly(self, message)
+            else:
+                self.publisher.publish([(message, self.delay_of(message))])
+        return message
+
+    def enqueue_many(self, messages: list[JobMessage]) -> list[JobMessage]:
+        admitted = [m for m in messages if self._admit(m)]
+        for start in range(0, len(admitted), ENQUEUE_BATCH):
+            batch = admitted[start:start + ENQUEUE_BATCH]
+            if self.eager:
+                for message in batch:
+                    self.enqueue(message)
+            else:
+                self.publisher.publish([(m, self.delay_of(m)) for m in batch])
+        return messages
+
+    def delay_of(self, message: JobMessage) -> int:
+        return 0 if message.eta_ms is None else max(0, message.eta_ms - self.clock.now_ms())
+
+    def publish_raw(self, message: JobMessage, delay_ms: int, dead: bool = False,
+                    headers: dict[str, Any] | None = None) -> None:
+        """Publish without the enqueue hooks: retries, deferrals and (``dead``) dead letters."""
+        if self.eager:
+            from ferrymq.jobs.testing import eager_publish
+
+            eager_publish(self, message, delay_ms, dead, headers)
+            return
+        self.publisher.publish([(message, delay_ms)], dead, headers)
+
+    def retry_schedule(self, job: str, job_id: str) -> list[int]:
+        """The delays (ms) a job would wait between its attempts if every one failed."""
+        from ferrymq.jobs.retry import schedule
+
+        return schedule(self.jobs[job].options, self.seed, job_id)
+
+    def close(self) -> None:
+        if self._publisher is not None:
+            self._publisher.close()
+
+
+def load_app(spec: str) -> App:
+    """``module:attribute`` (or ``module``, with an attribute named ``app``) to an App."""
+    import importlib
+
+    module_name, _, attr = spec.partition(":")
+    module = importlib.import_module(module_name)
+    app = getattr(module, attr or "app", None)
+    if not isinstance(app, App):
+        raise TypeError(f"{spec!r} is not a ferrymq.jobs.App (found {type(app).__name__})")
+    return app
+

@@ -1,0 +1,285 @@
+"""A worker process: one I/O thread on one AMQP connection, N job threads.
+
+The I/O thread owns the consuming socket. It reads deliveries in place (``InboundReader``),
+keeps them in one local buffer per queue, and hands them to job threads through one queue,
+picking across queues by stride scheduling on their weights, with at most ``concurrency``
+jobs handed out at a time (so one queue's backlog cannot take every slot, and nothing waits in
+a thread's hands that another worker could run). Job threads run a job to its verdict
+(``Processor``), publish retries and dead letters through the app's confirmed publisher, and
+append the delivery tag to ``done``; the I/O thread acks everything done in one write per loop
+turn. An ack is sent only after the verdict's publish was confirmed: a crash anywhere loses
+nothing and at worst runs a job again under the same id.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue as queue_mod
+import select
+import threading
+from collections import deque
+from dataclasses import dataclass
+
+from pamqp import commands as c
+from pamqp.base import Frame
+
+from ferrymq.client.connection import BrokerClosed, Client
+from ferrymq.client.deliveries import Confirm, Delivery, InboundReader
+from ferrymq.jobs.app import App
+from ferrymq.jobs.broker import Topology
+from ferrymq.jobs.runner import AsyncLoop, JobThread, Watchdog
+from ferrymq.jobs.stride import StridePicker
+from ferrymq.protocols.amqp import client as codec
+from ferrymq.protocols.amqp.frames import HEARTBEAT_FRAME
+
+log = logging.getLogger("ferrymq.jobs.worker")
+
+RECV_BYTES = 256 * 1024
+RECONNECT_MIN_MS, RECONNECT_MAX_MS = 100, 5_000
+
+
+@dataclass
+class WorkerConfig:
+    concurrency: int = 8
+    queues: list[str] | None = None  # None: every queue the app knows
+    prefetch: int | None = None  # per queue; None: 2 x concurrency (short jobs need a pipeline)
+    heartbeat_s: int = 30
+    drain_timeout_ms: int = 30_000
+    max_tasks: int | None = None  # exit (to be restarted) after this many jobs
+    max_memory_mb: int | None = None  # exit (to be restarted) past this peak RSS
+    worker_id: str | None = None
+
+
+class Worker:
+    def __init__(self, app: App, config: WorkerConfig | None = None) -> None:
+        self.app = app
+        self.config = config or WorkerConfig()
+        self.worker_id = self.config.worker_id or f"{os.uname().nodename}:{os.getpid()}:{id(self) & 0xFFFF:x}"
+        names = self.config.queues or list(app.queues) or ["default"]
+        self.weights = {name: app.queues.get(name, 50) for name in names}
+        self.tasks: queue_mod.SimpleQueue[tuple[int, Delivery] | None] = queue_mod.SimpleQueue()
+        self.done: list[tuple[int, int, bool]] = []  # (connection generation, tag, requeue)
+        self.generation = 0
+        self.processed = 0
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        self._stopping = threading.Event()
+        self._started = threading.Event()
+        self._stopped = threading.Event()
+        self.watchdog: Watchdog | None = None  # started by the first job thread that needs it
+        self.loop = AsyncLoop() if any(j.is_async for j in app.jobs.values()) else None
+        self.threads = [JobThread(self, n) for n in range(self.config.concurrency)]
+
+    # --- control (any thread, or a signal handler) ---------------------------------------
+
+    def stop(self) -> None:
+        """Drain: stop fetching, finish what runs (within the deadline), requeue the rest."""
+        self._stopping.set()
+        self.wake()
+
+    def wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except (BlockingIOError, OSError):
+            pass
+
+    def wait_started(self, timeout: float = 30.0) -> None:
+        if not self._started.wait(timeout):
+            raise TimeoutError("the worker did not connect in time")
+
+    def job_finished(self, generation: int, tag: int, requeue: bool = False) -> None:
+        """Called by a job thread: the tag may be acked (or requeued) on the next loop turn."""
+        self.done.append((generation, tag, requeue))
+        self.wake()
+
+    # --- the I/O thread -------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Connect (again, with backoff, after a broker goes away) and serve until stopped."""
+        for thread in self.threads:
+            thread.start()
+        for hook in self.app.hooks.after_worker_boot:
+            hook(self)
+        backoff = RECONNECT_MIN_MS
+        try:
+            while not self._stopping.is_set():
+                try:
+                    Session(self).serve()
+                    backoff = RECONNECT_MIN_MS
+                except (OSError, BrokerClosed) as exc:
+                    log.warning("broker connection lost (%s); reconnecting in %d ms", exc, backoff)
+                    self._stopping.wait(backoff / 1000)
+                    backoff = min(RECONNECT_MAX_MS, backoff * 2)
+        finally:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        for hook in self.app.hooks.before_worker_shutdown:
+            hook(self)
+        for _ in self.threads:
+            self.tasks.put(None)
+        for thread in self.threads:
+            thread.join(timeout=self.config.drain_timeout_ms / 1000)
+        if self.loop is not None:
+            self.loop.close()
+        self.app.close()
+        self._stopped.set()
+
+    def recycle_due(self) -> bool:
+        limit = self.config.max_tasks
+        if limit is not None and self.processed >= limit:
+            return True
+        if self.config.max_memory_mb is not None:
+            import resource
+
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024 > self.config.max_memory_mb
+        return False
+
+
+class Session:
+    """One connection's life: declare, consume, pump deliveries and acks until it ends."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        worker.generation += 1
+        self.generation = worker.generation
+        config = worker.config
+        self.prefetch = config.prefetch or 2 * config.concurrency
+        self.client = Client(worker.app.url, product="ferrymq.jobs worker").open(heartbeat=config.heartbeat_s)
+        self.reader = InboundReader()
+        self.picker = StridePicker(worker.weights)
+        self.buffers: dict[str, deque[Delivery]] = {name: deque() for name in worker.weights}
+        self.inflight = 0
+        self.clock = worker.app.clock
+        self.last_sent = self.last_heard = self.clock.monotonic_ms()
+
+    def serve(self) -> None:
+        try:
+            self._consume()
+            self.worker._started.set()
+            self._pump()
+            self._drain()
+        finally:
+            self.client.close(timeout=2.0)
+
+    def _consume(self) -> None:
+        topology = Topology(self.client, self.clock, self.worker.app.priority_queues())
+        for name in self.buffers:
+            topology.queue(name)
+        # One write, no waiting for the replies: the first queue's deliveries may arrive before
+        # the last consume-ok, and the in-place reader (which skips the -ok replies) sees them all.
+        methods: list[Frame] = [c.Basic.Qos(prefetch_count=self.prefetch)]
+        methods += [c.Basic.Consume(queue=name, consumer_tag=name) for name in self.buffers]
+        self._send(b"".join(codec.encode_method(1, m) for m in methods))
+        deliveries: list[Delivery] = []
+        self.reader.feed(bytes(self.client.buf), deliveries, [])
+        self.client.buf.clear()
+        self._take(deliveries)
+
+    def _pump(self) -> None:
+        worker, sock = self.worker, self.client.sock
+        sock.setblocking(False)
+        sock_fd = sock.fileno()
+        deliveries: list[Delivery] = []
+        confirms: list[Confirm] = []
+        wait_s = max(1, worker.config.heartbeat_s // 2) if worker.config.heartbeat_s else 1.0
+        while not worker._stopping.is_set() and not worker.recycle_due():
+            self._dispatch()
+            readable, _, _ = select.select([sock_fd, worker._wake_r], [], [], wait_s)
+            if sock_fd in readable:
+                self._read(deliveries, confirms)
+            if worker._wake_r in readable:
+                _drain_pipe(worker._wake_r)
+            self._flush_done()
+            self._heartbeat()
+        if worker.recycle_due():
+            log.info("worker %s recycles after %d jobs", worker.worker_id, worker.processed)
+            worker._stopping.set()
+
+    def _read(self, deliveries: list[Delivery], confirms: list[Confirm]) -> None:
+        try:
+            data = self.client.sock.recv(RECV_BYTES)
+        except BlockingIOError:
+            return
+        if not data:
+            raise BrokerClosed("the broker closed the connection")
+        self.last_heard = self.clock.monotonic_ms()
+        self.reader.feed(data, deliveries, confirms)
+        confirms.clear()
+        if deliveries:
+            self._take(deliveries)
+            deliveries.clear()
+
+    def _take(self, deliveries: list[Delivery]) -> None:
+        buffers = self.buffers
+        for delivery in deliveries:
+            buffers[delivery[0]].append(delivery)
+
+    def _dispatch(self) -> None:
+        """Hand out buffered deliveries while slots are free, weighted across queues."""
+        limit = self.worker.config.concurrency
+        buffers, put, gen = self.buffers, self.worker.tasks.put, self.generation
+        while self.inflight < limit:
+            name = self.picker.pick(buffers)
+            if name is None:
+                return
+            put((gen, buffers[name].popleft()))
+            self.inflight += 1
+
+    def _flush_done(self) -> None:
+        worker = self.worker
+        if not worker.done:
+            return
+        done, worker.done = worker.done, []
+        mine = [(tag, requeue) for gen, tag, requeue in done if gen == self.generation]
+        self.inflight -= len(mine)  # a stale tag belongs to a connection that is gone
+        worker.processed += len(mine)
+        if mine:
+            acks = codec.encode_acks(1, [tag for tag, requeue in mine if not requeue])
+            rejects = b"".join(codec.encode_reject(1, tag, True) for tag, requeue in mine if requeue)
+            self._send(acks + rejects)
+
+    def _send(self, data: bytes) -> None:
+        self.client.sock.setblocking(True)
+        try:
+            self.client.sock.sendall(data)
+        finally:
+            self.client.sock.setblocking(False)
+        self.last_sent = self.clock.monotonic_ms()
+
+    def _heartbeat(self) -> None:
+        interval_ms = self.worker.config.heartbeat_s * 1000
+        if not interval_ms:
+            return
+        now = self.clock.monotonic_ms()
+        if now - self.last_heard > 2 * interval_ms:
+            raise BrokerClosed("missed the broker's heartbeats")
+        if now - self.last_sent >= interval_ms // 2:
+            self._send(HEARTBEAT_FRAME)
+
+    def _drain(self) -> None:
+        """Stop fetching, requeue what waits here, let running jobs finish within the deadline."""
+        worker = self.worker
+        self._send(b"".join(codec.encode_method(1, c.Basic.Cancel(consumer_tag=name, nowait=True))
+                            for name in self.buffers))
+        waiting = [d for buffer in self.buffers.values() for d in buffer]
+        for buffer in self.buffers.values():
+            buffer.clear()
+        if waiting:
+            self._send(b"".join(codec.encode_reject(1, d[1], True) for d in waiting))
+        deadline = self.clock.monotonic_ms() + worker.config.drain_timeout_ms
+        while self.inflight > 0 and self.clock.monotonic_ms() < deadline:
+            select.select([worker._wake_r], [], [], 0.1)
+            _drain_pipe(worker._wake_r)
+            self._flush_done()
+        self._flush_done()
+
+
+def _drain_pipe(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
+
