@@ -14,10 +14,16 @@ two processes whose clocks disagree by a few ms cannot both count a grant as out
 from __future__ import annotations
 
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ferrymq.jobs.db import Database, Tx
 from ferrymq.jobs.durations import to_ms
+from ferrymq.jobs.errors import Defer
+from ferrymq.jobs.middleware import Middleware
+
+if TYPE_CHECKING:
+    from ferrymq.jobs.context import JobContext
+    from ferrymq.jobs.message import JobMessage
 
 MAX_RATE = 1_000_000  # grants per period; keeps now_ms * rate inside a signed 64-bit integer
 CONCURRENCY_RETRY_MS = 1_000  # a full concurrency limit asks to come back after this long at most
@@ -212,3 +218,43 @@ def limiter_of(options: Any) -> Limiter | None:
         raise TypeError(f"job {getattr(options, 'name', '?')!r}: rate_limit must be a TokenBucket, "
                         f"ConcurrencyLimit or SlidingWindow, not {type(limiter).__name__}")
     return limiter
+
+
+class RateLimitMiddleware(Middleware):
+    """Holds back jobs whose ``rate_limit`` says not yet: the job goes back to the broker delayed by
+    the limiter's wait (``Defer``), with no attempt spent. Put it last in the middleware list, so no
+    other middleware can skip a job after it took a concurrency slot (a slot taken by a job that
+    never ran would stay held until its lease ran out)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        create_tables(db)
+
+    def before_enqueue(self, app: Any, message: JobMessage) -> None:
+        """A rate_limit that is not a limiter fails the send, where the user can see it."""
+        job = app.jobs.get(message.job)
+        if job is not None:
+            limiter_of(job.options)
+
+    def after_worker_boot(self, worker: Any) -> None:
+        """...and stops a worker at start, rather than failing every delivery of that job."""
+        for job in worker.app.jobs.values():
+            limiter_of(job.options)
+
+    def before_process(self, ctx: JobContext, message: JobMessage) -> None:
+        limiter = self._limiter(ctx, message)
+        if limiter is not None:
+            wait_ms = limiter.acquire(self.db, ctx.clock.now_ms(), holder=message.id)
+            if wait_ms:
+                raise Defer(wait_ms, f"rate limit {limiter.name!r}: not before {wait_ms} ms")
+
+    def after_process(self, ctx: JobContext, message: JobMessage, result: Any = None,
+                      exception: BaseException | None = None) -> None:
+        limiter = self._limiter(ctx, message)
+        if limiter is not None:
+            limiter.release(self.db, holder=message.id)
+
+    @staticmethod
+    def _limiter(ctx: JobContext, message: JobMessage) -> Limiter | None:
+        job = ctx.app.jobs.get(message.job)
+        return None if job is None else limiter_of(job.options)

@@ -10,13 +10,22 @@ sweeper process is needed.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ferrymq.clock import Clock
 from ferrymq.jobs.db import Database
+from ferrymq.jobs.errors import JobError
+from ferrymq.jobs.middleware import Middleware
+
+if TYPE_CHECKING:
+    from ferrymq.jobs.context import JobContext
+    from ferrymq.jobs.message import JobMessage
+
+log = logging.getLogger("ferrymq.jobs.results")
 
 DEFAULT_TTL_MS = 86_400_000  # a day, as JobOptions.result_ttl_ms
 PURGE_EVERY_MS = 60_000  # how often a store's writes also delete expired results
@@ -35,11 +44,11 @@ _UPSERT = ("INSERT INTO ferrymq_results (job_id, status, value, error, stored_ms
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
-class ResultMissing(LookupError):
+class ResultMissing(JobError, LookupError):
     """No result for this job id: never stored, not stored yet, or expired."""
 
 
-class ResultFailed(Exception):
+class ResultFailed(JobError):
     """The job died (out of attempts, or fatal); ``error`` is what it died of."""
 
     def __init__(self, job_id: str, error: str) -> None:
@@ -122,3 +131,33 @@ class ResultStore:
             if now_ms >= self._next_purge_ms:
                 self._next_purge_ms = now_ms + PURGE_EVERY_MS
                 tx.execute("DELETE FROM ferrymq_results WHERE expires_ms <= ?", (now_ms,))
+
+
+class ResultsMiddleware(Middleware):
+    """Stores the outcome of jobs defined with ``store_result=True`` for their ``result_ttl``: the
+    return value when a run succeeds, the reason when the job goes to the dead letters."""
+
+    def __init__(self, db: Database) -> None:
+        self.store = ResultStore(db)
+
+    def after_process(self, ctx: JobContext, message: JobMessage, result: Any = None,
+                      exception: BaseException | None = None) -> None:
+        options = _options(ctx, message)
+        if exception is not None or options is None or not options.store_result:
+            return
+        now_ms = ctx.clock.now_ms()
+        try:
+            self.store.put(message.id, result, options.result_ttl_ms, now_ms)
+        except TypeError as exc:  # the job ran; its value cannot be kept: say so where the value would be
+            log.warning("%s", exc)
+            self.store.put_error(message.id, str(exc), options.result_ttl_ms, now_ms)
+
+    def after_dead(self, ctx: JobContext, message: JobMessage, reason: str) -> None:
+        options = _options(ctx, message)
+        if options is not None and options.store_result:
+            self.store.put_error(message.id, reason, options.result_ttl_ms, ctx.clock.now_ms())
+
+
+def _options(ctx: JobContext, message: JobMessage) -> Any:
+    job = ctx.app.jobs.get(message.job)
+    return None if job is None else job.options

@@ -16,11 +16,17 @@ The store is opt-in: a job costs two to three event writes and one read of its c
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ferrymq.jobs.db import Database
+from ferrymq.jobs.errors import Skip
+from ferrymq.jobs.middleware import Middleware
+
+if TYPE_CHECKING:
+    from ferrymq.jobs.context import JobContext
+    from ferrymq.jobs.message import JobMessage
 
 STATES = ("enqueued", "started", "retried", "succeeded", "failed", "dead", "replayed", "cancelled", "skipped")
 FINAL = ("succeeded", "dead", "cancelled", "skipped")  # 'failed' is not final: a retry may follow
@@ -48,9 +54,10 @@ def _tables(db: Database) -> list[str]:
     ]
 
 
-# The current state follows the newest event, with two exceptions: 'enqueued' never overwrites a
-# later state (a producer's write can land after the worker's 'started'), and a cancellation stays
-# until the job ends one way or another or is replayed.
+# The current state follows the latest attempt's newest event, except that 'enqueued' never
+# overwrites a later state (a producer's write can land after the worker's 'started') and a
+# cancellation stays until the job ends one way or another. 'replayed' and 'cancelled' always
+# apply: a replay starts the job's life again, at whatever attempt the replayed message carries.
 _UPSERT_STATE = (
     "INSERT INTO ferrymq_job_state (job_id, job, queue, state, attempt, worker_id, updated_ms, detail,"
     " delay_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id) DO UPDATE SET job = excluded.job,"
@@ -58,10 +65,11 @@ _UPSERT_STATE = (
     " worker_id = excluded.worker_id, updated_ms = excluded.updated_ms, detail = excluded.detail,"
     " delay_ms = excluded.delay_ms, cancel_requested = CASE WHEN excluded.state = 'replayed' THEN 0"
     " WHEN excluded.state = 'cancelled' THEN 1 ELSE ferrymq_job_state.cancel_requested END"
-    " WHERE excluded.updated_ms >= ferrymq_job_state.updated_ms"
+    " WHERE excluded.state IN ('replayed', 'cancelled') OR ((excluded.attempt > ferrymq_job_state.attempt"
+    " OR (excluded.attempt = ferrymq_job_state.attempt"
+    " AND excluded.updated_ms >= ferrymq_job_state.updated_ms))"
     " AND (excluded.state <> 'enqueued' OR ferrymq_job_state.state = 'enqueued')"
-    " AND (ferrymq_job_state.state <> 'cancelled'"
-    " OR excluded.state IN ('succeeded', 'failed', 'dead', 'replayed', 'cancelled'))"
+    " AND (ferrymq_job_state.state <> 'cancelled' OR excluded.state IN ('succeeded', 'failed', 'dead')))"
 )
 _CANCEL_STATE = (
     "INSERT INTO ferrymq_job_state (job_id, job, queue, state, attempt, worker_id, updated_ms, detail,"
@@ -184,12 +192,18 @@ class StateStore:
         return {row[0] for row in rows}
 
     def history(self, job_id: str) -> list[JobEvent]:
-        """Every event of one job, oldest first."""
+        """Every event of one job in the order of its life: by attempt, then as written. (The
+        worker publishes a retry before it records 'retried', so the next attempt's 'started'
+        can be written first; each replay starts a new life.)"""
         self.flush()
         with self.db.transaction() as tx:
             rows = tx.execute(f"SELECT {_EVENT_COLUMNS} FROM ferrymq_job_events WHERE job_id = ?"
                               " ORDER BY seq", (job_id,)).fetchall()
-        return [JobEvent(*row) for row in rows]
+        events, life, keys = [JobEvent(*row) for row in rows], 0, []
+        for seq, event in enumerate(events):
+            life += event.state == "replayed"
+            keys.append((life, event.attempt, seq))
+        return [event for _, event in sorted(zip(keys, events), key=lambda pair: pair[0])]
 
     def state(self, job_id: str) -> JobState | None:
         """The job's current state, or None if the store never heard of it."""
@@ -255,6 +269,71 @@ class StateStore:
                                                for e in events])
             if progress:
                 tx.executemany(_PROGRESS, progress)
+
+
+class StateMiddleware(Middleware):
+    """Records every job's life in a StateStore and skips jobs cancelled before they ran.
+
+    'started' is written when the job is about to be called (in ``wrap``), not in before_process,
+    so a job a later middleware skips or defers (a rate limit) is never shown as started. Put this
+    middleware first, so a cancelled job is skipped before any other middleware spends on it."""
+
+    def __init__(self, db: Database) -> None:
+        self.store = StateStore(db)
+
+    def before_enqueue(self, app: Any, message: JobMessage) -> None:
+        at_ms = message.enqueued_ms or app.clock.now_ms()
+        delay_ms = None if message.eta_ms is None else max(0, message.eta_ms - at_ms)
+        self.store.record(message.id, message.job, message.queue, "enqueued", at_ms, attempt=message.attempt,
+                          delay_ms=delay_ms)
+
+    def before_process(self, ctx: JobContext, message: JobMessage) -> None:
+        if self.store.is_cancelled(message.id):
+            self._record(ctx, message, "cancelled", "skipped: cancelled before it ran")
+            raise Skip("cancelled")
+
+    def wrap(self, ctx: JobContext, message: JobMessage, call: Callable[[], Any]) -> Any:
+        self._record(ctx, message, "started")
+        return call()
+
+    def after_process(self, ctx: JobContext, message: JobMessage, result: Any = None,
+                      exception: BaseException | None = None) -> None:
+        if exception is not None:
+            self._record(ctx, message, "failed", f"{type(exception).__name__}: {exception}"[:4000])
+        elif ctx.cancelled:
+            self._record(ctx, message, "cancelled", "cancelled while running; the job returned")
+        else:
+            self._record(ctx, message, "succeeded")
+
+    def after_retry(self, ctx: JobContext, message: JobMessage, delay_ms: int, reason: str) -> None:
+        """``message`` is the next attempt; the event belongs to the attempt that failed, with the
+        delay until the next one."""
+        self.store.record(message.id, message.job, message.queue, "retried", ctx.clock.now_ms(),
+                          ctx.worker_id, max(0, message.attempt - 1), reason[:4000], delay_ms)
+
+    def after_dead(self, ctx: JobContext, message: JobMessage, reason: str) -> None:
+        self._record(ctx, message, "dead", reason[:4000])
+
+    def before_worker_shutdown(self, worker: Any) -> None:
+        self.store.flush()
+
+    def report_progress(self, ctx: JobContext, fraction: float, note: str) -> None:
+        """What ``ctx.progress`` calls (wired as ``app.report_progress``)."""
+        self.store.progress(ctx.message.id, fraction, note, ctx.clock.now_ms())
+
+    def mark_cancelled(self, running: Iterable[JobContext]) -> int:
+        """Set ``ctx.cancelled`` on the running jobs someone asked to cancel (one query for all);
+        how many are cancelled. A worker calls it about once a second."""
+        contexts = {ctx.message.id: ctx for ctx in running}
+        cancelled = self.store.cancelled_among(list(contexts))
+        for job_id in cancelled:
+            contexts[job_id].cancelled = True
+        return len(cancelled)
+
+    def _record(self, ctx: JobContext, message: JobMessage, state: str, detail: str = "",
+                delay_ms: int | None = None) -> None:
+        self.store.record(message.id, message.job, message.queue, state, ctx.clock.now_ms(), ctx.worker_id,
+                          message.attempt, detail, delay_ms)
 
 
 def _filters(state: str | None, job: str | None) -> tuple[str, tuple[Any, ...]]:
