@@ -13,6 +13,7 @@ two processes whose clocks disagree by a few ms cannot both count a grant as out
 
 from __future__ import annotations
 
+import threading
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -37,13 +38,17 @@ TABLES = (
     "CREATE INDEX IF NOT EXISTS ferrymq_limiter_grants_at ON ferrymq_limiter_grants (name, at_ms)",
 )
 _ready: weakref.WeakSet[Database] = weakref.WeakSet()
+_ready_lock = threading.Lock()  # PostgreSQL fails two CREATE TABLE IF NOT EXISTS racing on one name
 
 
 def create_tables(db: Database) -> None:
     """Create the limiters' tables once per Database object (idempotent)."""
-    if db not in _ready:
-        db.create(TABLES)
-        _ready.add(db)
+    if db in _ready:
+        return
+    with _ready_lock:
+        if db not in _ready:
+            db.create(TABLES)
+            _ready.add(db)
 
 
 class Limiter:
