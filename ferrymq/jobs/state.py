@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 STATES = ("enqueued", "started", "retried", "succeeded", "failed", "dead", "replayed", "cancelled", "skipped")
 FINAL = ("succeeded", "dead", "cancelled", "skipped")  # 'failed' is not final: a retry may follow
 LIST_LIMIT_MAX = 1_000
+LAZY_FLUSH_S = 0.1  # a 'started' event waits at most this long for a write to share
+CANCEL_POLL_MS = 1_000  # how stale a worker's view of cancellations of queued jobs may be
+CANCEL_SKEW_MS = 5_000  # cancellations stamped by a clock this far behind the worker's are still seen
 
 _EVENT_COLUMNS = "job_id, job, queue, state, at_ms, worker_id, attempt, detail, delay_ms"
 _STATE_COLUMNS = ("job_id, job, queue, state, attempt, worker_id, updated_ms, detail, delay_ms, progress,"
@@ -47,10 +50,11 @@ def _tables(db: Database) -> list[str]:
         "CREATE TABLE IF NOT EXISTS ferrymq_job_state (job_id TEXT PRIMARY KEY, job TEXT NOT NULL,"
         " queue TEXT NOT NULL, state TEXT NOT NULL, attempt INTEGER NOT NULL, worker_id TEXT NOT NULL,"
         " updated_ms {bigint} NOT NULL, detail TEXT NOT NULL, delay_ms {bigint}, progress REAL, note TEXT,"
-        " cancel_requested INTEGER NOT NULL DEFAULT 0)",
+        " cancel_requested INTEGER NOT NULL DEFAULT 0, cancelled_ms {bigint})",
         "CREATE INDEX IF NOT EXISTS ferrymq_job_state_by_state ON ferrymq_job_state (state, updated_ms)",
         "CREATE INDEX IF NOT EXISTS ferrymq_job_state_by_job ON ferrymq_job_state (job, updated_ms)",
         "CREATE INDEX IF NOT EXISTS ferrymq_job_state_by_time ON ferrymq_job_state (updated_ms)",
+        "CREATE INDEX IF NOT EXISTS ferrymq_job_state_cancels ON ferrymq_job_state (cancelled_ms)",
     ]
 
 
@@ -64,7 +68,8 @@ _UPSERT_STATE = (
     " queue = excluded.queue, state = excluded.state, attempt = excluded.attempt,"
     " worker_id = excluded.worker_id, updated_ms = excluded.updated_ms, detail = excluded.detail,"
     " delay_ms = excluded.delay_ms, cancel_requested = CASE WHEN excluded.state = 'replayed' THEN 0"
-    " WHEN excluded.state = 'cancelled' THEN 1 ELSE ferrymq_job_state.cancel_requested END"
+    " WHEN excluded.state = 'cancelled' THEN 1 ELSE ferrymq_job_state.cancel_requested END,"
+    " cancelled_ms = CASE WHEN excluded.state = 'replayed' THEN NULL ELSE ferrymq_job_state.cancelled_ms END"
     " WHERE excluded.state IN ('replayed', 'cancelled') OR ((excluded.attempt > ferrymq_job_state.attempt"
     " OR (excluded.attempt = ferrymq_job_state.attempt"
     " AND excluded.updated_ms >= ferrymq_job_state.updated_ms))"
@@ -73,8 +78,9 @@ _UPSERT_STATE = (
 )
 _CANCEL_STATE = (
     "INSERT INTO ferrymq_job_state (job_id, job, queue, state, attempt, worker_id, updated_ms, detail,"
-    " cancel_requested) VALUES (?, ?, ?, 'cancelled', ?, '', ?, ?, 1) ON CONFLICT (job_id) DO UPDATE SET"
-    " state = 'cancelled', cancel_requested = 1, detail = excluded.detail,"
+    " cancel_requested, cancelled_ms) VALUES (?, ?, ?, 'cancelled', ?, '', ?, ?, 1, ?) ON CONFLICT (job_id)"
+    " DO UPDATE SET state = 'cancelled', cancel_requested = 1, detail = excluded.detail,"
+    " cancelled_ms = excluded.cancelled_ms,"
     " updated_ms = CASE WHEN ferrymq_job_state.updated_ms > ? THEN ferrymq_job_state.updated_ms ELSE ? END"
 )
 _INSERT_EVENT = f"INSERT INTO ferrymq_job_events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -118,16 +124,22 @@ class StateStore:
         self._events: list[tuple[Any, ...]] = []
         self._progress: list[tuple[Any, ...]] = []
         self._writing = False
+        self._flusher: threading.Thread | None = None
         self.batches_written = 0  # transactions spent on events and progress (events / batches = sharing)
 
     # --- writes --------------------------------------------------------------------------------
 
     def record(self, job_id: str, job: str, queue: str, state: str, at_ms: int, worker_id: str = "",
-               attempt: int = 0, detail: str = "", delay_ms: int | None = None) -> None:
-        """Add one event to the trail (and move the job's current state): group-committed."""
+               attempt: int = 0, detail: str = "", delay_ms: int | None = None, lazy: bool = False) -> None:
+        """Add one event to the trail (and move the job's current state): group-committed. A
+        ``lazy`` event does not start a write: it goes with the next one, within LAZY_FLUSH_S."""
         if state not in STATES:
             raise ValueError(f"unknown job state {state!r}: one of {', '.join(STATES)}")
-        self._submit(self._events, (job_id, job, queue, state, at_ms, worker_id, attempt, detail, delay_ms))
+        event = (job_id, job, queue, state, at_ms, worker_id, attempt, detail, delay_ms)
+        if lazy:
+            self._defer(event)
+        else:
+            self._submit(self._events, event)
 
     def progress(self, job_id: str, fraction: float, note: str, now_ms: int) -> None:
         """How far a running job is (0..1) and what it is doing; group-committed like events."""
@@ -157,7 +169,7 @@ class StateStore:
             if row is not None and row[2] in FINAL:
                 return False
             job, queue, _, attempt = row if row is not None else ("", "", "", 0)
-            tx.execute(_CANCEL_STATE, (job_id, job, queue, attempt, now_ms, detail, now_ms, now_ms))
+            tx.execute(_CANCEL_STATE, (job_id, job, queue, attempt, now_ms, detail, now_ms, now_ms, now_ms))
             tx.execute(_INSERT_EVENT, (job_id, job, queue, "cancelled", now_ms, "", attempt, detail, None))
         return True
 
@@ -180,6 +192,13 @@ class StateStore:
             row = tx.execute("SELECT cancel_requested FROM ferrymq_job_state WHERE job_id = ?",
                              (job_id,)).fetchone()
         return bool(row and row[0])
+
+    def cancelled_since(self, since_ms: int) -> set[str]:
+        """Jobs whose cancellation was asked at or after ``since_ms`` (a worker's periodic poll)."""
+        with self.db.transaction() as tx:
+            rows = tx.execute("SELECT job_id FROM ferrymq_job_state WHERE cancelled_ms >= ?"
+                              " AND cancel_requested = 1", (since_ms,)).fetchall()
+        return {row[0] for row in rows}
 
     def cancelled_among(self, job_ids: Sequence[str]) -> set[str]:
         """Which of these (a worker's running jobs) were asked to cancel: one query for them all."""
@@ -245,20 +264,41 @@ class StateStore:
             self._writing = True
         self._drain()
 
+    def _defer(self, event: tuple[Any, ...]) -> None:
+        with self._cond:
+            self._events.append(event)
+            if self._flusher is None:
+                self._flusher = threading.Thread(target=self._flush_lazily, name="ferrymq-jobs-state",
+                                                 daemon=True)
+                self._flusher.start()
+
+    def _flush_lazily(self) -> None:
+        """Bounds how long a lazy event waits when no other write comes along."""
+        tick = threading.Event()
+        while True:
+            tick.wait(LAZY_FLUSH_S)
+            if self._events:
+                self.flush()
+
     def _drain(self) -> None:
-        """Write batches until nothing is pending; this thread holds the writer's role meanwhile."""
-        try:
-            while True:
-                with self._cond:
-                    events, self._events = self._events, []
-                    progress, self._progress = self._progress, []
-                    if not (events or progress):
-                        return
-                self._write(events, progress)
-        finally:
+        """Write batches until nothing is pending; this thread holds the writer's role meanwhile
+        and gives it up in the same locked step that finds nothing left (else an event added in
+        between would wait for a writer that is gone)."""
+        while True:
             with self._cond:
-                self._writing = False
-                self._cond.notify_all()
+                events, self._events = self._events, []
+                progress, self._progress = self._progress, []
+                if not (events or progress):
+                    self._writing = False
+                    self._cond.notify_all()
+                    return
+            try:
+                self._write(events, progress)
+            except BaseException:
+                with self._cond:
+                    self._writing = False
+                    self._cond.notify_all()
+                raise
 
     def _write(self, events: list[tuple[Any, ...]], progress: list[tuple[Any, ...]]) -> None:
         self.batches_written += 1
@@ -275,11 +315,22 @@ class StateMiddleware(Middleware):
     """Records every job's life in a StateStore and skips jobs cancelled before they ran.
 
     'started' is written when the job is about to be called (in ``wrap``), not in before_process,
-    so a job a later middleware skips or defers (a rate limit) is never shown as started. Put this
-    middleware first, so a cancelled job is skipped before any other middleware spends on it."""
+    so a job a later middleware skips or defers (a rate limit) is never shown as started; it is
+    lazy (it shares the job's next write). Put this middleware first, so a cancelled job is skipped
+    before any other middleware spends on it.
 
-    def __init__(self, db: Database) -> None:
+    Cancellations are read once per ``cancel_poll_ms`` for the whole process, not once per job: a
+    job cancelled less than that before a worker takes it may still start (and then sees
+    ``ctx.cancelled`` at the worker's next poll of its running jobs). ``cancel_poll_ms=0`` asks
+    the store about every job."""
+
+    def __init__(self, db: Database, cancel_poll_ms: int = CANCEL_POLL_MS) -> None:
         self.store = StateStore(db)
+        self.cancel_poll_ms = cancel_poll_ms
+        self._cancelled: set[str] = set()  # cancellations seen by this process's polls
+        self._poll_lock = threading.Lock()
+        self._next_poll_ms = 0  # monotonic
+        self._polled_ms: int | None = None  # wall clock of the last poll
 
     def before_enqueue(self, app: Any, message: JobMessage) -> None:
         at_ms = message.enqueued_ms or app.clock.now_ms()
@@ -288,12 +339,13 @@ class StateMiddleware(Middleware):
                           delay_ms=delay_ms)
 
     def before_process(self, ctx: JobContext, message: JobMessage) -> None:
-        if self.store.is_cancelled(message.id):
+        if self._maybe_cancelled(ctx, message.id) and self.store.is_cancelled(message.id):
             self._record(ctx, message, "cancelled", "skipped: cancelled before it ran")
             raise Skip("cancelled")
 
     def wrap(self, ctx: JobContext, message: JobMessage, call: Callable[[], Any]) -> Any:
-        self._record(ctx, message, "started")
+        self.store.record(message.id, message.job, message.queue, "started", ctx.clock.now_ms(),
+                          ctx.worker_id, message.attempt, lazy=True)
         return call()
 
     def after_process(self, ctx: JobContext, message: JobMessage, result: Any = None,
@@ -329,6 +381,21 @@ class StateMiddleware(Middleware):
         for job_id in cancelled:
             contexts[job_id].cancelled = True
         return len(cancelled)
+
+    def _maybe_cancelled(self, ctx: JobContext, job_id: str) -> bool:
+        """Whether the last poll saw ``job_id`` cancelled (then the store is asked, to be sure: a
+        replay may have lifted it); polls when the last one is older than ``cancel_poll_ms``."""
+        if not self.cancel_poll_ms:
+            return True
+        mono_ms = ctx.clock.monotonic_ms()
+        if mono_ms >= self._next_poll_ms:
+            with self._poll_lock:
+                if mono_ms >= self._next_poll_ms:
+                    since = 0 if self._polled_ms is None else self._polled_ms - CANCEL_SKEW_MS
+                    self._polled_ms = ctx.clock.now_ms()
+                    self._cancelled |= self.store.cancelled_since(since)
+                    self._next_poll_ms = mono_ms + self.cancel_poll_ms
+        return job_id in self._cancelled
 
     def _record(self, ctx: JobContext, message: JobMessage, state: str, detail: str = "",
                 delay_ms: int | None = None) -> None:

@@ -3,6 +3,7 @@ processor a worker uses, with no broker), on a real SQLite file and a ManualCloc
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,8 @@ from ferrymq.jobs.context import JobContext
 from ferrymq.jobs.db import Database
 from ferrymq.jobs.ratelimit import ConcurrencyLimit, RateLimitMiddleware, TokenBucket
 from ferrymq.jobs.results import ResultFailed, ResultsMiddleware
-from ferrymq.jobs.state import StateMiddleware
+from ferrymq.jobs.state import StateMiddleware, StateStore
+from tests.support.jobs import wait_until
 
 NOW = 1_700_000_000_000
 
@@ -180,3 +182,43 @@ def test_a_rate_limit_that_is_not_a_limiter_fails_the_send_and_the_worker_boot_w
         bad.send()
     with pytest.raises(TypeError, match="job 'bad': rate_limit must be a TokenBucket"):
         stack.limits.after_worker_boot(type("W", (), {"app": stack.app})())
+
+
+def test_a_worker_reads_cancellations_once_per_poll_interval_and_a_replay_lifts_one(stack: Stack) -> None:
+    runs: list[str] = []
+
+    @stack.app.job(name="work")
+    def work(tag: str) -> None:
+        runs.append(tag)
+
+    work.send("first")  # the first job polls: no cancellation yet
+    early, later = work.message(("early",)), work.message(("later",))
+    stack.state.store.cancel(early.id, stack.clock.now_ms())
+    stack.app.enqueue(early)  # within the poll interval: this process has not seen the cancel yet
+    stack.clock.advance(1_000)
+    stack.state.store.cancel(later.id, stack.clock.now_ms())
+    stack.app.enqueue(later)  # the interval passed: polled, seen, skipped
+    assert runs == ["first", "early"]
+    stack.state.store.record(later.id, "work", "default", "replayed", stack.clock.now_ms() + 1)
+    stack.app.enqueue(later)  # the process still remembers the cancel; the store says it was lifted
+    assert runs == ["first", "early", "later"]
+
+
+def test_a_started_event_is_written_without_waiting_for_the_job_to_end(stack: Stack) -> None:
+    release, started = threading.Event(), threading.Event()
+    reader = StateStore(Database(stack.db.url, durable=False))  # as another process sees it
+
+    @stack.app.job(name="long")
+    def long() -> None:
+        started.set()
+        release.wait(30)
+
+    message = long.message()
+    runner = threading.Thread(target=stack.app.enqueue, args=(message,))
+    runner.start()
+    try:
+        assert started.wait(30)
+        wait_until(lambda: getattr(reader.state(message.id), "state", None) == "started", 30, "'started'")
+    finally:
+        release.set()
+        runner.join(30)
