@@ -6,6 +6,7 @@ and the checks count grants against what the limit allows."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -149,12 +150,14 @@ def test_concurrency_acquire_without_a_holder_is_refused(db: Database) -> None:
 
 # --- two processes --------------------------------------------------------------------------------
 
-KINDS = ("bucket", "window")
+KINDS = ("bucket", "window", "concurrency")
 
 
 def _limiter(kind: str) -> Limiter:
     if kind == "bucket":
         return TokenBucket("shared-bucket", rate=20, per="1s", burst=20)
+    if kind == "concurrency":
+        return ConcurrencyLimit("shared-slots", limit=5, lease="60s")  # never released in the race
     return SlidingWindow("shared-window", limit=20, window="1s")
 
 
@@ -166,7 +169,8 @@ def _process_hammer(url: str, times: list[int], start: Any,
     db = Database(url, durable=False)
     for kind in KINDS:
         limiter = _limiter(kind)
-        limiter.acquire(db, times[0] - 60_000)  # tables made before the race; outside every window counted
+        limiter.acquire(db, times[0] - 60_000, "warm-up")  # tables made before the race; outside every window
+        limiter.release(db, "warm-up")
         start.wait()
         out.put((kind, _two_threads(db, limiter, times)))
 
@@ -174,7 +178,8 @@ def _process_hammer(url: str, times: list[int], start: Any,
 def _two_threads(db: Database, limiter: Limiter, times: list[int]) -> int:
     """Two threads each asking three times at every time in ``times``, in order."""
     attempts = 3 * len(times)
-    return hammer(2, attempts, lambda i: limiter.acquire(db, times[(i % attempts) // 3]) == 0)
+    pid = os.getpid()
+    return hammer(2, attempts, lambda i: limiter.acquire(db, times[(i % attempts) // 3], f"{pid}-{i}") == 0)
 
 
 def test_two_processes_share_one_limit(tmp_path: Path) -> None:
@@ -198,3 +203,4 @@ def test_two_processes_share_one_limit(tmp_path: Path) -> None:
     span_ms = times[-1] - times[0]
     assert 20 <= totals["bucket"] <= 20 + 20 * span_ms // 1_000
     assert 20 <= totals["window"] <= 20 * (span_ms // 1_000 + 1)
+    assert totals["concurrency"] == 5  # slots held for the whole race: exactly the limit, no more
