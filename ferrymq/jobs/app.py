@@ -40,6 +40,8 @@ class App:
         self.jobs: dict[str, Job] = {}
         self.schedules: list[Any] = []
         self.middleware: list[Middleware] = list(middleware or [])
+        if self.db is not None:
+            self._default_middleware(self.db)
         self._hooks: tuple[int, HookTable] | None = None
         self._publisher: Publisher | None = None
         self.eager_dead: list[tuple[JobMessage, dict[str, Any]]] = []  # eager mode's dead letters
@@ -71,6 +73,14 @@ class App:
                                                args=tuple(args), kwargs=dict(kwargs or {})))
             return job
         return register
+
+    def _default_middleware(self, db: Database) -> None:
+        """What a store gives: exactly-once effects for keyed and idempotent jobs. Appended last,
+        so its transaction wraps only the job call."""
+        from ferrymq.jobs.idempotency import IdempotencyMiddleware
+
+        if not any(isinstance(m, IdempotencyMiddleware) for m in self.middleware):
+            self.middleware.append(IdempotencyMiddleware(db))
 
     def add_middleware(self, middleware: Middleware) -> None:
         self.middleware.append(middleware)

@@ -79,6 +79,8 @@ class Processor:
                 result = self.hooks.call_wrapped(ctx, message, lambda: self._invoke(job, message))
             else:
                 result = self._invoke(job, message)
+        except Skip as skip:  # a wrap may decide late that the run is not needed
+            return Outcome(SKIPPED, skip.reason)
         except Exception as exc:
             error = exc
         for after in self.hooks.after_process:

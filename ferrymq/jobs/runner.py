@@ -13,6 +13,7 @@ import asyncio
 import ctypes
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from ferrymq.jobs.broker import PublishError
@@ -52,6 +53,7 @@ class JobThread(threading.Thread):
         generation, delivery = item
         if generation == worker.generation:  # else its connection is gone: requeued already
             requeue = False
+            started = time.monotonic_ns()
             try:
                 self._one(delivery)
             except PublishError as exc:
@@ -60,6 +62,8 @@ class JobThread(threading.Thread):
             except Exception:
                 log.exception("job thread failed on a delivery; requeued")
                 requeue = True
+            worker.busy_ns += time.monotonic_ns() - started
+            worker.timed += 1
             worker.job_finished(generation, delivery[1], requeue)
         return True
 

@@ -37,13 +37,19 @@ log = logging.getLogger("ferrymq.jobs.worker")
 
 RECV_BYTES = 256 * 1024
 RECONNECT_MIN_MS, RECONNECT_MAX_MS = 100, 5_000
+# Adaptive prefetch (FerryMQ): hold, besides one delivery per slot, only about BUFFER_MS of work
+# per slot, judged from recent job durations: thousands of no-op jobs stream, a 10-s job is
+# never held back while another worker idles.
+BUFFER_MS = 5.0
+EXTRA_MAX = 256
+ADAPT_EVERY_MS = 200
 
 
 @dataclass
 class WorkerConfig:
     concurrency: int = 8
     queues: list[str] | None = None  # None: every queue the app knows
-    prefetch: int | None = None  # per queue; None: 2 x concurrency (short jobs need a pipeline)
+    prefetch: int | None = None  # per queue, fixed; None: adaptive on FerryMQ, 2 x concurrency elsewhere
     heartbeat_s: int = 30
     drain_timeout_ms: int = 30_000
     max_tasks: int | None = None  # exit (to be restarted) after this many jobs
@@ -59,7 +65,12 @@ class Worker:
         names = self.config.queues or list(app.queues) or ["default"]
         self.weights = {name: app.queues.get(name, 50) for name in names}
         self.tasks: queue_mod.SimpleQueue[tuple[int, Delivery] | None] = queue_mod.SimpleQueue()
-        self.done: list[tuple[int, int, bool]] = []  # (connection generation, tag, requeue)
+        # (connection generation, tag, requeue); a deque, because append and popleft are atomic
+        # (swapping a list for a new one loses what a thread appends to the old one meanwhile)
+        self.done: deque[tuple[int, int, bool]] = deque()
+        self.woken = False  # a wake byte is on its way: job threads need not write another
+        self.busy_ns = 0  # time spent in jobs and jobs timed (statistics: races only blur them)
+        self.timed = 0
         self.generation = 0
         self.processed = 0
         self._wake_r, self._wake_w = os.pipe()
@@ -91,7 +102,9 @@ class Worker:
     def job_finished(self, generation: int, tag: int, requeue: bool = False) -> None:
         """Called by a job thread: the tag may be acked (or requeued) on the next loop turn."""
         self.done.append((generation, tag, requeue))
-        self.wake()
+        if not self.woken:  # one syscall per loop turn, not one per job
+            self.woken = True
+            self.wake()
 
     # --- the I/O thread -------------------------------------------------------------------
 
@@ -146,6 +159,10 @@ class Session:
         self.generation = worker.generation
         config = worker.config
         self.prefetch = config.prefetch or 2 * config.concurrency
+        self.adaptive = False  # decided once connected: FerryMQ, no fixed --prefetch
+        self.window = 0
+        self.next_adapt = 0
+        self.timed_seen = self.busy_seen = 0
         self.client = Client(worker.app.url, product="ferrymq.jobs worker").open(heartbeat=config.heartbeat_s)
         self.reader = InboundReader()
         self.picker = StridePicker(worker.weights)
@@ -169,7 +186,12 @@ class Session:
             topology.queue(name)
         # One write, no waiting for the replies: the first queue's deliveries may arrive before
         # the last consume-ok, and the in-place reader (which skips the -ok replies) sees them all.
-        methods: list[Frame] = [c.Basic.Qos(prefetch_count=self.prefetch)]
+        self.adaptive = topology.ferrymq and self.worker.config.prefetch is None
+        if self.adaptive:  # a channel-wide limit, which FerryMQ changes at once when re-sent
+            self.window = 2 * self.worker.config.concurrency
+            methods: list[Frame] = [c.Basic.Qos(prefetch_count=self.window, global_=True)]
+        else:
+            methods = [c.Basic.Qos(prefetch_count=self.prefetch)]
         methods += [c.Basic.Consume(queue=name, consumer_tag=name) for name in self.buffers]
         self._send(b"".join(codec.encode_method(1, m) for m in methods))
         deliveries: list[Delivery] = []
@@ -191,8 +213,11 @@ class Session:
                 self._read(deliveries, confirms)
             if worker._wake_r in readable:
                 _drain_pipe(worker._wake_r)
+                worker.woken = False  # after the drain: a byte written before it is gone, so
+                # a thread that saw woken=True must have appended before the flush below
             self._flush_done()
             self._heartbeat()
+            self._adapt()
         if worker.recycle_due():
             log.info("worker %s recycles after %d jobs", worker.worker_id, worker.processed)
             worker._stopping.set()
@@ -231,7 +256,8 @@ class Session:
         worker = self.worker
         if not worker.done:
             return
-        done, worker.done = worker.done, []
+        pop = worker.done.popleft
+        done = [pop() for _ in range(len(worker.done))]
         mine = [(tag, requeue) for gen, tag, requeue in done if gen == self.generation]
         self.inflight -= len(mine)  # a stale tag belongs to a connection that is gone
         worker.processed += len(mine)
@@ -247,6 +273,24 @@ class Session:
         finally:
             self.client.sock.setblocking(False)
         self.last_sent = self.clock.monotonic_ms()
+
+    def _adapt(self) -> None:
+        """Resize the channel's prefetch window to the work recent job durations call for."""
+        now = self.clock.monotonic_ms()
+        if not self.adaptive or now < self.next_adapt:
+            return
+        self.next_adapt = now + ADAPT_EVERY_MS
+        worker = self.worker
+        jobs, busy = worker.timed - self.timed_seen, worker.busy_ns - self.busy_seen
+        self.timed_seen, self.busy_seen = worker.timed, worker.busy_ns
+        if jobs <= 0:
+            return
+        mean_ms = max(busy / jobs / 1e6, 0.001)
+        slots = worker.config.concurrency
+        window = slots + min(EXTRA_MAX, int(slots * BUFFER_MS / mean_ms))
+        if abs(window - self.window) * 5 > self.window:
+            self.window = window
+            self._send(codec.encode_method(1, c.Basic.Qos(prefetch_count=window, global_=True)))
 
     def _heartbeat(self) -> None:
         interval_ms = self.worker.config.heartbeat_s * 1000
