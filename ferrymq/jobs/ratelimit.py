@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ferrymq.jobs.db import Database, Tx
@@ -227,9 +228,10 @@ def limiter_of(options: Any) -> Limiter | None:
 
 class RateLimitMiddleware(Middleware):
     """Holds back jobs whose ``rate_limit`` says not yet: the job goes back to the broker delayed by
-    the limiter's wait (``Defer``), with no attempt spent. Put it last in the middleware list, so no
-    other middleware can skip a job after it took a concurrency slot (a slot taken by a job that
-    never ran would stay held until its lease ran out)."""
+    the limiter's wait (``Defer``), with no attempt spent. A concurrency slot is given back when the
+    run ends (in ``wrap``, outside the exactly-once transaction when this middleware comes before
+    IdempotencyMiddleware). A job that a later before_process skips after it took a slot (a
+    redelivery of a completed job) holds that slot until its lease runs out."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -253,11 +255,14 @@ class RateLimitMiddleware(Middleware):
             if wait_ms:
                 raise Defer(wait_ms, f"rate limit {limiter.name!r}: not before {wait_ms} ms")
 
-    def after_process(self, ctx: JobContext, message: JobMessage, result: Any = None,
-                      exception: BaseException | None = None) -> None:
+    def wrap(self, ctx: JobContext, message: JobMessage, call: Callable[[], Any]) -> Any:
+        """Give the slot back however the run ends: returned, raised, or skipped by an inner wrap."""
         limiter = self._limiter(ctx, message)
-        if limiter is not None:
-            limiter.release(self.db, holder=message.id)
+        try:
+            return call()
+        finally:
+            if limiter is not None:
+                limiter.release(self.db, holder=message.id)
 
     @staticmethod
     def _limiter(ctx: JobContext, message: JobMessage) -> Limiter | None:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ferrymq.jobs.context import current
 from ferrymq.jobs.db import Database
 from ferrymq.jobs.errors import Skip
 from ferrymq.jobs.middleware import Middleware
@@ -139,13 +140,15 @@ class StateStore:
         if lazy:
             self._defer(event)
         else:
-            self._submit(self._events, event)
+            self._submit(event)
 
     def progress(self, job_id: str, fraction: float, note: str, now_ms: int) -> None:
-        """How far a running job is (0..1) and what it is doing; group-committed like events."""
+        """How far a running job is (0..1) and what it is doing. Always lazy: it is called from
+        inside the job, which may hold a write transaction of its own (exactly-once effects), so
+        this thread must not start another."""
         if not 0.0 <= fraction <= 1.0:
             raise ValueError(f"progress is a fraction 0..1, not {fraction}")
-        self._submit(self._progress, (float(fraction), note, job_id))
+        self._defer((float(fraction), note, job_id), progress=True)
 
     def flush(self) -> None:
         """Return once every event recorded so far in this process is committed."""
@@ -256,17 +259,19 @@ class StateStore:
 
     # --- group commit --------------------------------------------------------------------------
 
-    def _submit(self, queue: list[tuple[Any, ...]], item: tuple[Any, ...]) -> None:
+    def _submit(self, item: tuple[Any, ...]) -> None:
+        """Add an event; write it now unless a writer is at work (it takes the item next). The list
+        is chosen under the lock: the writer swaps it for a fresh one when it takes a batch."""
         with self._cond:
-            queue.append(item)
+            self._events.append(item)
             if self._writing:
                 return  # the thread writing now takes this item in its next batch
             self._writing = True
         self._drain()
 
-    def _defer(self, event: tuple[Any, ...]) -> None:
+    def _defer(self, item: tuple[Any, ...], progress: bool = False) -> None:
         with self._cond:
-            self._events.append(event)
+            (self._progress if progress else self._events).append(item)
             if self._flusher is None:
                 self._flusher = threading.Thread(target=self._flush_lazily, name="ferrymq-jobs-state",
                                                  daemon=True)
@@ -277,7 +282,7 @@ class StateStore:
         tick = threading.Event()
         while True:
             tick.wait(LAZY_FLUSH_S)
-            if self._events:
+            if self._events or self._progress:
                 self.flush()
 
     def _drain(self) -> None:
@@ -336,7 +341,7 @@ class StateMiddleware(Middleware):
         at_ms = message.enqueued_ms or app.clock.now_ms()
         delay_ms = None if message.eta_ms is None else max(0, message.eta_ms - at_ms)
         self.store.record(message.id, message.job, message.queue, "enqueued", at_ms, attempt=message.attempt,
-                          delay_ms=delay_ms)
+                          delay_ms=delay_ms, lazy=_in_job_transaction())
 
     def before_process(self, ctx: JobContext, message: JobMessage) -> None:
         if self._maybe_cancelled(ctx, message.id) and self.store.is_cancelled(message.id):
@@ -346,7 +351,11 @@ class StateMiddleware(Middleware):
     def wrap(self, ctx: JobContext, message: JobMessage, call: Callable[[], Any]) -> Any:
         self.store.record(message.id, message.job, message.queue, "started", ctx.clock.now_ms(),
                           ctx.worker_id, message.attempt, lazy=True)
-        return call()
+        try:
+            return call()
+        except Skip as skip:  # an inner wrap decided late not to run it (exactly-once: done already)
+            self._record(ctx, message, "skipped", skip.reason)
+            raise
 
     def after_process(self, ctx: JobContext, message: JobMessage, result: Any = None,
                       exception: BaseException | None = None) -> None:
@@ -401,6 +410,15 @@ class StateMiddleware(Middleware):
                 delay_ms: int | None = None) -> None:
         self.store.record(message.id, message.job, message.queue, state, ctx.clock.now_ms(), ctx.worker_id,
                           message.attempt, detail, delay_ms)
+
+
+def _in_job_transaction() -> bool:
+    """Whether this thread runs a job inside a transaction a middleware opened (a send from inside
+    a job): then no write of ours may start here."""
+    try:
+        return current.tx is not None
+    except RuntimeError:  # not inside a job
+        return False
 
 
 def _filters(state: str | None, job: str | None) -> tuple[str, tuple[Any, ...]]:

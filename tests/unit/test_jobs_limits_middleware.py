@@ -222,3 +222,36 @@ def test_a_started_event_is_written_without_waiting_for_the_job_to_end(stack: St
     finally:
         release.set()
         runner.join(30)
+
+
+def test_progress_and_sends_from_inside_an_exactly_once_transaction_do_not_write_there(stack: Stack) -> None:
+    """An idempotent job runs inside IdempotencyMiddleware's write transaction (App adds it with a
+    store): progress and a send's 'enqueued' from inside it must wait for another writer."""
+    child = stack.app.job(name="child")(lambda: None).message()
+
+    @stack.app.job(name="once", idempotent=True)
+    def once() -> None:
+        assert current.tx is not None
+        current.progress(0.5, "half")
+        stack.state.before_enqueue(stack.app, child)
+
+    sent = once.send()
+    state = stack.state.store.state(sent.id)
+    assert state is not None and (state.state, state.progress) == ("succeeded", 0.5)
+    assert [e.state for e in stack.state.store.history(child.id)] == ["enqueued"]
+
+
+def test_a_run_an_inner_wrap_skips_ends_skipped_and_gives_its_slot_back(tmp_path: Path) -> None:
+    from ferrymq.jobs import Middleware, Skip
+
+    class LateSkip(Middleware):
+        def wrap(self, ctx: Any, message: Any, call: Any) -> Any:
+            raise Skip("decided late")
+
+    stack = Stack(tmp_path)
+    stack.app.middleware.append(LateSkip())
+    limit = ConcurrencyLimit("solo", limit=1)
+    sent = stack.app.job(name="solo", rate_limit=limit)(lambda: None).send()
+    state = stack.state.store.state(sent.id)
+    assert state is not None and (state.state, state.detail) == ("skipped", "decided late")
+    assert limit.held(stack.db, NOW) == 0

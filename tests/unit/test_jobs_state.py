@@ -3,6 +3,7 @@ progress, listing, purge, and group commit under many threads."""
 
 from __future__ import annotations
 
+import sys
 import threading
 from pathlib import Path
 
@@ -133,19 +134,25 @@ def test_unknown_state_is_refused(store: StateStore) -> None:
 
 
 def test_many_threads_recording_at_once_lose_no_event(store: StateStore) -> None:
-    threads, jobs_each = 8, 40
+    threads, jobs_each = 8, 60
     start = threading.Barrier(threads)
 
     def work(t: int) -> None:
         start.wait()
         for i in range(jobs_each):
             run_once(store, f"t{t}-{i}", at=NOW + i)
+            store.progress(f"t{t}-{i}", 1.0, "done", NOW + i)
 
     workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # switch threads often: a race between adding and writing shows up
+    try:
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    finally:
+        sys.setswitchinterval(interval)
     assert store.counts()["succeeded"] == threads * jobs_each
     with store.db.transaction() as tx:
         assert tx.execute("SELECT COUNT(*) FROM ferrymq_job_events").fetchone()[0] == threads * jobs_each * 3
