@@ -1,21 +1,21 @@
-"""The result store on a real SQLite file: values, errors, expiry, purge and waiting (ManualClock)."""
+"""The result store on a real SQLite file and a real PostgreSQL server: values, errors, expiry,
+purge and waiting (ManualClock)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
 from ferrymq.clock import ManualClock
 from ferrymq.jobs.db import Database
 from ferrymq.jobs.results import ResultFailed, ResultMissing, ResultStore
+from tests.support.postgres import any_db_url, postgres_server  # noqa: F401
 
 NOW = 1_700_000_000_000
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> ResultStore:
-    return ResultStore(Database(f"sqlite:///{tmp_path / 'jobs.db'}", durable=False))
+def store(any_db_url: str) -> ResultStore:  # noqa: F811
+    return ResultStore(Database(any_db_url, durable=False))
 
 
 def test_a_stored_value_reads_back_as_the_same_json_value(store: ResultStore) -> None:

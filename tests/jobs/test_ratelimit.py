@@ -1,4 +1,5 @@
-"""Rate limits on a real SQLite file: exact grant counts under many threads and two processes.
+"""Rate limits on a real SQLite file and a real PostgreSQL server: exact grant counts under many
+threads and two processes.
 
 No test here times anything: time is a ManualClock (or a fixed ``now_ms`` handed to each process),
 and the checks count grants against what the limit allows."""
@@ -9,7 +10,6 @@ import multiprocessing
 import os
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,30 +17,37 @@ import pytest
 from ferrymq.clock import ManualClock
 from ferrymq.jobs.db import Database
 from ferrymq.jobs.ratelimit import ConcurrencyLimit, Limiter, SlidingWindow, TokenBucket
+from tests.support.postgres import any_db_url, postgres_server  # noqa: F401
 
 THREADS = 8
 NOW = 1_700_000_000_000
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Database:
-    return Database(f"sqlite:///{tmp_path / 'jobs.db'}", durable=False)
+def db(any_db_url: str) -> Database:  # noqa: F811
+    return Database(any_db_url, durable=False)
 
 
 def hammer(threads: int, attempts: int, try_once: Callable[[int], bool]) -> int:
     """Run ``try_once(i)`` ``attempts`` times on each of ``threads`` threads; count the True answers."""
     granted = [0] * threads
+    errors: list[BaseException] = []
     start = threading.Barrier(threads)
 
     def run(t: int) -> None:
         start.wait()
-        granted[t] = sum(try_once(t * attempts + i) for i in range(attempts))
+        try:
+            granted[t] = sum(try_once(t * attempts + i) for i in range(attempts))
+        except BaseException as exc:  # re-raised below: a thread's error fails the test
+            errors.append(exc)
 
     workers = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
     for w in workers:
         w.start()
     for w in workers:
         w.join()
+    if errors:
+        raise errors[0]
     return sum(granted)
 
 
@@ -148,6 +155,17 @@ def test_concurrency_acquire_without_a_holder_is_refused(db: Database) -> None:
         ConcurrencyLimit("gpu", limit=1).acquire(db, NOW)
 
 
+def test_stores_created_by_many_connections_at_once_on_an_empty_database(any_db_url: str) -> None:  # noqa: F811
+    """Worker processes starting together each create the tables: PostgreSQL fails racing
+    CREATE TABLE IF NOT EXISTS unless they are serialised."""
+    from ferrymq.jobs.ratelimit import TABLES, create_schema
+    from ferrymq.jobs.results import TABLES as RESULT_TABLES
+
+    dbs = [Database(any_db_url, durable=False) for _ in range(THREADS)]
+    hammer(THREADS, 1, lambda i: create_schema(dbs[i], TABLES + RESULT_TABLES) is None)
+    assert TokenBucket("after", rate=1).acquire(dbs[0], NOW) == 0
+
+
 # --- two processes --------------------------------------------------------------------------------
 
 KINDS = ("bucket", "window", "concurrency")
@@ -182,8 +200,8 @@ def _two_threads(db: Database, limiter: Limiter, times: list[int]) -> int:
     return hammer(2, attempts, lambda i: limiter.acquire(db, times[(i % attempts) // 3], f"{pid}-{i}") == 0)
 
 
-def test_two_processes_share_one_limit(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+def test_two_processes_share_one_limit(any_db_url: str) -> None:  # noqa: F811
+    url = any_db_url
     times = [NOW + 100 * step for step in range(30)]  # 3 s of limiter time, 10 requests per 100 ms each
     ctx = multiprocessing.get_context("spawn")
     out: multiprocessing.Queue[tuple[str, int]] = ctx.Queue()

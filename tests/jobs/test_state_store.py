@@ -1,23 +1,23 @@
-"""The job state store on a real SQLite file: audit trail, current state rules, cancellation,
-progress, listing, purge, and group commit under many threads."""
+"""The job state store on a real SQLite file and a real PostgreSQL server: audit trail, current
+state rules, cancellation, progress, listing, purge, and group commit under many threads."""
 
 from __future__ import annotations
 
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 
 from ferrymq.jobs.db import Database
 from ferrymq.jobs.state import STATES, StateStore
+from tests.support.postgres import any_db_url, postgres_server  # noqa: F401
 
 NOW = 1_700_000_000_000
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> StateStore:
-    return StateStore(Database(f"sqlite:///{tmp_path / 'jobs.db'}", durable=False))
+def store(any_db_url: str) -> StateStore:  # noqa: F811
+    return StateStore(Database(any_db_url, durable=False))
 
 
 def run_once(store: StateStore, job_id: str, *, fail: bool = False, at: int = NOW) -> None:
@@ -159,7 +159,7 @@ def test_many_threads_recording_at_once_lose_no_event(store: StateStore) -> None
     assert [e.state for e in store.history("t3-17")] == ["enqueued", "started", "succeeded"]
 
 
-def test_a_second_store_on_the_same_file_sees_the_first_ones_writes(store: StateStore) -> None:
+def test_a_second_store_on_the_same_database_sees_the_first_ones_writes(store: StateStore) -> None:
     run_once(store, "j1")
     store.flush()
     other = StateStore(Database(store.db.url, durable=False))
