@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 STATES = ("enqueued", "started", "retried", "succeeded", "failed", "dead", "replayed", "cancelled", "skipped")
 FINAL = ("succeeded", "dead", "cancelled", "skipped")  # 'failed' is not final: a retry may follow
 LIST_LIMIT_MAX = 1_000
-LAZY_FLUSH_S = 0.1  # a 'started' event waits at most this long for a write to share
+LAZY_FLUSH_S = 0.1  # a lazy event waits at most this long for a write to share
+LAZY_BATCH_WAKE = 1_000  # ...or until this many are pending
 CANCEL_POLL_MS = 1_000  # how stale a worker's view of cancellations of queued jobs may be
 CANCEL_SKEW_MS = 5_000  # cancellations stamped by a clock this far behind the worker's are still seen
 
@@ -127,6 +128,7 @@ class StateStore:
         self._progress: list[tuple[Any, ...]] = []
         self._writing = False
         self._flusher: threading.Thread | None = None
+        self._wake = threading.Event()
         self.batches_written = 0  # transactions spent on events and progress (events / batches = sharing)
 
     # --- writes --------------------------------------------------------------------------------
@@ -272,7 +274,10 @@ class StateStore:
 
     def _defer(self, item: tuple[Any, ...], progress: bool = False) -> None:
         with self._cond:
-            (self._progress if progress else self._events).append(item)
+            pending = self._progress if progress else self._events
+            pending.append(item)
+            if len(pending) >= LAZY_BATCH_WAKE:
+                self._wake.set()  # a busy worker: write now rather than let the batch grow
             if self._flusher is None:
                 self._flusher = threading.Thread(target=self._flush_lazily, name="ferrymq-jobs-state",
                                                  daemon=True)
@@ -280,9 +285,9 @@ class StateStore:
 
     def _flush_lazily(self) -> None:
         """Bounds how long a lazy event waits when no other write comes along."""
-        tick = threading.Event()
         while True:
-            tick.wait(LAZY_FLUSH_S)
+            self._wake.wait(LAZY_FLUSH_S)
+            self._wake.clear()
             if self._events or self._progress:
                 self.flush()
 
@@ -325,14 +330,21 @@ class StateMiddleware(Middleware):
     lazy (it shares the job's next write). Put this middleware first, so a cancelled job is skipped
     before any other middleware spends on it.
 
+    ``lazy`` (the default): a worker's events are written by one background writer, in batches, at
+    most LAZY_FLUSH_S after they happen, so a job's path does no database write of its own; a
+    worker killed with SIGKILL loses the events of its last LAZY_FLUSH_S (a drain flushes them).
+    ``lazy=False`` writes each before its hook returns (group-committed across job threads).
+    'enqueued' is always written before the send returns (a sender may exit right after).
+
     Cancellations are read once per ``cancel_poll_ms`` for the whole process, not once per job: a
     job cancelled less than that before a worker takes it may still start (and then sees
     ``ctx.cancelled`` at the worker's next poll of its running jobs). ``cancel_poll_ms=0`` asks
     the store about every job."""
 
-    def __init__(self, db: Database, cancel_poll_ms: int = CANCEL_POLL_MS) -> None:
+    def __init__(self, db: Database, cancel_poll_ms: int = CANCEL_POLL_MS, lazy: bool = True) -> None:
         self.store = StateStore(db)
         self.cancel_poll_ms = cancel_poll_ms
+        self.lazy = lazy
         self._cancelled: set[str] = set()  # cancellations seen by this process's polls
         self._poll_lock = threading.Lock()
         self._next_poll_ms = 0  # monotonic
@@ -371,7 +383,7 @@ class StateMiddleware(Middleware):
         """``message`` is the next attempt; the event belongs to the attempt that failed, with the
         delay until the next one."""
         self.store.record(message.id, message.job, message.queue, "retried", ctx.clock.now_ms(),
-                          ctx.worker_id, max(0, message.attempt - 1), reason[:4000], delay_ms)
+                          ctx.worker_id, max(0, message.attempt - 1), reason[:4000], delay_ms, lazy=self.lazy)
 
     def after_dead(self, ctx: JobContext, message: JobMessage, reason: str) -> None:
         self._record(ctx, message, "dead", reason[:4000])
@@ -410,7 +422,7 @@ class StateMiddleware(Middleware):
     def _record(self, ctx: JobContext, message: JobMessage, state: str, detail: str = "",
                 delay_ms: int | None = None) -> None:
         self.store.record(message.id, message.job, message.queue, state, ctx.clock.now_ms(), ctx.worker_id,
-                          message.attempt, detail, delay_ms)
+                          message.attempt, detail, delay_ms, lazy=self.lazy)
 
 
 def _in_job_transaction() -> bool:
