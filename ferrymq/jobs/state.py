@@ -15,6 +15,7 @@ The store is opt-in: a job costs two to three event writes and one read of its c
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -30,11 +31,14 @@ if TYPE_CHECKING:
     from ferrymq.jobs.context import JobContext
     from ferrymq.jobs.message import JobMessage
 
+log = logging.getLogger("ferrymq.jobs.state")
+
 STATES = ("enqueued", "started", "retried", "succeeded", "failed", "dead", "replayed", "cancelled", "skipped")
 FINAL = ("succeeded", "dead", "cancelled", "skipped")  # 'failed' is not final: a retry may follow
 LIST_LIMIT_MAX = 1_000
 LAZY_FLUSH_S = 0.1  # a lazy event waits at most this long for a write to share
 LAZY_BATCH_WAKE = 1_000  # ...or until this many are pending
+LAZY_IDLE_S = 10.0  # the background writer ends after this long with nothing to write
 CANCEL_POLL_MS = 1_000  # how stale a worker's view of cancellations of queued jobs may be
 CANCEL_SKEW_MS = 5_000  # cancellations stamped by a clock this far behind the worker's are still seen
 
@@ -284,12 +288,23 @@ class StateStore:
                 self._flusher.start()
 
     def _flush_lazily(self) -> None:
-        """Bounds how long a lazy event waits when no other write comes along."""
+        """Bounds how long a lazy event waits when no other write comes along; ends after
+        LAZY_IDLE_S with nothing to write (the next lazy event starts another)."""
+        idle_ticks = 0
         while True:
             self._wake.wait(LAZY_FLUSH_S)
             self._wake.clear()
-            if self._events or self._progress:
-                self.flush()
+            with self._cond:
+                pending = bool(self._events or self._progress)
+                if not pending and idle_ticks * LAZY_FLUSH_S >= LAZY_IDLE_S:
+                    self._flusher = None
+                    return
+            idle_ticks = 0 if pending else idle_ticks + 1
+            if pending:
+                try:
+                    self.flush()
+                except Exception:  # the batch is lost; the trail must not stop the worker
+                    log.exception("job state: a batch of events could not be written")
 
     def _drain(self) -> None:
         """Write batches until nothing is pending; this thread holds the writer's role meanwhile

@@ -166,3 +166,17 @@ def test_a_second_store_on_the_same_database_sees_the_first_ones_writes(store: S
     state = other.state("j1")
     assert state is not None and state.state == "succeeded"
     assert other.cancel("j2", NOW) and store.is_cancelled("j2")
+
+
+def test_lazy_events_reach_the_database_without_a_flush_and_the_idle_writer_ends_and_restarts(
+        store: StateStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ferrymq.jobs import state as state_module
+    from tests.support.jobs import wait_until
+
+    monkeypatch.setattr(state_module, "LAZY_IDLE_S", 0.2)
+    other = StateStore(Database(store.db.url, durable=False))  # as another process reads it
+    store.record("j1", "pay", "critical", "started", NOW, worker_id="w1", lazy=True)
+    wait_until(lambda: getattr(other.state("j1"), "state", None) == "started", 30, "the lazy write")
+    wait_until(lambda: store._flusher is None, 30, "the idle writer to end")
+    store.record("j1", "pay", "critical", "succeeded", NOW + 1, worker_id="w1", lazy=True)
+    wait_until(lambda: getattr(other.state("j1"), "state", None) == "succeeded", 30, "a second lazy write")
