@@ -1,10 +1,10 @@
 """The state, results and rate-limit middlewares through the real job processor (eager mode: the
-processor a worker uses, with no broker), on a real SQLite file and a ManualClock."""
+processor a worker uses, with no broker), on a real SQLite file and a real PostgreSQL server,
+with a ManualClock."""
 
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,14 +17,15 @@ from ferrymq.jobs.ratelimit import ConcurrencyLimit, RateLimitMiddleware, TokenB
 from ferrymq.jobs.results import ResultFailed, ResultsMiddleware
 from ferrymq.jobs.state import StateMiddleware, StateStore
 from tests.support.jobs import wait_until
+from tests.support.postgres import any_db_url, postgres_server  # noqa: F401
 
 NOW = 1_700_000_000_000
 
 
 class Stack:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, url: str) -> None:
         self.clock = ManualClock(NOW)
-        self.db = Database(f"sqlite:///{tmp_path / 'jobs.db'}", durable=False)
+        self.db = Database(url, durable=False)
         self.state = StateMiddleware(self.db)
         self.results = ResultsMiddleware(self.db)
         self.limits = RateLimitMiddleware(self.db)
@@ -37,8 +38,8 @@ class Stack:
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Stack:
-    return Stack(tmp_path)
+def stack(any_db_url: str) -> Stack:  # noqa: F811
+    return Stack(any_db_url)
 
 
 def test_audit_trail_of_a_job_that_fails_once_then_succeeds(stack: Stack) -> None:
@@ -241,14 +242,13 @@ def test_progress_and_sends_from_inside_an_exactly_once_transaction_do_not_write
     assert [e.state for e in stack.state.store.history(child.id)] == ["enqueued"]
 
 
-def test_a_run_an_inner_wrap_skips_ends_skipped_and_gives_its_slot_back(tmp_path: Path) -> None:
+def test_a_run_an_inner_wrap_skips_ends_skipped_and_gives_its_slot_back(stack: Stack) -> None:
     from ferrymq.jobs import Middleware, Skip
 
     class LateSkip(Middleware):
         def wrap(self, ctx: Any, message: Any, call: Any) -> Any:
             raise Skip("decided late")
 
-    stack = Stack(tmp_path)
     stack.app.middleware.append(LateSkip())
     limit = ConcurrencyLimit("solo", limit=1)
     sent = stack.app.job(name="solo", rate_limit=limit)(lambda: None).send()
