@@ -165,18 +165,17 @@ class ConcurrencyLimit(Limiter):
         if not holder:
             raise ValueError(f"concurrency limit {self.name!r}: acquire needs a holder (the job id)")
         now_ms = self._lock(tx, now_ms)
-        tx.execute("DELETE FROM ferrymq_limiter_slots WHERE name = ? AND expires_ms <= ?",
-                   (self.name, now_ms))
-        expires = now_ms + self.lease_ms
-        if tx.execute("UPDATE ferrymq_limiter_slots SET expires_ms = ? WHERE name = ? AND holder = ?",
-                      (expires, self.name, holder)).rowcount == 1:
-            return 0  # this job already holds a slot (a redelivery of a run that died)
-        count, soonest = tx.execute("SELECT COUNT(*), MIN(expires_ms) FROM ferrymq_limiter_slots"
-                                    " WHERE name = ?", (self.name,)).fetchone()
-        if count < self.limit:
-            tx.execute("INSERT INTO ferrymq_limiter_slots (name, holder, expires_ms) VALUES (?, ?, ?)",
-                       (self.name, holder, expires))
+        count, soonest, mine = tx.execute(
+            "SELECT COUNT(*), MIN(expires_ms), COUNT(CASE WHEN holder = ? THEN 1 END)"
+            " FROM ferrymq_limiter_slots WHERE name = ? AND expires_ms > ?",
+            (holder, self.name, now_ms)).fetchone()
+        if mine or count < self.limit:  # mine: a redelivery of a run that died holding its slot
+            tx.execute("INSERT INTO ferrymq_limiter_slots (name, holder, expires_ms) VALUES (?, ?, ?)"
+                       " ON CONFLICT (name, holder) DO UPDATE SET expires_ms = excluded.expires_ms",
+                       (self.name, holder, now_ms + self.lease_ms))
             return 0
+        tx.execute("DELETE FROM ferrymq_limiter_slots WHERE name = ? AND expires_ms <= ?",
+                   (self.name, now_ms))  # the leases of dead workers, cleared when they are in the way
         return max(1, min(int(soonest) - now_ms, self.retry_ms))
 
     def release(self, db: Database, holder: str = "") -> None:
