@@ -43,6 +43,12 @@ class QueueArgs:
         return self.message_groups or self.dedup_window_ms is not None
 
     @property
+    def counts_deliveries(self) -> bool:
+        """Redeliveries carry ``x-delivery-count``: always on quorum queues (RabbitMQ 3.10), and on
+        any queue with a delivery limit (a FerryMQ extension on classic queues)."""
+        return self.delivery_limit is not None or self.queue_type == "quorum"
+
+    @property
     def plain(self) -> bool:
         """True when no argument needs per-message work: the queue takes its fast path."""
         return (

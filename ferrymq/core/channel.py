@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ferrymq.core.args import consumer_priority
 from ferrymq.core.consumer import Consumer
 from ferrymq.core.message import Message
+from ferrymq.core.properties import Long
 from ferrymq.core.trace import HEADER_BYTES as TRACE_HEADER
 from ferrymq.errors import NotAllowed, PreconditionFailed
 
@@ -101,7 +102,7 @@ class Channel:
         msg = entry.msg
         if msg.trace is not None:
             self._trace_delivery(consumer.tag, tag, queue, entry)
-        if entry.deliveries > 1 and queue.args.delivery_limit is not None:
+        if entry.deliveries > 1 and queue.args.counts_deliveries:
             msg = _with_delivery_count(msg, entry.deliveries - 1)
         self.outbox.append((DELIVER, consumer.tag, tag, entry.deliveries > 1, msg.exchange,
                             msg.routing_key, msg))
@@ -268,7 +269,7 @@ class Channel:
             self.unacked[tag] = (queue, entry, None, self.broker.clock.monotonic_ms())
             self.unacked_count += 1
         msg = entry.msg
-        if entry.deliveries > 1 and queue.args.delivery_limit is not None:
+        if entry.deliveries > 1 and queue.args.counts_deliveries:
             msg = _with_delivery_count(msg, entry.deliveries - 1)
         return tag, entry.deliveries > 1, msg, queue.message_count
 
@@ -422,6 +423,6 @@ class Channel:
 
 def _with_delivery_count(msg: Message, count: int) -> Message:
     headers = dict(msg.props.headers or {})
-    headers["x-delivery-count"] = count
+    headers["x-delivery-count"] = Long(count)
     copy = msg.with_props(msg.props.with_changes(headers=headers), msg.exchange, msg.routing_key)
     return copy

@@ -1,6 +1,6 @@
 """The x-death bookkeeping RabbitMQ 3.10 writes when it dead-letters a message.
 
-Each death is a table {count, reason, queue, time, exchange, routing-keys[, original-expiration]};
+Each death is a table {count (a long), reason, queue, time, exchange, routing-keys[, original-expiration]};
 the newest is first, and a repeat of the same (queue, reason) increments that entry's count and
 moves it to the front. ``x-first-death-*`` are written once. The per-message expiration is
 removed, so the message does not expire again in the dead-letter queue.
@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ferrymq.core.message import Message
+from ferrymq.core.properties import Long
 
 
 def dead_letter_message(
@@ -27,7 +28,7 @@ def dead_letter_message(
             del deaths[i]
             break
     entry: dict[str, Any] = {
-        "count": count,
+        "count": Long(count),
         "reason": reason,
         "queue": queue,
         "time": datetime.fromtimestamp(now_ms // 1000, tz=UTC),

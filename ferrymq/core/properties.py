@@ -10,6 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+
+class Long(int):
+    """An integer carried as a signed 64-bit field-table value (``l``), not the smallest type that
+    holds it: RabbitMQ writes the counts it adds (x-death ``count``, ``x-delivery-count``) as longs,
+    and typed clients read them so (Spring AMQP casts ``count`` to Long); a client's own ``l`` values
+    decode to it, so they keep their type when the broker re-encodes headers (dead-lettering)."""
+
+    __slots__ = ()
+
+
 # Property flag bits, highest first, in wire order (AMQP 0-9-1 basic class).
 FLAG_CONTENT_TYPE = 1 << 15
 FLAG_CONTENT_ENCODING = 1 << 14

@@ -31,7 +31,14 @@ class PublishError(RuntimeError):
 
 
 def is_ferrymq(client: Client) -> bool:
-    return client.server_properties.get("product") in ("FerryMQ", b"FerryMQ")
+    """FerryMQ may call itself RabbitMQ in ``product`` (for clients that check); its platform
+    and information properties still name it."""
+    props = client.server_properties
+    return any("FerryMQ" in _text(props.get(name)) for name in ("product", "platform", "information"))
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value or "")
 
 
 def dlq_name(queue: str) -> str:

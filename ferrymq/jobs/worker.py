@@ -40,9 +40,10 @@ RECONNECT_MIN_MS, RECONNECT_MAX_MS = 100, 5_000
 # Adaptive prefetch (FerryMQ): hold, besides one delivery per slot, only about BUFFER_MS of work
 # per slot, judged from recent job durations: thousands of no-op jobs stream, a 10-s job is
 # never held back while another worker idles.
-BUFFER_MS = 5.0
-EXTRA_MAX = 256
+BUFFER_MS = 20.0
+EXTRA_MAX = 512
 ADAPT_EVERY_MS = 200
+DONE, ACKED, REJECTED = 0, 1, 2  # a finished delivery: not yet acked on the wire, acked alone, requeued
 
 
 @dataclass
@@ -168,6 +169,8 @@ class Session:
         self.picker = StridePicker(worker.weights)
         self.buffers: dict[str, deque[Delivery]] = {name: deque() for name in worker.weights}
         self.inflight = 0
+        self.acked_upto = 0  # every delivery tag <= this is settled (tags count 1, 2, ... per channel)
+        self.settled: dict[int, int] = {}  # tag above acked_upto -> DONE, ACKED or REJECTED
         self.clock = worker.app.clock
         self.last_sent = self.last_heard = self.clock.monotonic_ms()
 
@@ -262,9 +265,35 @@ class Session:
         self.inflight -= len(mine)  # a stale tag belongs to a connection that is gone
         worker.processed += len(mine)
         if mine:
-            acks = codec.encode_acks(1, [tag for tag, requeue in mine if not requeue])
-            rejects = b"".join(codec.encode_reject(1, tag, True) for tag, requeue in mine if requeue)
-            self._send(acks + rejects)
+            self._send(self._settle_frames(mine))
+
+    def _settle_frames(self, mine: list[tuple[int, bool]]) -> bytes:
+        """Rejects first, then one ``multiple`` ack for the run of settled tags from the bottom
+        and single acks above the first gap (a job still running): the broker handles one frame
+        where there were dozens, and a long job never holds back the acks of the ones after it.
+        A multiple ack must name a tag still unacked (RabbitMQ's rule), so it names the last
+        tag of the run that no single ack or reject has settled."""
+        settled = self.settled
+        rejects = []
+        for tag, requeue in mine:
+            settled[tag] = REJECTED if requeue else DONE
+            if requeue:
+                rejects.append(codec.encode_reject(1, tag, True))
+        upto, last_unacked = self.acked_upto, 0
+        while upto + 1 in settled:
+            upto += 1
+            if settled.pop(upto) == DONE:
+                last_unacked = upto
+        self.acked_upto = upto
+        frames = rejects
+        if last_unacked:
+            frames.append(codec.encode_ack(1, last_unacked, multiple=True))
+        above = [tag for tag, requeue in mine if tag > upto and not requeue]
+        for tag in above:
+            settled[tag] = ACKED
+        if above:
+            frames.append(codec.encode_acks(1, above))
+        return b"".join(frames)
 
     def _send(self, data: bytes) -> None:
         self.client.sock.setblocking(True)
@@ -290,6 +319,7 @@ class Session:
         window = slots + min(EXTRA_MAX, int(slots * BUFFER_MS / mean_ms))
         if abs(window - self.window) * 5 > self.window:
             self.window = window
+            log.debug("prefetch window %d (mean job %.3f ms)", window, mean_ms)
             self._send(codec.encode_method(1, c.Basic.Qos(prefetch_count=window, global_=True)))
 
     def _heartbeat(self) -> None:

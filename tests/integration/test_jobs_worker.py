@@ -160,10 +160,12 @@ def test_weighted_queues_share_one_slot_by_weight_while_all_are_backlogged(amqp_
         worker.stop()
     first = [r[0] for r in runs(effects)][:320]
     counts = {name: first.count(name) for name in ("record_critical", "record", "record_bulk")}
-    # weights 100 : 50 : 10 -> 200 : 100 : 20 of 320 (the first prefetched batch blurs it a little)
-    assert 170 <= counts["record_critical"] <= 230, counts
-    assert 75 <= counts["record"] <= 125, counts
-    assert 8 <= counts["record_bulk"] <= 40, counts
+    # weights 100 : 50 : 10 -> 200 : 100 : 20 of 320; a buffer the broker has not refilled yet
+    # blurs it (more so on a loaded machine), so the bounds are wide but still tell weights apart
+    assert 150 <= counts["record_critical"] <= 240, counts
+    assert 60 <= counts["record"] <= 140, counts
+    assert 5 <= counts["record_bulk"] <= 60, counts
+    assert counts["record_critical"] > counts["record"] > counts["record_bulk"], counts
 
 
 def test_higher_priority_job_overtakes_a_backlog_in_its_queue(amqp_url, effects):

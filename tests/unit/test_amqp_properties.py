@@ -15,7 +15,7 @@ from pamqp import encode as pencode
 from pamqp import header as pheader
 
 from ferrymq import limits
-from ferrymq.core.properties import EMPTY_PROPERTIES, Properties
+from ferrymq.core.properties import EMPTY_PROPERTIES, Long, Properties
 from ferrymq.errors import SyntaxError_
 from ferrymq.protocols.amqp.properties import (
     EMPTY_RAW_PROPERTIES,
@@ -194,6 +194,15 @@ def test_encoding_picks_rabbitmqs_types() -> None:
     assert encode_table({"i": 2**40})[4:] == b"\x01il" + (2**40).to_bytes(8, "big")
     assert encode_table({"f": 0.5})[4:] == b"\x01fd" + struct.pack(">d", 0.5)
     assert encode_table({"b": b"\x00"})[4:] == b"\x01bx\x00\x00\x00\x01\x00"
+
+
+def test_long_values_keep_their_64_bit_type_through_decode_and_encode() -> None:
+    """RabbitMQ keeps a field's type when it passes headers on; so do we, though 1 fits in 'I'."""
+    raw = b"\x01nl" + (1).to_bytes(8, "big")
+    table = decode_table(raw, 0, len(raw))
+    assert table == {"n": 1} and isinstance(table["n"], Long)
+    assert encode_table(table)[4:] == raw
+    assert encode_table({"n": Long(-2)})[4:] == b"\x01nl" + (-2).to_bytes(8, "big", signed=True)
 
 
 def test_tables_nested_deeper_than_the_limit_are_refused_both_ways() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ferrymq.core.channel import CANCEL, CLOSE, RETURN
+from ferrymq.core.properties import Long
 from ferrymq.errors import AccessRefused, NotAllowed, PreconditionFailed, ResourceLocked
 from tests.support.core import (
     confirms,
@@ -121,6 +122,7 @@ def test_reject_without_requeue_dead_letters_with_x_death():
     headers = entry.msg.props.headers
     death = headers["x-death"][0]
     assert death["reason"] == "rejected" and death["queue"] == "q" and death["count"] == 1
+    assert isinstance(death["count"], Long)  # RabbitMQ writes the count as a long ('l')
     assert death["routing-keys"] == ["q"] and death["exchange"] == ""
     assert headers["x-first-death-reason"] == "rejected"
     assert headers["x-first-death-queue"] == "q"
@@ -254,6 +256,27 @@ def test_delivery_limit_dead_letters_after_too_many_redeliveries():
     assert deliveries(ch) == []
     (entry,) = list(broker.vhosts["/"].queues["dead"].ready_entries())
     assert entry.msg.props.headers["x-death"][0]["reason"] == "delivery_limit"
+
+
+def test_quorum_queue_redeliveries_carry_x_delivery_count_as_rabbitmq_does():
+    broker, _ = new_broker()
+    ch = open_channel(broker)
+    declare(broker, "qq", durable=True, arguments={"x-queue-type": "quorum"})
+    declare(broker, "classic")
+    publish(ch, "m", routing_key="qq")
+    publish(ch, "m", routing_key="classic")
+    ch.outbox.clear()
+    ch.consume("qq", "c")
+    ch.consume("classic", "k")
+    first = {e[1]: e for e in ch.outbox}
+    assert all("x-delivery-count" not in (e[6].props.headers or {}) for e in first.values())
+    ch.outbox.clear()
+    for e in first.values():
+        ch.nack(e[2], False, True)
+    again = {e[1]: e for e in ch.outbox}
+    count = again["c"][6].props.headers["x-delivery-count"]
+    assert count == 1 and isinstance(count, Long)
+    assert again["k"][3] and "x-delivery-count" not in (again["k"][6].props.headers or {})  # classic
 
 
 def test_consumer_timeout_closes_channel_with_406_and_requeues():

@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from ferrymq import limits
+from ferrymq.core.properties import Long
 
 _U32 = struct.Struct(">I")
 _SCALARS: dict[int, struct.Struct] = {
@@ -28,6 +29,7 @@ _SCALARS: dict[int, struct.Struct] = {
     ord("l"): struct.Struct(">q"), ord("L"): struct.Struct(">q"),
     ord("f"): struct.Struct(">f"), ord("d"): struct.Struct(">d"),
 }
+_LONG_TAGS = frozenset((ord("l"), ord("L")))
 _DECIMAL = struct.Struct(">BI")
 _TIMESTAMP = struct.Struct(">Q")
 _INT32 = struct.Struct(">i")
@@ -80,7 +82,8 @@ def _value(buf: bytes, pos: int, end: int, depth: int) -> tuple[Any, int]:
         after = pos + scalar.size
         if after > end:
             raise TableError("truncated field value")
-        return scalar.unpack_from(buf, pos)[0], after
+        value = scalar.unpack_from(buf, pos)[0]
+        return (Long(value) if tag in _LONG_TAGS else value), after
     if tag in _SIZED:
         if pos + 4 > end:
             raise TableError("truncated field value length")
@@ -163,7 +166,7 @@ def _entries(table: dict[str, Any], depth: int) -> list[bytes]:
 
 
 def encode_value(value: Any, depth: int = 0) -> bytes:
-    """One tagged value, choosing the type as RabbitMQ's own encoder would."""
+    """One tagged value, choosing the type as RabbitMQ's own encoder would (a ``Long`` stays ``l``)."""
     if isinstance(value, bool):
         return b"t\x01" if value else b"t\x00"
     if isinstance(value, int):
@@ -185,7 +188,7 @@ def encode_value(value: Any, depth: int = 0) -> bytes:
 
 
 def _integer(value: int) -> bytes:
-    if -(2**31) <= value < 2**31:
+    if -(2**31) <= value < 2**31 and not isinstance(value, Long):
         return b"I" + _INT32.pack(value)
     if -(2**63) <= value < 2**63:
         return b"l" + _INT64.pack(value)
