@@ -15,8 +15,10 @@ The store is opt-in: a job costs two to three event writes and one read of its c
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -133,6 +135,7 @@ class StateStore:
         self._writing = False
         self._flusher: threading.Thread | None = None
         self._wake = threading.Event()
+        atexit.register(_flush_at_exit, weakref.ref(self))  # a sender that exits keeps its events
         self.batches_written = 0  # transactions spent on events and progress (events / batches = sharing)
 
     # --- writes --------------------------------------------------------------------------------
@@ -345,11 +348,10 @@ class StateMiddleware(Middleware):
     lazy (it shares the job's next write). Put this middleware first, so a cancelled job is skipped
     before any other middleware spends on it.
 
-    ``lazy`` (the default): a worker's events are written by one background writer, in batches, at
-    most LAZY_FLUSH_S after they happen, so a job's path does no database write of its own; a
-    worker killed with SIGKILL loses the events of its last LAZY_FLUSH_S (a drain flushes them).
-    ``lazy=False`` writes each before its hook returns (group-committed across job threads).
-    'enqueued' is always written before the send returns (a sender may exit right after).
+    ``lazy`` (the default): events are written by one background writer, in batches, at most
+    LAZY_FLUSH_S after they happen, so neither a send nor a job's path waits on the database; a
+    process that exits flushes them, one killed with SIGKILL loses those of its last LAZY_FLUSH_S.
+    ``lazy=False`` writes each before its hook returns (group-committed across threads).
 
     Cancellations are read once per ``cancel_poll_ms`` for the whole process, not once per job: a
     job cancelled less than that before a worker takes it may still start (and then sees
@@ -369,7 +371,7 @@ class StateMiddleware(Middleware):
         at_ms = message.enqueued_ms or app.clock.now_ms()
         delay_ms = None if message.eta_ms is None else max(0, message.eta_ms - at_ms)
         self.store.record(message.id, message.job, message.queue, "enqueued", at_ms, attempt=message.attempt,
-                          delay_ms=delay_ms, lazy=_in_job_transaction())
+                          delay_ms=delay_ms, lazy=self.lazy or _in_job_transaction())
 
     def before_process(self, ctx: JobContext, message: JobMessage) -> None:
         if self._maybe_cancelled(ctx, message.id) and self.store.is_cancelled(message.id):
@@ -438,6 +440,15 @@ class StateMiddleware(Middleware):
                 delay_ms: int | None = None) -> None:
         self.store.record(message.id, message.job, message.queue, state, ctx.clock.now_ms(), ctx.worker_id,
                           message.attempt, detail, delay_ms, lazy=self.lazy)
+
+
+def _flush_at_exit(ref: weakref.ref[StateStore]) -> None:
+    store = ref()
+    if store is not None:
+        try:
+            store.flush()
+        except Exception:
+            log.exception("job state: events pending at exit could not be written")
 
 
 def _in_job_transaction() -> bool:

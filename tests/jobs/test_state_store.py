@@ -3,6 +3,7 @@ state rules, cancellation, progress, listing, purge, and group commit under many
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 
@@ -180,3 +181,17 @@ def test_lazy_events_reach_the_database_without_a_flush_and_the_idle_writer_ends
     wait_until(lambda: store._flusher is None, 30, "the idle writer to end")
     store.record("j1", "pay", "critical", "succeeded", NOW + 1, worker_id="w1", lazy=True)
     wait_until(lambda: getattr(other.state("j1"), "state", None) == "succeeded", 30, "a second lazy write")
+
+
+def test_lazy_events_of_a_process_that_exits_at_once_are_written(store: StateStore) -> None:
+    import subprocess
+
+    from tests.support.jobs import ROOT
+
+    code = ("import sys; from ferrymq.jobs.db import Database; from ferrymq.jobs.state import StateStore;"
+            "StateStore(Database(sys.argv[1], durable=False)).record('sent', 'pay', 'critical', 'enqueued',"
+            f" {NOW}, lazy=True)")
+    subprocess.run([sys.executable, "-c", code, store.db.url], cwd=ROOT, check=True, timeout=60,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+    state = store.state("sent")
+    assert state is not None and state.state == "enqueued"
