@@ -72,6 +72,9 @@ def jobs_per_s(db: Database | None, jobs: int, threads: int = 1, stack: str = "s
             thread.start()
         for thread in pool:
             thread.join()
+        for m in middleware:
+            if isinstance(m, StateMiddleware):
+                m.store.flush()  # counted until every event is in the database
 
     return rate(each * threads, run)
 
