@@ -31,7 +31,7 @@ class App:
                  clock: Clock | None = None, rng: Rng | None = None, seed: int | None = None,
                  queues: dict[str, int] | None = None,
                  priorities: bool = False, middleware: list[Middleware] | None = None,
-                 lease: Duration | None = None) -> None:
+                 lease: Duration | None = None, state: bool = False) -> None:
         self.url = url
         self.eager = url.startswith(EAGER)
         self.clock: Clock = clock or SystemClock()
@@ -46,8 +46,12 @@ class App:
         self.jobs: dict[str, Job] = {}
         self.schedules: list[Any] = []
         self.middleware: list[Middleware] = list(middleware or [])
+        self.state: Any = None  # the StateMiddleware, with App(state=True) and a store
+        self.results: Any = None
         if self.db is not None:
-            self._default_middleware(self.db)
+            self._default_middleware(self.db, state)
+        elif state:
+            raise ValueError("App(state=True) keeps job state in a store: give store=...")
         self._hooks: tuple[int, HookTable] | None = None
         self._publisher: Publisher | None = None
         self.eager_dead: list[tuple[JobMessage, dict[str, Any]]] = []  # eager mode's dead letters
@@ -82,13 +86,32 @@ class App:
             return job
         return register
 
-    def _default_middleware(self, db: Database) -> None:
-        """What a store gives: exactly-once effects for keyed and idempotent jobs. Appended last,
-        so its transaction wraps only the job call."""
+    def _default_middleware(self, db: Database, state: bool) -> None:
+        """What a store gives: job state and audit trail (opt-in, first, so it sees every
+        verdict), results and rate limits, and exactly-once effects for keyed and idempotent jobs
+        (last, so its transaction wraps only the job call)."""
         from ferrymq.jobs.idempotency import IdempotencyMiddleware
+        from ferrymq.jobs.ratelimit import RateLimitMiddleware
+        from ferrymq.jobs.results import ResultsMiddleware
+        from ferrymq.jobs.state import StateMiddleware
 
-        if not any(isinstance(m, IdempotencyMiddleware) for m in self.middleware):
+        have = {type(m) for m in self.middleware}
+        if state and StateMiddleware not in have:
+            self.state = StateMiddleware(db)
+            self.middleware.insert(0, self.state)
+        if ResultsMiddleware not in have:
+            results = ResultsMiddleware(db)
+            self.results = results.store  # app.results.get(job_id) / .wait(...)
+            self.middleware.append(results)
+        if RateLimitMiddleware not in have:
+            self.middleware.append(RateLimitMiddleware(db))
+        if IdempotencyMiddleware not in have:
             self.middleware.append(IdempotencyMiddleware(db))
+
+    def report_progress(self, ctx: Any, fraction: float, note: str) -> None:
+        """``ctx.progress(...)``: kept in the state store when the app keeps job state."""
+        if self.state is not None:
+            self.state.report_progress(ctx, fraction, note)
 
     def add_middleware(self, middleware: Middleware) -> None:
         self.middleware.append(middleware)

@@ -44,6 +44,7 @@ RECONNECT_MIN_MS, RECONNECT_MAX_MS = 100, 5_000
 BUFFER_MS = 20.0
 EXTRA_MAX = 512
 ADAPT_EVERY_MS = 200
+CANCEL_POLL_MS = 1_000
 LEASE_EXCHANGE = "amq.ferrymq.lease"  # FerryMQ's lease extension (docs/extensions.md)
 DONE, ACKED, REJECTED = 0, 1, 2  # a finished delivery: not yet acked on the wire, acked alone, requeued
 
@@ -168,6 +169,7 @@ class Session:
         self.timed_seen = self.busy_seen = 0
         self.lease_ms: int | None = None
         self.next_lease = 0
+        self.next_cancel_poll = 0
         self.extend_frame = b""
         self.client = Client(worker.app.url, product="ferrymq.jobs worker").open(heartbeat=config.heartbeat_s)
         self.reader = InboundReader()
@@ -220,6 +222,8 @@ class Session:
         wait_s = max(1, worker.config.heartbeat_s // 2) if worker.config.heartbeat_s else 1.0
         if self.lease_ms:  # wake in time to extend leases even when nothing else happens
             wait_s = min(wait_s, self.lease_ms / 3000)
+        if worker.app.state is not None:
+            wait_s = min(wait_s, CANCEL_POLL_MS / 1000)
         while not worker._stopping.is_set() and not worker.recycle_due():
             self._dispatch()
             readable, _, _ = select.select([sock_fd, worker._wake_r], [], [], wait_s)
@@ -233,6 +237,7 @@ class Session:
             self._heartbeat()
             self._adapt()
             self._extend_leases()
+            self._poll_cancellations()
         if worker.recycle_due():
             log.info("worker %s recycles after %d jobs", worker.worker_id, worker.processed)
             worker._stopping.set()
@@ -346,6 +351,18 @@ class Session:
             return
         self.next_lease = now + max(1, lease // 3)
         self._send(self.extend_frame)
+
+    def _poll_cancellations(self) -> None:
+        """About once a second, with job state kept: flag running jobs someone cancelled
+        (``ctx.cancelled``; the job decides where to stop)."""
+        state = self.worker.app.state
+        now = self.clock.monotonic_ms()
+        if state is None or now < self.next_cancel_poll:
+            return
+        self.next_cancel_poll = now + CANCEL_POLL_MS
+        running = [t.processor.current for t in self.worker.threads if t.processor.current is not None]
+        if running:
+            state.mark_cancelled(running)
 
     def _heartbeat(self) -> None:
         interval_ms = self.worker.config.heartbeat_s * 1000
