@@ -8,7 +8,7 @@ from typing import Any
 from ferrymq.clock import Clock, Rng, SystemClock
 from ferrymq.jobs.broker import Publisher, QueueShape
 from ferrymq.jobs.db import Database
-from ferrymq.jobs.durations import Duration, maybe_ms
+from ferrymq.jobs.durations import Duration, maybe_ms, to_ms
 from ferrymq.jobs.errors import Skip
 from ferrymq.jobs.job import Job
 from ferrymq.jobs.message import JobMessage
@@ -182,6 +182,22 @@ class App:
             eager_publish(self, message, delay_ms, dead, headers)
             return
         self.publisher.publish([(message, delay_ms)], dead, headers)
+
+    def result(self, job_id: str, timeout: Duration | None = None) -> Any:
+        """The stored result of a ``store_result=True`` job (raises its error if it went dead);
+        with ``timeout``, wait that long for it."""
+        if self.results is None:
+            raise ValueError("results are kept in a store: App(store=...) and @app.job(store_result=True)")
+        if timeout is None:
+            return self.results.get(job_id, self.clock.now_ms())
+        return self.results.wait(job_id, to_ms(timeout), self.clock)
+
+    def cancel(self, job_id: str, reason: str = "") -> bool:
+        """Cancel a job: a queued one is skipped when it comes up, a running one sees
+        ``ctx.cancelled`` within about a second. Needs ``App(store=..., state=True)``."""
+        if self.state is None:
+            raise ValueError("cancellation is kept in the job state: App(store=..., state=True)")
+        return bool(self.state.store.cancel(job_id, self.clock.now_ms(), reason))
 
     def retry_schedule(self, job: str, job_id: str) -> list[int]:
         """The delays (ms) a job would wait between its attempts if every one failed."""

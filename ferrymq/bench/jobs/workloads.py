@@ -4,6 +4,7 @@ with the load average read just before it (what `uptime` prints) and the CPU the
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -97,20 +98,30 @@ def drain(lib: Lib, url: str, n: int, work: Path, broker_pid: int, concurrency: 
     return out
 
 
-def _paced(send: Any, rate: float, seconds: float) -> tuple[int, dict[int, int], float]:
-    """Send rate*seconds stamped jobs on a fixed schedule. Each job carries the time its send()
-    was called; the map from that stamp to the *intended* send time lets the report give the
-    latency from the schedule too, so a client that falls behind shows (no coordinated omission)."""
+def _paced(send: Any, rate: float, seconds: float, threads: int = 8) -> tuple[int, dict[int, int], float]:
+    """Send rate*seconds stamped jobs on a fixed schedule, from ``threads`` sending threads taking
+    turns (a client whose send() waits for the broker's confirm keeps the pace only if its sends
+    overlap, as a web app's request threads do). Each job carries the time its send() was called;
+    the map from that stamp to the *intended* send time lets the report give the latency from the
+    schedule too, so a client that falls behind shows (no coordinated omission)."""
     total, period = int(rate * seconds), int(1e9 / rate)
     start, due_of = time.monotonic_ns() + 50_000_000, {}
-    for i in range(total):
-        due = start + i * period
-        ahead = due - time.monotonic_ns()
-        if ahead > 0:
-            time.sleep(ahead / 1e9)
-        called = time.monotonic_ns()
-        due_of[called] = due
-        send(called)
+
+    def sender(first: int) -> None:
+        for i in range(first, total, threads):
+            due = start + i * period
+            ahead = due - time.monotonic_ns()
+            if ahead > 0:
+                time.sleep(ahead / 1e9)
+            called = time.monotonic_ns()
+            due_of[called] = due
+            send(called)
+
+    pool = [threading.Thread(target=sender, args=(n,), daemon=True) for n in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
     return total, due_of, (time.monotonic_ns() - start) / 1e9
 
 
