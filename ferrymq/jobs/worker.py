@@ -46,6 +46,7 @@ EXTRA_MAX = 512
 ADAPT_EVERY_MS = 200
 CANCEL_POLL_MS = 1_000
 LEASE_EXCHANGE = "amq.ferrymq.lease"  # FerryMQ's lease extension (docs/extensions.md)
+BATCH_MAX, BATCH_BELOW_MS = 16, 0.2  # jobs under 0.2 ms go to threads 16 at a time
 DONE, ACKED, REJECTED = 0, 1, 2  # a finished delivery: not yet acked on the wire, acked alone, requeued
 
 
@@ -68,7 +69,7 @@ class Worker:
         self.worker_id = self.config.worker_id or f"{os.uname().nodename}:{os.getpid()}:{id(self) & 0xFFFF:x}"
         names = self.config.queues or list(app.queues) or ["default"]
         self.weights = {name: app.queues.get(name, 50) for name in names}
-        self.tasks: queue_mod.SimpleQueue[tuple[int, Delivery] | None] = queue_mod.SimpleQueue()
+        self.tasks: queue_mod.SimpleQueue[tuple[int, list[Delivery]] | None] = queue_mod.SimpleQueue()
         # (connection generation, tag, requeue); a deque, because append and popleft are atomic
         # (swapping a list for a new one loses what a thread appends to the old one meanwhile)
         self.done: deque[tuple[int, int, bool]] = deque()
@@ -164,6 +165,7 @@ class Session:
         config = worker.config
         self.prefetch = config.prefetch or 2 * config.concurrency
         self.adaptive = False  # decided once connected: FerryMQ, no fixed --prefetch
+        self.batch = 1  # deliveries per handoff to a job thread (adapted like the window)
         self.window = 0
         self.next_adapt = 0
         self.timed_seen = self.busy_seen = 0
@@ -262,15 +264,24 @@ class Session:
             buffers[delivery[0]].append(delivery)
 
     def _dispatch(self) -> None:
-        """Hand out buffered deliveries while slots are free, weighted across queues."""
-        limit = self.worker.config.concurrency
-        buffers, put, gen = self.buffers, self.worker.tasks.put, self.generation
+        """Hand out buffered deliveries while slots are free, weighted across queues: one at a
+        time, or, for jobs far shorter than a thread handoff is worth, a few per handoff."""
+        batch = self.batch
+        limit = self.worker.config.concurrency * batch
+        buffers, put, gen, pick = self.buffers, self.worker.tasks.put, self.generation, self.picker.pick
         while self.inflight < limit:
-            name = self.picker.pick(buffers)
+            name = pick(buffers)
             if name is None:
                 return
-            put((gen, buffers[name].popleft()))
-            self.inflight += 1
+            if batch == 1:
+                put((gen, [buffers[name].popleft()]))
+                self.inflight += 1
+                continue
+            taken = [buffers[name].popleft()]
+            while len(taken) < batch and (name := pick(buffers)) is not None:
+                taken.append(buffers[name].popleft())
+            put((gen, taken))
+            self.inflight += len(taken)
 
     def _flush_done(self) -> None:
         worker = self.worker
@@ -332,6 +343,7 @@ class Session:
         if jobs <= 0:
             return
         mean_ms = max(busy / jobs / 1e6, 0.001)
+        self.batch = BATCH_MAX if mean_ms < BATCH_BELOW_MS else 1
         slots = worker.config.concurrency
         window = slots + min(EXTRA_MAX, int(slots * BUFFER_MS / mean_ms))
         if abs(window - self.window) * 5 > self.window:
