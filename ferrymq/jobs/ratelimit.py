@@ -40,27 +40,13 @@ TABLES = (
 )
 _ready: weakref.WeakSet[Database] = weakref.WeakSet()
 _ready_lock = threading.Lock()  # PostgreSQL fails two CREATE TABLE IF NOT EXISTS racing on one name
-SCHEMA_LOCK = 0x6665727279  # the PostgreSQL advisory lock that serialises the job stores' DDL
-
-
-def create_schema(db: Database, statements: list[str] | tuple[str, ...]) -> None:
-    """``db.create``, safe when worker processes start together on an empty PostgreSQL database
-    (two racing CREATE TABLE IF NOT EXISTS of one name fail there): the DDL runs under a
-    transaction-scoped advisory lock. (SQLite's BEGIN IMMEDIATE already serialises it.)"""
-    with db.transaction() as tx:
-        if db.dialect == "postgresql":
-            tx.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))
-        for statement in statements:
-            tx.execute(db.ddl(statement))
-
-
 def create_tables(db: Database) -> None:
     """Create the limiters' tables once per Database object (idempotent)."""
     if db in _ready:
         return
     with _ready_lock:
         if db not in _ready:
-            create_schema(db, TABLES)
+            db.create(TABLES)
             _ready.add(db)
 
 

@@ -20,7 +20,6 @@ from ferrymq.clock import Clock
 from ferrymq.jobs.db import Database
 from ferrymq.jobs.errors import JobError
 from ferrymq.jobs.middleware import Middleware
-from ferrymq.jobs.ratelimit import create_schema
 
 if TYPE_CHECKING:
     from ferrymq.jobs.context import JobContext
@@ -71,7 +70,7 @@ class ResultStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._next_purge_ms = 0
-        create_schema(db, TABLES)
+        db.create(TABLES)
 
     def put(self, job_id: str, value: Any, ttl_ms: int, now_ms: int) -> None:
         """Store a job's return value; a value JSON cannot carry raises TypeError."""

@@ -27,7 +27,6 @@ from ferrymq.jobs.context import current
 from ferrymq.jobs.db import Database
 from ferrymq.jobs.errors import Skip
 from ferrymq.jobs.middleware import Middleware
-from ferrymq.jobs.ratelimit import create_schema
 
 if TYPE_CHECKING:
     from ferrymq.jobs.context import JobContext
@@ -128,7 +127,7 @@ class JobState:
 class StateStore:
     def __init__(self, db: Database) -> None:
         self.db = db
-        create_schema(db, _tables(db))
+        db.create(_tables(db))
         self._cond = threading.Condition(threading.Lock())
         self._events: list[tuple[Any, ...]] = []
         self._progress: list[tuple[Any, ...]] = []

@@ -158,11 +158,11 @@ def test_concurrency_acquire_without_a_holder_is_refused(db: Database) -> None:
 def test_stores_created_by_many_connections_at_once_on_an_empty_database(any_db_url: str) -> None:  # noqa: F811
     """Worker processes starting together each create the tables: PostgreSQL fails racing
     CREATE TABLE IF NOT EXISTS unless they are serialised."""
-    from ferrymq.jobs.ratelimit import TABLES, create_schema
+    from ferrymq.jobs.ratelimit import TABLES
     from ferrymq.jobs.results import TABLES as RESULT_TABLES
 
     dbs = [Database(any_db_url, durable=False) for _ in range(THREADS)]
-    hammer(THREADS, 1, lambda i: create_schema(dbs[i], TABLES + RESULT_TABLES) is None)
+    hammer(THREADS, 1, lambda i: dbs[i].create(TABLES + RESULT_TABLES) is None)
     assert TokenBucket("after", rate=1).acquire(dbs[0], NOW) == 0
 
 
