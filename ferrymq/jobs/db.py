@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -126,7 +127,7 @@ class Database:
         if conn is None:
             conn = sqlite3.connect(self._path, isolation_level=None,
                                    timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
-            conn.execute("PRAGMA journal_mode=WAL")
+            _set_wal(conn)
             conn.execute(f"PRAGMA synchronous={'FULL' if self.durable else 'OFF'}")
             self._local.conn = conn
         return conn
@@ -139,3 +140,18 @@ class Database:
             conn = psycopg.connect(self.url, autocommit=True)
             self._local.conn = conn
         return conn
+
+
+def _set_wal(conn: sqlite3.Connection) -> None:
+    """Switch a file to WAL. Connections opening one new file at once can see "database is
+    locked" here without the busy timeout applying (the switch needs the file to itself): try
+    again for up to the busy timeout."""
+    for attempt in range(SQLITE_BUSY_TIMEOUT_MS // 10):
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            time.sleep(0.01 * min(10, attempt + 1))
+    conn.execute("PRAGMA journal_mode=WAL")
