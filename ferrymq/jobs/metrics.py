@@ -150,6 +150,7 @@ def serve_worker_metrics(app: App, port: int, *, supervisor: bool, child: bool) 
     child only counts (into the supervisor's directory)."""
     if supervisor:
         _serve(port, multiprocess_registry())
+        log.info("worker processes write their metrics in %s", os.environ[MULTIPROC_ENV])
         return
     ensure_middleware(app)
     if not child:

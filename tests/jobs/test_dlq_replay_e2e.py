@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pika
@@ -22,22 +21,6 @@ from tests.support import jobs_app
 from tests.support.jobs import APP, ROOT, runs, wait_until
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-def url() -> Iterator[str]:
-    with EmbeddedBroker() as broker:  # one per test: every test starts with empty queues and DLQs
-        yield broker.amqp_url
-
-
-@pytest.fixture
-def effects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The test app's jobs record their runs here (in this process: the worker is a thread)."""
-    path = tmp_path / "effects.db"
-    monkeypatch.setenv("FERRYMQ_JOBS_EFFECTS", str(path))
-    monkeypatch.setattr(jobs_app, "_effects", None)
-    jobs_app.effects()  # the table exists before job threads race to create it
-    return path
 
 
 def cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -55,24 +38,24 @@ def fill_dlq(app: App, effects: Path, n: int) -> list[str]:
     return ids
 
 
-def test_jobs_dead_lists_failed_jobs_and_replay_all_runs_them_again_with_their_history(url, effects):
-    app = jobs_app.sender(url)
+def test_jobs_dead_lists_failed_jobs_and_replay_all_runs_them_again_with_their_history(jobs_url, effects):
+    app = jobs_app.sender(jobs_url)
     ids = fill_dlq(app, effects, 3)
 
-    listed = cli(url, "dead", APP, "default")
+    listed = cli(jobs_url, "dead", APP, "default")
     assert listed.returncode == 0, listed.stderr
     assert "default.dlq: 3 dead letters" in listed.stdout
     assert all(job_id in listed.stdout for job_id in ids)
     assert listed.stdout.count("retries exhausted: ValueError('this job always fails')") == 3
-    assert dlq.count(url, "default.dlq") == 3, "looking took nothing away"
+    assert dlq.count(jobs_url, "default.dlq") == 3, "looking took nothing away"
 
-    replayed = cli(url, "replay", APP, "default", "--all")
+    replayed = cli(jobs_url, "replay", APP, "default", "--all")
     assert replayed.returncode == 0, replayed.stderr
     assert "before 3, replayed 3, after 0" in replayed.stdout
-    assert dlq.count(url, "default") == 3
+    assert dlq.count(jobs_url, "default") == 3
 
     with worker_thread(app, concurrency=4):
-        wait_until(lambda: dlq.count(url, "default.dlq") == 3, 30, "the replayed jobs to die again")
+        wait_until(lambda: dlq.count(jobs_url, "default.dlq") == 3, 30, "the replayed jobs to die again")
     assert len(runs(effects, "doomed")) == 12
     again = dlq.list_dead(app, "default")
     assert sorted(m.id for m, _, _ in again) == sorted(ids)
@@ -83,8 +66,8 @@ def test_jobs_dead_lists_failed_jobs_and_replay_all_runs_them_again_with_their_h
     app.close()
 
 
-def test_replay_by_id_moves_only_that_job_and_leaves_the_rest_in_order(url, effects):
-    app = jobs_app.sender(url)
+def test_replay_by_id_moves_only_that_job_and_leaves_the_rest_in_order(jobs_url, effects):
+    app = jobs_app.sender(jobs_url)
     ids = fill_dlq(app, effects, 3)
     order = [m.id for m, _, _ in dlq.list_dead(app, "default")]
     assert sorted(order) == sorted(ids)
@@ -94,24 +77,24 @@ def test_replay_by_id_moves_only_that_job_and_leaves_the_rest_in_order(url, effe
     assert [m.id for m, _, _ in dlq.list_dead(app, "default")] == [order[0], order[2]]
 
     with worker_thread(app, concurrency=2):
-        wait_until(lambda: dlq.count(url, "default.dlq") == 3, 30, "the replayed job to die again")
+        wait_until(lambda: dlq.count(jobs_url, "default.dlq") == 3, 30, "the replayed job to die again")
     reruns = [r for r in runs(effects, "doomed")][6:]
     assert [r[2] for r in reruns] == [0, 1], "the replayed job ran again from attempt 0"
     replayed = {m.id: m for m, _, _ in dlq.list_dead(app, "default")}
     assert replayed[order[1]].extra["replayed"] == 1
     assert "replayed" not in replayed[order[0]].extra
 
-    missing = cli(url, "replay", APP, "default", "--id", "no-such-id")
+    missing = cli(jobs_url, "replay", APP, "default", "--id", "no-such-id")
     assert missing.returncode == 1
     assert "before 3, replayed 0, after 3" in missing.stdout
     assert missing.stderr.strip() == "ferrymq jobs: no dead letter of job id 'no-such-id' in default.dlq"
     app.close()
 
 
-def test_replay_leaves_a_message_that_is_not_a_job_in_the_dlq_and_reports_it(url, effects):
-    app = jobs_app.sender(url)
+def test_replay_leaves_a_message_that_is_not_a_job_in_the_dlq_and_reports_it(jobs_url, effects):
+    app = jobs_app.sender(jobs_url)
     fill_dlq(app, effects, 2)
-    conn = pika.BlockingConnection(pika.URLParameters(url))
+    conn = pika.BlockingConnection(pika.URLParameters(jobs_url))
     conn.channel().basic_publish("", "default.dlq", b"\xff not a job")
     conn.close()
 
@@ -123,8 +106,8 @@ def test_replay_leaves_a_message_that_is_not_a_job_in_the_dlq_and_reports_it(url
     app.close()
 
 
-def test_a_replay_whose_republish_fails_acks_no_dead_letter(url, effects, monkeypatch):
-    app = jobs_app.sender(url)
+def test_a_replay_whose_republish_fails_acks_no_dead_letter(jobs_url, effects, monkeypatch):
+    app = jobs_app.sender(jobs_url)
     fill_dlq(app, effects, 3)
 
     def refused(*_args: object, **_kwargs: object) -> None:
@@ -133,13 +116,13 @@ def test_a_replay_whose_republish_fails_acks_no_dead_letter(url, effects, monkey
     monkeypatch.setattr(app.publisher, "publish", refused)
     with pytest.raises(PublishError):
         dlq.replay(app, "default")
-    assert dlq.count(url, "default.dlq") == 3
-    assert dlq.count(url, "default") == 0
+    assert dlq.count(jobs_url, "default.dlq") == 3
+    assert dlq.count(jobs_url, "default") == 0
     app.close()
 
 
-def test_jobs_commands_report_an_unknown_queue_and_an_unreachable_broker_in_one_line(url):
-    unknown = cli(url, "dead", APP, "nosuchqueue")
+def test_jobs_commands_report_an_unknown_queue_and_an_unreachable_broker_in_one_line(jobs_url):
+    unknown = cli(jobs_url, "dead", APP, "nosuchqueue")
     assert unknown.returncode == 1
     assert unknown.stderr.startswith("ferrymq jobs: no queue 'nosuchqueue.dlq' on the broker")
     assert len(unknown.stderr.strip().splitlines()) == 1
@@ -158,16 +141,16 @@ def table_rows(stdout: str) -> list[list[str]]:
             if line.startswith("│")]
 
 
-def test_jobs_queues_shows_each_queue_and_its_dead_letters_and_retry_schedule_matches_the_app(url, effects):
-    app = jobs_app.sender(url)
+def test_jobs_queues_shows_queue_and_dlq_depths_and_retry_schedule_prints_the_schedule(jobs_url, effects):
+    app = jobs_app.sender(jobs_url)
     fill_dlq(app, effects, 2)
-    shown = cli(url, "queues", APP)
+    shown = cli(jobs_url, "queues", APP)
     assert shown.returncode == 0, shown.stderr
     rows = {row[0]: row[1:] for row in table_rows(shown.stdout)}
     assert rows == {"critical": ["100", "0", "0", "0"], "default": ["50", "0", "0", "2"],
                     "bulk": ["10", "0", "0", "0"]}
 
-    schedule = cli(url, "retry-schedule", APP, "flaky", "--id", "j-1")
+    schedule = cli(jobs_url, "retry-schedule", APP, "flaky", "--id", "j-1")
     assert schedule.returncode == 0, schedule.stderr
     assert "flaky (id j-1): 3 retries" in schedule.stdout
     delays = app.retry_schedule("flaky", "j-1")
