@@ -39,6 +39,7 @@ PEEK_MAX = 10_000  # dead letters one look may hold unacked
 SCAN_MAX = 100_000  # dead letters a replay of one id looks through
 COUNT_CHANNEL = 2  # passive declares go on their own channel: a 404 closes only that one
 RECV_BYTES = 256 * 1024
+REPLAYER = "ferrymq.jobs.dlq"  # the worker id of a replay in the audit trail
 
 
 class QueueMissing(LookupError):
@@ -211,6 +212,18 @@ def replayed_message(letter: DeadLetter, now_ms: int) -> JobMessage:
                       None, m.workflow, extra)
 
 
+def audit(app: App, messages: list[JobMessage]) -> None:
+    """A 'replayed' event in the job's audit trail, when the app keeps one (``App(state=True)``):
+    a replay starts a new life of the job there."""
+    state = getattr(app, "state", None)
+    if state is None:
+        return
+    for m in messages:
+        state.store.record(m.id, m.job, m.queue, "replayed", m.enqueued_ms, worker_id=REPLAYER, attempt=0,
+                           detail=f"replay {m.extra['replayed']} from {dlq_name(m.queue)}")
+    state.store.flush()
+
+
 def replay(app: App, queue: str, job_id: str | None = None) -> ReplayReport:
     """Move the dead letters of ``queue`` (all, or those of job ``job_id``) back to their queues."""
     dead = dlq_name(queue)
@@ -241,6 +254,7 @@ def _replay_from(app: App, reader: DeadReader, before: int, job_id: str | None) 
             app.publisher.publish([(message, 0) for _, message in chosen])  # confirmed, then acked
             reader.ack([tag for tag, _ in chosen])
             replayed += len(chosen)
+            audit(app, [message for _, message in chosen])
         held += len(batch) - len(chosen)
         if job_id is not None and chosen:
             break

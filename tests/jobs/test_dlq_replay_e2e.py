@@ -181,3 +181,22 @@ def test_replay_on_rabbitmq_moves_every_dead_letter_back(rabbitmq_url):
     for name in (queue, f"{queue}.dlq"):
         conn.channel().queue_delete(name)
     conn.close()
+
+
+def test_a_replay_is_in_the_audit_trail_of_an_app_that_keeps_job_state(jobs_url, tmp_path):
+    app = App(jobs_url, store=f"sqlite:///{tmp_path / 'state.db'}", state=True)
+
+    @app.job(name="fails_once_dead", retries=0)
+    def fails_once_dead() -> None:
+        raise RuntimeError("dead on arrival")
+
+    sent = fails_once_dead.send()
+    with worker_thread(app, concurrency=1):
+        wait_until(lambda: dlq.count(jobs_url, "default.dlq") == 1, 30, "the dead letter")
+    report = dlq.replay(app, "default", sent.id)
+    assert (report.before, report.replayed, report.after) == (1, 1, 0)
+    trail = [(e.state, e.attempt, e.worker_id) for e in app.state.store.history(sent.id)]
+    assert [t[0] for t in trail] == ["enqueued", "started", "failed", "dead", "replayed"]
+    assert trail[-1] == ("replayed", 0, dlq.REPLAYER)
+    assert app.state.store.state(sent.id).state == "replayed"
+    app.close()
