@@ -68,6 +68,11 @@ from ferrymq.jobs.cli import worker as _worker  # noqa: E402
 
 app.command(name="worker")(_worker)
 
+# --- `ferrymq jobs dead | replay | retry-schedule | queues`: they live in ferrymq/jobs/commands.py ---
+from ferrymq.jobs.commands import jobs_app as _jobs_app  # noqa: E402
+
+app.add_typer(_jobs_app, name="jobs")
+
 # --- `ferrymq queues | exchanges | ... | status`: the admin commands live in ferrymq/admin/ ---------
 from ferrymq.admin.commands import register as _register_admin  # noqa: E402
 

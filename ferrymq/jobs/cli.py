@@ -42,16 +42,21 @@ def worker(
     drain_timeout: Annotated[float, typer.Option(help="Seconds to finish running jobs on SIGTERM.")] = 30.0,
     no_scheduler: Annotated[bool, typer.Option("--no-scheduler", help="Run no cron schedules.")] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+    metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus /metrics on this port.")] = None,
     child_index: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Run job workers: processes x threads, draining on SIGTERM."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(process)d %(name)s: %(message)s")
     app = load_or_exit(app_spec)
+    if metrics_port is not None:
+        from ferrymq.jobs.metrics import serve_worker_metrics
+
+        serve_worker_metrics(app, metrics_port, supervisor=processes > 1, child=child_index is not None)
     if processes > 1:
         argv = [app_spec, "--concurrency", str(concurrency), "--drain-timeout", str(drain_timeout),
                 "--log-level", log_level]
         for flag, value in (("--queues", queues), ("--prefetch", prefetch), ("--max-tasks", max_tasks),
-                            ("--max-memory-mb", max_memory_mb)):
+                            ("--max-memory-mb", max_memory_mb), ("--metrics-port", metrics_port)):
             if value is not None:
                 argv += [flag, str(value)]
         if no_scheduler:
