@@ -86,6 +86,7 @@ _DDL = [
     " queue TEXT NOT NULL, priority INTEGER NOT NULL, args TEXT NOT NULL, kwargs TEXT NOT NULL,"
     " inputs TEXT NOT NULL, mode TEXT NOT NULL, children TEXT NOT NULL, waiting INTEGER NOT NULL,"
     " state TEXT NOT NULL, result TEXT, error TEXT, attempts INTEGER NOT NULL, updated_ms {bigint} NOT NULL,"
+    " sent_ms {bigint},"
     " PRIMARY KEY (workflow, step))",
 ]
 _created: weakref.WeakSet[Database] = weakref.WeakSet()
@@ -233,7 +234,7 @@ class Workflows:
             return wf
         with self.db.transaction() as tx:
             first = _insert(tx, wf, steps, on_failure, parent, now)
-        _publish(app, first)
+        _publish(app, self.db, first)
         return wf
 
     def state(self, workflow_id: str) -> dict[str, Any]:
@@ -263,7 +264,8 @@ class Workflows:
         """The messages of every ready step not yet started in a running workflow (the sweep)."""
         with self.db.transaction() as tx:
             rows = tx.execute(f"SELECT s.workflow, s.step FROM {STEPS} s JOIN {WORKFLOWS} w "
-                              "ON w.id = s.workflow WHERE w.state = ? AND s.state = ? AND s.waiting = 0",
+                              "ON w.id = s.workflow WHERE w.state = ? AND s.state = ? AND s.waiting = 0 "
+                              "AND s.sent_ms IS NULL",
                               (RUNNING, PENDING)).fetchall()
             return [ready_message(tx, wf, n, now_ms) for wf, n in rows]
 
@@ -300,7 +302,7 @@ def _insert(tx: Tx, wf: str, steps: list[_Step], on_failure: str, parent: str | 
     """Store a workflow; the messages of its first steps."""
     tx.execute(f"INSERT INTO {WORKFLOWS} (id, state, on_failure, parent, remaining, created_ms) "
                "VALUES (?, ?, ?, ?, ?, ?)", (wf, RUNNING, on_failure, parent, len(steps), now))
-    tx.executemany(f"INSERT INTO {STEPS} VALUES ({_STEP_PARAMS}, NULL, NULL, 0, ?)",
+    tx.executemany(f"INSERT INTO {STEPS} VALUES ({_STEP_PARAMS}, NULL, NULL, 0, ?, NULL)",
                    [_step_row(wf, n, s, now) for n, s in enumerate(steps)])
     return [ready_message(tx, wf, n, now) for n, s in enumerate(steps) if not s.inputs]
 
@@ -451,8 +453,8 @@ class WorkflowMiddleware(Middleware):
         if idem and idem[-1] > chain_.index(self):
             raise RuntimeError("WorkflowMiddleware must come after IdempotencyMiddleware in app.middleware "
                                "(use app.add_middleware(WorkflowMiddleware(db)) after creating the App)")
-        for message in self.store.ready_unstarted(worker.app.clock.now_ms()):
-            worker.app.publish_raw(message, 0)  # the enqueue-key claim may be a crashed send's
+        # raw: the enqueue-key claim of a step a crash left unsent may be that crashed send's
+        _publish(worker.app, self.db, self.store.ready_unstarted(worker.app.clock.now_ms()), raw=True)
 
     def before_process(self, ctx: JobContext, message: JobMessage) -> None:
         if not message.workflow:
@@ -474,7 +476,7 @@ class WorkflowMiddleware(Middleware):
                 tx.execute(f"UPDATE {STEPS} SET state = ?, attempts = attempts + 1, updated_ms = ? "
                            "WHERE workflow = ? AND step = ?", (RUNNING, ctx.clock.now_ms(), wf, n))
                 return
-        _publish(ctx.app, resend, raw=True)
+        _publish(ctx.app, self.db, resend, raw=True)
         raise Skip(f"workflow step {step_state}")
 
     def wrap(self, ctx: JobContext, message: JobMessage, call: Callable[[], Any]) -> Any:
@@ -503,9 +505,9 @@ class WorkflowMiddleware(Middleware):
         self._local.ready = _spawned.messages = None
         if exception is not None:
             return  # the job's transaction rolled back: nothing it decided or spawned exists
-        _publish(ctx.app, spawned)
+        _publish(ctx.app, self.db, spawned)
         if stash is not None and stash[0] == message.id:
-            _publish(ctx.app, stash[1])
+            _publish(ctx.app, self.db, stash[1])
 
     def after_retry(self, ctx: JobContext, message: JobMessage, delay_ms: int, reason: str) -> None:
         if message.workflow:
@@ -520,7 +522,7 @@ class WorkflowMiddleware(Middleware):
             wf, n = message.workflow["id"], message.workflow["step"]
             with self.db.transaction() as tx:
                 ready = step_died(tx, wf, n, reason, ctx.clock.now_ms())
-            _publish(ctx.app, ready)
+            _publish(ctx.app, self.db, ready)
 
 
 def _resend(tx: Tx, wf: str, n: int, now_ms: int) -> list[JobMessage]:
@@ -536,12 +538,21 @@ def _resend(tx: Tx, wf: str, n: int, now_ms: int) -> list[JobMessage]:
                           "AND waiting = 0", (wf, c, PENDING)).fetchone()]
 
 
-def _publish(app: Any, messages: list[JobMessage], raw: bool = False) -> None:
+def _publish(app: Any, db: Database, messages: list[JobMessage], raw: bool = False) -> None:
+    """Publish step messages (confirmed), then mark them sent: the boot sweep resends only steps
+    never marked (a crash between a commit and its publish), so it does not copy queued steps."""
+    if not messages:
+        return
     if raw:
         for message in messages:
             app.publish_raw(message, 0)
     elif getattr(app, "eager", False):  # App.enqueue_many in eager mode admits each message twice
         for message in messages:
             app.enqueue(message)
-    elif messages:
+    else:
         app.enqueue_many(messages)
+    sent = [(app.clock.now_ms(), m.workflow["id"], m.workflow["step"]) for m in messages
+            if m.skipped is None and m.workflow]
+    if sent:
+        with db.transaction() as tx:
+            tx.executemany(f"UPDATE {STEPS} SET sent_ms = ? WHERE workflow = ? AND step = ?", sent)

@@ -28,9 +28,9 @@ def record(job: str, arg: Any) -> None:
 
 def build(url: str, store: str, queue: str) -> App:
     app = App(url, store=store, queues={queue: 50})
-    if not any(isinstance(m, WorkflowMiddleware) for m in app.middleware):
-        app.add_middleware(WorkflowMiddleware(app.db))  # type: ignore[arg-type]
     assert app.db is not None
+    if not any(isinstance(m, WorkflowMiddleware) for m in app.middleware):  # until App adds it itself
+        app.add_middleware(WorkflowMiddleware(app.db))
     app.db.create(RUNS_DDL)
 
     @app.job(name="add", queue=queue)
@@ -54,8 +54,8 @@ def build(url: str, store: str, queue: str) -> App:
         record("collect", results)
         return results
 
-    @app.job(name="boom", queue=queue, retries=1, backoff=["10ms"])
-    def boom(x: int) -> int:
+    @app.job(name="boom", queue=queue, retries=1, backoff=["1s"])
+    def boom(x: int, *_previous: Any) -> int:
         record("boom", x)
         raise ValueError(f"boom {x}")
 
