@@ -5,7 +5,6 @@ killed and restarted."""
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 
 from ferrymq.chaos.crash_loop import BrokerProcess, free_port
 from ferrymq.jobs import App, SerializationError
+from ferrymq.jobs.db import Database
 from ferrymq.jobs.testing import worker_thread
 from ferrymq.jobs.workflows import (
     SUCCEEDED,
@@ -30,6 +30,7 @@ from ferrymq.jobs.workflows import (
 )
 from tests.support.flows_app import build
 from tests.support.jobs import WorkerProcess, wait_until
+from tests.support.postgres import any_db_url, postgres_server  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)
 FLOWS_APP = "tests.support.flows_app:app"
@@ -38,12 +39,13 @@ FLOWS_APP = "tests.support.flows_app:app"
 class Flows:
     """An app on its own queue and store, with what a test asks about it."""
 
-    def __init__(self, url: str, tmp: Path) -> None:
-        self.url, self.queue, self.store_path = url, f"flows-{uuid.uuid4().hex[:8]}", tmp / "jobs.db"
-        self.store = f"sqlite:///{self.store_path}"
+    def __init__(self, url: str, tmp: Path, store: str | None = None) -> None:
+        self.url, self.queue = url, f"flows-{uuid.uuid4().hex[:8]}"
+        self.store = store or f"sqlite:///{tmp / 'jobs.db'}"
         self.app = build(url, self.store, self.queue)
         assert self.app.db is not None
         self.workflows = Workflows(self.app.db)
+        self.reader = Database(self.store)
 
     def job(self, name: str) -> Any:
         return self.app.jobs[name]
@@ -59,9 +61,10 @@ class Flows:
         return self.state(wf)
 
     def runs(self, job: str) -> list[tuple[str, int]]:
-        with sqlite3.connect(self.store_path, timeout=30) as conn:
-            rows = conn.execute("SELECT arg, pid FROM flow_runs WHERE job = ? ORDER BY rowid", (job,))
-            return rows.fetchall()
+        """(argument, pid) of every committed run of ``job``, in commit order."""
+        with self.reader.transaction() as tx:
+            rows = tx.execute("SELECT arg, pid, seq FROM flow_runs WHERE job = ?", (job,)).fetchall()
+        return [(arg, pid) for arg, pid, _ in sorted(rows, key=lambda r: r[2])]
 
     def worker_process(self, tmp: Path, *args: str) -> WorkerProcess:
         return WorkerProcess(self.url, tmp / "effects.db", *args, app=FLOWS_APP,
@@ -122,7 +125,9 @@ def test_group_of_20_runs_every_member_once_and_keeps_results_in_member_order(fl
     assert sorted(int(a) for a, _ in flows.runs("square")) == list(range(20))
 
 
-def test_chord_over_50_members_on_two_worker_processes_fires_its_callback_exactly_once(flows, tmp_path):
+def test_chord_over_50_members_on_two_worker_processes_fires_its_callback_exactly_once(
+        amqp_url, tmp_path, any_db_url):  # noqa: F811
+    flows = Flows(amqp_url, tmp_path, any_db_url)
     worker = flows.worker_process(tmp_path, "--processes", "2", "--concurrency", "4")
     try:
         wait_until(lambda: consumers(flows.url, flows.queue) >= 2, 30, "both worker processes to consume")
@@ -221,11 +226,11 @@ def test_successor_a_crash_left_unpublished_is_sent_again_and_runs_once(flows):
     assert [a for a, _ in flows.runs("add")] == ["[10, 3]"], "step 0 not run again; step 1 once"
 
 
-def test_half_done_workflow_completes_after_worker_sigkill_and_broker_restart(tmp_path):
+def test_half_done_workflow_completes_after_worker_sigkill_and_broker_restart(tmp_path, any_db_url):  # noqa: F811
     port = free_port()
     broker = BrokerProcess(tmp_path / "data", port)
     broker.start()
-    flows = Flows(f"amqp://guest:guest@127.0.0.1:{port}/%2F", tmp_path)
+    flows = Flows(f"amqp://guest:guest@127.0.0.1:{port}/%2F", tmp_path, any_db_url)
     gate = tmp_path / "open"
     try:
         wf = chain(sig(flows.job("add"), 1, 2), sig(flows.job("gate"), str(gate), 7),

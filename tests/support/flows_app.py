@@ -16,14 +16,15 @@ from typing import Any
 from ferrymq.jobs import App, current
 from ferrymq.jobs.workflows import WorkflowMiddleware
 
-RUNS_DDL = ["CREATE TABLE IF NOT EXISTS flow_runs (job TEXT, arg TEXT, pid INTEGER)"]
+RUNS_DDL = ["CREATE TABLE IF NOT EXISTS flow_runs (job TEXT, arg TEXT, pid INTEGER, seq {bigint})"]
 
 
 def record(job: str, arg: Any) -> None:
     tx = current.tx
     if tx is None:
         raise RuntimeError("workflow steps are keyed: IdempotencyMiddleware gives them a transaction")
-    tx.execute("INSERT INTO flow_runs VALUES (?, ?, ?)", (job, repr(arg), os.getpid()))
+    tx.execute("INSERT INTO flow_runs VALUES (?, ?, ?, ?)",
+               (job, repr(arg), os.getpid(), time.monotonic_ns()))  # one clock for every process
 
 
 def build(url: str, store: str, queue: str) -> App:
