@@ -27,6 +27,11 @@ CONSUMER_TIMEOUT_DEFAULT_MS = 30 * 60 * 1000  # RabbitMQ 3.8.15+: 30 minutes
 CONSUMER_TIMEOUT_CHECK_MS = 1_000  # unacked deliveries are checked this often, not per event
 DEDUP_WINDOW_MS = 5 * 60 * 1000  # SQS's deduplication window
 DELIVERY_LIMIT_MAX = 2**31 - 1
+# Per-delivery leases (FerryMQ extension, ferrymq.core.lease): x-delivery-lease and x-lease-ms
+# are at most a week; a channel remembers this many taken-back tags so a late ack is ignored (at
+# least a whole prefetch window of them; a few MB at worst, for a channel that never settles them).
+DELIVERY_LEASE_MAX_MS = 7 * 24 * 60 * 60 * 1000
+LEASE_LATE_TAGS_MAX = 65_536
 
 # Queued message bodies above this raise the memory alarm: publishers get connection.blocked.
 MEMORY_HIGH_WATERMARK_BYTES = 1024 * 1024 * 1024
@@ -58,6 +63,7 @@ assert OUTPUT_LOW_WATER_BYTES < OUTPUT_HIGH_WATER_BYTES
 assert FLOW_READY_LOW < FLOW_READY_HIGH
 assert PAGE_BATCH_MESSAGES <= PAGE_WINDOW_MESSAGES and PAGE_BATCH_BYTES <= PAGE_WINDOW_BYTES
 assert 1 <= PRIORITY_MAX <= 255
+assert DELIVERY_LEASE_MAX_MS < 2**63 and LEASE_LATE_TAGS_MAX >= PREFETCH_MAX
 assert CHANNEL_MAX <= 65_535
 
 # --- Kafka (names and defaults from Apache Kafka's broker configs) ---

@@ -31,6 +31,7 @@ class QueueArgs:
     max_priority: int | None = None
     delivery_limit: int | None = None
     consumer_timeout_ms: int | None = None
+    delivery_lease_ms: int | None = None  # FerryMQ extension: unacked past this goes back (core/lease)
     queue_type: str = "classic"
     single_active_consumer: bool = False
     message_groups: bool = False  # FerryMQ extension: FIFO per x-group-id header
@@ -80,6 +81,16 @@ def _int_arg(
     return value
 
 
+def _bounded_arg(
+    args: dict[str, Any], key: str, queue: str, vhost: str, minimum: int, maximum: int
+) -> int | None:
+    value = _int_arg(args, key, queue, vhost, minimum=minimum)
+    if value is not None and value > maximum:
+        raise PreconditionFailed(
+            f"invalid arg '{key}' {_where(queue, vhost)}: {{value_too_large,{value},{maximum}}}")
+    return value
+
+
 def _str_arg(args: dict[str, Any], key: str, queue: str, vhost: str) -> str | None:
     if key not in args:
         return None
@@ -115,13 +126,9 @@ def parse_queue_args(args: dict[str, Any], queue: str, vhost: str) -> QueueArgs:
     out.max_length_bytes = _int_arg(args, "x-max-length-bytes", queue, vhost)
     out.delivery_limit = _int_arg(args, "x-delivery-limit", queue, vhost)
     out.consumer_timeout_ms = _int_arg(args, "x-consumer-timeout", queue, vhost, minimum=1)
-    priority = _int_arg(args, "x-max-priority", queue, vhost)
-    if priority is not None and priority > limits.PRIORITY_MAX:
-        raise PreconditionFailed(
-            f"invalid arg 'x-max-priority' {_where(queue, vhost)}: "
-            f"{{value_too_large,{priority},{limits.PRIORITY_MAX}}}"
-        )
-    out.max_priority = priority
+    out.delivery_lease_ms = _bounded_arg(args, "x-delivery-lease", queue, vhost, 1,
+                                         limits.DELIVERY_LEASE_MAX_MS)
+    out.max_priority = _bounded_arg(args, "x-max-priority", queue, vhost, 0, limits.PRIORITY_MAX)
     overflow = _str_arg(args, "x-overflow", queue, vhost)
     if overflow is not None:
         if overflow not in OVERFLOW_MODES:

@@ -41,7 +41,9 @@ class Broker:
         self.tracer = Tracer(clock)
         # rabbitmq_global_messages_*: publishes received by closed channels (open ones count their
         # own, ``Channel.received``), and the unroutable ones
-        self.counters = dict.fromkeys(("received", "unroutable_dropped", "unroutable_returned"), 0)
+        # ... and the lease extension's (ferrymq.core.lease): deliveries taken back, settles ignored
+        self.counters = dict.fromkeys(("received", "unroutable_dropped", "unroutable_returned",
+                                       "leases_expired", "leases_released", "late_settles_ignored"), 0)
         self.rng = rng
         self.users = dict(users if users is not None else {"guest": "guest"})
         # Users imported with a hash we cannot reverse: name -> (hash, algorithm); checked first.
@@ -57,6 +59,7 @@ class Broker:
         self.vhosts: dict[str, VHost] = {}
         self.dirty: list[Channel] = []
         self.channels: set[Channel] = set()
+        self.leased: set[Channel] = set()  # channels holding leases: their deadlines are timers
         self.reply_channels: dict[str, Channel] = {}
         self.overloaded: set[Queue] = set()  # consumed queues over the flow high-water mark
         self._timed_queues: set[Queue] = set()
@@ -177,6 +180,7 @@ class Broker:
     def close_channel(self, channel: Channel) -> None:
         channel.close()
         self.channels.discard(channel)
+        self.leased.discard(channel)
 
     def messages_received(self) -> int:
         """Publishes received by every channel, open or closed."""
@@ -212,6 +216,8 @@ class Broker:
     def _deadlines(self) -> list[int | None]:
         out: list[int | None] = [q.next_deadline_ms() for q in self._timed_queues]
         out.extend(v.delayed.next_deadline_ms() for v in self.vhosts.values())
+        if self.leased:
+            out.extend(ch.leases.next_deadline_ms() for ch in self.leased if ch.leases is not None)
         if any(ch.unacked for ch in self.channels):
             out.append(self._last_timeout_check_ms + limits.CONSUMER_TIMEOUT_CHECK_MS)
         return out
@@ -221,6 +227,9 @@ class Broker:
         self.turn.ms = now
         for vhost in self.vhosts.values():
             vhost.tick(now)
+        if self.leased:
+            for channel in list(self.leased):
+                channel.expire_leases(now)
         for queue in list(self._timed_queues):
             if queue.tick(now):
                 self.vhosts[queue.vhost.name].drop_queue(queue)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ferrymq.core.args import consumer_priority
 from ferrymq.core.consumer import Consumer
+from ferrymq.core.lease import LEASE_EXCHANGE, Leases, lease_request
 from ferrymq.core.message import Message
 from ferrymq.core.properties import Long
 from ferrymq.core.trace import HEADER_BYTES as TRACE_HEADER
@@ -44,6 +45,7 @@ class Services(Protocol):
     reply_channels: dict[str, Channel]
     consumer_timeout_ms: int
     counters: dict[str, int]  # publishes of closed channels, unroutable (rabbitmq_global_messages_*)
+    leased: set[Channel]  # channels with leases (ferrymq.core.lease): the broker ticks them
     tracer: Tracer
 
     def unique_token(self) -> str: ...
@@ -77,6 +79,7 @@ class Channel:
         self.reply_to_token: str | None = None
         self.received = 0  # publishes (added to the broker's counters when the channel closes)
         self.tracer = broker.tracer
+        self.leases: Leases | None = None  # created by the first leased delivery (ferrymq.core.lease)
 
     # --- effects -------------------------------------------------------------------------
 
@@ -97,8 +100,11 @@ class Channel:
         tag = self.next_tag
         self.next_tag = tag + 1
         if not consumer.no_ack:
-            self.unacked[tag] = (queue, entry, consumer, self.broker.clock.monotonic_ms())
+            now = self.broker.clock.monotonic_ms()
+            self.unacked[tag] = (queue, entry, consumer, now)
             self.unacked_count += 1
+            if queue.lease_ms:
+                (self.leases or self._leases()).hold(tag, now + queue.lease_ms)
         msg = entry.msg
         if msg.trace is not None:
             self._trace_delivery(consumer.tag, tag, queue, entry)
@@ -117,6 +123,9 @@ class Channel:
             self.vhost.check_publish(exchange, msg, self.username)
             self._tx_ops.append(("publish", exchange, routing_key, mandatory, msg))
             return
+        if exchange == LEASE_EXCHANGE:
+            self._lease_publish(routing_key, msg)
+            return
         if msg.props.reply_to == REPLY_TO:
             msg = self._rewrite_reply_to(msg)
         seq = 0
@@ -133,6 +142,28 @@ class Channel:
             self._unroutable(exchange, routing_key, mandatory, msg)
         if seq:
             self.emit((CONFIRM, seq, accepted))
+
+    def _lease_publish(self, routing_key: str, msg: Message) -> None:
+        """A lease extension or release (ferrymq.core.lease): acted on here, confirmed, never routed.
+        An unknown tag is ignored: its delivery may have been settled or taken back meanwhile."""
+        tag, ms = lease_request(routing_key, msg.props.headers)
+        self.received += 1
+        self.set_lease(tag, ms)
+        if self.confirm_mode:
+            self.publish_seq += 1
+            self.emit((CONFIRM, self.publish_seq, True))
+
+    def set_lease(self, tag: int | None, lease_ms: int) -> int:
+        """The lease of one unacked delivery (``tag``) or of all of them (None) now ends ``lease_ms``
+        from now; 0 takes them back at once. Other tags are ignored. How many deliveries it touched.
+        Front ends map their words onto this (amq.ferrymq.lease; an SQS ChangeMessageVisibility)."""
+        unacked = self.unacked
+        tags = list(unacked) if tag is None else [tag] if tag in unacked else []
+        if tags and lease_ms:
+            self._lease(tags, lease_ms)
+        elif tags:
+            self.broker.counters["leases_released"] += self._take_back(tags, "lease_released")
+        return len(tags)
 
     def _unroutable(self, exchange: str, routing_key: str, mandatory: bool, msg: Message) -> None:
         if mandatory:
@@ -266,8 +297,11 @@ class Channel:
         if no_ack:
             queue.settle(entry, None)
         else:
-            self.unacked[tag] = (queue, entry, None, self.broker.clock.monotonic_ms())
+            now = self.broker.clock.monotonic_ms()
+            self.unacked[tag] = (queue, entry, None, now)
             self.unacked_count += 1
+            if queue.lease_ms:
+                (self.leases or self._leases()).hold(tag, now + queue.lease_ms)
         msg = entry.msg
         if entry.deliveries > 1 and queue.args.counts_deliveries:
             msg = _with_delivery_count(msg, entry.deliveries - 1)
@@ -321,23 +355,81 @@ class Channel:
         if not multiple:
             delivery = unacked.pop(delivery_tag, None)
             if delivery is None:
-                raise PreconditionFailed(f"unknown delivery tag {delivery_tag}")
+                return self._late_settle(delivery_tag)
             self.unacked_count -= 1
+            if self.leases is not None:
+                self.leases.drop(delivery_tag)
             if delivery_tag == self._low_tag:
                 self._advance_low()
             return [delivery]
         upto = self.next_tag - 1 if delivery_tag == 0 else delivery_tag
-        if delivery_tag and delivery_tag not in unacked:
+        if delivery_tag and delivery_tag not in unacked and not self._is_late(delivery_tag):
             raise PreconditionFailed(f"unknown delivery tag {delivery_tag}")
+        low = self._low_tag
         taken = []
-        for tag in range(self._low_tag, upto + 1):
+        for tag in range(low, upto + 1):
             delivery = unacked.pop(tag, None)
             if delivery is not None:
                 taken.append(delivery)
         self.unacked_count -= len(taken)
-        self._low_tag = max(self._low_tag, upto + 1)
+        if self.leases is not None:
+            self._unlease_range(low, upto)
+        self._low_tag = max(low, upto + 1)
         self._advance_low()
         return taken
+
+    # --- leases (ferrymq.core.lease) -------------------------------------------------------
+
+    def _leases(self) -> Leases:
+        if self.leases is None:
+            self.leases = Leases()
+            self.broker.leased.add(self)
+        return self.leases
+
+    def _lease(self, tags: list[int], lease_ms: int) -> None:
+        leases = self._leases()
+        deadline = self.broker.clock.monotonic_ms() + lease_ms
+        for tag in tags:
+            leases.hold(tag, deadline)
+
+    def _take_back(self, tags: list[int], event: str) -> int:
+        """Return these unacked deliveries to their queues (redelivered, counted as a delivery);
+        the tags are remembered so a late settle is ignored. How many were taken back."""
+        unacked = self.unacked
+        tags = [tag for tag in tags if tag in unacked]
+        taken = [unacked.pop(tag) for tag in tags]
+        self.unacked_count -= len(taken)
+        self._advance_low()
+        self._leases().taken_back(tags)
+        self._settle_back(taken, True, event)
+        return len(taken)
+
+    def expire_leases(self, now_ms: int) -> None:
+        """Take back every delivery whose lease has ended (the broker's tick calls this)."""
+        if self.leases is not None and not self.closed:
+            tags = self.leases.due(now_ms)
+            if tags:
+                self.broker.counters["leases_expired"] += self._take_back(tags, "lease_expired")
+
+    def _is_late(self, tag: int) -> bool:
+        return self.leases is not None and self.leases.is_late(tag)
+
+    def _late_settle(self, tag: int) -> list[Delivery]:
+        """A settle of a tag that is not unacked: ignored if its lease took it back, else a 406."""
+        if self.leases is None or not self.leases.forget_late(tag):
+            raise PreconditionFailed(f"unknown delivery tag {tag}")
+        self.broker.counters["late_settles_ignored"] += 1
+        return []
+
+    def _unlease_range(self, low: int, upto: int) -> None:
+        """A multiple settle covered ``low..upto``: those leases end, taken-back tags are forgotten."""
+        assert self.leases is not None
+        deadlines = self.leases.deadlines
+        if deadlines:
+            unlease = deadlines.pop
+            for tag in range(low, upto + 1):
+                unlease(tag, None)
+        self.broker.counters["late_settles_ignored"] += self.leases.forget_late_upto(upto)
 
     def _advance_low(self) -> None:
         low, unacked, end = self._low_tag, self.unacked, self.next_tag
@@ -346,7 +438,8 @@ class Channel:
         self._low_tag = low
 
     def _check_tags(self, delivery_tag: int, multiple: bool) -> None:
-        if (delivery_tag or not multiple) and delivery_tag not in self.unacked:
+        if (delivery_tag or not multiple) and delivery_tag not in self.unacked \
+                and not self._is_late(delivery_tag):
             raise PreconditionFailed(f"unknown delivery tag {delivery_tag}")
 
     def _redispatch(self) -> None:
@@ -396,10 +489,14 @@ class Channel:
         return self.broker.consumer_timeout_ms
 
     def tick(self, now_ms: int) -> None:
-        """Close the channel (406) when a delivery outlived its consumer timeout, as RabbitMQ 3.12+."""
+        """Close the channel (406) when a delivery outlived its consumer timeout, as RabbitMQ 3.12+.
+        A leased delivery is exempt: its lease, which the consumer can extend, governs it instead."""
         if self.closed or not self.unacked:
             return
-        for _, _, consumer, delivered_at in self.unacked.values():
+        leased = self.leases.deadlines if self.leases is not None else {}
+        for tag, (_, _, consumer, delivered_at) in self.unacked.items():
+            if tag in leased:
+                continue
             timeout = self._timeout_ms(consumer)
             if delivered_at + timeout <= now_ms:
                 self.emit((CLOSE, 406, (

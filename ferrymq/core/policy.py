@@ -9,6 +9,7 @@ re-derives the arguments of every matching queue and exchange.
 Queue arguments and the policy combine as rabbit_amqqueue_process does: for message-ttl, expires,
 max-length, max-length-bytes and delivery-limit the smaller value wins; for the others (overflow,
 dead-letter-exchange, dead-letter-routing-key, queue-mode) the queue's own argument wins.
+``delivery-lease`` (FerryMQ extension, x-delivery-lease) combines like delivery-limit: the smaller wins.
 
 Validation texts are RabbitMQ's (the management API HTML-escapes the Erlang terms it prints).
 """
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ferrymq.core.args import OVERFLOW_MODES
+from ferrymq.limits import DELIVERY_LEASE_MAX_MS
 
 APPLY_TO = ("queues", "exchanges", "all")
 # key -> the x-argument it stands for on a queue; the smaller value wins for MIN_KEYS.
@@ -29,8 +31,10 @@ QUEUE_KEYS = {
     "dead-letter-exchange": "x-dead-letter-exchange",
     "dead-letter-routing-key": "x-dead-letter-routing-key", "delivery-limit": "x-delivery-limit",
     "queue-mode": "x-queue-mode",
+    "delivery-lease": "x-delivery-lease",  # FerryMQ extension (ferrymq.core.lease)
 }
-MIN_KEYS = frozenset({"message-ttl", "expires", "max-length", "max-length-bytes", "delivery-limit"})
+MIN_KEYS = frozenset({"message-ttl", "expires", "max-length", "max-length-bytes", "delivery-limit",
+                      "delivery-lease"})
 EXCHANGE_KEYS = {"alternate-exchange": "alternate-exchange"}
 # Recognised by RabbitMQ (so a definitions file carrying them imports) but not acted on here.
 INERT_KEYS = frozenset({
@@ -67,6 +71,7 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "max-length": (_nonneg, "a valid maximum length"),
     "max-length-bytes": (_nonneg, "a valid maximum length in bytes"),
     "delivery-limit": (_nonneg, "a valid delivery limit"),
+    "delivery-lease": (lambda v: _nonneg(v) and 1 <= v <= DELIVERY_LEASE_MAX_MS, "a valid delivery lease"),
     "overflow": (lambda v: v in OVERFLOW_MODES, "a valid overflow value"),
     "dead-letter-exchange": (lambda v: isinstance(v, str), "a valid dead letter exchange name"),
     "dead-letter-routing-key": (lambda v: isinstance(v, str), "a valid dead letter routing key"),

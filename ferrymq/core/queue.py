@@ -116,6 +116,7 @@ class Queue:
         "exclusive_owner",
         "had_consumer",
         "last_used_ms",
+        "lease_ms",
         "name",
         "pageable",
         "paged_bytes",
@@ -148,6 +149,7 @@ class Queue:
         self.clock = clock
         self.args = args
         self.plain = args.plain
+        self.lease_ms = args.delivery_lease_ms or 0  # 0: deliveries are not leased (ferrymq.core.lease)
         self.policy: Any = None  # the ferrymq.core.policy.Policy in force, if any
         self.arguments = arguments or {}
         self.durable = durable
@@ -203,13 +205,14 @@ class Queue:
         head if the queue was in drop-head mode before (RabbitMQ applies max-length before it
         applies overflow, so even a policy that also sets reject-publish drops the excess of a
         drop-head queue); a new message TTL applies to messages published from now on (a
-        message's expiry is fixed when it is enqueued); a new x-expires counts from now. The fast
-        path follows ``args.plain``."""
+        message's expiry is fixed when it is enqueued); a new x-expires counts from now; a new
+        delivery lease applies to deliveries made from now on. The fast path follows ``args.plain``."""
         old = self.args
         self.args = args
         if args.expires_ms != old.expires_ms:
             self.last_used_ms = self.clock.monotonic_ms()
         self.plain = args.plain
+        self.lease_ms = args.delivery_lease_ms or 0  # deliveries from now on; held ones keep theirs
         if self.store is not None:
             self.pageable = self._can_page()
             if not self.pageable:  # limits count every message: bring the paged tail back in

@@ -41,6 +41,7 @@ class StreamQueue(Queue):
     def __init__(self, *args: Any, stream: StreamHandle, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.plain = False
+        self.lease_ms = 0  # a log is never requeued: x-delivery-lease does not apply
         self.stream = stream
         self.cursors: dict[Consumer, int] = {}
         stream.watch(self.dispatch)

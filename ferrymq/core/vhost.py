@@ -21,6 +21,7 @@ from ferrymq.core.exchange import (
     resolve,
 )
 from ferrymq.core.fifo import FifoQueue
+from ferrymq.core.lease import LEASE_EXCHANGE, LEASE_EXCHANGE_TYPE
 from ferrymq.core.message import Message
 from ferrymq.core.policy import Policy, alternate_exchange, effective, queue_arguments
 from ferrymq.core.queue import Queue
@@ -46,6 +47,7 @@ BUILTIN_EXCHANGES = (
     ("amq.headers", "headers", False),
     ("amq.match", "headers", False),
     ("amq.rabbitmq.trace", "topic", True),
+    (LEASE_EXCHANGE, LEASE_EXCHANGE_TYPE, False),  # FerryMQ extension: the channel acts on its publishes
 )
 # Queue arguments RabbitMQ compares on redeclare (others may differ freely).
 EQUIVALENCE_KEYS = (
@@ -331,6 +333,8 @@ class VHost:
     ) -> tuple[Exchange, Binding]:
         if not source or (to_exchange and not destination):
             raise AccessRefused("operation not permitted on the default exchange")
+        if source == LEASE_EXCHANGE or (to_exchange and destination == LEASE_EXCHANGE):
+            raise AccessRefused(f"operation not permitted on exchange '{LEASE_EXCHANGE}': it routes nothing")
         if to_exchange:
             self.get_exchange(destination)
         else:

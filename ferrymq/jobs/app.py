@@ -66,6 +66,8 @@ class App:
         """Run a job on a cron schedule (one scheduler fires at a time; see scheduler.py)."""
         from ferrymq.jobs.scheduler import ScheduleSpec  # the scheduler is optional weight
 
+        ScheduleSpec(name=name, cron=cron, tz=tz, missed=missed)  # a bad expression fails here, first
+
         def register(fn: Any) -> Job:
             where = {"queue": queue} if queue else {}
             job = fn if isinstance(fn, Job) else self.job(fn, name=name, **where)

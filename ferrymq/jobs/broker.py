@@ -15,7 +15,7 @@ import threading
 from typing import Any
 
 from ferrymq.client.connection import BrokerClosed, Client
-from ferrymq.client.deliveries import Confirm, Delivery, InboundReader
+from ferrymq.client.deliveries import Confirm, InboundReader
 from ferrymq.clock import Clock
 from ferrymq.jobs.message import JobMessage
 from ferrymq.jobs.options import MAX_PRIORITY
@@ -85,6 +85,16 @@ class Topology:
                                          arguments={"x-delayed-type": "direct"})
             self._delayed_exchange = True
 
+    def ready(self, queue: str, delay_ms: int) -> bool:
+        """Whether routing to ``queue`` after ``delay_ms`` needs no declare (which would read the
+        socket and must not race confirms)."""
+        if queue not in self._queues:
+            return False
+        if delay_ms <= 0 or self.ferrymq:
+            return True
+        declared = self._delay_queues.get(f"{queue}.delay.{delay_bucket(delay_ms)}")
+        return declared is not None and self.clock.monotonic_ms() - declared <= DELAY_QUEUE_SPARE_MS // 2
+
     def route(self, queue: str, delay_ms: int) -> tuple[str, str, dict[str, Any] | None]:
         """(exchange, routing key, headers) that deliver to ``queue`` after ``delay_ms``."""
         self.queue(queue)
@@ -125,27 +135,39 @@ class ConfirmWaiter:
     def __init__(self) -> None:
         self.sent = 0
         self.upto = 0
-        self.nacked = 0
+        self.nacked: set[int] = set()  # nacks are rare (a broker refusing): kept per tag
         self._singles: set[int] = set()
 
     def settle(self, confirms: list[Confirm]) -> None:
         for tag, multiple, nack in confirms:
             if multiple:
-                newly = tag - self.upto - len([t for t in self._singles if t <= tag])
+                if nack:
+                    self.nacked.update(t for t in range(self.upto + 1, tag + 1) if t not in self._singles)
                 self._singles = {t for t in self._singles if t > tag}
                 self.upto = max(self.upto, tag)
-                self.nacked += newly if nack else 0
             elif tag > self.upto:
                 self._singles.add(tag)
-                self.nacked += 1 if nack else 0
+                if nack:
+                    self.nacked.add(tag)
             while self.upto + 1 in self._singles:
                 self.upto += 1
                 self._singles.discard(self.upto)
 
+    def refused(self, first: int, last: int) -> int:
+        """How many of tags first..last the broker nacked."""
+        if not self.nacked:
+            return 0
+        return sum(1 for t in range(first, last + 1) if t in self.nacked)
+
 
 class Publisher:
     """One confirm-mode connection shared by a process's threads: ``publish`` returns when the
-    broker has taken (and, for durable queues, fsynced) every message it was given."""
+    broker has taken (and, for durable queues, fsynced) every message it was given.
+
+    Threads pipeline: each sends under a short lock, then waits for its own confirms while
+    others send, so a hundred threads calling ``send()`` share the broker's group commits instead
+    of queueing behind one round trip each. Whichever waiter finds nobody reading the socket
+    reads it for all of them (leader/follower on one condition variable)."""
 
     def __init__(self, url: str, clock: Clock, priority_queues: frozenset[str] | bool,
                  product: str = "ferrymq.jobs") -> None:
@@ -153,69 +175,122 @@ class Publisher:
         self.clock = clock
         self.priority_queues = priority_queues
         self.product = product
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # sending, connecting, declaring
+        self._cv = threading.Condition(threading.Lock())  # confirm state and the reader role
+        self._reading = False
         self._client: Client | None = None
+        self._generation = 0
+        self._broken: dict[int, BaseException] = {}  # connection generation -> why it ended
         self.topology: Topology | None = None
 
     def _connect(self) -> tuple[Client, Topology]:
         if self._client is None or self.topology is None:
             client = Client(self.url, product=self.product).open(heartbeat=0)
             client.confirm_select()
+            with self._cv:
+                self._generation += 1
+                self._confirms = ConfirmWaiter()
+                self._reader = InboundReader()
+                if client.buf:
+                    self._reader.feed(bytes(client.buf), [], [])
+                    client.buf.clear()
             self._client, self.topology = client, Topology(client, self.clock, self.priority_queues)
-            self._confirms = ConfirmWaiter()
-            self._reader = InboundReader()
         return self._client, self.topology
 
     def publish(self, items: list[tuple[JobMessage, int]], dead: bool = False,
                 headers: dict[str, Any] | None = None) -> None:
         """Publish (message, delay ms) pairs and wait for their confirms. A lost connection is
         reopened and the batch sent again once (same message ids: at-least-once)."""
-        with self._lock:
-            for attempt in (1, 2):
-                try:
-                    self._publish_locked(items, dead, headers)
-                    return
-                except (OSError, BrokerClosed) as exc:
+        for attempt in (1, 2):
+            try:
+                with self._lock:
+                    ticket = self._send_locked(lambda t: b"".join(
+                        [t.frames(m, delay, dead, headers) for m, delay in items]), items, dead, len(items))
+                self._await(*ticket)
+                return
+            except (OSError, BrokerClosed) as exc:
+                with self._lock:
                     self.close_locked()
-                    if attempt == 2:
-                        raise PublishError(f"could not publish to {self.url}: {exc}") from exc
+                if attempt == 2:
+                    raise PublishError(f"could not publish to {self.url}: {exc}") from exc
 
     def publish_bytes(self, queue: str, properties: bytes, body: bytes) -> None:
         """A message that is not a job (one a worker could not decode) to ``queue``'s DLQ."""
-        with self._lock:
-            client, topology = self._connect()
+        def frames(topology: Topology) -> bytes:
             topology.queue(queue)
-            data = codec.encode_publish(1, "", dlq_name(queue), body, properties, client.frame_max)
-            self._send_and_confirm(client, data, 1)
+            return codec.encode_publish(1, "", dlq_name(queue), body, properties, topology.client.frame_max)
 
-    def _publish_locked(self, items: list[tuple[JobMessage, int]], dead: bool,
-                        headers: dict[str, Any] | None) -> None:
+        with self._lock:
+            self._quiesce()
+            ticket = self._send_locked(frames, [], True, 1)
+        self._await(*ticket)
+
+    def _send_locked(self, build: Any, items: list[tuple[JobMessage, int]], dead: bool,
+                     count: int) -> tuple[int, int, int]:
+        """Send under the lock; returns (generation, first tag, last tag) to wait for."""
         client, topology = self._connect()
-        data = b"".join([topology.frames(m, delay, dead, headers) for m, delay in items])
-        self._send_and_confirm(client, data, len(items))
-
-    def _send_and_confirm(self, client: Client, data: bytes, count: int) -> None:
-        waiter = self._confirms
-        first, waiter.sent = waiter.sent, waiter.sent + count
-        nacked_before = waiter.nacked
+        if not all(topology.ready(m.queue, 0 if dead else delay) for m, delay in items):
+            self._quiesce()  # a declare reads the socket: no confirm may be in flight then
+        data = build(topology)
+        with self._cv:
+            if client.buf:  # bytes a declare's reply left behind belong to the confirm reader
+                self._reader.feed(bytes(client.buf), [], [])
+                client.buf.clear()
+            first = self._confirms.sent + 1
+            self._confirms.sent += count
+            generation = self._generation
         client.sock.sendall(data)
-        deliveries: list[Delivery] = []
-        confirms: list[Confirm] = []
-        if client.buf:
-            self._reader.feed(bytes(client.buf), deliveries, confirms)
-            client.buf.clear()
-        while True:
-            waiter.settle(confirms)
-            confirms.clear()
-            if waiter.upto >= waiter.sent:
-                break
+        return generation, first, first + count - 1
+
+    def _quiesce(self) -> None:
+        """Wait (holding the send lock) until every publish sent so far is confirmed."""
+        if self._client is not None:
+            with self._cv:
+                generation, last = self._generation, self._confirms.sent
+            self._await(generation, 1, last)
+
+    def _await(self, generation: int, first: int, last: int) -> None:
+        with self._cv:
+            while True:
+                if generation in self._broken:
+                    raise BrokerClosed(str(self._broken[generation]))
+                if generation != self._generation:
+                    raise BrokerClosed("the connection was replaced")
+                if self._confirms.upto >= last:
+                    break
+                if self._reading:
+                    self._cv.wait()
+                else:
+                    self._read_for_all(generation)
+            refused = self._confirms.refused(first, last)
+        if refused:
+            raise PublishError(f"the broker refused {refused} of {last - first + 1} jobs")
+
+    def _read_for_all(self, generation: int) -> None:
+        """One recv for every waiter (called holding the condition; released around the recv)."""
+        client = self._client
+        assert client is not None
+        self._reading = True
+        self._cv.release()
+        try:
             data = client.sock.recv(RECV_BYTES)
-            if not data:
-                raise BrokerClosed("broker closed the connection")
-            self._reader.feed(data, deliveries, confirms)
-        if waiter.nacked != nacked_before:
-            raise PublishError(f"the broker refused {waiter.nacked - nacked_before} of {count} "
-                               f"jobs (published after #{first})")
+            error: BaseException | None = None if data else BrokerClosed("broker closed the connection")
+        except OSError as exc:
+            data, error = b"", exc
+        finally:
+            self._cv.acquire()
+            self._reading = False
+            self._cv.notify_all()
+        if error is not None:
+            self._broken[generation] = error
+            raise BrokerClosed(str(error))
+        confirms: list[Confirm] = []
+        try:
+            self._reader.feed(data, [], confirms)
+        except BrokerClosed as exc:
+            self._broken[generation] = exc
+            raise
+        self._confirms.settle(confirms)
 
     def close_locked(self) -> None:
         if self._client is not None:
@@ -230,5 +305,6 @@ class Publisher:
         """Declare job queues up front (a worker does, before consuming)."""
         with self._lock:
             _, topology = self._connect()
+            self._quiesce()
             for name in queues:
                 topology.queue(name)

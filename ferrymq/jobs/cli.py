@@ -76,7 +76,12 @@ def run_worker(app: App, config: WorkerConfig, scheduler: bool) -> None:
     if scheduler and app.schedules:
         from ferrymq.jobs.scheduler import Scheduler
 
-        threading.Thread(target=Scheduler(app).run, args=(stop_scheduler,), name="ferrymq-jobs-scheduler",
+        try:
+            cron = Scheduler(app)
+        except ValueError as exc:  # e.g. schedules but no store to hold the leader lease
+            typer.echo(f"ferrymq worker: {exc}", err=True)
+            raise typer.Exit(1) from None
+        threading.Thread(target=cron.run, args=(stop_scheduler,), name="ferrymq-jobs-scheduler",
                          daemon=True).start()
     try:
         running.run()

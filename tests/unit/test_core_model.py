@@ -1,5 +1,6 @@
 """A stateful model test of the core: one broker, a few channels, and queues with TTL,
-max-length (drop-head), a delivery limit and a DLX.
+max-length (drop-head), a delivery limit and a DLX, and a leased queue (x-delivery-lease) whose
+leases are extended, released and left to expire, with late settles of taken-back tags.
 
 Every published message carries a unique body. After every step each body must be in exactly one
 place: acked, ready in some queue, unacked on exactly one channel, dead-lettered into "dead", or
@@ -16,13 +17,15 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from ferrymq.core.channel import Channel
-from tests.support.core import new_broker, open_channel, publish
+from ferrymq.core.lease import LEASE_EXCHANGE
+from tests.support.core import msg, new_broker, open_channel, publish
 
 N_CHANNELS = 3
-PUBLISH_TO = ("plain", "ttl", "capped")
-CONSUME_FROM = ("plain", "ttl", "capped", "dead")
+PUBLISH_TO = ("plain", "ttl", "capped", "leased")
+CONSUME_FROM = ("plain", "ttl", "capped", "leased", "dead")
 TTL_MS = 500
 CAPPED_TTL_MS = 700
+LEASE_MS = 300
 
 CHANNEL = st.integers(0, N_CHANNELS - 1)
 
@@ -42,6 +45,9 @@ class CoreModel(RuleBasedStateMachine):
         })
         vh.declare_queue("capped", connection=None, arguments={
             "x-message-ttl": CAPPED_TTL_MS, "x-max-length": 2,
+        })
+        vh.declare_queue("leased", connection=None, arguments={
+            "x-delivery-lease": LEASE_MS, "x-delivery-limit": 2, "x-dead-letter-exchange": "dlx",
         })
         self.queues = {name: vh.queues[name] for name in CONSUME_FROM}
         self.conn = object()
@@ -158,7 +164,39 @@ class CoreModel(RuleBasedStateMachine):
         self.channels[c] = self._open(self.next_channel_number)
         self.next_channel_number += 1
 
-    @rule(ms=st.sampled_from([0, 1, 100, TTL_MS - 1, TTL_MS, CAPPED_TTL_MS, 1000]))
+    @precondition(_has_unacked)
+    @rule(c=CHANNEL, index=st.integers(0, 20), everything=st.booleans(),
+          ms=st.sampled_from([0, 1, LEASE_MS, 1000]))
+    def lease(self, c: int, index: int, everything: bool, ms: int) -> None:
+        """Extend (ms > 0) or release (0) one delivery's lease, or all of the channel's."""
+        ch = self.channels[c]
+        if not ch.unacked:
+            return
+        key = "*" if everything else str(self._pick_tag(ch, index))
+        ch.publish(LEASE_EXCHANGE, key, False, msg(b"", key, LEASE_EXCHANGE, headers={"x-lease-ms": ms}))
+        assert not ch.closed
+
+    @rule(c=CHANNEL, index=st.integers(0, 20), kind=st.sampled_from(["ack", "nack", "reject", "multi"]))
+    def late_settle(self, c: int, index: int, kind: str) -> None:
+        """A settle of a tag its lease took back changes nothing (and closes nothing)."""
+        ch = self.channels[c]
+        late = [t for t in range(1, ch.next_tag) if t not in ch.unacked and ch._is_late(t)]
+        if not late:
+            return
+        tag = late[index % len(late)]
+        before = self._locations()
+        if kind == "multi":  # a multiple ack also settles what is still held below the tag
+            settled = self._settled(ch, tag, True)
+            ch.ack(tag, True)
+            self.acked.update(body for _, body in settled)
+            before.subtract(body for _, body in settled)
+        else:
+            {"ack": lambda: ch.ack(tag, False), "nack": lambda: ch.nack(tag, False, False),
+             "reject": lambda: ch.reject(tag, False)}[kind]()
+        assert not ch.closed and not ch._is_late(tag)
+        assert self._locations() == +before
+
+    @rule(ms=st.sampled_from([0, 1, 100, LEASE_MS, TTL_MS - 1, TTL_MS, CAPPED_TTL_MS, 1000]))
     def advance_and_tick(self, ms: int) -> None:
         self.clock.advance(ms)
         self.broker.tick()
@@ -196,13 +234,14 @@ class CoreModel(RuleBasedStateMachine):
 
     @invariant()
     def dead_letters_balance(self) -> None:
-        ttl = self.queues["ttl"].counters
+        ttl, leased = self.queues["ttl"].counters, self.queues["leased"].counters
         dead = self.queues["dead"]
-        assert dead.counters["published"] == ttl["dead_lettered"]
+        assert dead.counters["published"] == ttl["dead_lettered"] + leased["dead_lettered"]
         assert ttl["dropped"] + ttl["expired"] <= ttl["dead_lettered"]
         for entry in dead.ready_entries():
-            assert self.published[entry.msg.body] == "ttl"
-            assert entry.msg.props.headers["x-death"][0]["queue"] == "ttl"
+            source = self.published[entry.msg.body]
+            assert source in ("ttl", "leased")
+            assert entry.msg.props.headers["x-death"][0]["queue"] == source
 
     @invariant()
     def unacked_counts_agree(self) -> None:
@@ -211,6 +250,8 @@ class CoreModel(RuleBasedStateMachine):
         for ch in self.channels:
             assert ch.unacked_count == len(ch.unacked)
             assert not ch.closed
+            if ch.leases is not None:
+                assert set(ch.leases.deadlines) <= set(ch.unacked), "a lease on a settled delivery"
             for queue, _, consumer, _ in ch.unacked.values():
                 per_queue[queue.name] += 1
                 if consumer is not None:
