@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pika
@@ -19,6 +20,7 @@ from ferrymq.jobs.db import Database
 from ferrymq.jobs.testing import worker_thread
 from ferrymq.jobs.workflows import (
     SUCCEEDED,
+    WorkflowMiddleware,
     Workflows,
     chain,
     chord,
@@ -281,3 +283,23 @@ def test_bad_workflows_fail_at_send_with_one_clear_error(flows, amqp_url):
         sig(add, 1, 2).send(App(amqp_url))
     with pytest.raises(KeyError, match="no workflow"):
         flows.state("nope")
+
+
+def test_workflows_run_in_place_in_eager_mode(tmp_path):
+    app = build("eager://", f"sqlite:///{tmp_path / 'eager.db'}", "eager")
+    assert app.db is not None
+    jobs, workflows = app.jobs, Workflows(app.db)
+    header = [sig(jobs["square"], i) for i in range(5)]
+    done = workflows.state(chord(header, sig(jobs["collect"])).send(app))
+    assert (done["state"], done["result"]) == ("succeeded", [0, 1, 4, 9, 16])
+    broken = workflows.state(chord(header, sig(jobs["add"], 1)).send(app))  # add(1, [...]): a TypeError
+    assert (broken["state"], broken["steps"][-1]["state"]) == ("failed", "dead")
+    assert broken["steps"][-1]["attempts"] == 4, "eager retries ran in place, then the policy applied"
+
+
+def test_a_worker_refuses_workflow_middleware_placed_before_idempotency(tmp_path, amqp_url):
+    db = Database(f"sqlite:///{tmp_path / 'order.db'}")
+    middleware = WorkflowMiddleware(db)
+    app = App(amqp_url, store=db, middleware=[middleware])  # the App appends IdempotencyMiddleware after it
+    with pytest.raises(RuntimeError, match="must come after IdempotencyMiddleware"):
+        middleware.after_worker_boot(SimpleNamespace(app=app))
