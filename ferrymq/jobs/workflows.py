@@ -19,12 +19,14 @@ RETURNING`` on the waiting step's row, serialised by the database (SQLite's BEGI
 PostgreSQL row lock), so when the last members of a group finish at once in different processes
 exactly one of them sees 0 and enqueues the chord callback.
 
-Ready steps are enqueued after that transaction commits (a publish cannot roll back with it). A
-crash in between leaves a done step whose successors are ready but not queued: a redelivery of
-the done step, or any worker's boot (``after_worker_boot`` sweeps every running workflow for ready,
-unstarted steps), publishes them again. Duplicates are harmless: every step message has a fixed
-id and key, a step that is no longer pending is acknowledged without running, and
-``IdempotencyMiddleware`` runs one key once.
+Ready steps are enqueued after that transaction commits (a publish cannot roll back with it),
+then marked sent. A crash in between (or a publish that fails) leaves a done step whose
+successors are ready but unsent: a redelivery of the done step, or any worker's boot
+(``after_worker_boot`` sweeps running workflows for ready steps never marked sent), publishes
+them again. Duplicates are harmless: every step message has a fixed id and key, a step that is
+no longer pending is acknowledged without running, and ``IdempotencyMiddleware`` runs one key
+once. (A redelivered done step is usually acknowledged by IdempotencyMiddleware before this
+middleware sees it, which is why the boot sweep exists.)
 
 When the step's job runs inside a transaction (``IdempotencyMiddleware`` opens one for every keyed
 job, and step messages are keyed), the step's result is written in that transaction, so the job's
@@ -76,6 +78,7 @@ FAILED = "$failed"  # the result a dead step passes on under on_failure="continu
 PENDING, RUNNING, SUCCEEDED, FAILED_STATE, DEAD, CANCELLED = (
     "pending", "running", "succeeded", "failed", "dead", "cancelled")
 FINISHED = (SUCCEEDED, DEAD, CANCELLED)
+POLICY_ATTEMPTS = 3  # transactions tried to apply a dead step's failure policy
 _DDL = [
     f"CREATE TABLE IF NOT EXISTS {WORKFLOWS} (id TEXT PRIMARY KEY, state TEXT NOT NULL,"
     " on_failure TEXT NOT NULL, parent TEXT, remaining INTEGER NOT NULL, created_ms {bigint} NOT NULL,"
@@ -518,11 +521,21 @@ class WorkflowMiddleware(Middleware):
                            (FAILED_STATE, reason, ctx.clock.now_ms(), wf, n, RUNNING))
 
     def after_dead(self, ctx: JobContext, message: JobMessage, reason: str) -> None:
-        if message.workflow:
-            wf, n = message.workflow["id"], message.workflow["step"]
-            with self.db.transaction() as tx:
-                ready = step_died(tx, wf, n, reason, ctx.clock.now_ms())
-            _publish(ctx.app, self.db, ready)
+        """Apply the failure policy. Retried on a database error (a PostgreSQL deadlock between a
+        parent and a child ending at once): no later event would apply it for this step."""
+        if not message.workflow:
+            return
+        wf, n = message.workflow["id"], message.workflow["step"]
+        for attempt in range(1, POLICY_ATTEMPTS + 1):
+            try:
+                with self.db.transaction() as tx:
+                    ready = step_died(tx, wf, n, reason, ctx.clock.now_ms())
+                break
+            except Exception:
+                if attempt == POLICY_ATTEMPTS:
+                    raise
+                log.warning("workflow %s step %d: failure policy not applied, retrying", wf, n, exc_info=True)
+        _publish(ctx.app, self.db, ready)
 
 
 def _resend(tx: Tx, wf: str, n: int, now_ms: int) -> list[JobMessage]:
