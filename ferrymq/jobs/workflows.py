@@ -502,13 +502,15 @@ class WorkflowMiddleware(Middleware):
 
     def after_process(self, ctx: JobContext, message: JobMessage, result: Any = None,
                       exception: BaseException | None = None) -> None:
-        """After the commit: enqueue what the step made ready."""
+        """After the commit: enqueue what the step made ready, and what the job spawned."""
+        spawned = getattr(_spawned, "messages", None)
+        if message.workflow is None and spawned is None:
+            return  # the common case: a plain job
         stash = getattr(self._local, "ready", None)
-        spawned = getattr(_spawned, "messages", None) or []
         self._local.ready = _spawned.messages = None
         if exception is not None:
             return  # the job's transaction rolled back: nothing it decided or spawned exists
-        _publish(ctx.app, self.db, spawned)
+        _publish(ctx.app, self.db, spawned or [])
         if stash is not None and stash[0] == message.id:
             _publish(ctx.app, self.db, stash[1])
 

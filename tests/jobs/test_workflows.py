@@ -5,6 +5,7 @@ killed and restarted."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -303,3 +304,28 @@ def test_a_worker_refuses_workflow_middleware_placed_before_idempotency(tmp_path
     app = App(amqp_url, store=db, middleware=[middleware])  # the App appends IdempotencyMiddleware after it
     with pytest.raises(RuntimeError, match="must come after IdempotencyMiddleware"):
         middleware.after_worker_boot(SimpleNamespace(app=app))
+
+
+def test_members_finishing_at_once_in_many_threads_make_the_callback_ready_exactly_once(
+        amqp_url, tmp_path, any_db_url):  # noqa: F811
+    """The fan-in counter alone, without a worker: 40 members finished by 40 threads released
+    together, each in its own transaction on its own connection."""
+    flows = Flows(amqp_url, tmp_path, any_db_url)  # nothing consumes its queue
+    wf = chord([sig(flows.job("square"), i) for i in range(40)], sig(flows.job("collect"))).send(flows.app)
+    db, start, ready = Database(any_db_url), threading.Barrier(40), []
+
+    def finish(n: int) -> None:
+        start.wait()
+        with db.transaction() as tx:
+            ready.append(finish_step(tx, wf, n, SUCCEEDED, str(n * n), None, flows.app.clock.now_ms()))
+        db.close()
+
+    threads = [threading.Thread(target=finish, args=(n,)) for n in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    made_ready = [m for batch in ready for m in batch or []]
+    assert len(ready) == 40 and [m.workflow["step"] for m in made_ready] == [40]
+    assert made_ready[0].args == [[n * n for n in range(40)]]
+    flows.app.close()
