@@ -32,7 +32,7 @@ When the step's job runs inside a transaction (``IdempotencyMiddleware`` opens o
 job, and step messages are keyed), the step's result is written in that transaction, so the job's
 effects, its completed key and its place in the workflow commit together. For that the
 WorkflowMiddleware must come after IdempotencyMiddleware in ``app.middleware`` (its ``wrap`` is
-then inside); ``after_worker_boot`` refuses the other order with one clear error.
+then inside); sending a workflow from an app in the other order fails with one clear error.
 
 Failure policy (``send(app, on_failure=...)``), applied when a step is dead (out of retries, or
 Fatal):
@@ -294,10 +294,30 @@ def _reading(db: Database) -> Iterator[Tx]:
 
 
 def _db_of(app: Any) -> Database:
+    """The app's store, when its middleware can run workflows; else one clear error."""
     if getattr(app, "db", None) is None:
         raise ValueError("workflows need a store: App(..., store='sqlite:///jobs.db') or a PostgreSQL URL")
+    problem = middleware_problem(app.middleware)
+    if problem is not None:
+        raise ValueError(problem)
     db: Database = app.db
     return db
+
+
+def middleware_problem(middleware: list[Middleware]) -> str | None:
+    """Why workflows cannot run with this middleware list, or None. WorkflowMiddleware must be
+    inside IdempotencyMiddleware's transaction: a step's result commits with its key, or a crash
+    between the two commits would leave the step running forever (its redelivery skipped)."""
+    from ferrymq.jobs.idempotency import IdempotencyMiddleware
+
+    ours = [i for i, m in enumerate(middleware) if isinstance(m, WorkflowMiddleware)]
+    if not ours:
+        return "workflows need WorkflowMiddleware: app.add_middleware(WorkflowMiddleware(app.db))"
+    idem = [i for i, m in enumerate(middleware) if isinstance(m, IdempotencyMiddleware)]
+    if idem and idem[-1] > ours[0]:
+        return ("WorkflowMiddleware must come after IdempotencyMiddleware in app.middleware "
+                "(app.add_middleware(WorkflowMiddleware(app.db)) after creating the App)")
+    return None
 
 
 def _insert(tx: Tx, wf: str, steps: list[_Step], on_failure: str, parent: str | None,
@@ -448,14 +468,10 @@ class WorkflowMiddleware(Middleware):
         self._local = threading.local()  # (message id, ready messages): from wrap to after_process
 
     def after_worker_boot(self, worker: Any) -> None:
-        """Check the order, then publish ready steps a crash left unqueued (duplicates are skipped)."""
-        from ferrymq.jobs.idempotency import IdempotencyMiddleware
-
-        chain_ = worker.app.middleware
-        idem = [i for i, m in enumerate(chain_) if isinstance(m, IdempotencyMiddleware)]
-        if idem and idem[-1] > chain_.index(self):
-            raise RuntimeError("WorkflowMiddleware must come after IdempotencyMiddleware in app.middleware "
-                               "(use app.add_middleware(WorkflowMiddleware(db)) after creating the App)")
+        """Publish ready steps a crash left unsent (see the module docstring)."""
+        problem = middleware_problem(worker.app.middleware)
+        if problem is not None:  # senders get it as an error; a worker says it and goes on
+            log.error("%s: workflow steps may stall in this worker", problem)
         # raw: the enqueue-key claim of a step a crash left unsent may be that crashed send's
         _publish(worker.app, self.db, self.store.ready_unstarted(worker.app.clock.now_ms()), raw=True)
 

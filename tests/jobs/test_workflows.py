@@ -9,7 +9,6 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pika
@@ -298,12 +297,16 @@ def test_workflows_run_in_place_in_eager_mode(tmp_path):
     assert broken["steps"][-1]["attempts"] == 4, "eager retries ran in place, then the policy applied"
 
 
-def test_a_worker_refuses_workflow_middleware_placed_before_idempotency(tmp_path, amqp_url):
+def test_sending_from_an_app_whose_middleware_cannot_run_workflows_fails_with_one_clear_error(
+        tmp_path, amqp_url):
     db = Database(f"sqlite:///{tmp_path / 'order.db'}")
-    middleware = WorkflowMiddleware(db)
-    app = App(amqp_url, store=db, middleware=[middleware])  # the App appends IdempotencyMiddleware after it
-    with pytest.raises(RuntimeError, match="must come after IdempotencyMiddleware"):
-        middleware.after_worker_boot(SimpleNamespace(app=app))
+    app = App(amqp_url, store=db, middleware=[WorkflowMiddleware(db)])  # IdempotencyMiddleware comes after
+    add = app.job(name="add")(lambda x, y: x + y)
+    with pytest.raises(ValueError, match="must come after IdempotencyMiddleware"):
+        sig(add, 1, 2).send(app)
+    app.middleware = [m for m in app.middleware if not isinstance(m, WorkflowMiddleware)]
+    with pytest.raises(ValueError, match="need WorkflowMiddleware"):
+        sig(add, 1, 2).send(app)
 
 
 def test_members_finishing_at_once_in_many_threads_make_the_callback_ready_exactly_once(
