@@ -17,6 +17,7 @@ import pytest
 from ferrymq.chaos.crash_loop import BrokerProcess, free_port
 from ferrymq.jobs import App, SerializationError
 from ferrymq.jobs.db import Database
+from ferrymq.jobs.idempotency import IdempotencyMiddleware
 from ferrymq.jobs.testing import worker_thread
 from ferrymq.jobs.workflows import (
     SUCCEEDED,
@@ -300,7 +301,8 @@ def test_workflows_run_in_place_in_eager_mode(tmp_path):
 def test_sending_from_an_app_whose_middleware_cannot_run_workflows_fails_with_one_clear_error(
         tmp_path, amqp_url):
     db = Database(f"sqlite:///{tmp_path / 'order.db'}")
-    app = App(amqp_url, store=db, middleware=[WorkflowMiddleware(db)])  # IdempotencyMiddleware comes after
+    app = App(amqp_url, store=db)
+    app.middleware = [WorkflowMiddleware(db), IdempotencyMiddleware(db)]
     add = app.job(name="add")(lambda x, y: x + y)
     with pytest.raises(ValueError, match="must come after IdempotencyMiddleware"):
         sig(add, 1, 2).send(app)
