@@ -37,6 +37,13 @@ bench: $(STAMP)
 	mkdir -p bench-results
 	$(BIN)/python -m ferrymq.bench.compare --seconds 10 --out bench-results | tee bench-results/compare.md
 
+# Job libraries side by side (issue 13): ferrymq.jobs, Dramatiq and Celery workers on ferrymq serve
+# and a private RabbitMQ node; 20,000-job drain and paced latency; JSON under bench-results/.
+.PHONY: bench-jobs
+bench-jobs: $(STAMP)
+	mkdir -p bench-results
+	$(BIN)/ferrymq bench jobs --out bench-results --markdown bench-results/jobs.md
+
 # Deterministic simulation (ferrymq/sim): real core and codecs, seeded network, power losses. 200 seeds
 # x 2,000 steps, bounded at about 1 minute on 2 cores; a failure prints `ferrymq sim --seed N --steps M`.
 # (`make test` runs a bounded slice of seeds through tests/sim.)

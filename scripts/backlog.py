@@ -21,9 +21,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ferrymq.client.connection import RECV_BYTES, Client
 from ferrymq.bench.rabbitmq_node import free_port, start_rabbitmq
 from ferrymq.bench.traffic import STAMP, PublishTemplate
+from ferrymq.client.connection import RECV_BYTES, Client
 from ferrymq.protocols.amqp import client as codec
 from ferrymq.protocols.amqp.frames import (
     BASIC_ACK,

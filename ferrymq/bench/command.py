@@ -6,6 +6,7 @@
     ferrymq bench --scenario order-processing --target ferrymq      # a built-in scenario
     ferrymq bench --list-scenarios
     ferrymq bench sink --port 5699 [--delay-ms 20]                  # run the null server alone
+    ferrymq bench jobs [--jobs 20000] [--broker both] [--libs ...]  # job libraries (ferrymq.bench.jobs)
 
 Targets: an amqp:// URL (FerryMQ, RabbitMQ or any AMQP 0-9-1 broker), ``sink`` (null server),
 ``ferrymq`` (starts `ferrymq serve` on a fresh data directory), ``rabbitmq`` (starts a private
@@ -107,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         from ferrymq.bench.markdown import main as markdown_main
 
         return markdown_main(argv[1:])
+    if argv and argv[0] == "jobs":
+        from ferrymq.bench.jobs.command import main as jobs_main
+
+        return jobs_main(argv[1:])
     if argv and argv[0] == "sink":
         from ferrymq.bench.sink import main as sink_main
 

@@ -23,10 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ferrymq.client.connection import CHANNEL, RECV_BYTES, Client, set_recv_timeout
 from ferrymq.bench.histogram import IntervalHistograms
 from ferrymq.bench.producer import Schedule, cpu_report, cpu_times
 from ferrymq.bench.traffic import DeliveryScanner, PublishTemplate
+from ferrymq.client.connection import CHANNEL, RECV_BYTES, Client, set_recv_timeout
 from ferrymq.protocols.amqp import client as codec
 
 IDLE_S = 0.005  # a read that waits this long counts as idle (flushes a partial multi-ack)

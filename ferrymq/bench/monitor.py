@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ferrymq.client.connection import Client
 from ferrymq.bench.procstat import machine_busy_seconds, proc_cpu_seconds
+from ferrymq.client.connection import Client
 
 
 @dataclass

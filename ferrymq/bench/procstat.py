@@ -51,3 +51,13 @@ def listener_pid(port: int) -> int:
         except OSError:
             continue
     return 0
+
+
+def rss_kib(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) of a process in KiB, from /proc/<pid>/status; (0, 0) once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+    except OSError:
+        return 0, 0
+    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])

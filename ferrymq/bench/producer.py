@@ -21,10 +21,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from ferrymq.client.connection import RECV_BYTES, Client, set_recv_timeout
 from ferrymq.bench.histogram import IntervalHistograms
 from ferrymq.bench.pacing import Pacer
 from ferrymq.bench.traffic import ConfirmTracker, PublishTemplate, check_for_close
+from ferrymq.client.connection import RECV_BYTES, Client, set_recv_timeout
 
 MIN_GAP_S = 0.0002  # paced mode: the shortest sleep between writes
 

@@ -24,12 +24,12 @@ from typing import Any
 
 from ferrymq.bench import consumer as cons
 from ferrymq.bench import producer as prod
-from ferrymq.client.connection import Client
 from ferrymq.bench.monitor import Monitor, Sample
 from ferrymq.bench.procstat import machine_busy_seconds, proc_cpu_seconds
 from ferrymq.bench.report import build_report
 from ferrymq.bench.targets import Target
 from ferrymq.bench.workloads import Topology, Workload
+from ferrymq.client.connection import Client
 
 START_DELAY_NS = 200_000_000  # from "all ready" to the first publish
 READY_TIMEOUT_S = 60.0

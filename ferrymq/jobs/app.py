@@ -6,8 +6,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ferrymq.clock import Clock, Rng, SystemClock
-from ferrymq.jobs.broker import Publisher
+from ferrymq.jobs.broker import Publisher, QueueShape
 from ferrymq.jobs.db import Database
+from ferrymq.jobs.durations import Duration, maybe_ms, to_ms
 from ferrymq.jobs.errors import Skip
 from ferrymq.jobs.job import Job
 from ferrymq.jobs.message import JobMessage
@@ -23,12 +24,14 @@ EAGER = "eager://"
 class App:
     """``App(url)`` for a broker (FerryMQ or RabbitMQ), ``App("eager://")`` to run jobs in place
     (tests). ``queues`` maps queue names to weights: a worker serving several queues gives each
-    a share of its slots proportional to its weight while all have work."""
+    a share of its slots proportional to its weight while all have work. ``lease`` (FerryMQ)
+    bounds how long a frozen worker can hold a job before it is redelivered."""
 
     def __init__(self, url: str = DEFAULT_URL, *, store: str | Database | None = None,
                  clock: Clock | None = None, rng: Rng | None = None, seed: int | None = None,
                  queues: dict[str, int] | None = None,
-                 priorities: bool = False, middleware: list[Middleware] | None = None) -> None:
+                 priorities: bool = False, middleware: list[Middleware] | None = None,
+                 lease: Duration | None = None, state: bool = False) -> None:
         self.url = url
         self.eager = url.startswith(EAGER)
         self.clock: Clock = clock or SystemClock()
@@ -37,11 +40,18 @@ class App:
         self.db = Database(store) if isinstance(store, str) else store
         self.queues: dict[str, int] = dict(queues or {})
         self.priorities = priorities
+        # On FerryMQ, a delivery not settled within its lease goes back to its queue; workers
+        # extend the leases of what they hold, so only a frozen or cut-off worker loses its jobs.
+        self.lease_ms = maybe_ms(lease)
         self.jobs: dict[str, Job] = {}
         self.schedules: list[Any] = []
         self.middleware: list[Middleware] = list(middleware or [])
+        self.state: Any = None  # the StateMiddleware, with App(state=True) and a store
+        self.results: Any = None
         if self.db is not None:
-            self._default_middleware(self.db)
+            self._default_middleware(self.db, state)
+        elif state:
+            raise ValueError("App(state=True) keeps job state in a store: give store=...")
         self._hooks: tuple[int, HookTable] | None = None
         self._publisher: Publisher | None = None
         self.eager_dead: list[tuple[JobMessage, dict[str, Any]]] = []  # eager mode's dead letters
@@ -76,13 +86,32 @@ class App:
             return job
         return register
 
-    def _default_middleware(self, db: Database) -> None:
-        """What a store gives: exactly-once effects for keyed and idempotent jobs. Appended last,
-        so its transaction wraps only the job call."""
+    def _default_middleware(self, db: Database, state: bool) -> None:
+        """What a store gives: job state and audit trail (opt-in, first, so it sees every
+        verdict), results and rate limits, and exactly-once effects for keyed and idempotent jobs
+        (last, so its transaction wraps only the job call)."""
         from ferrymq.jobs.idempotency import IdempotencyMiddleware
+        from ferrymq.jobs.ratelimit import RateLimitMiddleware
+        from ferrymq.jobs.results import ResultsMiddleware
+        from ferrymq.jobs.state import StateMiddleware
 
-        if not any(isinstance(m, IdempotencyMiddleware) for m in self.middleware):
+        have = {type(m) for m in self.middleware}
+        if state and StateMiddleware not in have:
+            self.state = StateMiddleware(db)
+            self.middleware.insert(0, self.state)
+        if ResultsMiddleware not in have:
+            results = ResultsMiddleware(db)
+            self.results = results.store  # app.results.get(job_id) / .wait(...)
+            self.middleware.append(results)
+        if RateLimitMiddleware not in have:
+            self.middleware.append(RateLimitMiddleware(db))
+        if IdempotencyMiddleware not in have:
             self.middleware.append(IdempotencyMiddleware(db))
+
+    def report_progress(self, ctx: Any, fraction: float, note: str) -> None:
+        """``ctx.progress(...)``: kept in the state store when the app keeps job state."""
+        if self.state is not None:
+            self.state.report_progress(ctx, fraction, note)
 
     def add_middleware(self, middleware: Middleware) -> None:
         self.middleware.append(middleware)
@@ -95,19 +124,19 @@ class App:
             self._hooks = (key, HookTable(self.middleware))
         return self._hooks[1]
 
-    def priority_queues(self) -> frozenset[str] | bool:
-        """Queues declared with x-max-priority: all (``priorities=True``) or those with a job
-        whose default priority is set."""
-        if self.priorities:
-            return True
-        return frozenset(j.options.queue for j in self.jobs.values() if j.options.priority)
+    def queue_shape(self) -> QueueShape:
+        """How job queues are declared: x-max-priority on all (``priorities=True``) or on those
+        with a job whose default priority is set; the delivery lease, if any."""
+        priorities = True if self.priorities else frozenset(
+            j.options.queue for j in self.jobs.values() if j.options.priority)
+        return QueueShape(priorities, self.lease_ms)
 
     # --- sending -----------------------------------------------------------------------
 
     @property
     def publisher(self) -> Publisher:
         if self._publisher is None:
-            self._publisher = Publisher(self.url, self.clock, self.priority_queues())
+            self._publisher = Publisher(self.url, self.clock, self.queue_shape())
         return self._publisher
 
     def _admit(self, message: JobMessage) -> bool:
@@ -153,6 +182,22 @@ class App:
             eager_publish(self, message, delay_ms, dead, headers)
             return
         self.publisher.publish([(message, delay_ms)], dead, headers)
+
+    def result(self, job_id: str, timeout: Duration | None = None) -> Any:
+        """The stored result of a ``store_result=True`` job (raises its error if it went dead);
+        with ``timeout``, wait that long for it."""
+        if self.results is None:
+            raise ValueError("results are kept in a store: App(store=...) and @app.job(store_result=True)")
+        if timeout is None:
+            return self.results.get(job_id, self.clock.now_ms())
+        return self.results.wait(job_id, to_ms(timeout), self.clock)
+
+    def cancel(self, job_id: str, reason: str = "") -> bool:
+        """Cancel a job: a queued one is skipped when it comes up, a running one sees
+        ``ctx.cancelled`` within about a second. Needs ``App(store=..., state=True)``."""
+        if self.state is None:
+            raise ValueError("cancellation is kept in the job state: App(store=..., state=True)")
+        return bool(self.state.store.cancel(job_id, self.clock.now_ms(), reason))
 
     def retry_schedule(self, job: str, job_id: str) -> list[int]:
         """The delays (ms) a job would wait between its attempts if every one failed."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from ferrymq.client.connection import BrokerClosed, Client
@@ -53,14 +54,24 @@ def delay_bucket(delay_ms: int) -> int:
     return -(-delay_ms // step) * step
 
 
+@dataclass(frozen=True)
+class QueueShape:
+    """How an app's job queues are declared: which take priorities, and the per-delivery lease
+    (FerryMQ's ``x-delivery-lease``; ignored on RabbitMQ, which has no such thing)."""
+
+    priorities: frozenset[str] | bool = frozenset()
+    lease_ms: int | None = None
+
+
 class Topology:
     """The queues, dead-letter queues and delay routes one connection has declared."""
 
-    def __init__(self, client: Client, clock: Clock, priority_queues: frozenset[str] | bool) -> None:
+    def __init__(self, client: Client, clock: Clock, shape: QueueShape) -> None:
         self.client = client
         self.clock = clock
         self.ferrymq = is_ferrymq(client)
-        self._priority = priority_queues
+        self.shape = shape
+        self._priority = shape.priorities
         self._queues: set[str] = set()
         self._delay_queues: dict[str, int] = {}  # name -> monotonic ms it was last declared
         self._delayed_exchange = False
@@ -73,6 +84,8 @@ class Topology:
         args: dict[str, Any] = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": dlq_name(name)}
         if self._priority is True or (self._priority and name in self._priority):
             args["x-max-priority"] = MAX_PRIORITY
+        if self.ferrymq and self.shape.lease_ms:
+            args["x-delivery-lease"] = self.shape.lease_ms
         self.client.declare_queue(name, durable=True, arguments=args)
         if self.ferrymq:
             self._declare_delayed_exchange()
@@ -169,11 +182,10 @@ class Publisher:
     of queueing behind one round trip each. Whichever waiter finds nobody reading the socket
     reads it for all of them (leader/follower on one condition variable)."""
 
-    def __init__(self, url: str, clock: Clock, priority_queues: frozenset[str] | bool,
-                 product: str = "ferrymq.jobs") -> None:
+    def __init__(self, url: str, clock: Clock, shape: QueueShape, product: str = "ferrymq.jobs") -> None:
         self.url = url
         self.clock = clock
-        self.priority_queues = priority_queues
+        self.shape = shape
         self.product = product
         self._lock = threading.Lock()  # sending, connecting, declaring
         self._cv = threading.Condition(threading.Lock())  # confirm state and the reader role
@@ -194,7 +206,7 @@ class Publisher:
                 if client.buf:
                     self._reader.feed(bytes(client.buf), [], [])
                     client.buf.clear()
-            self._client, self.topology = client, Topology(client, self.clock, self.priority_queues)
+            self._client, self.topology = client, Topology(client, self.clock, self.shape)
         return self._client, self.topology
 
     def publish(self, items: list[tuple[JobMessage, int]], dead: bool = False,

@@ -27,6 +27,9 @@ _TYPES = {
 }
 
 
+SCHEMA_LOCK = 0x6665727279  # the PostgreSQL advisory lock that serialises the job stores' DDL
+
+
 class Tx:
     """One transaction: ``execute`` with ``?`` placeholders on either engine."""
 
@@ -67,8 +70,13 @@ class Database:
         return statement.format(**_TYPES[self.dialect])
 
     def create(self, statements: Sequence[str]) -> None:
-        """Create tables and indexes (``CREATE ... IF NOT EXISTS``) in one transaction."""
+        """Create tables and indexes (``CREATE ... IF NOT EXISTS``) in one transaction, safe when
+        worker processes start together on an empty PostgreSQL database (two racing CREATE TABLE
+        IF NOT EXISTS of one name fail there): the DDL runs under a transaction-scoped advisory
+        lock. (SQLite's BEGIN IMMEDIATE already serialises it.)"""
         with self.transaction() as tx:
+            if self.dialect == "postgresql":
+                tx.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))
             for statement in statements:
                 tx.execute(self.ddl(statement))
 

@@ -51,9 +51,16 @@ class Processor:
         self.worker_id = worker_id
         self.hooks = app.hooks
         self.loop = loop  # where async jobs run (the worker's loop thread)
+        self.current: JobContext | None = None  # the run in progress (cancellation reads it)
 
     def run(self, message: JobMessage) -> tuple[JobContext, Outcome]:
-        ctx = JobContext(self.app, self.worker_id, self.app.clock, self.app.db, message)
+        ctx = self.current = JobContext(self.app, self.worker_id, self.app.clock, self.app.db, message)
+        try:
+            return self._run(ctx, message)
+        finally:
+            self.current = None
+
+    def _run(self, ctx: JobContext, message: JobMessage) -> tuple[JobContext, Outcome]:
         job = self.app.jobs.get(message.job)
         if job is None:
             reason = f"unknown job {message.job!r}: no job of that name in this app"

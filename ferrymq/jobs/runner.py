@@ -50,8 +50,10 @@ class JobThread(threading.Thread):
         item = worker.tasks.get()
         if item is None:
             return False
-        generation, delivery = item
-        if generation == worker.generation:  # else its connection is gone: requeued already
+        generation, deliveries = item
+        for delivery in deliveries:
+            if generation != worker.generation:  # its connection is gone: requeued already
+                break
             requeue = False
             started = time.monotonic_ns()
             try:

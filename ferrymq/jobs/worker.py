@@ -32,6 +32,7 @@ from ferrymq.jobs.runner import AsyncLoop, JobThread, Watchdog
 from ferrymq.jobs.stride import StridePicker
 from ferrymq.protocols.amqp import client as codec
 from ferrymq.protocols.amqp.frames import HEARTBEAT_FRAME
+from ferrymq.protocols.amqp.properties import Properties, encode_properties
 
 log = logging.getLogger("ferrymq.jobs.worker")
 
@@ -43,6 +44,9 @@ RECONNECT_MIN_MS, RECONNECT_MAX_MS = 100, 5_000
 BUFFER_MS = 20.0
 EXTRA_MAX = 512
 ADAPT_EVERY_MS = 200
+CANCEL_POLL_MS = 1_000
+LEASE_EXCHANGE = "amq.ferrymq.lease"  # FerryMQ's lease extension (docs/extensions.md)
+BATCH_MAX, BATCH_BELOW_MS = 16, 0.2  # jobs under 0.2 ms go to threads 16 at a time
 DONE, ACKED, REJECTED = 0, 1, 2  # a finished delivery: not yet acked on the wire, acked alone, requeued
 
 
@@ -65,7 +69,7 @@ class Worker:
         self.worker_id = self.config.worker_id or f"{os.uname().nodename}:{os.getpid()}:{id(self) & 0xFFFF:x}"
         names = self.config.queues or list(app.queues) or ["default"]
         self.weights = {name: app.queues.get(name, 50) for name in names}
-        self.tasks: queue_mod.SimpleQueue[tuple[int, Delivery] | None] = queue_mod.SimpleQueue()
+        self.tasks: queue_mod.SimpleQueue[tuple[int, list[Delivery]] | None] = queue_mod.SimpleQueue()
         # (connection generation, tag, requeue); a deque, because append and popleft are atomic
         # (swapping a list for a new one loses what a thread appends to the old one meanwhile)
         self.done: deque[tuple[int, int, bool]] = deque()
@@ -161,9 +165,14 @@ class Session:
         config = worker.config
         self.prefetch = config.prefetch or 2 * config.concurrency
         self.adaptive = False  # decided once connected: FerryMQ, no fixed --prefetch
+        self.batch = 1  # deliveries per handoff to a job thread (adapted like the window)
         self.window = 0
         self.next_adapt = 0
         self.timed_seen = self.busy_seen = 0
+        self.lease_ms: int | None = None
+        self.next_lease = 0
+        self.next_cancel_poll = 0
+        self.extend_frame = b""
         self.client = Client(worker.app.url, product="ferrymq.jobs worker").open(heartbeat=config.heartbeat_s)
         self.reader = InboundReader()
         self.picker = StridePicker(worker.weights)
@@ -184,12 +193,16 @@ class Session:
             self.client.close(timeout=2.0)
 
     def _consume(self) -> None:
-        topology = Topology(self.client, self.clock, self.worker.app.priority_queues())
+        topology = Topology(self.client, self.clock, self.worker.app.queue_shape())
         for name in self.buffers:
             topology.queue(name)
         # One write, no waiting for the replies: the first queue's deliveries may arrive before
         # the last consume-ok, and the in-place reader (which skips the -ok replies) sees them all.
         self.adaptive = topology.ferrymq and self.worker.config.prefetch is None
+        self.lease_ms = self.worker.app.lease_ms if topology.ferrymq else None
+        if self.lease_ms:
+            props = encode_properties(Properties(headers={"x-lease-ms": self.lease_ms}))
+            self.extend_frame = codec.encode_publish(1, LEASE_EXCHANGE, "*", b"", props)
         if self.adaptive:  # a channel-wide limit, which FerryMQ changes at once when re-sent
             self.window = 2 * self.worker.config.concurrency
             methods: list[Frame] = [c.Basic.Qos(prefetch_count=self.window, global_=True)]
@@ -209,6 +222,10 @@ class Session:
         deliveries: list[Delivery] = []
         confirms: list[Confirm] = []
         wait_s = max(1, worker.config.heartbeat_s // 2) if worker.config.heartbeat_s else 1.0
+        if self.lease_ms:  # wake in time to extend leases even when nothing else happens
+            wait_s = min(wait_s, self.lease_ms / 3000)
+        if worker.app.state is not None:
+            wait_s = min(wait_s, CANCEL_POLL_MS / 1000)
         while not worker._stopping.is_set() and not worker.recycle_due():
             self._dispatch()
             readable, _, _ = select.select([sock_fd, worker._wake_r], [], [], wait_s)
@@ -221,6 +238,8 @@ class Session:
             self._flush_done()
             self._heartbeat()
             self._adapt()
+            self._extend_leases()
+            self._poll_cancellations()
         if worker.recycle_due():
             log.info("worker %s recycles after %d jobs", worker.worker_id, worker.processed)
             worker._stopping.set()
@@ -245,15 +264,24 @@ class Session:
             buffers[delivery[0]].append(delivery)
 
     def _dispatch(self) -> None:
-        """Hand out buffered deliveries while slots are free, weighted across queues."""
-        limit = self.worker.config.concurrency
-        buffers, put, gen = self.buffers, self.worker.tasks.put, self.generation
+        """Hand out buffered deliveries while slots are free, weighted across queues: one at a
+        time, or, for jobs far shorter than a thread handoff is worth, a few per handoff."""
+        batch = self.batch
+        limit = self.worker.config.concurrency * batch
+        buffers, put, gen, pick = self.buffers, self.worker.tasks.put, self.generation, self.picker.pick
         while self.inflight < limit:
-            name = self.picker.pick(buffers)
+            name = pick(buffers)
             if name is None:
                 return
-            put((gen, buffers[name].popleft()))
-            self.inflight += 1
+            if batch == 1:
+                put((gen, [buffers[name].popleft()]))
+                self.inflight += 1
+                continue
+            taken = [buffers[name].popleft()]
+            while len(taken) < batch and (name := pick(buffers)) is not None:
+                taken.append(buffers[name].popleft())
+            put((gen, taken))
+            self.inflight += len(taken)
 
     def _flush_done(self) -> None:
         worker = self.worker
@@ -315,12 +343,38 @@ class Session:
         if jobs <= 0:
             return
         mean_ms = max(busy / jobs / 1e6, 0.001)
+        self.batch = BATCH_MAX if mean_ms < BATCH_BELOW_MS else 1
         slots = worker.config.concurrency
         window = slots + min(EXTRA_MAX, int(slots * BUFFER_MS / mean_ms))
         if abs(window - self.window) * 5 > self.window:
             self.window = window
             log.debug("prefetch window %d (mean job %.3f ms)", window, mean_ms)
             self._send(codec.encode_method(1, c.Basic.Qos(prefetch_count=window, global_=True)))
+
+    def _extend_leases(self) -> None:
+        """Every third of the lease, extend the lease of every delivery this worker holds (one
+        publish to FerryMQ's ``amq.ferrymq.lease``, routing key ``*``): a live worker keeps its
+        jobs however long they run; a frozen one stops extending and loses them after a lease."""
+        lease = self.lease_ms
+        if not lease:
+            return
+        now = self.clock.monotonic_ms()
+        if now < self.next_lease:
+            return
+        self.next_lease = now + max(1, lease // 3)
+        self._send(self.extend_frame)
+
+    def _poll_cancellations(self) -> None:
+        """About once a second, with job state kept: flag running jobs someone cancelled
+        (``ctx.cancelled``; the job decides where to stop)."""
+        state = self.worker.app.state
+        now = self.clock.monotonic_ms()
+        if state is None or now < self.next_cancel_poll:
+            return
+        self.next_cancel_poll = now + CANCEL_POLL_MS
+        running = [t.processor.current for t in self.worker.threads if t.processor.current is not None]
+        if running:
+            state.mark_cancelled(running)
 
     def _heartbeat(self) -> None:
         interval_ms = self.worker.config.heartbeat_s * 1000

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pika
@@ -201,3 +202,37 @@ def test_delayed_job_is_held_by_the_broker_across_a_restart(tmp_path, effects):
         assert [r[1] for r in runs(effects, "record")] == ["42", "41"]
     finally:
         broker.kill9()
+
+
+
+def test_a_live_worker_keeps_its_long_job_and_a_frozen_ones_job_is_redelivered_after_its_lease(effects):
+    from ferrymq.jobs import App
+    from ferrymq.testing import EmbeddedBroker
+
+    with EmbeddedBroker() as broker:  # its own broker: the queues are declared with the lease
+        url = broker.amqp_url
+        app = App(url, queues={"default": 50}, priorities=True, lease="1s")
+        app.job(name="slow", retries=0)(lambda n, seconds: None)
+        app.jobs["slow"].send(1, 2.5)  # 2.5 leases long
+        first = WorkerProcess(url, effects, "--concurrency", "1", lease="1s")
+        second = third = None
+        try:
+            wait_until(lambda: queue_depth(url, "default") == 0, 30, "the first worker to take job 1")
+            second = WorkerProcess(url, effects, "--concurrency", "1", lease="1s")  # idle, waiting
+            wait_until(lambda: len(runs(effects, "slow")) >= 1, 30, "job 1")
+            time.sleep(3.0)  # a copy the second worker took after an expired lease would finish now
+            second.stop()
+            app.jobs["slow"].send(2, 2.5)
+            wait_until(lambda: queue_depth(url, "default") == 0, 30, "the first worker to take job 2")
+            first.signal(signal.SIGSTOP)  # alive to TCP but frozen: it stops extending its lease
+            third = WorkerProcess(url, effects, "--concurrency", "1", lease="1s")
+            wait_until(lambda: any(r[1] == "2" for r in runs(effects, "slow")), 30, "job 2 elsewhere")
+        finally:
+            first.signal(signal.SIGCONT)
+            for worker in (first, second, third):
+                if worker is not None:
+                    worker.stop()
+        recorded = runs(effects, "slow")
+        assert [r[1] for r in recorded].count("1") == 1, "the live worker kept its long job: it ran once"
+        [job2] = [r for r in recorded if r[1] == "2"]
+        assert job2[3] == third.proc.pid and job2[4] == 1, "job 2 came back, redelivered, to the third worker"

@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from ferrymq.client.connection import Client
 from ferrymq.bench.run import run_workload
 from ferrymq.bench.targets import Target
 from ferrymq.bench.traffic import PublishTemplate
+from ferrymq.client.connection import Client
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 

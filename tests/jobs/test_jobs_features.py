@@ -210,3 +210,22 @@ def test_a_worker_reconnects_after_the_broker_restarts_and_goes_on(tmp_path: Pat
             wait_until(lambda: 2 in done, 60, "the job sent after the restart")
     finally:
         broker.kill9()
+
+
+def test_app_result_waits_for_a_stored_result_and_a_cancelled_queued_job_never_runs(amqp_url, tmp_path):
+    app = App(amqp_url, store=f"sqlite:///{tmp_path / 'store.db'}", state=True, queues={"rs": 50})
+    ran = []
+
+    @app.job(name="square", queue="rs", store_result=True)
+    def square(x: int) -> int:
+        ran.append(x)
+        return x * x
+
+    first = square.send(7)
+    later = square.send(8, delay="1s")
+    assert app.cancel(later.id)
+    with worker_thread(app, concurrency=2):
+        assert app.result(first.id, timeout="20s") == 49
+        wait_until(lambda: any("before it ran" in e.detail for e in app.state.store.history(later.id)), 30,
+                   "the cancelled job to reach the worker and be skipped")
+    assert ran == [7]

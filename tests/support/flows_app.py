@@ -79,7 +79,6 @@ def build(url: str, store: str, queue: str) -> App:
         members = [sig(app.jobs["square"], i) for i in range(n)] + [sig(app.jobs["boom"], -1)]
         return group(*members).send(app, on_failure=on_failure)
 
-    del add, mul, square, collect, boom, fatal_result, gate, spawn
     return app
 
 

@@ -14,7 +14,8 @@ from ferrymq.jobs import App, current
 from ferrymq.jobs.db import Database
 
 app = App(os.environ.get("FERRYMQ_JOBS_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
-          queues={"critical": 100, "default": 50, "bulk": 10}, priorities=True)
+          queues={"critical": 100, "default": 50, "bulk": 10}, priorities=True,
+          lease=os.environ.get("FERRYMQ_JOBS_LEASE"))
 _effects: Database | None = None
 
 
@@ -67,7 +68,7 @@ def sender(url: str) -> App:
     """The same jobs (names, queues, options) on another broker URL: what a test sends with."""
     from ferrymq.jobs import Job
 
-    other = App(url, queues=dict(app.queues), priorities=True)
+    other = App(url, queues=dict(app.queues), priorities=True, lease=app.lease_ms and app.lease_ms / 1000)
     for name, job in app.jobs.items():
         other.jobs[name] = Job(other, job.fn, job.options)
     return other
