@@ -17,17 +17,17 @@ APP = "tests.support.jobs_app:app"
 
 
 class WorkerProcess:
-    """``ferrymq worker tests.support.jobs_app:app`` as a child process."""
+    """``ferrymq worker <app>`` (tests.support.jobs_app:app unless told) as a child process."""
 
     def __init__(self, url: str, effects: Path, *args: str, log_path: Path | None = None,
-                 lease: str | None = None) -> None:
+                 lease: str | None = None, app: str = APP, env: dict[str, str] | None = None) -> None:
         env = {**os.environ, "FERRYMQ_JOBS_URL": url, "FERRYMQ_JOBS_EFFECTS": str(effects),
-               "PYTHONPATH": str(ROOT)}
+               "PYTHONPATH": str(ROOT), **(env or {})}
         if lease is not None:
             env["FERRYMQ_JOBS_LEASE"] = lease
         self.log_path = log_path or effects.with_suffix(".worker.log")
         with open(self.log_path, "ab") as log:
-            argv = [sys.executable, "-m", "ferrymq.cli", "worker", APP, *args]
+            argv = [sys.executable, "-m", "ferrymq.cli", "worker", app, *args]
             self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                          start_new_session=True)
 
