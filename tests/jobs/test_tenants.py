@@ -83,7 +83,7 @@ def test_a_noisy_tenants_backlog_does_not_delay_quiet_tenants_on_a_fair_queue(am
     noisy_and_quiet(amqp_url, "fair-q", 2000)
 
 
-def test_a_tenant_sub_queue_announced_while_a_worker_runs_is_consumed_by_it(amqp_url):
+def test_a_tenant_sub_queue_announced_while_a_worker_runs_is_consumed_and_its_junk_goes_to_the_dlq(amqp_url):
     app, runs = recording_app(amqp_url, "live-q")
     job = app.jobs["rec-live-q"]
     job.send("untenanted", 0)
@@ -91,7 +91,17 @@ def test_a_tenant_sub_queue_announced_while_a_worker_runs_is_consumed_by_it(amqp
         wait_until(lambda: runs == ["untenanted"], 30, "the job without a tenant")
         job.send_many([("newcomer", i) for i in range(5)], tenant="newcomer")
         wait_until(lambda: len(runs) == 6, 30, "the new tenant's jobs")
+        publish_raw(amqp_url, "live-q.t.newcomer", b"not a job")
+        wait_until(lambda: depth(amqp_url, "live-q.dlq") == 1, 30, "the bad message in live-q's DLQ")
     assert runs.count("newcomer") == 5
+
+
+def publish_raw(url: str, queue: str, body: bytes) -> None:
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        conn.channel().basic_publish("", queue, body)
+    finally:
+        conn.close()
 
 
 def test_a_second_worker_started_later_finds_sub_queues_announced_before_it(amqp_url):
@@ -134,18 +144,17 @@ def test_picker_splits_a_fair_queues_weight_among_its_tenants_and_keeps_weights_
     for tenant in ("fair.t.a", "fair.t.b"):
         buffers[tenant] = [1] * 10_000
         picker.add(tenant, "fair")
+    picks = take(picker, buffers, 400)
+    assert {n: picks.count(n) for n in buffers} == {"fair": 0, "other": 200, "fair.t.a": 100, "fair.t.b": 100}
+    buffers["fair"].append(1)  # a job without a tenant takes its turn among the tenants
+    assert take(picker, buffers, 6).count("fair") == 1
+
+
+def take(picker: TenantPicker, buffers: dict[str, list[int]], n: int) -> list[str]:
     picks = []
-    for _ in range(400):
+    for _ in range(n):
         name = picker.pick(buffers)
         assert name is not None
         buffers[name].pop()
         picks.append(name)
-    assert {n: picks.count(n) for n in buffers} == {"fair": 0, "other": 200, "fair.t.a": 100, "fair.t.b": 100}
-    buffers["fair"].append(1)  # a job without a tenant takes its turn among the tenants
-    later = []
-    for _ in range(6):
-        name = picker.pick(buffers)
-        assert name is not None
-        buffers[name].pop()
-        later.append(name)
-    assert later.count("fair") == 1
+    return picks
