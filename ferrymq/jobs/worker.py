@@ -182,6 +182,8 @@ class Session:
         self.picker: StridePicker | TenantPicker = (
             TenantPicker(worker.weights, self.buffers) if self.fair else StridePicker(worker.weights))
         self.window_floor = 0  # the channel-wide window leaves every tenant consumer its prefetch
+        if self.fair:  # the plain path stays as it is without fair queues
+            self._take = self._take_with_announcements  # type: ignore[method-assign]
         self.inflight = 0
         self.acked_upto = 0  # every delivery tag <= this is settled (tags count 1, 2, ... per channel)
         self.settled: dict[int, int] = {}  # tag above acked_upto -> DONE, ACKED or REJECTED
@@ -311,6 +313,12 @@ class Session:
             deliveries.clear()
 
     def _take(self, deliveries: list[Delivery]) -> None:
+        buffers = self.buffers
+        for delivery in deliveries:
+            buffers[delivery[0]].append(delivery)
+
+    def _take_with_announcements(self, deliveries: list[Delivery]) -> None:
+        """``_take`` for a session with fair queues: some deliveries announce tenant sub-queues."""
         buffers = self.buffers
         for delivery in deliveries:
             buffer = buffers.get(delivery[0])
