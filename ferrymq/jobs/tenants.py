@@ -44,6 +44,7 @@ def tenant_queue(queue: str, tenant: str) -> str:
     """``q.t.<tenant>``: characters other than letters, digits, ``_`` and ``-`` become ``_`` (so
     the name never holds a ``.``), and a tenant that had to change, or is too long, gets a
     short hash of its real name so two tenants never share a queue by accident."""
+    tenant = str(tenant)  # a tenant given as a number names the same queue as its text
     safe = _UNSAFE.sub("_", tenant)
     prefix = f"{queue}.t."
     room = NAME_MAX - len(prefix.encode())

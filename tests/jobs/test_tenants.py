@@ -128,7 +128,7 @@ def test_on_rabbitmq_a_noisy_tenant_does_not_starve_quiet_ones_and_retries_stay_
 
 def test_tenant_names_map_to_short_distinct_dotless_queue_names_that_lead_back_to_their_queue():
     names = {t: tenant_queue("jobs", t) for t in ("acme", "a.b", "a_b", "ü" * 150, "x" * 300, "x" * 301)}
-    assert names["acme"] == "jobs.t.acme"
+    assert names["acme"] == "jobs.t.acme" and tenant_queue("jobs", 42) == "jobs.t.42"  # type: ignore[arg-type]
     assert len(set(names.values())) == len(names)
     for name in names.values():
         assert len(name.encode()) <= 200 and "." not in name.removeprefix("jobs.t.")
