@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ferrymq.clock import Clock, Rng, SystemClock
@@ -14,6 +14,7 @@ from ferrymq.jobs.job import Job
 from ferrymq.jobs.message import JobMessage
 from ferrymq.jobs.middleware import HookTable, Middleware
 from ferrymq.jobs.options import make_options
+from ferrymq.jobs.tenants import check_fair_queue
 
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
 DEFAULT_WEIGHT = 50
@@ -25,13 +26,15 @@ class App:
     """``App(url)`` for a broker (FerryMQ or RabbitMQ), ``App("eager://")`` to run jobs in place
     (tests). ``queues`` maps queue names to weights: a worker serving several queues gives each
     a share of its slots proportional to its weight while all have work. ``lease`` (FerryMQ)
-    bounds how long a frozen worker can hold a job before it is redelivered."""
+    bounds how long a frozen worker can hold a job before it is redelivered. ``fair_queues``
+    names queues where one tenant's backlog cannot starve the others (``send(tenant=...)``)."""
 
     def __init__(self, url: str = DEFAULT_URL, *, store: str | Database | None = None,
                  clock: Clock | None = None, rng: Rng | None = None, seed: int | None = None,
                  queues: dict[str, int] | None = None,
                  priorities: bool = False, middleware: list[Middleware] | None = None,
-                 lease: Duration | None = None, state: bool = False) -> None:
+                 lease: Duration | None = None, state: bool = False,
+                 fair_queues: Iterable[str] = ()) -> None:
         self.url = url
         self.eager = url.startswith(EAGER)
         self.clock: Clock = clock or SystemClock()
@@ -40,6 +43,12 @@ class App:
         self.db = Database(store) if isinstance(store, str) else store
         self.queues: dict[str, int] = dict(queues or {})
         self.priorities = priorities
+        # Per-tenant fairness (tenants.py): a job sent with tenant= to one of these queues waits in
+        # its tenant's own sub-queue, and workers take turns between the tenants.
+        self.fair_queues = frozenset(fair_queues)
+        for name in self.fair_queues:
+            check_fair_queue(name)
+            self.queues.setdefault(name, DEFAULT_WEIGHT)
         # On FerryMQ, a delivery not settled within its lease goes back to its queue; workers
         # extend the leases of what they hold, so only a frozen or cut-off worker loses its jobs.
         self.lease_ms = maybe_ms(lease)
@@ -129,7 +138,7 @@ class App:
         with a job whose default priority is set; the delivery lease, if any."""
         priorities = True if self.priorities else frozenset(
             j.options.queue for j in self.jobs.values() if j.options.priority)
-        return QueueShape(priorities, self.lease_ms)
+        return QueueShape(priorities, self.lease_ms, self.fair_queues)
 
     # --- sending -----------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from typing import Any
 from ferrymq.client.connection import BrokerClosed, Client
 from ferrymq.client.deliveries import Confirm, InboundReader
 from ferrymq.clock import Clock
+from ferrymq.jobs import tenants
 from ferrymq.jobs.message import JobMessage
 from ferrymq.jobs.options import MAX_PRIORITY
 from ferrymq.protocols.amqp import client as codec
@@ -61,6 +62,7 @@ class QueueShape:
 
     priorities: frozenset[str] | bool = frozenset()
     lease_ms: int | None = None
+    fair: frozenset[str] = frozenset()  # queues whose jobs with a tenant go to q.t.<tenant>
 
 
 class Topology:
@@ -75,14 +77,22 @@ class Topology:
         self._queues: set[str] = set()
         self._delay_queues: dict[str, int] = {}  # name -> monotonic ms it was last declared
         self._delayed_exchange = False
+        self._announcing: set[str] = set()  # fair queues whose registry this connection declared
+        self.announced = 0  # announcements published and not yet counted by the publisher
+        self._announce_frames: list[bytes] = []
 
     def queue(self, name: str) -> None:
         """Declare job queue ``name`` and its dead-letter queue, once per connection."""
         if name in self._queues:
             return
         self.client.declare_queue(dlq_name(name), durable=True)
-        args: dict[str, Any] = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": dlq_name(name)}
-        if self._priority is True or (self._priority and name in self._priority):
+        self._declare(name, name)
+
+    def _declare(self, name: str, queue: str) -> None:
+        """``name`` (job queue ``queue`` or one of its tenant sub-queues), dead-lettering to
+        ``queue``'s DLQ, with ``queue``'s priorities and lease."""
+        args: dict[str, Any] = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": dlq_name(queue)}
+        if self._priority is True or (self._priority and queue in self._priority):
             args["x-max-priority"] = MAX_PRIORITY
         if self.ferrymq and self.shape.lease_ms:
             args["x-delivery-lease"] = self.shape.lease_ms
@@ -91,6 +101,31 @@ class Topology:
             self._declare_delayed_exchange()
             self.client.bind(name, DELAYED_EXCHANGE, name)
         self._queues.add(name)
+
+    def tenant_queue(self, queue: str, name: str, announce: bool = True) -> None:
+        """Declare tenant sub-queue ``name`` of fair queue ``queue``, once per connection; a
+        sender also announces it (the publish goes out with the next frames: ``take_announcements``)."""
+        if name in self._queues:
+            return
+        self.queue(queue)
+        self._declare(name, queue)
+        if announce:
+            if queue not in self._announcing:
+                tenants.declare_announcements(self.client, queue)
+                self._announcing.add(queue)
+            self._announce_frames.append(
+                tenants.announce_frame(queue, name, tenants.announce_key(queue), self.client.frame_max))
+
+    def take_announcements(self) -> bytes:
+        frames, self._announce_frames = self._announce_frames, []
+        self.announced += len(frames)
+        return b"".join(frames)
+
+    def destination(self, message: JobMessage) -> str:
+        """The queue a job goes to: its tenant's sub-queue on a fair queue, else its queue."""
+        if message.tenant is None or message.queue not in self.shape.fair:
+            return message.queue
+        return tenants.tenant_queue(message.queue, message.tenant)
 
     def _declare_delayed_exchange(self) -> None:
         if not self._delayed_exchange:
@@ -135,11 +170,15 @@ class Topology:
             self.queue(message.queue)
             exchange, routing_key = "", dlq_name(message.queue)
         else:
-            exchange, routing_key, route_headers = self.route(message.queue, delay_ms)
+            queue = self.destination(message)
+            if queue is not message.queue:
+                self.tenant_queue(message.queue, queue)
+            exchange, routing_key, route_headers = self.route(queue, delay_ms)
             if route_headers:
                 headers = {**(headers or {}), **route_headers}
-        return codec.encode_publish(1, exchange, routing_key, message.body(), message.properties(headers),
-                                    self.client.frame_max)
+        publish = codec.encode_publish(1, exchange, routing_key, message.body(), message.properties(headers),
+                                       self.client.frame_max)
+        return self.take_announcements() + publish if self._announce_frames else publish
 
 
 class ConfirmWaiter:
@@ -228,6 +267,8 @@ class Publisher:
 
     def publish_bytes(self, queue: str, properties: bytes, body: bytes) -> None:
         """A message that is not a job (one a worker could not decode) to ``queue``'s DLQ."""
+        queue = tenants.parent_queue(queue, self.shape.fair)  # a tenant sub-queue dead-letters to q.dlq
+
         def frames(topology: Topology) -> bytes:
             topology.queue(queue)
             return codec.encode_publish(1, "", dlq_name(queue), body, properties, topology.client.frame_max)
@@ -241,9 +282,12 @@ class Publisher:
                      count: int) -> tuple[int, int, int]:
         """Send under the lock; returns (generation, first tag, last tag) to wait for."""
         client, topology = self._connect()
-        if not all(topology.ready(m.queue, 0 if dead else delay) for m, delay in items):
+        if not all(topology.ready(m.queue if dead else topology.destination(m), 0 if dead else delay)
+                   for m, delay in items):
             self._quiesce()  # a declare reads the socket: no confirm may be in flight then
         data = build(topology)
+        count += topology.announced  # announcements of new tenant sub-queues are confirmed too
+        topology.announced = 0
         with self._cv:
             if client.buf:  # bytes a declare's reply left behind belong to the confirm reader
                 self._reader.feed(bytes(client.buf), [], [])

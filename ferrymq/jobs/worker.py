@@ -26,10 +26,12 @@ from pamqp.base import Frame
 
 from ferrymq.client.connection import BrokerClosed, Client
 from ferrymq.client.deliveries import Confirm, Delivery, InboundReader
+from ferrymq.jobs import tenants
 from ferrymq.jobs.app import App
 from ferrymq.jobs.broker import Topology
 from ferrymq.jobs.runner import AsyncLoop, JobThread, Watchdog
 from ferrymq.jobs.stride import StridePicker
+from ferrymq.jobs.tenants import TenantPicker
 from ferrymq.protocols.amqp import client as codec
 from ferrymq.protocols.amqp.frames import HEARTBEAT_FRAME
 from ferrymq.protocols.amqp.properties import Properties, encode_properties
@@ -175,8 +177,13 @@ class Session:
         self.extend_frame = b""
         self.client = Client(worker.app.url, product="ferrymq.jobs worker").open(heartbeat=config.heartbeat_s)
         self.reader = InboundReader()
-        self.picker = StridePicker(worker.weights)
         self.buffers: dict[str, deque[Delivery]] = {name: deque() for name in worker.weights}
+        self.fair = [name for name in worker.weights if name in worker.app.fair_queues]
+        self.picker: StridePicker | TenantPicker = (
+            TenantPicker(worker.weights, self.buffers) if self.fair else StridePicker(worker.weights))
+        self.window_floor = 0  # the channel-wide window leaves every tenant consumer its prefetch
+        if self.fair:  # the plain path stays as it is without fair queues
+            self._take = self._take_with_announcements  # type: ignore[method-assign]
         self.inflight = 0
         self.acked_upto = 0  # every delivery tag <= this is settled (tags count 1, 2, ... per channel)
         self.settled: dict[int, int] = {}  # tag above acked_upto -> DONE, ACKED or REJECTED
@@ -209,11 +216,58 @@ class Session:
         else:
             methods = [c.Basic.Qos(prefetch_count=self.prefetch)]
         methods += [c.Basic.Consume(queue=name, consumer_tag=name) for name in self.buffers]
-        self._send(b"".join(codec.encode_method(1, m) for m in methods))
+        tenant_frames = self._start_tenants(topology) if self.fair else b""
+        self._send(b"".join(codec.encode_method(1, m) for m in methods) + tenant_frames)
         deliveries: list[Delivery] = []
         self.reader.feed(bytes(self.client.buf), deliveries, [])
         self.client.buf.clear()
         self._take(deliveries)
+
+    def _start_tenants(self, topology: Topology) -> bytes:
+        """Listen for new tenant sub-queues (bound before the registry is read, so none is missed
+        in between), consume every one the registries know, and re-announce those to workers."""
+        client, keys = self.client, []
+        declared = client.call(c.Queue.Declare(queue="", exclusive=True, auto_delete=True), c.Queue.DeclareOk)
+        for queue in self.fair:
+            tenants.declare_announcements(client, queue)
+            keys += [tenants.announce_key(queue), tenants.known_key(queue)]
+        for key in keys:
+            client.bind(declared.queue, tenants.TENANTS_EXCHANGE, key)
+        known = tenants.read_registry(self.worker.app.url, self.fair)
+        listen = c.Basic.Consume(queue=declared.queue, consumer_tag=tenants.ANNOUNCE_TAG, no_ack=True)
+        frames = [codec.encode_method(1, listen)]
+        for queue, names in known.items():
+            for name in names:
+                topology.tenant_queue(queue, name, announce=False)
+                frames.append(tenants.announce_frame(queue, name, tenants.known_key(queue), client.frame_max))
+                frames.append(self._add_tenant(queue, name))
+        return b"".join(frames)
+
+    def _add_tenant(self, queue: str, name: str) -> bytes:
+        """A buffer, a place in the picker and a consumer (with its own prefetch) for ``name``."""
+        if name in self.buffers:
+            return b""
+        self.buffers[name] = deque()
+        assert isinstance(self.picker, TenantPicker)
+        self.picker.add(name, queue)
+        config = self.worker.config
+        prefetch = config.prefetch or 2 * config.concurrency
+        frames = tenants.consume_frames([name], prefetch)
+        self.window_floor = config.concurrency + prefetch * (len(self.buffers) - len(self.worker.weights))
+        if self.adaptive and self.window < self.window_floor:
+            self.window = self.window_floor
+            frames = codec.encode_method(1, c.Basic.Qos(prefetch_count=self.window, global_=True)) + frames
+        return frames
+
+    def _announced(self, delivery: Delivery) -> None:
+        """Not a job: an announcement (consumed without acks; its tag needs no settling)."""
+        self.settled[delivery[1]] = ACKED
+        parsed = tenants.parse_announcement(delivery[4]) if delivery[0] == tenants.ANNOUNCE_TAG else None
+        if parsed is not None and parsed[0] in self.fair:
+            frames = self._add_tenant(*parsed)
+            if frames:
+                log.info("consuming tenant queue %s", parsed[1])
+                self._send(frames)
 
     def _pump(self) -> None:
         worker, sock = self.worker, self.client.sock
@@ -262,6 +316,16 @@ class Session:
         buffers = self.buffers
         for delivery in deliveries:
             buffers[delivery[0]].append(delivery)
+
+    def _take_with_announcements(self, deliveries: list[Delivery]) -> None:
+        """``_take`` for a session with fair queues: some deliveries announce tenant sub-queues."""
+        buffers = self.buffers
+        for delivery in deliveries:
+            buffer = buffers.get(delivery[0])
+            if buffer is None:
+                self._announced(delivery)
+            else:
+                buffer.append(delivery)
 
     def _dispatch(self) -> None:
         """Hand out buffered deliveries while slots are free, weighted across queues: one at a
@@ -345,7 +409,7 @@ class Session:
         mean_ms = max(busy / jobs / 1e6, 0.001)
         self.batch = BATCH_MAX if mean_ms < BATCH_BELOW_MS else 1
         slots = worker.config.concurrency
-        window = slots + min(EXTRA_MAX, int(slots * BUFFER_MS / mean_ms))
+        window = max(self.window_floor, slots + min(EXTRA_MAX, int(slots * BUFFER_MS / mean_ms)))
         if abs(window - self.window) * 5 > self.window:
             self.window = window
             log.debug("prefetch window %d (mean job %.3f ms)", window, mean_ms)
