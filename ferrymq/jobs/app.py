@@ -97,8 +97,8 @@ class App:
 
     def _default_middleware(self, db: Database, state: bool) -> None:
         """What a store gives: job state and audit trail (opt-in, first, so it sees every
-        verdict), results and rate limits, and exactly-once effects for keyed and idempotent jobs
-        (last, so its transaction wraps only the job call)."""
+        verdict), results and rate limits, exactly-once effects for keyed and idempotent jobs (its
+        transaction wraps only the job call) and workflows (inside that transaction, last)."""
         from ferrymq.jobs.idempotency import IdempotencyMiddleware
         from ferrymq.jobs.ratelimit import RateLimitMiddleware
         from ferrymq.jobs.results import ResultsMiddleware
@@ -116,6 +116,11 @@ class App:
             self.middleware.append(RateLimitMiddleware(db))
         if IdempotencyMiddleware not in have:
             self.middleware.append(IdempotencyMiddleware(db))
+        from ferrymq.jobs.workflows import WorkflowMiddleware  # inside the idempotency transaction: last
+
+        flows: list[Middleware] = [m for m in self.middleware if isinstance(m, WorkflowMiddleware)] \
+            or [WorkflowMiddleware(db)]
+        self.middleware = [m for m in self.middleware if not isinstance(m, WorkflowMiddleware)] + flows
 
     def report_progress(self, ctx: Any, fraction: float, note: str) -> None:
         """``ctx.progress(...)``: kept in the state store when the app keeps job state."""
@@ -172,9 +177,11 @@ class App:
         admitted = [m for m in messages if self._admit(m)]
         for start in range(0, len(admitted), ENQUEUE_BATCH):
             batch = admitted[start:start + ENQUEUE_BATCH]
-            if self.eager:
+            if self.eager:  # admitted once above: run each in place without a second admission
+                from ferrymq.jobs.testing import run_eagerly
+
                 for message in batch:
-                    self.enqueue(message)
+                    run_eagerly(self, message)
             else:
                 self.publisher.publish([(m, self.delay_of(m)) for m in batch])
         return messages
