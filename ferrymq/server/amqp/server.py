@@ -46,7 +46,7 @@ class AMQPServer:
         self.alarms: set[str] = set()  # "memory" (queued bodies above the watermark), "disk"
         self.alarm_reason = ""
         self._server: asyncio.base_events.Server | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
         self.port = 0
         self.loop_lag = loop_lag()  # ms the lag probe fired late (event-loop stalls)
         self.loop_lag_max_ms = 0
@@ -161,7 +161,9 @@ class AMQPServer:
             delay = min(delay, max(0.0, (deadline - now) / 1000))
         when = self.loop.time() + delay
         if self._timer is not None:
-            if self._timer.when() <= when:
+            # uvloop's call_at of a time already past returns a plain Handle (no when()): due now
+            due = self._timer.when() if isinstance(self._timer, asyncio.TimerHandle) else 0.0
+            if due <= when:
                 return
             self._timer.cancel()
         self._timer = self.loop.call_at(when, self._on_timer)
