@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ class Job:
         self.fn = fn
         self.options = options
         self.name = options.name
-        self.is_async = _is_coroutine_function(fn)
+        self.is_async = inspect.iscoroutinefunction(fn)
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
 
@@ -71,8 +72,3 @@ class Job:
             messages.append(self.message(args, kwargs, **options))
         return self.app.enqueue_many(messages)
 
-
-def _is_coroutine_function(fn: Callable[..., Any]) -> bool:
-    import inspect
-
-    return inspect.iscoroutinefunction(fn)

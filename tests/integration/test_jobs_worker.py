@@ -14,7 +14,7 @@ import pytest
 from ferrymq.chaos.crash_loop import BrokerProcess, free_port
 from ferrymq.jobs import SerializationError
 from ferrymq.jobs.message import JobMessage
-from tests.support.jobs import ROOT, WorkerProcess, runs, wait_until
+from tests.support.jobs import ROOT, WorkerProcess, queue_depth, runs, wait_until
 from tests.support.jobs_app import sender
 
 pytestmark = pytest.mark.timeout(120)
@@ -23,14 +23,6 @@ pytestmark = pytest.mark.timeout(120)
 @pytest.fixture
 def effects(tmp_path: Path) -> Path:
     return tmp_path / "effects.db"
-
-
-def queue_depth(url: str, queue: str) -> int:
-    conn = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        return conn.channel().queue_declare(queue, passive=True).method.message_count
-    finally:
-        conn.close()
 
 
 def test_two_worker_processes_run_every_sent_job_once(amqp_url, effects):

@@ -16,7 +16,7 @@ from ferrymq.clock import ManualClock
 from ferrymq.jobs import App, Defer, Middleware, Retry, Skip, SoftTimeLimitExceeded
 from ferrymq.jobs.message import JobMessage
 from ferrymq.jobs.testing import worker_thread
-from tests.support.jobs import wait_until
+from tests.support.jobs import queue_depth, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -68,13 +68,7 @@ def test_hard_time_limit_stops_a_runaway_job_which_is_retried_then_dead_lettered
 
 
 def dead_letters_count(url: str, queue: str) -> int:
-    conn = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        return conn.channel().queue_declare(f"{queue}.dlq", passive=True).method.message_count
-    except pika.exceptions.ChannelClosedByBroker:
-        return 0
-    finally:
-        conn.close()
+    return queue_depth(url, f"{queue}.dlq")
 
 
 def test_soft_time_limit_lets_the_job_clean_up_and_finish(amqp_url):

@@ -67,3 +67,17 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, what: str =
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def queue_depth(url: str, queue: str) -> int:
+    """Ready messages in ``queue`` (0 when it does not exist), by a passive declare."""
+    import pika
+    import pika.exceptions
+
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        return conn.channel().queue_declare(queue, passive=True).method.message_count
+    except pika.exceptions.ChannelClosedByBroker:
+        return 0
+    finally:
+        conn.close()
