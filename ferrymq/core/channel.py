@@ -6,7 +6,7 @@ which the front end drains once per loop turn. The core never encodes a frame.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ferrymq.core.args import consumer_priority
 from ferrymq.core.consumer import Consumer
@@ -49,6 +49,14 @@ class Services(Protocol):
     tracer: Tracer
 
     def unique_token(self) -> str: ...
+
+
+@runtime_checkable
+class ChannelOwner(Protocol):
+    """A front end other than AMQP that owns core channels (the SQS endpoint, browser push): at the
+    end of every loop turn the shell hands it each of its channels that has effects to take."""
+
+    def drain_channel(self, channel: Channel) -> None: ...
 
 
 class Channel:
@@ -283,8 +291,11 @@ class Channel:
 
     # --- get -----------------------------------------------------------------------------
 
-    def get(self, queue_name: str, no_ack: bool) -> tuple[int, bool, Message, int] | None:
-        """basic.get: (delivery_tag, redelivered, message, remaining count) or None if empty."""
+    def get(self, queue_name: str, no_ack: bool,
+            lease_ms: int | None = None) -> tuple[int, bool, Message, int] | None:
+        """basic.get: (delivery_tag, redelivered, message, remaining count) or None if empty.
+        ``lease_ms`` overrides the queue's delivery lease for this one (an SQS receive's visibility
+        timeout); 0 leaves it unleased."""
         queue = self.vhost.get_queue(queue_name, self.connection)
         entry = queue.get()
         if entry is None:
@@ -300,8 +311,9 @@ class Channel:
             now = self.broker.clock.monotonic_ms()
             self.unacked[tag] = (queue, entry, None, now)
             self.unacked_count += 1
-            if queue.lease_ms:
-                (self.leases or self._leases()).hold(tag, now + queue.lease_ms)
+            lease = queue.lease_ms if lease_ms is None else lease_ms
+            if lease:
+                (self.leases or self._leases()).hold(tag, now + lease)
         msg = entry.msg
         if entry.deliveries > 1 and queue.args.counts_deliveries:
             msg = _with_delivery_count(msg, entry.deliveries - 1)

@@ -116,6 +116,9 @@ class TopologyStore(Protocol):
 
     def queue_deleted(self, vhost: str, name: str) -> None: ...
 
+    def queue_arguments_changed(self, vhost: str, name: str, arguments: dict[str, Any]) -> None:
+        """A stored queue's arguments were changed in place (SQS SetQueueAttributes)."""
+
     def binding_added(self, vhost: str, source: str, destination: str, to_exchange: bool,
                       routing_key: str, arguments: dict[str, Any]) -> None: ...
 
@@ -162,6 +165,9 @@ class NoTopology:
         return None
 
     def queue_deleted(self, *args: Any) -> None:
+        pass
+
+    def queue_arguments_changed(self, *args: Any) -> None:
         pass
 
     def binding_added(self, *args: Any) -> None:

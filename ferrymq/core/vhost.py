@@ -221,6 +221,19 @@ class VHost:
         self.broker.watch_queue(queue)
         return queue
 
+    def change_queue_arguments(self, queue: Queue, arguments: dict[str, Any]) -> None:
+        """Replace a queue's arguments in place (SQS SetQueueAttributes; AMQP has no such method).
+        They are validated as a declare would validate them and applied as a policy change is; the
+        queue's kind (FIFO or not, its type) cannot change this way."""
+        args = parse_queue_args(queue_arguments(arguments, queue.policy), queue.name, self.name)
+        if args.fifo != queue.args.fifo or args.queue_type != queue.args.queue_type:
+            raise PreconditionFailed(
+                f"the kind of queue '{queue.name}' in vhost '{self.name}' cannot change")
+        queue.arguments = dict(arguments)
+        if queue.store is not None:
+            self.broker.topology.queue_arguments_changed(self.name, queue.name, queue.arguments)
+        queue.apply_args(args)
+
     def _stream_queue(self, name: str, args: Any, durable: bool, exclusive: bool, auto_delete: bool,
                       arguments: dict[str, Any] | None) -> StreamQueue:
         for prop, bad in (("non-durable", not durable), ("exclusive-owner", exclusive),
@@ -393,13 +406,20 @@ class VHost:
         if ex is not None and ex.type == "x-delayed-message":
             due = delay_ms(msg.props.headers)
             if due > 0:
-                offset = -1
-                if ex.durable and msg.persistent and self.attach_delay_store() is not None:
-                    assert self._delay_store is not None
-                    offset = self._delay_store.log_publish(msg, self.clock.now_ms() + due, False)
-                self.delayed.push(self.clock.monotonic_ms() + due, (exchange, routing_key, msg, offset))
+                self.hold_delayed(exchange, routing_key, msg, due, durable=ex.durable)
                 return True, True
         return self.route_and_enqueue(ex, routing_key, msg)
+
+    def hold_delayed(self, exchange: str, routing_key: str, msg: Message, due_ms: int, *,
+                     durable: bool = True) -> None:
+        """Route ``msg`` ``due_ms`` from now, through ``exchange`` as it is then ("" is the default
+        exchange). The x-delayed-message exchange and SQS's DelaySeconds both wait here; a
+        persistent message through a durable exchange waits in the delay store across restarts."""
+        offset = -1
+        if durable and msg.persistent and self.attach_delay_store() is not None:
+            assert self._delay_store is not None
+            offset = self._delay_store.log_publish(msg, self.clock.now_ms() + due_ms, False)
+        self.delayed.push(self.clock.monotonic_ms() + due_ms, (exchange, routing_key, msg, offset))
 
     def _publish_reply(self, routing_key: str, msg: Message) -> bool:
         if not routing_key.startswith(REPLY_PREFIX):
@@ -536,8 +556,8 @@ class VHost:
 
     def tick(self, now_ms: int) -> None:
         for exchange, routing_key, msg, offset in self.delayed.pop_due(now_ms):
-            ex = self.exchanges.get(exchange)
-            if ex is not None:
+            ex = self.exchanges.get(exchange) if exchange else None
+            if ex is not None or not exchange:
                 self.route_and_enqueue(ex, routing_key, msg)
             if offset >= 0 and self._delay_store is not None:
                 self._delay_store.log_settle(offset)

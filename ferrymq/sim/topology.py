@@ -85,6 +85,10 @@ class SimTopology:
         store = self.stores[key] = QueueLog(flog, encode_properties, intern_properties, self.commit)
         return store
 
+    def queue_arguments_changed(self, vhost: str, name: str, arguments: dict[str, Any]) -> None:
+        if (vhost, name) in self.queues:
+            self.queues[(vhost, name)] = (self.queues[(vhost, name)][0], dict(arguments))
+
     def queue_deleted(self, vhost: str, name: str) -> None:
         self.queues.pop((vhost, name), None)
         for key in [k for k in self.bindings if k[0] == vhost and not k[3] and k[2] == name]:

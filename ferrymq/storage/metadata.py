@@ -126,6 +126,10 @@ class Metadata:
             known[1].drop()
             shutil.rmtree(self.queue_root / str(known[0]), ignore_errors=True)
 
+    def queue_arguments_changed(self, vhost: str, name: str, arguments: dict[str, Any]) -> None:
+        self._write("UPDATE queues SET arguments = ? WHERE vhost = ? AND name = ?",
+                    (self._encode(arguments), vhost, name))
+
     def binding_added(self, vhost: str, source: str, destination: str, to_exchange: bool,
                       routing_key: str, arguments: dict[str, Any]) -> None:
         self._write("INSERT OR IGNORE INTO bindings VALUES (?, ?, ?, ?, ?, ?)",
