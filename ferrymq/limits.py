@@ -117,3 +117,18 @@ SQS_INFLIGHT_MAX = 120_000  # in-flight messages per standard queue (AWS's quota
 SQS_RECENT_DELETE_S = 60  # a deleted queue's name cannot be reused for this long
 SQS_PURGE_INTERVAL_S = 60  # one PurgeQueue per queue per minute
 SQS_FIRST_RECEIVE_MEMORY = 1_000_000  # first-receive stamps kept (oldest forgotten first)
+
+# --- SNS (ferrymq.http.sns): AWS's documented quotas --------------------------------------------
+SNS_MESSAGE_MAX_BYTES = 256 * 1024  # Publish: message and attributes together
+SNS_SUBJECT_MAX = 100  # characters
+SNS_BATCH_MAX_ENTRIES = 10  # PublishBatch
+SNS_LIST_PAGE = 100  # ListTopics / ListSubscriptions page size (AWS's)
+SNS_FILTER_KEYS_MAX = 5  # keys in one filter policy
+SNS_FILTER_COMBINATIONS_MAX = 150
+SNS_FILTER_POLICY_MAX_BYTES = 256 * 1024
+SNS_TAGS_MAX = 50
+SNS_HTTP_TIMEOUT_S = 15  # one HTTP delivery attempt (AWS waits 15 s)
+SNS_HTTP_RETRIES_MAX = 100  # numRetries' top (AWS's healthyRetryPolicy)
+SNS_HTTP_DELAY_MAX_S = 3600  # maxDelayTarget's top
+SNS_HTTP_PENDING_MAX = 10_000  # HTTP deliveries waiting to retry; beyond it new ones are dropped
+assert SNS_MESSAGE_MAX_BYTES <= SQS_MESSAGE_MAX_BYTES  # an SNS message fits any SQS queue's top
