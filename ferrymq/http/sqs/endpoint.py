@@ -46,12 +46,14 @@ ACTIONS: dict[str, Action] = {
 }
 
 
+def setup(app: web.Application) -> None:
+    """The endpoint's state, made with the application (an aiohttp app is frozen once started)."""
+    plane = app[PLANE]
+    app[STATE] = SqsState(plane.broker, plane.broker.unique_token())
+
+
 def state(app: web.Application) -> SqsState:
-    found = app.get(STATE)
-    if found is None:
-        plane = app[PLANE]
-        found = app[STATE] = SqsState(plane.broker, plane.broker.unique_token())
-    return found
+    return app[STATE]
 
 
 def _context(request: web.Request) -> Context:
