@@ -43,7 +43,8 @@ def test_a_sent_message_is_received_with_its_attributes_and_deleted_for_good(sqs
     assert msg["MessageAttributes"] == attrs
     assert msg["MD5OfMessageAttributes"] == sent["MD5OfMessageAttributes"]
     assert msg["Attributes"]["ApproximateReceiveCount"] == "1"
-    assert int(msg["Attributes"]["SentTimestamp"]) <= int(msg["Attributes"]["ApproximateFirstReceiveTimestamp"])
+    system = msg["Attributes"]
+    assert int(system["SentTimestamp"]) <= int(system["ApproximateFirstReceiveTimestamp"])
     sqs.delete_message(QueueUrl=url, ReceiptHandle=msg["ReceiptHandle"])
     sqs.delete_message(QueueUrl=url, ReceiptHandle=msg["ReceiptHandle"])  # again: still a success
     counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
@@ -104,7 +105,8 @@ def test_a_long_poll_on_an_empty_queue_answers_empty_when_its_wait_ends(sqs: Any
     assert sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"] == "after"
 
 
-def test_a_message_delayed_per_message_or_per_queue_is_not_received_before_its_delay(sqs: Any, url: str) -> None:
+def test_a_message_delayed_per_message_or_per_queue_is_not_received_before_its_delay(
+        sqs: Any, url: str) -> None:
     sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=1)
     attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesDelayed"])
     assert attrs["Attributes"]["ApproximateNumberOfMessagesDelayed"] == "1"
@@ -203,7 +205,7 @@ def test_sqs_and_amqp_read_and_write_the_same_queue(sqs: Any, url: str, ferry: E
     conn = pika.BlockingConnection(pika.URLParameters(ferry.amqp_url))
     try:
         ch = conn.channel()
-        method, props, body = ch.basic_get(name, auto_ack=True)
+        _, props, body = ch.basic_get(name, auto_ack=True)
         assert body == b"from sqs" and props.headers["who"] == "boto3"
         assert props.delivery_mode == 2 and props.message_id
         ch.basic_publish("", name, b"from amqp", pika.BasicProperties(headers={"n": 7, "t": "x"}))
