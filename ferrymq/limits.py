@@ -104,3 +104,7 @@ TRACE_EVENTS_MAX = 64  # lifecycle events kept per traced message (a requeue loo
 TRACE_SAMPLE_EVERY_MAX = 2**31 - 1
 assert tuple(sorted(TIME_IN_QUEUE_BUCKETS_MS)) == TIME_IN_QUEUE_BUCKETS_MS
 assert tuple(sorted(FSYNC_LATENCY_BUCKETS_US)) == FSYNC_LATENCY_BUCKETS_US
+
+# --- AWS Signature V4 (ferrymq.protocols.aws.sigv4) ----------------------------------------------
+AWS_SIGNATURE_SKEW_MS = 15 * 60 * 1000  # a signed date further from the broker's clock is refused (AWS)
+AWS_PRESIGN_EXPIRES_MAX_S = 7 * 24 * 60 * 60  # X-Amz-Expires bound: a SigV4 signing key lives 7 days

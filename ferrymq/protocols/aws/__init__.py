@@ -1,0 +1,1 @@
+"""What every AWS API FerryMQ speaks shares (query forms, XML replies, errors, Signature V4)."""
