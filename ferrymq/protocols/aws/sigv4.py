@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
-from urllib.parse import quote, unquote, unquote_to_bytes
+from urllib.parse import quote, unquote_plus, unquote_to_bytes
 
 from ferrymq import limits
 
@@ -146,7 +146,7 @@ def query_params(query: str) -> dict[str, str]:
     for pair in query.split("&"):
         if pair:
             name, _, value = pair.partition("=")
-            params.setdefault(unquote(name), unquote(value))
+            params.setdefault(unquote_plus(name), unquote_plus(value))
     return params
 
 
@@ -324,11 +324,17 @@ def canonical_query(query: str, presigned: bool) -> str:
         if not pair:
             continue
         name, _, value = pair.partition("=")
-        name = quote(unquote_to_bytes(name), safe=QUERY_SAFE)
+        name = reencode(name)
         if presigned and name == SIGNATURE_PARAM:
             continue
-        pairs.append((name, quote(unquote_to_bytes(value), safe=QUERY_SAFE)))
+        pairs.append((name, reencode(value)))
     return "&".join(f"{name}={value}" for name, value in sorted(pairs))
+
+
+def reencode(component: str) -> str:
+    """A query component decoded as a form decodes it ('+' is a space: botocore sends params so and
+    signs them as %20) and encoded again the one way AWS signs it."""
+    return quote(unquote_to_bytes(component.replace("+", "%20")), safe=QUERY_SAFE)
 
 
 def string_to_sign(timestamp: str, scope: str, canonical: str) -> str:
