@@ -406,3 +406,30 @@ def test_boto3_sqs_client_requests_verify() -> None:
     with pytest.raises(SignatureError):
         verify_request(request.method, url.path, url.query, headers, request.body.replace(b"more", b"less"),
                        now_ms=NOW_MS, secret_for=SECRETS.get)
+
+
+# --- fuzz: whatever arrives, only a SignatureError (or an Identity) comes out -----------------------
+
+TOKENS = ["\udcff", "%", "%zz", "+", "=", "&", "/", ";", ",", " ", "..", "AWS4-HMAC-SHA256", "aws4_request",
+          KEY, "20260314T150926Z", "X-Amz-Algorithm=", "X-Amz-Credential=", "X-Amz-Signature=",
+          "X-Amz-Expires=", "X-Amz-Date=", "X-Amz-SignedHeaders=", "Credential=", "SignedHeaders=host",
+          "Signature=",
+          "Sat, 14 Mar 2026 15:09:26 -0000", "Mon, 01 Jan 0001 00:00:00 +2359", "²", "٢"]
+wire_text = st.lists(st.text(max_size=8) | st.sampled_from(TOKENS), max_size=10).map("".join)
+header_names = st.sampled_from(["Authorization", "X-Amz-Date", "Date", "Host", "X-Amz-Content-SHA256",
+                                "X-Amz-Security-Token", "X-Other"])
+REAL_AUTHORIZATION = json_call().headers["Authorization"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(path=wire_text, query=wire_text, headers=st.lists(st.tuples(header_names, wire_text), max_size=5),
+       body=st.binary(max_size=64), cut=st.none() | st.integers(0, len(REAL_AUTHORIZATION)))
+def test_garbage_in_is_a_signature_error_never_another_exception(
+        path: str, query: str, headers: list[tuple[str, str]], body: bytes, cut: int | None) -> None:
+    sent = CIMultiDict(headers)
+    if cut is not None:  # a real Authorization header, cut short and followed by garbage
+        sent["Authorization"] = REAL_AUTHORIZATION[:cut] + query
+    try:
+        verify(Wire("POST", path, query, sent, body))
+    except SignatureError as error:
+        assert error.code in SignatureError.STATUS

@@ -37,9 +37,11 @@ TERMINATOR = "aws4_request"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 ISO_BASIC = "%Y%m%dT%H%M%SZ"
-ISO_BASIC_RE = re.compile(r"\d{8}T\d{6}Z")
+ISO_BASIC_RE = re.compile(r"[0-9]{8}T[0-9]{6}Z")
+EXPIRES_RE = re.compile(r"[0-9]{1,9}")
 QUERY_SAFE = "-_.~"  # RFC 3986 unreserved characters besides letters and digits
 PATH_SAFE = "/~"
+WIRE_ERRORS = "surrogateescape"  # aiohttp decodes undecodable header and path bytes so; keep them as bytes
 SIGNATURE_PARAM = "X-Amz-Signature"
 PRESIGN_PARAMS = ("X-Amz-Credential", "X-Amz-Date", "X-Amz-SignedHeaders", SIGNATURE_PARAM)
 HEADER_PARTS = ("Credential", "SignedHeaders", "Signature")
@@ -198,8 +200,11 @@ def header_timestamp(values: dict[str, list[str]]) -> str:
         return iso_basic(amz_date)
     date = first(values, "date") or ""
     try:
-        return parsedate_to_datetime(date).astimezone(UTC).strftime(ISO_BASIC)
-    except (TypeError, ValueError):
+        parsed = parsedate_to_datetime(date)
+        if parsed.tzinfo is None:  # "-0000", which botocore sends, is UTC without an offset
+            parsed = parsed.replace(tzinfo=UTC)
+        return iso_basic(parsed.astimezone(UTC).strftime(ISO_BASIC))
+    except (TypeError, ValueError, OverflowError):
         raise SignatureError(INCOMPLETE, f"Date must be in RFC 1123 format. Got '{date}'") from None
 
 
@@ -217,7 +222,7 @@ def iso_basic(text: str) -> str:
 def expires_seconds(text: str | None) -> int | None:
     if text is None:
         return None
-    if not text.isdigit():
+    if not EXPIRES_RE.fullmatch(text):
         raise SignatureError(INCOMPLETE, "X-Amz-Expires should be a number")
     expires = int(text)
     if not 1 <= expires <= limits.AWS_PRESIGN_EXPIRES_MAX_S:
@@ -313,7 +318,7 @@ def canonical_uri(path: str) -> str:
             kept.append(segment)
     lead = "/" if path.startswith("/") else ""
     trail = "/" if path.endswith("/") and kept else ""
-    return quote(lead + "/".join(kept) + trail, safe=PATH_SAFE)
+    return quote(lead + "/".join(kept) + trail, safe=PATH_SAFE, errors=WIRE_ERRORS)
 
 
 def canonical_query(query: str, presigned: bool) -> str:
@@ -334,17 +339,17 @@ def canonical_query(query: str, presigned: bool) -> str:
 def reencode(component: str) -> str:
     """A query component decoded as a form decodes it ('+' is a space: botocore sends params so and
     signs them as %20) and encoded again the one way AWS signs it."""
-    return quote(unquote_to_bytes(component.replace("+", "%20")), safe=QUERY_SAFE)
+    return quote(unquote_to_bytes(component.replace("+", "%20").encode(errors=WIRE_ERRORS)), safe=QUERY_SAFE)
 
 
 def string_to_sign(timestamp: str, scope: str, canonical: str) -> str:
-    digest = hashlib.sha256(canonical.encode("utf-8", "surrogateescape")).hexdigest()
+    digest = hashlib.sha256(canonical.encode(errors=WIRE_ERRORS)).hexdigest()
     return "\n".join((ALGORITHM, timestamp, scope, digest))
 
 
 def signature(secret: str, scope: tuple[str, str, str, str], to_sign: str) -> str:
     key = signing_key(secret, scope[0], scope[1], scope[2])
-    return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(key, to_sign.encode(errors=WIRE_ERRORS), hashlib.sha256).hexdigest()
 
 
 @lru_cache(maxsize=256)
@@ -352,7 +357,7 @@ def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
     """Four HMACs that change once a day per key and scope: cached, so a busy client pays one."""
     key = f"AWS4{secret}".encode()
     for part in (date, region, service, TERMINATOR):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+        key = hmac.new(key, part.encode(errors=WIRE_ERRORS), hashlib.sha256).digest()
     return key
 
 
