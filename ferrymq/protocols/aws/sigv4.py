@@ -213,7 +213,7 @@ def iso_basic(text: str) -> str:
         raise SignatureError(INCOMPLETE, f"Date must be in ISO-8601 'basic format'. Got '{text}'. "
                              "See http://en.wikipedia.org/wiki/ISO_8601")
     try:
-        datetime.strptime(text, ISO_BASIC)
+        to_ms(text)
     except ValueError:
         raise SignatureError(INCOMPLETE, f"Date is not a valid date: '{text}'") from None
     return text
@@ -273,7 +273,11 @@ def check_time(claim: Claim, now_ms: int) -> None:
 
 
 def to_ms(timestamp: str) -> int:
-    return int(datetime.strptime(timestamp, ISO_BASIC).replace(tzinfo=UTC).timestamp()) * 1000
+    """``YYYYMMDDTHHMMSSZ`` (already matched by ISO_BASIC_RE) in ms; strptime costs 15 us a call."""
+    t = timestamp
+    when = datetime(int(t[0:4]), int(t[4:6]), int(t[6:8]), int(t[9:11]), int(t[11:13]), int(t[13:15]),
+                    tzinfo=UTC)
+    return int(when.timestamp()) * 1000
 
 
 def from_ms(ms: int) -> str:
