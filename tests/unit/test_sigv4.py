@@ -263,6 +263,7 @@ def test_no_authentication_at_all_is_missing_authentication_token() -> None:
     del wire.headers["Authorization"]
     error = refused(wire, "MissingAuthenticationToken")
     assert error.status == 403
+    refused(replace_header(wire, "Authorization", " "), "MissingAuthenticationToken")
 
 
 def authorization_without(part: str) -> str:

@@ -131,12 +131,12 @@ def header_values(headers: Mapping[str, str]) -> dict[str, list[str]]:
 
 def read_claim(query: str, values: dict[str, list[str]]) -> Claim:
     params = query_params(query)
-    authorization = values.get("authorization")
+    authorization = first(values, "authorization")  # an empty one is as good as none
     if authorization and "X-Amz-Algorithm" in params:
         raise SignatureError(INCOMPLETE, "Only one auth mechanism allowed; only the X-Amz-Algorithm "
                              "query parameter or the Authorization header should be specified")
     if authorization:
-        return header_claim(authorization[0], values)
+        return header_claim(authorization, values)
     if "X-Amz-Algorithm" in params:
         return query_claim(params)
     raise SignatureError("MissingAuthenticationToken", MISSING_TOKEN)
