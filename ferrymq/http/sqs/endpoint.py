@@ -15,7 +15,7 @@ from aiohttp import web
 from ferrymq.errors import ChannelError, ProtocolError
 from ferrymq.http import aws_auth
 from ferrymq.http.plane import PLANE
-from ferrymq.http.sqs import permissions, queues, receiving, sending
+from ferrymq.http.sqs import moves, permissions, queues, receiving, sending
 from ferrymq.http.sqs.context import Context
 from ferrymq.http.sqs.state import SqsState
 from ferrymq.protocols.aws import query
@@ -42,6 +42,9 @@ ACTIONS: dict[str, Action] = {
     "DeleteMessageBatch": receiving.delete_message_batch,
     "ChangeMessageVisibility": receiving.change_message_visibility,
     "ChangeMessageVisibilityBatch": receiving.change_message_visibility_batch,
+    "StartMessageMoveTask": moves.start_message_move_task,
+    "ListMessageMoveTasks": moves.list_message_move_tasks,
+    "CancelMessageMoveTask": moves.cancel_message_move_task,
 }
 
 
