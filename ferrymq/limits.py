@@ -118,6 +118,10 @@ SQS_RECENT_DELETE_S = 60  # a deleted queue's name cannot be reused for this lon
 SQS_PURGE_INTERVAL_S = 60  # one PurgeQueue per queue per minute
 SQS_FIRST_RECEIVE_MEMORY = 1_000_000  # first-receive stamps kept (oldest forgotten first)
 
+# --- AWS Signature V4 (ferrymq.protocols.aws.sigv4) ----------------------------------------------
+AWS_SIGNATURE_SKEW_MS = 15 * 60 * 1000  # a signed date further from the broker's clock is refused (AWS)
+AWS_PRESIGN_EXPIRES_MAX_S = 7 * 24 * 60 * 60  # X-Amz-Expires bound: a SigV4 signing key lives 7 days
+
 # --- SNS (ferrymq.http.sns): AWS's documented quotas --------------------------------------------
 SNS_MESSAGE_MAX_BYTES = 256 * 1024  # Publish: message and attributes together
 SNS_SUBJECT_MAX = 100  # characters

@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from ferrymq.errors import ChannelError, ProtocolError
+from ferrymq.http import aws_auth
 from ferrymq.http.plane import PLANE
 from ferrymq.http.sns import publishing, subscriptions, topics
 from ferrymq.http.sns.context import Context
@@ -28,7 +29,6 @@ log = logging.getLogger("ferrymq.http.sns")
 routes = web.RouteTableDef()
 STATE = web.AppKey("sns_state", SnsState)
 
-SqsContextOf = Callable[[web.Request], SqsContext]
 Action = Callable[[Context, dict[str, Any]], Awaitable[dict[str, Any]]]
 ACTIONS: dict[str, Action] = {
     "CreateTopic": topics.create_topic, "DeleteTopic": topics.delete_topic,
@@ -45,11 +45,18 @@ ACTIONS: dict[str, Action] = {
 LINK_ACTIONS = ("ConfirmSubscription", "Unsubscribe")  # what GET /sns may do
 
 
+def setup(app: web.Application) -> None:
+    """The endpoint's state, made with the application (an aiohttp app is frozen once started);
+    its HTTP deliverer is closed with the application."""
+    app[STATE] = SnsState(app[PLANE].broker)
+
+    async def close(app: web.Application) -> None:
+        await app[STATE].close()
+    app.on_cleanup.append(close)
+
+
 def state(app: web.Application) -> SnsState:
-    found = app.get(STATE)
-    if found is None:
-        found = app[STATE] = SnsState(app[PLANE].broker)
-    return found
+    return app[STATE]
 
 
 async def is_sns_request(request: web.Request) -> bool:
@@ -64,16 +71,34 @@ async def is_sns_request(request: web.Request) -> bool:
     return codec.is_sns_form(form, scope)
 
 
-async def run(request: web.Request, form: dict[str, str], sqs_context: SqsContextOf) -> web.Response:
+async def _context(request: web.Request, signed: bool) -> Context:
+    """The caller's context: who signed the request (aws_auth, service ``sns``); a link's GET is
+    unsigned, its token or subscription ARN being the authority, and acts in vhost "/"."""
+    from ferrymq.http.sqs import endpoint as sqs  # noqa: PLC0415 (it imports this module to dispatch)
+
+    plane = request.app[PLANE]
+    who = await aws_auth.caller(request, codec.SERVICE) if signed else \
+        aws_auth.Caller("", "/", aws_auth.DEFAULT_REGION)
+    vhost = plane.broker.vhosts.get(who.vhost)
+    if vhost is None:
+        raise AwsError("AuthorizationErrorException", f"The vhost '{who.vhost}' of this access key "
+                                                      "does not exist.")
+    base = f"{request.scheme}://{request.host}"
+    queues = SqsContext(plane, sqs.state(request.app), vhost, sqs.ACCOUNT, who.region, base, who.user)
+    return Context(queues, state(request.app))
+
+
+async def run(request: web.Request, form: dict[str, str], signed: bool = True) -> web.Response:
     """One SNS action, answered in XML (an AWS error shape for whatever goes wrong)."""
     request_id = request.app[PLANE].broker.unique_token()
     action = form.get("Action", "")
     try:
+        context = await _context(request, signed)  # who asks comes first
         action, params = codec.decode(form)
         handler = ACTIONS.get(action)
         if handler is None:
             raise AwsError("InvalidAction", f"The action {action} is not valid for this endpoint.")
-        body = codec.encode(action, await handler(Context(sqs_context(request), state(request.app)), params), request_id)
+        body = codec.encode(action, await handler(context, params), request_id)
         status = 200
     except AwsError as err:
         status, body = err.status, codec.encode_error(err, request_id)
@@ -88,9 +113,9 @@ async def run(request: web.Request, form: dict[str, str], sqs_context: SqsContex
                         headers={"x-amzn-RequestId": request_id})
 
 
-async def handle(request: web.Request, sqs_context: SqsContextOf) -> web.Response:
-    """A POST the SQS endpoint found to be SNS's (is_sns_request), with its way to a caller's context."""
-    return await run(request, query.parse_form(await request.read()), sqs_context)
+async def handle(request: web.Request) -> web.Response:
+    """A POST the SQS endpoint found to be SNS's (is_sns_request)."""
+    return await run(request, query.parse_form(await request.read()))
 
 
 @routes.get("/sns")
@@ -101,6 +126,4 @@ async def link(request: web.Request) -> web.Response:
         form["Action"] = form.get("Action") or "(none)"
         err = AwsError("InvalidAction", f"The action {form['Action']} is not valid for this link.")
         return web.Response(status=err.status, body=codec.encode_error(err, "0"), content_type="text/xml")
-    from ferrymq.http.sqs.endpoint import _context as sqs_context  # noqa: PLC0415 (it imports us)
-
-    return await run(request, form, sqs_context)
+    return await run(request, form, signed=False)
