@@ -74,7 +74,7 @@ async def is_sns_request(request: web.Request) -> bool:
 async def _context(request: web.Request, signed: bool) -> Context:
     """The caller's context: who signed the request (aws_auth, service ``sns``); a link's GET is
     unsigned, its token or subscription ARN being the authority, and acts in vhost "/"."""
-    from ferrymq.http.sqs import endpoint as sqs  # noqa: PLC0415 (it imports this module to dispatch)
+    from ferrymq.http.sqs import endpoint as sqs  # here: it imports this module to dispatch
 
     plane = request.app[PLANE]
     who = await aws_auth.caller(request, codec.SERVICE) if signed else \
@@ -103,12 +103,12 @@ async def run(request: web.Request, form: dict[str, str], signed: bool = True) -
     except AwsError as err:
         status, body = err.status, codec.encode_error(err, request_id)
     except (ChannelError, ProtocolError) as exc:  # a core refusal: the caller's mistake
-        err = AwsError("InvalidParameterException", f"Invalid parameter: {exc.detail}")
-        status, body = err.status, codec.encode_error(err, request_id)
+        status, body = 400, codec.encode_error(
+            AwsError("InvalidParameterException", f"Invalid parameter: {exc.detail}"), request_id)
     except Exception:
         log.exception("SNS request %s failed", action)
-        err = AwsError("InternalErrorException", "Internal error")
-        status, body = err.status, codec.encode_error(err, request_id)
+        status, body = 500, codec.encode_error(AwsError("InternalErrorException", "Internal error"),
+                                               request_id)
     return web.Response(status=status, body=body, content_type="text/xml",
                         headers={"x-amzn-RequestId": request_id})
 

@@ -21,7 +21,8 @@ class SnsState:
         self.broker = broker
         self.key = broker.rng.getrandbits(256).to_bytes(32, "big")  # signs this run's notifications
         self._topics: dict[str, tuple[object, Topic]] = {}  # exchange -> (argument, topic)
-        self._policies: dict[str, tuple[str, str, filter_policy.Policy]] = {}  # sub id -> (text, scope, parsed)
+        # subscription id -> (policy text, scope, parsed policy)
+        self._policies: dict[str, tuple[str, str, filter_policy.Policy]] = {}
         self.http = HttpDeliverer()
 
     def topic(self, ex: Exchange) -> Topic | None:

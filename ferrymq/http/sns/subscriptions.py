@@ -12,8 +12,7 @@ from typing import Any
 
 from ferrymq.core.exchange import Exchange
 from ferrymq.http.sns.context import Context
-from ferrymq.http.sns.topics import page, topic_names
-from ferrymq.http.sns.topics import _attributes as attributes_param
+from ferrymq.http.sns.topics import attributes_param, page, topic_names
 from ferrymq.http.sqs.context import text
 from ferrymq.protocols.sns import delivery_policy, envelope, names
 from ferrymq.protocols.sns.topics import (

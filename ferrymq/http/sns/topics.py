@@ -24,7 +24,7 @@ from ferrymq.protocols.sns.topics import (
 )
 
 
-def _attributes(params: dict[str, Any]) -> dict[str, str]:
+def attributes_param(params: dict[str, Any]) -> dict[str, str]:
     raw = params.get("Attributes") or {}
     if not isinstance(raw, dict):
         raise names.invalid_parameter("Attributes")
@@ -52,7 +52,7 @@ def _new_topic(name: str, attributes: dict[str, str], tags: dict[str, str]) -> T
 
 async def create_topic(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
     name = text(p, "Name") or ""
-    attributes, tags = _attributes(p), _tags(p)
+    attributes, tags = attributes_param(p), _tags(p)
     topic = _new_topic(name, attributes, tags)
     found = ctx.find(name)
     if found is not None:  # idempotent: the same attributes (and no other tags) get the same ARN
@@ -126,9 +126,8 @@ async def get_topic_attributes(ctx: Context, p: dict[str, Any]) -> dict[str, Any
              "SubscriptionsConfirmed": str(sum(not s.pending for s in subs)),
              "SubscriptionsPending": str(sum(s.pending for s in subs)),
              "SubscriptionsDeleted": str(topic.deleted_subscriptions),
-             "EffectiveDeliveryPolicy": topic.attributes.get("DeliveryPolicy") or json.dumps(
-                 {"http": {"defaultHealthyRetryPolicy": delivery_policy.DEFAULT, "disableSubscriptionOverrides": False}},
-                 separators=(",", ":"))}
+             "EffectiveDeliveryPolicy": topic.attributes.get("DeliveryPolicy")
+             or delivery_policy.default_text(topic=True)}
     if topic.fifo:
         attrs.update(FifoTopic="true", ContentBasedDeduplication="false")
     attrs.update(topic.attributes)

@@ -26,10 +26,12 @@ class DeliveryPolicyError(ValueError):
     pass
 
 
-def default_text() -> str:
-    """The EffectiveDeliveryPolicy of a subscription that sets none (as AWS shows it)."""
-    return json.dumps({"healthyRetryPolicy": DEFAULT, "throttlePolicy": {}, "guaranteed": False},
-                      separators=(",", ":"))
+def default_text(topic: bool = False) -> str:
+    """The EffectiveDeliveryPolicy of a topic or subscription that sets none (as AWS shows it)."""
+    doc: dict[str, Any] = {"healthyRetryPolicy": DEFAULT, "throttlePolicy": {}, "guaranteed": False}
+    if topic:
+        doc = {"http": {"defaultHealthyRetryPolicy": DEFAULT, "disableSubscriptionOverrides": False}}
+    return json.dumps(doc, separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from ferrymq.protocols.sns import delivery_policy, filter_policy
 from ferrymq.protocols.sns.names import invalid_parameter
