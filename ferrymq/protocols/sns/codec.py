@@ -18,6 +18,7 @@ NAMESPACE = "http://sns.amazonaws.com/doc/2010-03-31/"
 SERVICE = "sns"
 _MAPS = {"Attributes": ("key", "value"), "MessageAttributes": ("Name", "Value")}
 _LISTS = ("Tags", "TagKeys", "PublishBatchRequestEntries", "AWSAccountId", "ActionName")
+_EMPTY_RESULT = frozenset({"TagResource", "UntagResource"})  # botocore wants <XResult/> though empty
 HINTS = xml.Hints(maps={"Attributes": ("entry", "key", "value")}, wrapped=frozenset({"Attributes"}))
 
 
@@ -57,7 +58,10 @@ def parameters(tree: dict[str, Any]) -> dict[str, Any]:
 
 
 def encode(action: str, result: dict[str, Any], request_id: str) -> bytes:
-    return xml.response(action, result, NAMESPACE, request_id, HINTS)
+    body = xml.response(action, result, NAMESPACE, request_id, HINTS)
+    if not result and action in _EMPTY_RESULT:
+        body = body.replace(b"<ResponseMetadata>", f"<{action}Result/><ResponseMetadata>".encode(), 1)
+    return body
 
 
 def encode_error(err: AwsError, request_id: str) -> bytes:
