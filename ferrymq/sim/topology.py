@@ -69,7 +69,7 @@ class SimTopology:
 
     def exchange_arguments_changed(self, vhost: str, name: str, arguments: dict[str, Any]) -> None:
         if (vhost, name) in self.exchanges:
-            self.exchanges[(vhost, name)] = self.exchanges[(vhost, name)][:3] + (dict(arguments),)
+            self.exchanges[(vhost, name)] = (*self.exchanges[(vhost, name)][:3], dict(arguments))
 
     def exchange_deleted(self, vhost: str, name: str) -> None:
         self.exchanges.pop((vhost, name), None)

@@ -127,7 +127,8 @@ def test_publish_batch_reports_the_bad_entry_and_delivers_the_rest(sns: Any, sqs
     url, _ = subscribed_queue(sns, sqs, topic, "batch-q", RawMessageDelivery="true")
     reply = sns.publish_batch(TopicArn=topic, PublishBatchRequestEntries=[
         {"Id": "one", "Message": "first"},
-        {"Id": "bad", "Message": "x", "MessageAttributes": {"n": {"DataType": "Number", "StringValue": "NaN?"}}},
+        {"Id": "bad", "Message": "x",
+         "MessageAttributes": {"n": {"DataType": "Number", "StringValue": "NaN?"}}},
         {"Id": "two", "Message": "second"}])
     assert sorted(e["Id"] for e in reply["Successful"]) == ["one", "two"]
     (failure,) = reply["Failed"]

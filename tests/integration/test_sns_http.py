@@ -121,7 +121,8 @@ def test_a_failing_endpoint_gets_the_notification_again_until_it_answers(
                   Attributes={"DeliveryPolicy": FAST_RETRIES, "RawMessageDelivery": "true"})
     token = _confirmation(endpoint)["Token"]
     sub = sns.confirm_subscription(TopicArn=topic, Token=token)["SubscriptionArn"]
-    assert sns.get_subscription_attributes(SubscriptionArn=sub)["Attributes"]["PendingConfirmation"] == "false"
+    attrs = sns.get_subscription_attributes(SubscriptionArn=sub)["Attributes"]
+    assert attrs["PendingConfirmation"] == "false"
     endpoint.failures = 2
     sent = sns.publish(TopicArn=topic, Message="keep trying")
     attempts = [endpoint.next_post() for _ in range(3)]

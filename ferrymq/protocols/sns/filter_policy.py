@@ -4,9 +4,10 @@ A policy is a JSON object. Each key names a message attribute (scope ``MessageAt
 field of the JSON body (scope ``MessageBody``, where objects nest); its value is a list of
 conditions, any one of which may match (OR); every key must match (AND); ``"$or": [policy, ...]``
 matches when one of its policies does. Conditions: a string or number (exact; numbers compare as
-numbers), ``null`` (body scope), ``{"prefix"}``, ``{"suffix"}``, ``{"equals-ignore-case"}``,
-``{"anything-but": value | [values] | {"prefix"} | {"suffix"}}``, ``{"numeric": [op, n, ...]}``,
-``{"exists": bool}`` and ``{"cidr"}``. A key absent from the message matches only ``exists: false``.
+numbers), ``true``/``false`` and ``null`` (body scope), ``{"prefix"}``, ``{"suffix"}``,
+``{"equals-ignore-case"}``, ``{"anything-but": value | [values] | {"prefix"} | {"suffix"}}``,
+``{"numeric": [op, n, ...]}``, ``{"exists": bool}`` and ``{"cidr"}``. A key absent from the message
+matches only ``exists: false``.
 
 Attribute types: String values match string conditions, Number values numeric ones, String.Array
 values (a JSON array) match when one element does; Binary attributes are never matched (absent).
@@ -79,7 +80,7 @@ def _check_condition(condition: Any, scope: str) -> None:
         if scope != BODY:
             raise PolicyError("null is a match value of the MessageBody scope only")
         return
-    if isinstance(condition, bool) or not isinstance(condition, str | int | float | dict):
+    if not isinstance(condition, str | int | float | dict):  # bool is an int: true and false pass
         raise PolicyError(f"Match value must be String, number, true, false, or null: {condition!r}")
     if not isinstance(condition, dict):
         return
@@ -238,8 +239,8 @@ def _is_number(value: Any) -> bool:
 
 
 def _leaf(condition: Any, value: Any) -> bool:
-    if condition is None:
-        return value is None
+    if condition is None or isinstance(condition, bool):
+        return value is condition
     if isinstance(condition, str):
         return isinstance(value, str) and value == condition
     if _is_number(condition):
