@@ -152,3 +152,27 @@ def test_topic_attributes_are_set_and_read_back(sns: Any) -> None:
     attrs = sns.get_topic_attributes(TopicArn=topic)["Attributes"]
     assert attrs["DisplayName"] == "New name" and attrs["TopicArn"] == topic
     assert attrs["Owner"] == "000000000000" and json.loads(attrs["Policy"])["Statement"]
+
+
+def test_an_amqp_publish_to_the_topic_exchange_reaches_the_sns_subscribers(
+        sns: Any, sqs: Any, ferry: EmbeddedBroker) -> None:
+    topic = sns.create_topic(Name="from-amqp")["TopicArn"]
+    wrapped, _ = subscribed_queue(sns, sqs, topic, "from-amqp-q")
+    raw, _ = subscribed_queue(sns, sqs, topic, "from-amqp-raw", RawMessageDelivery="true",
+                              FilterPolicy=json.dumps({"kind": ["wanted"]}))
+    conn = pika.BlockingConnection(pika.URLParameters(ferry.amqp_url))
+    try:
+        ch = conn.channel()
+        ch.confirm_delivery()
+        for kind in ("unwanted", "wanted"):
+            ch.basic_publish("from-amqp", "", f"amqp says {kind}".encode(), pika.BasicProperties(
+                message_id=f"amqp-{kind}", headers={"kind": kind, "x-sns-subject": "via amqp"}))
+    finally:
+        conn.close()
+    docs = sorted((json.loads(m["Body"]) for m in receive_all(sqs, wrapped, 2)), key=lambda d: d["MessageId"])
+    assert [(d["MessageId"], d["Message"], d["Subject"]) for d in docs] == [
+        ("amqp-unwanted", "amqp says unwanted", "via amqp"), ("amqp-wanted", "amqp says wanted", "via amqp")]
+    assert docs[0]["MessageAttributes"] == {"kind": {"Type": "String", "Value": "unwanted"}}
+    (got,) = receive_all(sqs, raw, 1, MessageAttributeNames=["All"])
+    assert got["Body"] == "amqp says wanted" and got["MessageAttributes"]["kind"]["StringValue"] == "wanted"
+    assert sqs.receive_message(QueueUrl=raw, WaitTimeSeconds=0).get("Messages", []) == []

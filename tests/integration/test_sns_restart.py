@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pika
+
 from ferrymq.testing import EmbeddedBroker
 from tests.support.sns import sns_client, subscribed_queue
 from tests.support.sqs import receive_all, sqs_client
@@ -32,3 +34,20 @@ def test_a_restart_keeps_topics_subscriptions_and_their_attributes(tmp_path: Pat
                         MessageAttributes={"k": {"DataType": "String", "StringValue": value}})
         assert [m["Body"] for m in receive_all(sqs, url, 1)] == ["k=yes"]
         assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0).get("Messages", []) == []
+
+
+def test_after_a_restart_amqp_publishes_to_a_topic_still_reach_its_subscribers(tmp_path: Path) -> None:
+    with EmbeddedBroker(data_dir=str(tmp_path)) as broker:
+        sns, sqs = sns_client(broker.http_url), sqs_client(broker.http_url)
+        topic = sns.create_topic(Name="bridged")["TopicArn"]
+        url, _ = subscribed_queue(sns, sqs, topic, "bridged-q", RawMessageDelivery="true")
+    with EmbeddedBroker(data_dir=str(tmp_path)) as broker:
+        conn = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
+        try:
+            ch = conn.channel()
+            ch.confirm_delivery()
+            ch.basic_publish("bridged", "", b"after restart", pika.BasicProperties(delivery_mode=2))
+        finally:
+            conn.close()
+        sqs = sqs_client(broker.http_url)
+        assert [m["Body"] for m in receive_all(sqs, url, 1)] == ["after restart"]

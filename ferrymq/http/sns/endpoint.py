@@ -14,10 +14,12 @@ from typing import Any
 
 from aiohttp import web
 
+from ferrymq.core.vhost import VHost
 from ferrymq.errors import ChannelError, ProtocolError
 from ferrymq.http import aws_auth
 from ferrymq.http.plane import PLANE
 from ferrymq.http.sns import publishing, subscriptions, topics
+from ferrymq.http.sns.bridge import Bridge
 from ferrymq.http.sns.context import Context
 from ferrymq.http.sns.state import SnsState
 from ferrymq.http.sqs.context import Context as SqsContext
@@ -46,12 +48,19 @@ LINK_ACTIONS = ("ConfirmSubscription", "Unsubscribe")  # what GET /sns may do
 
 
 def setup(app: web.Application) -> None:
-    """The endpoint's state, made with the application (an aiohttp app is frozen once started);
-    its HTTP deliverer is closed with the application."""
-    app[STATE] = SnsState(app[PLANE].broker)
+    """The endpoint's state, made with the application (an aiohttp app is frozen once started):
+    topics restored from disk get their AMQP bridges at start-up; HTTP deliveries end with the app."""
+    plane = app[PLANE]
+    sns = app[STATE] = SnsState(plane.broker)
+    sns.base_url = f"http://{plane.settings.host}:{plane.settings.http_port}"
+    sns.bridge = Bridge(plane, lambda vhost: _make(app, vhost, aws_auth.DEFAULT_REGION, sns.base_url, ""))
+
+    async def start(app: web.Application) -> None:
+        sns.bridge.attach_all()  # type: ignore[union-attr]
 
     async def close(app: web.Application) -> None:
-        await app[STATE].close()
+        await sns.close()
+    app.on_startup.append(start)
     app.on_cleanup.append(close)
 
 
@@ -71,11 +80,16 @@ async def is_sns_request(request: web.Request) -> bool:
     return codec.is_sns_form(form, scope)
 
 
+def _make(app: web.Application, vhost: VHost, region: str, base_url: str, user: str) -> Context:
+    from ferrymq.http.sqs import endpoint as sqs  # here: it imports this module to dispatch
+
+    queues = SqsContext(app[PLANE], sqs.state(app), vhost, sqs.ACCOUNT, region, base_url, user)
+    return Context(queues, state(app))
+
+
 async def _context(request: web.Request, signed: bool) -> Context:
     """The caller's context: who signed the request (aws_auth, service ``sns``); a link's GET is
     unsigned, its token or subscription ARN being the authority, and acts in vhost "/"."""
-    from ferrymq.http.sqs import endpoint as sqs  # here: it imports this module to dispatch
-
     plane = request.app[PLANE]
     who = await aws_auth.caller(request, codec.SERVICE) if signed else \
         aws_auth.Caller("", "/", aws_auth.DEFAULT_REGION)
@@ -83,9 +97,8 @@ async def _context(request: web.Request, signed: bool) -> Context:
     if vhost is None:
         raise AwsError("AuthorizationErrorException", f"The vhost '{who.vhost}' of this access key "
                                                       "does not exist.")
-    base = f"{request.scheme}://{request.host}"
-    queues = SqsContext(plane, sqs.state(request.app), vhost, sqs.ACCOUNT, who.region, base, who.user)
-    return Context(queues, state(request.app))
+    base = state(request.app).base_url = f"{request.scheme}://{request.host}"
+    return _make(request.app, vhost, who.region, base, who.user)
 
 
 async def run(request: web.Request, form: dict[str, str], signed: bool = True) -> web.Response:

@@ -41,8 +41,11 @@ class Post:
     published: Published
 
 
-def deliver(ctx: Context, ex: Exchange, topic: Topic, published: Published) -> list[Post]:
-    if ex.has_bindings():
+def deliver(ctx: Context, ex: Exchange, topic: Topic, published: Published,
+            to_exchange: bool = True) -> list[Post]:
+    """Queue writes for ``published``; the HTTP POSTs to start once they are stored. ``to_exchange``
+    is False for a message that came from the exchange (the bridge)."""
+    if to_exchange and ex.has_bindings():
         _to_exchange(ctx, ex, published)
     docs: dict[str, Any] = {}
     posts = []

@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING
 from ferrymq.core.exchange import Exchange
 from ferrymq.http.sns.http_delivery import HttpDeliverer
 from ferrymq.protocols.sns import filter_policy
-from ferrymq.protocols.sns.topics import ARGUMENT, Subscription, Topic
+from ferrymq.protocols.sns.topics import ARGUMENT, Subscription, Topic, bridge_queue
 
 if TYPE_CHECKING:
     from ferrymq.core.broker import Broker
     from ferrymq.core.vhost import VHost
+    from ferrymq.http.sns.bridge import Bridge
 
 
 class SnsState:
@@ -24,6 +25,8 @@ class SnsState:
         # subscription id -> (policy text, scope, parsed policy)
         self._policies: dict[str, tuple[str, str, filter_policy.Policy]] = {}
         self.http = HttpDeliverer()
+        self.bridge: Bridge | None = None  # set by the endpoint's setup
+        self.base_url = ""  # scheme://host:port of the last SNS request (links in bridged deliveries)
 
     def topic(self, ex: Exchange) -> Topic | None:
         """The topic an exchange is, or None when it is not one (an AMQP exchange)."""
@@ -46,9 +49,16 @@ class SnsState:
     def bridges(self, name: str) -> frozenset[str]:
         """Queues bound to topic ``name`` that carry AMQP publishes to its subscribers: a publish
         through SNS is fanned out here already and skips them."""
-        return frozenset()
+        return frozenset({bridge_queue(name)})
 
-    def forget(self, name: str) -> None:
+    def attach(self, vhost: VHost, name: str) -> None:
+        if self.bridge is not None:
+            self.bridge.attach(vhost, name)
+
+    def forget(self, vhost: VHost, name: str) -> None:
+        """A topic is being deleted: its bridge queue goes first, then what is cached of it."""
+        if self.bridge is not None:
+            self.bridge.detach(vhost, name)
         self._topics.pop(name, None)
 
     def policy(self, sub: Subscription) -> filter_policy.Policy | None:

@@ -69,6 +69,7 @@ async def create_topic(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
                                    arguments={ARGUMENT: topic.dumps()})
     except AccessRefused:  # amq.* is the broker's
         raise names.invalid_parameter("Name", "the amq. prefix is reserved") from None
+    ctx.state.attach(ctx.vhost, name)
     return {"TopicArn": ctx.topic_arn(name)}
 
 
@@ -79,8 +80,8 @@ async def delete_topic(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
         if err.shape == "NotFoundException":
             return {}  # as AWS: deleting a topic that is not there succeeds
         raise
+    ctx.state.forget(ctx.vhost, ex.name)
     ctx.vhost.delete_exchange(ex.name)
-    ctx.state.forget(ex.name)
     return {}
 
 

@@ -17,6 +17,7 @@ PROTOCOLS = ("sqs", "http", "https")
 TOPIC_SETTABLE = ("DisplayName", "Policy", "DeliveryPolicy", "KmsMasterKeyId", "SignatureVersion",
                   "TracingConfig", "ContentBasedDeduplication", "ArchivePolicy")
 TOPIC_CREATE_ONLY = ("FifoTopic",)
+BRIDGE_PREFIX = "sns-bridge."  # the queue carrying AMQP publishes to a topic's subscribers
 SUBSCRIPTION_SETTABLE = ("DeliveryPolicy", "FilterPolicy", "FilterPolicyScope", "RawMessageDelivery",
                          "RedrivePolicy", "SubscriptionRoleArn")
 
@@ -69,6 +70,10 @@ class Topic:
             if sub.protocol == protocol and sub.endpoint == endpoint:
                 return sub
         return None
+
+
+def bridge_queue(topic: str) -> str:
+    return BRIDGE_PREFIX + topic
 
 
 def _boolean(name: str, value: str) -> str:
