@@ -141,10 +141,21 @@ def _reply(ctx: Context, topic: Topic, published: Published) -> dict[str, Any]:
     return reply
 
 
+def _deliver(ctx: Context, ex: Exchange, topic: Topic, published: Published) -> list[fanout.Post]:
+    """Fan out, unless a FIFO topic saw the deduplication id in the last 5 minutes (then the reply
+    carries the first publish's MessageId, as AWS's)."""
+    if published.dedup is not None:
+        first = ctx.state.duplicate(ex.name, published.dedup, published.message_id, ctx.sqs.mono_ms())
+        if first is not None:
+            published.message_id = first
+            return []
+    return fanout.deliver(ctx, ex, topic, published)
+
+
 async def publish(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
     ex, topic = _target(ctx, p)
     published = prepare(ctx, topic, p)
-    posts = fanout.deliver(ctx, ex, topic, published)
+    posts = _deliver(ctx, ex, topic, published)
     await ctx.stored()
     fanout.post(ctx, posts)
     return _reply(ctx, topic, published)
@@ -188,7 +199,7 @@ async def publish_batch(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
         except AwsError as err:
             bad.append(failed(entry["Id"], err))
             continue
-        posts += fanout.deliver(ctx, ex, topic, published)
+        posts += _deliver(ctx, ex, topic, published)
         ok.append(dict(_reply(ctx, topic, published), Id=entry["Id"]))
     if ok:
         await ctx.stored()

@@ -4,8 +4,10 @@ are signed with, and the HTTP/S deliverer."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import TYPE_CHECKING
 
+from ferrymq import limits
 from ferrymq.core.exchange import Exchange
 from ferrymq.http.sns.http_delivery import HttpDeliverer
 from ferrymq.protocols.sns import filter_policy
@@ -26,6 +28,8 @@ class SnsState:
         self._policies: dict[str, tuple[str, str, filter_policy.Policy]] = {}
         self.http = HttpDeliverer()
         self.bridge: Bridge | None = None  # set by the endpoint's setup
+        # (topic, deduplication id) -> (MessageId, monotonic ms): FIFO topics' 5-minute window
+        self._dedup: OrderedDict[tuple[str, str], tuple[str, int]] = OrderedDict()
         self.base_url = ""  # scheme://host:port of the last SNS request (links in bridged deliveries)
 
     def topic(self, ex: Exchange) -> Topic | None:
@@ -45,6 +49,18 @@ class SnsState:
         text = topic.dumps()
         vhost.change_exchange_arguments(ex, dict(ex.arguments, **{ARGUMENT: text}))
         self._topics[ex.name] = (ex.arguments[ARGUMENT], topic)
+
+    def duplicate(self, topic: str, dedup: str, message_id: str, now_ms: int) -> str | None:
+        """The MessageId of an earlier publish with this deduplication id within the window (the
+        publish is then accepted and not delivered again), or None after remembering this one."""
+        window = self._dedup
+        while window and next(iter(window.values()))[1] <= now_ms - limits.DEDUP_WINDOW_MS:
+            window.popitem(last=False)
+        seen = window.get((topic, dedup))
+        if seen is not None:
+            return seen[0]
+        window[(topic, dedup)] = (message_id, now_ms)
+        return None
 
     def bridges(self, name: str) -> frozenset[str]:
         """Queues bound to topic ``name`` that carry AMQP publishes to its subscribers: a publish

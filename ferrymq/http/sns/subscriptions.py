@@ -26,20 +26,25 @@ PENDING_ARN = "pending confirmation"  # what Subscribe answers for a pending sub
 PENDING_LISTED = "PendingConfirmation"  # what the List actions show instead of its ARN
 
 
-def _endpoint(ctx: Context, protocol: str, endpoint: str) -> None:
+def _endpoint(ctx: Context, topic: Topic, protocol: str, endpoint: str) -> None:
     if protocol == "sqs":
-        names.parse_queue_arn(endpoint, ctx.account)
+        queue = names.parse_queue_arn(endpoint, ctx.account)
+        if names.is_fifo(queue) and not topic.fifo:
+            raise names.invalid_parameter("Endpoint", "FIFO SQS Queues can not be subscribed to "
+                                                      "standard SNS topics")
+    elif topic.fifo:
+        raise names.invalid_parameter("Protocol", "FIFO topics deliver to SQS queues only")
     elif not endpoint.startswith(f"{protocol}://") or len(endpoint) <= len(protocol) + 3:
         raise names.invalid_parameter("Endpoint", f"An {protocol} endpoint must be a URL "
                                                   f"starting with {protocol}://")
 
 
-def _new(ctx: Context, p: dict[str, Any]) -> Subscription:
+def _new(ctx: Context, topic: Topic, p: dict[str, Any]) -> Subscription:
     protocol = (text(p, "Protocol") or "").lower()
     if protocol not in PROTOCOLS:
         raise names.invalid_parameter("Protocol", f"FerryMQ delivers to {', '.join(PROTOCOLS)}")
     endpoint = text(p, "Endpoint", required=False) or ""
-    _endpoint(ctx, protocol, endpoint)
+    _endpoint(ctx, topic, protocol, endpoint)
     sub = Subscription(ctx.new_id(), protocol, endpoint, ctx.account, pending=protocol != "sqs")
     for name, value in attributes_param(p).items():
         sub.attributes[name] = check_subscription_attribute(name, value, sub)
@@ -48,7 +53,7 @@ def _new(ctx: Context, p: dict[str, Any]) -> Subscription:
 
 async def subscribe(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
     ex, topic = ctx.topic(p)
-    sub = _new(ctx, p)
+    sub = _new(ctx, topic, p)
     existing = topic.find(sub.protocol, sub.endpoint)
     if existing is not None:
         if any(existing.attributes.get(k, "") != v for k, v in sub.attributes.items()):
