@@ -10,6 +10,7 @@ from typing import Any
 
 import pika
 import pytest
+import requests
 
 from ferrymq.testing import EmbeddedBroker
 from tests.support.sns import sns_client, subscribed_queue
@@ -176,3 +177,15 @@ def test_an_amqp_publish_to_the_topic_exchange_reaches_the_sns_subscribers(
     (got,) = receive_all(sqs, raw, 1, MessageAttributeNames=["All"])
     assert got["Body"] == "amqp says wanted" and got["MessageAttributes"]["kind"]["StringValue"] == "wanted"
     assert sqs.receive_message(QueueUrl=raw, WaitTimeSeconds=0).get("Messages", []) == []
+
+
+def test_the_unsubscribe_url_in_an_envelope_ends_the_subscription(sns: Any, sqs: Any) -> None:
+    topic = sns.create_topic(Name="link-out")["TopicArn"]
+    url, sub = subscribed_queue(sns, sqs, topic, "link-out-q")
+    assert sub in [s["SubscriptionArn"] for s in sns.list_subscriptions()["Subscriptions"]]
+    sns.publish(TopicArn=topic, Message="one")
+    (got,) = receive_all(sqs, url, 1)
+    answer = requests.get(json.loads(got["Body"])["UnsubscribeURL"], timeout=10)
+    assert answer.status_code == 200 and "UnsubscribeResponse" in answer.text
+    assert sub not in [s["SubscriptionArn"] for s in sns.list_subscriptions()["Subscriptions"]]
+    assert requests.get(answer.url, timeout=10).status_code == 404  # gone: NotFound
