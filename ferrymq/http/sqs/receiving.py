@@ -77,6 +77,8 @@ def _stop(ctx: Context, ch: Channel, poll: Poll) -> None:
 
 
 def _system_attributes(ctx: Context, t: Taken, wanted: list[str]) -> dict[str, str]:
+    if not wanted:
+        return {}
     msg = t.entry.msg
     every = "All" in wanted
     now = ctx.now_ms()
@@ -111,7 +113,7 @@ def _message_json(ctx: Context, t: Taken, system: list[str], wanted: list[str]) 
     attrs = _system_attributes(ctx, t, system)
     if attrs:
         out["Attributes"] = attrs
-    chosen = messages.selected(messages.attributes_of(msg), wanted)
+    chosen = messages.selected(messages.attributes_of(msg), wanted) if wanted else None
     if chosen:
         out["MessageAttributes"] = {k: a.to_json() for k, a in chosen.items()}
         out["MD5OfMessageAttributes"] = md5_of_attributes(chosen)

@@ -37,7 +37,8 @@ def to_core(queue: str, body: str, attributes: dict[str, Attribute], *, message_
     if types:
         headers[TYPES] = types
     headers[SENT] = Long(sent_ms)
-    headers[SENDER] = sender
+    if sender:  # the account's own sends (no access keys) name no one: SenderId is the account
+        headers[SENDER] = sender
     for key, value in ((GROUP, group), (DEDUP, dedup), (SEQUENCE, sequence), (TRACE, trace)):
         if value is not None:
             headers[key] = value
