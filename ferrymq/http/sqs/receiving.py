@@ -84,7 +84,7 @@ def _system_attributes(ctx: Context, t: Taken, wanted: list[str]) -> dict[str, s
     now = ctx.now_ms()
     values = {
         "SenderId": messages.header_text(msg, messages.SENDER) or ctx.account,
-        "SentTimestamp": str(messages.sent_ms(msg, now)),
+        "SentTimestamp": str(messages.sent_ms(msg, _enqueued_wall_ms(ctx, t, now), now)),
         "ApproximateReceiveCount": str(t.entry.deliveries),
         "ApproximateFirstReceiveTimestamp": str(ctx.state.first_received(t.entry, now)),
         "SequenceNumber": messages.header_text(msg, messages.SEQUENCE),
@@ -95,6 +95,11 @@ def _system_attributes(ctx: Context, t: Taken, wanted: list[str]) -> dict[str, s
     source = messages.header_text(msg, messages.DEAD_SOURCE)
     values["DeadLetterQueueSourceArn"] = ctx.arn(source) if source else None
     return {k: v for k, v in values.items() if v is not None and (every or k in wanted)}
+
+
+def _enqueued_wall_ms(ctx: Context, t: Taken, now_ms: int) -> int | None:
+    stamp = t.entry.enqueued_ms  # the turn's monotonic ms when the queue took it in; 0: unknown
+    return now_ms - (ctx.mono_ms() - stamp) if stamp else None
 
 
 def _dedup_id(msg: Any) -> str | None:

@@ -83,7 +83,7 @@ def prepare(ctx: Context, q: Queue, p: dict[str, Any],
     trace = system.get("AWSTraceHeader")
     msg = messages.to_core(q.name, body, attributes, message_id=mid, sent_ms=ctx.now_ms(),
                            sender=ctx.user, group=group, dedup=dedup, sequence=sequence,
-                           trace=str(trace.value) if trace is not None else None)
+                           trace=str(trace.value) if trace is not None else None, delayed=delay > 0)
     reply: dict[str, Any] = {"MessageId": mid, "MD5OfMessageBody": md5_of_body(body)}
     for key, value in (("MD5OfMessageAttributes", md5_of_attributes(attributes)),
                        ("MD5OfMessageSystemAttributes", md5_of_attributes(system)),
