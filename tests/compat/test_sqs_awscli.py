@@ -131,14 +131,20 @@ def test_set_queue_attributes_redrive_policy_moves_a_twice_received_message_to_t
     assert sources == [source]
 
 
-def test_purge_queue_empties_it(cli):
-    url = cli("create-queue", "--queue-name", "cli-purge")["QueueUrl"]
-    for n in range(3):
-        cli("send-message", "--queue-url", url, "--message-body", f"m{n}")
-    cli("purge-queue", "--queue-url", url)
+def _depth(cli: Cli, url: str) -> str:
     attrs = cli("get-queue-attributes", "--queue-url", url,
                 "--attribute-names", "ApproximateNumberOfMessages")["Attributes"]
-    assert attrs["ApproximateNumberOfMessages"] == "0"
+    return str(attrs["ApproximateNumberOfMessages"])
+
+
+def test_send_message_batch_then_purge_queue_empties_it(cli):
+    url = cli("create-queue", "--queue-name", "cli-purge")["QueueUrl"]
+    entries = json.dumps([{"Id": f"e{n}", "MessageBody": f"m{n}"} for n in range(3)])
+    sent = cli("send-message-batch", "--queue-url", url, "--entries", entries)
+    assert sorted(e["Id"] for e in sent["Successful"]) == ["e0", "e1", "e2"]
+    assert _depth(cli, url) == "3"
+    cli("purge-queue", "--queue-url", url)
+    assert _depth(cli, url) == "0"
 
 
 def test_delete_queue_then_get_queue_url_fails_with_nonexistent_queue(cli):
