@@ -108,8 +108,11 @@ def validate(raw: dict[str, Any], name: str, creating: bool) -> dict[str, str]:
     if creating and (out.get("FifoQueue") == "true") != fifo:
         raise invalid("The name of a FIFO queue can only include alphanumeric characters, hyphens, "
                       f"or underscores, must end with {FIFO_SUFFIX} suffix and be 1 to 80 in length.")
-    if out.get("RedrivePolicy"):
-        redrive_policy(out["RedrivePolicy"])
+    redrive = redrive_policy(out.get("RedrivePolicy", ""))
+    if redrive is not None:  # AWS reads back its own form: compact JSON, maxReceiveCount a number
+        out["RedrivePolicy"] = json.dumps({"deadLetterTargetArn": redrive.target,
+                                           "maxReceiveCount": redrive.max_receive_count},
+                                          separators=(",", ":"))
     return out
 
 
