@@ -1,0 +1,114 @@
+"""aiobotocore's async SQS client against FerryMQ: batches, a long poll woken by a send from another
+task, visibility released with ChangeMessageVisibility 0, per-entry batch failures."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiobotocore.session import get_session
+
+from ferrymq.testing import EmbeddedBroker
+
+Client = Any
+
+
+@asynccontextmanager
+async def _client(endpoint: str) -> AsyncIterator[Client]:
+    session = get_session()
+    async with session.create_client(
+        "sqs", endpoint_url=endpoint, region_name="us-east-1",
+        aws_access_key_id="ferry", aws_secret_access_key="ferry-secret",
+    ) as client:
+        yield client
+
+
+def _run(ferry: EmbeddedBroker, body: Callable[[Client], Coroutine[Any, Any, None]]) -> None:
+    async def main() -> None:
+        async with _client(ferry.http_url) as client:
+            await asyncio.wait_for(body(client), 60)
+    asyncio.run(main())
+
+
+async def _queue(client: Client, name: str, **attributes: str) -> str:
+    reply = await client.create_queue(QueueName=name, Attributes=attributes)
+    return str(reply["QueueUrl"])
+
+
+def test_send_batch_then_receive_returns_every_entry_with_matching_md5s(ferry):
+    async def body(client: Client) -> None:
+        url = await _queue(client, "aio-batch")
+        entries = [{"Id": f"m{n}", "MessageBody": f"body-{n}",
+                    "MessageAttributes": {"n": {"DataType": "Number", "StringValue": str(n)}}}
+                   for n in range(10)]
+        sent = await client.send_message_batch(QueueUrl=url, Entries=entries)
+        assert sorted(e["Id"] for e in sent["Successful"]) == sorted(e["Id"] for e in entries)
+        assert sent.get("Failed", []) == []
+        md5s = {e["MessageId"]: e["MD5OfMessageAttributes"] for e in sent["Successful"]}
+        got: list[dict[str, Any]] = []
+        while len(got) < 10:
+            reply = await client.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                                                 MessageAttributeNames=["All"])
+            assert reply.get("Messages"), f"only {len(got)} of 10 received"
+            got += reply["Messages"]
+        assert sorted(m["Body"] for m in got) == sorted(f"body-{n}" for n in range(10))
+        assert {m["MessageId"]: m["MD5OfMessageAttributes"] for m in got} == md5s
+    _run(ferry, body)
+
+
+def test_long_poll_of_twenty_seconds_returns_the_message_a_concurrent_task_sends(ferry):
+    async def body(client: Client) -> None:
+        url = await _queue(client, "aio-long-poll")
+        receive = asyncio.create_task(client.receive_message(QueueUrl=url, WaitTimeSeconds=20))
+        await asyncio.sleep(0.3)  # let the receive reach the broker and park
+        assert not receive.done()
+        async with _client(ferry.http_url) as sender:
+            sent = await sender.send_message(QueueUrl=url, MessageBody="wake up")
+        reply = await asyncio.wait_for(receive, 25)
+        assert [(m["MessageId"], m["Body"]) for m in reply["Messages"]] == [(sent["MessageId"], "wake up")]
+    _run(ferry, body)
+
+
+def test_change_visibility_to_zero_makes_a_received_message_receivable_again(ferry):
+    async def body(client: Client) -> None:
+        url = await _queue(client, "aio-visibility", VisibilityTimeout="600")
+        await client.send_message(QueueUrl=url, MessageBody="again")
+        first = (await client.receive_message(QueueUrl=url, WaitTimeSeconds=5))["Messages"][0]
+        hidden = await client.receive_message(QueueUrl=url, WaitTimeSeconds=0)
+        assert hidden.get("Messages", []) == []  # leased for 600 s
+        await client.change_message_visibility(QueueUrl=url, ReceiptHandle=first["ReceiptHandle"],
+                                               VisibilityTimeout=0)
+        again = (await client.receive_message(QueueUrl=url, WaitTimeSeconds=5,
+                                              MessageSystemAttributeNames=["ApproximateReceiveCount"]))
+        [message] = again["Messages"]
+        assert (message["MessageId"], message["Body"]) == (first["MessageId"], "again")
+        assert message["Attributes"]["ApproximateReceiveCount"] == "2"
+        assert message["ReceiptHandle"] != first["ReceiptHandle"]
+    _run(ferry, body)
+
+
+def test_delete_batch_with_one_bad_receipt_handle_fails_only_that_entry(ferry):
+    async def body(client: Client) -> None:
+        url = await _queue(client, "aio-delete-batch")
+        await client.send_message_batch(QueueUrl=url, Entries=[
+            {"Id": "a", "MessageBody": "a"}, {"Id": "b", "MessageBody": "b"}])
+        got: list[dict[str, Any]] = []
+        while len(got) < 2:
+            got += (await client.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                                 WaitTimeSeconds=5))["Messages"]
+        entries = [{"Id": f"ok{n}", "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(got)]
+        entries.append({"Id": "bad", "ReceiptHandle": "not-a-receipt-handle"})
+        reply = await client.delete_message_batch(QueueUrl=url, Entries=entries)
+        assert sorted(e["Id"] for e in reply["Successful"]) == ["ok0", "ok1"]
+        [failed] = reply["Failed"]
+        assert failed["Id"] == "bad"
+        assert failed["Code"] == "ReceiptHandleIsInvalid"
+        assert failed["SenderFault"] is True
+        attrs = await client.get_queue_attributes(QueueUrl=url, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
+        assert attrs["Attributes"] == {"ApproximateNumberOfMessages": "0",
+                                       "ApproximateNumberOfMessagesNotVisible": "0"}
+    _run(ferry, body)
+
