@@ -31,3 +31,4 @@ def register(app: web.Application) -> None:
     for table in TABLES:
         app.router.add_routes(table)
     pages.add_static(app)
+    sqs.setup(app)

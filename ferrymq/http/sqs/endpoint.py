@@ -46,12 +46,14 @@ ACTIONS: dict[str, Action] = {
 }
 
 
+def setup(app: web.Application) -> None:
+    """The endpoint's state, made with the application (an aiohttp app is frozen once started)."""
+    plane = app[PLANE]
+    app[STATE] = SqsState(plane.broker, plane.broker.unique_token())
+
+
 def state(app: web.Application) -> SqsState:
-    found = app.get(STATE)
-    if found is None:
-        plane = app[PLANE]
-        found = app[STATE] = SqsState(plane.broker, plane.broker.unique_token())
-    return found
+    return app[STATE]
 
 
 def _context(request: web.Request) -> Context:
@@ -96,13 +98,13 @@ async def handle(request: web.Request) -> web.Response:
     except AwsError as err:
         status, headers, body = codec.encode_error(protocol, err, request_id)
     except (ChannelError, ProtocolError) as exc:  # a core refusal: the caller's mistake
-        err = AwsError("InvalidParameterValue", exc.detail)
-        status, headers, body = codec.encode_error(protocol, err, request_id)
+        status, headers, body = codec.encode_error(
+            protocol, AwsError("InvalidParameterValue", exc.detail), request_id)
     except Exception:
         log.exception("SQS request failed")
-        err = AwsError("InternalFailure", "The request processing has failed because of an unknown "
-                                          "error, exception or failure.")
-        status, headers, body = codec.encode_error(protocol, err, request_id)
+        status, headers, body = codec.encode_error(protocol, AwsError(
+            "InternalFailure", "The request processing has failed because of an unknown error, "
+                               "exception or failure."), request_id)
     content_type = headers.pop("Content-Type")
     return web.Response(status=status, headers=headers, body=body, content_type=content_type)
 

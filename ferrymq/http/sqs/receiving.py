@@ -13,6 +13,7 @@ from typing import Any
 
 from ferrymq import limits
 from ferrymq.core.channel import Channel
+from ferrymq.core.fifo import FifoQueue
 from ferrymq.core.queue import Queue
 from ferrymq.http.sqs.context import Context, integer, names_list, text
 from ferrymq.http.sqs.sending import batch_entries, failed
@@ -29,12 +30,19 @@ SYSTEM = ("SenderId", "SentTimestamp", "ApproximateReceiveCount", "ApproximateFi
 
 def _take_ready(ch: Channel, q: Queue, count: int, lease_ms: int) -> list[Taken]:
     taken: list[Taken] = []
-    while len(taken) < count:
-        got = ch.get(q.name, False, lease_ms=lease_ms)
-        if got is None:
-            break
-        held = ch.unacked[got[0]]
-        taken.append(Taken(got[0], q, held[1]))
+    fifo = q if isinstance(q, FifoQueue) else None
+    if fifo is not None:
+        fifo.batch_groups = set()
+    try:
+        while len(taken) < count:
+            got = ch.get(q.name, False, lease_ms=lease_ms)
+            if got is None:
+                break
+            held = ch.unacked[got[0]]
+            taken.append(Taken(got[0], q, held[1]))
+    finally:
+        if fifo is not None:
+            fifo.batch_groups = None
     return taken
 
 

@@ -99,7 +99,8 @@ def validate(raw: dict[str, Any], name: str, creating: bool) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in raw.items():
         check = SETTABLE.get(key)
-        if check is None or (key in FIFO_ONLY and not fifo) or (key == "FifoQueue" and not creating):
+        fifo_only = key in FIFO_ONLY and key != "FifoQueue"  # FifoQueue on a plain name: below
+        if check is None or (fifo_only and not fifo) or (key == "FifoQueue" and not creating):
             raise AwsError("InvalidAttributeName", f"Unknown Attribute {key}.")
         try:
             out[key] = check(str(value) if not isinstance(value, str) else value)
