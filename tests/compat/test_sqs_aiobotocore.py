@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 from aiobotocore.session import get_session
 
 from ferrymq.testing import EmbeddedBroker
@@ -112,3 +113,85 @@ def test_delete_batch_with_one_bad_receipt_handle_fails_only_that_entry(ferry):
                                        "ApproximateNumberOfMessagesNotVisible": "0"}
     _run(ferry, body)
 
+
+
+def test_parked_long_polls_share_concurrent_sends_each_message_exactly_once(ferry):
+    async def body(client: Client) -> None:
+        url = await _queue(client, "aio-many-pollers")
+        polls = [asyncio.create_task(client.receive_message(QueueUrl=url, WaitTimeSeconds=20))
+                 for _ in range(4)]
+        await asyncio.sleep(0.3)
+        async with _client(ferry.http_url) as sender:
+            await asyncio.gather(*(sender.send_message(QueueUrl=url, MessageBody=f"m{n}")
+                                   for n in range(4)))
+        replies = await asyncio.wait_for(asyncio.gather(*polls), 25)
+        bodies = [m["Body"] for r in replies for m in r.get("Messages", [])]
+        assert sorted(bodies) == ["m0", "m1", "m2", "m3"]
+    _run(ferry, body)
+
+
+def test_a_long_poll_returns_a_delayed_message_once_its_delay_ends(ferry):
+    async def body(client: Client) -> None:
+        url = await _queue(client, "aio-delayed")
+        await client.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=1)
+        assert (await client.receive_message(QueueUrl=url)).get("Messages", []) == []
+        reply = await client.receive_message(QueueUrl=url, WaitTimeSeconds=20)
+        assert [m["Body"] for m in reply["Messages"]] == ["later"]
+    _run(ferry, body)
+
+
+def test_a_missing_queue_raises_the_modelled_queue_does_not_exist_exception(ferry):
+    async def body(client: Client) -> None:
+        missing = f"{ferry.http_url}/000000000000/aio-never-made"
+        try:
+            await client.receive_message(QueueUrl=missing)
+        except client.exceptions.QueueDoesNotExist as exc:
+            assert exc.response["Error"]["Code"] == "AWS.SimpleQueueService.NonExistentQueue"
+            assert exc.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        else:
+            raise AssertionError("receive from a missing queue succeeded")
+    _run(ferry, body)
+
+
+def test_change_visibility_batch_releases_good_entries_and_fails_the_bad_one(ferry):
+    async def body(client: Client) -> None:
+        url = await _queue(client, "aio-visibility-batch", VisibilityTimeout="600")
+        await client.send_message(QueueUrl=url, MessageBody="x")
+        [got] = (await client.receive_message(QueueUrl=url, WaitTimeSeconds=5))["Messages"]
+        reply = await client.change_message_visibility_batch(QueueUrl=url, Entries=[
+            {"Id": "good", "ReceiptHandle": got["ReceiptHandle"], "VisibilityTimeout": 0},
+            {"Id": "bad", "ReceiptHandle": "garbage", "VisibilityTimeout": 0}])
+        assert [e["Id"] for e in reply["Successful"]] == ["good"]
+        assert [(e["Id"], e["Code"]) for e in reply["Failed"]] == [("bad", "ReceiptHandleIsInvalid")]
+        again = (await client.receive_message(QueueUrl=url, WaitTimeSeconds=5))["Messages"]
+        assert [m["MessageId"] for m in again] == [got["MessageId"]]
+    _run(ferry, body)
+
+
+def test_fifo_queue_numbers_sends_drops_a_duplicate_and_keeps_group_order(ferry):
+    async def body(client: Client) -> None:
+        url = await _queue(client, "aio-orders.fifo", FifoQueue="true")
+        sent = [await client.send_message(QueueUrl=url, MessageBody=f"o{n}", MessageGroupId="g",
+                                          MessageDeduplicationId=f"d{n}") for n in range(3)]
+        await client.send_message(QueueUrl=url, MessageBody="o0 again", MessageGroupId="g",
+                                  MessageDeduplicationId="d0")  # accepted, never delivered
+        numbers = [int(s["SequenceNumber"]) for s in sent]
+        assert numbers == sorted(numbers) and len(set(numbers)) == 3
+        reply = await client.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=5,
+                                             MessageSystemAttributeNames=["All"])
+        assert [m["Body"] for m in reply["Messages"]] == ["o0", "o1", "o2"]
+        assert [m["Attributes"]["MessageGroupId"] for m in reply["Messages"]] == ["g"] * 3
+    _run(ferry, body)
+
+
+@pytest.mark.xfail(strict=True, reason="endpoint bug, reported: a deduplicated FIFO send answers a new "
+                   "MessageId; AWS answers the original message's MessageId (and SequenceNumber)")
+def test_a_deduplicated_fifo_send_answers_the_original_message_id(ferry):
+    async def body(client: Client) -> None:
+        url = await _queue(client, "aio-dedup.fifo", FifoQueue="true")
+        first = await client.send_message(QueueUrl=url, MessageBody="once", MessageGroupId="g",
+                                          MessageDeduplicationId="same")
+        again = await client.send_message(QueueUrl=url, MessageBody="once", MessageGroupId="g",
+                                          MessageDeduplicationId="same")
+        assert (again["MessageId"], again["SequenceNumber"]) == (first["MessageId"], first["SequenceNumber"])
+    _run(ferry, body)
