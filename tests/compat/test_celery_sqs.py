@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -106,25 +105,61 @@ def test_many_tasks_complete_and_their_messages_are_deleted_from_the_sqs_queue(a
     assert _queue_counts(ferry, QUEUE) == ("0", "0")
 
 
-def test_kombu_producer_and_consumer_over_the_sqs_transport(ferry: EmbeddedBroker, tmp_path: Path):
+def _drain(conn: kombu.Connection, queue: kombu.Queue, want: int) -> list[tuple[Any, kombu.Message]]:
+    """Consume until ``want`` messages arrived (acking each) or 20 s passed."""
+    received: list[tuple[Any, kombu.Message]] = []
+
+    def on_message(body: Any, message: kombu.Message) -> None:
+        received.append((body, message))
+        message.ack()
+
+    with conn.Consumer(queue, callbacks=[on_message], accept=["json"]):
+        deadline = time.monotonic() + 20
+        while len(received) < want and time.monotonic() < deadline:
+            try:
+                conn.drain_events(timeout=2)
+            except TimeoutError:
+                pass
+    return received
+
+
+def test_kombu_producer_and_consumer_over_the_sqs_transport(ferry: EmbeddedBroker):
     queue = kombu.Queue("ferry-kombu-sqs", routing_key="ferry-kombu-sqs")
-    received: list[Any] = []
     with kombu.Connection(_broker_url(ferry), transport_options=TRANSPORT_OPTIONS) as conn:
         with conn.Producer() as producer:
             for n in range(3):
                 producer.publish({"n": n, "text": "héllo"}, routing_key=queue.name, declare=[queue],
                                  headers={"origin": "kombu"}, serializer="json")
-
-        def on_message(body: Any, message: kombu.Message) -> None:
-            received.append((body, message.headers.get("origin")))
-            message.ack()
-
-        with conn.Consumer(queue, callbacks=[on_message], accept=["json"]):
-            deadline = time.monotonic() + 20
-            while len(received) < 3 and time.monotonic() < deadline:
-                try:
-                    conn.drain_events(timeout=2)
-                except TimeoutError:
-                    pass
+        received = _drain(conn, queue, 3)
     assert sorted(b["n"] for b, _ in received) == [0, 1, 2]
-    assert all(b["text"] == "héllo" and origin == "kombu" for b, origin in received)
+    assert all(b["text"] == "héllo" and m.headers.get("origin") == "kombu" for b, m in received)
+    assert _queue_counts(ferry, "ferry-kombu-sqs") == ("0", "0")  # each ack was a DeleteMessage
+
+
+def test_kombu_fifo_queue_delivers_a_group_in_publish_order(ferry: EmbeddedBroker):
+    queue = kombu.Queue("ferry-kombu.fifo", routing_key="ferry-kombu.fifo")
+    with kombu.Connection(_broker_url(ferry), transport_options=TRANSPORT_OPTIONS) as conn:
+        with conn.Producer() as producer:
+            for n in range(6):
+                producer.publish({"n": n}, routing_key=queue.name, declare=[queue], serializer="json",
+                                 MessageGroupId=f"g{n % 2}")
+        received = _drain(conn, queue, 6)
+    by_group: dict[int, list[int]] = {0: [], 1: []}
+    for body, _ in received:
+        by_group[body["n"] % 2].append(body["n"])
+    assert by_group == {0: [0, 2, 4], 1: [1, 3, 5]}
+
+
+def test_kombu_predefined_queue_with_a_per_message_delay(ferry: EmbeddedBroker):
+    client = boto3.client("sqs", endpoint_url=ferry.http_url, region_name="us-east-1",
+                          aws_access_key_id="ferry", aws_secret_access_key="ferry-secret")
+    url = client.create_queue(QueueName="ferry-predefined")["QueueUrl"]
+    options = dict(TRANSPORT_OPTIONS, predefined_queues={"ferry-predefined": {
+        "url": url, "access_key_id": "other", "secret_access_key": "other-secret"}})
+    queue = kombu.Queue("ferry-predefined", routing_key="ferry-predefined")
+    with kombu.Connection(_broker_url(ferry), transport_options=options) as conn:
+        with conn.Producer() as producer:
+            producer.publish({"n": "later"}, routing_key=queue.name, serializer="json", delay_seconds=1)
+        assert client.receive_message(QueueUrl=url).get("Messages", []) == []  # still delayed
+        received = _drain(conn, queue, 1)
+    assert [b for b, _ in received] == [{"n": "later"}]
