@@ -8,6 +8,8 @@ A real worker runs in a thread of this process (celery.contrib.testing.worker.st
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,10 +19,13 @@ import kombu
 import pytest
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
+from celery.exceptions import Reject
 
 from ferrymq.testing import EmbeddedBroker
 
 QUEUE = "ferry-celery-sqs"
+REDRIVEN = "ferry-celery-redriven"  # VisibilityTimeout 1 s, RedrivePolicy maxReceiveCount 2 -> DEAD
+DEAD = "ferry-celery-dead"
 TRANSPORT_OPTIONS = {
     "region": "us-east-1", "is_secure": False,
     "wait_time_seconds": 1,  # the worker's long poll: short, so the thread worker stops quickly
@@ -39,6 +44,8 @@ def _make_app(ferry: EmbeddedBroker) -> Celery:
         task_default_queue=QUEUE, task_serializer="json", accept_content=["json"],
         worker_enable_remote_control=False, worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True, broker_connection_max_retries=3,
+        task_queues=[kombu.Queue(QUEUE, routing_key=QUEUE), kombu.Queue(REDRIVEN, routing_key=REDRIVEN)],
+        task_routes={"ferry.poison": {"queue": REDRIVEN, "routing_key": REDRIVEN}},
     )
 
     @app.task(name="ferry.add", shared=False)
@@ -54,6 +61,13 @@ def _make_app(ferry: EmbeddedBroker) -> Celery:
             raise self.retry(countdown=0.2, exc=RuntimeError("not yet"))
         return int(self.request.retries)
 
+    @app.task(name="ferry.poison", shared=False, acks_late=True)
+    def poison(path: str) -> None:
+        """Rejected without requeue every time: kombu leaves it to the queue's redrive policy."""
+        with open(path, "a", encoding="utf-8") as f:
+            f.write("run\n")
+        raise Reject("poison", requeue=False)
+
     @app.task(name="ferry.stamp", shared=False)
     def stamp() -> float:
         return time.time()
@@ -61,8 +75,23 @@ def _make_app(ferry: EmbeddedBroker) -> Celery:
     return app
 
 
+def _sqs(ferry: EmbeddedBroker) -> Any:
+    return boto3.client("sqs", endpoint_url=ferry.http_url, region_name="us-east-1",
+                        aws_access_key_id="ferry", aws_secret_access_key="ferry-secret")
+
+
+def _make_redrive_queues(ferry: EmbeddedBroker) -> None:
+    """Made before the worker starts, as infrastructure code would: kombu finds them by ListQueues."""
+    client = _sqs(ferry)
+    dead = client.create_queue(QueueName=DEAD)["QueueUrl"]
+    arn = client.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": 2})
+    client.create_queue(QueueName=REDRIVEN, Attributes={"VisibilityTimeout": "1", "RedrivePolicy": policy})
+
+
 @pytest.fixture(scope="module")
 def app(ferry: EmbeddedBroker) -> Iterator[Celery]:
+    _make_redrive_queues(ferry)
     celery_app = _make_app(ferry)
     try:
         with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=20):
@@ -88,8 +117,7 @@ def test_countdown_task_runs_no_earlier_than_its_eta(app):
 
 
 def _queue_counts(ferry: EmbeddedBroker, name: str) -> tuple[str, str]:
-    client = boto3.client("sqs", endpoint_url=ferry.http_url, region_name="us-east-1",
-                          aws_access_key_id="ferry", aws_secret_access_key="ferry-secret")
+    client = _sqs(ferry)
     url = client.get_queue_url(QueueName=name)["QueueUrl"]
     attrs = client.get_queue_attributes(QueueUrl=url, AttributeNames=[
         "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
@@ -103,6 +131,18 @@ def test_many_tasks_complete_and_their_messages_are_deleted_from_the_sqs_queue(a
     while _queue_counts(ferry, QUEUE) != ("0", "0") and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _queue_counts(ferry, QUEUE) == ("0", "0")
+
+
+def test_a_rejected_task_is_redelivered_then_moved_to_the_dead_letter_queue(app, ferry, tmp_path):
+    runs = tmp_path / "runs.txt"
+    result = app.tasks["ferry.poison"].delay(str(runs))
+    client = _sqs(ferry)
+    dead = client.get_queue_url(QueueName=DEAD)["QueueUrl"]
+    reply = client.receive_message(QueueUrl=dead, WaitTimeSeconds=20)
+    [moved] = reply["Messages"]
+    envelope = json.loads(base64.b64decode(moved["Body"]))  # kombu's base64'd JSON envelope
+    assert envelope["headers"]["id"] == result.id
+    assert runs.read_text().split() == ["run", "run"]  # maxReceiveCount 2: two runs, then the DLQ
 
 
 def _drain(conn: kombu.Connection, queue: kombu.Queue, want: int) -> list[tuple[Any, kombu.Message]]:
