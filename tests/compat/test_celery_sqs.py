@@ -203,3 +203,20 @@ def test_kombu_predefined_queue_with_a_per_message_delay(ferry: EmbeddedBroker):
         assert client.receive_message(QueueUrl=url).get("Messages", []) == []  # still delayed
         received = _drain(conn, queue, 1)
     assert [b for b, _ in received] == [{"n": "later"}]
+
+
+def test_kombu_deletes_a_rejected_message_once_the_queues_redrive_policy_was_removed(ferry):
+    """kombu leaves a rejected message to SQS only while GetQueueAttributes lists a RedrivePolicy;
+    AWS stops listing it once SetQueueAttributes sets it to the empty string."""
+    client = _sqs(ferry)
+    client.create_queue(QueueName="ferry-kombu-unredriven-dlq")
+    dead_arn = "arn:aws:sqs:us-east-1:000000000000:ferry-kombu-unredriven-dlq"
+    url = client.create_queue(QueueName="ferry-kombu-unredriven", Attributes={"RedrivePolicy": json.dumps(
+        {"deadLetterTargetArn": dead_arn, "maxReceiveCount": 5})})["QueueUrl"]
+    client.set_queue_attributes(QueueUrl=url, Attributes={"RedrivePolicy": ""})
+    queue = kombu.Queue("ferry-kombu-unredriven", routing_key="ferry-kombu-unredriven")
+    with kombu.Connection(_broker_url(ferry), transport_options=TRANSPORT_OPTIONS) as conn:
+        conn.Producer().publish({"n": 1}, routing_key=queue.name, serializer="json")
+        with conn.SimpleQueue(queue) as simple:
+            simple.get(timeout=10).reject(requeue=False)
+    assert _queue_counts(ferry, "ferry-kombu-unredriven") == ("0", "0")
