@@ -141,7 +141,7 @@ def stored(arguments: dict[str, Any], name: str) -> dict[str, str]:
     kept = arguments.get(ARGUMENT)
     if isinstance(kept, dict):
         out.update({k: v.decode() if isinstance(v, bytes) else str(v) for k, v in kept.items()})
-        return out
+        return {k: v for k, v in out.items() if v != ""}  # set to "" = removed: AWS lists it no more
     lease, ttl = arguments.get("x-delivery-lease"), arguments.get("x-message-ttl")
     if isinstance(lease, int) and not isinstance(lease, bool):
         out["VisibilityTimeout"] = str(max(0, min(43_200, lease // 1000)))
