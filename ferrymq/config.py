@@ -84,6 +84,8 @@ def parse_aws_access_keys(value: Any) -> list[AwsAccessKey]:
 
 def _access_key(entry: Any, n: int) -> AwsAccessKey:
     where = f"aws_access_keys entry {n}"
+    if isinstance(entry, AwsAccessKey):  # given in code (EmbeddedBroker(aws_access_keys=[...]))
+        return entry
     if isinstance(entry, str):
         parts = entry.strip().split(":")
         if len(parts) not in (3, 4):

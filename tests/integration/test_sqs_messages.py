@@ -215,3 +215,29 @@ def test_sqs_and_amqp_read_and_write_the_same_queue(sqs: Any, url: str, ferry: E
     assert msg["Body"] == "from amqp"
     assert msg["MessageAttributes"] == {"n": {"DataType": "Number", "StringValue": "7"},
                                         "t": {"DataType": "String", "StringValue": "x"}}
+
+
+def test_a_move_task_redrives_dead_letters_back_to_their_source(sqs: Any) -> None:
+    dlq = sqs.create_queue(QueueName="move-dlq")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    src = sqs.create_queue(QueueName="move-src", Attributes={"RedrivePolicy": json.dumps(
+        {"deadLetterTargetArn": arn, "maxReceiveCount": 1}), "VisibilityTimeout": "1"})["QueueUrl"]
+    with pytest.raises(ClientError) as exc:  # a queue no one dead-letters into is no source
+        src_arn = sqs.get_queue_attributes(QueueUrl=src, AttributeNames=["QueueArn"])
+        sqs.start_message_move_task(SourceArn=src_arn["Attributes"]["QueueArn"])
+    assert error_code(exc.value) == "InvalidParameterValue"
+    sqs.send_message_batch(QueueUrl=src, Entries=[{"Id": str(i), "MessageBody": f"d{i}"} for i in range(3)])
+    assert len(receive_all(sqs, src, 3)) == 3  # received once each, never deleted: dead after 1 s
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and sqs.get_queue_attributes(
+            QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
+            "ApproximateNumberOfMessages"] != "3":
+        time.sleep(0.1)
+    handle = sqs.start_message_move_task(SourceArn=arn)["TaskHandle"]
+    back = sorted(m["Body"] for m in receive_all(sqs, src, 3))
+    assert back == ["d0", "d1", "d2"]
+    (task,) = sqs.list_message_move_tasks(SourceArn=arn)["Results"]
+    assert task["Status"] == "COMPLETED" and task["ApproximateNumberOfMessagesMoved"] == 3
+    with pytest.raises(ClientError) as exc:
+        sqs.cancel_message_move_task(TaskHandle=handle)
+    assert error_code(exc.value) == "ResourceNotFoundException"

@@ -140,3 +140,13 @@ def test_wrong_calls_get_aws_errors_never_a_500(ferry: EmbeddedBroker) -> None:
         assert reply.status_code == status, reply.text
         assert reply.headers["x-amzn-query-error"].split(";")[0] == code
         assert "__type" in reply.json()
+
+
+def test_sqs_queues_show_in_prometheus_metrics_like_any_queue(sqs: Any, ferry: EmbeddedBroker) -> None:
+    url = sqs.create_queue(QueueName="scraped")["QueueUrl"]
+    sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": "x"} for i in range(3)])
+    sqs.receive_message(QueueUrl=url)
+    text = requests.get(f"{ferry.http_url}/metrics/per-object", timeout=5).text
+    lines = [line for line in text.splitlines() if 'queue="scraped"' in line]
+    assert 'rabbitmq_queue_messages_ready{vhost="/",queue="scraped"} 2' in lines
+    assert 'rabbitmq_queue_messages_unacked{vhost="/",queue="scraped"} 1' in lines
