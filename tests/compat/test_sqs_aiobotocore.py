@@ -195,3 +195,18 @@ def test_a_deduplicated_fifo_send_answers_the_original_message_id(ferry):
                                           MessageDeduplicationId="same")
         assert (again["MessageId"], again["SequenceNumber"]) == (first["MessageId"], first["SequenceNumber"])
     _run(ferry, body)
+
+
+def test_a_message_sent_after_a_long_poll_was_abandoned_goes_to_the_next_receiver(ferry):
+    """A receive whose client hung up must not take (and hide) a message sent afterwards."""
+    async def body(client: Client) -> None:
+        url = await _queue(client, "aio-abandoned", VisibilityTimeout="600")
+        async with _client(ferry.http_url) as quitter:
+            abandoned = asyncio.create_task(quitter.receive_message(QueueUrl=url, WaitTimeSeconds=20))
+            await asyncio.sleep(0.3)
+            abandoned.cancel()
+        await asyncio.sleep(0.3)  # the closed connection reaches the broker
+        await client.send_message(QueueUrl=url, MessageBody="for whoever is still here")
+        reply = await client.receive_message(QueueUrl=url, WaitTimeSeconds=5)
+        assert [m["Body"] for m in reply.get("Messages", [])] == ["for whoever is still here"]
+    _run(ferry, body)
