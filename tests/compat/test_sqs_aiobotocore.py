@@ -197,16 +197,34 @@ def test_a_deduplicated_fifo_send_answers_the_original_message_id(ferry):
     _run(ferry, body)
 
 
+async def _after_abandoned_poll(ferry: EmbeddedBroker, client: Client, name: str) -> dict[str, Any]:
+    """Park a 20 s receive on a fresh queue, hang up, send one message, receive it with a new call."""
+    url = await _queue(client, name, VisibilityTimeout="600")
+    async with _client(ferry.http_url) as quitter:
+        abandoned = asyncio.create_task(quitter.receive_message(QueueUrl=url, WaitTimeSeconds=20))
+        await asyncio.sleep(0.3)
+        abandoned.cancel()
+    await asyncio.sleep(0.3)  # the closed connection reaches the broker
+    await client.send_message(QueueUrl=url, MessageBody="for whoever is still here")
+    reply = await client.receive_message(QueueUrl=url, WaitTimeSeconds=5,
+                                         MessageSystemAttributeNames=["ApproximateReceiveCount"])
+    assert [m["Body"] for m in reply.get("Messages", [])] == ["for whoever is still here"]
+    return dict(reply["Messages"][0])
+
+
 def test_a_message_sent_after_a_long_poll_was_abandoned_goes_to_the_next_receiver(ferry):
     """A receive whose client hung up must not take (and hide) a message sent afterwards."""
     async def body(client: Client) -> None:
-        url = await _queue(client, "aio-abandoned", VisibilityTimeout="600")
-        async with _client(ferry.http_url) as quitter:
-            abandoned = asyncio.create_task(quitter.receive_message(QueueUrl=url, WaitTimeSeconds=20))
-            await asyncio.sleep(0.3)
-            abandoned.cancel()
-        await asyncio.sleep(0.3)  # the closed connection reaches the broker
-        await client.send_message(QueueUrl=url, MessageBody="for whoever is still here")
-        reply = await client.receive_message(QueueUrl=url, WaitTimeSeconds=5)
-        assert [m["Body"] for m in reply.get("Messages", [])] == ["for whoever is still here"]
+        await _after_abandoned_poll(ferry, client, "aio-abandoned")
+    _run(ferry, body)
+
+
+@pytest.mark.xfail(strict=True, reason="endpoint limitation, reported: aiohttp does not cancel a handler "
+                   "whose client hung up, so the abandoned poll's consumer stays until a message comes, "
+                   "takes it and releases it: a receive counted that nobody saw (redrive comes early); "
+                   "handler_cancellation=True on the AppRunner (ferrymq/http/server.py) fixes it")
+def test_an_abandoned_long_poll_does_not_count_as_a_receive(ferry):
+    async def body(client: Client) -> None:
+        message = await _after_abandoned_poll(ferry, client, "aio-abandoned-count")
+        assert message["Attributes"]["ApproximateReceiveCount"] == "1"
     _run(ferry, body)
