@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from ferrymq.testing import EmbeddedBroker
@@ -160,3 +161,22 @@ def test_receive_from_a_missing_queue_exits_255_naming_the_aws_error_code(cli, f
     assert done.returncode == SERVICE_ERROR_EXIT, done.stderr
     assert "(AWS.SimpleQueueService.NonExistentQueue)" in done.stderr, done.stderr
     assert "ReceiveMessage operation" in done.stderr
+
+
+def test_list_queues_with_a_small_page_size_follows_next_tokens_to_every_queue(cli, ferry):
+    client = boto3.client("sqs", endpoint_url=ferry.http_url, region_name="us-east-1",
+                          aws_access_key_id="ferry", aws_secret_access_key="ferry-secret")
+    names = [f"cli-paged-{n}" for n in range(5)]
+    for name in names:
+        client.create_queue(QueueName=name)
+    first = cli("list-queues", "--queue-name-prefix", "cli-paged-", "--no-paginate", "--max-results", "2")
+    assert len(first["QueueUrls"]) == 2 and first["NextToken"]  # one page, as the server cut it
+    urls = cli("list-queues", "--queue-name-prefix", "cli-paged-", "--page-size", "2")["QueueUrls"]
+    assert sorted(u.rsplit("/", 1)[1] for u in urls) == names  # the CLI followed every NextToken
+
+
+def test_tag_queue_then_list_queue_tags_shows_the_tags(cli):
+    url = cli("create-queue", "--queue-name", "cli-tags", "--tags", "team=ferry")["QueueUrl"]
+    cli("tag-queue", "--queue-url", url, "--tags", "env=test,cost=low")
+    assert cli("list-queue-tags", "--queue-url", url)["Tags"] == {"team": "ferry", "env": "test",
+                                                                 "cost": "low"}
