@@ -61,11 +61,18 @@ async def _poll(ctx: Context, ch: Channel, q: Queue, count: int, wait_s: int) ->
             pass
     except BaseException:
         _stop(ctx, ch, poll)
-        for t in poll.taken:  # the client is gone: what it was handed is visible again
-            ch.set_lease(t.tag, 0)
+        _release(ch, poll.taken)
         raise
     _stop(ctx, ch, poll)
+    if ctx.gone():  # woken for a caller that hung up (aiohttp does not cancel the handler)
+        _release(ch, poll.taken)
+        return []
     return poll.taken
+
+
+def _release(ch: Channel, taken: list[Taken]) -> None:
+    for t in taken:  # what the gone client was handed is visible again
+        ch.set_lease(t.tag, 0)
 
 
 def _stop(ctx: Context, ch: Channel, poll: Poll) -> None:
