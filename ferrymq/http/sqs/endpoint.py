@@ -66,7 +66,9 @@ async def _context(request: web.Request) -> Context:
     if vhost is None:
         raise AwsError("AccessDenied", f"The vhost '{who.vhost}' of this access key does not exist.")
     base = f"{request.scheme}://{request.host}"
-    return Context(plane, state(request.app), vhost, ACCOUNT, who.region, base, who.user)
+    transport = request.transport
+    return Context(plane, state(request.app), vhost, ACCOUNT, who.region, base, who.user,
+                   gone=lambda: transport is None or transport.is_closing())
 
 
 async def _decode(request: web.Request) -> codec.Request:
