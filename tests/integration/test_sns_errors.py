@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 import requests
 from botocore.exceptions import ClientError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ferrymq.testing import EmbeddedBroker
 from tests.support.sns import sns_client
@@ -93,3 +95,31 @@ def test_sqs_still_answers_beside_sns(ferry: EmbeddedBroker, sns: Any) -> None:
     with pytest.raises(ClientError) as caught:
         sqs.get_queue_url(QueueName="absent-beside-sns")
     assert error_code(caught.value) == "AWS.SimpleQueueService.NonExistentQueue"
+
+
+_actions = st.sampled_from(["CreateTopic", "Publish", "PublishBatch", "Subscribe", "SetTopicAttributes",
+                            "SetSubscriptionAttributes", "ConfirmSubscription", "Unsubscribe",
+                            "ListTopics", "TagResource", "Nope"])
+_names = st.sampled_from(["Name", "TopicArn", "TargetArn", "Message", "Subject", "MessageStructure",
+                          "Protocol", "Endpoint", "Token", "SubscriptionArn", "AttributeName",
+                          "AttributeValue", "NextToken", "Attributes.entry.1.key",
+                          "Attributes.entry.1.value", "MessageAttributes.entry.1.Name",
+                          "MessageAttributes.entry.1.Value.DataType",
+                          "MessageAttributes.entry.1.Value.StringValue",
+                          "PublishBatchRequestEntries.member.1.Id", "PublishBatchRequestEntries.member.1",
+                          "Tags.member.1.Key", "MessageGroupId"])
+_values = st.one_of(st.text(max_size=30), st.sampled_from([
+    "arn:aws:sns:us-east-1:000000000000:fuzz", "sqs", "http", "json", "{}", '{"default": 1}', "[]",
+    "arn:aws:sqs:us-east-1:000000000000:fuzz-q", "FilterPolicy", "RawMessageDelivery", "String", "Number"]))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(_actions, st.dictionaries(_names, _values, max_size=6))
+def test_random_forms_get_aws_answers_never_a_500(ferry: EmbeddedBroker, action: str,
+                                                  params: dict[str, str]) -> None:
+    requests.post(ferry.http_url + "/", data={"Action": "CreateTopic", "Name": "fuzz",
+                                              "Version": "2010-03-31"}, timeout=10)
+    reply = requests.post(ferry.http_url + "/", data=dict(params, Action=action, Version="2010-03-31"),
+                          timeout=10)
+    assert reply.status_code < 500, reply.text
+    assert ET.fromstring(reply.text).tag.startswith(NS)

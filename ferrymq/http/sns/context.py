@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ferrymq.core.exchange import Exchange
+from ferrymq.core.vhost import VHost
 from ferrymq.http.sns.state import SnsState
 from ferrymq.http.sqs.context import Context as SqsContext
 from ferrymq.protocols.sns import names
@@ -21,7 +22,7 @@ class Context:
     state: SnsState
 
     @property
-    def vhost(self) -> Any:
+    def vhost(self) -> VHost:
         return self.sqs.vhost
 
     @property
@@ -41,7 +42,9 @@ class Context:
 
     def find(self, name: str) -> tuple[Exchange, Topic] | None:
         ex = self.vhost.exchanges.get(name)
-        topic = self.state.topic(ex) if ex is not None else None
+        if ex is None:
+            return None
+        topic = self.state.topic(ex)
         return None if topic is None else (ex, topic)
 
     def topic(self, params: dict[str, Any], key: str = "TopicArn") -> tuple[Exchange, Topic]:

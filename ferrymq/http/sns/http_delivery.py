@@ -82,8 +82,9 @@ class HttpDeliverer:
             return RETRY
 
     async def close(self) -> None:
+        """Shutdown: deliveries still waiting are dropped (their messages were stored already)."""
+        session, self._session = self._session, None
         for task in list(self._tasks):
             task.cancel()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if session is not None:
+            await session.close()
