@@ -134,5 +134,6 @@ SNS_TAGS_MAX = 50
 SNS_HTTP_TIMEOUT_S = 15  # one HTTP delivery attempt (AWS waits 15 s)
 SNS_HTTP_RETRIES_MAX = 100  # numRetries' top (AWS's healthyRetryPolicy)
 SNS_HTTP_DELAY_MAX_S = 3600  # maxDelayTarget's top
+SNS_DEDUP_MEMORY = 1_000_000  # FIFO-topic deduplication ids remembered (oldest forgotten first)
 SNS_HTTP_PENDING_MAX = 10_000  # HTTP deliveries waiting to retry; beyond it new ones are dropped
 assert SNS_MESSAGE_MAX_BYTES <= SQS_MESSAGE_MAX_BYTES  # an SNS message fits any SQS queue's top

@@ -60,6 +60,8 @@ class SnsState:
         if seen is not None:
             return seen[0]
         window[(topic, dedup)] = (message_id, now_ms)
+        if len(window) > limits.SNS_DEDUP_MEMORY:
+            window.popitem(last=False)
         return None
 
     def bridges(self, name: str) -> frozenset[str]:
@@ -76,6 +78,9 @@ class SnsState:
         if self.bridge is not None:
             self.bridge.detach(vhost, name)
         self._topics.pop(name, None)
+
+    def unsubscribed(self, sub: Subscription) -> None:
+        self._policies.pop(sub.id, None)
 
     def policy(self, sub: Subscription) -> filter_policy.Policy | None:
         text = sub.attributes.get("FilterPolicy")

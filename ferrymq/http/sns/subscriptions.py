@@ -111,6 +111,7 @@ async def unsubscribe(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
     del topic.subscriptions[sub.id]
     topic.deleted_subscriptions += 1
     ctx.save(ex, topic)
+    ctx.state.unsubscribed(sub)
     return {}
 
 
