@@ -1,0 +1,53 @@
+"""The loop both transports share: subscribe, send what arrives, heartbeat when idle, clean up.
+
+A transport gives three coroutines: ``send`` (one frame; it waits while the socket's write
+buffer is full, which is what holds the acks back and so bounds the broker side), ``beat`` (a
+heartbeat: a WebSocket ping, an SSE comment line) and ``gone`` (True once the client left).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from ferrymq.http.auth import USER
+from ferrymq.http.dashboard.live import STOPPING
+from ferrymq.http.plane import PLANE
+from ferrymq.http.push import bounds, frames
+from ferrymq.http.push.params import Target
+from ferrymq.http.push.subscription import Subscription
+
+Send = Callable[[str], Awaitable[None]]
+Beat = Callable[[], Awaitable[None]]
+
+
+def subscribe(request: web.Request, target: Target) -> Subscription:
+    """Open the subscription before any upgrade, so a refusal is still an HTTP error."""
+    sub = Subscription(request.app[PLANE], target, request.get(USER, ""))
+    sub.open()
+    return sub
+
+
+async def run(request: web.Request, sub: Subscription, send: Send, beat: Beat,
+              gone: Callable[[], bool]) -> None:
+    """Until the client leaves, the broker ends the subscription or the HTTP plane stops."""
+    stopping = request.app.get(STOPPING) or asyncio.Event()
+    try:
+        await send(frames.subscribed(**sub.describe()))
+        while not gone() and not stopping.is_set():
+            out, last_tag = await sub.next_frames(bounds.HEARTBEAT_S)
+            if not out and sub.ended is None:
+                await beat()
+                continue
+            for frame in out:
+                await send(frame)
+            sub.sent(last_tag)
+            if sub.ended is not None:
+                await send(frames.closed(sub.ended))
+                break
+    except (ConnectionError, asyncio.CancelledError):  # the client went away mid-send
+        pass
+    finally:
+        sub.close()

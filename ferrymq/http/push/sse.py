@@ -1,0 +1,43 @@
+"""GET /sse?exchange=<name>&key=<binding key>[&vhost=<name>]: a subscription as server-sent events.
+
+Each frame is one ``data:`` line of JSON (``frames``: JSON never holds a raw newline); an idle
+stream gets a ``: ping`` comment every HEARTBEAT_S, which keeps proxies from timing it out and is
+how a client that left is noticed (the write fails) — so a closed EventSource's queue goes within
+one heartbeat. ``retry:`` asks EventSource to reconnect after 2 s if the stream breaks.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ferrymq.http.push import params, pump
+
+routes = web.RouteTableDef()
+HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+RETRY_MS = 2000
+
+
+@routes.get("/sse")
+async def events(request: web.Request) -> web.StreamResponse:
+    target = params.target(request)
+    sub = pump.subscribe(request, target)
+    response = web.StreamResponse(headers=HEADERS)
+    try:
+        await response.prepare(request)
+        await response.write(f"retry: {RETRY_MS}\n\n".encode())
+    except BaseException:
+        sub.close()
+        raise
+
+    async def send(frame: str) -> None:
+        await response.write(f"data: {frame}\n\n".encode())
+
+    async def beat() -> None:
+        await response.write(b": ping\n\n")
+
+    def gone() -> bool:
+        transport = request.transport
+        return transport is None or transport.is_closing()
+
+    await pump.run(request, sub, send, beat, gone)
+    return response

@@ -1,0 +1,125 @@
+"""One browser's subscription: a core channel it owns, consuming from its private queue.
+
+The queue is server-named, exclusive to the subscription and auto-deleted with its consumer, and
+declared with ``x-max-length`` / ``x-max-length-bytes`` and ``x-overflow: drop-head``: when the
+browser reads too slowly, the broker drops the oldest messages instead of holding more, and the
+queue's ``dropped`` counter says how many — the subscription tells the browser (a ``lagged`` frame)
+and goes on from the newest. Deliveries are acked only once the socket has taken them, so consumer
+credit (PREFETCH) bounds what waits here between the queue and the socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+from ferrymq.core.channel import CANCEL, CLOSE, DELIVER, Channel
+from ferrymq.core.message import Message
+from ferrymq.core.queue import Queue
+from ferrymq.http.plane import Plane
+from ferrymq.http.push import bounds, frames
+from ferrymq.http.push.params import Target
+
+QUEUE_ARGUMENTS = {"x-max-length": bounds.QUEUE_MAX_MESSAGES,
+                   "x-max-length-bytes": bounds.QUEUE_MAX_BYTES, "x-overflow": "drop-head"}
+
+
+class Subscription:
+    """Opened by ``open``; ``next_frames`` waits for what to send, ``sent`` settles it, ``close``
+    removes channel and queue. ``drain_channel`` is the shell's end-of-turn call (ChannelOwner)."""
+
+    def __init__(self, plane: Plane, target: Target, username: str) -> None:
+        self.plane = plane
+        self.target = target
+        self.username = username
+        self.pending: deque[tuple[int, Message]] = deque()
+        self.wake = asyncio.Event()
+        self.ended: str | None = None  # why the broker ended it (queue deleted, channel closed)
+        self.channel: Channel | None = None
+        self.queue: Queue | None = None
+        self._dropped_seen = 0
+
+    def open(self) -> str:
+        """Declare, bind and consume in one loop turn; the queue's name (the first frame says it)."""
+        vhost, broker = self.target.vhost, self.plane.broker
+        self.channel = channel = broker.open_channel(vhost, 1, self, self.username)
+        queue = vhost.declare_queue("", connection=self, exclusive=True, auto_delete=True,
+                                    arguments=dict(QUEUE_ARGUMENTS))
+        self.queue = queue
+        try:
+            vhost.bind(queue.name, self.target.exchange.name, self.target.key, None,
+                       to_exchange=False, connection=self)
+            channel.qos(bounds.PREFETCH, False)
+            channel.consume(queue.name, "push", arguments={})
+        except Exception:
+            self.close()
+            raise
+        self.plane.end_turn()
+        return queue.name
+
+    # --- ChannelOwner ------------------------------------------------------------------------
+
+    def drain_channel(self, channel: Channel) -> None:
+        """The turn's deliveries join ``pending`` (at most PREFETCH: they are unacked until sent)."""
+        outbox, channel.outbox = channel.outbox, []
+        for effect in outbox:
+            kind = effect[0]
+            if kind == DELIVER:
+                self.pending.append((effect[2], effect[6]))
+            elif kind in (CANCEL, CLOSE):
+                self.ended = "the subscription's queue was deleted" if kind == CANCEL else str(effect[2])
+        self.wake.set()
+
+    # --- the socket's side -------------------------------------------------------------------
+
+    async def next_frames(self, timeout_s: float) -> tuple[list[str], int]:
+        """Frames to send now and the delivery tag that settles them ([] after ``timeout_s`` idle).
+        A ``lagged`` frame comes first when the queue dropped messages since the last call."""
+        if not self.pending and self.ended is None:
+            self.wake.clear()
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout_s)
+            except TimeoutError:
+                return [], 0
+        out: list[str] = []
+        skipped = self._skipped()
+        if skipped:
+            out.append(frames.lagged(skipped))
+        last_tag = 0
+        pending = self.pending
+        while pending:
+            last_tag, msg = pending.popleft()
+            out.append(frames.message(msg))
+        return out, last_tag
+
+    def _skipped(self) -> int:
+        queue = self.queue
+        if queue is None:
+            return 0
+        dropped = queue.counters["dropped"]
+        skipped, self._dropped_seen = dropped - self._dropped_seen, dropped
+        return skipped
+
+    def sent(self, last_tag: int) -> None:
+        """The socket took every frame up to ``last_tag``: ack them, so the queue delivers more."""
+        channel = self.channel
+        if last_tag and channel is not None and not channel.closed:
+            channel.ack(last_tag, True)
+            self.plane.end_turn()
+
+    def close(self) -> None:
+        """Cancel, unbind and delete the private queue (exclusive: it goes with its owner)."""
+        channel, self.channel = self.channel, None
+        if channel is None:
+            return
+        broker = self.plane.broker
+        broker.close_channel(channel)
+        broker.connection_closed(self)
+        self.pending.clear()
+        self.plane.end_turn()
+
+    def describe(self) -> dict[str, Any]:
+        target = self.target
+        return {"queue": self.queue.name if self.queue else "", "exchange": target.exchange.name,
+                "key": target.key, "vhost": target.vhost.name}
