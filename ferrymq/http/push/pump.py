@@ -31,19 +31,25 @@ def subscribe(request: web.Request, target: Target) -> Subscription:
 
 
 async def run(request: web.Request, sub: Subscription, send: Send, beat: Beat,
-              gone: Callable[[], bool]) -> None:
-    """Until the client leaves, the broker ends the subscription or the HTTP plane stops."""
+              gone: Callable[[], bool], poll_s: float) -> None:
+    """Until the client leaves, the broker ends the subscription or the HTTP plane stops. ``gone``
+    is asked at least every ``poll_s``; a heartbeat goes out after HEARTBEAT_S without a frame."""
     stopping = request.app.get(STOPPING) or asyncio.Event()
+    clock = sub.plane.clock
     try:
         await send(frames.subscribed(**sub.describe()))
+        last_ms = clock.monotonic_ms()
         while not gone() and not stopping.is_set():
-            out, last_tag = await sub.next_frames(bounds.HEARTBEAT_S)
+            out, last_tag = await sub.next_frames(min(poll_s, bounds.HEARTBEAT_S))
             if not out and sub.ended is None:
-                await beat()
+                if clock.monotonic_ms() - last_ms >= bounds.HEARTBEAT_S * 1000:
+                    await beat()
+                    last_ms = clock.monotonic_ms()
                 continue
             for frame in out:
                 await send(frame)
             sub.sent(last_tag)
+            last_ms = clock.monotonic_ms()
             if sub.ended is not None:
                 await send(frames.closed(sub.ended))
                 break

@@ -33,7 +33,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         sub.close()
         raise
     reader = asyncio.create_task(_read_until_closed(ws, sub))
-    await pump.run(request, sub, ws.send_str, _no_beat, gone=lambda: ws.closed)
+    await pump.run(request, sub, ws.send_str, _no_beat, lambda: ws.closed, bounds.HEARTBEAT_S)
     reader.cancel()
     await ws.close()
     return ws
