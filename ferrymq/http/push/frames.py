@@ -1,4 +1,4 @@
-"""What a browser receives: one JSON text per frame (a WebSocket text message, an SSE ``data:``).
+"""What a browser receives: one JSON text (UTF-8 bytes) per frame (a WebSocket message, an SSE data line).
 
 ``{"type": "message", "exchange", "routing_key", "body", "encoding": "text" | "base64",
 "properties": {...}}`` — the body as text when it is UTF-8, else base64; only the properties the
@@ -21,18 +21,21 @@ from typing import Any
 from ferrymq.core.message import Message
 from ferrymq.core.properties import Properties
 
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=lambda v: _jsonable(v)).encode
 _PROPERTY_NAMES = tuple(f.name for f in fields(Properties))
 CACHE_MAX = 256  # encodings kept: one per message of the last loop turns, for every subscriber
-_cache: dict[int, tuple[Message, str]] = {}
+_cache: dict[int, tuple[Message, bytes]] = {}
 
 
-def message(msg: Message) -> str:
+def _encode(data: dict[str, Any]) -> bytes:
+    return _JSON(data).encode()
+
+
+def message(msg: Message) -> bytes:
     """The message's frame, encoded once for every subscriber it is fanned out to."""
     hit = _cache.get(id(msg))
     if hit is not None and hit[0] is msg:
         return hit[1]
-    text = _ENCODE(_message_fields(msg))
+    text = _encode(_message_fields(msg))
     if len(_cache) >= CACHE_MAX:
         _cache.clear()
     _cache[id(msg)] = (msg, text)  # the message is held, so its id cannot be reused meanwhile
@@ -66,14 +69,17 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def subscribed(queue: str, exchange: str, key: str, vhost: str) -> str:
-    return _ENCODE({"type": "subscribed", "queue": queue, "exchange": exchange, "key": key,
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_jsonable).encode
+
+
+def subscribed(queue: str, exchange: str, key: str, vhost: str) -> bytes:
+    return _encode({"type": "subscribed", "queue": queue, "exchange": exchange, "key": key,
                     "vhost": vhost})
 
 
-def lagged(skipped: int) -> str:
-    return _ENCODE({"type": "lagged", "skipped": skipped})
+def lagged(skipped: int) -> bytes:
+    return _encode({"type": "lagged", "skipped": skipped})
 
 
-def closed(reason: str) -> str:
-    return _ENCODE({"type": "closed", "reason": reason})
+def closed(reason: str) -> bytes:
+    return _encode({"type": "closed", "reason": reason})

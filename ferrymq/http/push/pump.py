@@ -1,7 +1,7 @@
 """The loop both transports share: subscribe, send what arrives, heartbeat when idle, clean up.
 
-A transport gives three coroutines: ``send`` (one frame; it waits while the socket's write
-buffer is full, which is what holds the acks back and so bounds the broker side), ``beat`` (a
+A transport gives three coroutines: ``send`` (a batch of frames in one write; it waits while the
+socket's write buffer is full, which is what holds the acks back and so bounds the broker side), ``beat`` (a
 heartbeat: a WebSocket ping, an SSE comment line) and ``gone`` (True once the client left).
 """
 
@@ -19,7 +19,7 @@ from ferrymq.http.push import bounds, frames
 from ferrymq.http.push.params import Target
 from ferrymq.http.push.subscription import Subscription
 
-Send = Callable[[str], Awaitable[None]]
+Send = Callable[[list[bytes]], Awaitable[None]]
 Beat = Callable[[], Awaitable[None]]
 
 
@@ -37,7 +37,7 @@ async def run(request: web.Request, sub: Subscription, send: Send, beat: Beat,
     stopping = request.app.get(STOPPING) or asyncio.Event()
     clock = sub.plane.clock
     try:
-        await send(frames.subscribed(**sub.describe()))
+        await send([frames.subscribed(**sub.describe())])
         last_ms = clock.monotonic_ms()
         while not gone() and not stopping.is_set():
             out, last_tag = await sub.next_frames(min(poll_s, bounds.HEARTBEAT_S))
@@ -46,12 +46,11 @@ async def run(request: web.Request, sub: Subscription, send: Send, beat: Beat,
                     await beat()
                     last_ms = clock.monotonic_ms()
                 continue
-            for frame in out:
-                await send(frame)
+            await send(out)
             sub.sent(last_tag)
             last_ms = clock.monotonic_ms()
             if sub.ended is not None:
-                await send(frames.closed(sub.ended))
+                await send([frames.closed(sub.ended)])
                 break
     except (ConnectionError, asyncio.CancelledError):  # the client went away mid-send
         pass

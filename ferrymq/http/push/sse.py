@@ -30,8 +30,8 @@ async def events(request: web.Request) -> web.StreamResponse:
         sub.close()
         raise
 
-    async def send(frame: str) -> None:
-        await response.write(f"data: {frame}\n\n".encode())
+    async def send(batch: list[bytes]) -> None:
+        await response.write(b"".join([b"data: " + frame + b"\n\n" for frame in batch]))
 
     async def beat() -> None:
         await response.write(b": ping\n\n")

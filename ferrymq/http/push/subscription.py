@@ -34,7 +34,7 @@ class Subscription:
         self.target = target
         self.username = username
         self.pending: deque[tuple[int, Message]] = deque()
-        self.wake = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
         self.ended: str | None = None  # why the broker ended it (queue deleted, channel closed)
         self.channel: Channel | None = None
         self.queue: Queue | None = None
@@ -69,20 +69,24 @@ class Subscription:
                 self.pending.append((effect[2], effect[6]))
             elif kind in (CANCEL, CLOSE):
                 self.ended = "the subscription's queue was deleted" if kind == CANCEL else str(effect[2])
-        self.wake.set()
+        self.wake()
+
+    def wake(self) -> None:
+        """Something to send, or to notice (the socket closed): the waiting ``next_frames`` returns."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     # --- the socket's side -------------------------------------------------------------------
 
-    async def next_frames(self, timeout_s: float) -> tuple[list[str], int]:
+    async def next_frames(self, timeout_s: float) -> tuple[list[bytes], int]:
         """Frames to send now and the delivery tag that settles them ([] after ``timeout_s`` idle).
         A ``lagged`` frame comes first when the queue dropped messages since the last call."""
         if not self.pending and self.ended is None:
-            self.wake.clear()
-            try:
-                await asyncio.wait_for(self.wake.wait(), timeout_s)
-            except TimeoutError:
+            await self._wait(timeout_s)
+            if not self.pending and self.ended is None:
                 return [], 0
-        out: list[str] = []
+        out: list[bytes] = []
         skipped = self._skipped()
         if skipped:
             out.append(frames.lagged(skipped))
@@ -92,6 +96,17 @@ class Subscription:
             last_tag, msg = pending.popleft()
             out.append(frames.message(msg))
         return out, last_tag
+
+    async def _wait(self, timeout_s: float) -> None:
+        """A bare future and one timer: asyncio.wait_for would add a task per wake-up, per browser."""
+        loop = asyncio.get_running_loop()
+        self._waiter = waiter = loop.create_future()
+        timer = loop.call_later(timeout_s, _release, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
 
     def _skipped(self) -> int:
         queue = self.queue
@@ -123,3 +138,8 @@ class Subscription:
         target = self.target
         return {"queue": self.queue.name if self.queue else "", "exchange": target.exchange.name,
                 "key": target.key, "vhost": target.vhost.name}
+
+
+def _release(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

@@ -3,11 +3,19 @@
 One JSON text message per frame (``frames``). aiohttp pings every HEARTBEAT_S and closes a socket
 whose pong does not come back in time. What the browser sends is read (that is how pongs and the
 close handshake are seen) and ignored: publishing goes through the HTTP API or AMQP.
+
+Fan-out is the cost that matters (one message, a thousand browsers), so a batch of frames is
+written as one ``transport.write`` of ready-made server frames (unmasked: a header and the JSON,
+encoded once per message for all subscribers) instead of one aiohttp ``send_str`` each, and
+permessage-deflate is declined: compressing every frame for every browser would cost more than
+the whole delivery. The write then waits while the transport is paused (above its write-buffer
+high-water mark), as aiohttp's own sends do.
 """
 
 from __future__ import annotations
 
 import asyncio
+import struct
 
 from aiohttp import web
 
@@ -17,12 +25,14 @@ from ferrymq.http.responses import bad_request
 
 routes = web.RouteTableDef()
 INBOUND_MAX_BYTES = 4096  # a browser has nothing to say here beyond control frames
+TEXT_FIN = 0x81
 
 
 @routes.get("/ws")
 async def websocket(request: web.Request) -> web.StreamResponse:
     target = params.target(request)
-    ws = web.WebSocketResponse(heartbeat=bounds.HEARTBEAT_S, max_msg_size=INBOUND_MAX_BYTES)
+    ws = web.WebSocketResponse(heartbeat=bounds.HEARTBEAT_S, max_msg_size=INBOUND_MAX_BYTES,
+                               compress=False)
     if not ws.can_prepare(request).ok:
         raise bad_request("expected a WebSocket upgrade (GET with Upgrade: websocket); "
                           "use /sse for server-sent events")
@@ -33,10 +43,29 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         sub.close()
         raise
     reader = asyncio.create_task(_read_until_closed(ws, sub))
-    await pump.run(request, sub, ws.send_str, _no_beat, lambda: ws.closed, bounds.HEARTBEAT_S)
+    await pump.run(request, sub, _writer(request, ws), _no_beat, lambda: ws.closed, bounds.HEARTBEAT_S)
     reader.cancel()
     await ws.close()
     return ws
+
+
+def _writer(request: web.Request, ws: web.WebSocketResponse) -> pump.Send:
+    transport, stream = request.transport, request.writer
+
+    async def send(batch: list[bytes]) -> None:
+        if transport is None or transport.is_closing() or ws.closed:
+            raise ConnectionResetError("the WebSocket is closed")
+        transport.write(b"".join([_header(len(frame)) + frame for frame in batch]))
+        await stream.drain()  # returns at once unless the transport is paused
+    return send
+
+
+def _header(size: int) -> bytes:
+    if size < 126:
+        return bytes((TEXT_FIN, size))
+    if size < 65536:
+        return struct.pack(">BBH", TEXT_FIN, 126, size)
+    return struct.pack(">BBQ", TEXT_FIN, 127, size)
 
 
 async def _read_until_closed(ws: web.WebSocketResponse, sub: Subscription) -> None:
@@ -45,7 +74,7 @@ async def _read_until_closed(ws: web.WebSocketResponse, sub: Subscription) -> No
         async for _ in ws:
             pass
     finally:
-        sub.wake.set()
+        sub.wake()
 
 
 async def _no_beat() -> None:
