@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from ferrymq.core.channel import CANCEL, CLOSE, DELIVER, Channel
@@ -35,6 +36,10 @@ class Subscription:
         self.username = username
         self.pending: deque[tuple[int, Message]] = deque()
         self._waiter: asyncio.Future[None] | None = None
+        # A transport that can write without waiting (the WebSocket) sets this: frames go out at the
+        # turn's end, in the drain, with no task woken per browser. False back: the socket is full.
+        self.write_now: Callable[[list[bytes]], bool] | None = None
+        self.blocked = False  # the socket was full: the task waits for it, then writes
         self.ended: str | None = None  # why the broker ended it (queue deleted, channel closed)
         self.channel: Channel | None = None
         self.queue: Queue | None = None
@@ -69,7 +74,27 @@ class Subscription:
                 self.pending.append((effect[2], effect[6]))
             elif kind in (CANCEL, CLOSE):
                 self.ended = "the subscription's queue was deleted" if kind == CANCEL else str(effect[2])
-        self.wake()
+        if self.write_now is not None and not self.blocked and self.ended is None:
+            self._write_through(self.write_now)
+        else:
+            self.wake()
+
+    def _write_through(self, write: Callable[[list[bytes]], bool]) -> None:
+        """The fast path of a fan-out: write and ack in the drain. Acking may deliver more in this
+        same drain (the shell drains again what the ack made dirty), until the socket is full."""
+        out, last_tag = self.take()
+        if not out:
+            return
+        try:
+            room = write(out)
+        except ConnectionError:  # the task sees the socket gone and cleans up
+            self.write_now = None
+            self.wake()
+            return
+        self.sent(last_tag)
+        if not room:
+            self.blocked = True
+            self.wake()
 
     def wake(self) -> None:
         """Something to send, or to notice (the socket closed): the waiting ``next_frames`` returns."""
@@ -86,6 +111,10 @@ class Subscription:
             await self._wait(timeout_s)
             if not self.pending and self.ended is None:
                 return [], 0
+        return self.take()
+
+    def take(self) -> tuple[list[bytes], int]:
+        """Every pending delivery as a frame (after a ``lagged`` one if the queue dropped some)."""
         out: list[bytes] = []
         skipped = self._skipped()
         if skipped:

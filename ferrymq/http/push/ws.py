@@ -4,12 +4,12 @@ One JSON text message per frame (``frames``). aiohttp pings every HEARTBEAT_S an
 whose pong does not come back in time. What the browser sends is read (that is how pongs and the
 close handshake are seen) and ignored: publishing goes through the HTTP API or AMQP.
 
-Fan-out is the cost that matters (one message, a thousand browsers), so a batch of frames is
-written as one ``transport.write`` of ready-made server frames (unmasked: a header and the JSON,
-encoded once per message for all subscribers) instead of one aiohttp ``send_str`` each, and
-permessage-deflate is declined: compressing every frame for every browser would cost more than
-the whole delivery. The write then waits while the transport is paused (above its write-buffer
-high-water mark), as aiohttp's own sends do.
+Fan-out is the cost that matters (one message, a thousand browsers), so frames are written in
+the turn's drain itself while the socket has room (no task woken per browser per message; the
+task only waits out a full socket), a batch as one ``transport.write`` of ready-made server
+frames (unmasked: a header and the JSON, encoded once per message for all subscribers) instead of
+one aiohttp ``send_str`` each. permessage-deflate is declined: compressing every frame for every
+browser would cost more than the whole delivery.
 """
 
 from __future__ import annotations
@@ -43,21 +43,29 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         sub.close()
         raise
     reader = asyncio.create_task(_read_until_closed(ws, sub))
-    await pump.run(request, sub, _writer(request, ws), _no_beat, lambda: ws.closed, bounds.HEARTBEAT_S)
+    send, write_now = _writers(request, ws)
+    await pump.run(request, sub, send, _no_beat, lambda: ws.closed, bounds.HEARTBEAT_S, write_now)
     reader.cancel()
     await ws.close()
     return ws
 
 
-def _writer(request: web.Request, ws: web.WebSocketResponse) -> pump.Send:
+def _writers(request: web.Request, ws: web.WebSocketResponse) -> tuple[pump.Send, pump.WriteNow]:
+    """``write_now`` for the drain (False: the transport is past its high-water mark), and
+    ``send``, which also waits for the transport to take it (the task's path)."""
     transport, stream = request.transport, request.writer
+    high = transport.get_write_buffer_limits()[1] if transport is not None else 0
 
-    async def send(batch: list[bytes]) -> None:
+    def write_now(batch: list[bytes]) -> bool:
         if transport is None or transport.is_closing() or ws.closed:
             raise ConnectionResetError("the WebSocket is closed")
         transport.write(b"".join([_header(len(frame)) + frame for frame in batch]))
+        return transport.get_write_buffer_size() <= high
+
+    async def send(batch: list[bytes]) -> None:
+        write_now(batch)
         await stream.drain()  # returns at once unless the transport is paused
-    return send
+    return send, write_now
 
 
 def _header(size: int) -> bytes:
