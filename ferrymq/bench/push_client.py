@@ -7,7 +7,8 @@ much per frame, and the generator shares the machine with the broker it measures
 
 Talks to its parent over stdin/stdout, one line each: ``ready`` once every client is subscribed,
 then it reads ``go <origin_ns> <interval_ms>`` (the measured window's start) and ``stop``, and
-answers with one JSON line: deliveries, skipped (``lagged`` frames), closes, histograms.
+writes one JSON object to ``--out``: deliveries, skipped (``lagged`` frames), closes, histograms
+(a file, not stdout: the histograms run to hundreds of KiB).
 """
 
 from __future__ import annotations
@@ -177,6 +178,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--key", default="%23")
     p.add_argument("--user", default="guest")
     p.add_argument("--password", default="guest")
+    p.add_argument("--out", required=True, help="where the JSON result goes")
     return p.parse_args(argv)
 
 
@@ -186,4 +188,7 @@ if __name__ == "__main__":
         uvloop.install()
     except ImportError:
         pass
-    print(json.dumps(asyncio.run(main(parse()))), flush=True)
+    arguments = parse()
+    result = asyncio.run(main(arguments))
+    with open(arguments.out, "w") as f:
+        json.dump(result, f)

@@ -75,14 +75,14 @@ def wait_http(url: str, proc: subprocess.Popen[bytes]) -> None:
     raise TimeoutError(f"ferrymq serve did not answer on {url}")
 
 
-def start_clients(args: argparse.Namespace, url: str) -> list[subprocess.Popen[str]]:
+def start_clients(args: argparse.Namespace, url: str, work: str) -> list[subprocess.Popen[str]]:
     per, extra = divmod(args.clients, args.procs)
     procs = []
     for i in range(args.procs):
         n = per + (1 if i < extra else 0)
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "ferrymq.bench.push_client", "--url", url, "--clients", str(n),
-             "--exchange", EXCHANGE, "--key", "bench.%23"],
+             "--exchange", EXCHANGE, "--key", "bench.%23", "--out", f"{work}/client-{i}.json"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
     for proc in procs:
         assert proc.stdout is not None
@@ -121,19 +121,25 @@ def publish_paced(amqp_url: str, rate: float, start_ns: int, end_ns: int, size: 
     return sent
 
 
-def collect(procs: list[subprocess.Popen[str]]) -> list[dict[str, Any]]:
+def collect(procs: list[subprocess.Popen[str]], work: str) -> list[dict[str, Any]]:
     tell(procs, "stop")
     out = []
-    for proc in procs:
-        stdout, _ = proc.communicate(timeout=60)
-        out.append(json.loads(stdout.strip().splitlines()[-1]))
+    for i, proc in enumerate(procs):
+        proc.communicate(timeout=60)
+        with open(f"{work}/client-{i}.json") as f:
+            out.append(json.load(f))
     return out
 
 
 def measure(args: argparse.Namespace, url: str, amqp_url: str, broker_pid: int) -> dict[str, Any]:
     r = requests.put(f"{url}/api/exchanges/%2F/{EXCHANGE}", json={"type": "topic"}, auth=("guest", "guest"))
     r.raise_for_status()
-    procs = start_clients(args, url)
+    with tempfile.TemporaryDirectory(prefix="ferrymq-push-clients-") as work:
+        return _run(args, amqp_url, broker_pid, start_clients(args, url, work), work)
+
+
+def _run(args: argparse.Namespace, amqp_url: str, broker_pid: int, procs: list[subprocess.Popen[str]],
+         work: str) -> dict[str, Any]:
     try:
         origin = time.monotonic_ns() + int(0.5e9) + int(args.warmup * 1e9)
         tell(procs, f"go {origin} {INTERVAL_MS}")
@@ -147,7 +153,7 @@ def measure(args: argparse.Namespace, url: str, amqp_url: str, broker_pid: int) 
         gen = sum(proc_cpu_seconds(p.pid) for p in procs) - gen0
         rss = rss_kib(broker_pid)
     finally:
-        results = collect(procs)
+        results = collect(procs, work)
     return report(args, results, sent, {"broker_cpu_pct": round(100 * cpu / wall, 1),
                                         "generator_cpu_pct": round(100 * gen / wall, 1),
                                         "machine_busy_pct": round(100 * busy / wall, 1),
