@@ -283,3 +283,15 @@ def test_idle_streams_get_heartbeats(broker: EmbeddedBroker, monkeypatch: pytest
                 lines = [(await asyncio.wait_for(r.content.readline(), WAIT_S)).decode() for _ in range(6)]
                 assert ": ping\n" in lines
     run(scenario())
+
+
+def test_deleting_the_private_queue_ends_the_subscription_with_a_closed_frame(broker: EmbeddedBroker) -> None:
+    async def scenario() -> None:
+        async with aiohttp.ClientSession(headers=HEADERS) as s, \
+                s.ws_connect(url(broker, "/ws", exchange=EXCHANGE, key="gone.#")) as ws:
+            name = (await ws_json(ws))["queue"]
+            r = await s.delete(f"{broker.http_url}/api/queues/%2F/{quote(name, safe='')}")
+            assert r.status == 204
+            assert (await ws_json(ws)) == {"type": "closed", "reason": "the subscription's queue was deleted"}
+            assert (await asyncio.wait_for(ws.receive(), WAIT_S)).type == aiohttp.WSMsgType.CLOSE
+    run(scenario())
