@@ -15,13 +15,12 @@ from pathlib import Path
 import pika
 import pytest
 import requests
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
 
 from ferrymq import EmbeddedBroker
 from tests.compat.test_dashboard_browser import browser  # noqa: F401  (skips here too without chromium)
-
-from selenium.webdriver.common.by import By  # noqa: E402, I001
-from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 SERVER = Path(__file__).resolve().parents[2] / "examples" / "live-comments" / "server.py"
 AUTH = ("guest", "guest")
@@ -71,7 +70,8 @@ def shown_everywhere(driver: WebDriver, tabs: list[str], expected: list[str]) ->
 
 def publish_http(broker: EmbeddedBroker, key: str, comment: dict[str, str]) -> bool:
     """Whether the broker routed it anywhere (a page's private queue)."""
-    data = {"routing_key": key, "properties": {}, "payload": json.dumps(comment), "payload_encoding": "string"}
+    data = {"routing_key": key, "properties": {}, "payload": json.dumps(comment),
+            "payload_encoding": "string"}
     r = requests.post(f"{broker.http_url}/api/exchanges/%2F/comments/publish", json=data, auth=AUTH)
     return bool(r.json()["routed"])
 
