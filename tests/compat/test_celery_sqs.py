@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import kombu
 import pytest
 from celery import Celery
@@ -22,6 +21,7 @@ from celery.contrib.testing.worker import start_worker
 from celery.exceptions import Reject
 
 from ferrymq.testing import EmbeddedBroker
+from tests.support.sqs import sqs_client
 
 QUEUE = "ferry-celery-sqs"
 REDRIVEN = "ferry-celery-redriven"  # VisibilityTimeout 1 s, RedrivePolicy maxReceiveCount 2 -> DEAD
@@ -76,8 +76,7 @@ def _make_app(ferry: EmbeddedBroker) -> Celery:
 
 
 def _sqs(ferry: EmbeddedBroker) -> Any:
-    return boto3.client("sqs", endpoint_url=ferry.http_url, region_name="us-east-1",
-                        aws_access_key_id="ferry", aws_secret_access_key="ferry-secret")
+    return sqs_client(ferry.http_url)
 
 
 def _make_redrive_queues(ferry: EmbeddedBroker) -> None:
@@ -191,8 +190,7 @@ def test_kombu_fifo_queue_delivers_a_group_in_publish_order(ferry: EmbeddedBroke
 
 
 def test_kombu_predefined_queue_with_a_per_message_delay(ferry: EmbeddedBroker):
-    client = boto3.client("sqs", endpoint_url=ferry.http_url, region_name="us-east-1",
-                          aws_access_key_id="ferry", aws_secret_access_key="ferry-secret")
+    client = _sqs(ferry)
     url = client.create_queue(QueueName="ferry-predefined")["QueueUrl"]
     options = dict(TRANSPORT_OPTIONS, predefined_queues={"ferry-predefined": {
         "url": url, "access_key_id": "other", "secret_access_key": "other-secret"}})
