@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
-import pytest
 from aiobotocore.session import get_session
 
 from ferrymq.testing import EmbeddedBroker
@@ -184,8 +183,6 @@ def test_fifo_queue_numbers_sends_drops_a_duplicate_and_keeps_group_order(ferry)
     _run(ferry, body)
 
 
-@pytest.mark.xfail(strict=True, reason="endpoint bug, reported: a deduplicated FIFO send answers a new "
-                   "MessageId; AWS answers the original message's MessageId (and SequenceNumber)")
 def test_a_deduplicated_fifo_send_answers_the_original_message_id(ferry):
     async def body(client: Client) -> None:
         url = await _queue(client, "aio-dedup.fifo", FifoQueue="true")
@@ -219,10 +216,6 @@ def test_a_message_sent_after_a_long_poll_was_abandoned_goes_to_the_next_receive
     _run(ferry, body)
 
 
-@pytest.mark.xfail(strict=True, reason="endpoint limitation, reported: aiohttp does not cancel a handler "
-                   "whose client hung up, so the abandoned poll's consumer stays until a message comes, "
-                   "takes it and releases it: a receive counted that nobody saw (redrive comes early); "
-                   "handler_cancellation=True on the AppRunner (ferrymq/http/server.py) fixes it")
 def test_an_abandoned_long_poll_does_not_count_as_a_receive(ferry):
     async def body(client: Client) -> None:
         message = await _after_abandoned_poll(ferry, client, "aio-abandoned-count")
