@@ -13,13 +13,16 @@ import json
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import kombu
 import pytest
+from botocore.exceptions import ClientError
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from celery.exceptions import Reject
 
+from ferrymq.config import AwsAccessKey
 from ferrymq.testing import EmbeddedBroker
 from tests.support.sqs import sqs_client
 
@@ -218,3 +221,35 @@ def test_kombu_deletes_a_rejected_message_once_the_queues_redrive_policy_was_rem
         with conn.SimpleQueue(queue) as simple:
             simple.get(timeout=10).reject(requeue=False)
     assert _queue_counts(ferry, "ferry-kombu-unredriven") == ("0", "0")
+
+
+KEY_ID, SECRET = "AKIAFERRYCELERY00001", "celery/secret+1"
+
+
+@pytest.fixture(scope="module")
+def keyed() -> Iterator[EmbeddedBroker]:
+    """A broker with an access key configured: every request must carry a valid SigV4 signature."""
+    with EmbeddedBroker(aws_access_keys=[AwsAccessKey(KEY_ID, SECRET, "guest", "/")]) as broker:
+        yield broker
+
+
+def _keyed_url(broker: EmbeddedBroker, secret: str) -> str:
+    return f"sqs://{KEY_ID}:{quote(secret, safe='')}@{broker.settings.host}:{broker.http_port}"
+
+
+def test_celery_worker_signs_its_async_sqs_requests_for_a_broker_with_access_keys(keyed):
+    """The worker's receives and deletes go through kombu's own pycurl client, signed by kombu."""
+    app = _make_app(keyed)
+    app.conf.broker_url = _keyed_url(keyed, SECRET)
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=20):
+            assert app.tasks["ferry.add"].delay(20, 22).get(timeout=20) == 42
+    finally:
+        app.close()
+
+
+def test_kombu_with_a_wrong_secret_is_refused_with_signature_does_not_match(keyed):
+    conn = kombu.Connection(_keyed_url(keyed, "not-the-secret"), transport_options=TRANSPORT_OPTIONS)
+    with conn, pytest.raises(ClientError) as refused:
+        conn.SimpleQueue("ferry-kombu-unsigned").put({"n": 1})
+    assert refused.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
