@@ -236,7 +236,12 @@ def test_a_move_task_redrives_dead_letters_back_to_their_source(sqs: Any) -> Non
     handle = sqs.start_message_move_task(SourceArn=arn)["TaskHandle"]
     back = sorted(m["Body"] for m in receive_all(sqs, src, 3))
     assert back == ["d0", "d1", "d2"]
-    (task,) = sqs.list_message_move_tasks(SourceArn=arn)["Results"]
+    deadline = time.monotonic() + 10  # the task marks itself done once its last step is stored
+    while time.monotonic() < deadline:
+        (task,) = sqs.list_message_move_tasks(SourceArn=arn)["Results"]
+        if task["Status"] != "RUNNING":
+            break
+        time.sleep(0.05)
     assert task["Status"] == "COMPLETED" and task["ApproximateNumberOfMessagesMoved"] == 3
     with pytest.raises(ClientError) as exc:
         sqs.cancel_message_move_task(TaskHandle=handle)

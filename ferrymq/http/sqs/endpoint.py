@@ -100,6 +100,10 @@ async def handle(request: web.Request) -> web.Response:
         status, headers, body = codec.encode(decoded, result, request_id)
     except AwsError as err:
         status, headers, body = codec.encode_error(protocol, err, request_id)
+    except web.HTTPRequestEntityTooLarge:  # past the listener's body bound: read no further
+        status, headers, body = codec.encode_error(protocol, AwsError(
+            "RequestEntityTooLarge", "The request body is larger than the endpoint accepts."),
+            request_id)
     except (ChannelError, ProtocolError) as exc:  # a core refusal: the caller's mistake
         status, headers, body = codec.encode_error(
             protocol, AwsError("InvalidParameterValue", exc.detail), request_id)
