@@ -13,6 +13,16 @@ from ferrymq.bench.sqs.http11 import Response, ResponseParser, request
 CLIENTS = ("raw", "aiohttp")
 
 
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop, as the broker runs; not ferrymq.server.app's twin of this, whose import brings
+    the whole broker (0.8 s per generator process)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 class Client(Protocol):
     reconnects: int
 

@@ -14,8 +14,7 @@ from typing import Any
 
 from ferrymq.bench.sqs import calls, idle, pipeline
 from ferrymq.bench.sqs.tally import Tally
-from ferrymq.bench.sqs.transport import AiohttpClient, Client, RawClient
-from ferrymq.server.app import new_event_loop
+from ferrymq.bench.sqs.transport import AiohttpClient, Client, RawClient, new_event_loop
 
 CONNECT_AT_ONCE = 100  # concurrent connects while opening (a listen backlog is often 128)
 
