@@ -104,3 +104,16 @@ TRACE_EVENTS_MAX = 64  # lifecycle events kept per traced message (a requeue loo
 TRACE_SAMPLE_EVERY_MAX = 2**31 - 1
 assert tuple(sorted(TIME_IN_QUEUE_BUCKETS_MS)) == TIME_IN_QUEUE_BUCKETS_MS
 assert tuple(sorted(FSYNC_LATENCY_BUCKETS_US)) == FSYNC_LATENCY_BUCKETS_US
+
+# --- SQS (ferrymq.http.sqs): AWS's documented quotas --------------------------------------------
+SQS_MESSAGE_MAX_BYTES = 1024 * 1024  # MaximumMessageSize's top and default (1 MiB since 2025)
+SQS_BATCH_MAX_ENTRIES = 10
+SQS_RECEIVE_MAX_MESSAGES = 10
+SQS_WAIT_MAX_S = 20  # WaitTimeSeconds
+SQS_VISIBILITY_MAX_S = 43_200  # 12 hours
+SQS_DELAY_MAX_S = 900
+SQS_LIST_MAX_RESULTS = 1000
+SQS_INFLIGHT_MAX = 120_000  # in-flight messages per standard queue (AWS's quota); FIFO: 120,000 too
+SQS_RECENT_DELETE_S = 60  # a deleted queue's name cannot be reused for this long
+SQS_PURGE_INTERVAL_S = 60  # one PurgeQueue per queue per minute
+SQS_FIRST_RECEIVE_MEMORY = 1_000_000  # first-receive stamps kept (oldest forgotten first)

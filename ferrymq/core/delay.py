@@ -29,6 +29,10 @@ class DelayQueue(Generic[T]):
         heapq.heappush(self._heap, (due_ms, self._seq, item))
         self._seq += 1
 
+    def items(self) -> list[T]:
+        """Every held item, in no particular order (for counting, not the hot path)."""
+        return [entry[2] for entry in self._heap]
+
     def pop_due(self, now_ms: int) -> list[T]:
         """Remove and return every item due at or before ``now_ms``, earliest first."""
         out: list[T] = []

@@ -33,12 +33,15 @@ def group_of(msg: Message) -> Any:
 
 
 class FifoQueue(Queue):
-    __slots__ = ("_inflight", "_seen", "_seen_order")
+    __slots__ = ("_inflight", "_seen", "_seen_order", "batch_groups")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.plain = False
         self._inflight: dict[Any, int] = {}
+        # While a batch is taken (an SQS receive of up to 10), the groups it has taken from stay
+        # open to it: one receive may return several messages of a group, in order, as SQS does.
+        self.batch_groups: set[Any] | None = None
         self._seen: dict[str, int] = {}
         self._seen_order: deque[tuple[int, str]] = deque()
 
@@ -84,7 +87,8 @@ class FifoQueue(Queue):
         ordered = sorted(entries) if heap else entries
         for i, entry in enumerate(ordered):
             group = group_of(entry.msg)
-            if group is None or not self._inflight.get(group):
+            if group is None or not self._inflight.get(group) or (
+                    self.batch_groups is not None and group in self.batch_groups):
                 if heap:
                     entries.remove(entry)
                     heapq.heapify(entries)
@@ -97,6 +101,8 @@ class FifoQueue(Queue):
         group = group_of(entry.msg)
         if group is not None:
             self._inflight[group] = self._inflight.get(group, 0) + 1
+            if self.batch_groups is not None:
+                self.batch_groups.add(group)
 
     def _release(self, entry: Entry) -> None:
         group = group_of(entry.msg)

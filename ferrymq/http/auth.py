@@ -72,9 +72,20 @@ def public(path: str) -> bool:
     return path in PUBLIC_EXACT or path.startswith(PUBLIC_PREFIXES)
 
 
+def is_aws_request(request: web.Request) -> bool:
+    """A request for the AWS endpoints (SQS, SNS): they authorise it themselves (AWS credentials,
+    Signature V4), so basic auth lets it through."""
+    if request.method != "POST":
+        return False
+    if request.path == "/" or "X-Amz-Target" in request.headers:
+        return True
+    parts = request.path.strip("/").split("/")
+    return len(parts) == 2 and parts[0].isdigit() and len(parts[0]) == 12
+
+
 @web.middleware
 async def basic_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if public(request.path):
+    if public(request.path) or is_aws_request(request):
         return await handler(request)
     creds = credentials(request)
     if creds is None:

@@ -20,13 +20,15 @@ from ferrymq.http.api import (
     traces,
 )
 from ferrymq.http.dashboard import pages
+from ferrymq.http.sqs import endpoint as sqs
 
 TABLES = (overview.routes, queues.routes, exchanges.routes, bindings.routes, connections.routes,
           policies.routes, definitions.routes, health.routes, kafka.routes, routing.routes,
-          dlq.routes, traces.routes, metrics.routes, pages.routes)
+          dlq.routes, traces.routes, metrics.routes, pages.routes, sqs.routes)
 
 
 def register(app: web.Application) -> None:
     for table in TABLES:
         app.router.add_routes(table)
     pages.add_static(app)
+    sqs.setup(app)

@@ -1,0 +1,1 @@
+"""The SQS endpoint on the HTTP listener: AWS's SQS API over FerryMQ's own queues."""

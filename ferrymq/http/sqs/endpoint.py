@@ -1,0 +1,113 @@
+"""POST / (and POST /<account>/<queue>): every SQS request, in either protocol, to its action.
+
+Requests are authorised here, not by the management API's basic auth: on loopback any AWS
+credentials are accepted while no access keys are configured (docs/aws.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from ferrymq.errors import ChannelError, ProtocolError
+from ferrymq.http.auth import is_loopback
+from ferrymq.http.plane import PLANE
+from ferrymq.http.sqs import permissions, queues, receiving, sending
+from ferrymq.http.sqs.context import Context
+from ferrymq.http.sqs.state import SqsState
+from ferrymq.protocols.aws import query
+from ferrymq.protocols.aws.errors import AwsError
+from ferrymq.protocols.sqs import codec
+
+log = logging.getLogger("ferrymq.http.sqs")
+routes = web.RouteTableDef()
+STATE = web.AppKey("sqs_state", SqsState)
+ACCOUNT = "000000000000"
+REGION = "us-east-1"
+
+Action = Callable[[Context, dict[str, Any]], Awaitable[dict[str, Any]]]
+ACTIONS: dict[str, Action] = {
+    "CreateQueue": queues.create_queue, "GetQueueUrl": queues.get_queue_url,
+    "ListQueues": queues.list_queues, "DeleteQueue": queues.delete_queue,
+    "GetQueueAttributes": queues.get_queue_attributes,
+    "SetQueueAttributes": queues.set_queue_attributes,
+    "TagQueue": queues.tag_queue, "UntagQueue": queues.untag_queue,
+    "ListQueueTags": queues.list_queue_tags, "PurgeQueue": queues.purge_queue,
+    "ListDeadLetterSourceQueues": queues.list_dead_letter_source_queues,
+    "AddPermission": permissions.add_permission, "RemovePermission": permissions.remove_permission,
+    "SendMessage": sending.send_message, "SendMessageBatch": sending.send_message_batch,
+    "ReceiveMessage": receiving.receive_message, "DeleteMessage": receiving.delete_message,
+    "DeleteMessageBatch": receiving.delete_message_batch,
+    "ChangeMessageVisibility": receiving.change_message_visibility,
+    "ChangeMessageVisibilityBatch": receiving.change_message_visibility_batch,
+}
+
+
+def setup(app: web.Application) -> None:
+    """The endpoint's state, made with the application (an aiohttp app is frozen once started)."""
+    plane = app[PLANE]
+    app[STATE] = SqsState(plane.broker, plane.broker.unique_token())
+
+
+def state(app: web.Application) -> SqsState:
+    return app[STATE]
+
+
+def _context(request: web.Request) -> Context:
+    plane = request.app[PLANE]
+    if not is_loopback(request):
+        raise AwsError("InvalidClientTokenId", "The security token included in the request is "
+                                               "invalid (no access keys are configured: loopback only).")
+    vhost = plane.broker.vhosts.get("/")
+    if vhost is None:
+        raise AwsError("AccessDenied", "The vhost '/' does not exist.")
+    base = f"{request.scheme}://{request.host}"
+    return Context(plane, state(request.app), vhost, ACCOUNT, REGION, base, "")
+
+
+async def _decode(request: web.Request) -> codec.Request:
+    body = await request.read()
+    target = request.headers.get("X-Amz-Target")
+    if target is not None:
+        return codec.decode_json(target, body)
+    form = query.parse_form(body)
+    if request.query:
+        form = dict(request.query, **form)
+    if not form.get("QueueUrl") and request.path.count("/") == 2:
+        form["QueueUrl"] = request.path  # the query protocol may post to the queue's own URL
+    if not codec.is_sqs_query(form):
+        raise AwsError("InvalidAction", f"The action {form.get('Action') or '(none)'} is not valid "
+                                        "for this endpoint.")
+    return codec.decode_query(form)
+
+
+async def handle(request: web.Request) -> web.Response:
+    request_id = request.app[PLANE].broker.unique_token()
+    protocol = codec.JSON if "X-Amz-Target" in request.headers else codec.QUERY
+    try:
+        decoded = await _decode(request)
+        action = ACTIONS.get(decoded.action)
+        if action is None:
+            raise AwsError("InvalidAction", f"The action {decoded.action} is not valid for this "
+                                            "endpoint.")
+        result = await action(_context(request), decoded.params)
+        status, headers, body = codec.encode(decoded, result, request_id)
+    except AwsError as err:
+        status, headers, body = codec.encode_error(protocol, err, request_id)
+    except (ChannelError, ProtocolError) as exc:  # a core refusal: the caller's mistake
+        err = AwsError("InvalidParameterValue", exc.detail)
+        status, headers, body = codec.encode_error(protocol, err, request_id)
+    except Exception:
+        log.exception("SQS request failed")
+        err = AwsError("InternalFailure", "The request processing has failed because of an unknown "
+                                          "error, exception or failure.")
+        status, headers, body = codec.encode_error(protocol, err, request_id)
+    content_type = headers.pop("Content-Type")
+    return web.Response(status=status, headers=headers, body=body, content_type=content_type)
+
+
+routes.post("/")(handle)
+routes.post("/{account:[0-9]{12}}/{queue}")(handle)

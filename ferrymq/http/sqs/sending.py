@@ -1,0 +1,155 @@
+"""SendMessage and SendMessageBatch: validated as AWS validates, stored before the reply."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from typing import Any
+
+from ferrymq import limits
+from ferrymq.core.message import Message
+from ferrymq.core.queue import Queue
+from ferrymq.http.sqs.context import Context, integer, text
+from ferrymq.protocols.aws.attributes import (
+    check_body,
+    md5_of_attributes,
+    md5_of_body,
+    parse_attributes,
+)
+from ferrymq.protocols.aws.errors import AwsError, invalid, missing
+from ferrymq.protocols.sqs import messages, names
+from ferrymq.protocols.sqs import queue_attributes as qa
+
+BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
+NOT_FOR_THIS_QUEUE = "The request include parameter that is not valid for this queue type"
+
+
+def _fifo_fields(p: dict[str, Any], q: Queue, body: str, attrs: dict[str, str]) -> tuple[str, str]:
+    group = text(p, "MessageGroupId", required=False)
+    if not group:
+        raise missing("MessageGroupId")
+    dedup = text(p, "MessageDeduplicationId", required=False)
+    if dedup is None:
+        if attrs.get("ContentBasedDeduplication") != "true":
+            raise invalid("The queue should either have ContentBasedDeduplication enabled or "
+                          "MessageDeduplicationId provided explicitly")
+        dedup = hashlib.sha256(body.encode()).hexdigest()
+    if attrs.get("DeduplicationScope") == "messageGroup":
+        dedup = f"{group}\x00{dedup}"
+    return group, dedup
+
+
+def _delay_s(p: dict[str, Any], q: Queue, attrs: dict[str, str]) -> int:
+    delay = integer(p, "DelaySeconds", 0, limits.SQS_DELAY_MAX_S, None)
+    if delay is not None and names.is_fifo(q.name):
+        raise invalid(f"Value {delay} for parameter DelaySeconds is invalid. Reason: "
+                      f"{NOT_FOR_THIS_QUEUE}.")
+    return int(attrs.get("DelaySeconds", "0")) if delay is None else delay
+
+
+def prepare(ctx: Context, q: Queue, p: dict[str, Any]) -> tuple[Message, int, dict[str, Any]]:
+    """(message, delay in ms, the reply's fields) for one send; AwsError for anything AWS refuses."""
+    body = text(p, "MessageBody")
+    if not body:
+        raise missing("MessageBody")
+    check_body(body)
+    attributes = parse_attributes(p.get("MessageAttributes"))
+    system = parse_attributes(p.get("MessageSystemAttributes"), "message system attribute")
+    if set(system) - {"AWSTraceHeader"}:
+        raise invalid("The only supported message system attribute is AWSTraceHeader.")
+    attrs = qa.stored(q.arguments, q.name)
+    size = len(body.encode()) + sum(len(n.encode()) + a.size for n, a in attributes.items())
+    if size > int(attrs["MaximumMessageSize"]):
+        raise invalid("One or more parameters are invalid. Reason: Message must be shorter than "
+                      f"{attrs['MaximumMessageSize']} bytes.")
+    group = dedup = sequence = None
+    if names.is_fifo(q.name):
+        group, dedup = _fifo_fields(p, q, body, attrs)
+        sequence = ctx.state.next_sequence(ctx.now_ms())
+    elif p.get("MessageDeduplicationId") is not None:
+        raise invalid(f"Value {p['MessageDeduplicationId']} for parameter MessageDeduplicationId is "
+                      f"invalid. Reason: {NOT_FOR_THIS_QUEUE}.")
+    delay = _delay_s(p, q, attrs)
+    message_id = str(uuid.UUID(int=ctx.plane.broker.rng.getrandbits(128), version=4))
+    trace = system.get("AWSTraceHeader")
+    msg = messages.to_core(q.name, body, attributes, message_id=message_id, sent_ms=ctx.now_ms(),
+                           sender=ctx.user or ctx.account, group=group, dedup=dedup, sequence=sequence,
+                           trace=str(trace.value) if trace is not None else None)
+    reply: dict[str, Any] = {"MessageId": message_id, "MD5OfMessageBody": md5_of_body(body)}
+    for key, value in (("MD5OfMessageAttributes", md5_of_attributes(attributes)),
+                       ("MD5OfMessageSystemAttributes", md5_of_attributes(system)),
+                       ("SequenceNumber", sequence)):
+        if value is not None:
+            reply[key] = value
+    return msg, delay * 1000, reply
+
+
+def publish(ctx: Context, q: Queue, msg: Message, delay_ms: int) -> None:
+    if delay_ms:
+        ctx.vhost.hold_delayed("", q.name, msg, delay_ms)
+        return
+    _, accepted = ctx.vhost.publish("", q.name, msg)
+    if not accepted:
+        raise AwsError("OverLimit", f"Queue {q.name} is full (its length limit refused the message).")
+
+
+async def send_message(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
+    q = ctx.queue(p)
+    msg, delay_ms, reply = prepare(ctx, q, p)
+    publish(ctx, q, msg, delay_ms)
+    await ctx.stored()
+    return reply
+
+
+def batch_entries(p: dict[str, Any]) -> list[dict[str, Any]]:
+    """A batch's entries, with AWS's whole-request errors for an empty, long or ambiguous batch."""
+    entries = p.get("Entries")
+    if not entries:
+        raise AwsError("EmptyBatchRequest", "There should be at least one SendMessageBatchRequestEntry "
+                                            "in the request.")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise invalid("Entries must be a list of structures.")
+    if len(entries) > limits.SQS_BATCH_MAX_ENTRIES:
+        raise AwsError("TooManyEntriesInBatchRequest", f"Maximum number of entries per request are "
+                                                       f"{limits.SQS_BATCH_MAX_ENTRIES}. You have sent "
+                                                       f"{len(entries)}.")
+    seen: set[str] = set()
+    for entry in entries:
+        entry_id = entry.get("Id")
+        if not isinstance(entry_id, str) or not BATCH_ID.fullmatch(entry_id):
+            raise AwsError("InvalidBatchEntryId", "A batch entry id can only contain alphanumeric "
+                                                  "characters, hyphens and underscores. It can be at "
+                                                  "most 80 letters long.")
+        if entry_id in seen:
+            raise AwsError("BatchEntryIdsNotDistinct", f"Id {entry_id} repeated.")
+        seen.add(entry_id)
+    return entries
+
+
+def failed(entry_id: str, err: AwsError) -> dict[str, Any]:
+    return {"Id": entry_id, "SenderFault": err.sender_fault, "Code": err.query_code,
+            "Message": err.message}
+
+
+async def send_message_batch(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
+    q = ctx.queue(p)
+    entries = batch_entries(p)
+    total = sum(len(str(e.get("MessageBody", "")).encode()) for e in entries)
+    if total > limits.SQS_MESSAGE_MAX_BYTES:
+        raise AwsError("BatchRequestTooLong", "Batch requests cannot be longer than "
+                                              f"{limits.SQS_MESSAGE_MAX_BYTES} bytes. You have sent "
+                                              f"{total} bytes.")
+    ok: list[dict[str, Any]] = []
+    bad: list[dict[str, Any]] = []
+    for entry in entries:
+        try:
+            msg, delay_ms, reply = prepare(ctx, q, entry)
+            publish(ctx, q, msg, delay_ms)
+        except AwsError as err:
+            bad.append(failed(entry["Id"], err))
+            continue
+        ok.append(dict(reply, Id=entry["Id"]))
+    if ok:
+        await ctx.stored()
+    return {"Successful": ok, "Failed": bad}
