@@ -11,12 +11,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
 from ferrymq.bench.sqs import calls, run, workers
 from ferrymq.bench.sqs.summary import problems, summarize
 from ferrymq.bench.sqs.targets import ROUTING_AUTH, Endpoint, open_endpoint
+from ferrymq.testing import EmbeddedBroker
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -68,6 +70,15 @@ def test_idle_pollers_on_moto_hold_their_polls_and_receive_nothing(moto: Endpoin
     s = run.measure(moto, plan)
     assert s["connections"] == 20 and s["totals"]["errors"] == 0 and s["totals"]["received"] == 0
     assert s["problems"] == [] and s["left"] == 0
+
+
+def test_concurrent_loops_on_ferrymq_receive_and_delete_every_message_once(ferry: EmbeddedBroker) -> None:
+    u = urlparse(ferry.http_url)
+    s = run.measure(Endpoint("ferrymq", u.hostname or "127.0.0.1", u.port or 0), _plan(4))
+    t, v = s["totals"], s["verify"]
+    assert t["sent"] > 0 and s["problems"] == [] and s["left"] == 0
+    assert t["sent"] == t["received"] == t["deleted"] == v["distinct_received"] == v["expected"]
+    assert v["duplicates"] == 0 and t["errors"] == 0
 
 
 def test_refused_calls_are_counted_with_request_and_reply_and_fail_the_run() -> None:
