@@ -25,7 +25,8 @@ from pathlib import Path
 from ferrymq.bench.sqs.run import WORKLOADS, Plan, run, save
 from ferrymq.bench.sqs.transport import CLIENTS
 
-DEFAULTS = {"pipeline": (64, 10.0), "idle-pollers": (1000, 30.0)}  # workload -> (concurrency, seconds)
+# workload -> (concurrency, seconds, warm-up seconds: 1,000 connections take moto several seconds to accept)
+DEFAULTS = {"pipeline": (64, 10.0, 3.0), "idle-pollers": (1000, 30.0, 10.0)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--client", choices=CLIENTS, default="raw", help="generator transport (default raw)")
     ap.add_argument("--body-bytes", type=int, default=100, help="message body size (default 100)")
     ap.add_argument("--wait", type=int, default=1, help="pipeline ReceiveMessage WaitTimeSeconds (default 1)")
-    ap.add_argument("--warmup", type=float, default=3.0, help="seconds from start to the window (default 3)")
+    ap.add_argument("--warmup", type=float, help="seconds before the window (pipeline 3, idle-pollers 10)")
     ap.add_argument("--verify", action="store_true", help="check every message was received exactly once")
     ap.add_argument("--fsync", default="always", help="fsync policy of a started ferrymq (default always)")
     ap.add_argument("--routing-auth", action="store_true",
@@ -56,11 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def plan_of(args: argparse.Namespace) -> Plan:
-    concurrency, seconds = DEFAULTS[args.workload]
+    concurrency, seconds, warmup = DEFAULTS[args.workload]
     plan = Plan(workload=args.workload, seconds=args.seconds or seconds,
                 concurrency=args.concurrency or concurrency, processes=args.processes, client=args.client,
-                body_bytes=args.body_bytes, wait_s=args.wait, warmup_s=args.warmup, verify=args.verify,
-                fsync=args.fsync, routing_auth=args.routing_auth)
+                body_bytes=args.body_bytes, wait_s=args.wait, verify=args.verify, fsync=args.fsync,
+                warmup_s=warmup if args.warmup is None else args.warmup, routing_auth=args.routing_auth)
     if plan.seconds <= 0 or plan.concurrency < 1 or not 0 <= plan.processes <= 64 or plan.body_bytes < 24:
         raise ValueError("--seconds, --concurrency positive; --processes 0..64; --body-bytes >= 24")
     if not 0 <= plan.wait_s <= 20 or plan.warmup_s < 0:
