@@ -70,7 +70,7 @@ class SendBatches:
         if "-" in tag:
             raise ValueError(f"a loop tag holds no '-': {tag!r}")
         self.tag = tag
-        self._fill = "x" * max(0, body_bytes - len(tag) - 12)
+        self._fill = "x" * max(0, body_bytes - len(tag) - 11)  # "<tag>-" and 10 digits
         self.count = 0
 
     def next(self) -> bytes:
