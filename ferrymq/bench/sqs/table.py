@@ -29,6 +29,7 @@ def _pipeline(r: dict[str, Any]) -> list[Any]:
     t, p = r["totals"], r["per_s"]
     return [p["deleted"], p["sent"], p["received"], p["calls"], _lat(r, "SendMessageBatch"),
             _lat(r, "ReceiveMessage"), _lat(r, "DeleteMessageBatch"), r["broker_cores"],
+            r["broker_us_per_msg"],
             f"{r['generator_cores']} ({r['generator_processes']})", r["machine_cores"], r["connections"],
             f"{t['sent']}/{t['received']}/{t['deleted']}", r["left"], t["errors"]]
 
@@ -43,7 +44,8 @@ def _idle(r: dict[str, Any]) -> list[Any]:
 
 HEADS = {
     "pipeline": (["msg/s (deleted)", "sent/s", "received/s", "calls/s", "send p50/p99 ms",
-                  "receive p50/p99 ms", "delete p50/p99 ms", "broker cores", "generator cores (procs)",
+                  "receive p50/p99 ms", "delete p50/p99 ms", "broker cores", "broker CPU µs/msg",
+                  "generator cores (procs)",
                   "machine cores", "connections", "sent/received/deleted", "left", "errors"], _pipeline),
     "idle-pollers": (["connections", "polls returned in window", "empty replies",
                       "broker CPU (% of one core)", "generator cores (procs)", "machine cores", "errors"],
