@@ -26,10 +26,14 @@ def serve(
     fsync: Annotated[str | None, typer.Option(help="always, interval:<ms> or never.")] = None,
 ) -> None:
     """Run the broker in the foreground until SIGINT or SIGTERM."""
-    settings = load_settings(config, overrides={
-        "data_dir": data_dir, "host": host, "amqp_port": amqp_port, "kafka_port": kafka_port,
-        "http_port": http_port, "log_level": log_level, "fsync": fsync,
-    })
+    try:
+        settings = load_settings(config, overrides={
+            "data_dir": data_dir, "host": host, "amqp_port": amqp_port, "kafka_port": kafka_port,
+            "http_port": http_port, "log_level": log_level, "fsync": fsync,
+        })
+    except (ValueError, FileNotFoundError) as exc:  # a user's mistake: one line, no traceback
+        typer.echo(f"ferrymq: {exc}", err=True)
+        raise typer.Exit(2) from None
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",

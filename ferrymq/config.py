@@ -11,6 +11,16 @@ from typing import Any
 from ferrymq import limits
 
 
+@dataclass(frozen=True, slots=True)
+class AwsAccessKey:
+    """One SigV4 access key for the SQS/SNS endpoints: requests it signs act as ``user`` in ``vhost``."""
+
+    id: str
+    secret: str = field(repr=False)  # never in a log line
+    user: str
+    vhost: str = "/"
+
+
 @dataclass(slots=True)
 class Settings:
     data_dir: str = "./ferrymq-data"  # "" runs without durability: nothing survives a restart
@@ -33,15 +43,69 @@ class Settings:
     amqp_version: str = "3.12.0"
     users: dict[str, str] = field(default_factory=lambda: {"guest": "guest"})
     loopback_users: list[str] = field(default_factory=lambda: ["guest"])
+    # None configured: SQS/SNS take any credentials from loopback. Any configured: SigV4 required.
+    aws_access_keys: list[AwsAccessKey] = field(default_factory=list)
 
     def update(self, values: dict[str, Any]) -> None:
         known = {f.name: f for f in fields(self)}
-        for key, value in values.items():
+        for key, value in _flatten(values, known).items():
             key = key.replace("-", "_")
             if key not in known:
                 raise ValueError(f"unknown setting {key!r}")
             if value is not None:
-                setattr(self, key, _coerce(getattr(self, key), value))
+                parse = PARSERS.get(key)
+                setattr(self, key, parse(value) if parse else _coerce(getattr(self, key), value))
+
+
+def _flatten(values: dict[str, Any], known: dict[str, Any]) -> dict[str, Any]:
+    """A TOML table that is not a setting names a group: ``[aws] access_keys`` is ``aws_access_keys``."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and key.replace("-", "_") not in known:
+            flat.update({f"{key}_{sub}": v for sub, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def parse_aws_access_keys(value: Any) -> list[AwsAccessKey]:
+    """From TOML, a list of tables ``{id, secret, user, vhost = "/"}``; from FERRYMQ_AWS_ACCESS_KEYS,
+    ``id:secret:user[:vhost],...``. A bad entry is one ValueError naming it."""
+    entries = [e for e in value.split(",") if e.strip()] if isinstance(value, str) else value
+    if not isinstance(entries, list):
+        raise ValueError("aws_access_keys: expected a list of {id, secret, user, vhost} tables")
+    keys = [_access_key(entry, n) for n, entry in enumerate(entries, 1)]
+    ids = [k.id for k in keys]
+    for key_id in ids:
+        if ids.count(key_id) > 1:
+            raise ValueError(f"aws_access_keys: access key id {key_id!r} is configured twice")
+    return keys
+
+
+def _access_key(entry: Any, n: int) -> AwsAccessKey:
+    where = f"aws_access_keys entry {n}"
+    if isinstance(entry, AwsAccessKey):  # given in code (EmbeddedBroker(aws_access_keys=[...]))
+        return entry
+    if isinstance(entry, str):
+        parts = entry.strip().split(":")
+        if len(parts) not in (3, 4):
+            raise ValueError(f"{where}: expected id:secret:user[:vhost], got {len(parts)} field(s) "
+                             "(a secret with ':' or ',' in it belongs in ferrymq.toml)")
+        entry = dict(zip(AWS_KEY_FIELDS, parts, strict=False))
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where}: expected a table with id, secret, user and optionally vhost")
+    problems = [f"unknown field {name!r}" for name in sorted(set(entry) - set(AWS_KEY_FIELDS))]
+    problems += [f"{name!r} must be a non-empty string" for name in AWS_KEY_FIELDS[:3]
+                 if not isinstance(entry.get(name), str) or not entry[name]]
+    if not isinstance(entry.get("vhost", "/"), str):
+        problems.append("'vhost' must be a string")
+    if problems:
+        raise ValueError(f"{where}: " + "; ".join(problems))
+    return AwsAccessKey(entry["id"], entry["secret"], entry["user"], entry.get("vhost") or "/")
+
+
+AWS_KEY_FIELDS = ("id", "secret", "user", "vhost")
+PARSERS = {"aws_access_keys": parse_aws_access_keys}
 
 
 def _coerce(current: Any, value: Any) -> Any:

@@ -117,3 +117,7 @@ SQS_INFLIGHT_MAX = 120_000  # in-flight messages per standard queue (AWS's quota
 SQS_RECENT_DELETE_S = 60  # a deleted queue's name cannot be reused for this long
 SQS_PURGE_INTERVAL_S = 60  # one PurgeQueue per queue per minute
 SQS_FIRST_RECEIVE_MEMORY = 1_000_000  # first-receive stamps kept (oldest forgotten first)
+
+# --- AWS Signature V4 (ferrymq.protocols.aws.sigv4) ----------------------------------------------
+AWS_SIGNATURE_SKEW_MS = 15 * 60 * 1000  # a signed date further from the broker's clock is refused (AWS)
+AWS_PRESIGN_EXPIRES_MAX_S = 7 * 24 * 60 * 60  # X-Amz-Expires bound: a SigV4 signing key lives 7 days

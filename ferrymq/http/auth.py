@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import ipaddress
 from collections.abc import Awaitable, Callable
 
@@ -53,8 +54,14 @@ def is_loopback(request: web.Request) -> bool:
     peer = request.transport.get_extra_info("peername") if request.transport else None
     if not peer:
         return False
+    return _loopback_address(peer[0])
+
+
+@functools.lru_cache(maxsize=1024)
+def _loopback_address(host: str) -> bool:
+    """Parsing an address costs more than the rest of an SQS request's auth: once per address."""
     try:
-        return ipaddress.ip_address(peer[0]).is_loopback
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
 

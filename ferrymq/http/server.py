@@ -62,7 +62,10 @@ class HttpServer:
         self.port = 0
 
     async def start(self, host: str, port: int) -> int:
-        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+        # handler_cancellation: a client that hangs up cancels its handler, so an abandoned SQS long
+        # poll gives its consumer back at once instead of taking (and counting) the next message.
+        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None,
+                                     handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, reuse_address=True, backlog=1024)
         await site.start()

@@ -43,7 +43,8 @@ def test_a_sent_message_is_received_with_its_attributes_and_deleted_for_good(sqs
     assert msg["MessageAttributes"] == attrs
     assert msg["MD5OfMessageAttributes"] == sent["MD5OfMessageAttributes"]
     assert msg["Attributes"]["ApproximateReceiveCount"] == "1"
-    assert int(msg["Attributes"]["SentTimestamp"]) <= int(msg["Attributes"]["ApproximateFirstReceiveTimestamp"])
+    system = msg["Attributes"]
+    assert int(system["SentTimestamp"]) <= int(system["ApproximateFirstReceiveTimestamp"])
     sqs.delete_message(QueueUrl=url, ReceiptHandle=msg["ReceiptHandle"])
     sqs.delete_message(QueueUrl=url, ReceiptHandle=msg["ReceiptHandle"])  # again: still a success
     counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
@@ -104,7 +105,8 @@ def test_a_long_poll_on_an_empty_queue_answers_empty_when_its_wait_ends(sqs: Any
     assert sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"] == "after"
 
 
-def test_a_message_delayed_per_message_or_per_queue_is_not_received_before_its_delay(sqs: Any, url: str) -> None:
+def test_a_message_delayed_per_message_or_per_queue_is_not_received_before_its_delay(
+        sqs: Any, url: str) -> None:
     sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=1)
     attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesDelayed"])
     assert attrs["Attributes"]["ApproximateNumberOfMessagesDelayed"] == "1"
@@ -203,7 +205,7 @@ def test_sqs_and_amqp_read_and_write_the_same_queue(sqs: Any, url: str, ferry: E
     conn = pika.BlockingConnection(pika.URLParameters(ferry.amqp_url))
     try:
         ch = conn.channel()
-        method, props, body = ch.basic_get(name, auto_ack=True)
+        _, props, body = ch.basic_get(name, auto_ack=True)
         assert body == b"from sqs" and props.headers["who"] == "boto3"
         assert props.delivery_mode == 2 and props.message_id
         ch.basic_publish("", name, b"from amqp", pika.BasicProperties(headers={"n": 7, "t": "x"}))
@@ -213,3 +215,34 @@ def test_sqs_and_amqp_read_and_write_the_same_queue(sqs: Any, url: str, ferry: E
     assert msg["Body"] == "from amqp"
     assert msg["MessageAttributes"] == {"n": {"DataType": "Number", "StringValue": "7"},
                                         "t": {"DataType": "String", "StringValue": "x"}}
+
+
+def test_a_move_task_redrives_dead_letters_back_to_their_source(sqs: Any) -> None:
+    dlq = sqs.create_queue(QueueName="move-dlq")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    src = sqs.create_queue(QueueName="move-src", Attributes={"RedrivePolicy": json.dumps(
+        {"deadLetterTargetArn": arn, "maxReceiveCount": 1}), "VisibilityTimeout": "1"})["QueueUrl"]
+    with pytest.raises(ClientError) as exc:  # a queue no one dead-letters into is no source
+        src_arn = sqs.get_queue_attributes(QueueUrl=src, AttributeNames=["QueueArn"])
+        sqs.start_message_move_task(SourceArn=src_arn["Attributes"]["QueueArn"])
+    assert error_code(exc.value) == "InvalidParameterValue"
+    sqs.send_message_batch(QueueUrl=src, Entries=[{"Id": str(i), "MessageBody": f"d{i}"} for i in range(3)])
+    assert len(receive_all(sqs, src, 3)) == 3  # received once each, never deleted: dead after 1 s
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and sqs.get_queue_attributes(
+            QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
+            "ApproximateNumberOfMessages"] != "3":
+        time.sleep(0.1)
+    handle = sqs.start_message_move_task(SourceArn=arn)["TaskHandle"]
+    back = sorted(m["Body"] for m in receive_all(sqs, src, 3))
+    assert back == ["d0", "d1", "d2"]
+    deadline = time.monotonic() + 10  # the task marks itself done once its last step is stored
+    while time.monotonic() < deadline:
+        (task,) = sqs.list_message_move_tasks(SourceArn=arn)["Results"]
+        if task["Status"] != "RUNNING":
+            break
+        time.sleep(0.05)
+    assert task["Status"] == "COMPLETED" and task["ApproximateNumberOfMessagesMoved"] == 3
+    with pytest.raises(ClientError) as exc:
+        sqs.cancel_message_move_task(TaskHandle=handle)
+    assert error_code(exc.value) == "ResourceNotFoundException"

@@ -140,3 +140,27 @@ def test_wrong_calls_get_aws_errors_never_a_500(ferry: EmbeddedBroker) -> None:
         assert reply.status_code == status, reply.text
         assert reply.headers["x-amzn-query-error"].split(";")[0] == code
         assert "__type" in reply.json()
+
+
+def test_sqs_queues_show_in_prometheus_metrics_like_any_queue(sqs: Any, ferry: EmbeddedBroker) -> None:
+    url = sqs.create_queue(QueueName="scraped")["QueueUrl"]
+    sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": "x"} for i in range(3)])
+    sqs.receive_message(QueueUrl=url)
+    text = requests.get(f"{ferry.http_url}/metrics/per-object", timeout=5).text
+    lines = [line for line in text.splitlines() if 'queue="scraped"' in line]
+    assert 'rabbitmq_queue_messages_ready{vhost="/",queue="scraped"} 2' in lines
+    assert 'rabbitmq_queue_messages_unacked{vhost="/",queue="scraped"} 1' in lines
+
+
+def test_an_oversized_request_gets_an_aws_error_and_the_endpoint_goes_on(ferry: EmbeddedBroker,
+                                                                          sqs: Any) -> None:
+    from ferrymq import limits
+    url = sqs.create_queue(QueueName="after-big")["QueueUrl"]
+    padding = b"x" * limits.HTTP_BODY_MAX_BYTES
+    huge = b'{"QueueUrl": "' + url.encode() + b'", "MessageBody": "' + padding + b'"}'
+    reply = requests.post(ferry.http_url + "/", data=huge, timeout=30, headers={
+        "X-Amz-Target": "AmazonSQS.SendMessage", "Content-Type": "application/x-amz-json-1.0"})
+    assert reply.status_code == 413
+    assert reply.headers["x-amzn-query-error"].startswith("RequestEntityTooLarge")
+    sqs.send_message(QueueUrl=url, MessageBody="still here")
+    assert sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"] == "still here"

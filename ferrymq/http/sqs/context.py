@@ -4,7 +4,8 @@ and how to read its parameters with AWS's errors."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from ferrymq.core.queue import Queue
@@ -24,6 +25,7 @@ class Context:
     region: str
     base_url: str  # scheme://host:port as the client addressed us (queue URLs are built on it)
     user: str
+    gone: Callable[[], bool] = field(default=lambda: False)  # the caller hung up (a long poll's end)
 
     def url(self, name: str) -> str:
         return names.queue_url(self.base_url, self.account, name)

@@ -13,9 +13,9 @@ from typing import Any
 from aiohttp import web
 
 from ferrymq.errors import ChannelError, ProtocolError
-from ferrymq.http.auth import is_loopback
+from ferrymq.http import aws_auth
 from ferrymq.http.plane import PLANE
-from ferrymq.http.sqs import permissions, queues, receiving, sending
+from ferrymq.http.sqs import moves, permissions, queues, receiving, sending
 from ferrymq.http.sqs.context import Context
 from ferrymq.http.sqs.state import SqsState
 from ferrymq.protocols.aws import query
@@ -26,7 +26,6 @@ log = logging.getLogger("ferrymq.http.sqs")
 routes = web.RouteTableDef()
 STATE = web.AppKey("sqs_state", SqsState)
 ACCOUNT = "000000000000"
-REGION = "us-east-1"
 
 Action = Callable[[Context, dict[str, Any]], Awaitable[dict[str, Any]]]
 ACTIONS: dict[str, Action] = {
@@ -43,6 +42,9 @@ ACTIONS: dict[str, Action] = {
     "DeleteMessageBatch": receiving.delete_message_batch,
     "ChangeMessageVisibility": receiving.change_message_visibility,
     "ChangeMessageVisibilityBatch": receiving.change_message_visibility_batch,
+    "StartMessageMoveTask": moves.start_message_move_task,
+    "ListMessageMoveTasks": moves.list_message_move_tasks,
+    "CancelMessageMoveTask": moves.cancel_message_move_task,
 }
 
 
@@ -56,16 +58,16 @@ def state(app: web.Application) -> SqsState:
     return app[STATE]
 
 
-def _context(request: web.Request) -> Context:
+async def _context(request: web.Request) -> Context:
     plane = request.app[PLANE]
-    if not is_loopback(request):
-        raise AwsError("InvalidClientTokenId", "The security token included in the request is "
-                                               "invalid (no access keys are configured: loopback only).")
-    vhost = plane.broker.vhosts.get("/")
+    who = await aws_auth.caller(request, "sqs")
+    vhost = plane.broker.vhosts.get(who.vhost)
     if vhost is None:
-        raise AwsError("AccessDenied", "The vhost '/' does not exist.")
+        raise AwsError("AccessDenied", f"The vhost '{who.vhost}' of this access key does not exist.")
     base = f"{request.scheme}://{request.host}"
-    return Context(plane, state(request.app), vhost, ACCOUNT, REGION, base, "")
+    transport = request.transport
+    return Context(plane, state(request.app), vhost, ACCOUNT, who.region, base, who.user,
+                   gone=lambda: transport is None or transport.is_closing())
 
 
 async def _decode(request: web.Request) -> codec.Request:
@@ -88,23 +90,28 @@ async def handle(request: web.Request) -> web.Response:
     request_id = request.app[PLANE].broker.unique_token()
     protocol = codec.JSON if "X-Amz-Target" in request.headers else codec.QUERY
     try:
+        context = await _context(request)  # who asks comes first: nothing is said to a stranger
         decoded = await _decode(request)
         action = ACTIONS.get(decoded.action)
         if action is None:
             raise AwsError("InvalidAction", f"The action {decoded.action} is not valid for this "
                                             "endpoint.")
-        result = await action(_context(request), decoded.params)
+        result = await action(context, decoded.params)
         status, headers, body = codec.encode(decoded, result, request_id)
     except AwsError as err:
         status, headers, body = codec.encode_error(protocol, err, request_id)
+    except web.HTTPRequestEntityTooLarge:  # past the listener's body bound: read no further
+        status, headers, body = codec.encode_error(protocol, AwsError(
+            "RequestEntityTooLarge", "The request body is larger than the endpoint accepts."),
+            request_id)
     except (ChannelError, ProtocolError) as exc:  # a core refusal: the caller's mistake
-        err = AwsError("InvalidParameterValue", exc.detail)
-        status, headers, body = codec.encode_error(protocol, err, request_id)
+        status, headers, body = codec.encode_error(
+            protocol, AwsError("InvalidParameterValue", exc.detail), request_id)
     except Exception:
         log.exception("SQS request failed")
-        err = AwsError("InternalFailure", "The request processing has failed because of an unknown "
-                                          "error, exception or failure.")
-        status, headers, body = codec.encode_error(protocol, err, request_id)
+        status, headers, body = codec.encode_error(protocol, AwsError(
+            "InternalFailure", "The request processing has failed because of an unknown error, "
+                               "exception or failure."), request_id)
     content_type = headers.pop("Content-Type")
     return web.Response(status=status, headers=headers, body=body, content_type=content_type)
 

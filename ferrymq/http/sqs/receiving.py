@@ -61,11 +61,18 @@ async def _poll(ctx: Context, ch: Channel, q: Queue, count: int, wait_s: int) ->
             pass
     except BaseException:
         _stop(ctx, ch, poll)
-        for t in poll.taken:  # the client is gone: what it was handed is visible again
-            ch.set_lease(t.tag, 0)
+        _release(ch, poll.taken)
         raise
     _stop(ctx, ch, poll)
+    if ctx.gone():  # woken for a caller that hung up (aiohttp does not cancel the handler)
+        _release(ch, poll.taken)
+        return []
     return poll.taken
+
+
+def _release(ch: Channel, taken: list[Taken]) -> None:
+    for t in taken:  # what the gone client was handed is visible again
+        ch.set_lease(t.tag, 0)
 
 
 def _stop(ctx: Context, ch: Channel, poll: Poll) -> None:
@@ -77,12 +84,14 @@ def _stop(ctx: Context, ch: Channel, poll: Poll) -> None:
 
 
 def _system_attributes(ctx: Context, t: Taken, wanted: list[str]) -> dict[str, str]:
+    if not wanted:
+        return {}
     msg = t.entry.msg
     every = "All" in wanted
     now = ctx.now_ms()
     values = {
         "SenderId": messages.header_text(msg, messages.SENDER) or ctx.account,
-        "SentTimestamp": str(messages.sent_ms(msg, now)),
+        "SentTimestamp": str(messages.sent_ms(msg, _enqueued_wall_ms(ctx, t, now), now)),
         "ApproximateReceiveCount": str(t.entry.deliveries),
         "ApproximateFirstReceiveTimestamp": str(ctx.state.first_received(t.entry, now)),
         "SequenceNumber": messages.header_text(msg, messages.SEQUENCE),
@@ -93,6 +102,11 @@ def _system_attributes(ctx: Context, t: Taken, wanted: list[str]) -> dict[str, s
     source = messages.header_text(msg, messages.DEAD_SOURCE)
     values["DeadLetterQueueSourceArn"] = ctx.arn(source) if source else None
     return {k: v for k, v in values.items() if v is not None and (every or k in wanted)}
+
+
+def _enqueued_wall_ms(ctx: Context, t: Taken, now_ms: int) -> int | None:
+    stamp = t.entry.enqueued_ms  # the turn's monotonic ms when the queue took it in; 0: unknown
+    return now_ms - (ctx.mono_ms() - stamp) if stamp else None
 
 
 def _dedup_id(msg: Any) -> str | None:
@@ -111,7 +125,7 @@ def _message_json(ctx: Context, t: Taken, system: list[str], wanted: list[str]) 
     attrs = _system_attributes(ctx, t, system)
     if attrs:
         out["Attributes"] = attrs
-    chosen = messages.selected(messages.attributes_of(msg), wanted)
+    chosen = messages.selected(messages.attributes_of(msg), wanted) if wanted else None
     if chosen:
         out["MessageAttributes"] = {k: a.to_json() for k, a in chosen.items()}
         out["MD5OfMessageAttributes"] = md5_of_attributes(chosen)

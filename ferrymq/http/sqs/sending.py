@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import uuid
 from typing import Any
 
 from ferrymq import limits
@@ -48,8 +47,15 @@ def _delay_s(p: dict[str, Any], q: Queue, attrs: dict[str, str]) -> int:
     return int(attrs.get("DelaySeconds", "0")) if delay is None else delay
 
 
-def prepare(ctx: Context, q: Queue, p: dict[str, Any]) -> tuple[Message, int, dict[str, Any]]:
-    """(message, delay in ms, the reply's fields) for one send; AwsError for anything AWS refuses."""
+def message_id(ctx: Context) -> str:
+    """A random version-4 UUID from the broker's seeded generator (replayable in tests)."""
+    raw = ctx.plane.broker.rng.getrandbits(128) & ~(0xF000 << 64) & ~(0xC << 60)
+    text = f"{raw | 0x4000 << 64 | 0x8 << 60:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def _checked(p: dict[str, Any], attrs: dict[str, str]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """(body, message attributes, system attributes) of one send, as AWS checks them."""
     body = text(p, "MessageBody")
     if not body:
         raise missing("MessageBody")
@@ -58,31 +64,49 @@ def prepare(ctx: Context, q: Queue, p: dict[str, Any]) -> tuple[Message, int, di
     system = parse_attributes(p.get("MessageSystemAttributes"), "message system attribute")
     if set(system) - {"AWSTraceHeader"}:
         raise invalid("The only supported message system attribute is AWSTraceHeader.")
-    attrs = qa.stored(q.arguments, q.name)
     size = len(body.encode()) + sum(len(n.encode()) + a.size for n, a in attributes.items())
     if size > int(attrs["MaximumMessageSize"]):
         raise invalid("One or more parameters are invalid. Reason: Message must be shorter than "
                       f"{attrs['MaximumMessageSize']} bytes.")
-    group = dedup = sequence = None
+    return body, attributes, system
+
+
+def send_one(ctx: Context, q: Queue, p: dict[str, Any], attrs: dict[str, str] | None = None
+             ) -> dict[str, Any]:
+    """Validate, build and publish one message; the reply's fields. ``attrs``: the queue's
+    attributes, when a batch has read them once for all its entries. A FIFO send deduplicated in
+    the window publishes nothing and answers the first send's MessageId and SequenceNumber."""
+    attrs = attrs if attrs is not None else qa.stored(q.arguments, q.name)
+    body, attributes, system = _checked(p, attrs)
+    digests = {"MD5OfMessageBody": md5_of_body(body),
+               "MD5OfMessageAttributes": md5_of_attributes(attributes),
+               "MD5OfMessageSystemAttributes": md5_of_attributes(system)}
+    group = dedup = sequence = key = None
     if names.is_fifo(q.name):
         group, dedup = _fifo_fields(p, q, body, attrs)
+        key = (ctx.vhost.name, q.name, dedup)
+        earlier = ctx.state.first_send(key, ctx.mono_ms())
+        if earlier is not None:
+            return _reply(dict(earlier, **digests))
         sequence = ctx.state.next_sequence(ctx.now_ms())
     elif p.get("MessageDeduplicationId") is not None:
         raise invalid(f"Value {p['MessageDeduplicationId']} for parameter MessageDeduplicationId is "
                       f"invalid. Reason: {NOT_FOR_THIS_QUEUE}.")
     delay = _delay_s(p, q, attrs)
-    message_id = str(uuid.UUID(int=ctx.plane.broker.rng.getrandbits(128), version=4))
+    mid = message_id(ctx)
     trace = system.get("AWSTraceHeader")
-    msg = messages.to_core(q.name, body, attributes, message_id=message_id, sent_ms=ctx.now_ms(),
-                           sender=ctx.user or ctx.account, group=group, dedup=dedup, sequence=sequence,
-                           trace=str(trace.value) if trace is not None else None)
-    reply: dict[str, Any] = {"MessageId": message_id, "MD5OfMessageBody": md5_of_body(body)}
-    for key, value in (("MD5OfMessageAttributes", md5_of_attributes(attributes)),
-                       ("MD5OfMessageSystemAttributes", md5_of_attributes(system)),
-                       ("SequenceNumber", sequence)):
-        if value is not None:
-            reply[key] = value
-    return msg, delay * 1000, reply
+    msg = messages.to_core(q.name, body, attributes, message_id=mid, sent_ms=ctx.now_ms(),
+                           sender=ctx.user, group=group, dedup=dedup, sequence=sequence,
+                           trace=str(trace.value) if trace is not None else None, delayed=delay > 0)
+    publish(ctx, q, msg, delay * 1000)
+    reply = _reply({"MessageId": mid, **digests, "SequenceNumber": sequence})
+    if key is not None:
+        ctx.state.remember_send(key, reply, ctx.mono_ms())
+    return reply
+
+
+def _reply(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 def publish(ctx: Context, q: Queue, msg: Message, delay_ms: int) -> None:
@@ -95,9 +119,7 @@ def publish(ctx: Context, q: Queue, msg: Message, delay_ms: int) -> None:
 
 
 async def send_message(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    q = ctx.queue(p)
-    msg, delay_ms, reply = prepare(ctx, q, p)
-    publish(ctx, q, msg, delay_ms)
+    reply = send_one(ctx, ctx.queue(p), p)
     await ctx.stored()
     return reply
 
@@ -142,10 +164,10 @@ async def send_message_batch(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
                                               f"{total} bytes.")
     ok: list[dict[str, Any]] = []
     bad: list[dict[str, Any]] = []
+    attrs = qa.stored(q.arguments, q.name)
     for entry in entries:
         try:
-            msg, delay_ms, reply = prepare(ctx, q, entry)
-            publish(ctx, q, msg, delay_ms)
+            reply = send_one(ctx, q, entry, attrs)
         except AwsError as err:
             bad.append(failed(entry["Id"], err))
             continue

@@ -10,7 +10,7 @@ DELIVER effects at the end of the loop turn and wakes the poll.
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,10 @@ class SqsState:
         self.purged: dict[tuple[str, str], int] = {}  # (vhost, queue) -> monotonic ms
         self.deleted: dict[tuple[str, str], int] = {}
         self.sequence = 0
+        # FIFO sends deduplicated within the window answer the first send's MessageId and
+        # SequenceNumber, as SQS does: (vhost, queue, dedup key) -> (expiry mono ms, reply)
+        self.sent: dict[tuple[str, str, str], tuple[int, dict[str, Any]]] = {}
+        self.sent_order: deque[tuple[int, tuple[str, str, str]]] = deque()
         self.moves: dict[str, Any] = {}  # task handle -> ferrymq.http.sqs.moves.MoveTask
 
     def channel(self, vhost: VHost) -> Channel:
@@ -109,6 +113,21 @@ class SqsState:
 
     def forget(self, entry: Entry) -> None:
         self.first_receive.pop(id(entry), None)
+
+    def first_send(self, key: tuple[str, str, str], now_ms: int) -> dict[str, Any] | None:
+        """The reply to an earlier send with this deduplication key, if it is still in the window."""
+        order, sent = self.sent_order, self.sent
+        while order and order[0][0] <= now_ms:
+            _, old = order.popleft()
+            if old in sent and sent[old][0] <= now_ms:
+                del sent[old]
+        found = sent.get(key)
+        return found[1] if found is not None else None
+
+    def remember_send(self, key: tuple[str, str, str], reply: dict[str, Any], now_ms: int) -> None:
+        expiry = now_ms + limits.DEDUP_WINDOW_MS
+        self.sent[key] = (expiry, reply)
+        self.sent_order.append((expiry, key))
 
     def next_sequence(self, now_ms: int) -> str:
         """FIFO SequenceNumber: 20+ digits, rising within the run and across runs (wall-clock led)."""

@@ -15,12 +15,12 @@ MAX_PARAMETERS = 10_000  # a form with more fields than any real request is refu
 
 def parse_form(body: bytes | str) -> dict[str, str]:
     """The form's fields (the last value wins for a repeated name, as AWS takes it)."""
-    text = body.decode("utf-8", "strict") if isinstance(body, bytes) else body
     try:
+        text = body.decode("utf-8", "strict") if isinstance(body, bytes) else body
         pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False,
                           max_num_fields=MAX_PARAMETERS)
-    except ValueError as exc:
-        raise AwsError("MalformedQueryString", str(exc)) from None
+    except ValueError as exc:  # UnicodeDecodeError too: a form is UTF-8 text
+        raise AwsError("MalformedQueryString", f"The query string is malformed: {exc}") from None
     return dict(pairs)
 
 
@@ -39,7 +39,7 @@ def nest(flat: dict[str, str]) -> dict[str, Any]:
         if isinstance(node.get(parts[-1]), dict):
             continue  # "A=x" beside "A.1=y": the structured one wins
         node[parts[-1]] = value
-    return _lists(tree)
+    return {k: _lists(v) for k, v in tree.items()}  # the top is the request: names, never a list
 
 
 def _lists(node: Any) -> Any:

@@ -109,8 +109,11 @@ def validate(raw: dict[str, Any], name: str, creating: bool) -> dict[str, str]:
     if creating and (out.get("FifoQueue") == "true") != fifo:
         raise invalid("The name of a FIFO queue can only include alphanumeric characters, hyphens, "
                       f"or underscores, must end with {FIFO_SUFFIX} suffix and be 1 to 80 in length.")
-    if out.get("RedrivePolicy"):
-        redrive_policy(out["RedrivePolicy"])
+    redrive = redrive_policy(out.get("RedrivePolicy", ""))
+    if redrive is not None:  # AWS reads back its own form: compact JSON, maxReceiveCount a number
+        out["RedrivePolicy"] = json.dumps({"deadLetterTargetArn": redrive.target,
+                                           "maxReceiveCount": redrive.max_receive_count},
+                                          separators=(",", ":"))
     return out
 
 
@@ -138,7 +141,7 @@ def stored(arguments: dict[str, Any], name: str) -> dict[str, str]:
     kept = arguments.get(ARGUMENT)
     if isinstance(kept, dict):
         out.update({k: v.decode() if isinstance(v, bytes) else str(v) for k, v in kept.items()})
-        return out
+        return {k: v for k, v in out.items() if v != ""}  # set to "" = removed: AWS lists it no more
     lease, ttl = arguments.get("x-delivery-lease"), arguments.get("x-message-ttl")
     if isinstance(lease, int) and not isinstance(lease, bool):
         out["VisibilityTimeout"] = str(max(0, min(43_200, lease // 1000)))
