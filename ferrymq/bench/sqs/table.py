@@ -30,8 +30,9 @@ def _pipeline(r: dict[str, Any]) -> list[Any]:
     return [p["deleted"], p["sent"], p["received"], p["calls"], _lat(r, "SendMessageBatch"),
             _lat(r, "ReceiveMessage"), _lat(r, "DeleteMessageBatch"), r["broker_cores"],
             r["broker_us_per_msg"],
-            f"{r['generator_cores']} ({r['generator_processes']})", r["machine_cores"], r["connections"],
-            f"{t['sent']}/{t['received']}/{t['deleted']}", r["left"], t["errors"]]
+            f"{r['generator_cores']} ({r['generator_processes']})", r["machine_cores"],
+            f"{r['connections']} ({r['reconnects']})", f"{t['sent']}/{t['received']}/{t['deleted']}",
+            r["left"], t["errors"]]
 
 
 def _idle(r: dict[str, Any]) -> list[Any]:
@@ -45,8 +46,8 @@ def _idle(r: dict[str, Any]) -> list[Any]:
 HEADS = {
     "pipeline": (["msg/s (deleted)", "sent/s", "received/s", "calls/s", "send p50/p99 ms",
                   "receive p50/p99 ms", "delete p50/p99 ms", "broker cores", "broker CPU µs/msg",
-                  "generator cores (procs)",
-                  "machine cores", "connections", "sent/received/deleted", "left", "errors"], _pipeline),
+                  "generator cores (procs)", "machine cores", "connections (reopened)",
+                  "sent/received/deleted", "left", "errors"], _pipeline),
     "idle-pollers": (["connections", "polls returned in window", "empty replies",
                       "broker CPU (% of one core)", "generator cores (procs)", "machine cores", "errors"],
                      _idle),
