@@ -28,7 +28,7 @@ VISIBILITY_S = "120"  # long enough that no message of a run is redelivered by t
 class Plan:
     workload: str = "pipeline"
     seconds: float = 10.0
-    concurrency: int = 64
+    concurrency: int = 16
     processes: int = 1
     client: str = "raw"
     body_bytes: int = 100
