@@ -121,3 +121,18 @@ SQS_FIRST_RECEIVE_MEMORY = 1_000_000  # first-receive stamps kept (oldest forgot
 # --- AWS Signature V4 (ferrymq.protocols.aws.sigv4) ----------------------------------------------
 AWS_SIGNATURE_SKEW_MS = 15 * 60 * 1000  # a signed date further from the broker's clock is refused (AWS)
 AWS_PRESIGN_EXPIRES_MAX_S = 7 * 24 * 60 * 60  # X-Amz-Expires bound: a SigV4 signing key lives 7 days
+
+# --- SNS (ferrymq.http.sns): AWS's documented quotas --------------------------------------------
+SNS_MESSAGE_MAX_BYTES = 256 * 1024  # Publish: message and attributes together
+SNS_SUBJECT_MAX = 100  # characters
+SNS_BATCH_MAX_ENTRIES = 10  # PublishBatch
+SNS_LIST_PAGE = 100  # ListTopics / ListSubscriptions page size (AWS's)
+SNS_FILTER_KEYS_MAX = 5  # keys in one filter policy
+SNS_FILTER_COMBINATIONS_MAX = 150
+SNS_FILTER_POLICY_MAX_BYTES = 256 * 1024
+SNS_TAGS_MAX = 50
+SNS_HTTP_TIMEOUT_S = 15  # one HTTP delivery attempt (AWS waits 15 s)
+SNS_HTTP_RETRIES_MAX = 100  # numRetries' top (AWS's healthyRetryPolicy)
+SNS_HTTP_DELAY_MAX_S = 3600  # maxDelayTarget's top
+SNS_HTTP_PENDING_MAX = 10_000  # HTTP deliveries waiting to retry; beyond it new ones are dropped
+assert SNS_MESSAGE_MAX_BYTES <= SQS_MESSAGE_MAX_BYTES  # an SNS message fits any SQS queue's top

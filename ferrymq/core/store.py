@@ -109,6 +109,9 @@ class TopologyStore(Protocol):
 
     def exchange_deleted(self, vhost: str, name: str) -> None: ...
 
+    def exchange_arguments_changed(self, vhost: str, name: str, arguments: dict[str, Any]) -> None:
+        """A stored exchange's arguments were changed in place (SNS topic attributes, subscriptions)."""
+
     def queue_declared(self, vhost: str, name: str, auto_delete: bool,
                        arguments: dict[str, Any]) -> QueueStore | None:
         """The new queue's message store, or None when nothing is kept (no data directory)."""
@@ -159,6 +162,9 @@ class NoTopology:
         pass
 
     def exchange_deleted(self, *args: Any) -> None:
+        pass
+
+    def exchange_arguments_changed(self, *args: Any) -> None:
         pass
 
     def queue_declared(self, *args: Any) -> None:

@@ -166,6 +166,16 @@ class VHost:
             raise PreconditionFailed(f"exchange '{name}' in vhost '{self.name}' in use")
         self._drop_exchange(ex)
 
+    def change_exchange_arguments(self, ex: Exchange, arguments: dict[str, Any]) -> None:
+        """Replace an exchange's arguments in place (SNS keeps a topic's attributes and subscriptions
+        there; AMQP has no such method). The alternate exchange cannot change this way."""
+        if arguments.get("alternate-exchange") != ex.arguments.get("alternate-exchange"):
+            raise PreconditionFailed(
+                f"the alternate exchange of '{ex.name}' in vhost '{self.name}' cannot change")
+        ex.arguments = dict(arguments)
+        if ex.durable:
+            self.broker.topology.exchange_arguments_changed(self.name, ex.name, ex.arguments)
+
     def _drop_exchange(self, ex: Exchange) -> None:
         del self.exchanges[ex.name]
         self.exchange_policies.pop(ex.name, None)

@@ -27,7 +27,8 @@ REALM = 'Basic realm="RabbitMQ Management"'
 # Paths anyone may read: Prometheus scrapes without credentials (as rabbitmq_prometheus serves
 # /metrics), and the dashboard's login page and static assets carry no broker data.
 PUBLIC_PREFIXES = ("/metrics", "/dashboard/static/", "/dashboard/login")
-PUBLIC_EXACT = frozenset({"/", "/dashboard", "/dashboard/"} | {
+# /sns: SNS's SubscribeURL and UnsubscribeURL links, whose token or subscription ARN is the authority.
+PUBLIC_EXACT = frozenset({"/", "/dashboard", "/dashboard/", "/sns"} | {
     f"/dashboard/{page}" for page in ("queues", "routing", "traces", "dlq", "streams", "connections")})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -22,12 +22,13 @@ from ferrymq.http.api import (
 from ferrymq.http.dashboard import pages
 from ferrymq.http.push import sse as push_sse
 from ferrymq.http.push import ws as push_ws
+from ferrymq.http.sns import endpoint as sns
 from ferrymq.http.sqs import endpoint as sqs
 
 TABLES = (overview.routes, queues.routes, exchanges.routes, bindings.routes, connections.routes,
           policies.routes, definitions.routes, health.routes, kafka.routes, routing.routes,
-          dlq.routes, traces.routes, metrics.routes, pages.routes, sqs.routes, push_ws.routes,
-          push_sse.routes)
+          dlq.routes, traces.routes, metrics.routes, pages.routes, sqs.routes, sns.routes,
+          push_ws.routes, push_sse.routes)
 
 
 def register(app: web.Application) -> None:
@@ -35,3 +36,4 @@ def register(app: web.Application) -> None:
         app.router.add_routes(table)
     pages.add_static(app)
     sqs.setup(app)
+    sns.setup(app)

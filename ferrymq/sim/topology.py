@@ -67,6 +67,10 @@ class SimTopology:
                           arguments: dict[str, Any]) -> None:
         self.exchanges[(vhost, name)] = (type_, auto_delete, internal, dict(arguments))
 
+    def exchange_arguments_changed(self, vhost: str, name: str, arguments: dict[str, Any]) -> None:
+        if (vhost, name) in self.exchanges:
+            self.exchanges[(vhost, name)] = (*self.exchanges[(vhost, name)][:3], dict(arguments))
+
     def exchange_deleted(self, vhost: str, name: str) -> None:
         self.exchanges.pop((vhost, name), None)
         for key in [k for k in self.bindings if k[0] == vhost and (k[1] == name or (k[3] and k[2] == name))]:

@@ -103,6 +103,10 @@ class Metadata:
             self._db.execute("DELETE FROM bindings WHERE vhost = ? AND (source = ? OR "
                              "(to_exchange = 1 AND destination = ?))", (vhost, name, name))
 
+    def exchange_arguments_changed(self, vhost: str, name: str, arguments: dict[str, Any]) -> None:
+        self._write("UPDATE exchanges SET arguments = ? WHERE vhost = ? AND name = ?",
+                    (self._encode(arguments), vhost, name))
+
     def queue_declared(self, vhost: str, name: str, auto_delete: bool,
                        arguments: dict[str, Any]) -> QueueStore:
         known = self._stores.get((vhost, name))

@@ -15,6 +15,7 @@ from aiohttp import web
 from ferrymq.errors import ChannelError, ProtocolError
 from ferrymq.http import aws_auth
 from ferrymq.http.plane import PLANE
+from ferrymq.http.sns import endpoint as sns
 from ferrymq.http.sqs import moves, permissions, queues, receiving, sending
 from ferrymq.http.sqs.context import Context
 from ferrymq.http.sqs.state import SqsState
@@ -87,6 +88,8 @@ async def _decode(request: web.Request) -> codec.Request:
 
 
 async def handle(request: web.Request) -> web.Response:
+    if await sns.is_sns_request(request):  # SNS shares POST / (its forms: Version=2010-03-31)
+        return await sns.handle(request)
     request_id = request.app[PLANE].broker.unique_token()
     protocol = codec.JSON if "X-Amz-Target" in request.headers else codec.QUERY
     try:

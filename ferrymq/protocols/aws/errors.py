@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# shape (the JSON protocol's __type) -> (query code, HTTP status). Common errors, then SQS's own.
+# shape (the JSON protocol's __type) -> (query code, HTTP status). Common errors, then SQS's, SNS's.
 CODES: dict[str, tuple[str, int]] = {
     "InvalidAction": ("InvalidAction", 400),
     "InvalidParameterValue": ("InvalidParameterValue", 400),
@@ -48,6 +48,22 @@ CODES: dict[str, tuple[str, int]] = {
     "InvalidSecurity": ("InvalidSecurity", 403),
     "ResourceNotFoundException": ("ResourceNotFoundException", 404),
     "RequestThrottled": ("RequestThrottled", 400),
+    # SNS (query only: keyed by botocore's shape names; SNS's ResourceNotFound clashes with SQS's)
+    "InvalidParameterException": ("InvalidParameter", 400),
+    "InvalidParameterValueException": ("ParameterValueInvalid", 400),
+    "NotFoundException": ("NotFound", 404),
+    "ResourceNotFound": ("ResourceNotFound", 404),
+    "AuthorizationErrorException": ("AuthorizationError", 403),
+    "InternalErrorException": ("InternalError", 500),
+    "BatchEntryIdsNotDistinctException": ("BatchEntryIdsNotDistinct", 400),
+    "EmptyBatchRequestException": ("EmptyBatchRequest", 400),
+    "TooManyEntriesInBatchRequestException": ("TooManyEntriesInBatchRequest", 400),
+    "InvalidBatchEntryIdException": ("InvalidBatchEntryId", 400),
+    "BatchRequestTooLongException": ("BatchRequestTooLong", 400),
+    "TagLimitExceededException": ("TagLimitExceeded", 400),
+    "TopicLimitExceededException": ("TopicLimitExceeded", 403),
+    "SubscriptionLimitExceededException": ("SubscriptionLimitExceeded", 403),
+    "FilterPolicyLimitExceededException": ("FilterPolicyLimitExceeded", 403),
 }
 
 
