@@ -44,6 +44,16 @@ bench-jobs: $(STAMP)
 	mkdir -p bench-results
 	$(BIN)/ferrymq bench jobs --out bench-results --markdown bench-results/jobs.md
 
+# SQS (issue 14): a private ferrymq serve beside moto's server mode, raw HTTP generator (JSON 1.0):
+# send batch -> receive -> delete batch for 10 s, then 1,000 idle long-pollers for 30 s. Both run even
+# when the first fails (moto delivers duplicates under concurrency: the run says so and exits 1).
+.PHONY: bench-sqs
+bench-sqs: $(STAMP)
+	mkdir -p bench-results
+	$(BIN)/ferrymq bench sqs --target ferrymq --compare moto --verify --markdown bench-results/sqs-pipeline.md; \
+	a=$$?; $(BIN)/ferrymq bench sqs --target ferrymq --compare moto --workload idle-pollers \
+	    --markdown bench-results/sqs-idle.md; b=$$?; exit $$((a | b))
+
 # Deterministic simulation (ferrymq/sim): real core and codecs, seeded network, power losses. 200 seeds
 # x 2,000 steps, bounded at about 1 minute on 2 cores; a failure prints `ferrymq sim --seed N --steps M`.
 # (`make test` runs a bounded slice of seeds through tests/sim.)

@@ -7,6 +7,7 @@
     ferrymq bench --list-scenarios
     ferrymq bench sink --port 5699 [--delay-ms 20]                  # run the null server alone
     ferrymq bench jobs [--jobs 20000] [--broker both] [--libs ...]  # job libraries (ferrymq.bench.jobs)
+    ferrymq bench sqs [--target ferrymq] [--compare moto] [--workload ...]  # SQS (ferrymq.bench.sqs)
 
 Targets: an amqp:// URL (FerryMQ, RabbitMQ or any AMQP 0-9-1 broker), ``sink`` (null server),
 ``ferrymq`` (starts `ferrymq serve` on a fresh data directory), ``rabbitmq`` (starts a private
@@ -108,10 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         from ferrymq.bench.markdown import main as markdown_main
 
         return markdown_main(argv[1:])
-    if argv and argv[0] == "jobs":
-        from ferrymq.bench.jobs.command import main as jobs_main
+    if argv and argv[0] in ("jobs", "sqs"):  # ferrymq.bench.<name>.command
+        import importlib
 
-        return jobs_main(argv[1:])
+        return int(importlib.import_module(f"ferrymq.bench.{argv[0]}.command").main(argv[1:]))
     if argv and argv[0] == "sink":
         from ferrymq.bench.sink import main as sink_main
 

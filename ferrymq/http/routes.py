@@ -20,12 +20,15 @@ from ferrymq.http.api import (
     traces,
 )
 from ferrymq.http.dashboard import pages
+from ferrymq.http.push import sse as push_sse
+from ferrymq.http.push import ws as push_ws
 from ferrymq.http.sns import endpoint as sns
 from ferrymq.http.sqs import endpoint as sqs
 
 TABLES = (overview.routes, queues.routes, exchanges.routes, bindings.routes, connections.routes,
           policies.routes, definitions.routes, health.routes, kafka.routes, routing.routes,
-          dlq.routes, traces.routes, metrics.routes, pages.routes, sqs.routes, sns.routes)
+          dlq.routes, traces.routes, metrics.routes, pages.routes, sqs.routes, sns.routes,
+          push_ws.routes, push_sse.routes)
 
 
 def register(app: web.Application) -> None:

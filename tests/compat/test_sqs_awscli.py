@@ -1,25 +1,28 @@
 """The AWS CLI (awscli from PyPI) against FerryMQ's SQS endpoint with ``--endpoint-url``.
 
 Every call is a real ``aws sqs ...`` subprocess with a private HOME and config file, so the
-machine's own AWS configuration is never read. The CLI checks MD5OfBody and
-MD5OfMessageAttributes itself and fails the command when they do not match.
+machine's own AWS configuration is never read. awscli 1.x does not check MD5OfBody or
+MD5OfMessageAttributes itself (SDKs such as Java's do), so the tests check them against AWS's
+documented algorithm, written out here independently of FerryMQ's.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
+import struct
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from ferrymq.testing import EmbeddedBroker
+from tests.support.sqs import sqs_client
 
 AWS = Path(sys.executable).with_name("aws")  # awscli from PyPI, installed beside this interpreter
 
@@ -56,6 +59,25 @@ class Cli:
         return json.loads(done.stdout) if done.stdout.strip() else None
 
 
+def _length_prefixed(data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + data
+
+
+def aws_md5_of_attributes(attributes: dict[str, dict[str, Any]], raw: dict[str, bytes]) -> str:
+    """AWS's MD5OfMessageAttributes: per name in sorted order, the length-prefixed name and data
+    type, a transport byte (1 string, 2 binary) and the length-prefixed value. ``raw``: binary
+    values as bytes."""
+    digest = hashlib.md5()
+    for name in sorted(attributes):
+        data_type = attributes[name]["DataType"]
+        digest.update(_length_prefixed(name.encode()) + _length_prefixed(data_type.encode()))
+        if data_type.startswith("Binary"):
+            digest.update(b"\x02" + _length_prefixed(raw[name]))
+        else:
+            digest.update(b"\x01" + _length_prefixed(attributes[name]["StringValue"].encode()))
+    return digest.hexdigest()
+
+
 @pytest.fixture(scope="module")
 def cli(ferry: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
     yield Cli(ferry.http_url, tmp_path_factory.mktemp("aws-home"))
@@ -79,23 +101,25 @@ def test_list_queues_with_prefix_shows_only_matching_queue_urls(cli):
     assert sorted(u.rsplit("/", 1)[1] for u in urls) == ["cli-list-a", "cli-list-b"]
 
 
-def test_send_then_receive_all_attributes_passes_the_clis_md5_checks_and_delete_removes_it(cli):
+def test_send_then_receive_all_attributes_with_aws_md5s_then_delete_removes_it(cli):
     url = cli("create-queue", "--queue-name", "cli-messages")["QueueUrl"]
     attributes = json.dumps({
         "colour": {"DataType": "String", "StringValue": "blå"},
         "count": {"DataType": "Number", "StringValue": "42"},
         "blob": {"DataType": "Binary", "BinaryValue": "raw\tbytes"},  # CLI v1: blobs go in raw
     })
-    sent = cli("send-message", "--queue-url", url, "--message-body", "hello from the cli ✓",
+    sent = cli("send-message", "--queue-url", url, "--message-body", "hello from the cli ✓ 🚢",
                "--message-attributes", attributes)
     got = cli("receive-message", "--queue-url", url, "--attribute-names", "All",
               "--message-attribute-names", "All", "--wait-time-seconds", "5")["Messages"]
     assert len(got) == 1
     message = got[0]
     assert message["MessageId"] == sent["MessageId"]
-    assert message["Body"] == "hello from the cli ✓"
-    assert message["MD5OfBody"] == sent["MD5OfMessageBody"]
-    assert message["MD5OfMessageAttributes"] == sent["MD5OfMessageAttributes"]
+    assert message["Body"] == "hello from the cli ✓ 🚢"
+    body_md5 = hashlib.md5("hello from the cli ✓ 🚢".encode()).hexdigest()
+    assert sent["MD5OfMessageBody"] == message["MD5OfBody"] == body_md5
+    attributes_md5 = aws_md5_of_attributes(json.loads(attributes), {"blob": b"raw\tbytes"})
+    assert sent["MD5OfMessageAttributes"] == message["MD5OfMessageAttributes"] == attributes_md5
     assert message["MessageAttributes"]["colour"] == {"DataType": "String", "StringValue": "blå"}
     assert message["MessageAttributes"]["count"] == {"DataType": "Number", "StringValue": "42"}
     blob = message["MessageAttributes"]["blob"]
@@ -162,8 +186,7 @@ def test_receive_from_a_missing_queue_exits_255_naming_the_aws_error_code(cli, f
 
 
 def test_list_queues_with_a_small_page_size_follows_next_tokens_to_every_queue(cli, ferry):
-    client = boto3.client("sqs", endpoint_url=ferry.http_url, region_name="us-east-1",
-                          aws_access_key_id="ferry", aws_secret_access_key="ferry-secret")
+    client = sqs_client(ferry.http_url)
     names = [f"cli-paged-{n}" for n in range(5)]
     for name in names:
         client.create_queue(QueueName=name)

@@ -9,6 +9,7 @@ consumer and waits for the queue to hand it something; it answers as soon as a m
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from ferrymq import limits
@@ -187,18 +188,24 @@ async def delete_message(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-async def delete_message_batch(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
+def _each(ctx: Context, p: dict[str, Any], act: Callable[[Context, Queue, dict[str, Any]], None]
+          ) -> dict[str, Any]:
+    """A batch of deletes or visibility changes: each entry succeeds or fails on its own."""
     q = ctx.queue(p)
     ok, bad = [], []
     for entry in batch_entries(p):
         try:
-            _delete(ctx, q, text(entry, "ReceiptHandle"))
+            act(ctx, q, entry)
         except AwsError as err:
             bad.append(failed(entry["Id"], err))
             continue
         ok.append({"Id": entry["Id"]})
     ctx.plane.end_turn()
     return {"Successful": ok, "Failed": bad}
+
+
+async def delete_message_batch(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
+    return _each(ctx, p, lambda c, q, entry: _delete(c, q, text(entry, "ReceiptHandle")))
 
 
 def _change(ctx: Context, q: Queue, entry: dict[str, Any]) -> None:
@@ -219,14 +226,4 @@ async def change_message_visibility(ctx: Context, p: dict[str, Any]) -> dict[str
 
 
 async def change_message_visibility_batch(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    q = ctx.queue(p)
-    ok, bad = [], []
-    for entry in batch_entries(p):
-        try:
-            _change(ctx, q, entry)
-        except AwsError as err:
-            bad.append(failed(entry["Id"], err))
-            continue
-        ok.append({"Id": entry["Id"]})
-    ctx.plane.end_turn()
-    return {"Successful": ok, "Failed": bad}
+    return _each(ctx, p, _change)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from ferrymq import __version__, limits
 from ferrymq.config import Settings
 from ferrymq.core.broker import Broker
-from ferrymq.core.channel import Channel, ChannelOwner
+from ferrymq.core.channel import Channel
 from ferrymq.core.stats import loop_lag
 from ferrymq.errors import CONNECTION_FORCED
 from ferrymq.protocols.amqp.server_properties import server_properties
@@ -91,10 +91,12 @@ class AMQPServer:
                 if isinstance(conn, AMQPConnection):
                     conn.drain(ch)
                     to_flush.add(conn)
-                elif isinstance(conn, ChannelOwner):  # another front end's channel (SQS, push)
-                    conn.drain_channel(ch)
-                else:  # an owner that wants no effects (a health check): nothing may pile up
-                    ch.outbox.clear()
+                else:  # another front end's channel (SQS, push): a ChannelOwner takes its effects
+                    drain = getattr(conn, "drain_channel", None)  # isinstance on a Protocol: 8 % CPU
+                    if drain is not None:
+                        drain(ch)
+                    else:  # an owner that wants no effects (a health check): nothing may pile up
+                        ch.outbox.clear()
 
     def write_out(self) -> None:
         """The turn's last step, after the writes: every connection's frames in one write each."""
