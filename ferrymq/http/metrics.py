@@ -225,6 +225,14 @@ def _broker_families(plane: Plane, rows: list[Row]) -> Iterator[Metric]:
     ):
         total = sum(q.counters[counter] for _, q in rows)
         yield _one_counter(f"rabbitmq_global_messages_{key}_total", what, CLASSIC, total)
+    for key, what in (  # delivery leases (a FerryMQ extension; SQS visibility timeouts too)
+        ("leases_expired", "Deliveries taken back because their lease ended"),
+        ("leases_released", "Deliveries whose lease was released early (set to 0)"),
+        ("late_settles_ignored", "Acks, nacks or rejects of deliveries already taken back"),
+    ):
+        lease_family = CounterMetricFamily(f"ferrymq_{key}", what)
+        lease_family.add_metric([], broker.counters[key])
+        yield lease_family
 
 
 def _one_counter(name: str, help_: str, labels: dict[str, str], value: int) -> CounterMetricFamily:

@@ -164,3 +164,18 @@ def test_an_oversized_request_gets_an_aws_error_and_the_endpoint_goes_on(ferry: 
     assert reply.headers["x-amzn-query-error"].startswith("RequestEntityTooLarge")
     sqs.send_message(QueueUrl=url, MessageBody="still here")
     assert sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"] == "still here"
+
+
+def test_lease_counters_count_released_and_ignored_settles_in_metrics(sqs: Any,
+                                                                      ferry: EmbeddedBroker) -> None:
+    def counter(name: str) -> float:
+        text = requests.get(f"{ferry.http_url}/metrics", timeout=5).text
+        (line,) = [x for x in text.splitlines() if x.startswith(f"ferrymq_{name}_total ")]
+        return float(line.split()[1])
+    before = counter("leases_released"), counter("late_settles_ignored")
+    url = sqs.create_queue(QueueName="leased-metrics")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="x")
+    (msg,) = sqs.receive_message(QueueUrl=url)["Messages"]
+    sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=msg["ReceiptHandle"], VisibilityTimeout=0)
+    assert counter("leases_released") == before[0] + 1
+    assert counter("leases_expired") >= 0 and counter("late_settles_ignored") == before[1]
