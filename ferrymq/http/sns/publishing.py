@@ -23,12 +23,12 @@ from ferrymq.http.sns.context import Context
 from ferrymq.http.sqs.context import text
 from ferrymq.http.sqs.sending import failed
 from ferrymq.protocols.aws.attributes import Attribute, parse_attributes
+from ferrymq.protocols.aws.batch import BAD_ID_TEXT, check_ids
 from ferrymq.protocols.aws.errors import AwsError
 from ferrymq.protocols.sns import names
 from ferrymq.protocols.sns.topics import Topic
 
 _SUBJECT = re.compile(r"[\x20-\x7e]{1,100}")
-_BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
 
 
 @dataclass(slots=True)
@@ -171,17 +171,9 @@ def _entries(p: dict[str, Any]) -> list[dict[str, Any]]:
         raise AwsError("TooManyEntriesInBatchRequestException",
                        f"The batch request contains more entries than permissible "
                        f"({limits.SNS_BATCH_MAX_ENTRIES}).")
-    seen: set[str] = set()
-    for entry in entries:
-        entry_id = entry.get("Id")
-        if not isinstance(entry_id, str) or not _BATCH_ID.fullmatch(entry_id):
-            raise AwsError("InvalidBatchEntryIdException", "A batch entry id can only contain "
-                                                           "alphanumeric characters, hyphens and "
-                                                           "underscores. It can be at most 80 letters long.")
-        if entry_id in seen:
-            raise AwsError("BatchEntryIdsNotDistinctException", "Two or more batch entries in the "
-                                                                "request have the same Id.")
-        seen.add(entry_id)
+    check_ids(entries, AwsError("InvalidBatchEntryIdException", BAD_ID_TEXT),
+              lambda _: AwsError("BatchEntryIdsNotDistinctException", "Two or more batch entries in the "
+                                                                      "request have the same Id."))
     if sum(len(str(e.get("Message", "")).encode()) for e in entries) > limits.SNS_MESSAGE_MAX_BYTES:
         raise AwsError("BatchRequestTooLongException", "The length of all the messages put together "
                                                        "is more than the limit.")

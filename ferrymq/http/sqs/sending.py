@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import Any
 
 from ferrymq import limits
@@ -16,11 +15,11 @@ from ferrymq.protocols.aws.attributes import (
     md5_of_body,
     parse_attributes,
 )
+from ferrymq.protocols.aws.batch import BAD_ID_TEXT, check_ids
 from ferrymq.protocols.aws.errors import AwsError, invalid, missing
 from ferrymq.protocols.sqs import messages, names
 from ferrymq.protocols.sqs import queue_attributes as qa
 
-BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
 NOT_FOR_THIS_QUEUE = "The request include parameter that is not valid for this queue type"
 
 
@@ -136,16 +135,8 @@ def batch_entries(p: dict[str, Any]) -> list[dict[str, Any]]:
         raise AwsError("TooManyEntriesInBatchRequest", f"Maximum number of entries per request are "
                                                        f"{limits.SQS_BATCH_MAX_ENTRIES}. You have sent "
                                                        f"{len(entries)}.")
-    seen: set[str] = set()
-    for entry in entries:
-        entry_id = entry.get("Id")
-        if not isinstance(entry_id, str) or not BATCH_ID.fullmatch(entry_id):
-            raise AwsError("InvalidBatchEntryId", "A batch entry id can only contain alphanumeric "
-                                                  "characters, hyphens and underscores. It can be at "
-                                                  "most 80 letters long.")
-        if entry_id in seen:
-            raise AwsError("BatchEntryIdsNotDistinct", f"Id {entry_id} repeated.")
-        seen.add(entry_id)
+    check_ids(entries, AwsError("InvalidBatchEntryId", BAD_ID_TEXT),
+              lambda entry_id: AwsError("BatchEntryIdsNotDistinct", f"Id {entry_id} repeated."))
     return entries
 
 
