@@ -23,8 +23,10 @@ def pct(part: float, whole: float) -> str:
 
 def books(s: dict[str, Any]) -> str:
     b, t = s["books"], s["totals"]
-    lost = b["lost"]
+    lost = b["lost"] - t["dropped"]  # dropped by a queue's overflow policy (drop-head): by design
     verdict = "none lost" if lost == 0 else f"{n(lost)} LOST"
+    if t["dropped"]:
+        verdict += f" beyond the {n(t['dropped'])} dropped by the queue's overflow policy"
     dups = b["duplicates"]
     return (f"{s['name']}: {n(b['confirmed'])} messages confirmed, {verdict}; "
             f"{n(dups)} duplicate receipts, {n(t['redelivered'])} redeliveries"
