@@ -164,7 +164,7 @@ async def _process(msg: Any, args: argparse.Namespace, out: _Out, state: dict[st
 async def _main(args: argparse.Namespace) -> None:
     import aio_pika
 
-    out, state = _Out(), {"extra_ms": 0.0, "idle_s": 0.0}
+    out, state = _Out(), {"extra_ms": 0.0, "idle_s": 0.0, "waiting_since": 0.0}
     loop = asyncio.get_running_loop()
     conn = await aio_pika.connect(args.url)
     channel = await conn.channel()
@@ -178,15 +178,17 @@ async def _main(args: argparse.Namespace) -> None:
     async def gauges() -> None:
         while True:
             out.put(IN_FLIGHT, inbox.qsize())
-            out.put(IDLE, int(state["idle_s"] * 1000))
+            waiting = loop.time() - state["waiting_since"] if state["waiting_since"] else 0.0
+            out.put(IDLE, int((state["idle_s"] + waiting) * 1000))
             out.flush()
             await asyncio.sleep(GAUGE_EVERY_S)
 
     background.append(asyncio.create_task(gauges()))
     while True:
-        waited_from = loop.time()  # idle: nothing prefetched, waiting on the broker's next delivery
+        state["waiting_since"] = loop.time()  # idle: nothing prefetched, waiting on the next delivery
         msg = await inbox.get()
-        state["idle_s"] += loop.time() - waited_from
+        state["idle_s"] += loop.time() - state["waiting_since"]
+        state["waiting_since"] = 0.0
         await _process(msg, args, out, state)
         out.flush()
 
