@@ -192,9 +192,10 @@ def _poison_sentence(s: dict[str, Any], base: dict[str, Any] | None) -> str:
 
 
 def explain(run: dict[str, Any]) -> list[str]:
-    base = next((s for s in run["series"] if s["variant"] == "baseline"), None)
+    bases = {s["target"]: s for s in run["series"] if s["variant"] == "baseline"}
     out = []
     for s in run["series"]:
+        base = bases.get(s["target"])
         if s["variant"] == "baseline":
             out.append(f"{s['name']}: no poison; normal messages processed at "
                        f"{n(s['rates']['out_per_s'])}/s, p99 {n(s['latency_ms']['p99'])} ms, broker CPU "
