@@ -62,7 +62,9 @@ class RetryingProducer(Producer):
     """A publisher that takes a nack as "not now": it waits and publishes the same message again,
     so the broker's refusals pace it (each retry counted as ``retried``)."""
 
-    retry_s = 0.05
+    def __init__(self, *args: Any, retry_s: float = 0.05, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.retry_s = retry_s
 
     async def _publish(self, msg_id: int) -> None:
         from aio_pika.exceptions import DeliveryError
@@ -129,9 +131,11 @@ async def _variant(ctx: LabContext, p: Params, variant: str, seconds: float) -> 
     series = ctx.series(variant)
     for _ in range(p.consumers):
         await ctx.worker(series, queue, prefetch=p.prefetch, work_ms=p.work_ms)
-    kind = RetryingProducer if variant == "block" else Producer
-    producer = await kind(series, ctx.target.amqp_url, queue, size=p.size).open()
-    producer.retry_s = p.retry_ms / 1000.0
+    if variant == "block":
+        producer = await RetryingProducer(series, ctx.target.amqp_url, queue, size=p.size,
+                                          retry_s=p.retry_ms / 1000.0).open()
+    else:
+        producer = await Producer(series, ctx.target.amqp_url, queue, size=p.size).open()
     watch = BlockedWatch(series)
     logging.getLogger("aiormq").addHandler(watch)
     series.begin()

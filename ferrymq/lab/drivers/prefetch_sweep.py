@@ -142,14 +142,14 @@ def _record(series: Series, prefetch: int, consumers: list[Consumer], p: Params,
     end = max(c.last_ns for c in consumers) or series.now_ns()  # the drain: resumed to the last receipt
     wall_ms = max(1.0, (end - start) / 1e6)
     total = max(1, sum(c.processed for c in consumers))
-    rows = [{"consumer": c.name, "work_ms": c.work_ms, "processed": c.processed,
+    rows: list[dict[str, Any]] = [{"consumer": c.name, "work_ms": c.work_ms, "processed": c.processed,
              "share_pct": round(100.0 * c.processed / total, 1),
              "idle_pct": c.idle_pct(start, end)}
             for c in consumers]
     series.table("consumers", rows)
     top = max(rows, key=lambda r: r["share_pct"])
-    fast = [r["idle_pct"] for r in rows if r["work_ms"] == p.fast_ms] or [r["idle_pct"] for r in rows]
-    slow = [r["share_pct"] for r in rows if r["work_ms"] == p.slow_ms and p.slow]
+    fast = [r["idle_pct"] for r in rows if r["consumer"].startswith("fast")] or [r["idle_pct"] for r in rows]
+    slow = [r["share_pct"] for r in rows if r["consumer"].startswith("slow")]
     speed = [1.0 / max(c.work_ms, 0.001) for c in consumers]
     figures = {"prefetch": prefetch, "drain_s": round(wall_ms / 1000.0, 3),
                "throughput_per_s": round(total / (wall_ms / 1000.0), 1),
@@ -184,14 +184,16 @@ def _shape(series: list[dict[str, Any]]) -> str:
     figs = sorted((s["figures"] for s in series), key=lambda f: f["prefetch"])
     low, high = figs[0], figs[-1]
     best = max(figs, key=lambda f: f["throughput_per_s"])
+    calm = min(figs[1:], key=lambda f: f["idle_fast_pct"])
     return (f"The shape: prefetch {n(low['prefetch'])} left the fast consumers idle "
             f"{n(low['idle_fast_pct'])} % of the time waiting for round trips ({n(low['throughput_per_s'])} "
-            f"msgs/s); prefetch {n(best['prefetch'])} was fastest ({n(best['throughput_per_s'])} msgs/s, "
-            f"idle {n(best['idle_fast_pct'])} %); at prefetch {n(high['prefetch'])} "
+            f"msgs/s); prefetch {n(calm['prefetch'])} removed most of the wait (idle "
+            f"{n(calm['idle_fast_pct'])} %, {n(calm['throughput_per_s'])} msgs/s); the fastest drain was at "
+            f"prefetch {n(best['prefetch'])} ({n(best['throughput_per_s'])} msgs/s); at prefetch "
+            f"{n(high['prefetch'])} "
             f"{high['max_share_consumer']} held {n(high['max_share_pct'])} % of the work and the drain took "
-            f"{n(high['drain_s'])} s "
-            f"({n(high['throughput_per_s'])} msgs/s), the fast consumers idle {n(high['idle_fast_pct'])} % "
-            "of it.")
+            f"{n(high['drain_s'])} s ({n(high['throughput_per_s'])} msgs/s), the fast consumers idle "
+            f"{n(high['idle_fast_pct'])} % of it.")
 
 
 def explain(run: dict[str, Any]) -> list[str]:
