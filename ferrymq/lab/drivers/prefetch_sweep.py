@@ -127,7 +127,7 @@ async def _variant(ctx: LabContext, p: Params, prefetch: int, count: int) -> dic
         resumed = series.now_ns()
         for w in ctx.workers:
             w.resume()
-        series.event("phase", "burst published: consumers resumed")
+        series.event("note", "burst published: consumers resumed")  # in the JSON, not on the charts
         settled = await common.settle(series, max(common.SETTLE_S, ctx.duration))
         await asyncio.sleep(TAIL_S)
     row = _record(series, prefetch, consumers, p, settled, resumed)
