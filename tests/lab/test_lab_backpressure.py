@@ -40,7 +40,7 @@ def _check(run: dict[str, Any]) -> None:
 
 
 def test_backpressure_on_ferrymq_bounds_the_queue_under_each_overflow_policy(tmp_path: Path) -> None:
-    run = run_short("backpressure", ["ferrymq"], tmp_path)
+    run = run_short("backpressure", ["ferrymq"], tmp_path, max_length=100)
     _check(run)
     text = " ".join(run["explanation"])
     for s in run["series"]:  # the lab-started broker's memory is sampled and quoted
@@ -51,4 +51,4 @@ def test_backpressure_on_ferrymq_bounds_the_queue_under_each_overflow_policy(tmp
 
 
 def test_backpressure_on_rabbitmq_keeps_the_same_invariants(tmp_path: Path, rabbitmq_url: str) -> None:
-    _check(run_short("backpressure", [f"rabbitmq={rabbitmq_url}"], tmp_path))
+    _check(run_short("backpressure", [f"rabbitmq={rabbitmq_url}"], tmp_path, max_length=100))
