@@ -111,6 +111,8 @@ def quote(w: Workload, name: str) -> str:
     v = getattr(w, name)
     if name == "job_ms_p99":
         return f"job p99 {num(w.p99)} ms"
+    if name == "ordering" and v == "none":
+        return "no ordering"
     if isinstance(v, bool):
         words = {"replay": ("replay", "no replay"), "exactly_once": ("exactly-once", "at-least-once")}
         return words[name][0 if v else 1]
@@ -495,7 +497,8 @@ def general_flags(d: _Draft) -> None:
 # --- the advice as a lab scenario --------------------------------------------------------------
 
 def scenario_params(advice: Advice) -> tuple[str, list[str], dict[str, Any], str]:
-    """(driver, targets, params, note): the one place that maps advice onto the lab's drivers.
+    """(driver, targets, params, note): the one place that maps advice onto the lab's drivers
+    (task_queue's ``workers`` is a list: one run per count; the advice is one count).
     Consumers above LAB_MAX_CONSUMERS are scaled down with the rate, so each consumer sees the
     advised load."""
     w, k = advice.workload, advice.knobs
@@ -506,7 +509,7 @@ def scenario_params(advice: Advice) -> tuple[str, list[str], dict[str, Any], str
         f" Scaled to {consumers} of {k['consumers']} consumers, rate {num(rate)} of "
         f"{num(w.rate_per_s)} msg/s, so each consumer carries the advised load.")
     if advice.model == QUEUE:
-        return "task_queue", ["ferrymq"], {"workers": consumers, "prefetch": k["prefetch"],
+        return "task_queue", ["ferrymq"], {"workers": [consumers], "prefetch": k["prefetch"],
                                            "work_ms": _whole(w.job_ms_p50), "rate": rate,
                                            "size": w.size_bytes}, note
     partitions = max(consumers, round(k["partitions"] * scale))

@@ -185,7 +185,7 @@ def test_queue_advice_becomes_a_task_queue_scenario_with_its_numbers() -> None:
     data = tomllib.loads(a.to_scenario_toml())
     assert set(data) == SCENARIO_KEYS and data["name"] == "advised-queue"
     assert data["driver"] == "task_queue" and data["targets"] == ["ferrymq"]
-    assert data["params"] == {"workers": a.knobs["consumers"], "prefetch": a.knobs["prefetch"],
+    assert data["params"] == {"workers": [a.knobs["consumers"]], "prefetch": a.knobs["prefetch"],
                               "work_ms": 20, "rate": 200, "size": 512}
     assert data["duration"] > data["short_duration"] > 0
 
