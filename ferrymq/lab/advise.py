@@ -313,6 +313,10 @@ def _total_order_check(d: _Draft, needed: int) -> None:
     one = 1000 / w.job_ms_p50
     d.why(f"consumers 1: {quote(w, 'ordering')} means one consumer at a time (a single active consumer, "
           "or one partition)", "ordering")
+    if w.consumers > 1:
+        d.warn(f"{quote(w, 'consumers')} given, but {quote(w, 'ordering')} lets one work at a time: the "
+               "others are standbys (single active consumer, or idle members of the group)",
+               "consumers", "ordering")
     if w.rate_per_s > one:
         d.warn(f"{quote(w, 'ordering')} at {quote(w, 'rate_per_s')} cannot be met: one consumer does "
                f"1000 / {quote(w, 'job_ms_p50')} = {num(one)} msg/s, and the rate needs {needed} consumers "

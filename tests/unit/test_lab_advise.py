@@ -93,6 +93,9 @@ CASES: list[tuple[str, Workload, str, list[Check]]] = [
     ("a body above Kafka's message.max.bytes is flagged",
      Workload(rate_per_s=10, size_bytes=4 * 1024 * 1024, replay=True, job_ms_p50=5, job_ms_p99=9), "log",
      [flagged("claim check")]),
+    ("consumers given with total ordering are standbys, and says so",
+     Workload(rate_per_s=1, ordering="total", consumers=3, job_ms_p50=5, job_ms_p99=9), "queue",
+     [flagged("3 consumers given", "standbys"), lambda a: a.knobs["consumers"] == 1]),
     ("an unknown p99 is flagged: the lease was sized from the median",
      Workload(rate_per_s=100, job_ms_p50=5), "queue", [flagged("job p99 not given")]),
 ]
@@ -206,6 +209,9 @@ def test_the_scenario_uses_only_keys_the_lab_knows() -> None:
     scenario = pytest.importorskip("ferrymq.lab.scenario")
     for w in (CASES[0][1], CASES[1][1]):
         assert set(tomllib.loads(advise(w).to_scenario_toml())) <= scenario.KEYS
+    if "task_queue" in scenario.driver_names():  # the driver's own Params accept what is emitted
+        parsed = scenario.parse(advise(CASES[1][1]).to_scenario_toml(), "advised.toml")
+        assert parsed.build_params().prefetch == 1
 
 
 # --- the command -------------------------------------------------------------------------------
@@ -262,6 +268,12 @@ def test_a_workload_file_with_an_unknown_key_or_bad_toml_is_one_line(
     assert "unknown key(s) rate; known:" in capsys.readouterr().err
     assert main(["--from", str(broken)]) == 2
     assert "not valid TOML" in capsys.readouterr().err
+
+
+def test_help_exits_0_and_names_the_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(flag in out for flag in ("--rate", "--job-ms-p99", "--from", "--write-scenario", "--json"))
 
 
 def test_an_unwritable_scenario_path_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
