@@ -48,10 +48,11 @@ def timeline() -> list[dict[str, Any]]:
         rates = {"in_per_s": 0.0, "out_per_s": 0.0, "p99_ms": None} if t == 3.0 else {}
         out.append(snapshot("queue", "ferrymq (queue mode)", t, events=events, **rates))
         out.append(snapshot("log", "ferrymq (log mode)", t * 2.5, depth=None, in_per_s=1200.0))
-    out.append(snapshot("log", "ferrymq (log mode)", 10.0, state="done", sent=12000, received=12002,
-                        duplicates=2, lost=0, in_per_s=0.0, out_per_s=0.0, depth=None,
-                        report="/tmp/lab/orders-kill9/report.html"))
-    return out
+    done = snapshot("log", "ferrymq (log mode)", 10.0, state="done", sent=12000, received=12002,
+                    duplicates=2, lost=0, in_per_s=0.0, out_per_s=0.0, depth=None,
+                    report="/tmp/lab/orders-kill9/report.html")
+    last = snapshot("queue", "ferrymq (queue mode)", 5.0, events=[KILL, BACK])
+    return [*out, done, done, last]  # a done series goes on being published, its t standing still
 
 
 def publish(url: str, bodies: list[bytes]) -> None:
@@ -87,14 +88,14 @@ def test_lab_page_shows_each_series_live_with_faults_and_the_done_state(
     publish(broker.amqp_url, [b"not json", b'{"hello": 1}'] +
             [json.dumps(s).encode() for s in timeline()])
     WebDriverWait(browser, 10).until(lambda d: text_of(d, card("log") + " .lab-state") == "done")
-    WebDriverWait(browser, 10).until(lambda d: text_of(d, card("queue") + " .lab-progress") == "4 / 10 s")
+    WebDriverWait(browser, 10).until(lambda d: text_of(d, card("queue") + " .lab-progress") == "5 / 10 s")
     assert cards(browser) == [f"{RUN}/queue", f"{RUN}/log"]  # the junk made no card
     assert text_of(browser, "#lab-empty") == ""
     queue = {k: text_of(browser, f"{card('queue')} .lab-{k}") for k in
              ("scenario", "target", "state", "in", "out", "p99", "depth", "sent", "received", "dup", "lost")}
     assert queue == {"scenario": "orders-kill9", "target": "ferrymq (queue mode)", "state": "running",
-                     "in": "950", "out": "940", "p99": "12.5 ms", "depth": "10", "sent": "3800",
-                     "received": "3760", "dup": "0", "lost": UNKNOWN}
+                     "in": "950", "out": "940", "p99": "12.5 ms", "depth": "10", "sent": "4750",
+                     "received": "4700", "dup": "0", "lost": UNKNOWN}
     events = browser.execute_script(
         "return [...document.querySelectorAll(arguments[0])].map((e) => e.textContent);",
         card("queue") + " .lab-events li")
@@ -104,6 +105,9 @@ def test_lab_page_shows_each_series_live_with_faults_and_the_done_state(
     assert log == {"target": "ferrymq (log mode)", "depth": UNKNOWN, "sent": "12000", "received": "12002",
                    "dup": "2", "lost": "0", "report": "report: /tmp/lab/orders-kill9/report.html",
                    "progress": "10 / 10 s"}
+    points = browser.execute_script(
+        "return [...document.querySelectorAll('canvas.lab-chart')].map((c) => c.dataset.points);")
+    assert points == ["5", "4"]  # one per snapshot time: the done ones at t=10 replace, not add
     assert browser.execute_script(  # the rate chart has ink on it
         "const c = document.querySelector(arguments[0]); const d = c.getContext('2d')"
         ".getImageData(0, 0, c.width, c.height).data; return d.some((v, i) => i % 4 === 3 && v > 0);",

@@ -397,6 +397,7 @@ PAGES.lab = () => {
     const key = snap.run + "/" + snap.series;
     const s = lab[key] || (lab[key] = { points: [], events: [] });
     s.last = snap;
+    if (s.points.length && s.points[s.points.length - 1][0] >= snap.t) s.points.pop();  // a done series repeats its last t
     s.points.push([snap.t, snap.in_per_s, snap.out_per_s]);
     if (s.points.length > HISTORY_MAX) s.points = s.points.slice(-HISTORY_MAX);
     const seen = new Set(s.events.map((e) => e.t + " " + e.kind + " " + e.label));
@@ -431,7 +432,7 @@ function drawLab(key, s) {
     labStat("lab-sent", "sent", r.sent) + labStat("lab-received", "received", r.received) +
     labStat("lab-dup", "duplicates", r.duplicates) + labStat("lab-lost", "lost", dash(r.lost, String)) + "</div>" +
     '<div class="legend"><span><i style="background:var(--in)"></i>in /s</span><span><i style="background:var(--out)"></i>out /s</span>' +
-    '<span><i style="background:var(--bad)"></i>fault</span></div><canvas class="chart lab-chart"></canvas>' +
+    '<span><i style="background:var(--bad)"></i>fault</span></div><canvas class="chart lab-chart" data-points="' + s.points.length + '"></canvas>' +
     '<ul class="events lab-events">' + s.events.map((e) => '<li data-kind="' + esc(e.kind) + '"><span class="offset">' + e.t.toFixed(1) + " s</span> " +
       esc(e.kind) + " " + esc(e.label) + "</li>").join("") + "</ul>" +
     (r.report ? '<p class="muted lab-report">report: ' + esc(r.report) + "</p>" : "");
