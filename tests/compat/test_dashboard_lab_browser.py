@@ -52,7 +52,8 @@ def timeline() -> list[dict[str, Any]]:
                     duplicates=2, lost=0, in_per_s=0.0, out_per_s=0.0, depth=None,
                     report="/tmp/lab/orders-kill9/report.html")
     last = snapshot("queue", "ferrymq (queue mode)", 5.0, events=[KILL, BACK])
-    return [*out, done, done, last]  # a done series goes on being published, its t standing still
+    again = done | {"t": 11.0}  # a done series goes on being published (its t running on)
+    return [*out, done, again, last]
 
 
 def publish(url: str, bodies: list[bytes]) -> None:
@@ -107,7 +108,7 @@ def test_lab_page_shows_each_series_live_with_faults_and_the_done_state(
                    "progress": "10 / 10 s"}
     points = browser.execute_script(
         "return [...document.querySelectorAll('canvas.lab-chart')].map((c) => c.dataset.points);")
-    assert points == ["5", "4"]  # one per snapshot time: the done ones at t=10 replace, not add
+    assert points == ["5", "4"]  # one per snapshot time; the done series stays at t=10
     assert browser.execute_script(  # the rate chart has ink on it
         "const c = document.querySelector(arguments[0]); const d = c.getContext('2d')"
         ".getImageData(0, 0, c.width, c.height).data; return d.some((v, i) => i % 4 === 3 && v > 0);",

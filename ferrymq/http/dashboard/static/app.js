@@ -395,22 +395,30 @@ PAGES.lab = () => {
     try { snap = JSON.parse(frame.body); } catch (e) { return; }
     if (typeof snap.run !== "string" || typeof snap.t !== "number" || typeof snap.duration !== "number") return;  // not a snapshot
     const key = snap.run + "/" + snap.series;
-    const s = lab[key] || (lab[key] = { points: [], events: [] });
-    s.last = snap;
-    if (s.points.length && s.points[s.points.length - 1][0] >= snap.t) s.points.pop();  // a done series repeats its last t
-    s.points.push([snap.t, snap.in_per_s, snap.out_per_s]);
-    if (s.points.length > HISTORY_MAX) s.points = s.points.slice(-HISTORY_MAX);
-    const seen = new Set(s.events.map((e) => e.t + " " + e.kind + " " + e.label));
-    (snap.events || []).forEach((e) => { if (!seen.has(e.t + " " + e.kind + " " + e.label)) s.events.push(e); });
-    const keys = Object.keys(lab);
-    keys.slice(0, Math.max(0, keys.length - LAB_SERIES_MAX)).forEach((k) => {
-      delete lab[k]; const el = document.querySelector('[data-lab="' + CSS.escape(k) + '"]'); if (el) el.remove();
-    });
+    labAdd(lab, key, snap);
     try { sessionStorage.setItem("ferrymq-lab", JSON.stringify(lab)); } catch (e) { /* full */ }
-    drawLab(key, s);
+    drawLab(key, lab[key]);
   };
   es.onerror = () => { document.getElementById("lab-status").textContent = "disconnected, reconnecting…"; };
 };
+
+// One snapshot into the series it belongs to: a chart point per second, each event once (a
+// snapshot carries all its series' events so far), at most LAB_SERIES_MAX series. A done series
+// goes on being published: it stays at the time it finished, its last point replaced.
+function labAdd(lab, key, snap) {
+  const s = lab[key] || (lab[key] = { points: [], events: [] });
+  if (s.last && s.last.state === "done") snap.t = s.last.t;
+  if (s.points.length && s.points[s.points.length - 1][0] >= snap.t) s.points.pop();
+  s.last = snap;
+  s.points.push([snap.t, snap.in_per_s, snap.out_per_s]);
+  if (s.points.length > HISTORY_MAX) s.points = s.points.slice(-HISTORY_MAX);
+  const seen = new Set(s.events.map((e) => e.t + " " + e.kind + " " + e.label));
+  (snap.events || []).forEach((e) => { if (!seen.has(e.t + " " + e.kind + " " + e.label)) s.events.push(e); });
+  const keys = Object.keys(lab);
+  keys.slice(0, Math.max(0, keys.length - LAB_SERIES_MAX)).forEach((k) => {
+    delete lab[k]; document.querySelector('[data-lab="' + CSS.escape(k) + '"]')?.remove();
+  });
+}
 
 function labStat(cls, label, value) {
   return '<div><div class="label">' + esc(label) + '</div><div class="value ' + cls + '">' + esc(value) + "</div></div>";
