@@ -1,8 +1,9 @@
 """The dashboard's lab page in headless Chromium: empty until a snapshot arrives, then one card per
 series fed live by `ferrymq lab`'s progress snapshots (published here with pika to amq.topic, key
 ferrymq.lab.progress, as the lab does) through browser push (/sse): numbers, progress, faults,
-the done state and the report path; kept across a reload. The screenshot goes to
-/tmp/lab-dashboard.png. Skipped like the other browser tests where chromium is absent."""
+the done state and the report path; kept across a reload; and the snapshots the lab's own code
+(ferrymq.lab.live) makes. The screenshot goes to /tmp/lab-dashboard.png. Skipped like the other
+browser tests where chromium is absent."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from ferrymq import EmbeddedBroker
+from ferrymq.lab.live import PROGRESS_KEY
+from ferrymq.lab.live import snapshot as lab_snapshot
+from ferrymq.lab.recorder import Series
 from tests.compat.test_dashboard_browser import browser, login, text_of  # noqa: F401  (skips without chromium)
 
 RUN = "r-1203-1125"
@@ -60,13 +64,13 @@ def publish(url: str, bodies: list[bytes]) -> None:
     conn = pika.BlockingConnection(pika.URLParameters(url))
     ch = conn.channel()
     for body in bodies:
-        ch.basic_publish("amq.topic", "ferrymq.lab.progress", body,
+        ch.basic_publish("amq.topic", PROGRESS_KEY, body,
                          pika.BasicProperties(content_type="application/json"))
     conn.close()
 
 
-def card(series: str) -> str:
-    return f"[data-lab='{RUN}/{series}']"
+def card(series: str, run: str = RUN) -> str:
+    return f"[data-lab='{run}/{series}']"
 
 
 def cards(driver: WebDriver) -> list[str]:
@@ -125,3 +129,39 @@ def test_lab_cards_survive_a_reload(broker: EmbeddedBroker, browser: WebDriver) 
     assert cards(browser) == [f"{RUN}/queue", f"{RUN}/log"]
     assert text_of(browser, card("log") + " .lab-state") == "done"
     assert text_of(browser, "#lab-empty") == ""
+
+
+def lab_run(run: str) -> list[bytes]:
+    """What `ferrymq lab` itself publishes for a 4 s series with a fault (its own snapshot code, on
+    a stepped clock): one snapshot a second, then the done one, twice."""
+    now = [0]
+    series = Series("queue", "ferrymq (queue mode)", now_ns=lambda: now[0])
+    series.begin()
+    out = []
+    for step in range(8):
+        for _ in range(100):
+            msg = series.next_id()
+            series.sent()
+            series.confirmed(msg)
+            series.received(msg, now[0] - 2_000_000)
+        if step == 3:
+            series.event("fault", "SIGSTOP consumer")
+        now[0] += 500_000_000
+        if step % 2:
+            out.append(lab_snapshot(series, run, "stall", 4.0))
+    series.end()
+    out += [lab_snapshot(series, run, "stall", 4.0, "done", "/tmp/lab/stall/report.html")] * 2
+    return [json.dumps(o).encode() for o in out]
+
+
+def test_lab_page_reads_what_the_lab_itself_publishes(broker: EmbeddedBroker, browser: WebDriver) -> None:  # noqa: F811
+    open_lab(browser, broker)
+    publish(broker.amqp_url, lab_run("r-lab-own"))
+    mine = card("queue", "r-lab-own")
+    WebDriverWait(browser, 10).until(lambda d: text_of(d, mine + " .lab-state") == "done")
+    shown = {k: text_of(browser, f"{mine} .lab-{k}") for k in
+             ("scenario", "sent", "received", "lost", "dup", "p99")}
+    assert shown == {"scenario": "stall", "sent": "800", "received": "800", "lost": "0", "dup": "0",
+                     "p99": "2.0 ms"}
+    assert text_of(browser, mine + " .lab-events") == "1.5 s fault SIGSTOP consumer"
+    assert text_of(browser, mine + " .lab-progress") == "4 / 4 s"
