@@ -89,6 +89,7 @@ class _Lane:
         self.queued_bytes = 0
         self.last_due = 0.0
         self.timer: asyncio.TimerHandle | None = None
+        self.eof_sent = False
 
     def push(self, data: bytes | None) -> None:
         now = self.proxy.loop.time()
@@ -124,6 +125,8 @@ class _Lane:
             t.close()  # after what is buffered: a FIN, as the source's own close was
         elif t.can_write_eof():
             t.write_eof()
+            self.eof_sent = True
+            self.proxy.loop.call_soon(self.src.pair.both_half_closed)
 
     def drop(self) -> None:
         if self.timer is not None:
@@ -150,7 +153,9 @@ class _Pair:
         return self.up if side is self.client else self.down
 
     def side_ready(self, side: _Side) -> None:
-        if side is self.client:
+        if self.closed:  # cut while the broker was being dialled: the dial won the race
+            side.abort()
+        elif side is self.client:
             self.dial = self.proxy.loop.create_task(self._dial())
         else:
             self.up.flush()  # what the client sent while the broker was being dialled
@@ -161,6 +166,13 @@ class _Pair:
                                                     self.proxy.upstream_port)
         except OSError:
             self.abort()
+
+    def both_half_closed(self) -> None:
+        """Each side has sent its EOF and the other has received it: nothing more can flow."""
+        if self.up.eof_sent and self.down.eof_sent:
+            for side in (self.client, self.broker):
+                if side.transport is not None:
+                    side.transport.close()
 
     def side_lost(self, side: _Side) -> None:
         """One socket is gone: the other gets what was already on its way, then a close."""
@@ -263,5 +275,6 @@ class Proxy:
             self.server.close()
         for pair in list(self.pairs):
             pair.abort()
+        await asyncio.sleep(0)  # the aborted sockets close on the next loop turn
         if self.server is not None:
             await self.server.wait_closed()

@@ -71,6 +71,19 @@ def test_bytes_pass_both_ways_in_order() -> None:
     with_echo_proxy(body)
 
 
+def test_a_half_close_is_passed_on_after_the_data_before_it() -> None:
+    async def body(proxy: Proxy) -> None:
+        proxy.set_delay(20)
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        writer.write(b"last words")
+        writer.write_eof()  # the echo server sees EOF only after the data, echoes it and closes
+        assert await reader.read() == b"last words"  # ...then its EOF comes back through the proxy
+        writer.close()
+        await asyncio.sleep(0.05)
+        assert not proxy.pairs  # both EOFs passed: the proxy closed its two sockets
+    with_echo_proxy(body)
+
+
 def test_delay_holds_every_chunk_both_ways() -> None:
     async def body(proxy: Proxy) -> None:
         proxy.set_delay(50)
@@ -112,11 +125,11 @@ def test_partial_loss_is_decided_by_the_seeded_rng() -> None:
     for _ in range(2):
         async def body(proxy: Proxy) -> None:
             proxy.set_loss(30)
-            for c in numbered_chunks(10):  # one chunk per round trip, so the chunking is fixed
+            for c in numbered_chunks(6):  # one chunk per round trip, so the chunking is fixed
                 assert (await round_trip(proxy, [c]))[0] == c
             held.append(proxy.stats["held_chunks"])
         with_echo_proxy(body, seed=42)
-    assert held[0] == held[1] and 0 < held[0] < 20
+    assert held[0] == held[1] and 0 < held[0] < 12
 
 
 def test_a_reader_that_stops_reading_stops_the_sender_and_the_proxy_buffers_a_bounded_amount() -> None:
@@ -210,23 +223,25 @@ def pika_via(pt: ProxyThread) -> pika.BlockingConnection:
                                                              connection_attempts=1, socket_timeout=5))
 
 
-def test_pika_publishes_and_consumes_through_the_proxy(proxied_ferry: ProxyThread) -> None:
+def test_pika_publishes_and_consumes_through_a_slow_lossy_proxy(proxied_ferry: ProxyThread) -> None:
     proxied_ferry.call(lambda: proxied_ferry.proxy.set_delay(5))
+    proxied_ferry.call(lambda: proxied_ferry.proxy.set_loss(10))
     conn = pika_via(proxied_ferry)
     ch = conn.channel()
     ch.confirm_delivery()
     ch.queue_declare("lab-proxy-pika", durable=True)
-    for i in range(20):
+    for i in range(10):
         ch.basic_publish("", "lab-proxy-pika", f"m{i}".encode(),
                          pika.BasicProperties(delivery_mode=2), mandatory=True)
     got = []
-    for _ in range(20):
+    for _ in range(10):
         method, _, body = ch.basic_get("lab-proxy-pika")
         assert method is not None
         got.append(body)
         ch.basic_ack(method.delivery_tag)
-    assert got == [f"m{i}".encode() for i in range(20)]
+    assert got == [f"m{i}".encode() for i in range(10)]
     conn.close()
+    assert proxied_ferry.proxy.stats["held_chunks"] > 0
 
 
 def test_pika_connection_fails_during_cut_and_a_new_one_works_after_heal(proxied_ferry: ProxyThread) -> None:
