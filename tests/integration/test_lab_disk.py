@@ -4,6 +4,7 @@ the space is back everything confirmed is there (also after a restart)."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import threading
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import pika.exceptions
 import pytest
 
 from ferrymq.lab.disk import Disk, DiskError
+from ferrymq.testing import EmbeddedBroker
 
 try:
     from ferrymq.chaos.broker import BrokerProcess, free_port
@@ -163,3 +165,33 @@ def test_a_publish_written_to_a_full_disk_is_held_unconfirmed_until_space_return
     finally:
         b.stop()
         b.kill9()
+
+
+@needs_mount
+def test_kafka_produce_to_a_full_disk_gets_a_storage_error_and_no_offset_is_skipped(disk: Disk) -> None:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.errors import KafkaStorageError
+
+    async def run(bootstrap: str) -> list[bytes]:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", request_timeout_ms=1500,
+                                    retry_backoff_ms=100)
+        await producer.start()
+        try:
+            await producer.send_and_wait("lab-disk", b"m0")
+            disk.fill()
+            with pytest.raises(KafkaStorageError):  # Kafka's answer for a log it cannot write
+                await producer.send_and_wait("lab-disk", BIG)
+            disk.free()
+            assert (await producer.send_and_wait("lab-disk", b"after")).offset == 1
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer("lab-disk", bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            batches = await consumer.getmany(timeout_ms=5000, max_records=10)
+            return [m.value for msgs in batches.values() for m in msgs if m.value is not None]
+        finally:
+            await consumer.stop()
+
+    with EmbeddedBroker(data_dir=str(disk.path)) as broker:
+        assert asyncio.run(run(broker.kafka_bootstrap)) == [b"m0", b"after"]
