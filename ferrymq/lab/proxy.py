@@ -71,6 +71,8 @@ class _Side(asyncio.Protocol):
         self.holds.add(why)
 
     def release(self, why: str) -> None:
+        if why not in self.holds:
+            return
         self.holds.discard(why)
         if not self.holds and self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
@@ -101,7 +103,8 @@ class _Lane:
             self.queued_bytes += len(data)
             if self.queued_bytes > LANE_HIGH_BYTES:
                 self.src.hold("lane")
-        self.flush()
+        if self.timer is None:  # else the armed timer reaches this chunk: it is due no sooner
+            self.flush()
 
     def flush(self) -> None:
         """Send every chunk now due (if the far side is connected); arm the timer for the next."""
@@ -131,6 +134,7 @@ class _Lane:
     def drop(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
+            self.timer = None
         self.chunks.clear()
         self.queued_bytes = 0
 
