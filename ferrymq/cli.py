@@ -1,5 +1,5 @@
-"""`ferrymq serve | bench | sim | version` and the admin commands: thin; the work lives in ferrymq.server,
-ferrymq.bench, ferrymq.sim and ferrymq.admin."""
+"""`ferrymq serve | bench | lab | sim | version` and the admin commands: thin; the work lives in
+ferrymq.server, ferrymq.bench, ferrymq.lab, ferrymq.sim and ferrymq.admin."""
 
 from __future__ import annotations
 
@@ -54,6 +54,15 @@ def bench(ctx: typer.Context) -> None:
     from ferrymq.bench.command import main as bench_main
 
     raise typer.Exit(bench_main(ctx.args))
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                                "help_option_names": []})
+def lab(ctx: typer.Context) -> None:
+    """QueueLab: scenarios with faults injected and saved reports; `ferrymq lab --help`."""
+    from ferrymq.lab.command import main as lab_main
+
+    raise typer.Exit(lab_main(ctx.args))
 
 
 @app.command()

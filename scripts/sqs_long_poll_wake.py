@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 
-from ferrymq.chaos.crash_loop import free_port
+from ferrymq.chaos.broker import free_port
 
 
 def call(conn: http.client.HTTPConnection, action: str, body: dict[str, object]) -> dict[str, object]:

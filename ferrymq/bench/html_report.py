@@ -93,10 +93,24 @@ def _lines(f: _Frame, series: list[Series]) -> list[str]:
     return out
 
 
+def _markers(f: _Frame, markers: Sequence[tuple[float, str, str]]) -> list[str]:
+    out = []
+    for i, (x, label, color) in enumerate(markers):
+        px = f.sx(x)
+        if PAD_L <= px <= PAD_L + f.pw:
+            y = PAD_T + 10 + (i % 4) * 11
+            out.append(f'<line x1="{px:.1f}" x2="{px:.1f}" y1="{PAD_T}" y2="{PAD_T + f.ph}" stroke="{color}" '
+                       f'stroke-dasharray="2,2"/><text x="{px + 2:.1f}" y="{y}" fill="{color}">'
+                       f'{html.escape(label)}</text>')
+    return out
+
+
 def line_chart(title: str, series: list[Series], x_label: str, y_label: str, *, log_y: bool = False,
                x_map: Callable[[float], float] | None = None,
-               x_ticks: list[tuple[float, str]] | None = None) -> str:
-    """One SVG chart; ``x_map`` transforms x before scaling (e.g. the percentile axis)."""
+               x_ticks: list[tuple[float, str]] | None = None,
+               markers: Sequence[tuple[float, str, str]] = ()) -> str:
+    """One SVG chart; ``x_map`` transforms x before scaling (e.g. the percentile axis); ``markers``
+    are (x, label, color) vertical lines, such as the faults on a lab report's timeline."""
     fx = x_map or (lambda x: x)
     pts = [(fx(x), y) for _, xs, ys, _, _ in series for x, y in zip(xs, ys) if y is not None]
     if log_y:
@@ -115,6 +129,7 @@ def line_chart(title: str, series: list[Series], x_label: str, y_label: str, *, 
                f'<text x="12" y="{PAD_T + ph / 2}" transform="rotate(-90 12 {PAD_T + ph / 2})" '
                f'text-anchor="middle">{html.escape(y_label)}</text>')
     out += _lines(f, series)
+    out += _markers(f, markers)
     out.append("</svg></figure>")
     return "".join(out)
 

@@ -15,13 +15,7 @@ Clients are pika's BlockingConnection (a real third-party client) in two threads
 
 from __future__ import annotations
 
-import contextlib
-import os
 import random
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -31,49 +25,10 @@ from pathlib import Path
 import pika
 import pika.exceptions
 
+from ferrymq.chaos.broker import BrokerProcess, free_port
+
 QUEUE = "crash-loop"
 ACK_CHECK_EVERY = 25
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class BrokerProcess:
-    """``ferrymq serve`` as a child process on a given data directory and port."""
-
-    def __init__(self, data_dir: Path, port: int, fsync: str = "always", log_path: Path | None = None):
-        self.data_dir, self.port, self.fsync = data_dir, port, fsync
-        self.log_path = log_path or data_dir.parent / "broker.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout_s: float = 20.0) -> None:
-        cmd = [sys.executable, "-c", "from ferrymq.cli import main; main()", "serve",
-               "--data-dir", str(self.data_dir), "--amqp-port", str(self.port), "--kafka-port", "0",
-               "--http-port", "0",
-               "--fsync", self.fsync, "--log-level", "info"]
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"broker exited with {self.proc.returncode}; see {self.log_path}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"broker did not listen on {self.port} within {timeout_s} s")
-
-    def kill9(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(20)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ferrymq.chaos.crash_loop import free_port
+from ferrymq.chaos.broker import free_port
 from tests.support.sqs import receive_all, sqs_client
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pika
 import pytest
 
-from ferrymq.chaos.crash_loop import BrokerProcess, free_port
+from ferrymq.chaos.broker import BrokerProcess, free_port
 from ferrymq.jobs import SerializationError
 from ferrymq.jobs.message import JobMessage
 from tests.support.jobs import ROOT, WorkerProcess, queue_depth, runs, wait_until

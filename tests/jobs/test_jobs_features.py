@@ -11,7 +11,7 @@ from pathlib import Path
 import pika
 import pytest
 
-from ferrymq.chaos.crash_loop import BrokerProcess, free_port
+from ferrymq.chaos.broker import BrokerProcess, free_port
 from ferrymq.clock import ManualClock
 from ferrymq.jobs import App, Defer, Middleware, Retry, Skip, SoftTimeLimitExceeded
 from ferrymq.jobs.message import JobMessage

@@ -14,7 +14,7 @@ from typing import Any
 import pika
 import pytest
 
-from ferrymq.chaos.crash_loop import BrokerProcess, free_port
+from ferrymq.chaos.broker import BrokerProcess, free_port
 from ferrymq.jobs import App, SerializationError
 from ferrymq.jobs.db import Database
 from ferrymq.jobs.idempotency import IdempotencyMiddleware
