@@ -14,13 +14,9 @@ import pika
 import pika.exceptions
 import pytest
 
+from ferrymq.chaos.broker import BrokerProcess, free_port
 from ferrymq.lab.disk import Disk, DiskError
 from ferrymq.testing import EmbeddedBroker
-
-try:
-    from ferrymq.chaos.broker import BrokerProcess, free_port
-except ImportError:  # before ferrymq/chaos/broker.py lands on main: the same class, from its old home
-    from ferrymq.chaos.crash_loop import BrokerProcess, free_port  # type: ignore[no-redef]
 
 needs_mount = pytest.mark.skipif(not Disk.available(), reason="cannot mount a tmpfs here (needs root)")
 QUEUE = "lab-disk"
@@ -39,17 +35,14 @@ def disk(tmp_path: Path) -> Iterator[Disk]:
 @pytest.fixture
 def broker(disk: Disk, tmp_path: Path) -> Iterator[BrokerProcess]:
     """A broker whose data directory is the tmpfs (its log goes elsewhere: it must not fill too)."""
-    b = BrokerProcess(disk.path, free_port(), log_path=tmp_path / "broker.log")
+    b = BrokerProcess(disk.path, free_port(), kafka_port=free_port(), http_port=free_port(),
+                      log_path=tmp_path / "broker.log")
     b.start()
     try:
         yield b
     finally:
         b.stop()
         b.kill9()
-
-
-def running(b: BrokerProcess) -> bool:
-    return b.proc is not None and b.proc.poll() is None
 
 
 def connect(b: BrokerProcess, blocked_timeout: float | None = None) -> pika.BlockingConnection:
@@ -120,7 +113,7 @@ def test_full_disk_blocks_publishers_confirms_nothing_and_keeps_what_was_confirm
     # reads no more publishes, so the confirm never comes and pika gives up on the blocked link.
     with pytest.raises(pika.exceptions.ConnectionBlockedTimeout):
         publish_confirmed(blocked, BIG)
-    assert running(broker)
+    assert broker.alive()
     disk.free()
     after = confirming_channel(broker)  # the alarm clears on the broker's next check; then it reads
     publish_confirmed(after, b"after")
@@ -134,7 +127,8 @@ def test_full_disk_blocks_publishers_confirms_nothing_and_keeps_what_was_confirm
 def test_a_publish_written_to_a_full_disk_is_held_unconfirmed_until_space_returns(
         disk: Disk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FERRYMQ_DISK_FREE_LIMIT_BYTES", "0")  # no alarm: the write itself fails
-    b = BrokerProcess(disk.path, free_port(), log_path=tmp_path / "broker.log")
+    b = BrokerProcess(disk.path, free_port(), kafka_port=free_port(), http_port=free_port(),
+                      log_path=tmp_path / "broker.log")
     b.start()
     try:
         ch = confirming_channel(b)
@@ -151,7 +145,7 @@ def test_a_publish_written_to_a_full_disk_is_held_unconfirmed_until_space_return
         t = threading.Thread(target=publish)
         t.start()
         t.join(2.0)
-        assert outcome == [] and running(b)  # ENOSPC: written nowhere, so not confirmed
+        assert outcome == [] and b.alive()  # ENOSPC: written nowhere, so not confirmed
         disk.free()
         t.join(10.0)
         assert outcome == ["confirmed"]  # the broker retried the write once there was room
