@@ -189,3 +189,16 @@ def test_kafka_produce_to_a_full_disk_gets_a_storage_error_and_no_offset_is_skip
 
     with EmbeddedBroker(data_dir=str(disk.path)) as broker:
         assert asyncio.run(run(broker.kafka_bootstrap)) == [b"m0", b"after"]
+
+
+@needs_mount
+def test_unmount_while_a_file_is_open_is_one_clear_error_and_works_once_closed(tmp_path: Path) -> None:
+    d = Disk.mount(tmp_path / "busy", size_mib=1)
+    try:
+        with open(d.path / "held-open", "wb"):
+            with pytest.raises(DiskError, match="umount") as err:
+                d.unmount()
+            assert "\n" not in str(err.value)
+    finally:
+        d.unmount()
+    assert not d.mounted and not any(d.path.iterdir())
