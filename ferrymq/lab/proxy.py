@@ -223,9 +223,11 @@ class Proxy:
         self.port = 0
 
     @classmethod
-    async def start(cls, upstream_host: str, upstream_port: int, rng: Rng | None = None) -> Proxy:
+    async def start(cls, upstream_host: str, upstream_port: int, rng: Rng | None = None,
+                    port: int = 0) -> Proxy:
+        """Listen on ``port`` (0: any free one); a Kafka broker is told to advertise it beforehand."""
         proxy = cls(upstream_host, upstream_port, rng if rng is not None else Rng())
-        proxy.server = await proxy.loop.create_server(proxy._accept, "127.0.0.1", 0)
+        proxy.server = await proxy.loop.create_server(proxy._accept, "127.0.0.1", port)
         proxy.port = int(proxy.server.sockets[0].getsockname()[1])
         return proxy
 

@@ -40,9 +40,10 @@ def preflight(scen: Scenario, targets: list[str], faults: list[FaultSpec]) -> No
             raise ScenarioError(f"scenario {scen.name} runs in {want}; target {name} is "
                                 f"{'queue' if mode == 'amqp' else 'log'} mode")
         for f in faults:
-            if f.action in NETWORK and mode == "kafka":
-                raise ScenarioError(f"fault {f.text}: network faults apply to queue mode (AMQP) only; Kafka "
-                                    "clients reach the broker's advertised port directly after bootstrap")
+            if f.action in NETWORK and mode == "kafka" and "://" in spec:
+                raise ScenarioError(f"fault {f.text}: in log mode, network faults need a FerryMQ the lab "
+                                    "starts "
+                                    f"(it advertises the proxy to Kafka clients); {name} is given by URL")
             if f.subject == "broker" and f.action in ("kill", "stop") and "://" in spec:
                 raise ScenarioError(f"fault {f.text} needs a broker the lab starts (ferrymq, ferrymq-kafka, "
                                     f"rabbitmq); {name} is given by URL")

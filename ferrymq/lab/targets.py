@@ -27,7 +27,7 @@ from urllib.parse import urlparse, urlunparse
 from ferrymq.chaos.broker import BrokerProcess, free_port
 from ferrymq.clock import Rng
 from ferrymq.lab.disk import Disk, DiskError
-from ferrymq.lab.faults import Actors, FaultSpec
+from ferrymq.lab.faults import NETWORK, Actors, FaultSpec
 from ferrymq.lab.faulty_serve import CONTROL_ENV, FsyncSwitch
 from ferrymq.lab.proxy import Proxy
 
@@ -117,14 +117,19 @@ async def _ferrymq(name: str, spec: str, mode: str, fsync: str,
           _data_disk(Path(tmp) / "data", "disk-full" in actions) as disk):
         ports = [free_port() for _ in range(3)]
         switch = FsyncSwitch(str(Path(tmp) / "fail-fsync")) if "fsync-error" in actions else None
+        env = {CONTROL_ENV: switch.control} if switch else {}
+        advertised = free_port() if mode == "kafka" and actions & set(NETWORK) else 0
+        if advertised:  # Kafka clients must come back through the fault proxy after bootstrap
+            env["FERRYMQ_KAFKA_ADVERTISED_PORT"] = str(advertised)
         proc = BrokerProcess(Path(tmp) / "data", ports[0], fsync, Path(tmp) / "broker.log",
                              kafka_port=ports[1], http_port=ports[2],
-                             module="ferrymq.lab.faulty_serve" if switch else "",
-                             env={CONTROL_ENV: switch.control} if switch else None)
+                             module="ferrymq.lab.faulty_serve" if switch else "", env=env or None)
         await asyncio.to_thread(proc.start)
         target = LabTarget(name, spec, mode, f"amqp://guest:guest@127.0.0.1:{ports[0]}/%2F",
                            f"127.0.0.1:{ports[1]}", f"http://127.0.0.1:{ports[2]}", proc.pid,
                            data_dir=Path(tmp) / "data", info={"started": "ferrymq serve", "fsync": fsync})
+        if advertised:
+            target.info["kafka_advertised_port"] = advertised
         broker = _RestartableBroker(proc, target)
         target.actors = Actors(broker=broker, restart_broker=broker.restart, fsync=switch, disk=disk)
         try:
@@ -156,17 +161,26 @@ def _data_disk(path: Path, small: bool) -> Iterator[Disk | None]:
 
 @contextlib.asynccontextmanager
 async def behind_proxy(target: LabTarget, rng: Rng) -> AsyncIterator[LabTarget]:
-    """The lab's clients reach the target's AMQP listener through the fault proxy (network faults)."""
-    u = urlparse(target.amqp_url)
-    proxy = await Proxy.start(u.hostname or "127.0.0.1", u.port or 5672, rng=rng)
-    direct = target.amqp_url
-    target.amqp_url = urlunparse(u._replace(netloc=f"{u.username}:{u.password}@127.0.0.1:{proxy.port}"))
+    """The lab's clients reach the target through the fault proxy (network faults): the AMQP
+    listener, or the Kafka one of a lab-started FerryMQ told to advertise the proxy's port."""
+    direct_amqp, direct_kafka = target.amqp_url, target.kafka_bootstrap
+    if target.mode == "kafka":
+        host, _, port = direct_kafka.rpartition(":")
+        listen = int(target.info.get("kafka_advertised_port", 0))
+        if not listen:
+            raise TargetError(f"target {target.name}: network faults in log mode need a FerryMQ the lab "
+                              "starts (its Kafka listener then advertises the proxy)")
+        proxy = await Proxy.start(host, int(port), rng=rng, port=listen)
+        target.kafka_bootstrap = f"127.0.0.1:{proxy.port}"
+    else:
+        u = urlparse(direct_amqp)
+        proxy = await Proxy.start(u.hostname or "127.0.0.1", u.port or 5672, rng=rng)
+        target.amqp_url = urlunparse(u._replace(netloc=f"{u.username}:{u.password}@127.0.0.1:{proxy.port}"))
     target.actors.network = proxy
-    target.info["direct_amqp_url"] = direct
     try:
         yield target
     finally:
-        target.amqp_url, target.actors.network = direct, None
+        target.amqp_url, target.kafka_bootstrap, target.actors.network = direct_amqp, direct_kafka, None
         await proxy.close()
 
 

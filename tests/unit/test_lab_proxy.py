@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from pathlib import Path
 from typing import Any
 
 import pika
 import pika.exceptions
 import pytest
 
+from ferrymq.chaos.broker import BrokerProcess, free_port
 from ferrymq.clock import Rng
 from ferrymq.lab.proxy import LANE_HIGH_BYTES, LOSS_PENALTY_S, Proxy
 from ferrymq.testing import EmbeddedBroker
@@ -262,18 +264,19 @@ def test_pika_connection_fails_during_cut_and_a_new_one_works_after_heal(proxied
     conn2.close()
 
 
-KAFKA_BYPASS = ("FerryMQ's Kafka Metadata advertises the port the broker bound, so a Kafka client "
-                "bootstrapped through the proxy then dials the broker directly: network faults miss log mode "
-                "until the broker can advertise the proxy's address (Kafka's advertised.listeners)")
-
-
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=KAFKA_BYPASS)
-def test_kafka_clients_stay_behind_the_proxy_after_bootstrap(ferry: EmbeddedBroker) -> None:
+def test_kafka_clients_stay_behind_the_proxy_when_the_broker_advertises_it(tmp_path: Path) -> None:
+    """kafka_advertised_port (Kafka's advertised.listeners): after bootstrap, a client dials the
+    address the broker advertises, so a broker that advertises the proxy keeps its clients behind it."""
     from aiokafka import AIOKafkaProducer
     from aiokafka.errors import KafkaError
 
+    listen, kafka_port = free_port(), free_port()
+    broker = BrokerProcess(tmp_path / "data", free_port(), kafka_port=kafka_port,
+                           env={"FERRYMQ_KAFKA_ADVERTISED_PORT": str(listen)})
+    broker.start()
+
     async def main() -> None:
-        proxy = await Proxy.start("127.0.0.1", ferry.kafka_port, rng=Rng(3))
+        proxy = await Proxy.start("127.0.0.1", kafka_port, rng=Rng(3), port=listen)
         producer = AIOKafkaProducer(bootstrap_servers=f"127.0.0.1:{proxy.port}", request_timeout_ms=1000)
         await producer.start()
         try:
@@ -284,4 +287,7 @@ def test_kafka_clients_stay_behind_the_proxy_after_bootstrap(ferry: EmbeddedBrok
         finally:
             await producer.stop()
             await proxy.close()
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        broker.stop()
