@@ -57,6 +57,7 @@ async def run(ctx: LabContext, p: Params) -> None:
         series.figure("settled", settled)
         series.end()
         await ctx.stop_workers()
+        await common.drain(series, ctx.target.amqp_url, queue)
         await common.delete_queues(ctx.target.amqp_url, [queue])
 
 
