@@ -135,6 +135,7 @@ async def _commands(state: dict[str, float]) -> None:
         parts = line.decode().split()
         if len(parts) == 2 and parts[0] == "slow":
             state["extra_ms"] = float(parts[1])
+    os._exit(0)  # stdin closed: the lab that started this worker is gone, so is its worker
 
 
 async def _process(msg: Any, args: argparse.Namespace, out: _Out, state: dict[str, float]) -> None:
@@ -191,7 +192,7 @@ async def _main(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = _args(sys.argv[1:] if argv is None else argv)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))  # receipts are flushed as they happen
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         asyncio.run(_main(args))
 
