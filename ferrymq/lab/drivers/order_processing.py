@@ -11,7 +11,6 @@ consumer side: for each customer, order ids must arrive increasing."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from array import array
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from ferrymq.lab import amqp, kafka
 from ferrymq.lab.context import LabContext
 from ferrymq.lab.drivers import common
 from ferrymq.lab.drivers.members import MemberActor, stop_all
-from ferrymq.lab.drivers.watch import Gaps, KeyOrder, Watched
+from ferrymq.lab.drivers.watch import Gaps, KeyOrder, Watched, lag_gauge
 from ferrymq.lab.explain import n
 from ferrymq.lab.pacing import paced
 from ferrymq.lab.recorder import Event, Series
@@ -74,23 +73,6 @@ async def run(ctx: LabContext, p: Params) -> None:
     series.figure("keys_out_of_order", len(order.keys_violated))
     series.figure("longest_pause_s", round(gaps.longest, 3))
     series.end()
-
-
-@contextlib.asynccontextmanager
-async def lag_gauge(series: Series, every_s: float = 0.25) -> Any:
-    """``lag``: confirmed but not yet processed, in both models alike."""
-    async def loop() -> None:
-        while True:
-            series.gauge("lag", max(0, series.totals["confirmed"] - series.totals["received"]))
-            await asyncio.sleep(every_s)
-
-    task = asyncio.create_task(loop())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def _queue_mode(ctx: LabContext, p: Params, series: Series, watched: Series, keys: Keys) -> None:
