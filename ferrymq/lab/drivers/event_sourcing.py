@@ -21,6 +21,7 @@ from ferrymq.lab import amqp, kafka
 from ferrymq.lab.context import LabContext
 from ferrymq.lab.drivers import common
 from ferrymq.lab.drivers.ledger_events import Events, amqp_replay, kafka_replay
+from ferrymq.lab.drivers.watch import lag_gauge
 from ferrymq.lab.explain import n
 from ferrymq.lab.pacing import paced
 from ferrymq.lab.recorder import CONFIRMED_BIT, Series
@@ -130,13 +131,14 @@ async def run(ctx: LabContext, p: Params) -> None:
     stream = Stream(ctx, p, series, events)
     producer = await stream.open()
     series.begin()
-    async with ctx.faults_on(series):
-        mark, first_after = await _append(ctx, p, series, producer)
-    expected = balances(series, events)
-    last_id = max((i for i, m in enumerate(series.ledger.marks[: series.ledger.sent]) if m & CONFIRMED_BIT),
-                  default=-1)
-    await _rebuild_from_start(stream, series, expected, last_id)
-    await _rebuild_from_mark(stream, series, mark, first_after, last_id)
+    async with lag_gauge(series):  # here: events appended and not yet replayed by the rebuild
+        async with ctx.faults_on(series):
+            mark, first_after = await _append(ctx, p, series, producer)
+        expected = balances(series, events)
+        last_id = max((i for i, m in enumerate(series.ledger.marks[: series.ledger.sent])
+                       if m & CONFIRMED_BIT), default=-1)
+        await _rebuild_from_start(stream, series, expected, last_id)
+        await _rebuild_from_mark(stream, series, mark, first_after, last_id)
     series.end()
     await stream.close()
 
