@@ -11,6 +11,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -167,7 +168,7 @@ async def _log_mode(ctx: LabContext, p: Params, subs: list[Series], works: list[
     boot, topic = ctx.target.kafka_bootstrap, ctx.name("logs")
     await kafka.create_topic(boot, topic, p.partitions)
     groups = [ctx.name(f"sub{i}") for i in range(len(subs))]
-    members = [MemberActor(lambda s=s, w=w, g=g: kafka.GroupMember(s, boot, topic, g, g, w))
+    members = [MemberActor(partial(kafka.GroupMember, s, boot, topic, g, g, w))
                for s, w, g in zip(subs, works, groups, strict=True)]
     for m in members:
         await m.start()

@@ -14,6 +14,7 @@ import asyncio
 import time
 from array import array
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from ferrymq.lab import amqp, kafka
@@ -105,8 +106,8 @@ async def _log_mode(ctx: LabContext, p: Params, series: Series, watched: Series,
     def seen(kind: str, parts: set[Any]) -> None:
         moves.append((series.t(), kind))
 
-    members = [MemberActor(lambda i=i: kafka.GroupMember(watched, boot, topic, group, f"m{i}", p.work_ms,
-                                                         on_assign=seen))
+    members = [MemberActor(partial(kafka.GroupMember, watched, boot, topic, group, f"m{i}", p.work_ms,
+                                   on_assign=seen))
                for i in range(p.consumers)]
     for m in members:
         await m.start()
