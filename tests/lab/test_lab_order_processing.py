@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ferrymq.lab.scenario import load
 from tests.support.lab import run_short
 
 
@@ -56,8 +55,15 @@ def test_order_processing_on_rabbitmq_shows_the_same_queue_semantics(tmp_path: P
     _check_explanation(run)
 
 
-def test_order_processing_accepts_the_advisors_parameters() -> None:
-    """ferrymq lab advise writes scenarios with driver order_processing and these four names."""
-    advised = {"rate": 250, "size": 512, "partitions": 12, "consumers": 3}
-    params = load("order-processing").build_params(advised)
-    assert (params.rate, params.size, params.partitions, params.consumers) == (250.0, 512, 12, 3)
+def test_order_processing_runs_what_the_advisor_writes() -> None:
+    """ferrymq lab advise writes log-mode scenarios with driver order_processing and the params
+    rate, size, partitions, consumers: this driver's Params take them as written."""
+    from ferrymq.lab.advise import Workload, advise
+    from ferrymq.lab.scenario import parse
+
+    advice = advise(Workload(rate_per_s=2000, fanout=3, replay=True, job_ms_p50=20, job_ms_p99=80))
+    scen = parse(advice.to_scenario_toml("advised"), "advised.toml")
+    assert scen.driver == "order_processing"
+    params = scen.build_params()
+    assert params.consumers == scen.params["consumers"] and params.partitions == scen.params["partitions"]
+    assert params.rate == scen.params["rate"] and params.size == scen.params["size"]
