@@ -191,7 +191,8 @@ def explain(run: dict[str, Any]) -> list[str]:
 
 def _log_sentences(s: dict[str, Any]) -> list[str]:
     f, b = s["figures"], s["books"]
-    return [f"{s['name']}: losing a member cost {n(f.get('rebalances', 0))} rebalance(s) "
+    cause = "losing a member cost" if s["faults"] else "with no fault, the group had"
+    return [f"{s['name']}: {cause} {n(f.get('rebalances', 0))} rebalance(s) "
             f"({n(f.get('rebalance_s'))} s from revocation to assignment); the group's longest pause "
             f"without any receipt was {n(f.get('longest_pause_s'))} s, and {n(b['duplicates'])} records "
             "were processed again (read past the last commit).",
@@ -202,8 +203,8 @@ def _log_sentences(s: dict[str, Any]) -> list[str]:
 
 def _queue_sentences(s: dict[str, Any]) -> list[str]:
     f, t = s["figures"], s["totals"]
-    return [f"{s['name']}: the killed consumer's unacked orders came back: {n(t['redelivered'])} "
-            f"redeliveries; the other consumers carried on (longest pause without any receipt "
-            f"{n(f.get('longest_pause_s'))} s).",
+    lead = "the killed consumer's unacked orders came back" if s["faults"] else "with no fault"
+    return [f"{s['name']}: {lead}: {n(t['redelivered'])} redeliveries; the consumers carried on "
+            f"(longest pause without any receipt {n(f.get('longest_pause_s'))} s).",
             f"{s['name']}: {n(f.get('replayable_messages'))} orders were left to replay: an acked message is "
             "gone from a queue."]
