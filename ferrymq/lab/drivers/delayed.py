@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,9 +99,9 @@ class Lateness:
 
 def histogram(values: list[float]) -> list[dict[str, Any]]:
     rows = [{"lateness": f"early (< -{EARLY_MS} ms)", "timers": sum(1 for x in values if x < -EARLY_MS)}]
-    bounds = [(-EARLY_MS, EDGES_MS[1])] + list(zip(EDGES_MS[1:], EDGES_MS[2:]))
+    bounds = [(-EARLY_MS, EDGES_MS[1]), *itertools.pairwise(EDGES_MS[1:])]
     for lo, hi in bounds:
-        rows.append({"lateness": f"{max(lo, 0)}–{hi} ms", "timers": sum(1 for x in values if lo <= x < hi)})
+        rows.append({"lateness": f"{max(lo, 0)}-{hi} ms", "timers": sum(1 for x in values if lo <= x < hi)})
     rows.append({"lateness": f">= {EDGES_MS[-1]} ms", "timers": sum(1 for x in values if x >= EDGES_MS[-1])})
     return rows
 
@@ -139,7 +139,7 @@ async def consume_forever(url: str, queue: str, on_message: Any, stop: asyncio.E
         conn: Any = None
         try:
             conn = await aio_pika.connect(url, timeout=2)
-            conn.close_callbacks.add(lambda *_: closed.set())
+            conn.close_callbacks.add(lambda *_, e=closed: e.set())
             channel = await conn.channel()
             await channel.set_qos(prefetch_count=100)
             await (await channel.get_queue(queue, ensure=False)).consume(on_message)
