@@ -15,7 +15,7 @@ def _check(run: dict) -> None:
     text = " ".join(run["explanation"])
     for s in run["series"]:
         b, f = s["books"], s["figures"]
-        assert b["confirmed"] > 0 and b["lost"] == 0, s["name"]  # every confirmed timer fired
+        assert b["confirmed"] > 0 and b["lost"] == 0, (s["name"], b, f)  # every confirmed timer fired
         assert f["early"] == 0 and f["lateness_min_ms"] >= -EARLY_MS, s["name"]  # never before its due time
         assert sum(r["timers"] for r in s["tables"]["lateness histogram"]) == b["unique_received"]
         assert (f"{s['name']}: {n(b['confirmed'])} of {n(b['confirmed'])} confirmed timers arrived; "
@@ -39,5 +39,6 @@ def test_ttl_head_of_line_blocking_shows_on_rabbitmq(tmp_path: Path, rabbitmq_ur
     assert any("skipped" in line for line in run["explanation"])
     inc = series[LABELS["ttl-increasing"]]["figures"]
     rnd = series[LABELS["ttl-random"]]["figures"]
-    # random delays: a 3 s timer at the head holds 1 s ones for up to 2 s; a robust, large effect
-    assert rnd["lateness_p99_ms"] > 3 * max(inc["lateness_p99_ms"], 50.0)
+    # random delays: a 3 s timer at the head holds 1 s ones for up to 2 s, so the typical timer is
+    # late by a large share of a second; in due order it is late by ms. Medians: robust to load spikes
+    assert rnd["lateness_p50_ms"] > 3 * max(inc["lateness_p50_ms"], 50.0), (inc, rnd)

@@ -166,6 +166,15 @@ async def settle(series: Series, p: Params, timeout_s: float) -> bool:
     return series.ledger.books()["lost"] == 0
 
 
+async def left_in_queue(client: Any, url: str) -> int | None:
+    """Jobs still in the queue (visible or leased) when the consumers stopped: not lost, waiting."""
+    try:
+        a = (await client.get_queue_attributes(QueueUrl=url, AttributeNames=["All"]))["Attributes"]
+    except Exception:
+        return None
+    return int(a["ApproximateNumberOfMessages"]) + int(a["ApproximateNumberOfMessagesNotVisible"])
+
+
 async def one_variant(ctx: LabContext, p: Params, client: Any, variant: str, seconds: float) -> None:
     name = ctx.name(f"jobs-{variant}")
     vis = queue_visibility(p, variant)
@@ -187,6 +196,7 @@ async def one_variant(ctx: LabContext, p: Params, client: Any, variant: str, sec
     for t in tasks:  # jobs still under way are after the books closed: not waited for
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    series.figure("left_in_queue", await left_in_queue(client, url))
     series.end()
     with contextlib.suppress(Exception):
         await client.delete_queue(QueueUrl=url)
@@ -215,4 +225,9 @@ def explain(run: dict[str, Any]) -> list[str]:
                        "on average, not twice: every DeleteMessage carried a receipt handle that a later "
                        "receive had already replaced, so the job stayed in the queue and went round "
                        "again until the run stopped its consumers.")
+        left = f.get("left_in_queue")
+        if b["lost"] and left is not None and left >= b["lost"]:
+            out.append(f"{s['name']}: the {n(b['lost'])} jobs never processed were not lost: they were "
+                       f"among the {n(left)} still in the queue when the consumers stopped, starved by "
+                       "the jobs going round.")
     return out
