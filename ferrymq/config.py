@@ -28,6 +28,10 @@ class Settings:
     amqp_port: int = 5672
     kafka_port: int = 9092
     kafka_num_partitions: int = limits.KAFKA_NUM_PARTITIONS_DEFAULT  # Kafka's num.partitions
+    # Kafka's advertised.listeners: where clients are told to connect after bootstrap (behind NAT, a
+    # container or a proxy). "" / 0: the address the client reached us on, and the port bound.
+    kafka_advertised_host: str = ""
+    kafka_advertised_port: int = 0
     http_port: int = 15672
     fsync: str = "always"  # always | interval:<ms> | never
     log_level: str = "info"

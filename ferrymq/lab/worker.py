@@ -135,6 +135,7 @@ async def _commands(state: dict[str, float]) -> None:
         parts = line.decode().split()
         if len(parts) == 2 and parts[0] == "slow":
             state["extra_ms"] = float(parts[1])
+    os._exit(0)  # stdin closed: the lab that started this worker is gone, so is its worker
 
 
 async def _process(msg: Any, args: argparse.Namespace, out: _Out, state: dict[str, float]) -> None:
@@ -161,13 +162,13 @@ async def _process(msg: Any, args: argparse.Namespace, out: _Out, state: dict[st
 
 
 async def _main(args: argparse.Namespace) -> None:
-    import aio_pika
+    from ferrymq.lab.amqp import connect
 
     out, state = _Out(), {"extra_ms": 0.0}
-    conn = await aio_pika.connect(args.url)
+    conn = await connect(args.url)  # robust: after a broker restart it reconnects and consumes again
     channel = await conn.channel()
     await channel.set_qos(prefetch_count=args.prefetch)
-    queue = await channel.get_queue(args.queue, ensure=False)
+    queue = await channel.declare_queue(args.queue, passive=True)  # robust: re-consumed after a reconnect
     inbox: asyncio.Queue[Any] = asyncio.Queue()
     cargs = dict(kv.split("=", 1) for kv in args.arguments.split(",") if kv)
     await queue.consume(inbox.put, no_ack=args.ack == "auto", arguments=cargs or None)
@@ -182,13 +183,16 @@ async def _main(args: argparse.Namespace) -> None:
     background.append(asyncio.create_task(gauges()))
     while True:
         msg = await inbox.get()
-        await _process(msg, args, out, state)
+        try:
+            await _process(msg, args, out, state)
+        except Exception:  # an ack on a connection that broke: the broker redelivers, robustly reconnected
+            pass
         out.flush()
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _args(sys.argv[1:] if argv is None else argv)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))  # receipts are flushed as they happen
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         asyncio.run(_main(args))
 
