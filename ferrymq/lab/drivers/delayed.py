@@ -23,7 +23,7 @@ from ferrymq.lab.context import LabContext
 from ferrymq.lab.drivers import common
 from ferrymq.lab.explain import n
 from ferrymq.lab.pacing import paced
-from ferrymq.lab.recorder import CONFIRMED_BIT, Series
+from ferrymq.lab.recorder import Series
 
 MODES = ("amqp",)
 VARIANTS = ("ttl-increasing", "ttl-random", "delayed-exchange")
@@ -95,12 +95,6 @@ class Lateness:
         s.figure("lateness_min_ms", round(v[0], 1) if v else None)
         s.figure("early", sum(1 for x in v if x < -EARLY_MS))
         s.table("lateness histogram", histogram(v))
-
-
-def lost_ids(series: Series, most: int = 20) -> list[int]:
-    """The first confirmed ids never received: where to look when the books show a loss."""
-    marks = series.ledger.marks
-    return [i for i in range(series.ledger.sent) if marks[i] == CONFIRMED_BIT][:most]
 
 
 def histogram(values: list[float]) -> list[dict[str, Any]]:
@@ -198,7 +192,7 @@ async def one_variant(ctx: LabContext, p: Params, variant: str, seconds: float) 
         await asyncio.sleep(max(0.0, seconds - series.t()))
         series.figure("settled", await common.settle(series, 30.0 + p.delay_max_s))
     lateness.record_figures()
-    series.figure("lost_ids", lost_ids(series))
+    series.figure("lost_ids", common.lost_ids(series))
     series.end()
     await common.delete_queues(ctx.target.amqp_url, queues)
 

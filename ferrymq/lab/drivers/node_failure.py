@@ -134,6 +134,7 @@ async def queue_mode(ctx: LabContext, p: Params, fault: FaultSpec | None, second
         await load(p.rate, seconds, producer.send, player)
         await producer.close()
         series.figure("settled", await common.settle(series, 30.0))
+    series.figure("lost_ids", common.lost_ids(series))
     supervisor.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await supervisor
@@ -156,6 +157,7 @@ async def log_mode(ctx: LabContext, p: Params, fault: FaultSpec | None, seconds:
         await load(p.rate, seconds, producer.send, player)
         await producer.close()
         series.figure("settled", await common.settle(series, 30.0))
+    series.figure("lost_ids", common.lost_ids(series))
     series.end()
     for m in members:
         await m.stop()
