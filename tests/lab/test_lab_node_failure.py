@@ -15,7 +15,7 @@ def _check(run: dict) -> None:
     text = " ".join(run["explanation"])
     for s in run["series"]:
         b, f = s["books"], s["figures"]
-        assert b["confirmed"] > 0 and b["lost"] == 0, s["name"]  # confirmed means on disk: none lost
+        assert b["confirmed"] > 0 and b["lost"] == 0, (s["name"], b, f)  # confirmed means on disk: none lost
         assert f["settled"] is True, s["name"]
         assert f"{s['name']}: of {b['confirmed']:,} confirmed messages none lost" in text
         assert f"publishing stopped for at most {f['publish_outage_s']:g} s" in text

@@ -28,6 +28,7 @@ from ferrymq.lab.recorder import Series
 
 MODES = ("amqp", "kafka")
 WATCH_S = 0.05  # how often the outage watcher looks at the counters
+SETTLE_S = 60.0  # after the load: a consumer group rejoining a restarted broker can take a while
 TAIL_S = 2.0  # load after a restart that ended past the load's planned end: recovery must show
 
 
@@ -133,7 +134,7 @@ async def queue_mode(ctx: LabContext, p: Params, fault: FaultSpec | None, second
     async with sampling, one_fault(ctx, series, fault, seconds) as player:
         await load(p.rate, seconds, producer.send, player)
         await producer.close()
-        series.figure("settled", await common.settle(series, 30.0))
+        series.figure("settled", await common.settle(series, SETTLE_S))
     series.figure("lost_ids", common.lost_ids(series))
     supervisor.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -156,7 +157,7 @@ async def log_mode(ctx: LabContext, p: Params, fault: FaultSpec | None, seconds:
     async with one_fault(ctx, series, fault, seconds) as player:
         await load(p.rate, seconds, producer.send, player)
         await producer.close()
-        series.figure("settled", await common.settle(series, 30.0))
+        series.figure("settled", await common.settle(series, SETTLE_S))
     series.figure("lost_ids", common.lost_ids(series))
     series.end()
     for m in members:
