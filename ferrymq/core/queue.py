@@ -344,8 +344,7 @@ class Queue:
         ):
             entry = self._pop()
             self.counters["dropped"] += 1
-            self._forget(entry)
-            self.vhost.dead_letter(self, entry.msg, "maxlen")
+            self._dead_letter(entry, "maxlen")
 
     def _expiry(self, msg: Message) -> int:
         ttl = self.args.message_ttl_ms
@@ -513,6 +512,17 @@ class Queue:
             self.store.log_settle(entry.offset)
             entry.offset = -1
 
+    def _dead_letter(self, entry: Entry, reason: str) -> None:
+        """Gone from here into the DLX's queues: with a DLX the log settles it only once their
+        publishes are committed (a crash between the two leaves it in both, never in neither)."""
+        if entry.offset >= 0 and self.store is not None and not self.deleted:
+            if self.args.dead_letter_exchange is not None:
+                self.store.log_moved(entry.offset)
+            else:
+                self.store.log_settle(entry.offset)
+            entry.offset = -1
+        self.vhost.dead_letter(self, entry.msg, reason)
+
     def requeue(self, entry: Entry, consumer: Consumer | None) -> None:
         """Back to its original position, unless the delivery limit says dead-letter instead."""
         self.unacked_count -= 1
@@ -520,8 +530,7 @@ class Queue:
             consumer.unacked -= 1
         limit = self.args.delivery_limit
         if limit is not None and entry.deliveries > limit:
-            self._forget(entry)
-            self.vhost.dead_letter(self, entry.msg, "delivery_limit")  # counts dead_lettered
+            self._dead_letter(entry, "delivery_limit")  # counts dead_lettered
             return
         if entry.offset >= 0 and not self.deleted:
             self.store.log_requeue(entry.offset)  # type: ignore[union-attr]
@@ -536,13 +545,11 @@ class Queue:
         self.unacked_count -= 1
         if consumer is not None:
             consumer.unacked -= 1
-        self._forget(entry)
-        self.vhost.dead_letter(self, entry.msg, "rejected")
+        self._dead_letter(entry, "rejected")
 
     def _expire(self, entry: Entry) -> None:
         self.counters["expired"] += 1
-        self._forget(entry)
-        self.vhost.dead_letter(self, entry.msg, "expired")
+        self._dead_letter(entry, "expired")
 
     def purge(self) -> int:
         count = self.ready_count + self.paged_count

@@ -35,6 +35,12 @@ class QueueStore(Protocol):
         """The message left the queue for good (acked, expired, dead-lettered, dropped)."""
         ...
 
+    def log_moved(self, offset: int) -> None:
+        """The message left for other queues (dead-lettered, or a delayed message released). Its settle
+        is logged only once a commit covers what this turn gave the other queues, so a crash or power
+        cut in between leaves it in both (a duplicate), never in neither."""
+        ...
+
     def log_requeue(self, offset: int) -> None:
         """A delivery came back: recovery counts it toward the delivery count."""
         ...

@@ -569,8 +569,8 @@ class VHost:
             ex = self.exchanges.get(exchange) if exchange else None
             if ex is not None or not exchange:
                 self.route_and_enqueue(ex, routing_key, msg)
-            if offset >= 0 and self._delay_store is not None:
-                self._delay_store.log_settle(offset)
+            if offset >= 0 and self._delay_store is not None:  # settled once its queues' copies are committed
+                self._delay_store.log_moved(offset)
 
     def attach_delay_store(self) -> QueueStore | None:
         """Open (once) where delayed persistent messages wait; what it holds waits again, due at

@@ -54,6 +54,9 @@ class SimCommit:
         connection that asked outlived the power cut)."""
         self.turns.hold(lambda stored: send(stored) if alive() else None)
 
+    def after_commit(self, run: Callable[[bool], None]) -> None:
+        self.turns.after_commit(run)
+
     @property
     def turn(self) -> int:
         return self.turns.turn

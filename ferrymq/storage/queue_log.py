@@ -48,12 +48,19 @@ class WriteSink(Protocol):
 
     def note_dirty(self, qlog: QueueLog) -> None: ...
 
+    def after_commit(self, run: Callable[[bool], None]) -> None:
+        """``run(stored)`` once a commit covers what this turn wrote (at once if none is needed)."""
+        ...
+
 
 class _NoSink:
     publish_pending = False
 
     def note_dirty(self, qlog: QueueLog) -> None:
         pass
+
+    def after_commit(self, run: Callable[[bool], None]) -> None:
+        run(True)
 
 
 class LogLike(Protocol):
@@ -135,6 +142,7 @@ class QueueLog:
         self.sync = sync
         self._pending: list[tuple[int, bytes]] = []
         self._settles: list[int] = []
+        self._moved: list[int] = []  # settles that wait for the commit covering where the messages went
         self._requeues: list[int] = []
         self._delivered = -1  # highest offset delivered, not yet logged
         self._delivered_logged = -1
@@ -181,6 +189,18 @@ class QueueLog:
         self._settles.append(offset)
         self._dec(self._live, offset >> BUCKET_SHIFT)
         self._mark()
+
+    def log_moved(self, offset: int) -> None:
+        if not self.dropped:
+            self._moved.append(offset)
+            self._mark()
+
+    def _settle_moved(self, offsets: list[int], stored: bool) -> None:
+        """The commit covering the moved messages' new homes returned. If it failed they stay live
+        here (recovery brings them back: a duplicate at worst)."""
+        if stored:
+            for offset in offsets:
+                self.log_settle(offset)
 
     def log_requeue(self, offset: int) -> None:
         if not self.dropped:
@@ -255,6 +275,7 @@ class QueueLog:
             self.dropped = True
             self._pending.clear()
             self._settles.clear()
+            self._moved.clear()
             self._requeues.clear()
             self.log.close()
 
@@ -297,6 +318,9 @@ class QueueLog:
         self._delivered_logged = self._delivered
         self.dirty = False
         self._reclaim()
+        if self._moved:  # written in a later turn, once the targets' publishes are committed
+            moved, self._moved = self._moved, []
+            self._sink.after_commit(lambda stored: self._settle_moved(moved, stored))
         return had_publish and self.sync
 
     def _reclaim(self) -> None:

@@ -93,6 +93,14 @@ class CommitTurns:
         self.counters["replies_held"] += 1
         return True
 
+    def after_commit(self, run: Send) -> None:
+        """``run(stored)`` once a commit covers this turn's writes, or at once if none has to: how a
+        dead-letter source's settle waits for its target's publish (ferrymq.storage.queue_log)."""
+        if self.must_hold():
+            self.held.append((self.turn, run))
+        else:
+            run(True)
+
     # --- the end of a turn -------------------------------------------------------------------------
 
     def close_turn(self) -> list[OSError]:
