@@ -185,6 +185,12 @@ class CommitPipeline(CommitTurns):
         self._executor.shutdown(wait=True)  # a commit in flight finishes first
         try:
             self.group.commit()
+            # Everything written is now covered: what waited for a commit runs (a dead-letter
+            # source's settles, ferrymq.storage.queue_log), and what it wrote is committed too.
+            # Held replies are not sent: their connections are closed.
+            self.release_after(self.turn, True)
+            self._log_write_errors(self.write_dirty())
+            self.group.commit()
         except OSError as exc:
             log.error("final commit failed: %s", exc)
         self.closed = True

@@ -55,6 +55,7 @@ class CommitTurns:
         self.turn = 1  # replies drained during this turn are held under this number
         self.written_turn = 0  # every turn up to this one has been written to the OS
         self.held: list[tuple[int, Send]] = []
+        self.after: list[tuple[int, Send]] = []  # not replies: work that waits for a commit (after_commit)
         self.in_flight = False
         self.counters = dict.fromkeys(COUNTERS, 0)
 
@@ -97,7 +98,7 @@ class CommitTurns:
         """``run(stored)`` once a commit covers this turn's writes, or at once if none has to: how a
         dead-letter source's settle waits for its target's publish (ferrymq.storage.queue_log)."""
         if self.must_hold():
-            self.held.append((self.turn, run))
+            self.after.append((self.turn, run))
         else:
             run(True)
 
@@ -168,3 +169,14 @@ class CommitTurns:
             n += 1
         if n:
             del held[:n]
+        self.release_after(upto, ok)
+
+    def release_after(self, upto: int, ok: bool) -> None:
+        """Run what ``after_commit`` held for the turns up to ``upto`` (no replies among it)."""
+        after = self.after
+        n = 0
+        while n < len(after) and after[n][0] <= upto:
+            after[n][1](ok)
+            n += 1
+        if n:
+            del after[:n]

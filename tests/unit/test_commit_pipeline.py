@@ -133,3 +133,31 @@ def test_one_turn_drains_every_front_end_before_writing_and_writes_out_after():
         p.close()
 
     asyncio.run(main())
+
+
+class SettleLater:
+    """A writer that, like a dead-letter source's queue log, has records waiting for a commit."""
+
+    def __init__(self, p: CommitPipeline) -> None:
+        self.p, self.log, self.writes = p, FakeLog(), 0
+
+    def waited(self, stored: bool) -> None:
+        assert stored
+        self.p.note_dirty(self)
+
+    def write(self) -> bool:
+        self.writes += 1
+        return False
+
+
+def test_close_runs_what_waited_for_a_commit_and_writes_what_that_dirtied():
+    async def main() -> None:
+        p = _pipeline("always")
+        writer = SettleLater(p)
+        p.note_append(FakeLog())  # a publish this turn: what comes after waits for its commit
+        p.after_commit(writer.waited)
+        assert writer.writes == 0
+        p.close()  # a clean stop before the loop ran the commit
+        assert writer.writes == 1 and not p.after
+
+    asyncio.run(main())
