@@ -25,7 +25,7 @@ from ferrymq.lab import faults as faults_mod
 from ferrymq.lab.faults import FaultSpec
 from ferrymq.lab.recorder import Series
 from ferrymq.lab.targets import LabTarget
-from ferrymq.lab.worker import IN_FLIGHT, PROCESSED, REDELIVERED, Worker
+from ferrymq.lab.worker import DEDUPED, IN_FLIGHT, PROCESSED, REDELIVERED, Worker
 
 
 @dataclass
@@ -57,7 +57,7 @@ class LabContext:
 
     async def worker(self, series: Series, queue: str, *, prefetch: int = 10, ack: str = "after",
                      work_ms: float = 0.0, fail: str = "requeue", name: str = "",
-                     arguments: str = "") -> Worker:
+                     arguments: str = "", options: tuple[str, ...] = ()) -> Worker:
         """A consumer process on ``queue`` whose receipts land in ``series``; faults address it as
         consumer N in the order workers were started."""
         wname = name or f"c{len(self.workers)}"
@@ -67,6 +67,8 @@ class LabContext:
                 series.received(a, b, kind == REDELIVERED)
             elif kind == IN_FLIGHT:
                 series.gauge(f"in_flight:{wname}", a)
+            elif kind == DEDUPED:
+                series.count("deduplicated")
             else:
                 series.count("failed")
 
@@ -74,7 +76,7 @@ class LabContext:
                 "--work-ms", str(work_ms), "--fail", fail]
         if arguments:
             args += ["--arguments", arguments]
-        w = Worker(wname, args, on_record)
+        w = Worker(wname, [*args, *options], on_record)
         await w.start()
         self.workers.append(w)
         self.target.actors.consumers.append(w)
