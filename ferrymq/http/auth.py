@@ -29,7 +29,7 @@ REALM = 'Basic realm="RabbitMQ Management"'
 PUBLIC_PREFIXES = ("/metrics", "/dashboard/static/", "/dashboard/login")
 # /sns: SNS's SubscribeURL and UnsubscribeURL links, whose token or subscription ARN is the authority.
 PUBLIC_EXACT = frozenset({"/", "/dashboard", "/dashboard/", "/sns"} | {
-    f"/dashboard/{page}" for page in ("queues", "routing", "traces", "dlq", "streams", "connections")})
+    f"/dashboard/{page}" for page in ("queues", "routing", "traces", "dlq", "streams", "connections", "lab")})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--json", action="store_true", help="print the advice as JSON")
     add("--write-scenario", metavar="PATH", help="save the advised set-up as a lab scenario (TOML)")
     add("--name", default="", help="the scenario's name (default advised-queue / advised-log)")
+    add("--run", action="store_true", help="then run the advised set-up as a lab scenario, to check it")
+    add("--short", action="store_true", help="with --run: the scenario's short form")
     return ap
 
 
@@ -129,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         advice = advise(workload_of(args))
+        if args.run and not args.write_scenario:
+            args.write_scenario = str(Path("lab-results") / f"{args.name or 'advised-' + advice.model}.toml")
         if args.write_scenario:
             _write(Path(args.write_scenario), advice.to_scenario_toml(args.name))
     except UsageError as exc:
@@ -144,11 +148,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.write_scenario:
             path = args.write_scenario
             out.print(f"scenario written to {path} (run it: ferrymq lab {path})", markup=False)
+    if args.run:
+        from ferrymq.lab.command import main as lab_main
+
+        return lab_main([args.write_scenario, *(["--short"] if args.short else [])])
     return 0
 
 
 def _write(path: Path, text: str) -> None:
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     except OSError as exc:
         raise UsageError(f"--write-scenario {path}: cannot write it: {exc.strerror or exc}") from None

@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default="lab-results", help="where the report goes (default %(default)s)")
     ap.add_argument("--no-progress", action="store_true", help="no live table")
+    ap.add_argument("--dashboard", default="", metavar="AMQP_URL",
+                    help="also show the run on this FerryMQ's dashboard (Lab page); default: the "
+                         "lab-started FerryMQ under test")
     ap.add_argument("--json", action="store_true", help="print the run's JSON on stdout")
     return ap
 
@@ -122,7 +125,8 @@ def _run(scen: Any, kwargs: dict[str, Any], args: argparse.Namespace, command: s
     from ferrymq.lab.runner import run_scenario, save
 
     duration = kwargs["duration"] or (scen.short_duration if args.short else scen.duration)
-    live = Live(enabled=None if not args.no_progress else False, scenario=scen.name, duration=duration)
+    live = Live(enabled=None if not args.no_progress else False, scenario=scen.name, duration=duration,
+                dashboard_url=args.dashboard)
     run = asyncio.run(run_scenario(scen, args.targets, live=live, command=command, **kwargs))
     files = save(run, args.out)
     print("\n".join(run["explanation"]), file=sys.stderr)

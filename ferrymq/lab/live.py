@@ -22,7 +22,7 @@ RATE_WINDOW_S = 2.0
 def snapshot(s: Series, run_id: str, scenario: str, duration: float, state: str = "running",
              report: str = "") -> dict[str, Any]:
     """The dashboard's view of one series (the contract of the Lab page)."""
-    now = s.now_ns()
+    now = s.ended_ns or s.now_ns()  # a finished series stays at its end
     k_now = (now - s.origin_ns) // s.interval_ns
     back = max(1, int(RATE_WINDOW_S * 1e9 // s.interval_ns))
     recent = [s.buckets[k] for k in range(k_now - back, k_now) if k in s.buckets]
@@ -31,7 +31,7 @@ def snapshot(s: Series, run_id: str, scenario: str, duration: float, state: str 
     h = s.latency
     depth = last.gauges.get("depth") if last else None
     books = s.ledger.books() if state == "done" else None
-    return {"run": run_id, "scenario": scenario, "target": s.target, "series": s.name, "t": s.t(),
+    return {"run": run_id, "scenario": scenario, "target": s.target, "series": s.name, "t": s.t(now),
             "duration": duration,
             "in_per_s": round(sum(b.counts.get("sent", 0) for b in recent) / span, 1),
             "out_per_s": round(sum(b.counts.get("received", 0) for b in recent) / span, 1),
@@ -44,14 +44,16 @@ def snapshot(s: Series, run_id: str, scenario: str, duration: float, state: str 
 
 
 class Live:
-    """Watches the series a run opens; draws and publishes them once a second."""
+    """Watches the series a run opens; draws and publishes them once a second: to the broker given
+    as ``dashboard_url``, else to the lab-started FerryMQ under test."""
 
     def __init__(self, enabled: bool | None = None, scenario: str = "", duration: float = 0.0,
-                 run_id: str = "") -> None:
+                 run_id: str = "", dashboard_url: str = "") -> None:
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self.scenario, self.duration, self.run_id = scenario, duration, run_id
         self.series: list[Series] = []
-        self.amqp_urls: list[str] = []
+        self.dashboard_url = dashboard_url  # a FerryMQ the user watches (e.g. `make serve`'s)
+        self.amqp_urls: list[str] = [dashboard_url] if dashboard_url else []
         self._task: asyncio.Task[None] | None = None
         self._live: Any = None
 
@@ -62,7 +64,7 @@ class Live:
 
     def publish_to(self, target: LabTarget) -> None:
         """Snapshots go to lab-started FerryMQ brokers (their dashboards show the run)."""
-        if target.info.get("started") == "ferrymq serve" and target.amqp_url:
+        if not self.dashboard_url and target.info.get("started") == "ferrymq serve" and target.amqp_url:
             self.amqp_urls = [target.amqp_url]
 
     def __enter__(self) -> Live:

@@ -37,7 +37,7 @@ def test_pages_are_public_but_data_needs_the_login_cookie(broker: EmbeddedBroker
     s = requests.Session()
     root = s.get(broker.http_url + "/", allow_redirects=False)
     assert root.status_code == 302 and root.headers["Location"] == "/dashboard/"
-    for page in ("", "queues", "routing", "traces", "dlq", "streams", "connections"):
+    for page in ("", "queues", "routing", "traces", "dlq", "streams", "connections", "lab"):
         r = s.get(f"{broker.http_url}/dashboard/{page}")
         assert r.status_code == 200 and "/dashboard/static/app.js" in r.text
     assert s.get(broker.http_url + "/dashboard/static/app.js").status_code == 200

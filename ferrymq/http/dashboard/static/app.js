@@ -374,4 +374,81 @@ function renderConnection(c, chans) {
     (c.protocol.startsWith("AMQP") ? '<button class="small danger" data-action="close">close</button>' : "") + "</td></tr>";
 }
 
+// The lab page: `ferrymq lab` publishes one JSON snapshot per second per running series to
+// amq.topic with key ferrymq.lab.progress; the page subscribes through browser push (/sse) and
+// draws a card per series. A subscription sees only what is published while it is open, so the
+// series seen so far are kept in sessionStorage: leaving the page and coming back keeps them.
+const LAB_SERIES_MAX = 12;  // cards kept, the oldest dropped first
+const LAB_COLORS = { fault: "#b42318", "fault-end": "#0f9d6e", restart: "#c2410c", phase: "#64748b", note: "#a855f7" };
+const LAB_EMPTY = '<p class="muted" id="lab-empty">No lab run yet — start one with <code>ferrymq lab &lt;scenario&gt;</code></p>';
+
+PAGES.lab = () => {
+  main.innerHTML = '<h1>Lab</h1><p class="muted" id="lab-status">connecting…</p><div id="lab-runs" class="lab-grid">' + LAB_EMPTY + "</div>";
+  const lab = JSON.parse(sessionStorage.getItem("ferrymq-lab") || "{}");
+  Object.keys(lab).forEach((k) => drawLab(k, lab[k]));
+  const es = new EventSource("/sse?exchange=amq.topic&key=ferrymq.lab.%23");
+  es.onmessage = (ev) => {
+    const frame = JSON.parse(ev.data);
+    if (frame.type === "subscribed") document.getElementById("lab-status").textContent = "listening on amq.topic, key " + frame.key;
+    if (frame.type !== "message" || frame.encoding !== "text") return;
+    let snap;
+    try { snap = JSON.parse(frame.body); } catch (e) { return; }
+    if (typeof snap.run !== "string" || typeof snap.t !== "number" || typeof snap.duration !== "number") return;  // not a snapshot
+    const key = snap.run + "/" + snap.series;
+    labAdd(lab, key, snap);
+    try { sessionStorage.setItem("ferrymq-lab", JSON.stringify(lab)); } catch (e) { /* full */ }
+    drawLab(key, lab[key]);
+  };
+  es.onerror = () => { document.getElementById("lab-status").textContent = "disconnected, reconnecting…"; };
+};
+
+// One snapshot into the series it belongs to: a chart point per second, each event once (a
+// snapshot carries all its series' events so far), at most LAB_SERIES_MAX series. A done series
+// goes on being published: it stays at the time it finished, its last point replaced.
+function labAdd(lab, key, snap) {
+  const s = lab[key] || (lab[key] = { points: [], events: [] });
+  if (s.last && s.last.state === "done") snap.t = s.last.t;
+  if (s.points.length && s.points[s.points.length - 1][0] >= snap.t) s.points.pop();
+  s.last = snap;
+  s.points.push([snap.t, snap.in_per_s, snap.out_per_s]);
+  if (s.points.length > HISTORY_MAX) s.points = s.points.slice(-HISTORY_MAX);
+  const seen = new Set(s.events.map((e) => e.t + " " + e.kind + " " + e.label));
+  (snap.events || []).forEach((e) => { if (!seen.has(e.t + " " + e.kind + " " + e.label)) s.events.push(e); });
+  const keys = Object.keys(lab);
+  keys.slice(0, Math.max(0, keys.length - LAB_SERIES_MAX)).forEach((k) => {
+    delete lab[k]; document.querySelector('[data-lab="' + CSS.escape(k) + '"]')?.remove();
+  });
+}
+
+function labStat(cls, label, value) {
+  return '<div><div class="label">' + esc(label) + '</div><div class="value ' + cls + '">' + esc(value) + "</div></div>";
+}
+
+function drawLab(key, s) {
+  const box = document.getElementById("lab-runs"), r = s.last;
+  document.getElementById("lab-empty")?.remove();
+  let el = document.querySelector('[data-lab="' + CSS.escape(key) + '"]');
+  if (!el) { el = document.createElement("div"); el.className = "panel lab"; el.dataset.lab = key; box.append(el); }
+  const pct = r.duration > 0 ? Math.min(100, (100 * r.t) / r.duration) : 0;
+  const dash = (v, f) => (v === null || v === undefined ? "–" : f(v));
+  el.innerHTML = '<div class="lab-head"><b class="lab-scenario">' + esc(r.scenario) + '</b> <span class="lab-target">' + esc(r.target) +
+    '</span> · <span class="lab-series">' + esc(r.series) + '</span> <span class="tag lab-state ' + (r.state === "done" ? "yes" : "") + '">' +
+    esc(r.state) + '</span> <span class="muted">run ' + esc(r.run) + "</span></div>" +
+    '<div class="lab-progress"><span class="bar"><b style="width:' + pct + '%"></b></span>' + r.t.toFixed(0) + " / " + r.duration.toFixed(0) + " s</div>" +
+    '<div class="lab-stats">' + labStat("lab-in", "in /s", fmtNum(r.in_per_s)) + labStat("lab-out", "out /s", fmtNum(r.out_per_s)) +
+    labStat("lab-p99", "p99", dash(r.p99_ms, (v) => v.toFixed(1) + " ms")) + labStat("lab-depth", "depth", dash(r.depth, String)) +
+    labStat("lab-sent", "sent", r.sent) + labStat("lab-received", "received", r.received) +
+    labStat("lab-dup", "duplicates", r.duplicates) + labStat("lab-lost", "lost", dash(r.lost, String)) + "</div>" +
+    '<div class="legend"><span><i style="background:var(--in)"></i>in /s</span><span><i style="background:var(--out)"></i>out /s</span>' +
+    '<span><i style="background:var(--bad)"></i>fault</span></div><canvas class="chart lab-chart" data-points="' + s.points.length + '"></canvas>' +
+    '<ul class="events lab-events">' + s.events.map((e) => '<li data-kind="' + esc(e.kind) + '"><span class="offset">' + e.t.toFixed(1) + " s</span> " +
+      esc(e.kind) + " " + esc(e.label) + "</li>").join("") + "</ul>" +
+    (r.report ? '<p class="muted lab-report">report: ' + esc(r.report) + "</p>" : "");
+  const times = s.points.map((p) => p[0] * 1000);
+  lineChart(el.querySelector("canvas"), [{ color: "#2463eb", values: s.points.map((p) => p[1]) },
+    { color: "#0f9d6e", values: s.points.map((p) => p[2]) }], times,
+  { axis: [dash(s.points[0]?.[0], (v) => +v.toFixed(1) + " s"), +r.t.toFixed(1) + " s"],
+    marks: s.events.map((e) => ({ at: e.t * 1000, color: LAB_COLORS[e.kind] || "#64748b" })) });
+}
+
 start();

@@ -15,8 +15,10 @@ function fmtNum(v) {
   return Number.isInteger(v) ? String(v) : v.toFixed(1);
 }
 
-// series: [{label, color, values: [numbers]}]; times: [ms] aligned with values.
-function lineChart(canvas, series, times) {
+// series: [{label, color, values: [numbers]}]; times: [ms] aligned with values. opts (optional):
+// axis: [left, right] labels under the x axis (default "-Ns" and "now"); marks: [{at: ms, color}]
+// drawn as vertical lines (the lab page's faults).
+function lineChart(canvas, series, times, opts) {
   const dpr = window.devicePixelRatio || 1;
   const w = canvas.clientWidth, h = canvas.clientHeight;
   canvas.width = w * dpr; canvas.height = h * dpr;
@@ -35,11 +37,16 @@ function lineChart(canvas, series, times) {
     g.beginPath(); g.moveTo(left, y); g.lineTo(left + pw, y); g.stroke();
     g.textAlign = "right"; g.fillText(fmtNum((max * i) / 4), left - 6, y + 4);
   }
-  const n = times.length;
+  const n = times.length, o = opts || {};
   if (n > 1) {
-    const span = (times[n - 1] - times[0]) / 1000;
-    g.textAlign = "left"; g.fillText("-" + Math.round(span) + "s", left, h - 6);
-    g.textAlign = "right"; g.fillText("now", left + pw, h - 6);
+    const axis = o.axis || ["-" + Math.round((times[n - 1] - times[0]) / 1000) + "s", "now"];
+    g.textAlign = "left"; g.fillText(axis[0], left, h - 6);
+    g.textAlign = "right"; g.fillText(axis[1], left + pw, h - 6);
+    for (const m of o.marks || []) {
+      const x = left + (pw * (m.at - times[0])) / Math.max(1, times[n - 1] - times[0]);
+      if (x < left || x > left + pw) continue;
+      g.strokeStyle = m.color; g.beginPath(); g.moveTo(x, top); g.lineTo(x, top + ph); g.stroke();
+    }
   }
   for (const s of series) {
     if (s.values.length < 2) continue;
