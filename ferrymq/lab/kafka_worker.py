@@ -5,9 +5,10 @@ out. SIGTERM is the clean leave: the consumer stops and sends LeaveGroup.
 It speaks the AMQP worker's protocol (``ferrymq.lab.worker``: 17-byte records on stdout; the lab's
 ``Worker`` handle starts it with ``module="ferrymq.lab.kafka_worker"``) plus one record kind,
 ASSIGNED: the partitions the member holds after a rebalance, as a bit mask, and the count of
-assignments it has seen. ``--commit`` says when offsets are committed: ``after`` processing a
-batch (at-least-once: a crash re-reads the batch) or ``before`` it (at-most-once: a crash skips
-what was left of it)."""
+assignments it has seen; and BATCH, per partition of each poll: the partition and how many of its
+records came (what a partition's pause during a rebalance is measured from). ``--commit`` says when
+offsets are committed: ``after`` processing a batch (at-least-once: a crash re-reads the batch) or
+``before`` it (at-most-once: a crash skips what was left of it)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from ferrymq.lab import body
 from ferrymq.lab.effects import EffectStore
 from ferrymq.lab.worker import DEDUPED, PROCESSED, _Out
 
-ASSIGNED = 6
+ASSIGNED, BATCH = 6, 7
 POLL_MS = 100
 
 
@@ -83,6 +84,8 @@ async def _consume(consumer: Any, args: argparse.Namespace, out: _Out, stop: asy
         if args.commit == "before":
             with contextlib.suppress(KafkaError):
                 await consumer.commit()
+        for tp, recs in batches.items():
+            out.put(BATCH, tp.partition, len(recs))
         for r in records:
             await _handle(r, args, out, store)
         if args.commit == "after":

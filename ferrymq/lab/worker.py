@@ -4,12 +4,12 @@ worker. The lab starts it (``Worker``) and reads its receipts from a pipe; the p
 does (prefetched messages wait their turn: that is how prefetch hoards work).
 
 Receipts are 17-byte records on stdout: kind (1 processed, 2 processed and redelivered, 3 the
-in-flight gauge, 4 failed, 5 skipped by the idempotent store), the message id (or the gauge's value) and its send time. ``--ack``
-says when the ack goes: ``after`` processing (at-least-once), ``before`` it (at-most-once: a
-crash loses what was taken), or ``auto`` (the broker's no-ack mode). Commands on stdin:
-``slow <ms>`` changes the extra time per message. ``--effect-at mid`` puts the effect between
-two halves of the work, ``--dedupe PATH`` makes the consumer idempotent (``ferrymq.lab.effects``).
-"""
+in-flight gauge, 4 failed, 5 skipped by the idempotent store), the message id (or the gauge's value)
+and its send time. ``--ack`` says when the ack goes: ``after`` processing (at-least-once),
+``before`` it (at-most-once: a crash loses what was taken), or ``auto`` (the broker's no-ack mode).
+Commands on stdin: ``slow <ms>`` changes the extra time per message. ``--effect-at mid`` puts the
+effect between two halves of the work, ``--dedupe PATH`` makes the consumer idempotent
+(``ferrymq.lab.effects``)."""
 
 from __future__ import annotations
 

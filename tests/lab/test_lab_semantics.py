@@ -16,7 +16,8 @@ def _check(run: dict[str, Any]) -> None:
     for variant, s in series.items():
         b, row = s["books"], s["tables"]["delivery"][0]
         assert b["confirmed"] > 0 and row["crashes"] >= 1, variant
-        assert (row["confirmed"], row["lost"], row["duplicates"]) == (b["confirmed"], b["lost"], b["duplicates"])
+        assert (row["confirmed"], row["lost"], row["duplicates"]) == \
+            (b["confirmed"], b["lost"], b["duplicates"])
     assert series["at-most-once"]["books"]["duplicates"] == 0  # acked before the work: never again
     assert series["at-least-once"]["books"]["lost"] == 0  # acked after it: nothing confirmed lost
     once = series["effectively-once"]
@@ -37,7 +38,8 @@ def test_semantics_in_queue_mode_on_ferrymq_keep_each_guarantee_across_consumer_
     assert all(len(s["faults"]) == 3 for s in run["series"])
 
 
-def test_semantics_in_queue_mode_on_rabbitmq_keep_the_same_guarantees(tmp_path: Path, rabbitmq_url: str) -> None:
+def test_semantics_in_queue_mode_on_rabbitmq_keep_the_same_guarantees(tmp_path: Path,
+                                                                     rabbitmq_url: str) -> None:
     run = run_short("semantics", [f"rabbitmq={rabbitmq_url}"], tmp_path)
     _check(run)
 

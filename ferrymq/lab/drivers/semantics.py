@@ -22,7 +22,8 @@ from ferrymq.lab.pacing import paced
 
 MODES = ("amqp", "kafka")
 VARIANTS = ("at-most-once", "at-least-once", "effectively-once")
-GUARANTEE = {"at-most-once": "no duplicates, losses allowed", "at-least-once": "no losses, duplicates allowed",
+GUARANTEE = {"at-most-once": "no duplicates, losses allowed",
+             "at-least-once": "no losses, duplicates allowed",
              "effectively-once": "no losses and no duplicate effects"}
 
 
@@ -48,7 +49,7 @@ class Params:
 
 def _options(variant: str, mode: str, p: Params, store: str) -> tuple[str, ...]:
     when = "before" if variant == "at-most-once" else "after"
-    opts = ("--effect-at", "mid", "--work-ms", str(p.work_ms))
+    opts: tuple[str, ...] = ("--effect-at", "mid", "--work-ms", str(p.work_ms))
     opts += ("--ack", when) if mode == "amqp" else ("--commit", when, "--max-records", str(p.batch),
                                                    "--session-ms", str(p.session_ms))
     return opts + (("--dedupe", store) if variant == "effectively-once" else ())
@@ -88,12 +89,13 @@ async def _log_mode(ctx: LabContext, p: Params, series: Any, variant: str, store
                     seconds: float) -> None:
     topic = ctx.name(f"semantics-{variant}")
     await kafka.create_topic(ctx.target.kafka_bootstrap, topic, p.partitions)
-    await group.kafka_worker(ctx, series, topic, ctx.name(f"g-{variant}"),
-                             _options(variant, "kafka", p, store))
+    group_id = ctx.name(f"g-{variant}")
+    await group.kafka_worker(ctx, series, topic, group_id, _options(variant, "kafka", p, store))
     producer = await kafka.Producer(series, ctx.target.kafka_bootstrap, topic, size=p.size,
                                     idempotent=variant == "effectively-once").open()
     series.begin()
-    async with ctx.faults_on(series, seconds):
+    lag = group.sampling_lag(series, ctx.target.kafka_bootstrap, topic, group_id)
+    async with lag, ctx.faults_on(series, seconds):
         await paced(p.rate, seconds, producer.send)
         await producer.close()
         quiet = p.session_ms / 1000.0 + 2.0  # a member killed near the end: its partitions come back
