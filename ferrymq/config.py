@@ -28,6 +28,8 @@ class Settings:
     amqp_port: int = 5672
     kafka_port: int = 9092
     kafka_num_partitions: int = limits.KAFKA_NUM_PARTITIONS_DEFAULT  # Kafka's num.partitions
+    kafka_retention_check_ms: int = limits.KAFKA_RETENTION_CHECK_MS  # log.retention.check.interval.ms
+    kafka_cleaner_backoff_ms: int = limits.KAFKA_CLEANER_BACKOFF_MS  # log.cleaner.backoff.ms
     http_port: int = 15672
     fsync: str = "always"  # always | interval:<ms> | never
     log_level: str = "info"

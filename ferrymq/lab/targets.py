@@ -28,6 +28,10 @@ from ferrymq.chaos.broker import BrokerProcess, free_port
 from ferrymq.lab.faults import Actors
 
 MODES = {"ferrymq": "amqp", "ferrymq-kafka": "kafka", "rabbitmq": "amqp"}
+# A lab-started FerryMQ applies retention and runs the log cleaner every second (Kafka's defaults,
+# 5 min and 15 s, would leave a minute's run showing neither); topics without retention or
+# compaction configured are untouched either way.
+UPKEEP = "kafka_retention_check_ms = 1000\nkafka_cleaner_backoff_ms = 1000\n"
 
 
 class TargetError(ValueError):
@@ -107,8 +111,10 @@ class _RestartableBroker:
 async def _ferrymq(name: str, spec: str, mode: str, fsync: str) -> AsyncIterator[LabTarget]:
     with tempfile.TemporaryDirectory(prefix="ferrymq-lab-") as tmp:
         ports = [free_port() for _ in range(3)]
+        (Path(tmp) / "ferrymq.toml").write_text(UPKEEP)
         proc = BrokerProcess(Path(tmp) / "data", ports[0], fsync, Path(tmp) / "broker.log",
-                             kafka_port=ports[1], http_port=ports[2])
+                             kafka_port=ports[1], http_port=ports[2],
+                             extra_args=("--config", str(Path(tmp) / "ferrymq.toml")))
         await asyncio.to_thread(proc.start)
         target = LabTarget(name, spec, mode, f"amqp://guest:guest@127.0.0.1:{ports[0]}/%2F",
                            f"127.0.0.1:{ports[1]}", f"http://127.0.0.1:{ports[2]}", proc.pid,
