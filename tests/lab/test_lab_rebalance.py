@@ -26,7 +26,8 @@ def test_rebalance_moves_every_partition_to_one_live_member_and_loses_nothing(tm
     changes = s["tables"]["changes"]
     assert all(c["settled after s"] is not None for c in changes)
     # a killed member is noticed only at its session timeout: its partitions cannot move sooner
-    assert s["figures"]["kill_pause_s"] >= 0.9 * SESSION_MS / 1000.0
+    # (the session runs from its last heartbeat, up to 0.3 s before the kill)
+    assert s["figures"]["kill_pause_s"] >= SESSION_MS / 1000.0 - 0.5
     # duplicates are the uncommitted batches re-read: at most one batch (50) per member per change
     assert sum(c["records read twice"] for c in changes) == s["books"]["duplicates"] <= 3 * 4 * 50
     assert [e["label"] for e in s["events"] if e["kind"] == "phase"] == \
