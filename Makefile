@@ -63,6 +63,12 @@ sim: $(STAMP)
 # (Knobs are not FERRYMQ_* variables: the broker refuses unknown FERRYMQ_* settings, a typo guard.)
 # The kill -9 loop of tests/crash, longer (bounded: about 2 s per cycle), then 5,000 simulation seeds
 # x 2,000 steps beyond the ones `make test` and `make sim` run (bounded: about 0.2 s per seed, ~17 min).
+# QueueLab (issue 15): every built-in scenario at full size on FerryMQ (queue and log mode as each
+# scenario names), reports under lab-results/; bounded at LAB_BOUND_S (default 45 minutes) in all.
+.PHONY: lab
+lab: $(STAMP)
+	timeout $${LAB_BOUND_S:-2700} scripts/lab-all.sh lab-results
+
 soak: $(STAMP)
 	CRASH_CYCLES=$${CRASH_CYCLES:-200} $(BIN)/python -m pytest -q tests/crash
 	$(BIN)/ferrymq sim --first 1000 --seeds $${SIM_SOAK_SEEDS:-5000} --steps 2000

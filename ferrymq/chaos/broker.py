@@ -24,8 +24,10 @@ class BrokerProcess:
     """One broker process at a time; ``start`` after ``kill9`` or ``stop`` is a restart."""
 
     def __init__(self, data_dir: Path, port: int, fsync: str = "always", log_path: Path | None = None,
-                 kafka_port: int = 0, http_port: int = 0, extra_args: tuple[str, ...] = ()) -> None:
+                 kafka_port: int = 0, http_port: int = 0, extra_args: tuple[str, ...] = (),
+                 module: str = "", env: dict[str, str] | None = None) -> None:
         self.data_dir, self.port, self.fsync = data_dir, port, fsync
+        self.module, self.env = module, env  # another entry point (the lab's faulty serve) and its env
         self.kafka_port, self.http_port, self.extra_args = kafka_port, http_port, extra_args
         self.log_path = log_path or data_dir.parent / "broker.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -38,12 +40,14 @@ class BrokerProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def start(self, timeout_s: float = 20.0) -> None:
-        cmd = [sys.executable, "-c", "from ferrymq.cli import main; main()", "serve",
+        entry = ["-m", self.module] if self.module else ["-c", "from ferrymq.cli import main; main()"]
+        cmd = [sys.executable, *entry, "serve",
                "--data-dir", str(self.data_dir), "--amqp-port", str(self.port),
                "--kafka-port", str(self.kafka_port), "--http-port", str(self.http_port),
                "--fsync", self.fsync, "--log-level", "info", *self.extra_args]
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         env={**os.environ, **self.env} if self.env else None)
         deadline = time.monotonic() + timeout_s
         ports = [p for p in (self.port, self.kafka_port, self.http_port) if p]
         while time.monotonic() < deadline:

@@ -10,6 +10,12 @@ The pieces, by what they hold:
   targets    where a scenario runs: lab-started brokers (restartable for faults) or URLs
   faults     the fault grammar and the scheduler that applies faults and marks the timeline
   worker     a consumer in a process of its own (so it can be killed or stopped)
+  proxy      the TCP proxy between clients and broker: network delay, loss and cuts
+  disk       a small tmpfs for the broker's data: the disk-full fault
+  faulty_serve  ``ferrymq serve`` whose fsyncs fail on demand: the fsync-error fault
+  amqp, kafka   the real clients the drivers use (aio-pika, aiokafka), keeping the ledger
+  live       progress in the terminal and on the dashboard's Lab page
+  advise     the workload advisor (``ferrymq lab advise``)
   drivers/   one module per scenario kind: ``Params``, ``run(ctx, params)``, ``explain(result)``
   runner     a scenario over its targets; report: the JSON and the HTML page
   command    the command line

@@ -20,6 +20,7 @@ import shlex
 import sys
 from typing import Any
 
+from ferrymq.lab.disk import DiskError
 from ferrymq.lab.faults import parse_fault
 from ferrymq.lab.scenario import ScenarioError, builtin_names, load
 from ferrymq.lab.targets import TargetError
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         scen, kwargs = _prepare(args)
         return _run(scen, kwargs, args, "ferrymq lab " + shlex.join(argv))
-    except (ScenarioError, TargetError) as exc:
+    except (ScenarioError, TargetError, DiskError) as exc:
         print(f"ferrymq lab: {exc}", file=sys.stderr)
         return 2
 

@@ -27,6 +27,8 @@ from ferrymq.lab.recorder import Series
 from ferrymq.lab.targets import LabTarget
 from ferrymq.lab.worker import DEDUPED, IN_FLIGHT, PROCESSED, REDELIVERED, Worker
 
+FAULT_GRACE_S = 30.0
+
 
 @dataclass
 class LabContext:
@@ -99,6 +101,10 @@ class LabContext:
         try:
             yield
         finally:
+            # a fault still under way (a restart takes seconds) finishes, so the books settle on a
+            # broker that is back; one that has not begun by then is dropped
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(task), FAULT_GRACE_S)
             if not task.done():
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

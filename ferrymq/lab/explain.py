@@ -28,7 +28,9 @@ def books(s: dict[str, Any]) -> str:
     dups = b["duplicates"]
     return (f"{s['name']}: {n(b['confirmed'])} messages confirmed, {verdict}; "
             f"{n(dups)} duplicate receipts, {n(t['redelivered'])} redeliveries"
-            + (f", {n(t['dead_lettered'])} dead-lettered" if t["dead_lettered"] else "") + ".")
+            + (f", {n(t['dead_lettered'])} dead-lettered" if t["dead_lettered"] else "")
+            + (f"; {n(t['drained'])} were still queued when the run ended and were drained after it"
+               if t.get("drained") else "") + ".")
 
 
 def recoveries(s: dict[str, Any]) -> list[str]:

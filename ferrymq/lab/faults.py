@@ -12,6 +12,7 @@
     loss@5s+10s,pct=5              5 % of chunks held back 200 ms, as a TCP retransmission would be
     cut@5s+3s                      the proxy drops every connection and refuses new ones for 3 s
     disk-full@5s+5s                the broker's data disk (a small tmpfs) filled, then freed
+    fsync-error@5s+3s              every data fsync of the broker fails with EIO for 3 s
 
 START and DURATION are seconds (``20s``, ``1.5s``, ``500ms``) or a share of the run (``40%``), so a
 scenario's short form (the test suite's) and its full size share one fault plan. Each fault is
@@ -28,8 +29,10 @@ from typing import Any, Protocol
 
 from ferrymq.lab.recorder import Series
 
-ACTIONS = ("kill", "stop", "slow", "delay", "loss", "cut", "disk-full")
-NEEDS_DURATION = {"stop", "slow", "delay", "loss", "cut", "disk-full"}
+ACTIONS = ("kill", "stop", "slow", "delay", "loss", "cut", "disk-full", "fsync-error")
+NEEDS_DURATION = {"stop", "slow", "delay", "loss", "cut", "disk-full", "fsync-error"}
+NETWORK = ("delay", "loss", "cut")
+STORAGE = ("disk-full", "fsync-error")
 _SPEC = re.compile(r"^(?P<action>[a-z-]+)(?::(?P<subject>[a-z]+)(?P<index>\d*))?@(?P<at>[0-9.]+(?:s|ms|%))"
                    r"(?:\+(?P<dur>[0-9.]+(?:s|ms|%)))?(?P<opts>(?:,[a-z]+=[0-9.]+)*)$")
 RESTART_PAUSE_S = 0.2  # a kill with no duration: the restart follows at once
@@ -99,6 +102,7 @@ class Actors:
     consumers: list[Any] = field(default_factory=list)  # lab.worker.Worker (kill9/pause/resume/restart/slow)
     network: Any = None  # lab.proxy.Proxy: set_delay, set_loss, cut, heal
     disk: Any = None  # lab.disk.Disk: fill, free
+    fsync: Any = None  # lab.faulty_serve.FsyncSwitch: fail, heal
 
 
 def check_plan(plan: list[FaultSpec], actors: Actors, where: str) -> None:
@@ -111,6 +115,9 @@ def check_plan(plan: list[FaultSpec], actors: Actors, where: str) -> None:
             raise ValueError(f"{where}: fault {f.text} needs the lab's proxy (not set up for this scenario)")
         if f.action == "disk-full" and actors.disk is None:
             raise ValueError(f"{where}: fault {f.text} needs a broker the lab starts on a small disk")
+        if f.action == "fsync-error" and actors.fsync is None:
+            raise ValueError(f"{where}: fault {f.text} needs a FerryMQ the lab starts (target ferrymq "
+                             "or ferrymq-kafka)")
 
 
 async def play(plan: list[FaultSpec], series: Series, actors: Actors, run_s: float) -> None:
@@ -162,4 +169,6 @@ def _toggles(f: FaultSpec, subject: Any, actors: Actors) -> tuple[Callable[[], A
         return (lambda: net.set_loss(pct)), (lambda: net.set_loss(0.0))
     if f.action == "cut":
         return net.cut, net.heal
+    if f.action == "fsync-error":
+        return actors.fsync.fail, actors.fsync.heal
     return disk.fill, disk.free

@@ -113,7 +113,7 @@ def summary_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
                      "p99 ms": lat["p99"], "max ms": lat["max"], "confirmed": b["confirmed"],
                      "lost": b["lost"],
                      "duplicates": b["duplicates"], "redelivered": t["redelivered"], "failed": t["failed"],
-                     "dead-lettered": t["dead_lettered"],
+                     "dead-lettered": t["dead_lettered"], "drained after": t.get("drained", 0),
                      "recovery s": ", ".join(f"{f['recover_s']}" for f in s["faults"]) or None})
     return rows
 

@@ -5,6 +5,7 @@ then build the run's JSON (series summaries, the explanation) and write the repo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -17,11 +18,11 @@ from ferrymq.clock import Rng
 from ferrymq.lab import explain as explain_mod
 from ferrymq.lab import params as params_mod
 from ferrymq.lab.context import LabContext
-from ferrymq.lab.faults import FaultSpec
+from ferrymq.lab.faults import NETWORK, FaultSpec
 from ferrymq.lab.live import Live
 from ferrymq.lab.scenario import Scenario, ScenarioError
 from ferrymq.lab.summary import summarize
-from ferrymq.lab.targets import check_url, open_target
+from ferrymq.lab.targets import behind_proxy, check_url, open_target
 
 
 def interval_for(duration: float) -> float:
@@ -39,6 +40,10 @@ def preflight(scen: Scenario, targets: list[str], faults: list[FaultSpec]) -> No
             raise ScenarioError(f"scenario {scen.name} runs in {want}; target {name} is "
                                 f"{'queue' if mode == 'amqp' else 'log'} mode")
         for f in faults:
+            if f.action in NETWORK and mode == "kafka" and "://" in spec:
+                raise ScenarioError(f"fault {f.text}: in log mode, network faults need a FerryMQ the lab "
+                                    "starts "
+                                    f"(it advertises the proxy to Kafka clients); {name} is given by URL")
             if f.subject == "broker" and f.action in ("kill", "stop") and "://" in spec:
                 raise ScenarioError(f"fault {f.text} needs a broker the lab starts (ferrymq, ferrymq-kafka, "
                                     f"rabbitmq); {name} is given by URL")
@@ -46,7 +51,9 @@ def preflight(scen: Scenario, targets: list[str], faults: list[FaultSpec]) -> No
 
 async def _run_target(scen: Scenario, params: Any, spec: str, duration: float, faults: list[FaultSpec],
                       seed: int, live: Live, short: bool) -> list[dict[str, Any]]:
-    async with open_target(spec) as target:
+    network = any(f.action in NETWORK for f in faults)
+    async with open_target(spec, faults=faults) as opened, contextlib.AsyncExitStack() as stack:
+        target = await stack.enter_async_context(behind_proxy(opened, Rng(seed))) if network else opened
         with tempfile.TemporaryDirectory(prefix="ferrymq-lab-run-") as work:
             ctx = LabContext(target, duration, faults, Rng(seed), Path(work), interval_for(duration),
                              short=short, listeners=[live.watch])

@@ -18,20 +18,25 @@ import os
 import signal
 import socket
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlunparse
 
 from ferrymq.chaos.broker import BrokerProcess, free_port
-from ferrymq.lab.faults import Actors
+from ferrymq.clock import Rng
+from ferrymq.lab.disk import Disk, DiskError
+from ferrymq.lab.faults import NETWORK, Actors, FaultSpec
+from ferrymq.lab.faulty_serve import CONTROL_ENV, FsyncSwitch
+from ferrymq.lab.proxy import Proxy
 
 MODES = {"ferrymq": "amqp", "ferrymq-kafka": "kafka", "rabbitmq": "amqp"}
 # A lab-started FerryMQ applies retention and runs the log cleaner every second (Kafka's defaults,
 # 5 min and 15 s, would leave a minute's run showing neither); topics without retention or
 # compaction configured are untouched either way.
-UPKEEP = "kafka_retention_check_ms = 1000\nkafka_cleaner_backoff_ms = 1000\n"
+UPKEEP_ENV = {"FERRYMQ_KAFKA_RETENTION_CHECK_MS": "1000", "FERRYMQ_KAFKA_CLEANER_BACKOFF_MS": "1000"}
+DISK_MIB = 256  # the disk-full fault's tmpfs: above FerryMQ's default free-disk alarm (50 MB)
 
 
 class TargetError(ValueError):
@@ -108,23 +113,79 @@ class _RestartableBroker:
 
 
 @contextlib.asynccontextmanager
-async def _ferrymq(name: str, spec: str, mode: str, fsync: str) -> AsyncIterator[LabTarget]:
-    with tempfile.TemporaryDirectory(prefix="ferrymq-lab-") as tmp:
+async def _ferrymq(name: str, spec: str, mode: str, fsync: str,
+                   faults: list[FaultSpec]) -> AsyncIterator[LabTarget]:
+    """A fresh ``ferrymq serve``; with an fsync-error fault planned, the lab's faulty entry point."""
+    actions = {f.action for f in faults}
+    with (tempfile.TemporaryDirectory(prefix="ferrymq-lab-") as tmp,
+          _data_disk(Path(tmp) / "data", "disk-full" in actions) as disk):
         ports = [free_port() for _ in range(3)]
-        (Path(tmp) / "ferrymq.toml").write_text(UPKEEP)
+        switch = FsyncSwitch(str(Path(tmp) / "fail-fsync")) if "fsync-error" in actions else None
+        env = {**UPKEEP_ENV, **({CONTROL_ENV: switch.control} if switch else {})}
+        advertised = free_port() if mode == "kafka" and actions & set(NETWORK) else 0
+        if advertised:  # Kafka clients must come back through the fault proxy after bootstrap
+            env["FERRYMQ_KAFKA_ADVERTISED_PORT"] = str(advertised)
         proc = BrokerProcess(Path(tmp) / "data", ports[0], fsync, Path(tmp) / "broker.log",
                              kafka_port=ports[1], http_port=ports[2],
-                             extra_args=("--config", str(Path(tmp) / "ferrymq.toml")))
+                             module="ferrymq.lab.faulty_serve" if switch else "", env=env)
         await asyncio.to_thread(proc.start)
         target = LabTarget(name, spec, mode, f"amqp://guest:guest@127.0.0.1:{ports[0]}/%2F",
                            f"127.0.0.1:{ports[1]}", f"http://127.0.0.1:{ports[2]}", proc.pid,
                            data_dir=Path(tmp) / "data", info={"started": "ferrymq serve", "fsync": fsync})
+        if advertised:
+            target.info["kafka_advertised_port"] = advertised
         broker = _RestartableBroker(proc, target)
-        target.actors = Actors(broker=broker, restart_broker=broker.restart)
+        target.actors = Actors(broker=broker, restart_broker=broker.restart, fsync=switch, disk=disk)
         try:
             yield target
         finally:
+            if switch is not None:
+                switch.heal()
             await asyncio.to_thread(proc.stop)
+
+
+@contextlib.contextmanager
+def _data_disk(path: Path, small: bool) -> Iterator[Disk | None]:
+    """The broker's data directory; for a disk-full fault, a small tmpfs of its own (the broker's
+    log stays outside it, or filling the disk would fill the log too)."""
+    path.mkdir()
+    if not small:
+        yield None
+        return
+    try:
+        disk = Disk.mount(path, DISK_MIB)
+    except DiskError as exc:
+        raise TargetError(f"fault disk-full: {exc}") from None
+    try:
+        yield disk
+    finally:
+        disk.free()
+        disk.unmount()
+
+
+@contextlib.asynccontextmanager
+async def behind_proxy(target: LabTarget, rng: Rng) -> AsyncIterator[LabTarget]:
+    """The lab's clients reach the target through the fault proxy (network faults): the AMQP
+    listener, or the Kafka one of a lab-started FerryMQ told to advertise the proxy's port."""
+    direct_amqp, direct_kafka = target.amqp_url, target.kafka_bootstrap
+    if target.mode == "kafka":
+        host, _, port = direct_kafka.rpartition(":")
+        listen = int(target.info.get("kafka_advertised_port", 0))
+        if not listen:
+            raise TargetError(f"target {target.name}: network faults in log mode need a FerryMQ the lab "
+                              "starts (its Kafka listener then advertises the proxy)")
+        proxy = await Proxy.start(host, int(port), rng=rng, port=listen)
+        target.kafka_bootstrap = f"127.0.0.1:{proxy.port}"
+    else:
+        u = urlparse(direct_amqp)
+        proxy = await Proxy.start(u.hostname or "127.0.0.1", u.port or 5672, rng=rng)
+        target.amqp_url = urlunparse(u._replace(netloc=f"{u.username}:{u.password}@127.0.0.1:{proxy.port}"))
+    target.actors.network = proxy
+    try:
+        yield target
+    finally:
+        target.amqp_url, target.kafka_bootstrap, target.actors.network = direct_amqp, direct_kafka, None
+        await proxy.close()
 
 
 class _RabbitBroker:
@@ -165,11 +226,13 @@ async def _rabbitmq(name: str, spec: str) -> AsyncIterator[LabTarget]:
 
 
 @contextlib.asynccontextmanager
-async def open_target(spec: str, fsync: str = "always") -> AsyncIterator[LabTarget]:
-    """Resolve a spec, starting (and afterwards stopping) whatever it names."""
+async def open_target(spec: str, fsync: str = "always",
+                      faults: list[FaultSpec] | None = None) -> AsyncIterator[LabTarget]:
+    """Resolve a spec, starting (and afterwards stopping) whatever it names, fitted for the faults
+    planned on it."""
     name, mode, what = check_url(spec)
     if what in ("ferrymq", "ferrymq-kafka"):
-        async with _ferrymq(name, spec, mode, fsync) as t:
+        async with _ferrymq(name, spec, mode, fsync, faults or []) as t:
             yield t
     elif what == "rabbitmq":
         async with _rabbitmq(name, spec) as t:

@@ -174,13 +174,13 @@ async def _process(msg: Any, args: argparse.Namespace, out: _Out, state: dict[st
 
 
 async def _main(args: argparse.Namespace) -> None:
-    import aio_pika
+    from ferrymq.lab.amqp import connect
 
     out, state = _Out(), {"extra_ms": 0.0}
-    conn = await aio_pika.connect(args.url)
+    conn = await connect(args.url)  # robust: after a broker restart it reconnects and consumes again
     channel = await conn.channel()
     await channel.set_qos(prefetch_count=args.prefetch)
-    queue = await channel.get_queue(args.queue, ensure=False)
+    queue = await channel.declare_queue(args.queue, passive=True)  # robust: re-consumed after a reconnect
     inbox: asyncio.Queue[Any] = asyncio.Queue()
     cargs = dict(kv.split("=", 1) for kv in args.arguments.split(",") if kv)
     await queue.consume(inbox.put, no_ack=args.ack == "auto", arguments=cargs or None)
@@ -196,7 +196,10 @@ async def _main(args: argparse.Namespace) -> None:
     store = EffectStore(args.dedupe) if args.dedupe else None
     while True:
         msg = await inbox.get()
-        await _process(msg, args, out, state, store)
+        try:
+            await _process(msg, args, out, state, store)
+        except Exception:  # an ack on a connection that broke: the broker redelivers, robustly reconnected
+            pass
         out.flush()
 
 

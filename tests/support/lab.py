@@ -13,10 +13,11 @@ from ferrymq.lab.scenario import load
 
 
 def run_short(name: str, targets: list[str], out: Path, faults: list[str] | None = None,
-              **overrides: Any) -> dict[str, Any]:
+              duration: float | None = None, **overrides: Any) -> dict[str, Any]:
     scen = load(name)
     plan = None if faults is None else [parse_fault(f) for f in faults]
-    run = asyncio.run(run_scenario(scen, targets, short=True, faults=plan, overrides=overrides))
+    run = asyncio.run(run_scenario(scen, targets, short=True, faults=plan, overrides=overrides,
+                                   duration=duration))
     files = save(run, out)
     assert Path(files["html"]).read_text().count("<svg") >= 3
     return run

@@ -12,7 +12,8 @@ from typing import Any
 from ferrymq.lab import amqp
 from ferrymq.lab.recorder import Series
 
-SETTLE_S = 15.0  # after the load: how long consumers get to take what was confirmed
+SETTLE_S = 60.0  # after the load: how long consumers get, at most, to take what was confirmed
+STALL_S = 3.0  # ... and how long without a single receipt before the settle gives up
 
 
 async def declare_queue(url: str, name: str, arguments: dict[str, Any] | None = None,
@@ -37,15 +38,49 @@ async def delete_queues(url: str, names: list[str]) -> None:
             await conn.close()
 
 
-async def settle(series: Series, timeout_s: float = SETTLE_S) -> bool:
-    """Wait until every confirmed message has been received at least once (True), or time out."""
+async def settle(series: Series, timeout_s: float = SETTLE_S, stall_s: float = STALL_S) -> bool:
+    """Wait until every confirmed message has been received at least once (True), or until the
+    consumers stall (``stall_s`` without a receipt) or ``timeout_s`` passes (False)."""
     deadline = time.monotonic() + timeout_s
+    last, last_change = series.totals["received"], time.monotonic()
     while time.monotonic() < deadline:
-        b = series.ledger.books()
-        if b["lost"] == 0:
+        if series.ledger.books()["lost"] == 0:
             return True
+        if series.totals["received"] != last:
+            last, last_change = series.totals["received"], time.monotonic()
+        elif time.monotonic() - last_change > stall_s:
+            return False
         await asyncio.sleep(0.1)
     return False
+
+
+async def drain(series: Series, url: str, queue: str, idle_s: float = 1.0) -> int:
+    """Take what is still in ``queue`` after the run (the workers are stopped) as fast as it comes,
+    so the books tell a backlog (``drained``) from a loss. Returns how many were drained."""
+    import aio_pika
+
+    from ferrymq.lab import body
+
+    taken = 0
+    conn = await aio_pika.connect(url)
+    try:
+        channel = await conn.channel()
+        await channel.set_qos(prefetch_count=500)
+        q = await channel.declare_queue(queue, passive=True)
+        async with q.iterator(timeout=idle_s) as it:
+            with contextlib.suppress(TimeoutError):
+                async for msg in it:
+                    ids = body.decode(msg.body)
+                    if ids is not None:
+                        series.ledger.receive(ids[0])
+                        taken += 1
+                    await msg.ack()
+    except Exception:  # a queue that is gone or a broker that is down: nothing to drain
+        pass
+    finally:
+        await conn.close()
+    series.count("drained", taken)
+    return taken
 
 
 @contextlib.asynccontextmanager

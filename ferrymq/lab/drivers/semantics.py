@@ -30,8 +30,8 @@ GUARANTEE = {"at-most-once": "no duplicates, losses allowed",
 @dataclass
 class Params:
     variants: list[str] = field(default_factory=lambda: list(VARIANTS))
-    rate: float = 150.0  # messages offered per second
-    work_ms: float = 4.0  # a handler's work; its effect lands halfway
+    rate: float = 100.0  # messages offered per second
+    work_ms: float = 8.0  # a handler's work; its effect lands halfway
     prefetch: int = 20  # queue mode: unacked deliveries per worker
     batch: int = 20  # log mode: records per poll
     partitions: int = 3

@@ -31,5 +31,8 @@ def reply(slot: Slot, values: dict[str, Any]) -> None:
 
 
 def broker_info(conn: KafkaConnection) -> dict[str, Any]:
-    """Advertise the address this client reached us on, and the port actually bound."""
-    return {"node_id": NODE_ID, "host": conn.local_host, "port": conn.server.port, "rack": None}
+    """Advertise the configured address (Kafka's advertised.listeners), else the address this client
+    reached us on and the port actually bound."""
+    s = conn.server.settings
+    return {"node_id": NODE_ID, "host": s.kafka_advertised_host or conn.local_host,
+            "port": s.kafka_advertised_port or conn.server.port, "rack": None}
