@@ -49,3 +49,21 @@ def test_semantics_in_log_mode_commit_before_after_and_an_idempotent_consumer(tm
     # restarted one reads them, and the short form's 3 s per variant leaves room for one
     run = run_short("semantics", ["ferrymq-kafka"], tmp_path, faults=["kill:consumer@30%"], session_ms=1000)
     _check(run)
+
+
+def test_an_idempotent_producer_keeps_retried_produces_out_of_the_log_twice(tmp_path: Path) -> None:
+    # connections cut under the producer: a produce appended but unanswered is retried; the broker
+    # drops the retry only when the producer is idempotent
+    cuts = [f"cut@{at}%+300ms" for at in (20, 40, 60, 80)]
+    run = run_short("semantics", ["ferrymq-kafka"], tmp_path, faults=cuts,
+                    variants=["producer-retries", "idempotent-producer"], rate=300)
+    series = by_variant(run)
+    for variant, s in series.items():
+        assert s["books"]["confirmed"] > 0 and s["books"]["lost"] == 0, variant  # acks=all: in the log
+        assert len(s["faults"]) == 4, variant
+    assert series["idempotent-producer"]["books"]["duplicates"] == 0
+    text = " ".join(run["explanation"])
+    for s in series.values():
+        f = s["figures"]
+        assert f"the log is missing 0 and holds {f['duplicates']:,} twice" in text
+    assert "idempotent-producer gave every record in the log once" in text

@@ -65,6 +65,7 @@ class Record:
     offset: int
     key: bytes | None
     tombstone: bool
+    value: bytes | None = None
 
 
 class Writer:
@@ -133,7 +134,7 @@ async def read_log(bootstrap: str, topic: str) -> tuple[int, int, list[Record]]:
         out: list[Record] = []
         while await c.position(tp) < end:
             batch = await c.getmany(tp, timeout_ms=500)
-            out += [Record(r.offset, r.key, r.value is None) for r in batch.get(tp, [])]
+            out += [Record(r.offset, r.key, r.value is None, r.value) for r in batch.get(tp, [])]
         return start, end, out
     finally:
         await c.stop()

@@ -13,18 +13,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ferrymq.lab import amqp, kafka
+from ferrymq.lab import amqp, body, kafka
 from ferrymq.lab.context import LabContext
 from ferrymq.lab.drivers import common, group
+from ferrymq.lab.drivers.retention import read_log
 from ferrymq.lab.effects import read_ids
 from ferrymq.lab.explain import n, pct
 from ferrymq.lab.pacing import paced
 
 MODES = ("amqp", "kafka")
 VARIANTS = ("at-most-once", "at-least-once", "effectively-once")
+# log mode, on request (they need a network fault, e.g. --fault cut@30%+500ms): a produce whose
+# response is cut off after the broker appended it is retried; only idempotence keeps it single
+PRODUCER_VARIANTS = ("producer-retries", "idempotent-producer")
 GUARANTEE = {"at-most-once": "no duplicates, losses allowed",
              "at-least-once": "no losses, duplicates allowed",
-             "effectively-once": "no losses and no duplicate effects"}
+             "effectively-once": "no losses and no duplicate effects",
+             "producer-retries": "every record in the log, copies allowed",
+             "idempotent-producer": "every record in the log once"}
 
 
 @dataclass
@@ -40,9 +46,10 @@ class Params:
     size: int = 128
 
     def check(self) -> None:
-        bad = [v for v in self.variants if v not in VARIANTS]
+        bad = [v for v in self.variants if v not in VARIANTS + PRODUCER_VARIANTS]
         if bad or not self.variants:
-            raise ValueError(f"variants: some of {', '.join(VARIANTS)} (not {', '.join(bad)})")
+            raise ValueError(f"variants: some of {', '.join(VARIANTS + PRODUCER_VARIANTS)} "
+                             f"(not {', '.join(bad)})")
         if self.rate <= 0 or self.prefetch < 1 or self.batch < 1:
             raise ValueError("rate must be > 0, prefetch and batch >= 1")
 
@@ -61,7 +68,9 @@ async def run(ctx: LabContext, p: Params) -> None:
     for variant in p.variants:
         store = str(ctx.workdir / f"{variant}.sqlite")
         series = ctx.series(variant)
-        if ctx.target.mode == "amqp":
+        if variant in PRODUCER_VARIANTS:
+            await _producer_mode(ctx, p, series, variant, seconds)
+        elif ctx.target.mode == "amqp":
             await _queue_mode(ctx, p, series, variant, store, seconds)
         else:
             await _log_mode(ctx, p, series, variant, store, seconds)
@@ -102,6 +111,27 @@ async def _log_mode(ctx: LabContext, p: Params, series: Any, variant: str, store
         series.figure("settled", await group.settle_quiet(series, quiet_s=quiet))
 
 
+async def _producer_mode(ctx: LabContext, p: Params, series: Any, variant: str, seconds: float) -> None:
+    """No consumer during the load: afterwards the whole log is read once, so a receipt counted
+    twice is a record the log holds twice."""
+    if ctx.target.mode != "kafka" or ctx.target.actors.network is None:
+        raise ValueError(f"semantics: variant {variant} runs in log mode with a network fault "
+                         "(--fault cut@30%+500ms)")
+    topic = ctx.name(f"semantics-{variant}")
+    await kafka.create_topic(ctx.target.kafka_bootstrap, topic, 1)
+    producer = await kafka.Producer(series, ctx.target.kafka_bootstrap, topic, size=p.size,
+                                    idempotent=variant == "idempotent-producer").open()
+    series.begin()
+    # the lag of a group that reads only after the load: the records the log holds meanwhile
+    lag = group.sampling_lag(series, ctx.target.kafka_bootstrap, topic, ctx.name(f"g-{variant}"))
+    async with lag, ctx.faults_on(series, seconds):
+        await paced(p.rate, seconds, producer.send)
+        await producer.close()
+    for r in (await read_log(ctx.target.kafka_bootstrap, topic))[2]:
+        if r.value is not None and (ids := body.decode(r.value)) is not None:
+            series.received(*ids)
+
+
 def _books(series: Any, variant: str, store: str) -> None:
     """The scenario's table row: effects are receipts (the handler's effect reached the lab)."""
     b = series.ledger.books()
@@ -116,12 +146,25 @@ def _books(series: Any, variant: str, store: str) -> None:
         series.figure(k, row[k])
 
 
+def _producer_sentence(s: dict[str, Any], kept: bool) -> str:
+    f, v = s["figures"], s["variant"]
+    return (f"{s['name']}: {n(f['crashes'])} network faults between producer and broker; of "
+            f"{n(f['confirmed'])} confirmed records the log is missing {n(f['lost'])} and holds "
+            f"{n(f['duplicates'])} twice ({pct(f['duplicates'], f['confirmed'])}): {v} "
+            f"{'gave' if kept else 'did NOT give'} {GUARANTEE[v]}.")
+
+
 def explain(run: dict[str, Any]) -> list[str]:
     out = []
     for s in run["series"]:
         f, v = s["figures"], s["variant"]
         kept = {"at-most-once": f["duplicates"] == 0, "at-least-once": f["lost"] == 0,
-                "effectively-once": f["lost"] == 0 and f["duplicates"] == 0}[v]
+                "effectively-once": f["lost"] == 0 and f["duplicates"] == 0,
+                "producer-retries": f["lost"] == 0,
+                "idempotent-producer": f["lost"] == 0 and f["duplicates"] == 0}[v]
+        if v in PRODUCER_VARIANTS:
+            out.append(_producer_sentence(s, kept))
+            continue
         skipped = (f", {n(s['totals']['deduplicated'])} repeated deliveries skipped by the idempotent store"
                    if v == "effectively-once" else "")
         out.append(f"{s['name']}: {n(f['crashes'])} consumer crashes; of {n(f['confirmed'])} confirmed "
