@@ -23,7 +23,7 @@ from ferrymq.lab import body
 from ferrymq.lab.effects import EffectStore
 from ferrymq.lab.worker import DEDUPED, PROCESSED, _Out
 
-ASSIGNED, BATCH = 6, 7
+ASSIGNED, BATCH = 8, 9  # beyond the AMQP worker's kinds
 POLL_MS = 100
 
 
