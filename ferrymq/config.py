@@ -28,6 +28,8 @@ class Settings:
     amqp_port: int = 5672
     kafka_port: int = 9092
     kafka_num_partitions: int = limits.KAFKA_NUM_PARTITIONS_DEFAULT  # Kafka's num.partitions
+    kafka_retention_check_ms: int = limits.KAFKA_RETENTION_CHECK_MS  # log.retention.check.interval.ms
+    kafka_cleaner_backoff_ms: int = limits.KAFKA_CLEANER_BACKOFF_MS  # log.cleaner.backoff.ms
     # Kafka's advertised.listeners: where clients are told to connect after bootstrap (behind NAT, a
     # container or a proxy). "" / 0: the address the client reached us on, and the port bound.
     kafka_advertised_host: str = ""

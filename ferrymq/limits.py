@@ -73,6 +73,7 @@ KAFKA_NUM_PARTITIONS_DEFAULT = 1  # num.partitions, for auto-created topics
 KAFKA_FETCH_MAX_WAIT_MS = 30_000  # a long-polling fetch is answered at the latest after this
 KAFKA_SEGMENT_BYTES_MIN = 14  # segment.bytes floor (Kafka's); below it every batch would roll
 KAFKA_RETENTION_CHECK_MS = 5 * 60 * 1000  # log.retention.check.interval.ms
+KAFKA_CLEANER_BACKOFF_MS = 15_000  # log.cleaner.backoff.ms: the cleaner's pause when nothing is left
 KAFKA_GROUP_TICK_MS = 100  # group session timeouts are checked at least this often
 assert KAFKA_MESSAGE_MAX_BYTES < KAFKA_REQUEST_MAX_BYTES
 
