@@ -63,6 +63,7 @@ class KafkaConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.local_host = server.settings.host
+        self.local_port = 0  # the listener this client reached (plain or SSL): Metadata advertises it
         self.peer_host = ""
         self.peer_client_id = ""
         self.sasl_raw = False  # after SaslHandshake v0 the next frame is a bare SASL token
@@ -73,7 +74,7 @@ class KafkaConnection(asyncio.Protocol):
         sock = transport.get_extra_info("sockname")
         peer = transport.get_extra_info("peername")
         if sock:
-            self.local_host = sock[0]
+            self.local_host, self.local_port = sock[0], sock[1]
         if peer:
             self.peer_host = peer[0]
         self.server.connections.add(self)

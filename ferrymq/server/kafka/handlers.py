@@ -35,4 +35,4 @@ def broker_info(conn: KafkaConnection) -> dict[str, Any]:
     reached us on and the port actually bound."""
     s = conn.server.settings
     return {"node_id": NODE_ID, "host": s.kafka_advertised_host or conn.local_host,
-            "port": s.kafka_advertised_port or conn.server.port, "rack": None}
+            "port": s.kafka_advertised_port or conn.local_port or conn.server.port, "rack": None}
