@@ -1,0 +1,51 @@
+"""HTTPS for the HTTP plane: requests with verification on, and a wrong CA refused and logged."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from ferrymq.testing import EmbeddedBroker
+from tests.support.tls import DevCerts, handshake_failures, make_dev_certs, tls_broker
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> DevCerts:
+    return make_dev_certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="module")
+def broker(dev: DevCerts) -> Iterator[EmbeddedBroker]:
+    with tls_broker(dev) as b:
+        yield b
+
+
+def test_requests_reads_the_management_api_over_https_with_verification_on(broker, dev):
+    reply = requests.get(f"https://localhost:{broker.https_port}/api/overview", auth=("guest", "guest"),
+                         verify=str(dev.ca), timeout=10)
+    assert reply.status_code == 200 and reply.json()["product_name"]
+    plain = requests.get(f"{broker.http_url}/api/overview", auth=("guest", "guest"), timeout=10)
+    assert plain.status_code == 200  # the plain listener stays beside it
+
+
+def test_https_asks_for_credentials_as_the_plain_listener_does(broker, dev):
+    reply = requests.get(f"https://127.0.0.1:{broker.https_port}/api/queues", verify=str(dev.ca), timeout=10)
+    assert reply.status_code == 401
+
+
+def test_requests_trusting_another_ca_fails_verification_and_the_broker_logs_it(broker, dev, caplog):
+    caplog.set_level(logging.WARNING, logger="ferrymq.tls")
+    with pytest.raises(requests.exceptions.SSLError) as failure:
+        requests.get(f"https://localhost:{broker.https_port}/api/overview", verify=str(dev.other_ca), timeout=10)
+    assert "CERTIFICATE_VERIFY_FAILED" in str(failure.value)
+    deadline = time.monotonic() + 10
+    while not handshake_failures(caplog.records, "HTTPS") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    lines = handshake_failures(caplog.records, "HTTPS")
+    assert lines and "unknown ca" in lines[0]
