@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,9 +18,9 @@ from tests.support.tls import (
     CLIENT_USER,
     DevCerts,
     client_context,
-    handshake_failures,
     make_dev_certs,
     tls_broker,
+    wait_for_handshake_failure,
     write_expired_server_cert,
 )
 
@@ -40,16 +39,8 @@ def broker(dev: DevCerts) -> Iterator[EmbeddedBroker]:
 
 
 def _params(broker: EmbeddedBroker, ctx: ssl.SSLContext, **kw: object) -> pika.ConnectionParameters:
-    return pika.ConnectionParameters("localhost", broker.amqps_port, ssl_options=pika.SSLOptions(ctx, "localhost"),
-                                     connection_attempts=1, **kw)  # type: ignore[arg-type]
-
-
-def _wait_for_line(caplog: pytest.LogCaptureFixture, listener: str) -> list[str]:
-    """The broker logs from its own thread, a moment after the client gave up."""
-    deadline = time.monotonic() + 10
-    while not handshake_failures(caplog.records, listener) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return handshake_failures(caplog.records, listener)
+    return pika.ConnectionParameters("localhost", broker.amqps_port, connection_attempts=1,
+                                     ssl_options=pika.SSLOptions(ctx, "localhost"), **kw)  # type: ignore[arg-type]
 
 
 def test_pika_publishes_with_confirms_and_consumes_over_amqps_with_verification_on(broker, dev):
@@ -60,7 +51,7 @@ def test_pika_publishes_with_confirms_and_consumes_over_amqps_with_verification_
     for n in range(20):
         ch.basic_publish("", "tls-q", f"m{n}".encode())
     got = [ch.basic_get("tls-q", auto_ack=True)[2] for _ in range(20)]
-    assert conn._impl._transport._sock.version() in ("TLSv1.2", "TLSv1.3")  # noqa: SLF001
+    assert conn._impl._transport._sock.version() in ("TLSv1.2", "TLSv1.3")
     conn.close()
     assert got == [f"m{n}".encode() for n in range(20)]
 
@@ -76,7 +67,7 @@ def test_a_client_trusting_another_ca_fails_verification_and_the_broker_logs_it(
     with pytest.raises(ssl.SSLCertVerificationError) as failure:  # pika raises the ssl module's error
         pika.BlockingConnection(_params(broker, client_context(dev.other_ca)))
     assert "CERTIFICATE_VERIFY_FAILED" in str(failure.value)
-    lines = _wait_for_line(caplog, "AMQPS")
+    lines = wait_for_handshake_failure(caplog, "AMQPS")
     assert lines and "unknown ca" in lines[0]
 
 
@@ -85,9 +76,8 @@ def test_an_expired_server_certificate_fails_on_the_client_and_is_logged(dev, tm
     caplog.set_level(logging.WARNING, logger="ferrymq.tls")
     with tls_broker(dev, tls_cert_file=str(cert), tls_key_file=str(key)) as expired:
         with pytest.raises(ssl.SSLCertVerificationError) as failure:
-            with socket.create_connection(("127.0.0.1", expired.amqps_port), timeout=10) as raw:
-                client_context(dev.ca).wrap_socket(raw, server_hostname="localhost")
-        lines = _wait_for_line(caplog, "AMQPS")
+            _handshake(expired.amqps_port, client_context(dev.ca))
+        lines = wait_for_handshake_failure(caplog, "AMQPS")
     assert "certificate has expired" in str(failure.value)
     assert lines and "certificate expired" in lines[0]
 
@@ -101,9 +91,9 @@ def _capped_at(version: ssl.TLSVersion, ca: Path) -> ssl.SSLContext:
 
 
 def _handshake(port: int, ctx: ssl.SSLContext) -> str | None:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
-        with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
-            return tls.version()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+            ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+        return tls.version()
 
 
 def test_a_tls_1_1_client_is_refused_and_the_same_client_at_1_2_is_not(broker, dev, caplog):
@@ -112,19 +102,19 @@ def test_a_tls_1_1_client_is_refused_and_the_same_client_at_1_2_is_not(broker, d
     # closes the socket as the handshake fails): the client sees the connection end mid-handshake.
     with pytest.raises(ssl.SSLError):
         _handshake(broker.amqps_port, _capped_at(ssl.TLSVersion.TLSv1_1, dev.ca))
-    lines = _wait_for_line(caplog, "AMQPS")
+    lines = wait_for_handshake_failure(caplog, "AMQPS")
     assert lines and "unsupported protocol" in lines[0]
     assert _handshake(broker.amqps_port, _capped_at(ssl.TLSVersion.TLSv1_2, dev.ca)) == "TLSv1.2"
 
 
 def _mechanisms(port: int, ctx: ssl.SSLContext) -> str:
     """The mechanisms field of connection.start, read off the wire."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
-        with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
-            tls.sendall(b"AMQP\x00\x00\x09\x01")
-            data = b""
-            while len(data) < 8 or len(data) < 8 + int.from_bytes(data[3:7], "big"):
-                data += tls.recv(65536)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+            ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+        tls.sendall(b"AMQP\x00\x00\x09\x01")
+        data = b""
+        while len(data) < 8 or len(data) < 8 + int.from_bytes(data[3:7], "big"):
+            data += tls.recv(65536)
     _, _, start = frame.unmarshal(data)
     assert isinstance(start, commands.Connection.Start)
     return start.mechanisms
@@ -157,7 +147,7 @@ def test_fail_if_no_peer_cert_refuses_a_client_without_one(dev, caplog):
     with tls_broker(dev, tls_fail_if_no_peer_cert=True) as strict:
         with pytest.raises(pika.exceptions.AMQPConnectionError):
             pika.BlockingConnection(_params(strict, client_context(dev.ca)))
-        lines = _wait_for_line(caplog, "AMQPS")
+        lines = wait_for_handshake_failure(caplog, "AMQPS")
         with_cert = pika.BlockingConnection(_params(strict, client_context(dev.ca, cert=True, dev=dev)))
         assert with_cert.is_open
         with_cert.close()

@@ -53,17 +53,17 @@ def test_a_bad_tls_setting_is_one_error_naming_it(dev, change, named):
 
 
 def test_a_key_that_is_not_the_certificates_is_named_as_such(dev):
-    with pytest.raises(TlsConfigError, match="tls_key_file .*client.key is not the key of tls_cert_file"):
+    with pytest.raises(TlsConfigError, match=r"tls_key_file .*client\.key is not the key of tls_cert_file"):
         server_context(_settings(dev, tls_key_file=str(dev.client_key)))
 
 
 def test_a_key_file_holding_a_certificate_is_named(dev):
-    with pytest.raises(TlsConfigError, match="tls_key_file .*: not a PEM private key"):
+    with pytest.raises(TlsConfigError, match=r"tls_key_file .*: not a PEM private key"):
         server_context(_settings(dev, tls_key_file=str(dev.ca)))
 
 
 def test_a_cert_file_holding_a_key_is_named(dev):
-    with pytest.raises(TlsConfigError, match="tls_cert_file .*: not a PEM certificate"):
+    with pytest.raises(TlsConfigError, match=r"tls_cert_file .*: not a PEM certificate"):
         server_context(_settings(dev, tls_cert_file=str(dev.server_key)))
 
 
@@ -89,7 +89,8 @@ def test_ferrymq_certs_writes_a_ca_server_and_client_pair_with_private_keys_0600
     assert done.returncode == 0, done.stderr
     for key in ("ca.key", "server.key", "client.key"):
         assert stat.S_IMODE((out / key).stat().st_mode) == 0o600
-    assert f'tls_cert_file = "{out / "server.pem"}"' in done.stdout and "tls_verify_peer = true" in done.stdout
+    assert f'tls_cert_file = "{out / "server.pem"}"' in done.stdout
+    assert "tls_verify_peer = true" in done.stdout
     from cryptography import x509
     server = x509.load_pem_x509_certificate((out / "server.pem").read_bytes())
     names = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -101,6 +102,6 @@ def test_ferrymq_certs_writes_a_ca_server_and_client_pair_with_private_keys_0600
 
 
 def test_ferrymq_certs_refuses_zero_days_with_one_line(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "ferrymq.cli", "certs", "--dir", str(tmp_path), "--days", "0"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-m", "ferrymq.cli", "certs", "--dir", str(tmp_path),
+                           "--days", "0"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "Traceback" not in done.stderr and "--days" in done.stderr

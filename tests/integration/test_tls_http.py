@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator
 
 import pytest
 import requests
 
 from ferrymq.testing import EmbeddedBroker
-from tests.support.tls import DevCerts, handshake_failures, make_dev_certs, tls_broker
+from tests.support.tls import DevCerts, make_dev_certs, tls_broker, wait_for_handshake_failure
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -42,10 +41,8 @@ def test_https_asks_for_credentials_as_the_plain_listener_does(broker, dev):
 def test_requests_trusting_another_ca_fails_verification_and_the_broker_logs_it(broker, dev, caplog):
     caplog.set_level(logging.WARNING, logger="ferrymq.tls")
     with pytest.raises(requests.exceptions.SSLError) as failure:
-        requests.get(f"https://localhost:{broker.https_port}/api/overview", verify=str(dev.other_ca), timeout=10)
+        requests.get(f"https://localhost:{broker.https_port}/api/overview", verify=str(dev.other_ca),
+                     timeout=10)
     assert "CERTIFICATE_VERIFY_FAILED" in str(failure.value)
-    deadline = time.monotonic() + 10
-    while not handshake_failures(caplog.records, "HTTPS") and time.monotonic() < deadline:
-        time.sleep(0.02)
-    lines = handshake_failures(caplog.records, "HTTPS")
+    lines = wait_for_handshake_failure(caplog, "HTTPS")
     assert lines and "unknown ca" in lines[0]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import ssl
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -84,3 +85,11 @@ def handshake_failures(records: list[logging.LogRecord], listener: str) -> list[
     """The broker's log lines for failed TLS handshakes on ``listener``."""
     return [r.getMessage() for r in records if r.name == "ferrymq.tls"
             and f"on the {listener} listener failed" in r.getMessage()]
+
+
+def wait_for_handshake_failure(caplog: Any, listener: str) -> list[str]:
+    """The broker logs from its own thread, a moment after the client gave up: wait for the line."""
+    deadline = time.monotonic() + 10
+    while not handshake_failures(caplog.records, listener) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return handshake_failures(caplog.records, listener)
