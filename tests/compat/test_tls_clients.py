@@ -146,8 +146,8 @@ def test_confluent_kafka_trusting_another_ca_reports_a_certificate_verification_
 
 def _sqs(broker: EmbeddedBroker, ca: Path) -> Any:
     return boto3.client("sqs", endpoint_url=f"https://127.0.0.1:{broker.https_port}", verify=str(ca),
-                        region_name="us-east-1", aws_access_key_id="ferry", aws_secret_access_key="ferry-secret",
-                        config=Config(retries={"max_attempts": 1}))
+                        region_name="us-east-1", aws_access_key_id="ferry",
+                        aws_secret_access_key="ferry-secret", config=Config(retries={"max_attempts": 1}))
 
 
 def test_boto3_sqs_over_https_with_verification_on(broker, dev):
