@@ -8,11 +8,13 @@ paths (``traffic.py``) take over the socket and ``buf`` afterwards.
 
 from __future__ import annotations
 
+import select
 import socket
+import ssl
 import struct
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import unquote, urlparse
+from typing import Any, cast
+from urllib.parse import parse_qs, unquote, urlparse
 
 from pamqp import commands as c
 from pamqp.base import Frame
@@ -30,20 +32,70 @@ class BrokerClosed(RuntimeError):
 
 @dataclass(frozen=True)
 class AmqpUrl:
+    """``amqp://`` or ``amqps://`` (TLS; RabbitMQ's URI query parameters ``cacertfile``,
+    ``certfile``, ``keyfile`` and ``server_name_indication``; the server is always verified)."""
+
     host: str
     port: int
     user: str
     password: str
     vhost: str
+    tls: bool = False
+    cacertfile: str = ""
+    certfile: str = ""
+    keyfile: str = ""
+    server_name: str = ""
 
     @classmethod
     def parse(cls, url: str) -> AmqpUrl:
         u = urlparse(url)
-        if u.scheme not in ("amqp", ""):
-            raise ValueError(f"only amqp:// URLs are supported, not {url!r}")
+        if u.scheme not in ("amqp", "amqps", ""):
+            raise ValueError(f"only amqp:// and amqps:// URLs are supported, not {url!r}")
         vhost = unquote(u.path[1:]) if len(u.path) > 1 else "/"
-        return cls(u.hostname or "127.0.0.1", u.port or 5672, unquote(u.username or "guest"),
-                   unquote(u.password or "guest"), vhost)
+        query = {k: v[-1] for k, v in parse_qs(u.query).items()}
+        tls = u.scheme == "amqps"
+        return cls(u.hostname or "127.0.0.1", u.port or (5671 if tls else 5672),
+                   unquote(u.username or "guest"), unquote(u.password or "guest"), vhost, tls,
+                   query.get("cacertfile", ""),
+                   query.get("certfile", ""), query.get("keyfile", ""),
+                   query.get("server_name_indication", u.hostname or ""))
+
+    def tls_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=self.cacertfile or None)
+        if self.certfile:
+            ctx.load_cert_chain(self.certfile, self.keyfile or None)
+        return ctx
+
+
+class TlsSocket:
+    """An SSLSocket keeping the plain socket's read contract the hot loops rely on: a read that
+    outlives the receive timeout, or finds nothing with MSG_DONTWAIT, raises BlockingIOError.
+
+    Why not SO_RCVTIMEO on the SSLSocket itself: on a blocking SSLSocket, CPython retries SSL_read
+    after EAGAIN without end, spinning a core instead of returning. So the timeout is kept here and
+    waited for with select(); the socket stays blocking for sendall and to finish a partial record."""
+
+    def __init__(self, sock: ssl.SSLSocket) -> None:
+        self.tls = sock
+        self.recv_timeout_s: float | None = None
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        tls = self.tls
+        if not tls.pending():
+            wait = 0.0 if flags & socket.MSG_DONTWAIT else self.recv_timeout_s
+            if not select.select([tls], [], [], wait)[0]:
+                raise BlockingIOError
+        return tls.recv(size)
+
+    def setsockopt(self, level: int, option: int, value: Any) -> None:
+        if (level, option) == (socket.SOL_SOCKET, socket.SO_RCVTIMEO):
+            whole, micros = struct.unpack("ll", value)
+            self.recv_timeout_s = whole + micros / 1e6 or None
+            return
+        self.tls.setsockopt(level, option, value)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.tls, name)
 
 
 def set_recv_timeout(sock: socket.socket, seconds: float) -> None:
@@ -64,8 +116,12 @@ class Client:
                  nodelay: bool = True) -> None:
         self.url = AmqpUrl.parse(url)
         self.product = product
-        self.sock = socket.create_connection((self.url.host, self.url.port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, int(nodelay))
+        raw = socket.create_connection((self.url.host, self.url.port), timeout=timeout)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, int(nodelay))
+        self.sock = raw
+        if self.url.tls:  # duck-typed: the hot loops only recv, sendall and set options
+            tls = self.url.tls_context().wrap_socket(raw, server_hostname=self.url.server_name)
+            self.sock = cast(socket.socket, TlsSocket(tls))
         self.reader = codec.FrameReader()
         self.buf = bytearray()  # bytes received after the last setup reply: the hot loop's
         self.frame_max = DEFAULT_FRAME_MAX

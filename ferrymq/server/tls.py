@@ -137,7 +137,10 @@ def _handshake_logging(base: type) -> type:
 
 def _handshake_done(done: asyncio.Future[None], proto: Any, listener: str) -> None:
     exc = None if done.cancelled() else done.exception()
-    if exc is not None:
+    if isinstance(exc, ConnectionError | ssl.SSLEOFError):  # a port probe, a client that gave up
+        log.info("TLS handshake with %s on the %s listener: the peer closed the connection", proto.peer,
+                 listener)
+    elif exc is not None:
         log.warning("TLS handshake with %s on the %s listener failed: %s", proto.peer, listener, _reason(exc))
 
 

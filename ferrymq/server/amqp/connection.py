@@ -46,6 +46,7 @@ class AMQPConnection(asyncio.Protocol):
         self.peer = "?"
         self.loopback = False
         self.cert_user: str | None = None  # a verified client certificate's CN (SASL EXTERNAL)
+        self.tls = False  # over the AMQPS listener: output is joined before it is written
         self.last_recv_s = self.last_send_s = 0.0
         self.paused = False
         self.publishes = False  # has this connection published (flow control applies)?
@@ -75,6 +76,7 @@ class AMQPConnection(asyncio.Protocol):
         self.name = f"{self.peer} -> {self.sockname[0]}:{self.sockname[1]}"
         self.connected_at = self.broker.clock.now_ms()
         self.loopback = _is_loopback(peer[0] if peer else "")
+        self.tls = transport.get_extra_info("sslcontext") is not None
         self.cert_user = peer_common_name(transport)
         if self.cert_user is not None:  # as rabbitmq_auth_mechanism_ssl: EXTERNAL only with a cert
             self.codec.mechanisms = ("EXTERNAL", *self.codec.mechanisms)
@@ -232,7 +234,10 @@ class AMQPConnection(asyncio.Protocol):
         out = self.codec.outbox
         transport = self.transport
         if out and transport is not None and not transport.is_closing():
-            transport.writelines(out)
+            if self.tls:  # the TLS transport seals each piece of a writelines as a record of its own
+                transport.write(b"".join(out))
+            else:
+                transport.writelines(out)
             self.send_oct += sum(map(len, out))
             self.last_send_s = self.server.loop.time()
         out.clear()

@@ -68,9 +68,11 @@ class KafkaConnection(asyncio.Protocol):
         self.peer_client_id = ""
         self.sasl_raw = False  # after SaslHandshake v0 the next frame is a bare SASL token
         self.authenticated_as: str | None = None
+        self.tls = False  # over the SSL listener: output is joined before it is written
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not an asyncio.Transport
+        self.tls = transport.get_extra_info("sslcontext") is not None
         sock = transport.get_extra_info("sockname")
         peer = transport.get_extra_info("peername")
         if sock:
@@ -121,4 +123,7 @@ class KafkaConnection(asyncio.Protocol):
             if slot.parts:
                 out.extend(slot.parts)
         if out and self.transport is not None and not self.closed:
-            self.transport.writelines(out)
+            if self.tls:  # the TLS transport seals each piece of a writelines as a record of its own
+                self.transport.write(b"".join(out))
+            else:
+                self.transport.writelines(out)
