@@ -7,7 +7,6 @@ import asyncio
 import ssl
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +18,11 @@ from confluent_kafka import Consumer, KafkaError, Producer
 from kombu import Connection, Queue
 
 from ferrymq.testing import EmbeddedBroker
-from tests.support.tls import DevCerts, client_context, make_dev_certs, tls_broker
+from tests.support.tls import DevCerts, client_context, module_fixtures
 
 pytestmark = pytest.mark.timeout(90)
 
-
-@pytest.fixture(scope="module")
-def dev(tmp_path_factory: pytest.TempPathFactory) -> DevCerts:
-    return make_dev_certs(tmp_path_factory.mktemp("certs"))
-
-
-@pytest.fixture(scope="module")
-def broker(dev: DevCerts) -> Iterator[EmbeddedBroker]:
-    with tls_broker(dev) as b:
-        yield b
+dev, broker = module_fixtures()
 
 
 def _topic() -> str:

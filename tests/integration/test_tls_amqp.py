@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 
 import pika
@@ -16,9 +15,8 @@ from pamqp import commands, frame
 from ferrymq.testing import EmbeddedBroker
 from tests.support.tls import (
     CLIENT_USER,
-    DevCerts,
     client_context,
-    make_dev_certs,
+    module_fixtures,
     tls_broker,
     wait_for_handshake_failure,
     write_expired_server_cert,
@@ -26,16 +24,7 @@ from tests.support.tls import (
 
 pytestmark = pytest.mark.timeout(60)
 
-
-@pytest.fixture(scope="module")
-def dev(tmp_path_factory: pytest.TempPathFactory) -> DevCerts:
-    return make_dev_certs(tmp_path_factory.mktemp("certs"))
-
-
-@pytest.fixture(scope="module")
-def broker(dev: DevCerts) -> Iterator[EmbeddedBroker]:
-    with tls_broker(dev) as b:
-        yield b
+dev, broker = module_fixtures()
 
 
 def _params(broker: EmbeddedBroker, ctx: ssl.SSLContext, **kw: object) -> pika.ConnectionParameters:

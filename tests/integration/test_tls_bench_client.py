@@ -5,27 +5,16 @@ from __future__ import annotations
 
 import socket
 import ssl
-from collections.abc import Iterator
 
 import pytest
 from pamqp import commands as c
 
 from ferrymq.client.connection import AmqpUrl, Client, set_recv_timeout
-from ferrymq.testing import EmbeddedBroker
-from tests.support.tls import DevCerts, make_dev_certs, tls_broker
+from tests.support.tls import module_fixtures
 
 pytestmark = pytest.mark.timeout(60)
 
-
-@pytest.fixture(scope="module")
-def dev(tmp_path_factory: pytest.TempPathFactory) -> DevCerts:
-    return make_dev_certs(tmp_path_factory.mktemp("certs"))
-
-
-@pytest.fixture(scope="module")
-def broker(dev: DevCerts) -> Iterator[EmbeddedBroker]:
-    with tls_broker(dev) as b:
-        yield b
+dev, broker = module_fixtures()
 
 
 def test_an_amqps_url_defaults_to_5671_and_carries_rabbitmqs_tls_query_parameters():

@@ -13,14 +13,11 @@ import pytest
 
 from ferrymq.config import Settings
 from ferrymq.server.tls import TlsConfigError, server_context
-from tests.support.tls import DevCerts, make_dev_certs
+from tests.support.tls import DevCerts, module_fixtures
 
 pytestmark = pytest.mark.timeout(60)
 
-
-@pytest.fixture(scope="module")
-def dev(tmp_path_factory: pytest.TempPathFactory) -> DevCerts:
-    return make_dev_certs(tmp_path_factory.mktemp("certs"))
+dev, _ = module_fixtures()
 
 
 def _settings(dev: DevCerts, **kw: object) -> Settings:

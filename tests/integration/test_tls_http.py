@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 import pytest
 import requests
 
-from ferrymq.testing import EmbeddedBroker
-from tests.support.tls import DevCerts, make_dev_certs, tls_broker, wait_for_handshake_failure
+from tests.support.tls import (
+    module_fixtures,
+    wait_for_handshake_failure,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
-
-@pytest.fixture(scope="module")
-def dev(tmp_path_factory: pytest.TempPathFactory) -> DevCerts:
-    return make_dev_certs(tmp_path_factory.mktemp("certs"))
-
-
-@pytest.fixture(scope="module")
-def broker(dev: DevCerts) -> Iterator[EmbeddedBroker]:
-    with tls_broker(dev) as b:
-        yield b
+dev, broker = module_fixtures()
 
 
 def test_requests_reads_the_management_api_over_https_with_verification_on(broker, dev):

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ferrymq import certs
 from ferrymq.testing import EmbeddedBroker
 
@@ -93,3 +95,21 @@ def wait_for_handshake_failure(caplog: Any, listener: str) -> list[str]:
     while not handshake_failures(caplog.records, listener) and time.monotonic() < deadline:
         time.sleep(0.02)
     return handshake_failures(caplog.records, listener)
+
+
+# --- fixtures ---------------------------------------------------------------------------------
+
+
+def module_fixtures() -> tuple[Any, Any]:
+    """``dev, broker = module_fixtures()`` in a test module: a development CA, server and client
+    certificate (and a stranger CA), and one broker with every TLS listener on, client
+    certificates verified when presented; both for the module."""
+    @pytest.fixture(scope="module", name="dev")
+    def dev_fixture(tmp_path_factory: pytest.TempPathFactory) -> DevCerts:
+        return make_dev_certs(tmp_path_factory.mktemp("certs"))
+
+    @pytest.fixture(scope="module", name="broker")
+    def broker_fixture(dev: DevCerts) -> Iterator[EmbeddedBroker]:
+        with tls_broker(dev) as b:
+            yield b
+    return dev_fixture, broker_fixture
