@@ -8,7 +8,6 @@ paths (``traffic.py``) take over the socket and ``buf`` afterwards.
 
 from __future__ import annotations
 
-import select
 import socket
 import ssl
 import struct
@@ -68,34 +67,74 @@ class AmqpUrl:
 
 
 class TlsSocket:
-    """An SSLSocket keeping the plain socket's read contract the hot loops rely on: a read that
-    outlives the receive timeout, or finds nothing with MSG_DONTWAIT, raises BlockingIOError.
+    """TLS over a plain socket through memory BIOs, with the plain socket's read contract the hot
+    loops rely on (SO_RCVTIMEO and MSG_DONTWAIT raise BlockingIOError, as they act on the socket).
 
-    Why not SO_RCVTIMEO on the SSLSocket itself: on a blocking SSLSocket, CPython retries SSL_read
-    after EAGAIN without end, spinning a core instead of returning. So the timeout is kept here and
-    waited for with select(); the socket stays blocking for sendall and to finish a partial record."""
+    Why not ``SSLContext.wrap_socket``: an SSLSocket's recv returns one TLS record per call (so a
+    broker that sends one record per frame costs the generator a syscall per frame, which would
+    measure the generator instead of the broker), and on a blocking SSLSocket CPython retries
+    SSL_read after EAGAIN without end, spinning instead of timing out. Here one recv reads what the
+    kernel has and decrypts every whole record in it."""
 
-    def __init__(self, sock: ssl.SSLSocket) -> None:
-        self.tls = sock
-        self.recv_timeout_s: float | None = None
+    def __init__(self, raw: socket.socket, ctx: ssl.SSLContext, server_name: str) -> None:
+        self.raw = raw
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = ctx.wrap_bio(self.incoming, self.outgoing, server_hostname=server_name)
+        while not self._handshake_step():
+            data = raw.recv(RECV_BYTES)
+            if not data:
+                raise ConnectionError("the broker closed the connection during the TLS handshake")
+            self.incoming.write(data)
+
+    def _handshake_step(self) -> bool:
+        try:
+            self.tls.do_handshake()
+            return True
+        except ssl.SSLWantReadError:
+            return False
+        finally:
+            self._flush()
+
+    def _flush(self) -> None:
+        out = self.outgoing.read()
+        if out:
+            self.raw.sendall(out)
+
+    def sendall(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[self.tls.write(view):]
+        self._flush()
 
     def recv(self, size: int, flags: int = 0) -> bytes:
-        tls = self.tls
-        if not tls.pending():
-            wait = 0.0 if flags & socket.MSG_DONTWAIT else self.recv_timeout_s
-            if not select.select([tls], [], [], wait)[0]:
-                raise BlockingIOError
-        return tls.recv(size)
+        while True:
+            plain = self._decrypted(size)
+            if plain:
+                return plain
+            data = self.raw.recv(RECV_BYTES, flags)
+            if not data:
+                return b""
+            self.incoming.write(data)
 
-    def setsockopt(self, level: int, option: int, value: Any) -> None:
-        if (level, option) == (socket.SOL_SOCKET, socket.SO_RCVTIMEO):
-            whole, micros = struct.unpack("ll", value)
-            self.recv_timeout_s = whole + micros / 1e6 or None
-            return
-        self.tls.setsockopt(level, option, value)
+    def _decrypted(self, size: int) -> bytes:
+        parts: list[bytes] = []
+        n = 0
+        while n < size:
+            try:
+                chunk = self.tls.read(size - n)
+            except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                break
+            if not chunk:
+                break
+            parts.append(chunk)
+            n += len(chunk)
+        return b"".join(parts)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.tls, name)
+    def version(self) -> str | None:
+        return self.tls.version()
+
+    def __getattr__(self, name: str) -> Any:  # setsockopt, settimeout, fileno, close: the socket's
+        return getattr(self.raw, name)
 
 
 def set_recv_timeout(sock: socket.socket, seconds: float) -> None:
@@ -120,8 +159,7 @@ class Client:
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, int(nodelay))
         self.sock = raw
         if self.url.tls:  # duck-typed: the hot loops only recv, sendall and set options
-            tls = self.url.tls_context().wrap_socket(raw, server_hostname=self.url.server_name)
-            self.sock = cast(socket.socket, TlsSocket(tls))
+            self.sock = cast(socket.socket, TlsSocket(raw, self.url.tls_context(), self.url.server_name))
         self.reader = codec.FrameReader()
         self.buf = bytearray()  # bytes received after the last setup reply: the hot loop's
         self.frame_max = DEFAULT_FRAME_MAX
