@@ -97,6 +97,23 @@ def peer_common_name(transport: asyncio.BaseTransport) -> str | None:
     return None
 
 
+RDN_SHORT = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU",
+             "countryName": "C", "localityName": "L", "stateOrProvinceName": "ST", "emailAddress": "E"}
+
+
+def tls_details(transport: asyncio.BaseTransport | None) -> dict[str, Any]:
+    """RabbitMQ's TLS fields of a connection in the management API (None on a plain one)."""
+    obj = transport.get_extra_info("ssl_object") if transport is not None else None
+    if obj is None:
+        return {"ssl": False, "ssl_protocol": None, "ssl_cipher": None, "peer_cert_subject": None}
+    cert = transport.get_extra_info("peercert") if transport is not None else None
+    rdns = (cert or {}).get("subject", ())
+    subject = ",".join(f"{RDN_SHORT.get(k, k)}={v}" for rdn in rdns for k, v in rdn)
+    cipher = obj.cipher()
+    return {"ssl": True, "ssl_protocol": (obj.version() or "").lower(),
+            "ssl_cipher": cipher[0] if cipher else None, "peer_cert_subject": subject or None}
+
+
 def acceptor(factory: Callable[[], asyncio.BaseProtocol], ctx: ssl.SSLContext,
              listener: str) -> Callable[[], asyncio.BaseProtocol]:
     """A protocol factory for ``loop.create_server``: ``factory``'s protocol behind the loop's own TLS

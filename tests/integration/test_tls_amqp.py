@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pika
 import pytest
+import requests
 from pamqp import commands, frame
 
 from ferrymq.testing import EmbeddedBroker
@@ -118,9 +119,13 @@ def test_pika_logs_in_with_external_as_the_client_certificates_common_name(broke
     ctx = client_context(dev.ca, cert=True, dev=dev)
     conn = pika.BlockingConnection(_params(broker, ctx, credentials=pika.credentials.ExternalCredentials()))
     conn.channel().queue_declare("external-q")
-    users = broker.call(lambda: sorted(c.username for c in broker.running.amqp.connections))
+    listed = requests.get(f"https://localhost:{broker.https_port}/api/connections", auth=("guest", "guest"),
+                          verify=str(dev.ca), timeout=10).json()
     conn.close()
-    assert users == [CLIENT_USER]
+    [row] = [c for c in listed if c.get("auth_mechanism") == "EXTERNAL"]
+    assert (row["user"], row["auth_mechanism"], row["ssl"], row["peer_cert_subject"]) == \
+        (CLIENT_USER, "EXTERNAL", True, f"CN={CLIENT_USER}")
+    assert row["ssl_protocol"] in ("tlsv1.2", "tlsv1.3") and row["ssl_cipher"]
 
 
 def test_external_for_a_certificate_whose_name_is_no_user_is_refused(dev, tmp_path):
