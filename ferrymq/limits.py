@@ -11,6 +11,7 @@ FRAME_MIN_BYTES = 4_096  # the spec's floor for frame_max
 CHANNEL_MAX = 2_047  # proposed in connection.tune
 HEARTBEAT_S = 60  # proposed in connection.tune
 HANDSHAKE_TIMEOUT_MS = 10_000  # a peer that never finishes the handshake is dropped
+TLS_HANDSHAKE_TIMEOUT_MS = 10_000  # a TLS client that never finishes its handshake is dropped
 FRAME_OVERHEAD_BYTES = 8  # type(1) + channel(2) + size(4) + end(1)
 
 # --- messages ---
