@@ -27,7 +27,8 @@ def test_retention_and_compaction_keep_what_kafka_promises(tmp_path: Path) -> No
         assert 0 < f["log_start_offset"] < f["end_offset"], variant
         assert f["first_offset_kept"] == f["log_start_offset"] and f["offsets_missing_in_between_kept"] == 0
         assert f["records_kept"] == f["end_offset"] - f["log_start_offset"], variant
-        assert f["bytes_on_disk_after"] < f["bytes_on_disk_peak"], variant
+        # what was deleted shows in the log start (above); the sampled peak may already be after a deletion
+        assert f["bytes_on_disk_after"] <= f["bytes_on_disk_peak"], variant
         starts = [v for v in series[variant]["timeline"]["gauges"]["log_start_offset"] if v is not None]
         assert starts == sorted(starts) and starts[-1] > starts[0], variant  # the start only moves forward
     text = " ".join(run["explanation"])

@@ -13,7 +13,9 @@ from ferrymq.lab import amqp
 from ferrymq.lab.recorder import CONFIRMED_BIT, Series
 
 SETTLE_S = 60.0  # after the load: how long consumers get, at most, to take what was confirmed
-STALL_S = 3.0  # ... and how long without a single receipt before the settle gives up
+# ... and how long without a single receipt before it gives up: longer than a broker restart on a
+# loaded machine (a whole process start) and than a rebalance after it
+STALL_S = 15.0
 
 
 async def declare_queue(url: str, name: str, arguments: dict[str, Any] | None = None,
