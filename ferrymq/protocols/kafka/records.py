@@ -34,13 +34,14 @@ def encode_record(delta: int, key: bytes | None, value: bytes | None, headers: S
 
 
 def encode_batch(records: Iterable[Record], timestamp_ms: int, base_offset: int = 0,
-                 producer_id: int = -1, producer_epoch: int = -1, base_sequence: int = -1) -> bytes:
+                 producer_id: int = -1, producer_epoch: int = -1, base_sequence: int = -1,
+                 attributes: int = 0) -> bytes:
     recs = [encode_record(i, k, v, h) for i, (k, v, h) in enumerate(records)]
     if not recs:
         raise ValueError("a record batch needs at least one record")
     body = b"".join(recs)
     length = HEADER_BYTES - LOG_OVERHEAD_BYTES + len(body)
-    head = bytearray(_HEAD.pack(base_offset, length, 0, 2, 0, 0, len(recs) - 1, timestamp_ms,
+    head = bytearray(_HEAD.pack(base_offset, length, 0, 2, 0, attributes, len(recs) - 1, timestamp_ms,
                                 timestamp_ms, producer_id, producer_epoch, base_sequence, len(recs)))
     crc = crc32c.crc32c(body, crc32c.crc32c(memoryview(head)[21:]))
     struct.pack_into(">I", head, 17, crc)
