@@ -213,3 +213,33 @@ def test_the_index_is_rebuilt_from_a_partitions_batch_headers_and_markers(tmp_pa
     assert idx.open == {2: 2, 3: 5}
     assert idx.aborted == [(4, 1, 0)]
     assert idx.stable_offset(7) == 2
+
+
+def test_record_readers_skip_markers_unless_asked_for_them():
+    from ferrymq.protocols.kafka.records import decode_batches
+    from ferrymq.protocols.kafka.transactions import control_batch
+
+    data = bytes(_txn_batch(1, 0, n=1) + control_batch(1, 0, True, 1, 0))
+    assert [r[0] for r in decode_batches(data)] == [0]
+    assert [r[0] for r in decode_batches(data, control=True)] == [0, 1]
+
+
+def test_an_unstored_coordinator_answer_turns_every_error_code_into_a_retriable_one():
+    from ferrymq.kafka_codes import COORDINATOR_NOT_AVAILABLE
+    from ferrymq.server.kafka.transactions import _failed
+
+    values = {"throttle_time": 0, "topics": [{"name": "t", "partitions": [{"partition_index": 0,
+                                                                           "error_code": 0}]}]}
+    assert _failed(values)["topics"][0]["partitions"][0] == {"partition_index": 0,
+                                                             "error_code": COORDINATOR_NOT_AVAILABLE}
+    assert _failed({"error_code": 0, "producer_id": 5}) == {"error_code": COORDINATOR_NOT_AVAILABLE,
+                                                            "producer_id": 5}
+
+
+def test_the_cleaner_keeps_markers_and_keeps_their_key_out_of_its_offset_map():
+    from ferrymq.protocols.kafka import compaction
+    from ferrymq.protocols.kafka.transactions import control_batch
+
+    marker = bytes(control_batch(1, 0, False, 9, 0))
+    assert compaction.keys(marker) == []
+    assert compaction.filter_batch(marker, lambda *_: False) == marker

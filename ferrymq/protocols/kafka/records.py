@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 
 import crc32c
 
-from ferrymq.protocols.kafka.batch import _HEAD, HEADER_BYTES, LOG_OVERHEAD_BYTES
+from ferrymq.protocols.kafka.batch import _HEAD, ATTR_CONTROL, HEADER_BYTES, LOG_OVERHEAD_BYTES
 from ferrymq.protocols.kafka.compression import decompress
 from ferrymq.protocols.kafka.errors import KafkaProtocolError
 from ferrymq.protocols.kafka.primitives import uvarint
@@ -75,13 +75,18 @@ class _Cursor:
         return out
 
 
-def decode_batches(buf: bytes) -> list[tuple[int, int, bytes | None, bytes | None, list[Header]]]:
-    """(offset, timestamp, key, value, headers) for every record of the whole batches in ``buf``."""
+def decode_batches(buf: bytes, control: bool = False) -> list[tuple[int, int, bytes | None, bytes | None,
+                                                                  list[Header]]]:
+    """(offset, timestamp, key, value, headers) for every record of the whole batches in ``buf``;
+    control batches (transaction markers, never user data) only when ``control`` is asked for."""
     out: list[tuple[int, int, bytes | None, bytes | None, list[Header]]] = []
     pos = 0
     while pos + HEADER_BYTES <= len(buf):
         base, length, _e, _m, _c, attrs, _ld, base_ts, _mt, _p, _pe, _s, count = _HEAD.unpack_from(buf, pos)
         end = pos + LOG_OVERHEAD_BYTES + length
+        if attrs & ATTR_CONTROL and not control:
+            pos = end
+            continue
         if attrs & 0x07:  # compressed: the records section alone, decompressed
             c = _Cursor(decompress(attrs & 0x07, buf[pos + HEADER_BYTES : end]), 0)
         else:

@@ -34,7 +34,7 @@ def control_batch(pid: int, epoch: int, commit: bool, base_offset: int, ts: int)
 
 def is_commit_marker(batch: bytes) -> bool | None:
     """True for a commit marker, False for an abort, None for a control record of another type."""
-    records = decode_batches(batch)
+    records = decode_batches(batch, control=True)
     key = records[0][2] if records else None
     if key is None or len(key) < 4:
         return None

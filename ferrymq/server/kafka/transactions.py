@@ -172,7 +172,7 @@ class TransactionApis:
     def _answer(self, slot: Slot, values: dict[str, Any]) -> None:
         """The reply leaves after the fsync covering the state it reports."""
         def send(stored: bool) -> None:
-            reply(slot, values if stored else {**values, "error_code": errors.COORDINATOR_NOT_AVAILABLE})
+            reply(slot, values if stored else _failed(values))
         self.commit.hold(send)
 
     def _exists(self, name: str, partition: int) -> bool:
@@ -187,3 +187,14 @@ class TransactionApis:
 
     def close(self) -> None:
         self.log.close()
+
+
+def _failed(values: Any) -> Any:
+    """The same answer with every error code COORDINATOR_NOT_AVAILABLE: the state was not stored,
+    so the client retries (as it does while a Kafka coordinator moves)."""
+    if isinstance(values, list):
+        return [_failed(v) for v in values]
+    if not isinstance(values, dict):
+        return values
+    return {k: errors.COORDINATOR_NOT_AVAILABLE if k.endswith("error_code") else _failed(v)
+            for k, v in values.items()}
