@@ -5,6 +5,11 @@ and a re-initialised transactional.id fences the producer that held it."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 import uuid
 
 import pytest
@@ -13,6 +18,49 @@ from aiokafka.errors import ProducerFenced
 from aiokafka.structs import OffsetAndMetadata
 
 pytestmark = pytest.mark.timeout(90)
+
+# A consume-transform-produce worker on aiokafka: from the group's committed offset, BATCH records
+# per transaction, their offsets sent with it. With stop_after >= 0 it commits that many
+# transactions, opens one more, produces into it, says "mid" and waits to be killed.
+WORKER = textwrap.dedent("""
+    import asyncio, sys
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+    from aiokafka.structs import OffsetAndMetadata
+    bootstrap, txn_id, group, src, dst, total, stop_after = sys.argv[1:8]
+    total, stop_after, BATCH = int(total), int(stop_after), 4
+
+    async def main():
+        tp = TopicPartition(src, 0)
+        c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
+                             isolation_level="read_committed")
+        await c.start()
+        c.assign([tp])
+        done = await c.committed(tp) or 0
+        c.seek(tp, done)
+        p = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=txn_id)
+        await p.start()
+        txns = 0
+        while done < total:
+            msgs = []
+            while len(msgs) < min(BATCH, total - done):
+                got = await c.getmany(tp, timeout_ms=200, max_records=BATCH - len(msgs))
+                msgs += got.get(tp, [])
+            await p.begin_transaction()
+            for m in msgs:
+                await p.send(dst, m.value.upper(), partition=0)
+            if txns == stop_after:
+                await p.flush()
+                print("mid", flush=True)
+                await asyncio.sleep(600)
+            await p.send_offsets_to_transaction({tp: OffsetAndMetadata(msgs[-1].offset + 1, "")}, group)
+            await p.commit_transaction()
+            done, txns = msgs[-1].offset + 1, txns + 1
+        await p.stop()
+        await c.stop()
+        print("done", flush=True)
+
+    asyncio.run(main())
+""")
 
 
 def _name(prefix: str) -> str:
@@ -129,3 +177,27 @@ def test_a_second_producer_with_the_same_transactional_id_fences_the_first(ferry
         assert await _values(bootstrap, topic, "read_committed", 1) == [b"fresh"]
 
     asyncio.run(main())
+
+
+def test_aiokafka_consume_transform_produce_is_exactly_once_under_a_producer_killed_mid_transaction(ferry):
+    async def produce_input(topic: str, total: int) -> None:
+        p = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await p.start()
+        for n in range(total):
+            await p.send(topic, b"rec-%02d" % n, partition=0)
+        await p.stop()
+
+    bootstrap, src, dst, total = ferry.kafka_bootstrap, _name("src"), _name("dst"), 16
+    asyncio.run(produce_input(src, total))
+    args = [sys.executable, "-c", WORKER, bootstrap, _name("etl"), _name("etl-g"), src, dst, str(total)]
+    zombie = subprocess.Popen([*args, "2"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert zombie.stdout is not None and zombie.stdout.readline().strip() == "mid"
+    finally:
+        os.kill(zombie.pid, signal.SIGKILL)
+        zombie.wait(10)
+    restarted = subprocess.run([*args, "-1"], capture_output=True, text=True, timeout=60)
+    assert restarted.stdout.strip() == "done", restarted.stderr
+    out = asyncio.run(_values(bootstrap, dst, "read_committed", total))
+    assert out == [b"REC-%02d" % n for n in range(total)]
+    assert len(asyncio.run(_values(bootstrap, dst, "read_uncommitted", total + 4))) == total + 4
