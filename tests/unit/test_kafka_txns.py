@@ -243,3 +243,32 @@ def test_the_cleaner_keeps_markers_and_keeps_their_key_out_of_its_offset_map():
     marker = bytes(control_batch(1, 0, False, 9, 0))
     assert compaction.keys(marker) == []
     assert compaction.filter_batch(marker, lambda *_: False) == marker
+
+
+def test_the_transaction_log_is_rewritten_as_a_snapshot_and_loads_the_same(tmp_path, monkeypatch):
+    from ferrymq.protocols.kafka import transactions
+    from ferrymq.storage.stream_log import StreamLog
+
+    monkeypatch.setattr(transactions, "COMPACT_AFTER", 20)
+    c = _coordinator()
+    lg = StreamLog(tmp_path / "txns", segment_bytes=4096)
+    log = transactions.TxnLog(lg, lambda: 0)
+    compacted = False
+    for n in range(30):
+        txn_id = f"t{n % 3}"
+        if txn_id in c.txns:
+            _, ending = c.end(txn_id, c.txns[txn_id].producer_id, c.txns[txn_id].epoch, True)
+            assert ending is not None
+            c.completed(ending)
+        _ongoing(c, txn_id)
+        log.append([c.txns[txn_id]])
+        compacted |= log.compact_if_due(c.txns.values())
+    assert compacted and lg.next_offset - lg.start_offset < 30
+    lg.close()
+    again = transactions.TxnLog(StreamLog(tmp_path / "txns", segment_bytes=4096), lambda: 0)
+    try:
+        latest, touched = again.load()
+    finally:
+        again.close()
+    assert {k: v.snapshot() for k, v in latest.items()} == {k: v.snapshot() for k, v in c.txns.items()}
+    assert touched == {("out", 0), ("out", 1)}

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
+from typing import Any, Protocol
 
 from ferrymq.core.topics import PartitionLog, TopicRegistry
 from ferrymq.core.txns import Ending, PartitionTxns, Txn, TxnCoordinator, restore
 from ferrymq.protocols.kafka.batch import ATTR_CONTROL, ATTR_TRANSACTIONAL, header, validate
 from ferrymq.protocols.kafka.partitions import AppendSink
-from ferrymq.protocols.kafka.records import decode_batches, encode_batch
+from ferrymq.protocols.kafka.records import Record, decode_batches, encode_batch
 
 SEGMENT_BYTES = 16 * 1024 * 1024
 READ_BYTES = 4 * 1024 * 1024
+COMPACT_AFTER = 10_000  # records beyond the live states before the log is rewritten as a snapshot
 ABORT, COMMIT = 0, 1  # Kafka's ControlRecordType
 _KEY = struct.Struct(">hh")
 _VALUE = struct.Struct(">hi")  # version, coordinator epoch
@@ -76,34 +78,70 @@ def rebuild_index(lg: PartitionLog, txns: PartitionTxns) -> None:
             txns.note_batch(pid, base)
 
 
+class TxnStore(PartitionLog, Protocol):
+    """The transaction log's store (storage.StreamLog fits): a partition log that rolls and drops
+    its oldest segments."""
+
+    def roll(self) -> None: ...
+
+    def delete_segments_before(self, offset: int) -> int: ...
+
+
 class TxnLog:
     """The coordinator's state, one record per change (key: transactional.id, value: the state as
-    JSON); the latest record of each id wins at start-up."""
+    JSON); the latest record of each id wins at start-up. A record without a key lists the
+    partitions transactions ever touched (their indexes are rebuilt at start-up). Past
+    ``COMPACT_AFTER`` records more than the live states, the log is rewritten as one snapshot."""
 
-    def __init__(self, log: PartitionLog, now_ms: Callable[[], int]) -> None:
+    def __init__(self, log: TxnStore, now_ms: Callable[[], int]) -> None:
         self.log = log
         self.now_ms = now_ms
+        self.touched: set[tuple[str, int]] = set()
 
     def append(self, txns: Iterable[Txn]) -> PartitionLog:
-        records = [(t.txn_id.encode(), json.dumps(t.snapshot()).encode(), ()) for t in txns]
-        append_batch(self.log, bytearray(encode_batch(records, self.now_ms(), self.log.next_offset)))
+        txns = list(txns)
+        for t in txns:
+            self.touched |= t.partitions
+        self._write(txns, with_touched=False)
         return self.log
+
+    def compact_if_due(self, states: Collection[Txn]) -> bool:
+        """Rewrite the log as one snapshot of ``states`` once it has grown well past them."""
+        if self.log.next_offset - self.log.start_offset < COMPACT_AFTER + len(states):
+            return False
+        self.log.roll()
+        base = self.log.next_offset
+        self._write(states, with_touched=True)
+        self.log.delete_segments_before(base)  # it syncs the snapshot before the old files go
+        return True
+
+    def _write(self, txns: Iterable[Txn], with_touched: bool) -> None:
+        records: list[Record] = []
+        if with_touched:
+            records.append((None, json.dumps(sorted(self.touched)).encode(), ()))
+        records += [(t.txn_id.encode(), json.dumps(t.snapshot()).encode(), ()) for t in txns]
+        append_batch(self.log, bytearray(encode_batch(records, self.now_ms(), self.log.next_offset)))
 
     def load(self) -> tuple[dict[str, Txn], set[tuple[str, int]]]:
         """(latest state of each id, every partition any transaction ever touched)."""
         latest: dict[str, Txn] = {}
-        touched: set[tuple[str, int]] = set()
         offset = self.log.start_offset
         while offset < self.log.next_offset:
             data = self.log.read(offset, READ_BYTES)
             if not data:
                 break
             for off, _ts, key, value, _h in decode_batches(data):
-                if key is not None and value is not None and off >= offset:
-                    txn = latest[key.decode()] = restore(key.decode(), json.loads(value))
-                    touched |= txn.partitions
+                if value is not None and off >= offset:
+                    self._replay(latest, key, json.loads(value))
                 offset = max(offset, off + 1)
-        return latest, touched
+        return latest, set(self.touched)
+
+    def _replay(self, latest: dict[str, Txn], key: bytes | None, value: Any) -> None:
+        if key is None:
+            self.touched |= {(t, p) for t, p in value}
+            return
+        txn = latest[key.decode()] = restore(key.decode(), value)
+        self.touched |= txn.partitions
 
     def close(self) -> None:
         self.log.close()

@@ -163,6 +163,7 @@ class TransactionApis:
 
     def _persist(self, txn: Txn) -> None:
         self.commit.note_append(self.log.append([txn]))
+        self.log.compact_if_due(self.coordinator.txns.values())
 
     def _persist_id(self, txn_id: str, code: int) -> None:
         txn = self.coordinator.txns.get(txn_id)
