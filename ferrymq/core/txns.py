@@ -241,3 +241,9 @@ class PartitionTxns:
         """(producer id, first offset) of aborted transactions whose records may lie in [start, end)."""
         i = bisect_left(self.aborted, (start, -1, -1))
         return [(pid, first) for _m, pid, first in self.aborted[i:] if first < end]
+
+    def forget_before(self, offset: int) -> None:
+        """Retention removed the log below ``offset``: aborts whose markers went with it no longer matter."""
+        i = bisect_left(self.aborted, (offset, -1, -1))
+        if i:
+            del self.aborted[:i]

@@ -166,6 +166,8 @@ def test_aborted_between_lists_aborts_whose_records_may_lie_in_the_range():
     assert idx.aborted_between(0, 5) == [(1, 0)]
     idx.note_marker(4, False, 13)  # a marker with no open transaction (a retry) records nothing
     assert idx.aborted_between(13, 14) == []
+    idx.forget_before(6)  # retention took offsets 0..5
+    assert idx.aborted == [(12, 3, 9)]
 
 
 def _txn_batch(pid: int, base: int, n: int = 2) -> bytearray:
