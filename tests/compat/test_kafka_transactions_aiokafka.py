@@ -201,3 +201,33 @@ def test_aiokafka_consume_transform_produce_is_exactly_once_under_a_producer_kil
     out = asyncio.run(_values(bootstrap, dst, "read_committed", total))
     assert out == [b"REC-%02d" % n for n in range(total)]
     assert len(asyncio.run(_values(bootstrap, dst, "read_uncommitted", total + 4))) == total + 4
+
+
+def test_an_amqp_stream_consumer_gets_the_records_of_transactions_and_never_their_markers(ferry):
+    import pika
+
+    conn = pika.BlockingConnection(pika.URLParameters(ferry.amqp_url))
+    ch = conn.channel()
+    queue = _name("s-txn")
+    ch.queue_declare(queue, durable=True, arguments={"x-queue-type": "stream"})
+
+    async def produce() -> None:
+        producer = await _producer(ferry.kafka_bootstrap, _name("txid"))
+        try:
+            for value in (b"one", b"two"):
+                async with producer.transaction():
+                    await producer.send(queue, value, partition=0)
+        finally:
+            await producer.stop()
+
+    asyncio.run(produce())
+    ch.basic_qos(prefetch_count=10)
+    got = []
+    first = {"x-stream-offset": "first"}
+    for method, props, body in ch.consume(queue, arguments=first, inactivity_timeout=1):
+        if method is None:
+            break
+        got.append((body, props.headers["x-stream-offset"]))
+        ch.basic_ack(method.delivery_tag)
+    conn.close()
+    assert got == [(b"one", 0), (b"two", 2)]  # offsets 1 and 3 are the commit markers

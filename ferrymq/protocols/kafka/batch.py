@@ -114,3 +114,16 @@ def batches_below(data: bytes, offset: int) -> bytes:
             break
         pos += LOG_OVERHEAD_BYTES + length
     return data if pos >= end else data[:pos]
+
+
+def end_offset(data: bytes) -> int:
+    """The offset after the last whole batch of ``data`` (-1 if none): how a reader steps past
+    batches that hold nothing for it (transaction markers), by headers alone."""
+    pos, end, after = 0, len(data), -1
+    while pos + HEADER_BYTES <= end:
+        base, length, _e, _m, _c, _a, last_delta = _HEAD.unpack_from(data, pos)[:7]
+        if pos + LOG_OVERHEAD_BYTES + length > end:
+            break
+        after = base + last_delta + 1
+        pos += LOG_OVERHEAD_BYTES + length
+    return after

@@ -17,11 +17,11 @@ from typing import Any, Protocol
 from ferrymq.core.topics import PartitionLog, TopicRegistry
 from ferrymq.core.txns import Ending, PartitionTxns, Txn, TxnCoordinator, restore
 from ferrymq.protocols.kafka.batch import ATTR_CONTROL, ATTR_TRANSACTIONAL, header, validate
+from ferrymq.protocols.kafka.offsets import stored_records
 from ferrymq.protocols.kafka.partitions import AppendSink
 from ferrymq.protocols.kafka.records import Record, decode_batches, encode_batch
 
 SEGMENT_BYTES = 16 * 1024 * 1024
-READ_BYTES = 4 * 1024 * 1024
 COMPACT_AFTER = 10_000  # records beyond the live states before the log is rewritten as a snapshot
 ABORT, COMMIT = 0, 1  # Kafka's ControlRecordType
 _KEY = struct.Struct(">hh")
@@ -125,15 +125,9 @@ class TxnLog:
     def load(self) -> tuple[dict[str, Txn], set[tuple[str, int]]]:
         """(latest state of each id, every partition any transaction ever touched)."""
         latest: dict[str, Txn] = {}
-        offset = self.log.start_offset
-        while offset < self.log.next_offset:
-            data = self.log.read(offset, READ_BYTES)
-            if not data:
-                break
-            for off, _ts, key, value, _h in decode_batches(data):
-                if value is not None and off >= offset:
-                    self._replay(latest, key, json.loads(value))
-                offset = max(offset, off + 1)
+        for key, value in stored_records(self.log):
+            if value is not None:
+                self._replay(latest, key, json.loads(value))
         return latest, set(self.touched)
 
     def _replay(self, latest: dict[str, Txn], key: bytes | None, value: Any) -> None:

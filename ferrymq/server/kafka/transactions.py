@@ -13,7 +13,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ferrymq import limits
 from ferrymq.core.clock import Clock
 from ferrymq.core.groups import Coordinator
 from ferrymq.core.topics import TopicRegistry
@@ -24,6 +23,7 @@ from ferrymq.protocols.kafka.offsets import OffsetsLog
 from ferrymq.server.commit import CommitPipeline
 from ferrymq.server.kafka.connection import KafkaConnection, Slot
 from ferrymq.server.kafka.handlers import Handler, decoded, reply
+from ferrymq.server.kafka.timer import DeadlineTimer
 from ferrymq.storage.stream_log import StreamLog
 
 log = logging.getLogger("ferrymq.kafka")
@@ -43,7 +43,7 @@ class TransactionApis:
         self.coordinator = TxnCoordinator(new_pid)
         store = StreamLog(path, segment_bytes=transactions.SEGMENT_BYTES)
         self.log = transactions.TxnLog(store, clock.now_ms)
-        self._timer: asyncio.TimerHandle | None = None
+        self.timer = DeadlineTimer(loop, clock, self.coordinator.next_deadline_ms, self._tick)
 
     def handlers(self) -> dict[int, Handler]:
         v = versions
@@ -64,25 +64,15 @@ class TransactionApis:
     # --- timers are data ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._arm_timer()
+        self.timer.start()
 
     def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.timer.stop()
 
-    def _arm_timer(self) -> None:
-        delay = limits.KAFKA_GROUP_TICK_MS / 1000
-        deadline = self.coordinator.next_deadline_ms()
-        if deadline is not None:
-            delay = min(delay, max(0.0, (deadline - self.clock.monotonic_ms()) / 1000))
-        self._timer = self.loop.call_later(delay, self._tick)
-
-    def _tick(self) -> None:
-        for ending in self.coordinator.expire(self.clock.monotonic_ms()):
+    def _tick(self, now_ms: int) -> None:
+        for ending in self.coordinator.expire(now_ms):
             log.info("transaction %s timed out: aborted, producer fenced", ending.txn_id)
             self._finish(ending)
-        self._arm_timer()
 
     # --- requests -------------------------------------------------------------------------------------
 
@@ -99,7 +89,7 @@ class TransactionApis:
         self._answer(slot, {"throttle_time": 0, "error_code": code,
                             "producer_id": txn.producer_id if txn else -1,
                             "producer_epoch": txn.epoch if txn else -1})
-        self._rearm()
+        self.timer.rearm()
 
     def add_partitions(self, conn: KafkaConnection, slot: Slot, req: Any) -> None:
         txn_id, pid, epoch = (req.v3_and_below_transactional_id, req.v3_and_below_producer_id,
@@ -117,14 +107,14 @@ class TransactionApis:
         self._answer(slot, {"throttle_time": 0, "results_by_topic_v3_and_below": [
             {"name": n, "results_by_partition": [{"partition_index": p, "partition_error_code": codes[(n, p)]}
                                                  for p in ps]} for n, ps in wanted]})
-        self._rearm()
+        self.timer.rearm()
 
     def add_offsets(self, conn: KafkaConnection, slot: Slot, req: Any) -> None:
         code = self.coordinator.add_offsets(req.transactional_id, req.producer_id, req.producer_epoch,
                                             req.group_id, self.clock.monotonic_ms())
         self._persist_id(req.transactional_id, code)
         self._answer(slot, {"throttle_time": 0, "error_code": code})
-        self._rearm()
+        self.timer.rearm()
 
     def txn_offset_commit(self, conn: KafkaConnection, slot: Slot, req: Any) -> None:
         entries = [(t.name, p.partition_index, p.committed_offset, p.committed_metadata or "")
@@ -142,7 +132,7 @@ class TransactionApis:
         if ending is not None:
             self._finish(ending)
         self._answer(slot, {"throttle_time": 0, "error_code": code})
-        self._rearm()
+        self.timer.rearm()
 
     # --- the pieces -------------------------------------------------------------------------------------
 
@@ -179,12 +169,6 @@ class TransactionApis:
     def _exists(self, name: str, partition: int) -> bool:
         topic = self.topics.get(name)
         return topic is not None and 0 <= partition < topic.spec.partitions
-
-    def _rearm(self) -> None:
-        """A new deadline may be sooner than the armed tick."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._arm_timer()
 
     def close(self) -> None:
         self.log.close()
