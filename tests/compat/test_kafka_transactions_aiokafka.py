@@ -84,6 +84,17 @@ async def _values(bootstrap: str, topic: str, isolation: str, want: int, timeout
     return got
 
 
+async def _end_offset(bootstrap: str, topic: str, isolation: str) -> int:
+    """What ListOffsets answers for the latest offset of partition 0 at this isolation level."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level=isolation)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        return (await consumer.end_offsets([tp]))[tp]
+    finally:
+        await consumer.stop()
+
+
 async def _producer(bootstrap: str, txn_id: str) -> AIOKafkaProducer:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=txn_id)
     await producer.start()
@@ -124,7 +135,10 @@ def test_read_committed_stops_at_an_open_transaction_until_it_commits(ferry):
             await producer.send_and_wait(topic, b"pending", partition=0)
             assert await _values(bootstrap, topic, "read_committed", 1, timeout_s=2) == []
             assert await _values(bootstrap, topic, "read_uncommitted", 1) == [b"pending"]
+            assert await _end_offset(bootstrap, topic, "read_committed") == 0  # the last stable offset
+            assert await _end_offset(bootstrap, topic, "read_uncommitted") == 1
             await producer.commit_transaction()
+            assert await _end_offset(bootstrap, topic, "read_committed") == 2  # past the marker
         finally:
             await producer.stop()
         assert await _values(bootstrap, topic, "read_committed", 1) == [b"pending"]
