@@ -19,7 +19,8 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q -x --durations=10 tests
+	$(BIN)/python -m pytest -q -x --durations=10 tests --ignore=tests/lab
+	$(BIN)/python -m pytest -q -x --durations=5 -n 3 --dist loadfile tests/lab
 
 # Compat tier: upstream client suites (kombu, py-amqp) against a real `ferrymq serve`.
 compat: $(STAMP)

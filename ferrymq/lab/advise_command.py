@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         advice = advise(workload_of(args))
         if args.run and not args.write_scenario:
+            Path("lab-results").mkdir(exist_ok=True)
             args.write_scenario = str(Path("lab-results") / f"{args.name or 'advised-' + advice.model}.toml")
         if args.write_scenario:
             _write(Path(args.write_scenario), advice.to_scenario_toml(args.name))
@@ -157,7 +158,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _write(path: Path, text: str) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     except OSError as exc:
         raise UsageError(f"--write-scenario {path}: cannot write it: {exc.strerror or exc}") from None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from ferrymq.lab import faults as faults_mod
 from ferrymq.lab.faults import FaultSpec
 from ferrymq.lab.recorder import Series
 from ferrymq.lab.targets import LabTarget
-from ferrymq.lab.worker import IN_FLIGHT, PROCESSED, REDELIVERED, Worker
+from ferrymq.lab.worker import IDLE, IN_FLIGHT, PROCESSED, REDELIVERED, Worker
 
 FAULT_GRACE_S = 30.0
 
@@ -59,19 +59,12 @@ class LabContext:
 
     async def worker(self, series: Series, queue: str, *, prefetch: int = 10, ack: str = "after",
                      work_ms: float = 0.0, fail: str = "requeue", name: str = "",
-                     arguments: str = "") -> Worker:
+                     arguments: str = "", observe: Callable[[int, int, int], None] | None = None) -> Worker:
         """A consumer process on ``queue`` whose receipts land in ``series``; faults address it as
-        consumer N in the order workers were started."""
+        consumer N in the order workers were started. ``observe`` sees every record first (a driver's
+        own per-consumer accounting: shares, idle time, one message's deliveries)."""
         wname = name or f"c{len(self.workers)}"
-
-        def on_record(kind: int, a: int, b: int) -> None:
-            if kind in (PROCESSED, REDELIVERED):
-                series.received(a, b, kind == REDELIVERED)
-            elif kind == IN_FLIGHT:
-                series.gauge(f"in_flight:{wname}", a)
-            else:
-                series.count("failed")
-
+        on_record = _recording(series, wname, observe)
         args = ["--url", self.target.amqp_url, "--queue", queue, "--prefetch", str(prefetch), "--ack", ack,
                 "--work-ms", str(work_ms), "--fail", fail]
         if arguments:
@@ -107,3 +100,28 @@ class LabContext:
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _recording(series: Series, wname: str,
+               observe: Callable[[int, int, int], None] | None) -> Callable[[int, int, int], None]:
+    """What a worker's records become in its series: receipts, the in-flight and idle gauges
+    (idle: the share of the time since the last report spent waiting for a delivery), failures."""
+    idle_seen: list[tuple[int, int]] = []  # the last (series time ns, idle ms): the gauge is a delta
+
+    def on_record(kind: int, a: int, b: int) -> None:
+        if observe is not None:
+            observe(kind, a, b)
+        if kind == IDLE:
+            now = series.now_ns()
+            if idle_seen and now > idle_seen[0][0]:
+                share = (a - idle_seen[0][1]) * 1e6 / (now - idle_seen[0][0])
+                series.gauge(f"idle:{wname}", round(min(100.0, max(0.0, 100.0 * share)), 1))
+            idle_seen[:] = [(now, a)]
+        elif kind in (PROCESSED, REDELIVERED):
+            series.received(a, b, kind == REDELIVERED)
+        elif kind == IN_FLIGHT:
+            series.gauge(f"in_flight:{wname}", a)
+        else:
+            series.count("failed")
+
+    return on_record

@@ -21,13 +21,19 @@ def pct(part: float, whole: float) -> str:
     return "0 %" if not whole else f"{100.0 * part / whole:.3g} %"
 
 
+def plural(count: float | int, one: str, many: str) -> str:
+    return f"{n(count)} {one if count == 1 else many}"
+
+
 def books(s: dict[str, Any]) -> str:
     b, t = s["books"], s["totals"]
-    lost = b["lost"]
+    lost = b["lost"] - t["dropped"]  # dropped by a queue's overflow policy (drop-head): by design
     verdict = "none lost" if lost == 0 else f"{n(lost)} LOST"
-    dups = b["duplicates"]
+    if t["dropped"]:
+        verdict += f" beyond the {n(t['dropped'])} dropped by the queue's overflow policy"
     return (f"{s['name']}: {n(b['confirmed'])} messages confirmed, {verdict}; "
-            f"{n(dups)} duplicate receipts, {n(t['redelivered'])} redeliveries"
+            f"{plural(b['duplicates'], 'duplicate receipt', 'duplicate receipts')}, "
+            f"{plural(t['redelivered'], 'redelivery', 'redeliveries')}"
             + (f", {n(t['dead_lettered'])} dead-lettered" if t["dead_lettered"] else "")
             + (f"; {n(t['drained'])} were still queued when the run ended and were drained after it"
                if t.get("drained") else "") + ".")

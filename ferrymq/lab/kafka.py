@@ -62,7 +62,7 @@ class Producer:
             return False
         await self.window.acquire()
         msg_id = self.series.next_id()
-        value = body.encode(msg_id, self.series.now_ns(), self.size)
+        value = self.value(msg_id)
         self.series.sent()
         try:
             fut = await self.client.send(self.topic, value, key=self.key(msg_id) if self.key else None)
@@ -73,6 +73,10 @@ class Producer:
         self.pending.add(fut)
         fut.add_done_callback(lambda f, i=msg_id: self._done(f, i))
         return True
+
+    def value(self, msg_id: int) -> bytes:
+        """The record's value (a driver with a payload of its own overrides it, as amqp's message)."""
+        return body.encode(msg_id, self.series.now_ns(), self.size)
 
     def _done(self, fut: asyncio.Future[Any], msg_id: int) -> None:
         self.pending.discard(fut)

@@ -4,7 +4,8 @@ worker. The lab starts it (``Worker``) and reads its receipts from a pipe; the p
 does (prefetched messages wait their turn: that is how prefetch hoards work).
 
 Receipts are 17-byte records on stdout: kind (1 processed, 2 processed and redelivered, 3 the
-in-flight gauge, 4 failed), the message id (or the gauge's value) and its send time. ``--ack``
+in-flight gauge, 4 failed, 5 the idle gauge: milliseconds spent waiting for a delivery so far, 6
+failed on a redelivery), the message id (or the gauge's value) and its send time. ``--ack``
 says when the ack goes: ``after`` processing (at-least-once), ``before`` it (at-most-once: a
 crash loses what was taken), or ``auto`` (the broker's no-ack mode). Commands on stdin:
 ``slow <ms>`` changes the extra time per message.
@@ -25,7 +26,7 @@ from typing import Any
 from ferrymq.lab import body
 
 RECORD = struct.Struct(">BQQ")
-PROCESSED, REDELIVERED, IN_FLIGHT, FAILED = 1, 2, 3, 4
+PROCESSED, REDELIVERED, IN_FLIGHT, FAILED, IDLE, FAILED_REDELIVERED = 1, 2, 3, 4, 5, 6
 GAUGE_EVERY_S = 0.25
 
 
@@ -135,6 +136,7 @@ async def _commands(state: dict[str, float]) -> None:
         parts = line.decode().split()
         if len(parts) == 2 and parts[0] == "slow":
             state["extra_ms"] = float(parts[1])
+    os._exit(0)  # stdin closed: the lab that started this worker is gone, so is its worker
 
 
 async def _process(msg: Any, args: argparse.Namespace, out: _Out, state: dict[str, float]) -> None:
@@ -150,7 +152,7 @@ async def _process(msg: Any, args: argparse.Namespace, out: _Out, state: dict[st
         return
     headers = msg.headers or {}
     if headers.get("lab-fail") or (headers.get("lab-fail-once") and not msg.redelivered):
-        out.put(FAILED, ids[0], ids[1])
+        out.put(FAILED_REDELIVERED if msg.redelivered else FAILED, ids[0], ids[1])
         if args.ack == "after":
             await msg.nack(requeue=args.fail == "requeue")
         return
@@ -163,7 +165,8 @@ async def _process(msg: Any, args: argparse.Namespace, out: _Out, state: dict[st
 async def _main(args: argparse.Namespace) -> None:
     from ferrymq.lab.amqp import connect
 
-    out, state = _Out(), {"extra_ms": 0.0}
+    out, state = _Out(), {"extra_ms": 0.0, "idle_s": 0.0, "waiting_since": 0.0}
+    loop = asyncio.get_running_loop()
     conn = await connect(args.url)  # robust: after a broker restart it reconnects and consumes again
     channel = await conn.channel()
     await channel.set_qos(prefetch_count=args.prefetch)
@@ -176,12 +179,17 @@ async def _main(args: argparse.Namespace) -> None:
     async def gauges() -> None:
         while True:
             out.put(IN_FLIGHT, inbox.qsize())
+            waiting = loop.time() - state["waiting_since"] if state["waiting_since"] else 0.0
+            out.put(IDLE, int((state["idle_s"] + waiting) * 1000))
             out.flush()
             await asyncio.sleep(GAUGE_EVERY_S)
 
     background.append(asyncio.create_task(gauges()))
     while True:
+        state["waiting_since"] = loop.time()  # idle: nothing prefetched, waiting on the next delivery
         msg = await inbox.get()
+        state["idle_s"] += loop.time() - state["waiting_since"]
+        state["waiting_since"] = 0.0
         try:
             await _process(msg, args, out, state)
         except Exception:  # an ack on a connection that broke: the broker redelivers, robustly reconnected
@@ -191,7 +199,7 @@ async def _main(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = _args(sys.argv[1:] if argv is None else argv)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))  # receipts are flushed as they happen
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         asyncio.run(_main(args))
 

@@ -34,7 +34,8 @@ def test_a_stopped_broker_holds_traffic_and_resumes_with_the_books_whole(tmp_pat
 
 
 def test_a_killed_broker_restarts_on_its_data_and_loses_nothing_confirmed(tmp_path: Path) -> None:
-    s = _only(run_short("task-queue", ["ferrymq"], tmp_path, faults=["kill@2s+0.5s"], duration=8,
+    # 14 s: a restart is a whole process start (seconds on a loaded machine), and the run must outlast it
+    s = _only(run_short("task-queue", ["ferrymq"], tmp_path, faults=["kill@2s+0.5s"], duration=14,
                         workers=[2]))
     assert any(e["kind"] == "restart" for e in s["events"])
     assert s["books"]["confirmed"] > 0 and s["books"]["lost"] == 0

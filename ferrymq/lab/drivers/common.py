@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ferrymq.lab import amqp
-from ferrymq.lab.recorder import Series
+from ferrymq.lab.recorder import CONFIRMED_BIT, Series
 
 SETTLE_S = 60.0  # after the load: how long consumers get, at most, to take what was confirmed
 STALL_S = 3.0  # ... and how long without a single receipt before the settle gives up
@@ -94,3 +94,9 @@ async def sampling(series: Series, url: str, queues: list[str]) -> AsyncIterator
         stop.set()
         with contextlib.suppress(Exception):
             await task
+
+
+def lost_ids(series: Series, most: int = 20) -> list[int]:
+    """The first confirmed ids never received: where to look when the books show a loss."""
+    marks = series.ledger.marks
+    return [i for i in range(series.ledger.sent) if marks[i] == CONFIRMED_BIT][:most]
