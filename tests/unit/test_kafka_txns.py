@@ -238,13 +238,16 @@ def test_an_unstored_coordinator_answer_turns_every_error_code_into_a_retriable_
                                                             "producer_id": 5}
 
 
-def test_the_cleaner_keeps_markers_and_keeps_their_key_out_of_its_offset_map():
+def test_the_cleaner_keeps_transactional_batches_whole_and_out_of_its_offset_map():
     from ferrymq.protocols.kafka import compaction
+    from ferrymq.protocols.kafka.records import encode_batch
     from ferrymq.protocols.kafka.transactions import control_batch
 
-    marker = bytes(control_batch(1, 0, False, 9, 0))
-    assert compaction.keys(marker) == []
-    assert compaction.filter_batch(marker, lambda *_: False) == marker
+    for batch in (bytes(control_batch(1, 0, False, 9, 0)), bytes(_txn_batch(1, 0))):
+        assert compaction.keys(batch) == []
+        assert compaction.filter_batch(batch, lambda *_: False) == batch
+    plain = encode_batch([(b"k", b"v", ())], 0)
+    assert compaction.keys(plain) == [(0, b"k")]
 
 
 def test_the_transaction_log_is_rewritten_as_a_snapshot_and_loads_the_same(tmp_path, monkeypatch):

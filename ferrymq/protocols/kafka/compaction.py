@@ -15,7 +15,7 @@ from collections.abc import Callable
 import cramjam
 import crc32c
 
-from ferrymq.protocols.kafka.batch import _HEAD, ATTR_CONTROL, HEADER_BYTES
+from ferrymq.protocols.kafka.batch import _HEAD, ATTR_TRANSACTIONAL, HEADER_BYTES
 from ferrymq.protocols.kafka.compression import GZIP, LZ4, SNAPPY, ZSTD, decompress
 from ferrymq.protocols.kafka.records import _Cursor
 
@@ -50,16 +50,17 @@ def scan(batch: bytes) -> tuple[bytes, list[ScannedRecord]]:
 
 
 def keys(batch: bytes) -> list[tuple[int, bytes | None]]:
-    """(offset, key) of every record: what the cleaner's offset map is built from (a transaction
-    marker's key is no user key: markers are kept, and stay out of the map)."""
-    if _HEAD.unpack_from(batch)[5] & ATTR_CONTROL:
+    """(offset, key) of every record: what the cleaner's offset map is built from. Transactional
+    batches (markers and records) stay out of it and are kept whole: the cleaner does not know
+    which transactions aborted, and an aborted record must never supersede a committed one."""
+    if _HEAD.unpack_from(batch)[5] & ATTR_TRANSACTIONAL:
         return []
     return [(r[0], r[2]) for r in scan(batch)[1]]
 
 
 def filter_batch(batch: bytes, retain: Retain) -> bytes | None:
     """The batch with only the records ``retain`` keeps: the same bytes if all stay, None if none."""
-    if _HEAD.unpack_from(batch)[5] & ATTR_CONTROL:
+    if _HEAD.unpack_from(batch)[5] & ATTR_TRANSACTIONAL:
         return batch
     body, records = scan(batch)
     kept = [r for r in records if retain(r[0], r[1], r[2], r[3])]
