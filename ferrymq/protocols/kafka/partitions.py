@@ -2,10 +2,12 @@
 nor event loop, shared by the server's Kafka front end and the simulator.
 
 Produce, per partition: the topic is looked up (or auto-created), each batch is validated (header,
-CRC, size), checked against the partition's idempotent-producer state, numbered in place and
-appended with one write; the commit pipeline is told (its reply must wait for the fsync) and every
-reader is told (``TopicRegistry.appended``). Fetch: whole stored batches from the offset asked, within
-the request's byte budget. No record inside a batch is looked at, on either path.
+CRC, size), checked against the partition's idempotent-producer state (and a transactional one
+against its producer's open transaction), numbered in place and appended with one write; the commit
+pipeline is told (its reply must wait for the fsync) and every reader is told
+(``TopicRegistry.appended``). Fetch: whole stored batches from the offset asked, within the
+request's byte budget; read_committed stops at the last stable offset and lists the aborted
+transactions. No record inside a batch is looked at, on either path.
 """
 
 from __future__ import annotations
