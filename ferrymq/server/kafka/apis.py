@@ -192,7 +192,7 @@ class KafkaApis:
     def _broker_configs(self, conn: KafkaConnection) -> dict[str, str]:
         """The broker's own settings under Kafka's names (admin tools read the listeners here)."""
         b = broker_info(conn)
-        listener = f"PLAINTEXT://{b['host']}:{b['port']}"
+        listener = f"{'SSL' if conn.tls else 'PLAINTEXT'}://{b['host']}:{b['port']}"
         return {"advertised.listeners": listener, "listeners": listener, "broker.id": str(NODE_ID),
                 "num.partitions": str(self.topics.num_partitions), "log.cleaner.backoff.ms": "15000",
                 "log.retention.check.interval.ms": "300000", "auto.create.topics.enable": "true",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from pathlib import Path
 
 from ferrymq.config import Settings
@@ -28,6 +29,7 @@ from ferrymq.server.kafka.handlers import Handler
 from ferrymq.server.kafka.produce import ProduceApi
 from ferrymq.server.kafka.sasl import SaslApis
 from ferrymq.server.kafka.transactions import TransactionApis
+from ferrymq.server.tls import create_server
 from ferrymq.storage.stream_log import StreamLog
 
 log = logging.getLogger("ferrymq.kafka")
@@ -54,7 +56,7 @@ class KafkaServer:
             **self.txns.handlers(), **self.sasl.handlers()}
         self.commit = commit
         self._to_flush: set[KafkaConnection] = set()
-        self._server: asyncio.base_events.Server | None = None
+        self._servers: list[asyncio.Server] = []
         commit.attach(self)
 
     def load(self) -> int:
@@ -65,12 +67,19 @@ class KafkaServer:
         return restored
 
     async def start(self, host: str, port: int) -> int:
-        self._server = await self.loop.create_server(
-            lambda: KafkaConnection(self), host, port, reuse_address=True, backlog=1024)
-        self.port = self._server.sockets[0].getsockname()[1]
+        server = await create_server(lambda: KafkaConnection(self), host, port, None, "Kafka")
+        self._servers.append(server)
+        self.port = server.sockets[0].getsockname()[1]
         self.groups.start()
         self.txns.start()
         return self.port
+
+    async def start_tls(self, host: str, port: int, ctx: ssl.SSLContext) -> int:
+        """Kafka's SSL listener (and SASL_SSL: a client may authenticate with SASL PLAIN inside the
+        TLS session, as on the plain port); opened after ``start``."""
+        server = await create_server(lambda: KafkaConnection(self), host, port, ctx, "Kafka SSL")
+        self._servers.append(server)
+        return int(server.sockets[0].getsockname()[1])
 
     # --- dispatch ------------------------------------------------------------------------------
 
@@ -117,12 +126,12 @@ class KafkaServer:
         """Stop listening and the group timer; the offsets log stays open for the final commit."""
         self.groups.stop()
         self.txns.stop()
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
         for conn in list(self.connections):
             conn.abort("broker shutting down")
-        if self._server is not None:
-            await self._server.wait_closed()
+        for server in self._servers:
+            await server.wait_closed()
 
     def close(self) -> None:
         """Close the offsets and transaction logs (after the pipeline's final commit)."""
