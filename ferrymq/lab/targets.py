@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
 import socket
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -30,6 +28,7 @@ from ferrymq.lab.disk import Disk, DiskError
 from ferrymq.lab.faults import NETWORK, Actors, FaultSpec
 from ferrymq.lab.faulty_serve import CONTROL_ENV, FsyncSwitch
 from ferrymq.lab.proxy import Proxy
+from ferrymq.lab.signals import Signalled
 
 MODES = {"ferrymq": "amqp", "ferrymq-kafka": "kafka", "rabbitmq": "amqp"}
 # A lab-started FerryMQ applies retention and runs the log cleaner every second (Kafka's defaults,
@@ -188,24 +187,14 @@ async def behind_proxy(target: LabTarget, rng: Rng) -> AsyncIterator[LabTarget]:
         await proxy.close()
 
 
-class _RabbitBroker:
+class _RabbitBroker(Signalled):
     """SIGSTOP/SIGCONT of the Erlang VM; kill -9 with no restart (the node's start picks new ports)."""
 
     def __init__(self, node: Any) -> None:
         self.node = node
 
-    def _signal(self, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.node.pid, sig)
-
-    def kill9(self) -> None:
-        self._signal(signal.SIGKILL)
-
-    def pause(self) -> None:
-        self._signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        self._signal(signal.SIGCONT)
+    def signalled_pid(self) -> int:
+        return int(self.node.pid)
 
 
 @contextlib.asynccontextmanager

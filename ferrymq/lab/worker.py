@@ -27,13 +27,14 @@ from typing import Any
 
 from ferrymq.lab import body
 from ferrymq.lab.effects import EffectStore
+from ferrymq.lab.signals import Signalled
 
 RECORD = struct.Struct(">BQQ")
 PROCESSED, REDELIVERED, IN_FLIGHT, FAILED, IDLE, FAILED_REDELIVERED, DEDUPED = 1, 2, 3, 4, 5, 6, 7
 GAUGE_EVERY_S = 0.25
 
 
-class Worker:
+class Worker(Signalled):
     """The lab's handle on one worker process: start, kill -9, stop/continue, slow, restart."""
 
     def __init__(self, name: str, args: list[str], on_record: Callable[[int, int, int], None],
@@ -67,19 +68,8 @@ class Worker:
     def pid(self) -> int:
         return self.proc.pid if self.proc is not None else 0
 
-    def _signal(self, sig: int) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.proc.pid, sig)
-
-    def kill9(self) -> None:
-        self._signal(signal.SIGKILL)
-
-    def pause(self) -> None:
-        self._signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        self._signal(signal.SIGCONT)
+    def signalled_pid(self) -> int:
+        return self.proc.pid if self.proc is not None and self.proc.returncode is None else 0
 
     def slow(self, ms: float) -> None:
         self.extra_ms = ms

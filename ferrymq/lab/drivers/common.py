@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from ferrymq.lab import amqp
@@ -86,16 +86,21 @@ async def drain(series: Series, url: str, queue: str, idle_s: float = 1.0) -> in
 
 
 @contextlib.asynccontextmanager
-async def sampling(series: Series, url: str, queues: list[str]) -> AsyncIterator[None]:
-    """Sample the queues' depth into the series while the block runs."""
+async def in_background(sampler: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> AsyncIterator[None]:
+    """Run ``sampler(stop)`` while the block runs; stop it and wait for it after."""
     stop = asyncio.Event()
-    task = asyncio.create_task(amqp.sample_depth(series, url, queues, stop))
+    task = asyncio.create_task(sampler(stop))
     try:
         yield
     finally:
         stop.set()
         with contextlib.suppress(Exception):
             await task
+
+
+def sampling(series: Series, url: str, queues: list[str]) -> contextlib.AbstractAsyncContextManager[None]:
+    """Sample the queues' depth into the series while the block runs."""
+    return in_background(lambda stop: amqp.sample_depth(series, url, queues, stop))
 
 
 def lost_ids(series: Series, most: int = 20) -> list[int]:

@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 from ferrymq.lab.context import LabContext
+from ferrymq.lab.drivers import common
 from ferrymq.lab.recorder import Series
 from ferrymq.lab.worker import DEDUPED, PROCESSED, REDELIVERED, Worker
 
@@ -85,14 +86,7 @@ async def _sample_lag(series: Series, bootstrap: str, topic: str, group: str, st
         await admin.close()
 
 
-@contextlib.asynccontextmanager
-async def sampling_lag(series: Series, bootstrap: str, topic: str, group: str,
-                       every_s: float = 0.25) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(_sample_lag(series, bootstrap, topic, group, stop, every_s))
-    try:
-        yield
-    finally:
-        stop.set()
-        with contextlib.suppress(Exception):
-            await task
+def sampling_lag(series: Series, bootstrap: str, topic: str, group: str,
+                 every_s: float = 0.25) -> contextlib.AbstractAsyncContextManager[None]:
+    """Sample the group's lag into the series while the block runs."""
+    return common.in_background(lambda stop: _sample_lag(series, bootstrap, topic, group, stop, every_s))
