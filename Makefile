@@ -20,7 +20,12 @@ test: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -x --durations=10 tests --ignore=tests/lab
-	$(BIN)/python -m pytest -q -x --durations=5 -n 3 --dist loadfile tests/lab
+	$(BIN)/python -m pytest -q -x --durations=5 -n 4 --dist loadfile -m "not lab_rabbitmq" tests/lab
+
+# QueueLab's scenarios against RabbitMQ (Debian's rabbitmq-server), the same short forms (.ci/run).
+.PHONY: lab-compat
+lab-compat: $(STAMP)
+	$(BIN)/python -m pytest -q --durations=5 -n 3 --dist loadfile -m lab_rabbitmq tests/lab
 
 # Compat tier: upstream client suites (kombu, py-amqp) against a real `ferrymq serve`.
 compat: $(STAMP)

@@ -22,6 +22,9 @@ def serve(
     amqp_port: Annotated[int | None, typer.Option(help="AMQP 0-9-1 port (0 = any free).")] = None,
     kafka_port: Annotated[int | None, typer.Option(help="Kafka port (0 = any free).")] = None,
     http_port: Annotated[int | None, typer.Option(help="HTTP port: API, /metrics, dashboard.")] = None,
+    amqps_port: Annotated[int | None, typer.Option(help="AMQP over TLS port (0 = off; 5671).")] = None,
+    kafka_ssl_port: Annotated[int | None, typer.Option(help="Kafka SSL/SASL_SSL port (0 = off).")] = None,
+    https_port: Annotated[int | None, typer.Option(help="HTTPS port (0 = off).")] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
     fsync: Annotated[str | None, typer.Option(help="always, interval:<ms> or never.")] = None,
 ) -> None:
@@ -30,6 +33,7 @@ def serve(
         settings = load_settings(config, overrides={
             "data_dir": data_dir, "host": host, "amqp_port": amqp_port, "kafka_port": kafka_port,
             "http_port": http_port, "log_level": log_level, "fsync": fsync,
+            "amqps_port": amqps_port, "kafka_ssl_port": kafka_ssl_port, "https_port": https_port,
         })
     except (ValueError, FileNotFoundError) as exc:  # a user's mistake: one line, no traceback
         typer.echo(f"ferrymq: {exc}", err=True)
@@ -39,10 +43,11 @@ def serve(
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     from ferrymq.server.app import ListenerError, run
+    from ferrymq.server.tls import TlsConfigError
 
     try:
         run(settings)
-    except ListenerError as exc:
+    except (ListenerError, TlsConfigError) as exc:
         typer.echo(f"ferrymq: {exc}", err=True)
         raise typer.Exit(1) from None
 
@@ -63,6 +68,34 @@ def lab(ctx: typer.Context) -> None:
     from ferrymq.lab.command import main as lab_main
 
     raise typer.Exit(lab_main(ctx.args))
+
+
+@app.command()
+def certs(
+    dir: Annotated[str, typer.Option(help="Where the files go.")] = "./ferrymq-certs",
+    hostname: Annotated[list[str] | None, typer.Option(
+        help="A name or address clients connect to (repeat); default localhost, 127.0.0.1, ::1.")] = None,
+    days: Annotated[int, typer.Option(help="How long the certificates stay valid.")] = 365,
+    client: Annotated[str | None, typer.Option(
+        help="Also a client certificate with this common name (the user for SASL EXTERNAL).")] = None,
+) -> None:
+    """A development CA and a server certificate signed by it (keys 0600); prints the settings."""
+    import datetime as dt
+    from pathlib import Path
+
+    from ferrymq.certs import DEFAULT_HOSTNAMES, settings_text, write_dev_certs
+    from ferrymq.clock import SystemClock
+
+    if days < 1:
+        typer.echo("ferrymq certs: --days must be at least 1", err=True)
+        raise typer.Exit(2)
+    now = dt.datetime.fromtimestamp(SystemClock().now_ms() / 1000, dt.UTC)
+    try:
+        paths = write_dev_certs(Path(dir), tuple(hostname or DEFAULT_HOSTNAMES), days, now, client)
+    except OSError as exc:
+        typer.echo(f"ferrymq certs: cannot write to {dir}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(settings_text(paths))
 
 
 @app.command()

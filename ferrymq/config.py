@@ -28,11 +28,24 @@ class Settings:
     amqp_port: int = 5672
     kafka_port: int = 9092
     kafka_num_partitions: int = limits.KAFKA_NUM_PARTITIONS_DEFAULT  # Kafka's num.partitions
+    kafka_retention_check_ms: int = limits.KAFKA_RETENTION_CHECK_MS  # log.retention.check.interval.ms
+    kafka_cleaner_backoff_ms: int = limits.KAFKA_CLEANER_BACKOFF_MS  # log.cleaner.backoff.ms
     # Kafka's advertised.listeners: where clients are told to connect after bootstrap (behind NAT, a
     # container or a proxy). "" / 0: the address the client reached us on, and the port bound.
     kafka_advertised_host: str = ""
     kafka_advertised_port: int = 0
     http_port: int = 15672
+    # TLS (RabbitMQ's ssl_options, named as ours): one certificate, key and CA for every TLS listener.
+    # A TLS port of 0 keeps that listener off (-1: any free port, for tests); RabbitMQ's AMQPS port
+    # is 5671.
+    amqps_port: int = 0
+    kafka_ssl_port: int = 0  # security protocol SSL, and SASL_SSL (SASL PLAIN inside the TLS session)
+    https_port: int = 0  # the HTTP plane over TLS, beside the plain http_port
+    tls_cert_file: str = ""  # PEM server certificate (with its chain)
+    tls_key_file: str = ""  # PEM private key of tls_cert_file
+    tls_ca_file: str = ""  # PEM CA certificates that sign client certificates
+    tls_verify_peer: bool = False  # ask clients for a certificate and verify it against tls_ca_file
+    tls_fail_if_no_peer_cert: bool = False  # with tls_verify_peer: refuse clients without one
     fsync: str = "always"  # always | interval:<ms> | never
     log_level: str = "info"
     frame_max: int = limits.FRAME_MAX_BYTES

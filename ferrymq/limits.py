@@ -11,6 +11,7 @@ FRAME_MIN_BYTES = 4_096  # the spec's floor for frame_max
 CHANNEL_MAX = 2_047  # proposed in connection.tune
 HEARTBEAT_S = 60  # proposed in connection.tune
 HANDSHAKE_TIMEOUT_MS = 10_000  # a peer that never finishes the handshake is dropped
+TLS_HANDSHAKE_TIMEOUT_MS = 10_000  # a TLS client that never finishes its handshake is dropped
 FRAME_OVERHEAD_BYTES = 8  # type(1) + channel(2) + size(4) + end(1)
 
 # --- messages ---
@@ -73,6 +74,7 @@ KAFKA_NUM_PARTITIONS_DEFAULT = 1  # num.partitions, for auto-created topics
 KAFKA_FETCH_MAX_WAIT_MS = 30_000  # a long-polling fetch is answered at the latest after this
 KAFKA_SEGMENT_BYTES_MIN = 14  # segment.bytes floor (Kafka's); below it every batch would roll
 KAFKA_RETENTION_CHECK_MS = 5 * 60 * 1000  # log.retention.check.interval.ms
+KAFKA_CLEANER_BACKOFF_MS = 15_000  # log.cleaner.backoff.ms: the cleaner's pause when nothing is left
 KAFKA_GROUP_TICK_MS = 100  # group session timeouts are checked at least this often
 assert KAFKA_MESSAGE_MAX_BYTES < KAFKA_REQUEST_MAX_BYTES
 

@@ -32,7 +32,8 @@ def _fmt(v: float) -> str:
 class _Frame:
     """The plot area of one chart: data ranges and the scaling of data to SVG coordinates."""
 
-    def __init__(self, pts: list[tuple[float, float]], fx: Callable[[float], float], log_y: bool) -> None:
+    def __init__(self, pts: list[tuple[float, float]], fx: Callable[[float], float], log_y: bool,
+                 height: int = H) -> None:
         self.fx, self.log_y = fx, log_y
         x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
         ys = [p[1] for p in pts]
@@ -42,7 +43,7 @@ class _Frame:
         else:
             y0, y1 = min(0.0, min(ys)), max(ys) * 1.08 or 1.0
         self.x0, self.x1, self.y0, self.y1 = x0, (x1 if x1 > x0 else x0 + 1), y0, y1
-        self.pw, self.ph = W - PAD_L - PAD_R, H - PAD_T - PAD_B
+        self.pw, self.ph = W - PAD_L - PAD_R, height - PAD_T - PAD_B
 
     def sx(self, x: float) -> float:
         return PAD_L + (self.fx(x) - self.x0) / (self.x1 - self.x0) * self.pw
@@ -94,38 +95,46 @@ def _lines(f: _Frame, series: list[Series]) -> list[str]:
 
 
 def _markers(f: _Frame, markers: Sequence[tuple[float, str, str]]) -> list[str]:
-    out = []
-    for i, (x, label, color) in enumerate(markers):
+    """A dashed line per marker; each distinct label is written once (series share fault plans)."""
+    out, labelled = [], []
+    for x, label, color in markers:
         px = f.sx(x)
-        if PAD_L <= px <= PAD_L + f.pw:
-            y = PAD_T + 10 + (i % 4) * 11
-            out.append(f'<line x1="{px:.1f}" x2="{px:.1f}" y1="{PAD_T}" y2="{PAD_T + f.ph}" stroke="{color}" '
-                       f'stroke-dasharray="2,2"/><text x="{px + 2:.1f}" y="{y}" fill="{color}">'
-                       f'{html.escape(label)}</text>')
+        if not PAD_L <= px <= PAD_L + f.pw:
+            continue
+        out.append(f'<line x1="{px:.1f}" x2="{px:.1f}" y1="{PAD_T}" y2="{PAD_T + f.ph}" stroke="{color}" '
+                   f'stroke-dasharray="2,2"/>')
+        if label not in labelled:
+            y = PAD_T + 10 + (len(labelled) % 6) * 11
+            labelled.append(label)
+            out.append(f'<text x="{px + 2:.1f}" y="{y}" fill="{color}">{html.escape(label)}</text>')
     return out
 
 
 def line_chart(title: str, series: list[Series], x_label: str, y_label: str, *, log_y: bool = False,
                x_map: Callable[[float], float] | None = None,
                x_ticks: list[tuple[float, str]] | None = None,
-               markers: Sequence[tuple[float, str, str]] = ()) -> str:
+               markers: Sequence[tuple[float, str, str]] = (), legend_px: int = PAD_R) -> str:
     """One SVG chart; ``x_map`` transforms x before scaling (e.g. the percentile axis); ``markers``
-    are (x, label, color) vertical lines, such as the faults on a lab report's timeline."""
+    are (x, label, color) vertical lines, such as the faults on a lab report's timeline. A wider
+    ``legend_px`` leaves room for long labels; the chart grows taller to fit a long legend."""
     fx = x_map or (lambda x: x)
     pts = [(fx(x), y) for _, xs, ys, _, _ in series for x, y in zip(xs, ys) if y is not None]
     if log_y:
         pts = [(x, y) for x, y in pts if y > 0]
     if not pts:
         return f'<figure><figcaption>{html.escape(title)}: no data</figcaption></figure>'
-    f = _Frame(pts, fx, log_y)
+    height = max(H, PAD_T + 24 + 15 * len(series))
+    f = _Frame(pts, fx, log_y, height)
     pw, ph = f.pw, f.ph
-    out = [f'<figure><svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
-           f'viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="11">',
+    width = W - PAD_R + legend_px
+    out = [f'<figure><svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
            f'<text x="{PAD_L}" y="14" font-weight="bold">{html.escape(title)}</text>',
            f'<rect x="{PAD_L}" y="{PAD_T}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>']
     out += _y_axis(f)
     out += _x_axis(f, x_ticks, min(p[0] for p in pts))
-    out.append(f'<text x="{PAD_L + pw / 2}" y="{H - 6}" text-anchor="middle">{html.escape(x_label)}</text>'
+    out.append(f'<text x="{PAD_L + pw / 2}" y="{height - 6}" text-anchor="middle">'
+               f'{html.escape(x_label)}</text>'
                f'<text x="12" y="{PAD_T + ph / 2}" transform="rotate(-90 12 {PAD_T + ph / 2})" '
                f'text-anchor="middle">{html.escape(y_label)}</text>')
     out += _lines(f, series)

@@ -76,6 +76,8 @@ class RabbitNode:
     start_seconds: float = 0.0
     owns_dir: bool = False  # a temporary directory of our own: removed by stop()
     management_port: int = 0  # rabbitmq_management's HTTP port (0: the plugin is not enabled)
+    ssl_port: int = 0  # the AMQPS listener (0: started without tls)
+    tls_ca: str = ""  # the CA clients verify the node's certificate with
 
     @property
     def prometheus_url(self) -> str:
@@ -91,6 +93,11 @@ class RabbitNode:
     @property
     def amqp_url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
+
+    @property
+    def amqps_url(self) -> str:
+        assert self.ssl_port, "started without tls"
+        return f"amqps://guest:guest@localhost:{self.ssl_port}/%2F?cacertfile={self.tls_ca}"
 
     @property
     def log_path(self) -> Path:
@@ -160,7 +167,22 @@ def _group_alive(pgid: int) -> bool:
         return True
 
 
-def _node_files(base: Path, port: int, management_port: int = 0) -> Path:
+@dataclass(frozen=True)
+class NodeTls:
+    """PEM files for the node's AMQPS listener (RabbitMQ's ssl_options), and its port."""
+
+    port: int
+    cert: str
+    key: str
+    ca: str
+
+    def conf(self) -> str:
+        return (f"listeners.ssl.default = 127.0.0.1:{self.port}\nssl_options.certfile = {self.cert}\n"
+                f"ssl_options.keyfile = {self.key}\nssl_options.cacertfile = {self.ca}\n"
+                "ssl_options.verify = verify_none\nssl_options.fail_if_no_peer_cert = false\n")
+
+
+def _node_files(base: Path, port: int, management_port: int = 0, tls: NodeTls | None = None) -> Path:
     """The node's home (with an Erlang cookie), config and plugin list under ``base``: no plugins,
     or rabbitmq_management on ``management_port``."""
     home = base / "home"
@@ -177,7 +199,7 @@ def _node_files(base: Path, port: int, management_port: int = 0) -> Path:
     (base / "rabbitmq.conf").write_text(
         f"listeners.tcp.default = 127.0.0.1:{port}\n"
         "log.console = false\n"
-        "log.file.level = info\n" + management
+        "log.file.level = info\n" + management + (tls.conf() if tls else "")
     )
     (base / "rabbitmq-env.conf").write_text("")
     return home
@@ -213,7 +235,8 @@ def _await_amqp(node: RabbitNode, t0: float, timeout: float) -> RabbitNode:
             if node.process.poll() is not None:
                 raise RuntimeError(f"rabbitmq-server exited with {node.process.returncode}:\n"
                                    + _tail(node.log_path))
-            if answers_amqp(node.port) and (not node.management_port or _answers_http(node)):
+            if answers_amqp(node.port) and (not node.management_port or _answers_http(node)) \
+                    and (not node.ssl_port or _answers_tcp(node.ssl_port)):
                 node.start_seconds = time.monotonic() - t0
                 return node
             if time.monotonic() - t0 > timeout:
@@ -237,6 +260,14 @@ def _free_pair() -> int:
         return port
 
 
+def _answers_tcp(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), 0.5).close()
+        return True
+    except OSError:
+        return False
+
+
 def _answers_http(node: RabbitNode) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", node.management_port), 0.5) as sock:
@@ -247,10 +278,12 @@ def _answers_http(node: RabbitNode) -> bool:
 
 
 def start_rabbitmq(tmpdir: str | os.PathLike[str] | None = None,
-                   timeout: float = START_TIMEOUT_S, management: bool = False) -> RabbitNode:
+                   timeout: float = START_TIMEOUT_S, management: bool = False,
+                   tls: tuple[str, str, str] | None = None) -> RabbitNode:
     """Start a node with everything under ``tmpdir`` (None: a temporary directory, removed by
     ``stop()``); return once it answers the AMQP handshake (and, with ``management``, HTTP on
-    ``node.management_url``: rabbitmq_management enabled, guest/guest)."""
+    ``node.management_url``: rabbitmq_management enabled, guest/guest). ``tls`` (cert, key, CA
+    files) adds an AMQPS listener on ``node.ssl_port``."""
     script = server_script()
     if script is None:
         raise FileNotFoundError(f"rabbitmq-server not installed ({SERVER_SCRIPT} missing)")
@@ -263,8 +296,9 @@ def start_rabbitmq(tmpdir: str | os.PathLike[str] | None = None,
     while dist_port == port:
         dist_port = free_port()
     management_port = _free_pair() if management else 0
+    node_tls = NodeTls(free_port(), *tls) if tls else None
     nodename = f"ferrytest-{port}@localhost"
-    env = _node_env(base, _node_files(base, port, management_port), nodename, port, dist_port)
+    env = _node_env(base, _node_files(base, port, management_port, node_tls), nodename, port, dist_port)
     t0 = time.monotonic()
     with (base / "console.log").open("ab") as console:
         process = subprocess.Popen(
@@ -272,7 +306,8 @@ def start_rabbitmq(tmpdir: str | os.PathLike[str] | None = None,
             stderr=subprocess.STDOUT, start_new_session=True,
         )
     node = RabbitNode(port, dist_port, nodename, base, process, owns_dir=owns_dir,
-                      management_port=management_port)
+                      management_port=management_port, ssl_port=node_tls.port if node_tls else 0,
+                      tls_ca=node_tls.ca if node_tls else "")
     return _await_amqp(node, t0, timeout)
 
 

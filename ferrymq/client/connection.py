@@ -9,10 +9,11 @@ paths (``traffic.py``) take over the socket and ``buf`` afterwards.
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import unquote, urlparse
+from typing import Any, cast
+from urllib.parse import parse_qs, unquote, urlparse
 
 from pamqp import commands as c
 from pamqp.base import Frame
@@ -30,20 +31,110 @@ class BrokerClosed(RuntimeError):
 
 @dataclass(frozen=True)
 class AmqpUrl:
+    """``amqp://`` or ``amqps://`` (TLS; RabbitMQ's URI query parameters ``cacertfile``,
+    ``certfile``, ``keyfile`` and ``server_name_indication``; the server is always verified)."""
+
     host: str
     port: int
     user: str
     password: str
     vhost: str
+    tls: bool = False
+    cacertfile: str = ""
+    certfile: str = ""
+    keyfile: str = ""
+    server_name: str = ""
 
     @classmethod
     def parse(cls, url: str) -> AmqpUrl:
         u = urlparse(url)
-        if u.scheme not in ("amqp", ""):
-            raise ValueError(f"only amqp:// URLs are supported, not {url!r}")
+        if u.scheme not in ("amqp", "amqps", ""):
+            raise ValueError(f"only amqp:// and amqps:// URLs are supported, not {url!r}")
         vhost = unquote(u.path[1:]) if len(u.path) > 1 else "/"
-        return cls(u.hostname or "127.0.0.1", u.port or 5672, unquote(u.username or "guest"),
-                   unquote(u.password or "guest"), vhost)
+        query = {k: v[-1] for k, v in parse_qs(u.query).items()}
+        tls = u.scheme == "amqps"
+        return cls(u.hostname or "127.0.0.1", u.port or (5671 if tls else 5672),
+                   unquote(u.username or "guest"), unquote(u.password or "guest"), vhost, tls,
+                   query.get("cacertfile", ""),
+                   query.get("certfile", ""), query.get("keyfile", ""),
+                   query.get("server_name_indication", u.hostname or ""))
+
+    def tls_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=self.cacertfile or None)
+        if self.certfile:
+            ctx.load_cert_chain(self.certfile, self.keyfile or None)
+        return ctx
+
+
+class TlsSocket:
+    """TLS over a plain socket through memory BIOs, with the plain socket's read contract the hot
+    loops rely on (SO_RCVTIMEO and MSG_DONTWAIT raise BlockingIOError, as they act on the socket).
+
+    Why not ``SSLContext.wrap_socket``: an SSLSocket's recv returns one TLS record per call (so a
+    broker that sends one record per frame costs the generator a syscall per frame, which would
+    measure the generator instead of the broker), and on a blocking SSLSocket CPython retries
+    SSL_read after EAGAIN without end, spinning instead of timing out. Here one recv reads what the
+    kernel has and decrypts every whole record in it."""
+
+    def __init__(self, raw: socket.socket, ctx: ssl.SSLContext, server_name: str) -> None:
+        self.raw = raw
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = ctx.wrap_bio(self.incoming, self.outgoing, server_hostname=server_name)
+        while not self._handshake_step():
+            data = raw.recv(RECV_BYTES)
+            if not data:
+                raise ConnectionError("the broker closed the connection during the TLS handshake")
+            self.incoming.write(data)
+
+    def _handshake_step(self) -> bool:
+        try:
+            self.tls.do_handshake()
+            return True
+        except ssl.SSLWantReadError:
+            return False
+        finally:
+            self._flush()
+
+    def _flush(self) -> None:
+        out = self.outgoing.read()
+        if out:
+            self.raw.sendall(out)
+
+    def sendall(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[self.tls.write(view):]
+        self._flush()
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        while True:
+            plain = self._decrypted(size)
+            if plain:
+                return plain
+            data = self.raw.recv(RECV_BYTES, flags)
+            if not data:
+                return b""
+            self.incoming.write(data)
+
+    def _decrypted(self, size: int) -> bytes:
+        parts: list[bytes] = []
+        n = 0
+        while n < size:
+            try:
+                chunk = self.tls.read(size - n)
+            except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                break
+            if not chunk:
+                break
+            parts.append(chunk)
+            n += len(chunk)
+        return b"".join(parts)
+
+    def version(self) -> str | None:
+        return self.tls.version()
+
+    def __getattr__(self, name: str) -> Any:  # setsockopt, settimeout, fileno, close: the socket's
+        return getattr(self.raw, name)
 
 
 def set_recv_timeout(sock: socket.socket, seconds: float) -> None:
@@ -64,8 +155,11 @@ class Client:
                  nodelay: bool = True) -> None:
         self.url = AmqpUrl.parse(url)
         self.product = product
-        self.sock = socket.create_connection((self.url.host, self.url.port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, int(nodelay))
+        raw = socket.create_connection((self.url.host, self.url.port), timeout=timeout)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, int(nodelay))
+        self.sock = raw
+        if self.url.tls:  # duck-typed: the hot loops only recv, sendall and set options
+            self.sock = cast(socket.socket, TlsSocket(raw, self.url.tls_context(), self.url.server_name))
         self.reader = codec.FrameReader()
         self.buf = bytearray()  # bytes received after the last setup reply: the hot loop's
         self.frame_max = DEFAULT_FRAME_MAX

@@ -87,6 +87,13 @@ class Broker:
         ):
             raise AccessRefused("Login was refused")
 
+    def authenticate_external(self, username: str, *, loopback: bool) -> None:
+        """SASL EXTERNAL: the TLS layer proved the identity; the user must exist (RabbitMQ's
+        rabbitmq_auth_mechanism_ssl with the internal backend), no password is asked."""
+        known = username in self.users or username in self.password_hashes
+        if not known or (username in self.loopback_only_users and not loopback):
+            raise AccessRefused("Login was refused")
+
     # --- vhosts, users, permissions made by an operator: stored, so they survive a restart ------
 
     def create_vhost(self, name: str) -> VHost:

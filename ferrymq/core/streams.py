@@ -10,6 +10,7 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 
+from ferrymq.core.txns import PartitionTxns
 from ferrymq.kafka_codes import (
     DUPLICATE_SEQUENCE_NUMBER,
     INVALID_PRODUCER_EPOCH,
@@ -101,10 +102,11 @@ class ProducerState:
     its original offset, store nothing), or leaves a gap (out of order). A newer epoch restarts at 0.
     """
 
-    __slots__ = ("_producers",)
+    __slots__ = ("_producers", "txns")
 
     def __init__(self) -> None:
         self._producers: dict[int, _Producer] = {}
+        self.txns = PartitionTxns()  # the partition's open and aborted transactions
 
     def check(self, pid: int, epoch: int, seq: int, count: int) -> tuple[int, int]:
         """(verdict, original base offset for a duplicate else -1). Non-idempotent batches pass."""

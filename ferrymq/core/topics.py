@@ -165,8 +165,10 @@ class TopicRegistry:
             if "delete" not in t.spec.config("cleanup.policy"):
                 continue
             ms, size = t.spec.int_config("retention.ms"), t.spec.int_config("retention.bytes")
-            for lg in t.logs:
+            for lg, producers in zip(t.logs, t.producers):
                 removed += lg.apply_retention(now_ms, ms, size)
+                if producers.txns.aborted:
+                    producers.txns.forget_before(lg.start_offset)
         return removed
 
     def compacted(self) -> list[tuple[Any, int]]:

@@ -8,6 +8,7 @@ signal handlers, with WebSocket and streaming responses built in.
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -18,6 +19,7 @@ from ferrymq.http import routes
 from ferrymq.http.auth import basic_auth
 from ferrymq.http.plane import PLANE, Plane
 from ferrymq.http.responses import JSON, error, not_found
+from ferrymq.server.tls import create_server
 
 log = logging.getLogger("ferrymq.http")
 
@@ -54,6 +56,27 @@ def build_app(plane: Plane) -> web.Application:
     return app
 
 
+class TlsSite(web.BaseSite):
+    """An HTTPS site whose handshakes run in FerryMQ's TLS acceptor (a failed one is logged)."""
+
+    __slots__ = ("_host", "_port", "port")
+
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, ctx: ssl.SSLContext) -> None:
+        super().__init__(runner, ssl_context=ctx)
+        self._host, self._port, self.port = host, port, port
+
+    @property
+    def name(self) -> str:
+        return f"https://{self._host}:{self.port}"
+
+    async def start(self) -> None:
+        await super().start()
+        assert self._runner.server is not None and self._ssl_context is not None
+        self._server = await create_server(self._runner.server, self._host, self._port, self._ssl_context,
+                                           "HTTPS")
+        self.port = self._server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+
+
 class HttpServer:
     def __init__(self, plane: Plane) -> None:
         self.plane = plane
@@ -71,6 +94,13 @@ class HttpServer:
         await site.start()
         self.port = self._runner.addresses[0][1]
         return self.port
+
+    async def start_tls(self, host: str, port: int, ctx: ssl.SSLContext) -> int:
+        """The HTTPS listener: the same application (after ``start``)."""
+        assert self._runner is not None, "start the plain listener first"
+        site = TlsSite(self._runner, host, port, ctx)
+        await site.start()
+        return site.port
 
     async def stop(self) -> None:
         if self._runner is not None:

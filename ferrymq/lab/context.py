@@ -25,7 +25,7 @@ from ferrymq.lab import faults as faults_mod
 from ferrymq.lab.faults import FaultSpec
 from ferrymq.lab.recorder import Series
 from ferrymq.lab.targets import LabTarget
-from ferrymq.lab.worker import IDLE, IN_FLIGHT, PROCESSED, REDELIVERED, Worker
+from ferrymq.lab.worker import DEDUPED, IDLE, IN_FLIGHT, PROCESSED, REDELIVERED, Worker
 
 FAULT_GRACE_S = 30.0
 
@@ -59,7 +59,8 @@ class LabContext:
 
     async def worker(self, series: Series, queue: str, *, prefetch: int = 10, ack: str = "after",
                      work_ms: float = 0.0, fail: str = "requeue", name: str = "",
-                     arguments: str = "", observe: Callable[[int, int, int], None] | None = None) -> Worker:
+                     arguments: str = "", observe: Callable[[int, int, int], None] | None = None,
+                     options: tuple[str, ...] = ()) -> Worker:
         """A consumer process on ``queue`` whose receipts land in ``series``; faults address it as
         consumer N in the order workers were started. ``observe`` sees every record first (a driver's
         own per-consumer accounting: shares, idle time, one message's deliveries)."""
@@ -69,7 +70,7 @@ class LabContext:
                 "--work-ms", str(work_ms), "--fail", fail]
         if arguments:
             args += ["--arguments", arguments]
-        w = Worker(wname, args, on_record)
+        w = Worker(wname, [*args, *options], on_record)
         await w.start()
         self.workers.append(w)
         self.target.actors.consumers.append(w)
@@ -121,6 +122,8 @@ def _recording(series: Series, wname: str,
             series.received(a, b, kind == REDELIVERED)
         elif kind == IN_FLIGHT:
             series.gauge(f"in_flight:{wname}", a)
+        elif kind == DEDUPED:
+            series.count("deduplicated")
         else:
             series.count("failed")
 

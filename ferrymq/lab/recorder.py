@@ -21,7 +21,7 @@ from ferrymq.bench.histogram import new_histogram
 
 # The counters every series keeps, in the order reports show them.
 COUNTERS = ("sent", "confirmed", "publish_failed", "received", "acked", "failed", "redelivered", "retried",
-            "dead_lettered", "dropped", "drained", "errors")
+            "dead_lettered", "dropped", "drained", "errors", "deduplicated")
 CONFIRMED_BIT = 0x80
 COUNT_MASK = 0x7F
 

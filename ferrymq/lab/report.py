@@ -10,11 +10,17 @@ from typing import Any
 
 from ferrymq.bench.html_report import COLORS, Series, line_chart
 
+LEGEND_PX = 300  # series labels name a target and a variant: room for both
+
 CSS = ("body{font-family:sans-serif;margin:24px;max-width:1060px;color:#222}"
        "table{border-collapse:collapse;margin:8px 0;font-size:13px}"
        "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right} th{background:#f4f4f4}"
        "td:first-child{text-align:left} .what{background:#f3f7fb;border-left:4px solid #1f77b4;"
        "padding:8px 14px} .grid{display:flex;flex-wrap:wrap;gap:4px} pre{background:#f6f6f6;padding:8px}")
+
+
+def _chart(*args: Any, **kwargs: Any) -> str:
+    return line_chart(*args, legend_px=LEGEND_PX, **kwargs)
 
 
 def _color(i: int) -> str:
@@ -66,21 +72,21 @@ def charts(run: dict[str, Any]) -> list[str]:
             if s["totals"][what]:
                 settle.append((f"{name} {what}", tl["t"], tl[f"{what}_per_s"], c, what != "redelivered"))
     marks = _markers(run)
-    out = [line_chart("Throughput in and out", thr, "seconds", "msgs/s", markers=marks),
-           line_chart("Latency p50 / p99 / max (send to processing)", lat, "seconds", "ms", log_y=True,
+    out = [_chart("Throughput in and out", thr, "seconds", "msgs/s", markers=marks),
+           _chart("Latency p50 / p99 / max (send to processing)", lat, "seconds", "ms", log_y=True,
                       markers=marks),
-           line_chart("Queue depth / consumer lag", _gauge_series(run, "depth") + _gauge_series(run, "lag"),
+           _chart("Queue depth / consumer lag", _gauge_series(run, "depth") + _gauge_series(run, "lag"),
                       "seconds", "messages", markers=marks)]
     inflight = _gauge_series(run, "in_flight")
     if inflight:
-        out.append(line_chart("In flight per consumer (prefetched, waiting)", inflight, "seconds", "messages",
+        out.append(_chart("In flight per consumer (prefetched, waiting)", inflight, "seconds", "messages",
                               markers=marks))
     if settle:
-        out.append(line_chart("Redeliveries, failures, retries, dead letters", settle, "seconds", "per s",
+        out.append(_chart("Redeliveries, failures, retries, dead letters", settle, "seconds", "per s",
                               markers=marks))
     for g in sorted({g.split(":")[0] for s in run["series"] for g in s["timeline"]["gauges"]}
                     - {"depth", "lag", "in_flight"}):
-        out.append(line_chart(g.replace("_", " "), _gauge_series(run, g), "seconds", g, markers=marks))
+        out.append(_chart(g.replace("_", " "), _gauge_series(run, g), "seconds", g, markers=marks))
     return out
 
 

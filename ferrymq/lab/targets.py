@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
 import socket
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -30,8 +28,13 @@ from ferrymq.lab.disk import Disk, DiskError
 from ferrymq.lab.faults import NETWORK, Actors, FaultSpec
 from ferrymq.lab.faulty_serve import CONTROL_ENV, FsyncSwitch
 from ferrymq.lab.proxy import Proxy
+from ferrymq.lab.signals import Signalled
 
 MODES = {"ferrymq": "amqp", "ferrymq-kafka": "kafka", "rabbitmq": "amqp"}
+# A lab-started FerryMQ applies retention and runs the log cleaner every second (Kafka's defaults,
+# 5 min and 15 s, would leave a minute's run showing neither); topics without retention or
+# compaction configured are untouched either way.
+UPKEEP_ENV = {"FERRYMQ_KAFKA_RETENTION_CHECK_MS": "1000", "FERRYMQ_KAFKA_CLEANER_BACKOFF_MS": "1000"}
 DISK_MIB = 256  # the disk-full fault's tmpfs: above FerryMQ's default free-disk alarm (50 MB)
 
 
@@ -117,13 +120,13 @@ async def _ferrymq(name: str, spec: str, mode: str, fsync: str,
           _data_disk(Path(tmp) / "data", "disk-full" in actions) as disk):
         ports = [free_port() for _ in range(3)]
         switch = FsyncSwitch(str(Path(tmp) / "fail-fsync")) if "fsync-error" in actions else None
-        env = {CONTROL_ENV: switch.control} if switch else {}
+        env = {**UPKEEP_ENV, **({CONTROL_ENV: switch.control} if switch else {})}
         advertised = free_port() if mode == "kafka" and actions & set(NETWORK) else 0
         if advertised:  # Kafka clients must come back through the fault proxy after bootstrap
             env["FERRYMQ_KAFKA_ADVERTISED_PORT"] = str(advertised)
         proc = BrokerProcess(Path(tmp) / "data", ports[0], fsync, Path(tmp) / "broker.log",
                              kafka_port=ports[1], http_port=ports[2],
-                             module="ferrymq.lab.faulty_serve" if switch else "", env=env or None)
+                             module="ferrymq.lab.faulty_serve" if switch else "", env=env)
         await asyncio.to_thread(proc.start)
         target = LabTarget(name, spec, mode, f"amqp://guest:guest@127.0.0.1:{ports[0]}/%2F",
                            f"127.0.0.1:{ports[1]}", f"http://127.0.0.1:{ports[2]}", proc.pid,
@@ -184,24 +187,14 @@ async def behind_proxy(target: LabTarget, rng: Rng) -> AsyncIterator[LabTarget]:
         await proxy.close()
 
 
-class _RabbitBroker:
+class _RabbitBroker(Signalled):
     """SIGSTOP/SIGCONT of the Erlang VM; kill -9 with no restart (the node's start picks new ports)."""
 
     def __init__(self, node: Any) -> None:
         self.node = node
 
-    def _signal(self, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.node.pid, sig)
-
-    def kill9(self) -> None:
-        self._signal(signal.SIGKILL)
-
-    def pause(self) -> None:
-        self._signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        self._signal(signal.SIGCONT)
+    def signalled_pid(self) -> int:
+        return int(self.node.pid)
 
 
 @contextlib.asynccontextmanager

@@ -5,10 +5,12 @@ does (prefetched messages wait their turn: that is how prefetch hoards work).
 
 Receipts are 17-byte records on stdout: kind (1 processed, 2 processed and redelivered, 3 the
 in-flight gauge, 4 failed, 5 the idle gauge: milliseconds spent waiting for a delivery so far, 6
-failed on a redelivery), the message id (or the gauge's value) and its send time. ``--ack``
+failed on a redelivery, 7 skipped by the idempotent store), the message id (or the gauge's value)
+and its send time. ``--ack``
 says when the ack goes: ``after`` processing (at-least-once), ``before`` it (at-most-once: a
 crash loses what was taken), or ``auto`` (the broker's no-ack mode). Commands on stdin:
-``slow <ms>`` changes the extra time per message.
+``slow <ms>`` changes the extra time per message. ``--effect-at mid`` puts the effect between two
+halves of the work, ``--dedupe PATH`` makes the consumer idempotent (``ferrymq.lab.effects``).
 """
 
 from __future__ import annotations
@@ -24,17 +26,20 @@ from collections.abc import Callable
 from typing import Any
 
 from ferrymq.lab import body
+from ferrymq.lab.effects import EffectStore
+from ferrymq.lab.signals import Signalled
 
 RECORD = struct.Struct(">BQQ")
-PROCESSED, REDELIVERED, IN_FLIGHT, FAILED, IDLE, FAILED_REDELIVERED = 1, 2, 3, 4, 5, 6
+PROCESSED, REDELIVERED, IN_FLIGHT, FAILED, IDLE, FAILED_REDELIVERED, DEDUPED = 1, 2, 3, 4, 5, 6, 7
 GAUGE_EVERY_S = 0.25
 
 
-class Worker:
+class Worker(Signalled):
     """The lab's handle on one worker process: start, kill -9, stop/continue, slow, restart."""
 
-    def __init__(self, name: str, args: list[str], on_record: Callable[[int, int, int], None]) -> None:
-        self.name, self.args, self.on_record = name, args, on_record
+    def __init__(self, name: str, args: list[str], on_record: Callable[[int, int, int], None],
+                 module: str = "ferrymq.lab.worker") -> None:
+        self.name, self.args, self.on_record, self.module = name, args, on_record, module
         self.proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self.extra_ms = 0.0
@@ -43,7 +48,7 @@ class Worker:
     async def start(self, timeout_s: float = 30.0) -> None:
         self.ready.clear()
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ferrymq.lab.worker", *self.args, stdin=asyncio.subprocess.PIPE,
+            sys.executable, "-m", self.module, *self.args, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
         self._reader = asyncio.create_task(self._read(self.proc))
         if self.extra_ms:
@@ -63,19 +68,8 @@ class Worker:
     def pid(self) -> int:
         return self.proc.pid if self.proc is not None else 0
 
-    def _signal(self, sig: int) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.proc.pid, sig)
-
-    def kill9(self) -> None:
-        self._signal(signal.SIGKILL)
-
-    def pause(self) -> None:
-        self._signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        self._signal(signal.SIGCONT)
+    def signalled_pid(self) -> int:
+        return self.proc.pid if self.proc is not None and self.proc.returncode is None else 0
 
     def slow(self, ms: float) -> None:
         self.extra_ms = ms
@@ -112,6 +106,9 @@ def _args(argv: list[str]) -> argparse.Namespace:
                     help="what a failing message gets (header lab-fail: every time; lab-fail-once: its "
                          "first delivery)")
     ap.add_argument("--arguments", default="", help="consume arguments as key=value,...")
+    ap.add_argument("--effect-at", choices=("end", "mid"), default="end",
+                    help="the effect after the work, or between its two halves")
+    ap.add_argument("--dedupe", default="", help="an idempotent consumer: processed ids in this SQLite file")
     return ap.parse_args(argv)
 
 
@@ -139,13 +136,15 @@ async def _commands(state: dict[str, float]) -> None:
     os._exit(0)  # stdin closed: the lab that started this worker is gone, so is its worker
 
 
-async def _process(msg: Any, args: argparse.Namespace, out: _Out, state: dict[str, float]) -> None:
+async def _process(msg: Any, args: argparse.Namespace, out: _Out, state: dict[str, float],
+                   store: EffectStore | None = None) -> None:
     ids = body.decode(msg.body)
     if args.ack == "before":
         await msg.ack()
     delay = (args.work_ms + state["extra_ms"]) / 1000.0
-    if delay:
-        await asyncio.sleep(delay)
+    after = delay / 2.0 if args.effect_at == "mid" else 0.0
+    if delay - after:
+        await asyncio.sleep(delay - after)
     if ids is None:
         if args.ack == "after":
             await msg.ack()
@@ -156,8 +155,13 @@ async def _process(msg: Any, args: argparse.Namespace, out: _Out, state: dict[st
         if args.ack == "after":
             await msg.nack(requeue=args.fail == "requeue")
         return
-    out.put(REDELIVERED if msg.redelivered else PROCESSED, ids[0], ids[1])
+    kind = REDELIVERED if msg.redelivered else PROCESSED
+    if store is not None and not store.apply(ids[0]):
+        kind = DEDUPED
+    out.put(kind, ids[0], ids[1])
     out.flush()  # the effect is on record before the ack leaves: at-least-once means what it says
+    if after:
+        await asyncio.sleep(after)
     if args.ack == "after":
         await msg.ack()
 
@@ -185,13 +189,14 @@ async def _main(args: argparse.Namespace) -> None:
             await asyncio.sleep(GAUGE_EVERY_S)
 
     background.append(asyncio.create_task(gauges()))
+    store = EffectStore(args.dedupe) if args.dedupe else None
     while True:
         state["waiting_since"] = loop.time()  # idle: nothing prefetched, waiting on the next delivery
         msg = await inbox.get()
         state["idle_s"] += loop.time() - state["waiting_since"]
         state["waiting_since"] = 0.0
         try:
-            await _process(msg, args, out, state)
+            await _process(msg, args, out, state, store)
         except Exception:  # an ack on a connection that broke: the broker redelivers, robustly reconnected
             pass
         out.flush()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import signal
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -21,6 +23,7 @@ from ferrymq.server.commit import CommitPipeline
 from ferrymq.server.durability import Durability
 from ferrymq.server.kafka.server import KafkaServer
 from ferrymq.server.streams import Streams
+from ferrymq.server.tls import server_context, tls_wanted
 from ferrymq.storage.commit import FsyncPolicy
 
 log = logging.getLogger("ferrymq")
@@ -38,6 +41,9 @@ class Running:
     kafka_port: int = 0
     http: HttpServer | None = None
     http_port: int = 0
+    amqps_port: int = 0  # the TLS listeners: 0 when off
+    kafka_ssl_port: int = 0
+    https_port: int = 0
 
 
 class ListenerError(Exception):
@@ -115,6 +121,7 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
     """The `serve` stack: one clock (SystemClock unless given), one commit pipeline, three listeners."""
     raise_fd_limit()
     clock = clock or SystemClock()
+    tls = server_context(settings) if tls_wanted(settings) else None  # a bad file: before any store opens
     running = open_stores(settings, asyncio.get_running_loop(), clock)
     running.amqp_port = await listen("AMQP 0-9-1", "--amqp-port", settings.host, settings.amqp_port,
                                      running.amqp.start)
@@ -130,12 +137,41 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
                                     settings, clock, running.durability, running.kafka))
     running.http_port = await listen("HTTP", "--http-port", settings.host, settings.http_port,
                                      running.http.start)
+    if tls is not None:
+        await start_tls_listeners(settings, running, tls)
     tune_gc()
     log.info("AMQP 0-9-1 listening on %s:%d", settings.host, running.amqp_port)
     log.info("Kafka listening on %s:%d", settings.host, running.kafka_port)
     log.info("HTTP (management API, /metrics, dashboard) on http://%s:%d/", settings.host,
              running.http_port)
     return running
+
+
+def any_free(port: int) -> int:
+    """A TLS port of 0 is off, so -1 asks for any free port (tests, as 0 does for plain listeners)."""
+    return 0 if port < 0 else port
+
+
+async def start_tls_listeners(settings: Settings, running: Running, ctx: ssl.SSLContext) -> None:
+    """AMQPS, Kafka SSL and HTTPS, each only when its port is set, all with the one context."""
+    host = settings.host
+    if settings.amqps_port:
+        running.amqps_port = await listen("AMQPS", "--amqps-port", host, any_free(settings.amqps_port),
+                                          functools.partial(running.amqp.start_tls, ctx=ctx))
+        log.info("AMQP 0-9-1 over TLS listening on %s:%d", host, running.amqps_port)
+    if settings.kafka_ssl_port and running.kafka is not None:
+        try:
+            running.kafka_ssl_port = await listen(
+                "Kafka SSL", "--kafka-ssl-port", host, any_free(settings.kafka_ssl_port),
+                functools.partial(running.kafka.start_tls, ctx=ctx))
+            log.info("Kafka SSL and SASL_SSL listening on %s:%d", host, running.kafka_ssl_port)
+        except ListenerError as exc:  # as for the plain Kafka port: AMQP keeps working
+            log.error("%s", exc)
+    if settings.https_port and running.http is not None:
+        running.https_port = await listen("HTTPS", "--https-port", host, any_free(settings.https_port),
+                                          functools.partial(running.http.start_tls, ctx=ctx))
+        log.info("HTTPS (management API, SQS, /metrics, dashboard) on https://%s:%d/", host,
+                 running.https_port)
 
 
 async def serve(

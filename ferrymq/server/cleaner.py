@@ -14,6 +14,7 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
+from ferrymq import limits
 from ferrymq.core.clock import Clock
 from ferrymq.core.topics import TopicRegistry
 from ferrymq.protocols.kafka import compaction
@@ -23,7 +24,7 @@ from ferrymq.storage.stream_log import StreamLog
 log = logging.getLogger("ferrymq.kafka")
 RECORD_CODEC = RecordCodec(compaction.keys, compaction.filter_batch)
 
-CLEANER_BACKOFF_MS = 15_000  # Kafka's log.cleaner.backoff.ms: the pause when nothing is left to clean
+CLEANER_BACKOFF_MS = limits.KAFKA_CLEANER_BACKOFF_MS  # Kafka's log.cleaner.backoff.ms
 
 
 class LogCleaner:

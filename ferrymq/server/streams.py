@@ -12,7 +12,6 @@ import logging
 import tempfile
 from pathlib import Path
 
-from ferrymq import limits
 from ferrymq.config import Settings
 from ferrymq.core.clock import Clock
 from ferrymq.core.topics import TopicRegistry
@@ -27,6 +26,8 @@ class Streams:
 
     def __init__(self, settings: Settings, clock: Clock) -> None:
         self.clock = clock
+        self.retention_check_ms = settings.kafka_retention_check_ms
+        self.cleaner_backoff_ms = settings.kafka_cleaner_backoff_ms
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if settings.data_dir:
             self.base = Path(settings.data_dir)
@@ -46,8 +47,8 @@ class Streams:
     def start(self) -> None:
         """Retention every ``log.retention.check.interval.ms``; the cleaner in its thread."""
         loop = asyncio.get_running_loop()
-        self._retention_timer = loop.call_later(limits.KAFKA_RETENTION_CHECK_MS / 1000, self._retention)
-        self.cleaner = LogCleaner(self.topics, self.clock)
+        self._retention_timer = loop.call_later(self.retention_check_ms / 1000, self._retention)
+        self.cleaner = LogCleaner(self.topics, self.clock, self.cleaner_backoff_ms)
         self.cleaner.start()
 
     def _retention(self) -> None:
@@ -55,7 +56,7 @@ class Streams:
         if removed:
             log.info("retention removed %d stream segment(s)", removed)
         loop = asyncio.get_running_loop()
-        self._retention_timer = loop.call_later(limits.KAFKA_RETENTION_CHECK_MS / 1000, self._retention)
+        self._retention_timer = loop.call_later(self.retention_check_ms / 1000, self._retention)
 
     async def stop(self) -> None:
         if self._retention_timer is not None:

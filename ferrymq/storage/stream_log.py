@@ -110,6 +110,14 @@ class StreamLog(SegmentedLog):
                 break
         return out
 
+    def batch_headers(self) -> list[bytes]:
+        """Every batch's header, oldest first (transaction state is rebuilt from them)."""
+        out: list[bytes] = []
+        for seg in list(self._segments):
+            if seg.count:
+                out += seg.heads(seg.count)
+        return out
+
     def offset_for_time(self, ts: int) -> int | None:
         for seg in self._segments:
             if seg.count and seg.max_timestamp >= ts:

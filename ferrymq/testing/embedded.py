@@ -63,6 +63,22 @@ class EmbeddedBroker:
     def amqp_url(self) -> str:
         return f"amqp://guest:guest@{self.settings.host}:{self.amqp_port}/%2F"
 
+    @property
+    def amqps_port(self) -> int:
+        """The AMQPS listener's port (``amqps_port=-1`` and the tls_* settings turn it on)."""
+        assert self.running is not None, "broker not started"
+        return self.running.amqps_port
+
+    @property
+    def kafka_ssl_port(self) -> int:
+        assert self.running is not None, "broker not started"
+        return self.running.kafka_ssl_port
+
+    @property
+    def https_port(self) -> int:
+        assert self.running is not None, "broker not started"
+        return self.running.https_port
+
     def start(self) -> EmbeddedBroker:
         self._thread.start()
         self._ready.wait(30)

@@ -53,6 +53,7 @@ def test_network_delay_and_a_cut_go_through_the_proxy_and_lose_nothing(tmp_path:
     assert s["totals"]["redelivered"] > s["totals"]["failed"]
 
 
+@pytest.mark.timeout(240)  # 64 KiB bodies onto a tmpfs, then the settle: slow when the cores are shared
 def test_a_full_disk_refuses_what_it_cannot_store_and_loses_nothing_confirmed(tmp_path: Path) -> None:
     from ferrymq.lab.disk import Disk
 

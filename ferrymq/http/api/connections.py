@@ -17,6 +17,7 @@ from aiohttp import web
 from ferrymq.http import listing
 from ferrymq.http.plane import PLANE
 from ferrymq.http.responses import no_content, not_found, ok
+from ferrymq.server.tls import tls_details
 
 if TYPE_CHECKING:
     from ferrymq.core.channel import Channel
@@ -61,7 +62,8 @@ def connection_json(conn: AMQPConnection) -> dict[str, Any]:
         "channel_max": codec.channel_max, "frame_max": codec.frame_max, "timeout": codec.heartbeat,
         "client_properties": jsonable(getattr(codec, "client_properties", {}) or {}),
         "connected_at": conn.connected_at, "send_oct": conn.send_oct, "recv_oct": conn.recv_oct,
-        "send_pend": 0, "ssl": False, "auth_mechanism": getattr(codec, "_mechanism", "") or "PLAIN",
+        "send_pend": 0, "auth_mechanism": getattr(codec, "_mechanism", "") or "PLAIN",
+        **tls_details(conn.transport),
     }
 
 
@@ -139,7 +141,7 @@ def kafka_connections(request: web.Request) -> list[dict[str, Any]]:
         out.append({"name": f"{peer[0]}:{peer[1]} -> {local[0]}:{local[1]}", "node": NODE,
                     "type": "network", "protocol": "Kafka", "user": "", "vhost": None,
                     "host": local[0], "port": local[1], "peer_host": peer[0], "peer_port": peer[1],
-                    "state": "running", "channels": 0, "ssl": False,
+                    "state": "running", "channels": 0, **tls_details(transport),
                     "client_properties": {"client_id": conn.peer_client_id}})
     return out
 

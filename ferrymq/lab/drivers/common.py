@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from ferrymq.lab import amqp
 from ferrymq.lab.recorder import CONFIRMED_BIT, Series
 
 SETTLE_S = 60.0  # after the load: how long consumers get, at most, to take what was confirmed
-STALL_S = 3.0  # ... and how long without a single receipt before the settle gives up
+# ... and how long without a single receipt before it gives up: longer than a broker restart on a
+# loaded machine (a whole process start) and than a rebalance after it
+STALL_S = 15.0
 
 
 async def declare_queue(url: str, name: str, arguments: dict[str, Any] | None = None,
@@ -84,16 +86,21 @@ async def drain(series: Series, url: str, queue: str, idle_s: float = 1.0) -> in
 
 
 @contextlib.asynccontextmanager
-async def sampling(series: Series, url: str, queues: list[str]) -> AsyncIterator[None]:
-    """Sample the queues' depth into the series while the block runs."""
+async def in_background(sampler: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> AsyncIterator[None]:
+    """Run ``sampler(stop)`` while the block runs; stop it and wait for it after."""
     stop = asyncio.Event()
-    task = asyncio.create_task(amqp.sample_depth(series, url, queues, stop))
+    task = asyncio.create_task(sampler(stop))
     try:
         yield
     finally:
         stop.set()
         with contextlib.suppress(Exception):
             await task
+
+
+def sampling(series: Series, url: str, queues: list[str]) -> contextlib.AbstractAsyncContextManager[None]:
+    """Sample the queues' depth into the series while the block runs."""
+    return in_background(lambda stop: amqp.sample_depth(series, url, queues, stop))
 
 
 def lost_ids(series: Series, most: int = 20) -> list[int]:

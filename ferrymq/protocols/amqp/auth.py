@@ -3,6 +3,8 @@
 PLAIN is ``authzid NUL username NUL password`` (RFC 4616; clients send an empty authzid).
 AMQPLAIN is a field table with longstr LOGIN and PASSWORD entries, sent *without* the table's
 4-byte length prefix (RabbitMQ parses the response bytes as the table body).
+EXTERNAL (offered only on a TLS connection with a verified client certificate) carries no
+credentials: the identity is the certificate's, which the connection's handler knows.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ def credentials(mechanism: str, response: bytes) -> tuple[str, str]:
         if not isinstance(login, str | bytes) or not isinstance(password, str | bytes):
             raise ValueError("AMQPLAIN auth info is missing LOGIN or PASSWORD field")
         return _text(login), _text(password)
+    if mechanism == "EXTERNAL":
+        return "", ""
     raise ValueError(f"unsupported authentication mechanism {mechanism!r}")
 
 

@@ -24,6 +24,7 @@ LOG_OVERHEAD_BYTES = 12  # baseOffset + batchLength: what batchLength does not c
 MAGIC_V2 = 2
 _HEAD = struct.Struct(">qiibIhiqqqhii")
 _BASE = struct.Struct(">q")
+_FRAME = struct.Struct(">qi")  # baseOffset, batchLength
 ATTR_CODEC_MASK = 0x07
 ATTR_TRANSACTIONAL = 0x10
 ATTR_CONTROL = 0x20
@@ -101,3 +102,28 @@ def producer_run(head: bytes | bytearray | memoryview) -> tuple[int, int, int, i
     idempotent-producer state is rebuilt from at start-up, as Kafka rebuilds it from the log."""
     base, _l, _e, _m, _c, _a, last_delta, _t, _mt, pid, epoch, seq, _n = header(head)
     return pid, epoch, seq, last_delta + 1, base
+
+
+def batches_below(data: bytes, offset: int) -> bytes:
+    """The leading whole batches of ``data`` that start below ``offset`` (a read_committed fetch
+    stops at the last stable offset): one header read per batch, none per record."""
+    pos, end = 0, len(data)
+    while pos + LOG_OVERHEAD_BYTES <= end:
+        base, length = _FRAME.unpack_from(data, pos)
+        if base >= offset:
+            break
+        pos += LOG_OVERHEAD_BYTES + length
+    return data if pos >= end else data[:pos]
+
+
+def end_offset(data: bytes) -> int:
+    """The offset after the last whole batch of ``data`` (-1 if none): how a reader steps past
+    batches that hold nothing for it (transaction markers), by headers alone."""
+    pos, end, after = 0, len(data), -1
+    while pos + HEADER_BYTES <= end:
+        base, length, _e, _m, _c, _a, last_delta = _HEAD.unpack_from(data, pos)[:7]
+        if pos + LOG_OVERHEAD_BYTES + length > end:
+            break
+        after = base + last_delta + 1
+        pos += LOG_OVERHEAD_BYTES + length
+    return after

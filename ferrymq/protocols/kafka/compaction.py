@@ -15,7 +15,7 @@ from collections.abc import Callable
 import cramjam
 import crc32c
 
-from ferrymq.protocols.kafka.batch import _HEAD, HEADER_BYTES
+from ferrymq.protocols.kafka.batch import _HEAD, ATTR_TRANSACTIONAL, HEADER_BYTES
 from ferrymq.protocols.kafka.compression import GZIP, LZ4, SNAPPY, ZSTD, decompress
 from ferrymq.protocols.kafka.records import _Cursor
 
@@ -50,12 +50,18 @@ def scan(batch: bytes) -> tuple[bytes, list[ScannedRecord]]:
 
 
 def keys(batch: bytes) -> list[tuple[int, bytes | None]]:
-    """(offset, key) of every record: what the cleaner's offset map is built from."""
+    """(offset, key) of every record: what the cleaner's offset map is built from. Transactional
+    batches (markers and records) stay out of it and are kept whole: the cleaner does not know
+    which transactions aborted, and an aborted record must never supersede a committed one."""
+    if _HEAD.unpack_from(batch)[5] & ATTR_TRANSACTIONAL:
+        return []
     return [(r[0], r[2]) for r in scan(batch)[1]]
 
 
 def filter_batch(batch: bytes, retain: Retain) -> bytes | None:
     """The batch with only the records ``retain`` keeps: the same bytes if all stay, None if none."""
+    if _HEAD.unpack_from(batch)[5] & ATTR_TRANSACTIONAL:
+        return batch
     body, records = scan(batch)
     kept = [r for r in records if retain(r[0], r[1], r[2], r[3])]
     if len(kept) == len(records):

@@ -40,6 +40,8 @@ class PartitionData:
     high_watermark: int = -1
     log_start_offset: int = -1
     records: list[bytes] = field(default_factory=list)  # byte runs of whole batches
+    last_stable_offset: int = -1  # -1: the high watermark (no transaction open)
+    aborted: list[tuple[int, int]] | None = None  # read_committed: (producer id, first offset) each
 
     @property
     def size(self) -> int:
@@ -84,12 +86,18 @@ def encode_fetch_response(version: int, topics: list[tuple[str, list[PartitionDa
         out.append(string(name) + I32.pack(len(parts)))
         for p in parts:
             head = I32.pack(p.partition) + I16.pack(p.error_code) + I64.pack(p.high_watermark)
-            head += I64.pack(p.high_watermark)  # last stable offset: no transactions are open
+            head += I64.pack(p.high_watermark if p.last_stable_offset < 0 else p.last_stable_offset)
             if version >= 5:
                 head += I64.pack(p.log_start_offset)
-            head += I32.pack(-1)  # aborted_transactions: null
+            head += _aborted(p.aborted)
             if version >= 11:
                 head += I32.pack(-1)
             out.append(head + I32.pack(p.size))
             out.extend(p.records)
     return out
+
+
+def _aborted(aborted: list[tuple[int, int]] | None) -> bytes:
+    if aborted is None:
+        return I32.pack(-1)
+    return I32.pack(len(aborted)) + b"".join(I64.pack(pid) + I64.pack(first) for pid, first in aborted)

@@ -10,6 +10,7 @@ same format and the same commit (``commit_offsets``) over the core's Coordinator
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from ferrymq.core.clock import Clock
@@ -25,6 +26,22 @@ READ_BYTES = 4 * 1024 * 1024
 Wanted = list[tuple[str, list[tuple[int, int, str | None]]]]
 
 
+def stored_records(log: PartitionLog) -> Iterator[tuple[bytes | None, bytes | None]]:
+    """(key, value) of every record of one of the broker's own internal logs, oldest first."""
+    offset = log.start_offset
+    while offset < log.next_offset:
+        data = log.read(offset, READ_BYTES)
+        if not data:
+            return
+        before = offset
+        for off, _ts, key, value, _h in decode_batches(data):
+            if off >= offset:
+                yield key, value
+            offset = max(offset, off + 1)
+        if offset == before:  # nothing readable past it (only control batches): the end
+            return
+
+
 class OffsetsLog:
     def __init__(self, log: PartitionLog, clock: Clock) -> None:
         self.log = log
@@ -32,17 +49,11 @@ class OffsetsLog:
 
     def load(self, coordinator: Coordinator) -> int:
         latest: dict[tuple[str, str, int], tuple[int, str]] = {}
-        offset = self.log.start_offset
-        while offset < self.log.next_offset:
-            data = self.log.read(offset, READ_BYTES)
-            if not data:
-                break
-            for off, _ts, key, value, _h in decode_batches(data):
-                if key is not None and value is not None and off >= offset:
-                    g, t, p = json.loads(key)
-                    o, m = json.loads(value)
-                    latest[(g, t, p)] = (o, m)
-                offset = max(offset, off + 1)
+        for key, value in stored_records(self.log):
+            if key is not None and value is not None:
+                g, t, p = json.loads(key)
+                o, m = json.loads(value)
+                latest[(g, t, p)] = (o, m)
         for (g, t, p), (o, m) in latest.items():
             coordinator.commit(g, t, p, o, m)
         return len(latest)

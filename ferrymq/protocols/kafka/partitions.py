@@ -2,10 +2,12 @@
 nor event loop, shared by the server's Kafka front end and the simulator.
 
 Produce, per partition: the topic is looked up (or auto-created), each batch is validated (header,
-CRC, size), checked against the partition's idempotent-producer state, numbered in place and
-appended with one write; the commit pipeline is told (its reply must wait for the fsync) and every
-reader is told (``TopicRegistry.appended``). Fetch: whole stored batches from the offset asked, within
-the request's byte budget. No record inside a batch is looked at, on either path.
+CRC, size), checked against the partition's idempotent-producer state (and a transactional one
+against its producer's open transaction), numbered in place and appended with one write; the commit
+pipeline is told (its reply must wait for the fsync) and every reader is told
+(``TopicRegistry.appended``). Fetch: whole stored batches from the offset asked, within the
+request's byte budget; read_committed stops at the last stable offset and lists the aborted
+transactions. No record inside a batch is looked at, on either path.
 """
 
 from __future__ import annotations
@@ -17,13 +19,29 @@ from ferrymq.core import streams
 from ferrymq.core.streams import ProducerState
 from ferrymq.core.topics import Topic, TopicRegistry
 from ferrymq.protocols.kafka import errors
-from ferrymq.protocols.kafka.batch import BatchError, BatchInfo, assign_offsets, producer_run, validate
+from ferrymq.protocols.kafka.batch import (
+    ATTR_CONTROL,
+    ATTR_TRANSACTIONAL,
+    BatchError,
+    BatchInfo,
+    assign_offsets,
+    batches_below,
+    producer_run,
+    validate,
+)
 from ferrymq.protocols.kafka.fetch import FetchRequest, PartitionData
 from ferrymq.protocols.kafka.produce import PartitionResult, ProduceRequest
 
+READ_COMMITTED = 1  # Fetch and ListOffsets isolation_level
 PRODUCER_STATE_BATCHES = 10_000  # batch headers read back per partition at start-up (a few ms)
 ProduceResults = list[tuple[str, list[PartitionResult]]]
 FetchResults = list[tuple[str, list[PartitionData]]]
+
+
+class TxnGate(Protocol):
+    """The transaction coordinator as a produce sees it (core.txns.TxnCoordinator)."""
+
+    def check_produce(self, pid: int, epoch: int, partition: tuple[str, int]) -> int: ...
 
 
 class AppendSink(Protocol):
@@ -46,8 +64,10 @@ def producers_from(lg: Any) -> ProducerState:
 # --- produce -------------------------------------------------------------------------------------
 
 
-def produce(topics: TopicRegistry, req: ProduceRequest, sink: AppendSink) -> ProduceResults:
-    """Append every partition's batches of a decoded Produce request; one result per partition."""
+def produce(topics: TopicRegistry, req: ProduceRequest, sink: AppendSink,
+            txns: TxnGate | None = None) -> ProduceResults:
+    """Append every partition's batches of a decoded Produce request; one result per partition.
+    Transactional batches are checked by ``txns`` (refused when there is none)."""
     results: ProduceResults = []
     bad_acks = req.acks not in (0, 1, -1)
     for name, parts in req.topics:
@@ -62,7 +82,7 @@ def produce(topics: TopicRegistry, req: ProduceRequest, sink: AppendSink) -> Pro
             elif records is None:
                 res.error_code = errors.CORRUPT_MESSAGE
             else:
-                _append(topics, topic, index, records, res, sink)
+                _append(topics, topic, index, records, res, sink, txns)
             out.append(res)
         results.append((name, out))
     return results
@@ -77,7 +97,7 @@ def fail_unstored(results: ProduceResults) -> None:
 
 
 def _append(topics: TopicRegistry, topic: Topic, index: int, records: bytearray, res: PartitionResult,
-            sink: AppendSink) -> None:
+            sink: AppendSink, txns: TxnGate | None) -> None:
     lg = topic.logs[index]
     res.log_start_offset = lg.start_offset
     try:
@@ -87,6 +107,10 @@ def _append(topics: TopicRegistry, topic: Topic, index: int, records: bytearray,
         return
     producers = topic.producers[index]
     for b in infos:
+        if b.attributes & (ATTR_TRANSACTIONAL | ATTR_CONTROL):
+            res.error_code = _txn_verdict(txns, b, (topic.spec.name, index))
+            if res.error_code:
+                return
         verdict, dup_offset = producers.check(b.producer_id, b.producer_epoch, b.base_sequence, b.count)
         if verdict == streams.DUPLICATE_SEQUENCE_NUMBER:
             res.base_offset = dup_offset  # Kafka answers a duplicate with the original offset
@@ -108,9 +132,21 @@ def _append(topics: TopicRegistry, topic: Topic, index: int, records: bytearray,
     topics.appended(topic.spec.name, index)
 
 
+def _txn_verdict(txns: TxnGate | None, b: BatchInfo, partition: tuple[str, int]) -> int:
+    """Control batches are the broker's own; a transactional one needs its producer's open
+    transaction, at the current epoch."""
+    if b.attributes & ATTR_CONTROL:
+        return errors.INVALID_RECORD
+    if txns is None:
+        return errors.INVALID_TXN_STATE
+    return txns.check_produce(b.producer_id, b.producer_epoch, partition)
+
+
 def _record_producers(producers: ProducerState, infos: list[BatchInfo], base: int) -> None:
     for b in infos:
         producers.record(b.producer_id, b.producer_epoch, b.base_sequence, b.count, base)
+        if b.attributes & ATTR_TRANSACTIONAL:
+            producers.txns.note_batch(b.producer_id, base)
         base += b.count
 
 
@@ -134,14 +170,21 @@ def gather(topics: TopicRegistry, req: FetchRequest) -> tuple[FetchResults, int,
                 continue
             lg = topic.logs[p.partition]
             d.high_watermark, d.log_start_offset = lg.next_offset, lg.start_offset
+            txns = topic.producers[p.partition].txns
+            d.last_stable_offset = stable = txns.stable_offset(lg.next_offset)
+            upto = stable if req.isolation_level == READ_COMMITTED else lg.next_offset
             if not lg.start_offset <= p.offset <= lg.next_offset:
                 d.error_code, failed = errors.OFFSET_OUT_OF_RANGE, True
-            elif p.offset < lg.next_offset and (budget > total or total == 0):
+            elif p.offset < upto and (budget > total or total == 0):
                 limit = min(p.max_bytes, budget - total) if total else p.max_bytes
                 data = lg.read(p.offset, max(limit, 1))
+                if upto < lg.next_offset:
+                    data = batches_below(data, upto)
                 if data:
                     d.records.append(data)
                     total += len(data)
+            if req.isolation_level == READ_COMMITTED:
+                d.aborted = txns.aborted_between(p.offset, upto) if txns.aborted else []
             pdata.append(d)
         out.append((name, pdata))
     return out, total, failed

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 
 import crc32c
 
-from ferrymq.protocols.kafka.batch import _HEAD, HEADER_BYTES, LOG_OVERHEAD_BYTES
+from ferrymq.protocols.kafka.batch import _HEAD, ATTR_CONTROL, HEADER_BYTES, LOG_OVERHEAD_BYTES
 from ferrymq.protocols.kafka.compression import decompress
 from ferrymq.protocols.kafka.errors import KafkaProtocolError
 from ferrymq.protocols.kafka.primitives import uvarint
@@ -34,13 +34,14 @@ def encode_record(delta: int, key: bytes | None, value: bytes | None, headers: S
 
 
 def encode_batch(records: Iterable[Record], timestamp_ms: int, base_offset: int = 0,
-                 producer_id: int = -1, producer_epoch: int = -1, base_sequence: int = -1) -> bytes:
+                 producer_id: int = -1, producer_epoch: int = -1, base_sequence: int = -1,
+                 attributes: int = 0) -> bytes:
     recs = [encode_record(i, k, v, h) for i, (k, v, h) in enumerate(records)]
     if not recs:
         raise ValueError("a record batch needs at least one record")
     body = b"".join(recs)
     length = HEADER_BYTES - LOG_OVERHEAD_BYTES + len(body)
-    head = bytearray(_HEAD.pack(base_offset, length, 0, 2, 0, 0, len(recs) - 1, timestamp_ms,
+    head = bytearray(_HEAD.pack(base_offset, length, 0, 2, 0, attributes, len(recs) - 1, timestamp_ms,
                                 timestamp_ms, producer_id, producer_epoch, base_sequence, len(recs)))
     crc = crc32c.crc32c(body, crc32c.crc32c(memoryview(head)[21:]))
     struct.pack_into(">I", head, 17, crc)
@@ -74,13 +75,18 @@ class _Cursor:
         return out
 
 
-def decode_batches(buf: bytes) -> list[tuple[int, int, bytes | None, bytes | None, list[Header]]]:
-    """(offset, timestamp, key, value, headers) for every record of the whole batches in ``buf``."""
+def decode_batches(buf: bytes, control: bool = False) -> list[tuple[int, int, bytes | None, bytes | None,
+                                                                  list[Header]]]:
+    """(offset, timestamp, key, value, headers) for every record of the whole batches in ``buf``;
+    control batches (transaction markers, never user data) only when ``control`` is asked for."""
     out: list[tuple[int, int, bytes | None, bytes | None, list[Header]]] = []
     pos = 0
     while pos + HEADER_BYTES <= len(buf):
         base, length, _e, _m, _c, attrs, _ld, base_ts, _mt, _p, _pe, _s, count = _HEAD.unpack_from(buf, pos)
         end = pos + LOG_OVERHEAD_BYTES + length
+        if attrs & ATTR_CONTROL and not control:
+            pos = end
+            continue
         if attrs & 0x07:  # compressed: the records section alone, decompressed
             c = _Cursor(decompress(attrs & 0x07, buf[pos + HEADER_BYTES : end]), 0)
         else:

@@ -20,6 +20,7 @@ from ferrymq.core.message import Message
 from ferrymq.errors import AccessRefused, ChannelStateError
 from ferrymq.protocols.amqp.connection import AMQPServerConnection
 from ferrymq.server.amqp import effects, methods
+from ferrymq.server.tls import peer_common_name
 
 if TYPE_CHECKING:
     from ferrymq.core.vhost import VHost
@@ -44,6 +45,8 @@ class AMQPConnection(asyncio.Protocol):
         self.username = ""
         self.peer = "?"
         self.loopback = False
+        self.cert_user: str | None = None  # a verified client certificate's CN (SASL EXTERNAL)
+        self.tls = False  # over the AMQPS listener: output is joined before it is written
         self.last_recv_s = self.last_send_s = 0.0
         self.paused = False
         self.publishes = False  # has this connection published (flow control applies)?
@@ -73,6 +76,10 @@ class AMQPConnection(asyncio.Protocol):
         self.name = f"{self.peer} -> {self.sockname[0]}:{self.sockname[1]}"
         self.connected_at = self.broker.clock.now_ms()
         self.loopback = _is_loopback(peer[0] if peer else "")
+        self.tls = transport.get_extra_info("sslcontext") is not None
+        self.cert_user = peer_common_name(transport)
+        if self.cert_user is not None:  # as rabbitmq_auth_mechanism_ssl: EXTERNAL only with a cert
+            self.codec.mechanisms = ("EXTERNAL", *self.codec.mechanisms)
         transport.set_write_buffer_limits(self.server.output_high_water,  # type: ignore[attr-defined]
                                           self.server.output_low_water)
         self.last_recv_s = self.last_send_s = self.server.loop.time()
@@ -151,8 +158,13 @@ class AMQPConnection(asyncio.Protocol):
     # --- codec handler: connection ---------------------------------------------------------
 
     def authenticate(self, username: str, password: str, mechanism: str) -> None:
+        if mechanism == "EXTERNAL":  # the client certificate's common name is the user name
+            username = self.cert_user or ""
         try:
-            self.broker.authenticate(username, password, loopback=self.loopback)
+            if mechanism == "EXTERNAL":
+                self.broker.authenticate_external(username, loopback=self.loopback)
+            else:
+                self.broker.authenticate(username, password, loopback=self.loopback)
         except AccessRefused:
             log.warning("login refused for user %r from %s (%s)", username, self.peer, mechanism)
             raise
@@ -222,7 +234,10 @@ class AMQPConnection(asyncio.Protocol):
         out = self.codec.outbox
         transport = self.transport
         if out and transport is not None and not transport.is_closing():
-            transport.writelines(out)
+            if self.tls:  # the TLS transport seals each piece of a writelines as a record of its own
+                transport.write(b"".join(out))
+            else:
+                transport.writelines(out)
             self.send_oct += sum(map(len, out))
             self.last_send_s = self.server.loop.time()
         out.clear()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import platform
+import ssl
 from collections.abc import Callable
 
 from ferrymq import __version__, limits
@@ -17,6 +18,7 @@ from ferrymq.protocols.amqp.server_properties import server_properties
 from ferrymq.server.amqp.connection import AMQPConnection
 from ferrymq.server.commit import CommitPipeline
 from ferrymq.server.durability import Durability
+from ferrymq.server.tls import create_server
 
 log = logging.getLogger("ferrymq.server")
 
@@ -45,7 +47,7 @@ class AMQPServer:
         self.alarm = False  # a resource alarm is on: publishers are blocked
         self.alarms: set[str] = set()  # "memory" (queued bodies above the watermark), "disk"
         self.alarm_reason = ""
-        self._server: asyncio.base_events.Server | None = None
+        self._servers: list[asyncio.Server] = []
         self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
         self.port = 0
         self.loop_lag = loop_lag()  # ms the lag probe fired late (event-loop stalls)
@@ -55,13 +57,18 @@ class AMQPServer:
         commit.attach(self)
 
     async def start(self, host: str, port: int) -> int:
-        self._server = await self.loop.create_server(
-            lambda: AMQPConnection(self), host, port, reuse_address=True, backlog=1024
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
+        server = await create_server(lambda: AMQPConnection(self), host, port, None, "AMQP")
+        self._servers.append(server)
+        self.port = server.sockets[0].getsockname()[1]
         self._arm_timer()
         self._arm_probe()
         return self.port
+
+    async def start_tls(self, host: str, port: int, ctx: ssl.SSLContext) -> int:
+        """The AMQPS listener: the same connections, behind a TLS handshake (after ``start``)."""
+        server = await create_server(lambda: AMQPConnection(self), host, port, ctx, "AMQPS")
+        self._servers.append(server)
+        return int(server.sockets[0].getsockname()[1])
 
     # --- flush once per loop turn ----------------------------------------------------------
 
@@ -230,8 +237,8 @@ class AMQPServer:
 
     async def close(self) -> None:
         """Refuse new connections, tell every client 320 CONNECTION_FORCED, as RabbitMQ does."""
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
         for conn in list(self.connections):
             if conn.transport is not None and not conn.codec.closed:
                 conn.codec.close_connection(

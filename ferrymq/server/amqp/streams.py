@@ -18,6 +18,7 @@ from ferrymq.core.stream_queue import retention_configs
 from ferrymq.core.streams import topic_name_error
 from ferrymq.core.topics import Topic, TopicRegistry
 from ferrymq.errors import PreconditionFailed
+from ferrymq.protocols.kafka.batch import end_offset
 from ferrymq.protocols.stream_mapping import Record, encode_publishes, messages_from, to_record
 from ferrymq.server.commit import CommitPipeline
 
@@ -74,8 +75,11 @@ class TopicStream:
             if not data:
                 break
             got = messages_from(self.name, data, offset, max_count - len(out))
-            if not got:
-                break
+            if not got:  # only transaction markers here: step past them
+                if end_offset(data) <= offset:
+                    break
+                offset = end_offset(data)
+                continue
             out.extend(got)
             offset = out[-1][0] + 1
         return out

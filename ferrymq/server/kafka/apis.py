@@ -1,5 +1,5 @@
 """The Kafka APIs other than Produce, Fetch, the group coordinator's and SASL, on kio's entities:
-versions, metadata, ListOffsets, topic admin and idempotent producer ids.
+versions, metadata, ListOffsets and topic admin (producer ids are handed out here).
 
 Each handler reads the decoded request and answers with a plain dict shaped like the newest version;
 ``entities.encode_response`` fits it to the version the client asked for.
@@ -17,6 +17,7 @@ from ferrymq.core.streams import TOPIC_CONFIG_DEFAULTS, topic_name_error
 from ferrymq.core.topics import TopicRegistry
 from ferrymq.protocols.kafka import errors, versions
 from ferrymq.protocols.kafka.entities import encode_response
+from ferrymq.protocols.kafka.partitions import READ_COMMITTED
 from ferrymq.protocols.kafka.primitives import Reader
 from ferrymq.protocols.kafka.records import decode_batches
 from ferrymq.server.kafka.connection import KafkaConnection, Slot
@@ -54,7 +55,6 @@ class KafkaApis:
             v.METADATA: self.metadata, v.LIST_OFFSETS: self.list_offsets,
             v.CREATE_TOPICS: self.create_topics, v.DELETE_TOPICS: self.delete_topics,
             v.CREATE_PARTITIONS: self.create_partitions, v.DESCRIBE_CONFIGS: self.describe_configs,
-            v.INIT_PRODUCER_ID: self.init_producer_id,
         }
         return {key: decoded(fn) for key, fn in table.items()}
 
@@ -101,6 +101,7 @@ class KafkaApis:
     # --- ListOffsets ---------------------------------------------------------------------------
 
     def list_offsets(self, conn: KafkaConnection, slot: Slot, req: Any) -> None:
+        committed = getattr(req, "isolation_level", 0) == READ_COMMITTED
         out = []
         for t in req.topics:
             topic = self.topics.get(t.name)
@@ -114,6 +115,8 @@ class KafkaApis:
                 ts = p.timestamp
                 if ts == EARLIEST:
                     offset = lg.start_offset
+                elif ts == LATEST and committed:  # read_committed: the last stable offset
+                    offset = topic.producers[p.partition_index].txns.stable_offset(lg.next_offset)
                 elif ts == LATEST:
                     offset = lg.next_offset
                 else:
@@ -189,19 +192,15 @@ class KafkaApis:
     def _broker_configs(self, conn: KafkaConnection) -> dict[str, str]:
         """The broker's own settings under Kafka's names (admin tools read the listeners here)."""
         b = broker_info(conn)
-        listener = f"PLAINTEXT://{b['host']}:{b['port']}"
+        listener = f"{'SSL' if conn.tls else 'PLAINTEXT'}://{b['host']}:{b['port']}"
         return {"advertised.listeners": listener, "listeners": listener, "broker.id": str(NODE_ID),
                 "num.partitions": str(self.topics.num_partitions), "log.cleaner.backoff.ms": "15000",
                 "log.retention.check.interval.ms": "300000", "auto.create.topics.enable": "true",
                 **{BROKER_NAMES.get(k, k): v for k, v in TOPIC_CONFIG_DEFAULTS.items()}}
 
-    def init_producer_id(self, conn: KafkaConnection, slot: Slot, req: Any) -> None:
-        if req.transactional_id:  # no transaction coordinator yet
-            reply(slot, {"throttle_time": 0, "error_code": errors.UNSUPPORTED_VERSION,
-                         "producer_id": -1, "producer_epoch": -1})
-            return
-        reply(slot, {"throttle_time": 0, "error_code": 0,
-                     "producer_id": next(self._producer_ids), "producer_epoch": 0})
+    def new_producer_id(self) -> int:
+        """A producer id no other producer of this broker has had, before or after a restart."""
+        return next(self._producer_ids)
 
 
 def _record_at_time(lg: StreamLog, ts: int) -> tuple[int, int]:

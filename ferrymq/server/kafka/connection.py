@@ -63,17 +63,20 @@ class KafkaConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.local_host = server.settings.host
+        self.local_port = 0  # the listener this client reached (plain or SSL): Metadata advertises it
         self.peer_host = ""
         self.peer_client_id = ""
         self.sasl_raw = False  # after SaslHandshake v0 the next frame is a bare SASL token
         self.authenticated_as: str | None = None
+        self.tls = False  # over the SSL listener: output is joined before it is written
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not an asyncio.Transport
+        self.tls = transport.get_extra_info("sslcontext") is not None
         sock = transport.get_extra_info("sockname")
         peer = transport.get_extra_info("peername")
         if sock:
-            self.local_host = sock[0]
+            self.local_host, self.local_port = sock[0], sock[1]
         if peer:
             self.peer_host = peer[0]
         self.server.connections.add(self)
@@ -120,4 +123,7 @@ class KafkaConnection(asyncio.Protocol):
             if slot.parts:
                 out.extend(slot.parts)
         if out and self.transport is not None and not self.closed:
-            self.transport.writelines(out)
+            if self.tls:  # the TLS transport seals each piece of a writelines as a record of its own
+                self.transport.write(b"".join(out))
+            else:
+                self.transport.writelines(out)

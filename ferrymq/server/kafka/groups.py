@@ -11,7 +11,6 @@ import asyncio
 from collections.abc import Hashable
 from typing import Any
 
-from ferrymq import limits
 from ferrymq.core.clock import Clock
 from ferrymq.core.groups import Coordinator
 from ferrymq.core.topics import TopicRegistry
@@ -21,6 +20,7 @@ from ferrymq.protocols.kafka.offsets import OffsetsLog, commit_offsets
 from ferrymq.server.commit import CommitPipeline
 from ferrymq.server.kafka.connection import KafkaConnection, Slot
 from ferrymq.server.kafka.handlers import NODE_ID, Handler, broker_info, decoded, reply
+from ferrymq.server.kafka.timer import DeadlineTimer
 
 
 class GroupApis:
@@ -35,7 +35,7 @@ class GroupApis:
         self.commit = commit
         self.clock = clock
         self.loop = loop
-        self._timer: asyncio.TimerHandle | None = None
+        self.timer = DeadlineTimer(loop, clock, coordinator.next_deadline_ms, self._tick)
 
     def handlers(self) -> dict[int, Handler]:
         v = versions
@@ -50,23 +50,13 @@ class GroupApis:
     # --- timers are data: the coordinator says when it next needs a tick -------------------------
 
     def start(self) -> None:
-        self._arm_timer()
+        self.timer.start()
 
     def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.timer.stop()
 
-    def _arm_timer(self) -> None:
-        delay = limits.KAFKA_GROUP_TICK_MS / 1000
-        deadline = self.coordinator.next_deadline_ms()
-        if deadline is not None:
-            delay = min(delay, max(0.0, (deadline - self.clock.monotonic_ms()) / 1000))
-        self._timer = self.loop.call_later(delay, self._tick)
-
-    def _tick(self) -> None:
-        self.deliver(self.coordinator.tick(self.clock.monotonic_ms()))
-        self._arm_timer()
+    def _tick(self, now_ms: int) -> None:
+        self.deliver(self.coordinator.tick(now_ms))
 
     # --- requests -----------------------------------------------------------------------------------
 

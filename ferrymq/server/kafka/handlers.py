@@ -34,5 +34,6 @@ def broker_info(conn: KafkaConnection) -> dict[str, Any]:
     """Advertise the configured address (Kafka's advertised.listeners), else the address this client
     reached us on and the port actually bound."""
     s = conn.server.settings
-    return {"node_id": NODE_ID, "host": s.kafka_advertised_host or conn.local_host,
-            "port": s.kafka_advertised_port or conn.server.port, "rack": None}
+    port = conn.local_port if conn.tls else s.kafka_advertised_port or conn.server.port  # SSL: its own
+    return {"node_id": NODE_ID, "host": s.kafka_advertised_host or conn.local_host, "port": port,
+            "rack": None}

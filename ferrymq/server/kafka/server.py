@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from pathlib import Path
 
 from ferrymq.config import Settings
@@ -27,6 +28,8 @@ from ferrymq.server.kafka.groups import GroupApis
 from ferrymq.server.kafka.handlers import Handler
 from ferrymq.server.kafka.produce import ProduceApi
 from ferrymq.server.kafka.sasl import SaslApis
+from ferrymq.server.kafka.transactions import TransactionApis
+from ferrymq.server.tls import create_server
 from ferrymq.storage.stream_log import StreamLog
 
 log = logging.getLogger("ferrymq.kafka")
@@ -45,24 +48,38 @@ class KafkaServer:
         self.groups = GroupApis(self.coordinator, self.offsets, topics, commit, clock, self.loop)
         self.sasl = SaslApis(settings.users, self.loop)
         self.apis = KafkaApis(topics, clock, self.fetches.forget_topic)
+        self.txns = TransactionApis(topics, self.coordinator, self.offsets, commit, clock, self.loop,
+                                    self.apis.new_producer_id, offsets_path.with_name("stream-txns"))
         self.handlers: dict[int, Handler] = {
-            versions.PRODUCE: ProduceApi(topics, commit).produce, versions.FETCH: self.fetches.fetch,
-            **self.apis.handlers(), **self.groups.handlers(), **self.sasl.handlers()}
+            versions.PRODUCE: ProduceApi(topics, commit, self.txns.coordinator).produce,
+            versions.FETCH: self.fetches.fetch, **self.apis.handlers(), **self.groups.handlers(),
+            **self.txns.handlers(), **self.sasl.handlers()}
         self.commit = commit
         self._to_flush: set[KafkaConnection] = set()
-        self._server: asyncio.base_events.Server | None = None
+        self._servers: list[asyncio.Server] = []
         commit.attach(self)
 
     def load(self) -> int:
-        """Replay the committed offsets into the coordinator; returns how many."""
-        return self.offsets.load(self.coordinator)
+        """Replay the committed offsets into the coordinator, then the transactions' states (which
+        may commit offsets a restart caught half done); returns how many offsets."""
+        restored = self.offsets.load(self.coordinator)
+        self.txns.load()
+        return restored
 
     async def start(self, host: str, port: int) -> int:
-        self._server = await self.loop.create_server(
-            lambda: KafkaConnection(self), host, port, reuse_address=True, backlog=1024)
-        self.port = self._server.sockets[0].getsockname()[1]
+        server = await create_server(lambda: KafkaConnection(self), host, port, None, "Kafka")
+        self._servers.append(server)
+        self.port = server.sockets[0].getsockname()[1]
         self.groups.start()
+        self.txns.start()
         return self.port
+
+    async def start_tls(self, host: str, port: int, ctx: ssl.SSLContext) -> int:
+        """Kafka's SSL listener (and SASL_SSL: a client may authenticate with SASL PLAIN inside the
+        TLS session, as on the plain port); opened after ``start``."""
+        server = await create_server(lambda: KafkaConnection(self), host, port, ctx, "Kafka SSL")
+        self._servers.append(server)
+        return int(server.sockets[0].getsockname()[1])
 
     # --- dispatch ------------------------------------------------------------------------------
 
@@ -108,13 +125,15 @@ class KafkaServer:
     async def stop(self) -> None:
         """Stop listening and the group timer; the offsets log stays open for the final commit."""
         self.groups.stop()
-        if self._server is not None:
-            self._server.close()
+        self.txns.stop()
+        for server in self._servers:
+            server.close()
         for conn in list(self.connections):
             conn.abort("broker shutting down")
-        if self._server is not None:
-            await self._server.wait_closed()
+        for server in self._servers:
+            await server.wait_closed()
 
     def close(self) -> None:
-        """Close the offsets log (after the pipeline's final commit)."""
+        """Close the offsets and transaction logs (after the pipeline's final commit)."""
         self.offsets.close()
+        self.txns.close()
