@@ -19,8 +19,8 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q -x --durations=10 tests --ignore=tests/lab
-	$(BIN)/python -m pytest -q -x --durations=5 -n 4 --dist loadfile -m "not lab_rabbitmq" tests/lab
+	$(BIN)/python -m pytest -q -x --durations=10 tests --ignore=tests/lab --ignore=tests/crash
+	$(BIN)/python -m pytest -q -x --durations=5 -n 4 --dist loadfile -m "not lab_rabbitmq" tests/lab tests/crash
 
 # QueueLab's scenarios against RabbitMQ (Debian's rabbitmq-server), the same short forms (.ci/run).
 .PHONY: lab-compat

@@ -9,5 +9,7 @@ import pytest
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
+        if "tests/lab/" not in item.nodeid.replace("\\", "/"):
+            continue  # the hook sees the whole session's items; only the lab's are marked
         if "rabbitmq_url" in getattr(item, "fixturenames", ()) or "rabbitmq" in item.name:
             item.add_marker(pytest.mark.lab_rabbitmq)
