@@ -1,4 +1,5 @@
-"""`ferrymq lab`: the command line over ``runner.run_scenario``.
+"""`ferrymq lab`: run a named scenario against brokers, with faults on a timeline, and save a report
+(HTML + JSON) that explains what happened. Scenarios, targets and faults: docs/lab.md.
 
     ferrymq lab --list
     ferrymq lab task-queue                                   # FerryMQ, the scenario's own targets
