@@ -49,11 +49,17 @@ def parse(text: str, source: str = "") -> Scenario:
     return Scenario(name, data.get("description", ""), workload, list(data.get("targets", [])), source)
 
 
+def locate(name_or_path: str, builtin_dir: Path) -> Path:
+    """A built-in scenario's file by name (no suffix, found in ``builtin_dir``), else the path as given."""
+    path = Path(name_or_path)
+    if not path.suffix and (builtin_dir / f"{name_or_path}.toml").exists():
+        return builtin_dir / f"{name_or_path}.toml"
+    return path
+
+
 def load(name_or_path: str) -> Scenario:
     """A built-in by name, or a TOML file by path."""
-    path = Path(name_or_path)
-    if not path.suffix and (BUILTIN_DIR / f"{name_or_path}.toml").exists():
-        path = BUILTIN_DIR / f"{name_or_path}.toml"
+    path = locate(name_or_path, BUILTIN_DIR)
     if not path.exists():
         raise FileNotFoundError(f"no scenario {name_or_path!r}: built-ins are {', '.join(builtin_names())}")
     return parse(path.read_text(), str(path))

@@ -23,6 +23,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ferrymq.bench.scenarios import locate
 from ferrymq.lab import params as params_mod
 from ferrymq.lab.faults import FaultSpec, parse_fault
 
@@ -112,9 +113,7 @@ def parse(text: str, source: str = "scenario") -> Scenario:
 
 def load(name_or_path: str) -> Scenario:
     """A built-in by name, or a TOML file by path."""
-    path = Path(name_or_path)
-    if not path.suffix and (BUILTIN_DIR / f"{name_or_path}.toml").exists():
-        path = BUILTIN_DIR / f"{name_or_path}.toml"
+    path = locate(name_or_path, BUILTIN_DIR)
     if not path.is_file():
         raise ScenarioError(f"no scenario {name_or_path!r}: the built-ins are {', '.join(builtin_names())}")
     return parse(path.read_text(), str(path) if path.parent != BUILTIN_DIR else path.stem)

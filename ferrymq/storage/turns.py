@@ -21,7 +21,7 @@ stored). With nothing to commit, the held replies of every written turn go at on
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from ferrymq.storage.commit import FsyncPolicy, GroupCommit, Syncable
 
@@ -162,21 +162,19 @@ class CommitTurns:
         self.release(covers, fsyncs is not None)
 
     def release(self, upto: int, ok: bool) -> None:
-        held = self.held
-        n = 0
-        while n < len(held) and held[n][0] <= upto:
-            held[n][1](ok)
-            n += 1
-        if n:
-            del held[:n]
+        _run_upto(self.held, upto, ok)
         self.release_after(upto, ok)
 
     def release_after(self, upto: int, ok: bool) -> None:
         """Run what ``after_commit`` held for the turns up to ``upto`` (no replies among it)."""
-        after = self.after
-        n = 0
-        while n < len(after) and after[n][0] <= upto:
-            after[n][1](ok)
-            n += 1
-        if n:
-            del after[:n]
+        _run_upto(self.after, upto, ok)
+
+
+def _run_upto(waiting: list[Any], upto: int, ok: bool) -> None:
+    """Call, in order, every ``(turn, callback)`` held for a turn up to ``upto``; drop them."""
+    n = 0
+    while n < len(waiting) and waiting[n][0] <= upto:
+        waiting[n][1](ok)
+        n += 1
+    if n:
+        del waiting[:n]
