@@ -26,6 +26,7 @@ from ferrymq.core.message import Message
 from ferrymq.core.policy import Policy, alternate_exchange, effective, queue_arguments
 from ferrymq.core.queue import Queue
 from ferrymq.core.stream_queue import StreamQueue
+from ferrymq.core.vhost_limits import Limits
 from ferrymq.errors import (
     AccessRefused,
     NotFound,
@@ -71,6 +72,7 @@ class Services(Protocol):
     topology: TopologyStore
     streams: StreamBackend | None
     reply_channels: Any  # token -> ReplyTarget (the broker's own dict of channels)
+    limits: Limits  # per-vhost limits (max-queues)
     overloaded: set[Queue]
     turn: Turn  # the shell's per-turn time stamp (ferrymq.core.stats)
     tracer: Tracer  # sampled message traces (ferrymq.core.trace)
@@ -210,6 +212,7 @@ class VHost:
             name = f"amq.gen-{self.broker.unique_token()}"
         elif name.startswith("amq."):
             raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
+        self.broker.limits.check_queues(self.name, name, len(self.queues))
         stream = (arguments or {}).get("x-queue-type") == "stream"  # stream policy keys differ: none here
         policy = effective(self.policies, "queue", name) if self.policies and not stream else None
         args = parse_queue_args(queue_arguments(arguments or {}, policy), name, self.name)

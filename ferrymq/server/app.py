@@ -111,6 +111,8 @@ def open_stores(settings: Settings, loop: asyncio.AbstractEventLoop, clock: Cloc
     broker.streams = AmqpStreams(streams.topics, commit, clock)
     if durability is not None:
         log.info("%s: %s", settings.data_dir, durability.recover(broker).line())
+        for scope, name, values in durability.metadata.load_limits():  # rabbitmqctl set_*_limits
+            broker.limits.restore(scope, name, values)
     else:
         log.warning("no data directory: nothing will survive a restart")
     amqp = AMQPServer(broker, settings, commit, durability)

@@ -48,6 +48,8 @@ CREATE TABLE IF NOT EXISTS users (
     name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, algorithm TEXT NOT NULL, deleted INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS permissions (
     vhost TEXT NOT NULL, user TEXT NOT NULL, permission TEXT, PRIMARY KEY (vhost, user));
+CREATE TABLE IF NOT EXISTS limits (
+    scope TEXT NOT NULL, name TEXT NOT NULL, limits TEXT NOT NULL, PRIMARY KEY (scope, name));
 """
 
 
@@ -159,6 +161,7 @@ class Metadata:
             self._db.execute("INSERT OR REPLACE INTO vhosts VALUES (?, 1)", (name,))
             self._db.execute("DELETE FROM permissions WHERE vhost = ?", (name,))
             self._db.execute("DELETE FROM policies WHERE vhost = ?", (name,))
+            self._db.execute("DELETE FROM limits WHERE scope = 'vhost' AND name = ?", (name,))
 
     def user_set(self, name: str, password_hash: str, algorithm: str) -> None:
         self._write("INSERT OR REPLACE INTO users VALUES (?, ?, ?, 0)", (name, password_hash, algorithm))
@@ -167,6 +170,7 @@ class Metadata:
         with self._db:
             self._db.execute("INSERT OR REPLACE INTO users VALUES (?, '', '', 1)", (name,))
             self._db.execute("DELETE FROM permissions WHERE user = ?", (name,))
+            self._db.execute("DELETE FROM limits WHERE scope = 'user' AND name = ?", (name,))
 
     def permission_set(self, vhost: str, user: str, permission: dict[str, str]) -> None:
         self._write("INSERT OR REPLACE INTO permissions VALUES (?, ?, ?)",
@@ -174,6 +178,17 @@ class Metadata:
 
     def permission_cleared(self, vhost: str, user: str) -> None:
         self._write("INSERT OR REPLACE INTO permissions VALUES (?, ?, NULL)", (vhost, user))
+
+    def limits_set(self, scope: str, name: str, values: dict[str, int]) -> None:
+        """A vhost's or user's limits (ferrymq.core.vhost_limits); none left deletes the row."""
+        if values:
+            self._write("INSERT OR REPLACE INTO limits VALUES (?, ?, ?)", (scope, name, json.dumps(values)))
+        else:
+            self._write("DELETE FROM limits WHERE scope = ? AND name = ?", (scope, name))
+
+    def load_limits(self) -> list[tuple[str, str, dict[str, int]]]:
+        rows = self._db.execute("SELECT * FROM limits ORDER BY rowid")
+        return [(scope, name, json.loads(values)) for scope, name, values in rows]
 
     def delayed_store(self, vhost: str) -> QueueStore:
         store = self._delayed.get(vhost)
