@@ -60,45 +60,29 @@ def _delete(request: web.Request, scope: str) -> web.Response:
     return no_content()
 
 
-@routes.get("/api/vhost-limits")
-async def vhost_limits(request: web.Request) -> web.Response:
-    return ok(_rows(lookup.plane(request), "vhost"))
+def _scope_routes(scope: str) -> None:
+    """The four routes of one scope: /api/vhost-limits/... or /api/user-limits/..."""
+    base = f"/api/{scope}-limits"
+
+    async def listing(request: web.Request) -> web.Response:
+        return ok(_rows(lookup.plane(request), scope))
+
+    async def of_one(request: web.Request) -> web.Response:
+        plane, name = lookup.plane(request), request.match_info["name"]
+        _exists(plane, scope, name)
+        return ok(_rows(plane, scope, name))
+
+    async def put(request: web.Request) -> web.Response:
+        return await _put(request, scope)
+
+    async def delete(request: web.Request) -> web.Response:
+        return _delete(request, scope)
+
+    routes.get(base)(listing)
+    routes.get(base + "/{name}")(of_one)
+    routes.put(base + "/{name}/{limit}")(put)
+    routes.delete(base + "/{name}/{limit}")(delete)
 
 
-@routes.get("/api/vhost-limits/{name}")
-async def vhost_limits_of(request: web.Request) -> web.Response:
-    plane, name = lookup.plane(request), request.match_info["name"]
-    _exists(plane, "vhost", name)
-    return ok(_rows(plane, "vhost", name))
-
-
-@routes.put("/api/vhost-limits/{name}/{limit}")
-async def vhost_limit_put(request: web.Request) -> web.Response:
-    return await _put(request, "vhost")
-
-
-@routes.delete("/api/vhost-limits/{name}/{limit}")
-async def vhost_limit_delete(request: web.Request) -> web.Response:
-    return _delete(request, "vhost")
-
-
-@routes.get("/api/user-limits")
-async def user_limits(request: web.Request) -> web.Response:
-    return ok(_rows(lookup.plane(request), "user"))
-
-
-@routes.get("/api/user-limits/{name}")
-async def user_limits_of(request: web.Request) -> web.Response:
-    plane, name = lookup.plane(request), request.match_info["name"]
-    _exists(plane, "user", name)
-    return ok(_rows(plane, "user", name))
-
-
-@routes.put("/api/user-limits/{name}/{limit}")
-async def user_limit_put(request: web.Request) -> web.Response:
-    return await _put(request, "user")
-
-
-@routes.delete("/api/user-limits/{name}/{limit}")
-async def user_limit_delete(request: web.Request) -> web.Response:
-    return _delete(request, "user")
+_scope_routes("vhost")
+_scope_routes("user")
