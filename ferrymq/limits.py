@@ -152,6 +152,8 @@ MEMORY_TOTAL_FALLBACK_BYTES = 1024 * 1024 * 1024  # where /proc/meminfo cannot b
 FRAME_MAX_BEFORE_TUNE_BYTES = FRAME_MIN_BYTES
 # Kafka: a SASL exchange's frames before authentication completes (sasl.server.max.receive.size).
 KAFKA_SASL_MAX_RECEIVE_BYTES = 524_288
+# Kafka produce during a memory or disk alarm: stored, answered with this throttle_time_ms (quota style).
+KAFKA_ALARM_THROTTLE_MS = 1_000
 assert 0 < MEMORY_WATERMARK_RELATIVE_DEFAULT <= MEMORY_WATERMARK_RELATIVE_MAX
 assert FRAME_MAX_BEFORE_TUNE_BYTES <= FRAME_MAX_BYTES
 assert KAFKA_SASL_MAX_RECEIVE_BYTES < KAFKA_REQUEST_MAX_BYTES

@@ -58,8 +58,8 @@ class MemoryMonitor:
         self.watermark = watermark
         self.total_bytes = total_bytes if total_bytes is not None else total_memory_bytes()
         self._read_rss = read_rss
-        self.rss = 0
-        self.used_bytes = 0
+        self.rss = read_rss() or 0  # a first reading at once: /api/nodes has a value before any timer
+        self.used_bytes = self.rss
         self._next_ms = 0
 
     @property

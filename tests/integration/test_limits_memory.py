@@ -140,3 +140,29 @@ def _wait_sync(until: Callable[[], bool], timeout_s: float = 10) -> None:
     while not until() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert until(), "condition not reached in time"
+
+
+def test_kafka_produce_during_the_alarm_is_stored_and_throttled_as_kafka_quotas_do(broker) -> None:
+    """Kafka has no memory alarm: the records are stored (they go to segment files, not memory) and the
+    answer carries throttle_time_ms, which the client honours before its next request."""
+    from kafka import KafkaConsumer, KafkaProducer
+
+    topic = f"alarm-{uuid.uuid4().hex[:8]}"
+    producer = KafkaProducer(bootstrap_servers=f"127.0.0.1:{broker.kafka_port}", linger_ms=0)
+    producer.send(topic, b"before").get(timeout=10)
+    def throttled() -> float:  # kafka-python records each response's throttle_time_ms
+        return max(group.get("throttle-time-max", 0) or 0 for group in producer.metrics().values())
+
+    assert throttled() == 0
+    _set_watermark(broker, absolute=1)
+    try:
+        assert _node(broker)["mem_alarm"] is True
+        producer.send(topic, b"during").get(timeout=10)
+        assert throttled() == 1000
+    finally:
+        _set_watermark(broker, absolute="64GiB")
+    producer.close()
+    consumer = KafkaConsumer(topic, bootstrap_servers=f"127.0.0.1:{broker.kafka_port}",
+                             auto_offset_reset="earliest", consumer_timeout_ms=10_000)
+    assert [next(consumer).value, next(consumer).value] == [b"before", b"during"]
+    consumer.close()

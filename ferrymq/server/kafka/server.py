@@ -51,8 +51,9 @@ class KafkaServer:
         self.apis = KafkaApis(topics, clock, self.fetches.forget_topic)
         self.txns = TransactionApis(topics, self.coordinator, self.offsets, commit, clock, self.loop,
                                     self.apis.new_producer_id, offsets_path.with_name("stream-txns"))
+        self.producer = ProduceApi(topics, commit, self.txns.coordinator)
         self.handlers: dict[int, Handler] = {
-            versions.PRODUCE: ProduceApi(topics, commit, self.txns.coordinator).produce,
+            versions.PRODUCE: self.producer.produce,
             versions.FETCH: self.fetches.fetch, **self.apis.handlers(), **self.groups.handlers(),
             **self.txns.handlers(), **self.sasl.handlers()}
         self.commit = commit
