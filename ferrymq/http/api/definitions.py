@@ -18,6 +18,7 @@ from ferrymq.core.passwords import ALGORITHMS, DEFAULT_ALGORITHM, hash_password
 from ferrymq.core.policy import PolicyError, make_policy
 from ferrymq.core.vhost import VHost
 from ferrymq.http.api.connections import jsonable, paced
+from ferrymq.http.api.limits import exported_parameters, import_limits
 from ferrymq.http.auth import user_tags
 from ferrymq.http.plane import PLANE, Plane
 from ferrymq.http.responses import bad_request, no_content, not_found, ok, read_json
@@ -34,7 +35,7 @@ def _users(plane: Plane) -> list[dict[str, Any]]:
             salt = broker.rng.getrandbits(32).to_bytes(4, "big")
             hashed = (hash_password(broker.users[name], salt), DEFAULT_ALGORITHM)
         out.append({"name": name, "password_hash": hashed[0], "hashing_algorithm": hashed[1],
-                    "tags": user_tags(name), "limits": {}})
+                    "tags": user_tags(name), "limits": broker.limits.of("user", name)})
     return out
 
 
@@ -64,7 +65,7 @@ async def export_all(plane: Plane) -> dict[str, Any]:
         "rabbit_version": version, "rabbitmq_version": version, "product_name": plane.settings.amqp_product,
         "product_version": version, "users": users, "vhosts": [{"name": v.name} for v in vhosts],
         "permissions": [{"user": u["name"], "vhost": v.name, **PERMIT_ALL} for u in users for v in vhosts],
-        "topic_permissions": [], "parameters": [], "global_parameters": [],
+        "topic_permissions": [], "parameters": exported_parameters(plane), "global_parameters": [],
     }
     per_vhost = [await _objects(v, True) for v in vhosts]
     for key in ("policies", "queues", "exchanges", "bindings"):
@@ -145,6 +146,7 @@ async def _import(request: web.Request, only: str | None) -> web.Response:
             _import_user(plane, user)
         for v in _list(body, "vhosts"):
             plane.broker.create_vhost(str(v.get("name", "/")))
+        import_limits(plane, body)
     elif only not in plane.broker.vhosts:
         raise not_found()
     try:

@@ -166,7 +166,7 @@ def user_json(broker: Broker, name: str) -> dict[str, Any]:
         salt = hashlib.sha256(name.encode()).digest()[:4]
         hashed = (hash_password(broker.users[name], salt), DEFAULT_ALGORITHM)
     return {"name": name, "password_hash": hashed[0], "hashing_algorithm": hashed[1],
-            "tags": user_tags(name), "limits": {}}
+            "tags": user_tags(name), "limits": broker.limits.of("user", name)}
 
 
 @routes.get("/api/users")
