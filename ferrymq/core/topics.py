@@ -34,6 +34,8 @@ class PartitionLog(Protocol):
 
     def apply_retention(self, now_ms: int, retention_ms: int, retention_bytes: int) -> int: ...
 
+    def advance_start(self, offset: int) -> int: ...
+
     def fsync(self) -> int: ...
 
     def close(self) -> None: ...
@@ -139,6 +141,36 @@ class TopicRegistry:
                 t.producers.append(ProducerState())
             t.spec.partitions = count
         return codes.NONE, None
+
+    def set_configs(self, name: str, configs: dict[str, str], validate_only: bool) -> tuple[int, str | None]:
+        """Replace a topic's config overrides (AlterConfigs): stored before they apply, and applied
+        live (retention, compaction and produce read the spec each time; the logs' roll sizes here)."""
+        t = self.topics.get(name)
+        if t is None:
+            return codes.UNKNOWN_TOPIC_OR_PARTITION, f"Topic '{name}' does not exist."
+        why = config_error(configs)
+        if why:
+            return codes.INVALID_CONFIG, why
+        if not validate_only:
+            self.store.save(name, t.spec.partitions, configs, t.internal)
+            t.spec.configs = dict(configs)
+            for lg in t.logs:
+                lg.segment_bytes = max(t.spec.int_config("segment.bytes"), limits.KAFKA_SEGMENT_BYTES_MIN)
+                lg.segment_ms = t.spec.int_config("segment.ms")
+        return codes.NONE, None
+
+    def delete_records(self, t: Topic, partition: int, offset: int) -> tuple[int, int]:
+        """(error code, low watermark): Kafka's DeleteRecords on one partition. -1 is the high
+        watermark; past it is OFFSET_OUT_OF_RANGE; a topic without ``delete`` refuses."""
+        lg = t.logs[partition]
+        if "delete" not in t.spec.config("cleanup.policy"):
+            return codes.POLICY_VIOLATION, -1
+        offset = lg.next_offset if offset == -1 else offset
+        if not 0 <= offset <= lg.next_offset:
+            return codes.OFFSET_OUT_OF_RANGE, -1
+        low = lg.advance_start(offset)
+        t.producers[partition].txns.forget_before(low)
+        return codes.NONE, low
 
     def delete(self, name: str) -> int:
         t = self.topics.pop(name, None)
