@@ -13,15 +13,11 @@ from typing import Any
 
 from ferrymq.core.topics import Topic, TopicRegistry
 from ferrymq.protocols.kafka import errors, versions
-from ferrymq.server.kafka.apis import CLUSTER_ID
+from ferrymq.server.kafka.apis import CLUSTER_ID, CLUSTER_OPERATIONS, NOT_ASKED
 from ferrymq.server.kafka.connection import KafkaConnection, Slot
 from ferrymq.server.kafka.handlers import NODE_ID, Handler, broker_info, decoded, reply
 
 ENDPOINT_BROKER, ENDPOINT_CONTROLLER = 1, 2
-NOT_ASKED = -(2**31)  # authorized operations not requested (the schema's default)
-# Kafka's operations on the CLUSTER resource (AclOperation codes): all of them, with no authorizer.
-_CLUSTER_OPS = (5, 7, 8, 9, 10, 11, 12)  # CREATE ALTER DESCRIBE CLUSTER_ACTION DESCRIBE/ALTER_CONFIGS IDEMP.
-CLUSTER_OPERATIONS = sum(1 << op for op in _CLUSTER_OPS)
 
 
 class ClusterApis:
