@@ -79,6 +79,7 @@ class TopicRegistry:
         self.producers_of = producers_of
         self.topics: dict[str, Topic] = {}
         self.listeners: list[Appended] = []  # front ends waiting for records (fetches, consumers)
+        self.owned: set[str] = set()  # broker-owned internal topics (register_internal)
 
     # --- the registry ----------------------------------------------------------------------------
 
@@ -102,6 +103,21 @@ class TopicRegistry:
     def names(self) -> list[str]:
         """Topics a client may list (internal ones hidden)."""
         return [n for n, t in self.topics.items() if not t.internal]
+
+    def all_names(self) -> list[str]:
+        """Every topic, internal ones too (Kafka's Metadata for all topics lists them, marked)."""
+        return list(self.topics)
+
+    def register_internal(self, name: str, lg: Any, configs: dict[str, str]) -> Topic:
+        """A broker-owned log shown as a one-partition internal topic (``__consumer_offsets``): read
+        like any topic; its owner writes, stores and closes it, so retention, compaction, admin
+        changes and clients' produces leave it alone."""
+        t = self.topics[name] = Topic(TopicSpec(name, 1, dict(configs)), [lg], [ProducerState()], True)
+        self.owned.add(name)
+        return t
+
+    def _internal_refusal(self, name: str, code: int, what: str) -> tuple[int, str] | None:
+        return (code, f"{what} of internal topic {name} cannot change.") if name in self.owned else None
 
     def create(self, name: str, partitions: int, configs: dict[str, str],
                validate_only: bool = False, internal: bool = False) -> tuple[int, str | None]:
@@ -128,6 +144,9 @@ class TopicRegistry:
         return self.topics.get(name) if code in (codes.NONE, codes.TOPIC_ALREADY_EXISTS) else None
 
     def add_partitions(self, name: str, count: int, validate_only: bool) -> tuple[int, str | None]:
+        refused = self._internal_refusal(name, codes.INVALID_PARTITIONS, "The partition count")
+        if refused:
+            return refused
         t = self.topics.get(name)
         if t is None:
             return codes.UNKNOWN_TOPIC_OR_PARTITION, f"Topic '{name}' does not exist."
@@ -145,6 +164,9 @@ class TopicRegistry:
     def set_configs(self, name: str, configs: dict[str, str], validate_only: bool) -> tuple[int, str | None]:
         """Replace a topic's config overrides (AlterConfigs): stored before they apply, and applied
         live (retention, compaction and produce read the spec each time; the logs' roll sizes here)."""
+        refused = self._internal_refusal(name, codes.POLICY_VIOLATION, "The configs")
+        if refused:
+            return refused
         t = self.topics.get(name)
         if t is None:
             return codes.UNKNOWN_TOPIC_OR_PARTITION, f"Topic '{name}' does not exist."
@@ -173,6 +195,8 @@ class TopicRegistry:
         return codes.NONE, low
 
     def delete(self, name: str) -> int:
+        if self._internal_refusal(name, 0, ""):
+            return codes.INVALID_TOPIC_EXCEPTION
         t = self.topics.pop(name, None)
         if t is None:
             return codes.UNKNOWN_TOPIC_OR_PARTITION
@@ -194,7 +218,7 @@ class TopicRegistry:
         """Segments removed from ``delete`` topics past ``retention.ms`` / ``retention.bytes``."""
         removed = 0
         for t in self.topics.values():
-            if "delete" not in t.spec.config("cleanup.policy"):
+            if t.spec.name in self.owned or "delete" not in t.spec.config("cleanup.policy"):
                 continue
             ms, size = t.spec.int_config("retention.ms"), t.spec.int_config("retention.bytes")
             for lg, producers in zip(t.logs, t.producers):
@@ -208,12 +232,12 @@ class TopicRegistry:
         (the store says which of them a pass would change)."""
         out: list[tuple[Any, int]] = []
         for t in self.topics.values():
-            if "compact" in t.spec.config("cleanup.policy"):
+            if t.spec.name not in self.owned and "compact" in t.spec.config("cleanup.policy"):
                 keep_ms = t.spec.int_config("delete.retention.ms")
                 out += [(lg, keep_ms) for lg in t.logs]
         return out
 
     def close(self) -> None:
         for t in self.topics.values():
-            for lg in t.logs:
+            for lg in t.logs if t.spec.name not in self.owned else ():
                 lg.close()

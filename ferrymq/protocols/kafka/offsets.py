@@ -20,6 +20,8 @@ from ferrymq.protocols.kafka import errors
 from ferrymq.protocols.kafka.batch import validate
 from ferrymq.protocols.kafka.records import Record, decode_batches, encode_batch
 
+OFFSETS_TOPIC = "__consumer_offsets"  # the log, shown to clients as Kafka's internal topic
+OFFSETS_TOPIC_CONFIGS = {"cleanup.policy": "compact"}  # as Kafka's (kept whole here: no cleaner)
 SEGMENT_BYTES = 64 * 1024 * 1024
 READ_BYTES = 4 * 1024 * 1024
 # What an OffsetCommit asks, per topic: (partition, offset, metadata or None).

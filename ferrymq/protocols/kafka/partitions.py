@@ -79,6 +79,9 @@ def produce(topics: TopicRegistry, req: ProduceRequest, sink: AppendSink,
             res = PartitionResult(index)
             if bad_acks:
                 res.error_code = errors.INVALID_REQUIRED_ACKS
+            elif name in topics.owned:  # Kafka: clients never append to an internal topic
+                res.error_code = errors.INVALID_TOPIC_EXCEPTION
+                res.error_message = f"Cannot append to internal topic {name}"
             elif topic is None or not 0 <= index < topic.spec.partitions:
                 res.error_code = errors.UNKNOWN_TOPIC_OR_PARTITION
             elif records is None:

@@ -46,7 +46,7 @@ class ClusterApis:
     def describe_log_dirs(self, conn: KafkaConnection, slot: Slot, req: Any) -> None:
         wanted: list[tuple[str, list[int] | None]]
         if req.topics is None:
-            wanted = [(name, None) for name in self.topics.names()]
+            wanted = [(name, None) for name in self.topics.all_names()]
         else:
             wanted = [(t.topic, list(t.partitions)) for t in req.topics]
         out = []

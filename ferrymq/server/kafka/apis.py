@@ -80,7 +80,7 @@ class KafkaApis:
     def metadata(self, conn: KafkaConnection, slot: Slot, req: Any) -> None:
         wanted = req.topics
         if wanted is None or (slot.version == 0 and not wanted):
-            names = self.topics.names()
+            names = self.topics.all_names()
         else:
             names = [t.name for t in wanted]
         auto = getattr(req, "allow_auto_topic_creation", True)

@@ -49,6 +49,7 @@ class KafkaServer:
         self.port = 0
         self.coordinator = Coordinator(id_prefix=f"{clock.now_ms() % 10**9:x}-")
         self.offsets = offsets.OffsetsLog(StreamLog(offsets_path, segment_bytes=offsets.SEGMENT_BYTES), clock)
+        topics.register_internal(offsets.OFFSETS_TOPIC, self.offsets.log, offsets.OFFSETS_TOPIC_CONFIGS)
         self.fetches = FetchApi(topics, self.loop, commit.request_turn_end)
         self.groups = GroupApis(self.coordinator, self.offsets, topics, commit, clock, self.loop)
         self.sasl = SaslApis(settings.users, self.loop)
