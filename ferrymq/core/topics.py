@@ -116,8 +116,12 @@ class TopicRegistry:
         self.owned.add(name)
         return t
 
-    def _internal_refusal(self, name: str, code: int, what: str) -> tuple[int, str] | None:
-        return (code, f"{what} of internal topic {name} cannot change.") if name in self.owned else None
+    def _to_change(self, name: str, code: int, what: str) -> Topic | tuple[int, str]:
+        """The topic an admin change is about, or (code, message) saying why it cannot change."""
+        if name in self.owned:
+            return code, f"{what} of internal topic {name} cannot change."
+        t = self.topics.get(name)
+        return t if t is not None else (codes.UNKNOWN_TOPIC_OR_PARTITION, f"Topic '{name}' does not exist.")
 
     def create(self, name: str, partitions: int, configs: dict[str, str],
                validate_only: bool = False, internal: bool = False) -> tuple[int, str | None]:
@@ -144,12 +148,9 @@ class TopicRegistry:
         return self.topics.get(name) if code in (codes.NONE, codes.TOPIC_ALREADY_EXISTS) else None
 
     def add_partitions(self, name: str, count: int, validate_only: bool) -> tuple[int, str | None]:
-        refused = self._internal_refusal(name, codes.INVALID_PARTITIONS, "The partition count")
-        if refused:
-            return refused
-        t = self.topics.get(name)
-        if t is None:
-            return codes.UNKNOWN_TOPIC_OR_PARTITION, f"Topic '{name}' does not exist."
+        t = self._to_change(name, codes.INVALID_PARTITIONS, "The partition count")
+        if not isinstance(t, Topic):
+            return t
         if count <= t.spec.partitions:
             return codes.INVALID_PARTITIONS, (f"Topic currently has {t.spec.partitions} partitions, "
                                               f"{count} would not be an increase.")
@@ -164,12 +165,9 @@ class TopicRegistry:
     def set_configs(self, name: str, configs: dict[str, str], validate_only: bool) -> tuple[int, str | None]:
         """Replace a topic's config overrides (AlterConfigs): stored before they apply, and applied
         live (retention, compaction and produce read the spec each time; the logs' roll sizes here)."""
-        refused = self._internal_refusal(name, codes.POLICY_VIOLATION, "The configs")
-        if refused:
-            return refused
-        t = self.topics.get(name)
-        if t is None:
-            return codes.UNKNOWN_TOPIC_OR_PARTITION, f"Topic '{name}' does not exist."
+        t = self._to_change(name, codes.POLICY_VIOLATION, "The configs")
+        if not isinstance(t, Topic):
+            return t
         why = config_error(configs)
         if why:
             return codes.INVALID_CONFIG, why
@@ -195,7 +193,7 @@ class TopicRegistry:
         return codes.NONE, low
 
     def delete(self, name: str) -> int:
-        if self._internal_refusal(name, 0, ""):
+        if name in self.owned:
             return codes.INVALID_TOPIC_EXCEPTION
         t = self.topics.pop(name, None)
         if t is None:
