@@ -1,6 +1,6 @@
 """``__consumer_offsets`` as Kafka shows it: listed by Metadata as an internal topic (librdkafka's
 list_topics, describe_topics and kcat see it), readable, and refused to clients that produce to it,
-deleting it or changing it."""
+deleting it or changing it, and AMQP cannot declare a stream queue of its name."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import shutil
 import subprocess
 import time
 
+import pika
+import pika.exceptions
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicCollection, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
@@ -65,3 +67,12 @@ def test_it_cannot_be_deleted_or_reconfigured(ferry):
         admin.incremental_alter_configs([res])[res].result(10)
     assert exc.value.args[0].code() == KafkaError.POLICY_VIOLATION
     assert OFFSETS in admin.list_topics(timeout=10).topics
+
+
+def test_an_amqp_stream_queue_cannot_take_its_name(ferry):
+    conn = pika.BlockingConnection(pika.URLParameters(ferry.amqp_url))
+    ch = conn.channel()
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as exc:
+        ch.queue_declare(OFFSETS, durable=True, arguments={"x-queue-type": "stream"})
+    assert exc.value.reply_code == 406 and "internal topic" in exc.value.reply_text
+    conn.close()
