@@ -222,7 +222,8 @@ class AMQPServerConnection:
         interned = INTERNED_PROPERTIES
         while n - pos >= 7:  # a whole frame head: its size is checked before the frame is whole
             ftype, ch, size = _HEAD(data, pos)
-            if size > max_payload:  # RabbitMQ's text: the payload size and frame_max less 8
+            if size > max_payload and size > (max_payload := self._max_payload):  # tune-ok may have
+                # raised the bound earlier in this input. RabbitMQ's text: the size, frame_max less 8
                 raise LostSync(f"type {ftype}, all octets = <<>>: {{frame_too_large,{size},"
                                f"{max_payload - FRAME_SIZE_FUDGE_BYTES}}}")
             end = pos + 7 + size
