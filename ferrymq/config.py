@@ -62,6 +62,9 @@ class Settings:
     loopback_users: list[str] = field(default_factory=lambda: ["guest"])
     # None configured: SQS/SNS take any credentials from loopback. Any configured: SigV4 required.
     aws_access_keys: list[AwsAccessKey] = field(default_factory=list)
+    # jobs dashboard: the ferrymq.jobs store (App(store=...)) the Jobs page reads job states, cron
+    # leaders and fires from; "" shows what the broker itself holds (queues, retries, DLQs, workers).
+    jobs_store: str = ""
 
     def update(self, values: dict[str, Any]) -> None:
         known = {f.name: f for f in fields(self)}

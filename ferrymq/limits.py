@@ -139,3 +139,8 @@ SNS_HTTP_DELAY_MAX_S = 3600  # maxDelayTarget's top
 SNS_DEDUP_MEMORY = 1_000_000  # FIFO-topic deduplication ids remembered (oldest forgotten first)
 SNS_HTTP_PENDING_MAX = 10_000  # HTTP deliveries waiting to retry; beyond it new ones are dropped
 assert SNS_MESSAGE_MAX_BYTES <= SQS_MESSAGE_MAX_BYTES  # an SNS message fits any SQS queue's top
+
+# --- dashboard Jobs page (ferrymq.http.dashboard.jobs_view) --------------------------------------
+HTTP_JOBS_ROWS_MAX = 200  # rows of one Jobs-page list (retry schedule, dead letters shown, workers)
+HTTP_JOBS_DELAYED_SCAN_MAX = 100_000  # held delayed messages the retry schedule looks through
+HTTP_JOBS_NEXT_RUNS = 3  # next runs shown per cron entry

@@ -33,6 +33,10 @@ class DelayQueue(Generic[T]):
         """Every held item, in no particular order (for counting, not the hot path)."""
         return [entry[2] for entry in self._heap]
 
+    def held(self) -> list[tuple[int, T]]:
+        """(due ms, item) of every held item, earliest first (the dashboard's retry schedule)."""
+        return [(entry[0], entry[2]) for entry in sorted(self._heap, key=lambda e: (e[0], e[1]))]
+
     def pop_due(self, now_ms: int) -> list[T]:
         """Remove and return every item due at or before ``now_ms``, earliest first."""
         out: list[T] = []
