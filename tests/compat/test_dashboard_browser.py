@@ -39,7 +39,7 @@ def save_for_readme(shot: Path, name: str) -> None:
     if os.environ.get("SCREENSHOTS_TO_DOCS") == "1":
         DOCS.mkdir(exist_ok=True)
         shutil.copy(shot, DOCS / name)
-PAGES = ("", "queues", "routing", "traces", "dlq", "streams", "connections", "lab")
+PAGES = ("", "queues", "routing", "traces", "dlq", "streams", "connections", "lab", "jobs")
 
 
 @pytest.fixture(scope="module")

@@ -72,7 +72,7 @@ function drawJobStates(s) {
     "no job store configured: states per job, the cron leader and last fires need jobs_store (FERRYMQ_JOBS_STORE) set to the app's store";
   if (!s.store) { el.innerHTML = '<p class="muted">per-job states come from the job store (see above)</p>'; return; }
   const cols = ["queued", "running", "retrying", "succeeded", "failed", "dead", "cancelled"];
-  el.innerHTML = jobsTable("job-states", ["Job"].concat(cols.map((c) => "#" + c)),
+  el.innerHTML = jobsTable("job-states", ["Job"].concat(cols.map((c) => "#" + c[0].toUpperCase() + c.slice(1))),
     s.jobs.map((j) => '<tr data-job="' + esc(j.job) + '"><td>' + esc(j.job) + "</td>" + cols.map((c) => num(j[c], "st-" + c)).join("") + "</tr>"), "no jobs recorded yet");
 }
 
