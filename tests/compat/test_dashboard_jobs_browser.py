@@ -13,18 +13,19 @@ from pathlib import Path
 
 import pytest
 import requests
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
 
 from ferrymq import EmbeddedBroker
 from ferrymq.jobs.app import App
 from ferrymq.jobs.cron import CronSchedule
+
+# its module-level check skips this module too when chromium / chromedriver are missing
 from tests.compat.test_dashboard_browser import click, confirm, login, save_for_readme, text_of
 from tests.support import jobsdash_app
 from tests.support.jobs import WorkerProcess, wait_until
-
-from selenium import webdriver  # noqa: E402  (after the chromium check in test_dashboard_browser)
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 pytestmark = pytest.mark.timeout(180)
 APP = "tests.support.jobsdash_app:app"
@@ -112,7 +113,8 @@ def test_jobs_page_shows_states_retries_dead_letters_crons_and_the_worker(
     save_for_readme(shot, "dashboard-jobs.png")
 
     click(browser, '#job-dlqs tr[data-dlq="billing.dlq"] button[data-action="peek"]')
-    until(browser, "the peeked dead letter", lambda d: "order o-404 does not exist" in text_of(d, "#job-letters"))
+    until(browser, "the peeked dead letter",
+          lambda d: "order o-404 does not exist" in text_of(d, "#job-letters"))
 
     # stop the worker so the replayed job stays queued where the page can see it
     jobs.worker.signal(signal.SIGTERM)

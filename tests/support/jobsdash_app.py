@@ -1,9 +1,10 @@
 """The job app of the Jobs-page tests, run in a real ``ferrymq worker`` process.
 
 Broker URL from FERRYMQ_JOBS_URL, store (job states, cron lease and fires) from
-FERRYMQ_JOBS_STORE. ``flaky`` fails its first run and waits an hour for its retry (so the retry
-stays on the schedule while a test looks); ``doomed`` dies at once; ``report`` is on a daily cron
-(never due while a test runs); ``hello`` succeeds.
+FERRYMQ_JOBS_STORE (in memory when unset: importing this module writes no file). ``flaky`` fails
+its first run and waits an hour for its retry (so the retry stays on the schedule while a test
+looks); ``doomed`` dies at once; ``report`` is on a daily cron (never due while a test runs);
+``hello`` succeeds.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 from ferrymq.jobs import App, current
 
 app = App(os.environ.get("FERRYMQ_JOBS_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
-          store=os.environ.get("FERRYMQ_JOBS_STORE", "sqlite:///jobs.db"), state=True,
+          store=os.environ.get("FERRYMQ_JOBS_STORE", "sqlite://"), state=True,
           queues={"default": 50, "billing": 100})
 
 
