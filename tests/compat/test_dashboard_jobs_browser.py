@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -23,13 +21,11 @@ from ferrymq.jobs.app import App
 from ferrymq.jobs.cron import CronSchedule
 
 # its module-level check skips this module too when chromium / chromedriver are missing
-from tests.compat.test_dashboard_browser import click, confirm, login, save_for_readme, text_of
+from tests.compat.test_dashboard_browser import chromium, click, confirm, login, save_for_readme, text_of
 from tests.support import jobsdash_app
 from tests.support.jobs import WorkerProcess, wait_until
 
 pytestmark = pytest.mark.timeout(180)
-APP = "tests.support.jobsdash_app:app"
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
 class Jobs:
@@ -42,42 +38,22 @@ class Jobs:
 
 @pytest.fixture(scope="module")
 def jobs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jobs]:
-    tmp = tmp_path_factory.mktemp("jobsdash-browser")
-    store = f"sqlite:///{tmp / 'jobs.db'}"
-    with EmbeddedBroker(jobs_store=store) as broker:
-        worker = WorkerProcess(broker.amqp_url, tmp / "effects.db", "--concurrency", "4", app=APP,
-                               env={"FERRYMQ_JOBS_STORE": store})
-        sender = jobsdash_app.sender(broker.amqp_url, store)
-        try:
-            for n in range(5):
-                sender.jobs["hello"].send(n)
-            for order in ("o-17", "o-18"):
-                sender.jobs["flaky"].send(order)
-            sender.jobs["doomed"].send("o-404")
-            setup = Jobs(broker, worker, sender)
-            wait_until(lambda: [len(setup.get("/api/jobs/retries")["jobs"]),  # type: ignore[index]
-                                setup.get("/api/jobs/dlq")[0]["messages"]] == [2, 1],  # type: ignore[index]
-                       30, "two retries waiting and one dead letter")
-            yield setup
-        finally:
-            sender.close()
-            worker.stop()
+    with jobsdash_app.running(tmp_path_factory.mktemp("jobsdash-browser"), concurrency=4) as running:
+        setup = Jobs(*running)
+        for n in range(5):
+            setup.sender.jobs["hello"].send(n)
+        for order in ("o-17", "o-18"):
+            setup.sender.jobs["flaky"].send(order)
+        setup.sender.jobs["doomed"].send("o-404")
+        wait_until(lambda: [len(setup.get("/api/jobs/retries")["jobs"]),  # type: ignore[index]
+                            setup.get("/api/jobs/dlq")[0]["messages"]] == [2, 1],  # type: ignore[index]
+                   30, "two retries waiting and one dead letter")
+        yield setup
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", "--window-size=1400,1500",
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    try:
-        yield driver
-    finally:
-        driver.quit()
+    yield from chromium(tmp_path_factory, size="1400,1500")  # tall enough for the whole page
 
 
 def until(driver: WebDriver, what: str, check, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]

@@ -19,7 +19,6 @@ from tests.support import jobsdash_app
 from tests.support.jobs import WorkerProcess, wait_until
 
 pytestmark = pytest.mark.timeout(120)
-APP = "tests.support.jobsdash_app:app"
 
 
 @dataclass
@@ -37,21 +36,12 @@ class Setup:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    tmp = tmp_path_factory.mktemp("jobsdash")
-    store = f"sqlite:///{tmp / 'jobs.db'}"
-    with EmbeddedBroker(jobs_store=store) as broker:
-        worker = WorkerProcess(broker.amqp_url, tmp / "effects.db", "--concurrency", "2", app=APP,
-                               env={"FERRYMQ_JOBS_STORE": store})
-        sender = jobsdash_app.sender(broker.amqp_url, store)
-        try:
-            ids = {"hello": sender.jobs["hello"].send(1).id, "flaky": sender.jobs["flaky"].send("o-1").id,
-                   "doomed": sender.jobs["doomed"].send("o-2").id}
-            setup = Setup(broker, worker, sender, ids)
-            wait_until(lambda: _settled(setup), 30, "the jobs to succeed, wait to retry and die")
-            yield setup
-        finally:
-            sender.close()
-            worker.stop()
+    with jobsdash_app.running(tmp_path_factory.mktemp("jobsdash"), concurrency=2) as (broker, worker, sender):
+        ids = {"hello": sender.jobs["hello"].send(1).id, "flaky": sender.jobs["flaky"].send("o-1").id,
+               "doomed": sender.jobs["doomed"].send("o-2").id}
+        setup = Setup(broker, worker, sender, ids)
+        wait_until(lambda: _settled(setup), 30, "the jobs to succeed, wait to retry and die")
+        yield setup
 
 
 def _settled(s: Setup) -> bool:

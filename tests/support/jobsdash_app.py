@@ -10,8 +10,16 @@ looks); ``doomed`` dies at once; ``report`` is on a daily cron (never due while 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ferrymq.jobs import App, current
+
+if TYPE_CHECKING:
+    from ferrymq.testing import EmbeddedBroker
+    from tests.support.jobs import WorkerProcess
 
 app = App(os.environ.get("FERRYMQ_JOBS_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
           store=os.environ.get("FERRYMQ_JOBS_STORE", "sqlite://"), state=True,
@@ -47,3 +55,22 @@ def sender(url: str, store: str) -> App:
     for name, job in app.jobs.items():
         other.jobs[name] = Job(other, job.fn, job.options)
     return other
+
+
+@contextmanager
+def running(tmp: Path, concurrency: int) -> Iterator[tuple[EmbeddedBroker, WorkerProcess, App]]:
+    """A broker that reads the store at ``tmp``/jobs.db, a ``ferrymq worker`` process on this app
+    writing it, and a sender; the worker is killed and the broker stopped at the end."""
+    from ferrymq.testing import EmbeddedBroker
+    from tests.support.jobs import WorkerProcess
+
+    store = f"sqlite:///{tmp / 'jobs.db'}"
+    with EmbeddedBroker(jobs_store=store) as broker:
+        worker = WorkerProcess(broker.amqp_url, tmp / "effects.db", "--concurrency", str(concurrency),
+                               app="tests.support.jobsdash_app:app", env={"FERRYMQ_JOBS_STORE": store})
+        other = sender(broker.amqp_url, store)
+        try:
+            yield broker, worker, other
+        finally:
+            other.close()
+            worker.stop()

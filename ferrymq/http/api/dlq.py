@@ -53,13 +53,18 @@ def _holding_dead_letters(vhost: VHost) -> set[str]:
 @routes.get("/api/ferrymq/dlq/{vhost}/{queue}/peek")
 async def peek(request: web.Request) -> web.Response:
     _, queue = queue_of(request.app[PLANE], request)
+    return ok(replay.peek(queue, peek_count(request, 10)))
+
+
+def peek_count(request: web.Request, default: int) -> int:
+    """``?count=N`` of a peek, at most DLQ_PEEK_MAX; a bad one is a 400."""
     try:
-        count = int(request.query.get("count", "10"))
+        count = int(request.query.get("count", str(default)))
     except ValueError:
         raise bad_request("count must be an integer") from None
     if count < 0:
         raise bad_request("count must not be negative")
-    return ok(replay.peek(queue, min(count, limits.DLQ_PEEK_MAX)))
+    return min(count, limits.DLQ_PEEK_MAX)
 
 
 @routes.post("/api/ferrymq/dlq/{vhost}/{queue}/replay")

@@ -18,10 +18,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from ferrymq import limits
+from ferrymq.http.api.dlq import peek_count
 from ferrymq.http.dashboard import jobs_store, jobs_view
 from ferrymq.http.dashboard.actions import queue_of
 from ferrymq.http.plane import PLANE
-from ferrymq.http.responses import bad_request, ok
+from ferrymq.http.responses import ok
 
 routes = web.RouteTableDef()
 
@@ -55,14 +56,8 @@ async def dlqs(request: web.Request) -> web.Response:
 @routes.get("/api/jobs/dlq/{vhost}/{queue}")
 async def dead(request: web.Request) -> web.Response:
     _, queue = queue_of(request.app[PLANE], request)
-    try:
-        count = int(request.query.get("count", "20"))
-    except ValueError:
-        raise bad_request("count must be an integer") from None
-    if count < 0:
-        raise bad_request("count must not be negative")
     return ok({"dlq": queue.name, "messages": queue.message_count,
-               "letters": jobs_view.dead_letters(queue, count)})
+               "letters": jobs_view.dead_letters(queue, peek_count(request, 20))})
 
 
 @routes.get("/api/jobs/crons")
