@@ -69,7 +69,7 @@ def test_states_per_job_come_from_the_store_the_workers_write(setup: Setup) -> N
 
 def test_retry_schedule_shows_the_next_attempt_its_time_and_the_error(setup: Setup) -> None:
     answer = setup.get("/api/jobs/retries")
-    assert answer["total"] == 1
+    assert (answer["total"], answer["held"], answer["scanned"]) == (1, 1, 1)
     (retry,) = answer["jobs"]
     assert (retry["job"], retry["id"], retry["queue"], retry["attempt"], retry["kind"]) == (
         "flaky", setup.ids["flaky"], "billing", 1, "retry")
@@ -124,7 +124,7 @@ def test_workers_are_listed_with_their_heartbeat_while_connected(setup: Setup) -
 
 
 def test_a_worker_that_stops_leaves_the_list(setup: Setup) -> None:
-    """Last in the module: it ends the worker."""
+    """It ends the worker: the tests after it need none."""
     setup.worker.signal(signal.SIGTERM)
     setup.worker.wait(30)
     wait_until(lambda: setup.get("/api/jobs/workers") == [], 10, "the worker's connection to close")
@@ -137,3 +137,8 @@ def test_a_job_dlq_that_is_not_a_queue_is_a_404_and_a_bad_count_a_400(setup: Set
     assert r.status_code == 404
     r = requests.get(setup.broker.http_url + "/api/jobs/dlq/%2F/billing.dlq?count=x", auth=auth, timeout=10)
     assert (r.status_code, r.json()["reason"]) == (400, "count must be an integer")
+
+
+def test_the_job_views_need_a_login(setup: Setup) -> None:
+    for view in ("queues", "states", "retries", "dlq", "crons", "workers"):
+        assert requests.get(f"{setup.broker.http_url}/api/jobs/{view}", timeout=10).status_code == 401

@@ -2,7 +2,8 @@
 
 GET /api/jobs/queues      per job queue: queued, running, retrying, delayed, dead, consumers
 GET /api/jobs/states      per job name: jobs in each state (from the job store, when configured)
-GET /api/jobs/retries     jobs waiting to retry (and jobs sent with a delay), earliest first
+GET /api/jobs/retries     jobs waiting to retry (and jobs sent with a delay), earliest first; of
+                          ``held`` delayed messages, ``scanned`` were looked at (a bound per vhost)
 GET /api/jobs/dlq         per job queue: its DLQ and how many dead letters it holds
 GET /api/jobs/dlq/{vhost}/{dlq}?count=N   the first N dead letters (job, id, attempts, error)
 GET /api/jobs/crons       cron entries announced by workers: next runs, schedulers, leader
@@ -30,7 +31,7 @@ routes = web.RouteTableDef()
 @routes.get("/api/jobs/queues")
 async def queues(request: web.Request) -> web.Response:
     plane = request.app[PLANE]
-    return ok(jobs_view.queue_rows(plane, jobs_view.held_jobs(plane)))
+    return ok(jobs_view.queue_rows(plane, (await jobs_view.held_jobs(plane)).rows))
 
 
 @routes.get("/api/jobs/states")
@@ -42,8 +43,9 @@ async def states(request: web.Request) -> web.Response:
 
 @routes.get("/api/jobs/retries")
 async def retries(request: web.Request) -> web.Response:
-    held = jobs_view.held_jobs(request.app[PLANE])
-    return ok({"total": len(held), "jobs": held[: limits.HTTP_JOBS_ROWS_MAX]})
+    found = await jobs_view.held_jobs(request.app[PLANE])
+    return ok({"total": len(found.rows), "held": found.held, "scanned": found.scanned,
+               "jobs": found.rows[: limits.HTTP_JOBS_ROWS_MAX]})
 
 
 @routes.get("/api/jobs/dlq")

@@ -19,6 +19,7 @@ Per-job-name states, the scheduler's leader and its last fires live in the job s
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from dataclasses import dataclass
 from itertools import islice
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from ferrymq.server.amqp.connection import AMQPConnection
 
 DLQ_SUFFIX = ".dlq"
+YIELD_EVERY = 300  # held bodies decoded between two yields to the loop
 
 
 # --- job queues ------------------------------------------------------------------------------
@@ -62,8 +64,8 @@ def _parent(queue: Queue) -> str:
 
 
 def queue_rows(plane: Plane, held: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per job queue: queued (ready), running (unacked), retrying and delayed (held by the
-    broker), dead (in its DLQ), consumers."""
+    """Per job queue: queued (ready), running (unacked), retrying and delayed (of the ``held``
+    rows), dead (in its DLQ), consumers."""
     waiting: dict[tuple[str, str, str], int] = defaultdict(int)
     for h in held:
         waiting[(h["vhost"], h["queue"], h["kind"])] += 1
@@ -85,24 +87,37 @@ def queue_rows(plane: Plane, held: list[dict[str, Any]]) -> list[dict[str, Any]]
 
 # --- retries and delayed jobs ----------------------------------------------------------------
 
-def held_jobs(plane: Plane) -> list[dict[str, Any]]:
-    """Jobs the delayed exchange holds, earliest due first: retries (attempt > 0) and jobs sent
-    with a delay. Only the first ``HTTP_JOBS_DELAYED_SCAN_MAX`` held messages are looked at."""
+@dataclass(slots=True)
+class Held:
+    """Jobs the delayed exchange holds (rows earliest due first), of ``held`` messages in all:
+    at most ``HTTP_JOBS_DELAYED_SCAN_MAX`` per vhost are looked at (``scanned``)."""
+
+    rows: list[dict[str, Any]]
+    held: int
+    scanned: int
+
+
+async def held_jobs(plane: Plane) -> Held:
+    """Retries (attempt > 0) and jobs sent with a delay, read from each vhost's delay heap,
+    yielding to the loop every ``YIELD_EVERY`` bodies decoded."""
     now_ms = plane.clock.now_ms()
-    out = []
-    for vname, vhost in plane.broker.vhosts.items():
+    found = Held([], 0, 0)
+    for vname, vhost in list(plane.broker.vhosts.items()):
         mono_ms = vhost.clock.monotonic_ms()
-        held = islice(vhost.delayed.held(), limits.HTTP_JOBS_DELAYED_SCAN_MAX)
-        for due, (exchange, _key, msg, _offset) in held:
+        held = vhost.delayed.held(limits.HTTP_JOBS_DELAYED_SCAN_MAX)
+        found.held, found.scanned = found.held + len(vhost.delayed), found.scanned + len(held)
+        for n, (due, (exchange, _key, msg, _offset)) in enumerate(held, 1):
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
             if exchange != DELAYED_EXCHANGE:
                 continue
             try:
                 job = JobMessage.from_body(msg.body)
             except ValueError:
                 continue
-            out.append(_held_row(vname, job, now_ms + (due - mono_ms)))
-    out.sort(key=lambda row: row["due_ms"])
-    return out
+            found.rows.append(_held_row(vname, job, now_ms + (due - mono_ms)))
+    found.rows.sort(key=lambda row: row["due_ms"])
+    return found
 
 
 def _held_row(vhost: str, job: JobMessage, due_ms: int) -> dict[str, Any]:

@@ -82,7 +82,8 @@ function drawRetries(r) {
     r.jobs.map((j) => '<tr data-id="' + esc(j.id) + '"><td>' + esc(j.job) + '</td><td class="mono">' + esc(j.id) + "</td><td>" + esc(j.queue) + "</td>" +
       num(j.attempt, "attempt") + '<td class="due">' + esc(fmtTime(j.due_ms)) + ' <span class="muted">' + esc(fmtIn(j.due_ms - now)) + "</span></td><td>" +
       '<span class="tag">' + esc(j.kind) + '</span></td><td class="error">' + esc(j.error || "") + "</td></tr>"), "no job waiting to retry") +
-    (r.total > r.jobs.length ? '<p class="muted">showing ' + r.jobs.length + " of " + r.total + " (earliest first)</p>" : "");
+    (r.total > r.jobs.length ? '<p class="muted">showing ' + r.jobs.length + " of " + r.total + " (earliest first)</p>" : "") +
+    (r.held > r.scanned ? '<p class="muted">looked at ' + r.scanned + " of " + r.held + " delayed messages (the earliest, and those near them): counts are of those</p>" : "");
 }
 
 function drawCrons(c, workers) {
