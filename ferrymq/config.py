@@ -77,6 +77,9 @@ class Settings:
     handshake_timeout_ms: int = limits.HANDSHAKE_TIMEOUT_MS
     # Kafka's message.max.bytes: the largest record batch a topic without max.message.bytes accepts.
     kafka_message_max_bytes: int = limits.KAFKA_MESSAGE_MAX_BYTES
+    # jobs dashboard: the ferrymq.jobs store (App(store=...)) the Jobs page reads job states, cron
+    # leaders and fires from; "" shows what the broker itself holds (queues, retries, DLQs, workers).
+    jobs_store: str = ""
 
     def update(self, values: dict[str, Any]) -> None:
         known = {f.name: f for f in fields(self)}

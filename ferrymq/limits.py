@@ -161,3 +161,9 @@ KAFKA_ALARM_THROTTLE_MS = 1_000
 assert 0 < MEMORY_WATERMARK_RELATIVE_DEFAULT <= MEMORY_WATERMARK_RELATIVE_MAX
 assert FRAME_MAX_BEFORE_TUNE_BYTES <= FRAME_MAX_BYTES
 assert KAFKA_SASL_MAX_RECEIVE_BYTES < KAFKA_REQUEST_MAX_BYTES
+# --- dashboard Jobs page (ferrymq.http.dashboard.jobs_view) --------------------------------------
+HTTP_JOBS_ROWS_MAX = 200  # rows of one Jobs-page list (retry schedule, dead letters shown, workers)
+# held delayed messages (per vhost) one look decodes: ~10-40 us each here, in slices of 300 between
+# yields to the loop (jobs_view.YIELD_EVERY), so a look never stalls the loop more than ~12 ms
+HTTP_JOBS_DELAYED_SCAN_MAX = 10_000
+HTTP_JOBS_NEXT_RUNS = 3  # next runs shown per cron entry
