@@ -48,6 +48,8 @@ CREATE TABLE IF NOT EXISTS users (
     name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, algorithm TEXT NOT NULL, deleted INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS permissions (
     vhost TEXT NOT NULL, user TEXT NOT NULL, permission TEXT, PRIMARY KEY (vhost, user));
+CREATE TABLE IF NOT EXISTS access (kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT,
+    PRIMARY KEY (kind, key));
 """
 
 
@@ -64,6 +66,7 @@ class Topology:
     vhosts: list[tuple[str, bool]] = field(default_factory=list)
     users: list[tuple[str, str, str, bool]] = field(default_factory=list)
     permissions: list[tuple[str, str, dict[str, str] | None]] = field(default_factory=list)
+    access: list[tuple[str, str, Any]] = field(default_factory=list)  # tags, topic permissions
 
 
 class Metadata:
@@ -175,6 +178,10 @@ class Metadata:
     def permission_cleared(self, vhost: str, user: str) -> None:
         self._write("INSERT OR REPLACE INTO permissions VALUES (?, ?, NULL)", (vhost, user))
 
+    def access_set(self, kind: str, key: str, value: Any) -> None:
+        self._write("INSERT OR REPLACE INTO access VALUES (?, ?, ?)",
+                    (kind, key, None if value is None else json.dumps(value)))
+
     def delayed_store(self, vhost: str) -> QueueStore:
         store = self._delayed.get(vhost)
         if store is None:
@@ -198,6 +205,8 @@ class Metadata:
         top.users = [(n, h, a, bool(d)) for n, h, a, d in db.execute("SELECT * FROM users ORDER BY rowid")]
         top.permissions = [(v, u, None if p is None else json.loads(p))
                            for v, u, p in db.execute("SELECT * FROM permissions ORDER BY rowid")]
+        top.access = [(k, key, None if v is None else json.loads(v))
+                      for k, key, v in db.execute("SELECT * FROM access ORDER BY rowid")]
         for v, s, d, te, rk, a in db.execute("SELECT * FROM bindings ORDER BY rowid"):
             top.bindings.append((v, s, d, bool(te), rk, self._decode(a)))
         for path in sorted(self.queue_root.iterdir()):
