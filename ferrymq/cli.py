@@ -129,6 +129,11 @@ from ferrymq.admin.limits_commands import register as _register_limits  # noqa: 
 
 _register_limits(app)
 
+# --- `ferrymq users | vhosts | permissions`: RabbitMQ's access model (ferrymq/admin/access.py) -----
+from ferrymq.admin.access import register as _register_access  # noqa: E402
+
+_register_access(app)
+
 
 def main() -> None:
     app()

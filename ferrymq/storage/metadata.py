@@ -50,6 +50,8 @@ CREATE TABLE IF NOT EXISTS permissions (
     vhost TEXT NOT NULL, user TEXT NOT NULL, permission TEXT, PRIMARY KEY (vhost, user));
 CREATE TABLE IF NOT EXISTS limits (
     scope TEXT NOT NULL, name TEXT NOT NULL, limits TEXT NOT NULL, PRIMARY KEY (scope, name));
+CREATE TABLE IF NOT EXISTS access (kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT,
+    PRIMARY KEY (kind, key));
 """
 
 
@@ -66,6 +68,7 @@ class Topology:
     vhosts: list[tuple[str, bool]] = field(default_factory=list)
     users: list[tuple[str, str, str, bool]] = field(default_factory=list)
     permissions: list[tuple[str, str, dict[str, str] | None]] = field(default_factory=list)
+    access: list[tuple[str, str, Any]] = field(default_factory=list)  # tags, topic permissions
 
 
 class Metadata:
@@ -189,6 +192,9 @@ class Metadata:
     def load_limits(self) -> list[tuple[str, str, dict[str, int]]]:
         rows = self._db.execute("SELECT * FROM limits ORDER BY rowid")
         return [(scope, name, json.loads(values)) for scope, name, values in rows]
+    def access_set(self, kind: str, key: str, value: Any) -> None:
+        self._write("INSERT OR REPLACE INTO access VALUES (?, ?, ?)",
+                    (kind, key, None if value is None else json.dumps(value)))
 
     def delayed_store(self, vhost: str) -> QueueStore:
         store = self._delayed.get(vhost)
@@ -213,6 +219,8 @@ class Metadata:
         top.users = [(n, h, a, bool(d)) for n, h, a, d in db.execute("SELECT * FROM users ORDER BY rowid")]
         top.permissions = [(v, u, None if p is None else json.loads(p))
                            for v, u, p in db.execute("SELECT * FROM permissions ORDER BY rowid")]
+        top.access = [(k, key, None if v is None else json.loads(v))
+                      for k, key, v in db.execute("SELECT * FROM access ORDER BY rowid")]
         for v, s, d, te, rk, a in db.execute("SELECT * FROM bindings ORDER BY rowid"):
             top.bindings.append((v, s, d, bool(te), rk, self._decode(a)))
         for path in sorted(self.queue_root.iterdir()):

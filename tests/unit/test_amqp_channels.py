@@ -75,7 +75,7 @@ def test_channel_max_counts_open_channels_as_rabbitmq_does() -> None:
     conn, handler = opened(channels=(), channel_max=2)
     _send(conn, 11, c.Channel.Open())
     _send(conn, 1, c.Channel.Open())
-    assert [("on_channel_open", 11), ("on_channel_open", 1)] == handler.calls
+    assert handler.calls == [("on_channel_open", 11), ("on_channel_open", 1)]
     _send(conn, 2, c.Channel.Open())
     close = last_close(conn)
     assert isinstance(close, c.Connection.Close) and (close.reply_code, close.reply_text) == (

@@ -198,7 +198,7 @@ class AMQPConnection(asyncio.Protocol):
         if self.broker.limits.wants("user", self.username, "max-channels"):
             self.broker.limits.check_user_channels(self.username, sum(
                 len(c.channels) for c in self.server.connections if c.username == self.username))
-        ch = self.broker.open_channel(self.vhost, channel, self, self.username)
+        ch = self.broker.open_channel(self.vhost, channel, self, self.username, enforce=True)
         ch.deliverable = not self.paused
         self.channels[channel] = ch
 
