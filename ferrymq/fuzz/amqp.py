@@ -24,10 +24,14 @@ from ferrymq.errors import INTERNAL_ERROR, ProtocolError
 from ferrymq.fuzz.target import Finding, Target
 from ferrymq.protocols.amqp import client
 from ferrymq.protocols.amqp.connection import AMQPServerConnection
-from ferrymq.protocols.amqp.frames import (CHANNEL_CLOSE, CONNECTION_CLOSE, CONTENT_HEADER_HEAD,
-                                           FRAME_HEAD, METHOD_ID)
-from ferrymq.protocols.amqp.methods import (MethodDecodeError, decode_method, encode_method,
-                                            method_class)
+from ferrymq.protocols.amqp.frames import (
+    CHANNEL_CLOSE,
+    CONNECTION_CLOSE,
+    CONTENT_HEADER_HEAD,
+    FRAME_HEAD,
+    METHOD_ID,
+)
+from ferrymq.protocols.amqp.methods import MethodDecodeError, decode_method, encode_method, method_class
 from ferrymq.protocols.amqp.properties import decode_properties, encode_properties
 from ferrymq.protocols.amqp.server_properties import server_properties
 from ferrymq.protocols.amqp.tables import TableError, decode_table, encode_table
@@ -104,7 +108,8 @@ def frame_seeds() -> list[bytes]:
         client.encode_method(1, c.Exchange.Declare(exchange="e", exchange_type="topic")),
         client.encode_method(1, c.Queue.Bind(queue="q", exchange="e", routing_key="a.#")),
         client.encode_method(1, c.Basic.Consume(queue="q", arguments={"x-priority": 3})),
-        client.encode_method(1, c.Basic.Qos(prefetch_count=10)) + client.encode_method(1, c.Basic.Get(queue="q")),
+        client.encode_method(1, c.Basic.Qos(prefetch_count=10))
+        + client.encode_method(1, c.Basic.Get(queue="q")),
         client.encode_method(2, c.Channel.Flow(True)) + client.encode_method(1, c.Confirm.Select()),
         client.encode_method(1, c.Tx.Select()) + client.encode_method(1, c.Tx.Commit()),
         client.encode_method(3, c.Channel.Open()) + client.encode_method(2, c.Channel.Close(200, "", 0, 0)),
@@ -131,8 +136,9 @@ def _stable(first: bytes, again: Any) -> None:
 
 
 def table_seeds() -> list[bytes]:
-    return [encode_table(_SAMPLE_HEADERS)[4:], encode_table({"x-max-length": 5, "x-queue-type": "quorum"})[4:],
-            encode_table({"k": [[[]], {}], "ts": _PROPS.timestamp})[4:]]
+    tables = [_SAMPLE_HEADERS, {"x-max-length": 5, "x-queue-type": "quorum"},
+              {"k": [[[]], {}], "ts": _PROPS.timestamp}]
+    return [encode_table(table)[4:] for table in tables]
 
 
 def content_header_one_input(data: bytes) -> None:

@@ -158,7 +158,7 @@ def requests_one_input(data: bytes) -> None:
     if head.api_key in versions.HAND_WRITTEN or not versions.supported(head.api_key, head.api_version):
         return
     try:
-        decode_request(head.api_key, head.api_version, r.buf[r.pos:])
+        decode_request(head.api_key, head.api_version, memoryview(r.buf)[r.pos:])
     except KafkaProtocolError:
         return
 
@@ -200,5 +200,6 @@ TARGETS = [
     Target("kafka-produce", produce_one_input, produce_seeds, "KafkaProtocolError; BatchError per partition"),
     Target("kafka-fetch", fetch_one_input, fetch_seeds, "KafkaProtocolError"),
     Target("kafka-records", records_one_input, records_seeds, "BatchError; KafkaProtocolError on read"),
-    Target("kafka-requests", requests_one_input, requests_seeds, "KafkaProtocolError (kio's errors translated)"),
+    Target("kafka-requests", requests_one_input, requests_seeds,
+           "KafkaProtocolError (kio's errors translated)"),
 ]

@@ -8,15 +8,17 @@ from, so one bug hit a million times is one file, not a million.
 from __future__ import annotations
 
 import hashlib
+import mmap
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ferrymq.clock import Clock, Rng, SystemClock
-from ferrymq.fuzz.mutate import mutate
+from ferrymq.fuzz.mutate import INPUT_MAX_BYTES, mutate
 from ferrymq.fuzz.target import Target
 
 _CHECK_EVERY = 512  # inputs between looks at the clock
+CURRENT_FILE = ".current"  # the input being tried, length-prefixed: what a crashed process leaves
 
 
 @dataclass(slots=True)
@@ -61,9 +63,11 @@ def run(target: Target, inputs: int, seconds: float, seed: int | None = None,
     start = clock.monotonic_ms()
     deadline = start + int(seconds * 1000)
     one_input = target.one_input
+    current = _current(save_dir / target.name if save_dir else None)
     while report.inputs < inputs:
         for _ in range(min(_CHECK_EVERY, inputs - report.inputs)):
             data = mutate(rng, seeds)
+            current[:4], current[4:4 + len(data)] = len(data).to_bytes(4, "big"), data
             try:
                 one_input(data)
             except Exception as exc:  # the point of fuzzing: whatever escapes is recorded, not fatal
@@ -72,7 +76,31 @@ def run(target: Target, inputs: int, seconds: float, seed: int | None = None,
         if clock.monotonic_ms() >= deadline:
             break
     report.elapsed_ms = clock.monotonic_ms() - start
+    if save_dir is not None and isinstance(current, mmap.mmap):
+        current.close()
+        (save_dir / target.name / CURRENT_FILE).unlink()
     return report
+
+
+def _current(directory: Path | None) -> mmap.mmap | bytearray:
+    """Where each input is copied before it runs (a memory map: a crash that kills the process,
+    such as a native library's abort, leaves the input behind for ``crashed_input``)."""
+    if directory is None:
+        return bytearray(4 + INPUT_MAX_BYTES)
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / CURRENT_FILE, "wb+") as f:
+        f.truncate(4 + INPUT_MAX_BYTES)
+        return mmap.mmap(f.fileno(), 4 + INPUT_MAX_BYTES)
+
+
+def crashed_input(directory: Path) -> bytes | None:
+    """The input a killed run was trying, if one left its file."""
+    path = directory / CURRENT_FILE
+    if not path.exists():
+        return None
+    raw = path.read_bytes()
+    path.unlink()
+    return raw[4:4 + int.from_bytes(raw[:4], "big")]
 
 
 def _record(report: Report, exc: Exception, data: bytes, save_dir: Path | None) -> None:
