@@ -30,6 +30,8 @@ class Settings:
     kafka_num_partitions: int = limits.KAFKA_NUM_PARTITIONS_DEFAULT  # Kafka's num.partitions
     kafka_retention_check_ms: int = limits.KAFKA_RETENTION_CHECK_MS  # log.retention.check.interval.ms
     kafka_cleaner_backoff_ms: int = limits.KAFKA_CLEANER_BACKOFF_MS  # log.cleaner.backoff.ms
+    # log.cleaner.dedupe.buffer.size: the compaction offset map's memory bound (a pass maps what fits)
+    kafka_cleaner_dedupe_buffer_bytes: int = limits.KAFKA_CLEANER_DEDUPE_BUFFER_BYTES
     # Kafka's advertised.listeners: where clients are told to connect after bootstrap (behind NAT, a
     # container or a proxy). "" / 0: the address the client reached us on, and the port bound.
     kafka_advertised_host: str = ""
@@ -62,6 +64,9 @@ class Settings:
     loopback_users: list[str] = field(default_factory=lambda: ["guest"])
     # None configured: SQS/SNS take any credentials from loopback. Any configured: SigV4 required.
     aws_access_keys: list[AwsAccessKey] = field(default_factory=list)
+    # jobs dashboard: the ferrymq.jobs store (App(store=...)) the Jobs page reads job states, cron
+    # leaders and fires from; "" shows what the broker itself holds (queues, retries, DLQs, workers).
+    jobs_store: str = ""
 
     def update(self, values: dict[str, Any]) -> None:
         known = {f.name: f for f in fields(self)}
