@@ -82,6 +82,15 @@ soak: $(STAMP)
 	CRASH_CYCLES=$${CRASH_CYCLES:-200} $(BIN)/python -m pytest -q tests/crash
 	$(BIN)/ferrymq sim --first 1000 --seeds $${SIM_SOAK_SEEDS:-5000} --steps 2000
 
+# Fuzzing (issue 16): every ferrymq.fuzz target (`python -m ferrymq.fuzz --list`) for FUZZ_INPUTS
+# inputs (default 10 million) or FUZZ_SECONDS each, whichever ends first; FUZZ_JOBS at a time.
+# Defaults: 12 targets x 540 s, two at a time, about 55 minutes on 2 cores. A finding is saved under
+# tests/fuzz/regressions/<target>/ (replay: --replay FILE) and the run exits non-zero.
+.PHONY: fuzz
+fuzz: $(STAMP)
+	$(BIN)/python -m ferrymq.fuzz --list | xargs -P $${FUZZ_JOBS:-2} -I{} $(BIN)/python -m ferrymq.fuzz \
+	    --target {} --inputs $${FUZZ_INPUTS:-10000000} --seconds $${FUZZ_SECONDS:-540}
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports

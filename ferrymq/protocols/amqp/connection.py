@@ -447,10 +447,10 @@ class AMQPServerConnection:
         self._send(0, c.Connection.OpenOk())
 
     def _on_update_secret(self, m: c.Connection.UpdateSecret) -> None:
-        secret = m.new_secret if isinstance(m.new_secret, str) else bytes(m.new_secret or b"").decode()
         try:
+            secret = m.new_secret if isinstance(m.new_secret, str) else bytes(m.new_secret or b"").decode()
             self.handler.authenticate(self.username or "", secret, self._mechanism)
-        except ProtocolError:
+        except (ProtocolError, UnicodeDecodeError):  # a secret that is not UTF-8 cannot match one
             raise NotAllowed("New secret was refused by one of the backends") from None
         self._send(0, c.Connection.UpdateSecretOk())
 
