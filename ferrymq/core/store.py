@@ -160,6 +160,13 @@ class TopologyStore(Protocol):
         """Where a vhost's x-delayed-message exchanges keep persistent messages while they wait."""
         ...
 
+    # Runtime parameters (definitions, operator policies: ferrymq.core.parameters), as RabbitMQ keeps
+    # them: (component, vhost, name) -> a JSON value.
+
+    def parameter_set(self, component: str, vhost: str, name: str, value: Any) -> None: ...
+
+    def parameter_cleared(self, component: str, vhost: str, name: str) -> None: ...
+
 
 class NoTopology:
     """Nothing is durable: a broker without a data directory (unit tests, ``--data-dir ''``)."""
@@ -214,3 +221,9 @@ class NoTopology:
 
     def delayed_store(self, vhost: str) -> None:
         return None
+
+    def parameter_set(self, *args: Any) -> None:
+        pass
+
+    def parameter_cleared(self, *args: Any) -> None:
+        pass

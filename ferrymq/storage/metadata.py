@@ -48,6 +48,9 @@ CREATE TABLE IF NOT EXISTS users (
     name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, algorithm TEXT NOT NULL, deleted INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS permissions (
     vhost TEXT NOT NULL, user TEXT NOT NULL, permission TEXT, PRIMARY KEY (vhost, user));
+CREATE TABLE IF NOT EXISTS parameters (
+    component TEXT NOT NULL, vhost TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (component, vhost, name));
 """
 
 
@@ -64,6 +67,8 @@ class Topology:
     vhosts: list[tuple[str, bool]] = field(default_factory=list)
     users: list[tuple[str, str, str, bool]] = field(default_factory=list)
     permissions: list[tuple[str, str, dict[str, str] | None]] = field(default_factory=list)
+    # (component, vhost, name, value): runtime parameters (ferrymq.core.parameters)
+    parameters: list[tuple[str, str, str, Any]] = field(default_factory=list)
 
 
 class Metadata:
@@ -159,6 +164,7 @@ class Metadata:
             self._db.execute("INSERT OR REPLACE INTO vhosts VALUES (?, 1)", (name,))
             self._db.execute("DELETE FROM permissions WHERE vhost = ?", (name,))
             self._db.execute("DELETE FROM policies WHERE vhost = ?", (name,))
+            self._db.execute("DELETE FROM parameters WHERE vhost = ?", (name,))
 
     def user_set(self, name: str, password_hash: str, algorithm: str) -> None:
         self._write("INSERT OR REPLACE INTO users VALUES (?, ?, ?, 0)", (name, password_hash, algorithm))
@@ -174,6 +180,14 @@ class Metadata:
 
     def permission_cleared(self, vhost: str, user: str) -> None:
         self._write("INSERT OR REPLACE INTO permissions VALUES (?, ?, NULL)", (vhost, user))
+
+    def parameter_set(self, component: str, vhost: str, name: str, value: Any) -> None:
+        self._write("INSERT OR REPLACE INTO parameters VALUES (?, ?, ?, ?)",
+                    (component, vhost, name, json.dumps(value)))
+
+    def parameter_cleared(self, component: str, vhost: str, name: str) -> None:
+        self._write("DELETE FROM parameters WHERE component = ? AND vhost = ? AND name = ?",
+                    (component, vhost, name))
 
     def delayed_store(self, vhost: str) -> QueueStore:
         store = self._delayed.get(vhost)
@@ -198,6 +212,8 @@ class Metadata:
         top.users = [(n, h, a, bool(d)) for n, h, a, d in db.execute("SELECT * FROM users ORDER BY rowid")]
         top.permissions = [(v, u, None if p is None else json.loads(p))
                            for v, u, p in db.execute("SELECT * FROM permissions ORDER BY rowid")]
+        top.parameters = [(c, v, n, json.loads(x))
+                          for c, v, n, x in db.execute("SELECT * FROM parameters ORDER BY rowid")]
         for v, s, d, te, rk, a in db.execute("SELECT * FROM bindings ORDER BY rowid"):
             top.bindings.append((v, s, d, bool(te), rk, self._decode(a)))
         for path in sorted(self.queue_root.iterdir()):
