@@ -125,6 +125,8 @@ def test_definitions_round_trip_between_rabbitmq_and_ferrymq(rabbit: RabbitNode)
         _ferry_topology(fm, "from-ferry")
         users = fm.running.broker.users  # type: ignore[union-attr]
         fm.call(users.__setitem__, "ferry-user", "f-secret")
+        fm.call(fm.running.broker.set_permission, "/", "ferry-user",  # type: ignore[union-attr]
+                {"configure": ".*", "write": ".*", "read": ".*"})
         from_ferry = _defs(fm.http_url)
     _post(rabbit.management_url, from_ferry)
     assert _ours(_defs(rabbit.management_url), "from-ferry") == _ours(from_ferry, "from-ferry")
