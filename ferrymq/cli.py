@@ -43,6 +43,7 @@ def serve(
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     from ferrymq.server.app import ListenerError, run
+    from ferrymq.server.boot_definitions import DefinitionsFileError
     from ferrymq.server.tls import TlsConfigError
 
     try:
@@ -50,6 +51,9 @@ def serve(
     except (ListenerError, TlsConfigError) as exc:
         typer.echo(f"ferrymq: {exc}", err=True)
         raise typer.Exit(1) from None
+    except DefinitionsFileError as exc:  # the user's file: one line, exit 2 as for a bad setting
+        typer.echo(f"ferrymq: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True,

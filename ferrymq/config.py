@@ -62,6 +62,9 @@ class Settings:
     loopback_users: list[str] = field(default_factory=lambda: ["guest"])
     # None configured: SQS/SNS take any credentials from loopback. Any configured: SigV4 required.
     aws_access_keys: list[AwsAccessKey] = field(default_factory=list)
+    # definitions (issue 16): RabbitMQ's load_definitions, a definitions JSON file or a directory of
+    # them, imported at every boot before the listeners open ("": none)
+    load_definitions: str = ""
 
     def update(self, values: dict[str, Any]) -> None:
         known = {f.name: f for f in fields(self)}
