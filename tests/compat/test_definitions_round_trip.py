@@ -78,13 +78,15 @@ PUTS: list[tuple[str, dict[str, Any]]] = [
                                                                    "x-delivery-limit": 3}}),
     ("/api/queues/rt-v/rt-stream", {"durable": True, "arguments": {
         "x-queue-type": "stream", "x-max-age": "1D", "x-max-length-bytes": 10_000_000}}),
-    ("/api/queues/rt-v/rt-lazy", {"durable": False, "auto_delete": False, "arguments": {"x-queue-mode": "lazy"}}),
+    ("/api/queues/rt-v/rt-lazy", {"durable": False, "auto_delete": False,
+                                  "arguments": {"x-queue-mode": "lazy"}}),
 ]
 BINDINGS = [
     ("/api/bindings/rt-v/e/rt-topic/e/rt-int", {"routing_key": "a.#"}),
     ("/api/bindings/rt-v/e/rt-int/q/rt-classic", {"routing_key": "k"}),
     ("/api/bindings/rt-v/e/rt-fan/q/rt-lazy", {"routing_key": ""}),
-    ("/api/bindings/rt-v/e/rt-headers/q/rt-quorum", {"routing_key": "", "arguments": {"x-match": "any", "a": "1"}}),
+    ("/api/bindings/rt-v/e/rt-headers/q/rt-quorum",
+     {"routing_key": "", "arguments": {"x-match": "any", "a": "1"}}),
 ]
 
 
