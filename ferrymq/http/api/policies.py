@@ -2,12 +2,14 @@
 exchanges (ferrymq.core.policy); one set of handlers serves both kinds.
 
 As RabbitMQ 3.10: PUT creates (201) or updates (204); a bad body is a 400 with RabbitMQ's
-"Validation failed" reason (an operator policy accepts only the operator keys); an unknown vhost or
+"Validation failed" reason (an operator policy accepts only the operator keys, and its reason is not
+HTML-escaped: RabbitMQ's handler passes it as a binary); an unknown vhost or
 policy is a 404. Operator policies are stored as RabbitMQ stores them: runtime parameters.
 """
 
 from __future__ import annotations
 
+import html
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -72,8 +74,8 @@ def _changes(kind: Kind) -> tuple[Handler, Handler]:
         body = await read_json(request)
         try:
             policy = make_policy(vhost.name, request.match_info["name"], body, operator=kind.operator)
-        except PolicyError as exc:
-            raise bad_request(str(exc)) from None
+        except PolicyError as exc:  # RabbitMQ escapes a policy's reason, not an operator policy's
+            raise bad_request(html.unescape(str(exc)) if kind.operator else str(exc)) from None
         created = kind.set(vhost, policy)
         request.app[PLANE].end_turn()
         return web.Response(status=201) if created else no_content()
