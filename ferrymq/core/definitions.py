@@ -5,8 +5,10 @@ was dropped: the one import path for POST /api/definitions, ``ferrymq definition
 Why a report: a RabbitMQ file may hold things FerryMQ cannot act on (plugin parameters, user and
 vhost limits). RabbitMQ would refuse a component it lacks; FerryMQ imports the rest and says, item
 by item, what it left out and why, so a round trip RabbitMQ -> FerryMQ -> RabbitMQ loses nothing
-silently. What FerryMQ keeps without acting on it (user tags, vhost metadata, topic permissions,
-global parameters, inert policy keys) is kept as data (ferrymq.core.parameters) and exported again.
+silently. User tags, permissions and topic permissions go to the broker's access model
+(ferrymq.core.permissions), which enforces them; what FerryMQ keeps without acting on it (vhost
+metadata, global parameters, inert policy keys) is kept as data (ferrymq.core.parameters) and
+exported again.
 
 A file of the wrong shape, or an object the broker refuses (an unknown exchange type, a bad policy),
 is a DefinitionsError with one clear line; objects imported before it stay, as with RabbitMQ.
@@ -19,8 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ferrymq.core.broker import Broker
-from ferrymq.core.parameters import GLOBAL, OPERATOR_POLICY, TOPIC_PERMISSION, USER_TAGS, VHOST_METADATA
+from ferrymq.core.parameters import GLOBAL, OPERATOR_POLICY, VHOST_METADATA
 from ferrymq.core.passwords import ALGORITHMS, DEFAULT_ALGORITHM
+from ferrymq.core.permissions import invalid_pattern, parse_tags
 from ferrymq.core.policy import PolicyError, make_policy
 from ferrymq.core.vhost import VHost
 from ferrymq.errors import FerryMQError
@@ -90,8 +93,8 @@ def import_definitions(broker: Broker, body: Any, only: str | None = None) -> Re
     if only is None:
         _users(broker, _list(body, "users"), report)
         _vhosts(broker, _list(body, "vhosts"), report)
-        _permissions(broker, _list(body, "permissions"))
-        _topic_permissions(broker, _list(body, "topic_permissions"))
+        _permissions(broker, _list(body, "permissions"), report)
+        _topic_permissions(broker, _list(body, "topic_permissions"), report)
         _global_parameters(broker, _list(body, "global_parameters"))
     elif only not in broker.vhosts:
         raise DefinitionsError(f"no vhost {only!r}")
@@ -108,26 +111,18 @@ def import_definitions(broker: Broker, body: Any, only: str | None = None) -> Re
 
 # --- users, vhosts, permissions ----------------------------------------------------------------
 
-def _tags(value: Any) -> list[str]:
-    """RabbitMQ writes tags as a list (3.9+) or a comma-separated string (older files)."""
-    if isinstance(value, str):
-        return [t.strip() for t in value.split(",") if t.strip()]
-    if isinstance(value, list) and all(isinstance(t, str) for t in value):
-        return list(value)
-    raise DefinitionsError(f"user tags must be a list or a comma-separated string, got {json.dumps(value)}")
-
-
 def _users(broker: Broker, users: list[dict[str, Any]], report: Report) -> None:
     for user in users:
         name = _name(user, "a user")
+        tags = _tags(user["tags"]) if "tags" in user else None
         if isinstance(user.get("password"), str):
-            broker.put_user(name, user["password"])  # stored as a salted hash
+            broker.put_user(name, user["password"], tags=tags)  # stored as a salted hash
         else:
             algorithm = user.get("hashing_algorithm", DEFAULT_ALGORITHM)
             if algorithm not in ALGORITHMS:
                 raise DefinitionsError(f"user {name!r}: unsupported hashing algorithm {algorithm!r}")
-            broker.put_user(name, password_hash=str(user.get("password_hash", "")), algorithm=algorithm)
-        broker.parameters.set(USER_TAGS, "", name, _tags(user.get("tags", [])))
+            broker.put_user(name, password_hash=str(user.get("password_hash", "")), algorithm=algorithm,
+                            tags=tags)
         if user.get("limits"):
             report.drop("users", name, "user limits are not enforced by this FerryMQ", field_name="limits")
 
@@ -144,27 +139,46 @@ def _vhosts(broker: Broker, vhosts: list[dict[str, Any]], report: Report) -> Non
             report.drop("vhosts", name, "vhost limits are not enforced by this FerryMQ", field_name="limits")
 
 
-def _known(broker: Broker, item: dict[str, Any], what: str) -> tuple[str, str]:
-    user, vhost = _name(item, what, "user"), _name(item, what, "vhost")
-    if user not in broker.users:
-        raise DefinitionsError(f"{what} for unknown user {user!r}")
-    if vhost not in broker.vhosts:
-        raise DefinitionsError(f"{what} for unknown vhost {vhost!r}")
+def _tags(value: Any) -> list[str]:
+    """RabbitMQ writes tags as a list (3.9+) or a comma-separated string (older files)."""
+    if not isinstance(value, str | list | None):
+        raise DefinitionsError(f"user tags must be a list or a comma-separated string: {json.dumps(value)}")
+    return parse_tags(value)
+
+
+def _known(broker: Broker, item: dict[str, Any], section: str, report: Report) -> tuple[str, str] | None:
+    """(user, vhost) of a permission, or None (reported) when either is missing: RabbitMQ skips
+    those with a warning."""
+    user, vhost = _name(item, f"an item of {section}", "user"), _name(item, f"an item of {section}", "vhost")
+    missing = "user" if user not in broker.users else "vhost" if vhost not in broker.vhosts else None
+    if missing is not None:
+        report.drop(section, user, f"no such {missing}", vhost=vhost)
+        return None
     return user, vhost
 
 
-def _permissions(broker: Broker, items: list[dict[str, Any]]) -> None:
-    for p in items:
-        user, vhost = _known(broker, p, "a permission")
-        broker.set_permission(vhost, user, {k: str(p.get(k, "")) for k in PERMISSION_KEYS})
+def _pattern(item: dict[str, Any], key: str) -> str:
+    value = str(item.get(key, ""))
+    invalid = invalid_pattern(value)
+    if invalid is not None:
+        raise DefinitionsError(invalid)
+    return value
 
 
-def _topic_permissions(broker: Broker, items: list[dict[str, Any]]) -> None:
+def _permissions(broker: Broker, items: list[dict[str, Any]], report: Report) -> None:
     for p in items:
-        user, vhost = _known(broker, p, "a topic permission")
-        exchange = _name(p, "a topic permission", "exchange")
-        broker.parameters.set(TOPIC_PERMISSION, vhost, f"{user}\x00{exchange}",
-                              {"write": str(p.get("write", "")), "read": str(p.get("read", ""))})
+        known = _known(broker, p, "permissions", report)
+        if known is not None:
+            broker.set_permission(known[1], known[0], {k: _pattern(p, k) for k in PERMISSION_KEYS})
+
+
+def _topic_permissions(broker: Broker, items: list[dict[str, Any]], report: Report) -> None:
+    for p in items:
+        known = _known(broker, p, "topic_permissions", report)
+        if known is not None:
+            exchange = _name(p, "a topic permission", "exchange")
+            write, read = _pattern(p, "write"), _pattern(p, "read")
+            broker.set_topic_permission(known[1], known[0], exchange, write, read)
 
 
 def _global_parameters(broker: Broker, items: list[dict[str, Any]]) -> None:

@@ -5,7 +5,8 @@ settings as runtime parameters, and its definitions carry them so. FerryMQ keeps
 definitions file brings that has no model of its own yet, so an export gives it back unchanged:
 operator policies (component ``operator_policy``, acted on by ferrymq.core.vhost), global parameters
 (``cluster_name``, ``internal_cluster_id``), and, under components named ``ferrymq.*`` that are
-never exported as parameters, user tags, vhost metadata and topic permissions.
+never exported as parameters, vhost metadata. (User tags and topic permissions have a model of their
+own: ferrymq.core.permissions.)
 
 Every change goes to the TopologyStore at once, so it survives a restart.
 """
@@ -20,9 +21,7 @@ if TYPE_CHECKING:
 
 OPERATOR_POLICY = "operator_policy"
 GLOBAL = "ferrymq.global"  # global parameters (vhost "")
-USER_TAGS = "ferrymq.user-tags"  # vhost "", name: the user, value: a list of tags
 VHOST_METADATA = "ferrymq.vhost-metadata"  # vhost: the vhost, name "", value: its metadata object
-TOPIC_PERMISSION = "ferrymq.topic-permission"  # name: "user\x00exchange", value: {write, read}
 INTERNAL_PREFIX = "ferrymq."
 
 Key = tuple[str, str, str]

@@ -51,6 +51,8 @@ CREATE TABLE IF NOT EXISTS permissions (
 CREATE TABLE IF NOT EXISTS parameters (
     component TEXT NOT NULL, vhost TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
     PRIMARY KEY (component, vhost, name));
+CREATE TABLE IF NOT EXISTS access (kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT,
+    PRIMARY KEY (kind, key));
 """
 
 
@@ -69,6 +71,7 @@ class Topology:
     permissions: list[tuple[str, str, dict[str, str] | None]] = field(default_factory=list)
     # (component, vhost, name, value): runtime parameters (ferrymq.core.parameters)
     parameters: list[tuple[str, str, str, Any]] = field(default_factory=list)
+    access: list[tuple[str, str, Any]] = field(default_factory=list)  # tags, topic permissions
 
 
 class Metadata:
@@ -189,6 +192,10 @@ class Metadata:
         self._write("DELETE FROM parameters WHERE component = ? AND vhost = ? AND name = ?",
                     (component, vhost, name))
 
+    def access_set(self, kind: str, key: str, value: Any) -> None:
+        self._write("INSERT OR REPLACE INTO access VALUES (?, ?, ?)",
+                    (kind, key, None if value is None else json.dumps(value)))
+
     def delayed_store(self, vhost: str) -> QueueStore:
         store = self._delayed.get(vhost)
         if store is None:
@@ -214,6 +221,8 @@ class Metadata:
                            for v, u, p in db.execute("SELECT * FROM permissions ORDER BY rowid")]
         top.parameters = [(c, v, n, json.loads(x))
                           for c, v, n, x in db.execute("SELECT * FROM parameters ORDER BY rowid")]
+        top.access = [(k, key, None if v is None else json.loads(v))
+                      for k, key, v in db.execute("SELECT * FROM access ORDER BY rowid")]
         for v, s, d, te, rk, a in db.execute("SELECT * FROM bindings ORDER BY rowid"):
             top.bindings.append((v, s, d, bool(te), rk, self._decode(a)))
         for path in sorted(self.queue_root.iterdir()):

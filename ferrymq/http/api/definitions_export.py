@@ -1,12 +1,13 @@
 """GET /api/definitions (and /{vhost}): the broker as RabbitMQ 3.10 exports it, so the file imports
 into RabbitMQ (``rabbitmqadmin import``, POST /api/definitions, ``load_definitions``).
 
-What an import kept as data comes back here unchanged (ferrymq.core.parameters): user tags, topic
-permissions, global parameters and operator policies (as RabbitMQ writes them: parameters of the
-``operator_policy`` component); vhost metadata as RabbitMQ 3.11 writes it (3.10 neither writes nor
-reads it). Users carry a salted ``rabbit_password_hashing_sha256`` hash (salt from the broker's Rng
-for a configured user); exclusive queues and the built-in amq.* exchanges are left out, as RabbitMQ
-leaves them out. User limits are always {}: FerryMQ has none to export.
+User tags, permissions and topic permissions as the access model holds them
+(ferrymq.http.api.access_definitions); what an import kept as data comes back unchanged
+(ferrymq.core.parameters): global parameters and operator policies (as RabbitMQ writes them:
+parameters of the ``operator_policy`` component); vhost metadata as RabbitMQ 3.11 writes it (3.10
+neither writes nor reads it). Users carry a salted ``rabbit_password_hashing_sha256`` hash (salt
+from the broker's Rng for a configured user); exclusive queues and the built-in amq.* exchanges are
+left out, as RabbitMQ leaves them out. User limits are always {}: FerryMQ has none to export.
 """
 
 from __future__ import annotations
@@ -14,18 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 from ferrymq.core.broker import Broker
-from ferrymq.core.parameters import GLOBAL, INTERNAL_PREFIX, TOPIC_PERMISSION, USER_TAGS, VHOST_METADATA
+from ferrymq.core.parameters import GLOBAL, INTERNAL_PREFIX, VHOST_METADATA
 from ferrymq.core.passwords import DEFAULT_ALGORITHM, hash_password
 from ferrymq.core.vhost import VHost
+from ferrymq.http.api import access_definitions
 from ferrymq.http.api.connections import jsonable, paced
 from ferrymq.http.auth import user_tags
 from ferrymq.http.plane import Plane
-
-
-def tags_of(broker: Broker, name: str) -> list[str]:
-    """A user's tags: as imported (or set) if stored, else the management plane's default."""
-    stored = broker.parameters.get(USER_TAGS, "", name)
-    return list(stored) if isinstance(stored, list) else user_tags(name)
 
 
 def _users(broker: Broker) -> list[dict[str, Any]]:
@@ -36,27 +32,13 @@ def _users(broker: Broker) -> list[dict[str, Any]]:
             salt = broker.rng.getrandbits(32).to_bytes(4, "big")
             hashed = (hash_password(broker.users[name], salt), DEFAULT_ALGORITHM)
         out.append({"name": name, "password_hash": hashed[0], "hashing_algorithm": hashed[1],
-                    "tags": tags_of(broker, name), "limits": {}})
+                    "tags": user_tags(broker, name), "limits": {}})
     return out
 
 
 def _vhost(broker: Broker, name: str) -> dict[str, Any]:
     metadata = broker.parameters.get(VHOST_METADATA, name, "")
     return {"name": name, "metadata": dict(metadata)} if metadata else {"name": name}
-
-
-def _access(broker: Broker) -> dict[str, list[dict[str, Any]]]:
-    """Permissions and topic permissions of the users and vhosts that exist."""
-    keys = ("configure", "write", "read")
-    permissions = [{"user": user, "vhost": vhost, **{k: perm.get(k, "") for k in keys}}
-                   for (vhost, user), perm in broker.permissions.items()
-                   if user in broker.users and vhost in broker.vhosts]
-    topic = []
-    for (_, vhost, key), value in broker.parameters.items(TOPIC_PERMISSION):
-        user, _, exchange = key.partition("\x00")
-        if user in broker.users and vhost in broker.vhosts:
-            topic.append({"user": user, "vhost": vhost, "exchange": exchange, **value})
-    return {"permissions": permissions, "topic_permissions": topic}
 
 
 def _parameters(broker: Broker, vhost: str) -> list[dict[str, Any]]:
@@ -92,7 +74,9 @@ async def export_all(plane: Plane) -> dict[str, Any]:
     out: dict[str, Any] = {
         "rabbit_version": version, "rabbitmq_version": version, "product_name": plane.settings.amqp_product,
         "product_version": version, "users": _users(broker),
-        "vhosts": [_vhost(broker, v.name) for v in vhosts], **_access(broker),
+        "vhosts": [_vhost(broker, v.name) for v in vhosts],
+        "permissions": access_definitions.export_permissions(broker),
+        "topic_permissions": access_definitions.export_topic_permissions(broker),
         "global_parameters": [{"name": k[2], "value": value} for k, value in broker.parameters.items(GLOBAL)],
     }
     per_vhost = [await _objects(broker, v, True) for v in vhosts]
