@@ -133,6 +133,11 @@ from ferrymq.admin.access import register as _register_access  # noqa: E402
 
 _register_access(app)
 
+# --- `ferrymq set-vm-memory-high-watermark | set-vhost-limits | ...`: in ferrymq/admin/limits_commands.py
+from ferrymq.admin.limits_commands import register as _register_limits  # noqa: E402
+
+_register_limits(app)
+
 
 def main() -> None:
     app()

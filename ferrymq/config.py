@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ferrymq import limits
+from ferrymq.core.watermark import Watermark, parse_watermark
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,13 @@ class Settings:
     # definitions (issue 16): RabbitMQ's load_definitions, a definitions JSON file or a directory of
     # them, imported at every boot before the listeners open ("": none)
     load_definitions: str = ""
+    # --- limits that protect the broker (docs/limits.md) ---
+    # The memory alarm by RSS: a fraction of the machine's memory (RabbitMQ's vm_memory_high_watermark,
+    # relative) or an amount ("1GiB", "absolute:512MB"; its vm_memory_high_watermark.absolute).
+    vm_memory_high_watermark: Watermark = field(
+        default_factory=lambda: Watermark(relative=limits.MEMORY_WATERMARK_RELATIVE_DEFAULT))
+    # Every admin action over the HTTP API as a JSON line; relative to data_dir; "" keeps no log.
+    audit_log: str = "audit.log"
 
     def update(self, values: dict[str, Any]) -> None:
         known = {f.name: f for f in fields(self)}
@@ -125,7 +133,7 @@ def _access_key(entry: Any, n: int) -> AwsAccessKey:
 
 
 AWS_KEY_FIELDS = ("id", "secret", "user", "vhost")
-PARSERS = {"aws_access_keys": parse_aws_access_keys}
+PARSERS = {"aws_access_keys": parse_aws_access_keys, "vm_memory_high_watermark": parse_watermark}
 
 
 def _coerce(current: Any, value: Any) -> Any:

@@ -139,3 +139,21 @@ SNS_HTTP_DELAY_MAX_S = 3600  # maxDelayTarget's top
 SNS_DEDUP_MEMORY = 1_000_000  # FIFO-topic deduplication ids remembered (oldest forgotten first)
 SNS_HTTP_PENDING_MAX = 10_000  # HTTP deliveries waiting to retry; beyond it new ones are dropped
 assert SNS_MESSAGE_MAX_BYTES <= SQS_MESSAGE_MAX_BYTES  # an SNS message fits any SQS queue's top
+
+# --- limits that protect the broker (ferrymq.server.memory, ferrymq.core.vhost_limits) -----------
+# The memory alarm by the process's RSS: RabbitMQ's vm_memory_high_watermark (relative 0.4 of the
+# machine's memory by default, or an absolute amount), read from /proc/self/statm this often
+# (RabbitMQ's memory_monitor_interval is 2.5 s).
+MEMORY_WATERMARK_RELATIVE_DEFAULT = 0.4
+MEMORY_WATERMARK_RELATIVE_MAX = 1.0
+MEMORY_CHECK_INTERVAL_MS = 1_000
+MEMORY_TOTAL_FALLBACK_BYTES = 1024 * 1024 * 1024  # where /proc/meminfo cannot be read
+# Before connection.tune-ok a frame may be at most this big (RabbitMQ's initial_frame_max).
+FRAME_MAX_BEFORE_TUNE_BYTES = FRAME_MIN_BYTES
+# Kafka: a SASL exchange's frames before authentication completes (sasl.server.max.receive.size).
+KAFKA_SASL_MAX_RECEIVE_BYTES = 524_288
+# Kafka produce during a memory or disk alarm: stored, answered with this throttle_time_ms (quota style).
+KAFKA_ALARM_THROTTLE_MS = 1_000
+assert 0 < MEMORY_WATERMARK_RELATIVE_DEFAULT <= MEMORY_WATERMARK_RELATIVE_MAX
+assert FRAME_MAX_BEFORE_TUNE_BYTES <= FRAME_MAX_BYTES
+assert KAFKA_SASL_MAX_RECEIVE_BYTES < KAFKA_REQUEST_MAX_BYTES

@@ -22,6 +22,7 @@ from ferrymq.core.stats import Turn
 from ferrymq.core.store import NoTopology, StreamBackend, TopologyStore
 from ferrymq.core.trace import Tracer
 from ferrymq.core.vhost import VHost
+from ferrymq.core.vhost_limits import Limits
 from ferrymq.errors import AccessRefused, NotAllowed
 
 
@@ -63,6 +64,7 @@ class Broker:
         self.consumer_timeout_ms = consumer_timeout_ms
         self.topology: TopologyStore = topology if topology is not None else NoTopology()
         self.parameters = Parameters(self)  # runtime parameters (operator policies, definitions' data)
+        self.limits = Limits()  # per-vhost and per-user limits (rabbitmqctl set_vhost_limits)
         self.streams: StreamBackend | None = None  # x-queue-type: stream queues (the Kafka logs)
         self.vhosts: dict[str, VHost] = {}
         self.dirty: list[Channel] = []
@@ -185,7 +187,9 @@ class Broker:
     def _forget(self, vhost: str | None = None, user: str | None = None) -> None:
         if vhost is not None:
             self.vhosts.pop(vhost, None)
+            self.limits.clear("vhost", vhost)
         if user is not None:
+            self.limits.clear("user", user)
             self.users.pop(user, None)
             self.password_hashes.pop(user, None)
             self.user_tags.pop(user, None)

@@ -2,13 +2,13 @@
 was dropped: the one import path for POST /api/definitions, ``ferrymq definitions import`` and the
 ``load_definitions`` setting (imported at boot).
 
-Why a report: a RabbitMQ file may hold things FerryMQ cannot act on (plugin parameters, user and
-vhost limits). RabbitMQ would refuse a component it lacks; FerryMQ imports the rest and says, item
-by item, what it left out and why, so a round trip RabbitMQ -> FerryMQ -> RabbitMQ loses nothing
-silently. User tags, permissions and topic permissions go to the broker's access model
-(ferrymq.core.permissions), which enforces them; what FerryMQ keeps without acting on it (vhost
-metadata, global parameters, inert policy keys) is kept as data (ferrymq.core.parameters) and
-exported again.
+Why a report: a RabbitMQ file may hold things FerryMQ cannot act on (plugin parameters such as
+shovels and federation upstreams). RabbitMQ would refuse a component it lacks; FerryMQ imports the
+rest and says, item by item, what it left out and why, so a round trip RabbitMQ -> FerryMQ ->
+RabbitMQ loses nothing silently. User tags, permissions and topic permissions go to the access
+model (ferrymq.core.permissions), user and vhost limits to ferrymq.core.vhost_limits, operator
+policies to the vhosts: all enforced. What FerryMQ keeps without acting on it (vhost metadata,
+global parameters, inert policy keys) is kept as data (ferrymq.core.parameters) and exported again.
 
 A file of the wrong shape, or an object the broker refuses (an unknown exchange type, a bad policy),
 is a DefinitionsError with one clear line; objects imported before it stay, as with RabbitMQ.
@@ -26,6 +26,7 @@ from ferrymq.core.passwords import ALGORITHMS, DEFAULT_ALGORITHM
 from ferrymq.core.permissions import invalid_pattern, parse_tags
 from ferrymq.core.policy import PolicyError, make_policy
 from ferrymq.core.vhost import VHost
+from ferrymq.core.vhost_limits import LimitError, validate
 from ferrymq.errors import FerryMQError
 
 SECTIONS = ("users", "vhosts", "permissions", "topic_permissions", "parameters", "global_parameters",
@@ -33,11 +34,11 @@ SECTIONS = ("users", "vhosts", "permissions", "topic_permissions", "parameters",
 PERMISSION_KEYS = ("configure", "write", "read")
 # Parameter components FerryMQ does not act on, and why (anything else: an unknown component).
 DROPPED_COMPONENTS = {
-    "vhost-limits": "vhost limits are not enforced by this FerryMQ",
     "shovel": "FerryMQ has no shovel plugin",
     "federation-upstream": "FerryMQ has no federation plugin",
     "federation-upstream-set": "FerryMQ has no federation plugin",
 }
+VHOST_LIMITS = "vhost-limits"  # RabbitMQ 3.10 keeps a vhost's limits as this parameter, name "limits"
 VHOST_METADATA_KEYS = ("description", "tags", "default_queue_type")
 
 
@@ -123,8 +124,8 @@ def _users(broker: Broker, users: list[dict[str, Any]], report: Report) -> None:
                 raise DefinitionsError(f"user {name!r}: unsupported hashing algorithm {algorithm!r}")
             broker.put_user(name, password_hash=str(user.get("password_hash", "")), algorithm=algorithm,
                             tags=tags)
-        if user.get("limits"):
-            report.drop("users", name, "user limits are not enforced by this FerryMQ", field_name="limits")
+        if isinstance(user.get("limits"), dict):
+            _set_limits(broker, "user", name, user["limits"])
 
 
 def _vhosts(broker: Broker, vhosts: list[dict[str, Any]], report: Report) -> None:
@@ -135,8 +136,8 @@ def _vhosts(broker: Broker, vhosts: list[dict[str, Any]], report: Report) -> Non
         metadata = {k: given[k] for k in VHOST_METADATA_KEYS if given.get(k) not in (None, "", [])}
         if metadata:
             broker.parameters.set(VHOST_METADATA, name, "", metadata)
-        if v.get("limits"):
-            report.drop("vhosts", name, "vhost limits are not enforced by this FerryMQ", field_name="limits")
+        if isinstance(v.get("limits"), dict):  # RabbitMQ 3.11's place for them (3.10: a parameter)
+            _set_limits(broker, "vhost", name, v["limits"])
 
 
 def _tags(value: Any) -> list[str]:
@@ -144,6 +145,18 @@ def _tags(value: Any) -> list[str]:
     if not isinstance(value, str | list | None):
         raise DefinitionsError(f"user tags must be a list or a comma-separated string: {json.dumps(value)}")
     return parse_tags(value)
+
+
+def _set_limits(broker: Broker, scope: str, name: str, values: dict[str, Any]) -> None:
+    """All of a user's or vhost's limits, replaced (as RabbitMQ's import replaces them), stored."""
+    try:
+        validate(scope, values)
+    except LimitError as exc:
+        raise DefinitionsError(f"{scope} {name!r}: {' '.join(str(exc).split())}") from None
+    broker.limits.clear(scope, name)
+    if values:
+        broker.limits.put(scope, name, values)
+    broker.topology.limits_set(scope, name, broker.limits.of(scope, name))
 
 
 def _known(broker: Broker, item: dict[str, Any], section: str, report: Report) -> tuple[str, str] | None:
@@ -195,7 +208,7 @@ def _objects(broker: Broker, body: dict[str, Any], only: str | None, report: Rep
         return broker.add_vhost(str(name))
 
     for p in _list(body, "parameters"):
-        _parameter(vhost_of(p), p, report)
+        _parameter(broker, vhost_of(p), p, report)
     for p in _list(body, "policies"):
         vhost = vhost_of(p)
         vhost.set_policy(_policy(vhost, p, operator=False))
@@ -225,8 +238,14 @@ def _policy(vhost: VHost, body: dict[str, Any], operator: bool) -> Any:
         raise DefinitionsError(f"{kind} {name!r} in vhost {vhost.name!r}: {exc}".strip()) from None
 
 
-def _parameter(vhost: VHost, p: dict[str, Any], report: Report) -> None:
+def _parameter(broker: Broker, vhost: VHost, p: dict[str, Any], report: Report) -> None:
     component, name = _name(p, "a parameter", "component"), _name(p, "a parameter")
+    if component == VHOST_LIMITS:
+        value = p.get("value")
+        if not isinstance(value, dict):
+            raise DefinitionsError(f"vhost limits of {vhost.name!r}: their value must be an object")
+        _set_limits(broker, "vhost", vhost.name, value)
+        return
     if component == OPERATOR_POLICY:
         value = p.get("value")
         if not isinstance(value, dict):

@@ -171,6 +171,9 @@ class TopologyStore(Protocol):
 
     def parameter_cleared(self, component: str, vhost: str, name: str) -> None: ...
 
+    def limits_set(self, scope: str, name: str, values: dict[str, int]) -> None:
+        """A vhost's or user's limits (ferrymq.core.vhost_limits), all of them; {} deletes them."""
+
 
 class NoTopology:
     """Nothing is durable: a broker without a data directory (unit tests, ``--data-dir ''``)."""
@@ -233,4 +236,7 @@ class NoTopology:
         pass
 
     def parameter_cleared(self, *args: Any) -> None:
+        pass
+
+    def limits_set(self, *args: Any) -> None:
         pass

@@ -28,6 +28,7 @@ from ferrymq.core.parameters import OPERATOR_POLICY, Parameters
 from ferrymq.core.policy import Policy, alternate_exchange, effective, queue_arguments
 from ferrymq.core.queue import Queue
 from ferrymq.core.stream_queue import StreamQueue
+from ferrymq.core.vhost_limits import Limits
 from ferrymq.errors import (
     AccessRefused,
     NotFound,
@@ -76,6 +77,7 @@ class Services(Protocol):
     topology: TopologyStore
     streams: StreamBackend | None
     reply_channels: Any  # token -> ReplyTarget (the broker's own dict of channels)
+    limits: Limits  # per-vhost limits (max-queues)
     overloaded: set[Queue]
     turn: Turn  # the shell's per-turn time stamp (ferrymq.core.stats)
     tracer: Tracer  # sampled message traces (ferrymq.core.trace)
@@ -236,6 +238,7 @@ class VHost:
         if authorise is not None and isinstance(dlx, str):
             authorise("read", "queue", name)
             authorise("write", "exchange", dlx)
+        self.broker.limits.check_queues(self.name, name, len(self.queues))
         stream = (arguments or {}).get("x-queue-type") == "stream"  # stream policy keys differ: none here
         policy, operator = self._queue_policies(name) if not stream else (None, None)
         args = parse_queue_args(queue_arguments(arguments or {}, policy, operator), name, self.name)

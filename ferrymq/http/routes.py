@@ -13,6 +13,8 @@ from ferrymq.http.api import (
     exchanges,
     health,
     kafka,
+    limits,
+    nodes,
     overview,
     policies,
     queues,
@@ -29,7 +31,8 @@ from ferrymq.http.sqs import endpoint as sqs
 TABLES = (overview.routes, queues.routes, exchanges.routes, bindings.routes, connections.routes,
           policies.routes, definitions.routes, health.routes, kafka.routes, routing.routes,
           dlq.routes, traces.routes, metrics.routes, pages.routes, sqs.routes, sns.routes,
-          push_ws.routes, push_sse.routes, topic_permissions.routes)
+          push_ws.routes, push_sse.routes, topic_permissions.routes,
+          limits.routes, nodes.routes)
 
 
 def register(app: web.Application) -> None:

@@ -154,6 +154,9 @@ class SimTopology:
     def parameter_cleared(self, component: str, vhost: str, name: str) -> None:
         self.parameters.pop((component, vhost, name), None)
 
+    def limits_set(self, scope: str, name: str, values: dict[str, int]) -> None:
+        pass  # the simulation sets no limits
+
     # --- recovery (the sim's thin copy of Durability.recover) --------------------------------------
 
     def recover(self, broker: Any) -> int:

@@ -53,6 +53,8 @@ CREATE TABLE IF NOT EXISTS parameters (
     PRIMARY KEY (component, vhost, name));
 CREATE TABLE IF NOT EXISTS access (kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT,
     PRIMARY KEY (kind, key));
+CREATE TABLE IF NOT EXISTS limits (
+    scope TEXT NOT NULL, name TEXT NOT NULL, limits TEXT NOT NULL, PRIMARY KEY (scope, name));
 """
 
 
@@ -168,6 +170,7 @@ class Metadata:
             self._db.execute("DELETE FROM permissions WHERE vhost = ?", (name,))
             self._db.execute("DELETE FROM policies WHERE vhost = ?", (name,))
             self._db.execute("DELETE FROM parameters WHERE vhost = ?", (name,))
+            self._db.execute("DELETE FROM limits WHERE scope = 'vhost' AND name = ?", (name,))
 
     def user_set(self, name: str, password_hash: str, algorithm: str) -> None:
         self._write("INSERT OR REPLACE INTO users VALUES (?, ?, ?, 0)", (name, password_hash, algorithm))
@@ -176,6 +179,7 @@ class Metadata:
         with self._db:
             self._db.execute("INSERT OR REPLACE INTO users VALUES (?, '', '', 1)", (name,))
             self._db.execute("DELETE FROM permissions WHERE user = ?", (name,))
+            self._db.execute("DELETE FROM limits WHERE scope = 'user' AND name = ?", (name,))
 
     def permission_set(self, vhost: str, user: str, permission: dict[str, str]) -> None:
         self._write("INSERT OR REPLACE INTO permissions VALUES (?, ?, ?)",
@@ -195,6 +199,17 @@ class Metadata:
     def access_set(self, kind: str, key: str, value: Any) -> None:
         self._write("INSERT OR REPLACE INTO access VALUES (?, ?, ?)",
                     (kind, key, None if value is None else json.dumps(value)))
+
+    def limits_set(self, scope: str, name: str, values: dict[str, int]) -> None:
+        """A vhost's or user's limits (ferrymq.core.vhost_limits); none left deletes the row."""
+        if values:
+            self._write("INSERT OR REPLACE INTO limits VALUES (?, ?, ?)", (scope, name, json.dumps(values)))
+        else:
+            self._write("DELETE FROM limits WHERE scope = ? AND name = ?", (scope, name))
+
+    def load_limits(self) -> list[tuple[str, str, dict[str, int]]]:
+        rows = self._db.execute("SELECT * FROM limits ORDER BY rowid")
+        return [(scope, name, json.loads(values)) for scope, name, values in rows]
 
     def delayed_store(self, vhost: str) -> QueueStore:
         store = self._delayed.get(vhost)

@@ -1,7 +1,7 @@
 """Definitions import into a real broker over HTTP: a file shaped as RabbitMQ 3.10 writes it (taken
-from a real node's export) keeps every section FerryMQ supports, reports exactly what it drops
-(200 + "dropped"; 204 when nothing), and what it kept survives a restart; operator policies over
-HTTP (validation, the merged effective definition, max-length applied live); ``load_definitions``
+from a real node's export) keeps every section FerryMQ supports, limits included, reports exactly
+what it drops (200 + "dropped"; 204 when nothing), and what it kept survives a restart; operator
+policies over HTTP (validation, the merged effective definition, max-length applied live); ``load_definitions``
 at boot (a file, a directory) and a bad file as one line with exit 2; ``ferrymq definitions
 import`` printing what was dropped."""
 
@@ -50,10 +50,6 @@ RABBIT = {
                   "routing_key": "a.#", "arguments": {}}],
 }
 DROPPED = [
-    {"section": "users", "name": "rt-user", "field": "limits",
-     "reason": "user limits are not enforced by this FerryMQ"},
-    {"section": "parameters", "name": "vhost-limits/limits", "vhost": "rt-v",
-     "reason": "vhost limits are not enforced by this FerryMQ"},
     {"section": "parameters", "name": "shovel/sh", "vhost": "rt-v", "reason": "FerryMQ has no shovel plugin"},
 ]
 
@@ -81,10 +77,10 @@ def test_rabbitmq_export_keeps_what_ferrymq_supports_and_reports_the_rest(broker
     assert (r.status_code, r.json()) == (200, {"dropped": DROPPED})
     out = _get(broker.http_url, "/api/definitions")
     user = next(u for u in out["users"] if u["name"] == "rt-user")
-    assert user == {**RABBIT["users"][0], "limits": {}}
+    assert user == RABBIT["users"][0]
     assert _kept(out, "topic_permissions") == RABBIT["topic_permissions"]
     assert _kept(out, "permissions") == RABBIT["permissions"]
-    assert _kept(out, "parameters") == RABBIT["parameters"][:1]
+    assert _kept(out, "parameters") == RABBIT["parameters"][:2]
     assert out["global_parameters"] == RABBIT["global_parameters"]
     for key in ("policies", "queues", "exchanges", "bindings"):
         assert _kept(out, key) == RABBIT[key], key
@@ -190,7 +186,5 @@ def test_cli_import_prints_what_the_broker_dropped(broker: EmbeddedBroker, tmp_p
                           env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
-        f"imported definitions from {file}; dropped 3:",
-        "  users/rt-user/limits: user limits are not enforced by this FerryMQ",
-        "  parameters/rt-v/vhost-limits/limits: vhost limits are not enforced by this FerryMQ",
+        f"imported definitions from {file}; dropped 1:",
         "  parameters/rt-v/shovel/sh: FerryMQ has no shovel plugin"]

@@ -7,7 +7,7 @@ User tags, permissions and topic permissions as the access model holds them
 parameters of the ``operator_policy`` component); vhost metadata as RabbitMQ 3.11 writes it (3.10
 neither writes nor reads it). Users carry a salted ``rabbit_password_hashing_sha256`` hash (salt
 from the broker's Rng for a configured user); exclusive queues and the built-in amq.* exchanges are
-left out, as RabbitMQ leaves them out. User limits are always {}: FerryMQ has none to export.
+left out, as RabbitMQ leaves them out. User limits are in users[].limits (ferrymq.core.vhost_limits).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from ferrymq.core.broker import Broker
+from ferrymq.core.definitions import VHOST_LIMITS
 from ferrymq.core.parameters import GLOBAL, INTERNAL_PREFIX, VHOST_METADATA
 from ferrymq.core.passwords import DEFAULT_ALGORITHM, hash_password
 from ferrymq.core.vhost import VHost
@@ -32,7 +33,7 @@ def _users(broker: Broker) -> list[dict[str, Any]]:
             salt = broker.rng.getrandbits(32).to_bytes(4, "big")
             hashed = (hash_password(broker.users[name], salt), DEFAULT_ALGORITHM)
         out.append({"name": name, "password_hash": hashed[0], "hashing_algorithm": hashed[1],
-                    "tags": user_tags(broker, name), "limits": {}})
+                    "tags": user_tags(broker, name), "limits": broker.limits.of("user", name)})
     return out
 
 
@@ -42,10 +43,15 @@ def _vhost(broker: Broker, name: str) -> dict[str, Any]:
 
 
 def _parameters(broker: Broker, vhost: str) -> list[dict[str, Any]]:
-    """RabbitMQ's vhost-scoped parameters (operator policies among them), never FerryMQ's own."""
-    return [{"value": value, "vhost": vhost, "component": component, "name": name}
-            for (component, _, name), value in broker.parameters.items(vhost=vhost)
-            if not component.startswith(INTERNAL_PREFIX)]
+    """RabbitMQ's vhost-scoped parameters (operator policies among them, and the vhost's limits as
+    RabbitMQ 3.10 writes them), never FerryMQ's own."""
+    out = [{"value": value, "vhost": vhost, "component": component, "name": name}
+           for (component, _, name), value in broker.parameters.items(vhost=vhost)
+           if not component.startswith(INTERNAL_PREFIX)]
+    limits = broker.limits.of("vhost", vhost)
+    if limits:
+        out.append({"value": limits, "vhost": vhost, "component": VHOST_LIMITS, "name": "limits"})
+    return out
 
 
 async def _objects(broker: Broker, vhost: VHost, with_vhost: bool) -> dict[str, list[dict[str, Any]]]:

@@ -47,6 +47,7 @@ from ferrymq.protocols.amqp.frames import (
     FRAME_HEARTBEAT,
     FRAME_METHOD,
     FRAME_OVERHEAD_BYTES,
+    FRAME_SIZE_FUDGE_BYTES,
     HEARTBEAT_FRAME,
     METHOD_ID,
     PROTOCOL_HEADER,
@@ -138,7 +139,9 @@ class AMQPServerConnection:
         self._state = AWAITING_HEADER
         self._mechanism = ""
         self._channels: dict[int, _Channel] = {}
-        self._max_payload = max_payload(frame_max)
+        # Until tune-ok, frames are capped at RabbitMQ's initial_frame_max (4096): a peer that has not
+        # logged in cannot make us buffer more than that, whatever size it claims.
+        self._max_payload = max_payload(limits.FRAME_MAX_BEFORE_TUNE_BYTES)
         self._partial = bytearray()  # an incomplete frame, kept until it can be parsed
         self._need = len(PROTOCOL_HEADER)  # bytes _partial must hold before parsing is worthwhile
 
@@ -163,8 +166,8 @@ class AMQPServerConnection:
             if pos < len(data) and not self.closed:
                 self._keep(data, pos)
         except LostSync as exc:
-            if self._state == CLOSING:  # our close is out, but the stream is lost: stop waiting
-                self._partial.clear()
+            if self._state in (CLOSING, STARTING, TUNING):  # stream lost: stop waiting. Before tune-ok
+                self._partial.clear()  # RabbitMQ hangs up without a close (its silent close)
                 self._state = CLOSED
                 self.closed = True
             self._close_connection(exc.code, exc.text, 0, 0, drop=True)
@@ -219,9 +222,9 @@ class AMQPServerConnection:
         interned = INTERNED_PROPERTIES
         while n - pos >= 7:  # a whole frame head: its size is checked before the frame is whole
             ftype, ch, size = _HEAD(data, pos)
-            if size > max_payload:
-                raise LostSync(f"type {ftype}, frame of {size + 8} octets is larger than "
-                               f"frame_max {self.frame_max}")
+            if size > max_payload:  # RabbitMQ's text: the payload size and frame_max less 8
+                raise LostSync(f"type {ftype}, all octets = <<>>: {{frame_too_large,{size},"
+                               f"{max_payload - FRAME_SIZE_FUDGE_BYTES}}}")
             end = pos + 7 + size
             if end >= n:
                 break

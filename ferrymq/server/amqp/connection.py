@@ -171,6 +171,14 @@ class AMQPConnection(asyncio.Protocol):
         self.username = username
 
     def open_vhost(self, vhost: str) -> None:
+        """connection.open: RabbitMQ checks the vhost's and the user's connection limits first."""
+        limits, user = self.broker.limits, self.username
+        if limits.wants("vhost", vhost, "max-connections"):
+            limits.check_vhost_connections(vhost, user, sum(
+                1 for c in self.server.connections if c.vhost is not None and c.vhost.name == vhost))
+        if limits.wants("user", user, "max-connections"):
+            limits.check_user_connections(user, sum(
+                1 for c in self.server.connections if c.vhost is not None and c.username == user))
         self.vhost = self.broker.open_vhost(vhost, self.username)
 
     def on_connection_closed(self) -> None:
@@ -185,6 +193,9 @@ class AMQPConnection(asyncio.Protocol):
 
     def on_channel_open(self, channel: int) -> None:
         assert self.vhost is not None
+        if self.broker.limits.wants("user", self.username, "max-channels"):
+            self.broker.limits.check_user_channels(self.username, sum(
+                len(c.channels) for c in self.server.connections if c.username == self.username))
         ch = self.broker.open_channel(self.vhost, channel, self, self.username, enforce=True)
         ch.deliverable = not self.paused
         self.channels[channel] = ch

@@ -21,6 +21,7 @@ from ferrymq.core.topics import TopicRegistry
 from ferrymq.protocols.kafka import errors, offsets, versions
 from ferrymq.protocols.kafka.header import parse_header
 from ferrymq.server.commit import CommitPipeline
+from ferrymq.server.kafka import preauth
 from ferrymq.server.kafka.apis import KafkaApis
 from ferrymq.server.kafka.connection import KafkaConnection
 from ferrymq.server.kafka.fetch import FetchApi
@@ -50,8 +51,9 @@ class KafkaServer:
         self.apis = KafkaApis(topics, clock, self.fetches.forget_topic)
         self.txns = TransactionApis(topics, self.coordinator, self.offsets, commit, clock, self.loop,
                                     self.apis.new_producer_id, offsets_path.with_name("stream-txns"))
+        self.producer = ProduceApi(topics, commit, self.txns.coordinator)
         self.handlers: dict[int, Handler] = {
-            versions.PRODUCE: ProduceApi(topics, commit, self.txns.coordinator).produce,
+            versions.PRODUCE: self.producer.produce,
             versions.FETCH: self.fetches.fetch, **self.apis.handlers(), **self.groups.handlers(),
             **self.txns.handlers(), **self.sasl.handlers()}
         self.commit = commit
@@ -90,6 +92,8 @@ class KafkaServer:
         header, reader = parse_header(frame, versions.flexible)
         key, version = header.api_key, header.api_version
         conn.peer_client_id = header.client_id or ""
+        if preauth.refused(conn, key):  # while SASL is under way only SASL may be spoken
+            return
         slot = conn.new_slot(key, version, header.correlation_id, versions.flexible(key, version))
         if key == versions.API_VERSIONS:
             self.apis.api_versions(conn, slot, reader)
