@@ -1,9 +1,9 @@
 """Definitions import into a real broker over HTTP: a file shaped as RabbitMQ 3.10 writes it (taken
 from a real node's export) keeps every section FerryMQ supports, limits included, reports exactly
 what it drops (200 + "dropped"; 204 when nothing), and what it kept survives a restart; operator
-policies over HTTP (validation, the merged effective definition, max-length applied live); ``load_definitions``
-at boot (a file, a directory) and a bad file as one line with exit 2; ``ferrymq definitions
-import`` printing what was dropped."""
+policies over HTTP (validation, the merged effective definition, max-length applied live);
+``load_definitions`` at boot (a file, a directory) and a bad file as one line with exit 2;
+``ferrymq definitions import`` printing what was dropped."""
 
 from __future__ import annotations
 
