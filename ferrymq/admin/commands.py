@@ -256,7 +256,7 @@ def definitions_import(
     dropped = answer.get("dropped") or [] if isinstance(answer, dict) else []
     typer.echo(f"imported definitions from {file}" + (f"; dropped {len(dropped)}:" if dropped else ""))
     for item in dropped:  # FerryMQ's extension (RabbitMQ keeps all or refuses): what was not kept
-        where = "/".join(str(item[k]) for k in ("section", "vhost", "name", "field") if k in item)
+        where = "/".join(str(item[k]) for k in ("section", "vhost", "name") if k in item)
         typer.echo(f"  {where}: {item.get('reason', '')}")
 
 

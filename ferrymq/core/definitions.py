@@ -48,17 +48,14 @@ class DefinitionsError(ValueError):
 
 @dataclass
 class Report:
-    """What an import left out: one entry per item (or per field of an item that was kept)."""
+    """What an import left out: one entry per item."""
 
     dropped: list[dict[str, Any]] = field(default_factory=list)
 
-    def drop(self, section: str, name: str, reason: str, *, vhost: str | None = None,
-             field_name: str | None = None) -> None:
+    def drop(self, section: str, name: str, reason: str, *, vhost: str | None = None) -> None:
         entry: dict[str, Any] = {"section": section, "name": name}
         if vhost is not None:
             entry["vhost"] = vhost
-        if field_name is not None:
-            entry["field"] = field_name
         entry["reason"] = reason
         self.dropped.append(entry)
 
@@ -67,8 +64,7 @@ class Report:
         out = []
         for d in self.dropped:
             where = f" in vhost {d['vhost']!r}" if "vhost" in d else ""
-            what = f"{d['field']} of " if "field" in d else ""
-            out.append(f"dropped {what}{d['section']} {d['name']!r}{where}: {d['reason']}")
+            out.append(f"dropped {d['section']} {d['name']!r}{where}: {d['reason']}")
         return out
 
 

@@ -108,7 +108,7 @@ def _sorted(defs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _without(defs: dict[str, Any], dropped: list[dict[str, Any]]) -> dict[str, Any]:
-    """``defs`` less what the report names: whole items, or one field of an item (left empty)."""
+    """``defs`` less the items the report names."""
     out = copy.deepcopy(defs)
     for d in dropped:
         section = out[d["section"]]
@@ -116,10 +116,7 @@ def _without(defs: dict[str, Any], dropped: list[dict[str, Any]]) -> dict[str, A
             name = f"{item['component']}/{item['name']}" if d["section"] == "parameters" else item.get("name")
             if name != d["name"] or item.get("vhost") != d.get("vhost", item.get("vhost")):
                 continue
-            if "field" in d:
-                item[d["field"]] = type(item[d["field"]])()
-            else:
-                section.remove(item)
+            section.remove(item)
     return out
 
 

@@ -2,7 +2,7 @@
 (ferrymq.core.definitions) in RabbitMQ 3.10's JSON format.
 
 The import answers as RabbitMQ does, 204, when it kept everything; when it dropped something it
-answers 200 with ``{"dropped": [{"section", "name", "vhost"?, "field"?, "reason"}]}`` (a FerryMQ
+answers 200 with ``{"dropped": [{"section", "name", "vhost"?, "reason"}]}`` (a FerryMQ
 extension: RabbitMQ has no such report). A file it cannot import is a 400 with one line of reason.
 """
 
