@@ -73,6 +73,11 @@ class Settings:
         default_factory=lambda: Watermark(relative=limits.MEMORY_WATERMARK_RELATIVE_DEFAULT))
     # Every admin action over the HTTP API as a JSON line; relative to data_dir; "" keeps no log.
     audit_log: str = "audit.log"
+    # A client that has not opened its connection this long after connecting is dropped (RabbitMQ's
+    # handshake_timeout, 10 s; AMQP; a TLS handshake has its own bound).
+    handshake_timeout_ms: int = limits.HANDSHAKE_TIMEOUT_MS
+    # Kafka's message.max.bytes: the largest record batch a topic without max.message.bytes accepts.
+    kafka_message_max_bytes: int = limits.KAFKA_MESSAGE_MAX_BYTES
 
     def update(self, values: dict[str, Any]) -> None:
         known = {f.name: f for f in fields(self)}

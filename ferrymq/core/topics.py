@@ -14,7 +14,13 @@ from typing import Any, Protocol
 
 from ferrymq import kafka_codes as codes
 from ferrymq import limits
-from ferrymq.core.streams import ProducerState, TopicSpec, config_error, topic_name_error
+from ferrymq.core.streams import (
+    TOPIC_CONFIG_DEFAULTS,
+    ProducerState,
+    TopicSpec,
+    config_error,
+    topic_name_error,
+)
 
 
 class PartitionLog(Protocol):
@@ -71,8 +77,10 @@ class TopicRegistry:
     stored batches at start-up (the caller knows the batch format; the core does not)."""
 
     def __init__(self, store: TopicStore, num_partitions: int,
-                 producers_of: Callable[[Any], ProducerState] = _fresh_producers) -> None:
+                 producers_of: Callable[[Any], ProducerState] = _fresh_producers,
+                 defaults: dict[str, str] | None = None) -> None:
         self.store = store
+        self.defaults = {**TOPIC_CONFIG_DEFAULTS, **(defaults or {})}  # broker-wide topic config defaults
         self.num_partitions = num_partitions
         self.producers_of = producers_of
         self.topics: dict[str, Topic] = {}
@@ -86,6 +94,7 @@ class TopicRegistry:
                 for m in self.store.load()]
 
     def _open(self, spec: TopicSpec, internal: bool) -> Topic:
+        spec.defaults = self.defaults
         logs = [self._open_partition(spec, p) for p in range(spec.partitions)]
         t = self.topics[spec.name] = Topic(spec, logs, [self.producers_of(lg) for lg in logs], internal)
         return t

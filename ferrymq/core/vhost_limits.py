@@ -20,20 +20,26 @@ class LimitError(ValueError):
 
 
 def validate(scope: str, values: dict[str, object]) -> dict[str, int]:
-    """The limits in ``values`` as integers; RabbitMQ's validation texts for the rest."""
+    """The limits in ``values`` as integers; RabbitMQ's validation texts (Erlang terms) for the rest."""
     known = SCOPES[scope]
-    unknown = sorted(k for k in values if k not in known)
+    unknown = [f"{{{_term(k)},{_term(v)}}}" for k, v in values.items() if k not in known]
     if unknown:
-        raise LimitError(f"Validation failed\n\nUnrecognised terms {unknown} in limits")
+        raise LimitError(f"Validation failed\n\nUnrecognised terms [{','.join(unknown)}] in limits\n")
     out: dict[str, int] = {}
     for key, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            raise LimitError(f"Validation failed\n\n{key} must be an integer, got {value!r}")
-        try:
-            out[key] = int(value)
-        except ValueError:
-            raise LimitError(f"Validation failed\n\n{key} must be an integer, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise LimitError(f"Validation failed\n\n{key} should be a number, actually was {_term(value)}\n")
+        out[key] = value
     return out
+
+
+def _term(value: object) -> str:
+    """A JSON value as RabbitMQ prints it in validation errors: strings as binaries, <<"x">>."""
+    if isinstance(value, str):
+        return f'<<"{value}">>'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "null" if value is None else str(value)
 
 
 class Limits:
@@ -52,6 +58,7 @@ class Limits:
         return dict(current)
 
     def clear(self, scope: str, name: str, key: str | None = None) -> bool:
+        """Remove one limit (or all); False if there was none to remove."""
         current = self.by_scope[scope].get(name)
         if current is None or (key is not None and key not in current):
             return False

@@ -35,7 +35,8 @@ class Streams:
             self._tmp = tempfile.TemporaryDirectory(prefix="ferrymq-streams-")
             self.base = Path(self._tmp.name)
         self.topics = TopicRegistry(StreamStore(self.base / "streams"), settings.kafka_num_partitions,
-                                    producers_from)
+                                    producers_from,
+                                    {"max.message.bytes": str(settings.kafka_message_max_bytes)})
         self.cleaner: LogCleaner | None = None
         self._retention_timer: asyncio.TimerHandle | None = None
 

@@ -19,7 +19,7 @@ AMQP_HEADER = b"AMQP\x00\x00\x09\x01"
 
 @pytest.fixture(scope="module")
 def broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker() as b:
+    with EmbeddedBroker(handshake_timeout_ms=500) as b:
         yield b
 
 
@@ -59,6 +59,15 @@ def test_amqp_start_ok_of_exactly_the_cap_is_still_read(broker) -> None:
     sock.sendall(_frame_head(1, 0, 4096) + b"\x00\x0a\x00\x0b" + b"\x00" * 4092 + b"\xce")
     answer = _read_until_closed(sock)
     assert b"FRAME_ERROR - cannot decode" in answer and b"frame_too_large" not in answer
+    sock.close()
+
+
+def test_amqp_client_that_never_finishes_the_handshake_is_dropped(broker) -> None:
+    """RabbitMQ's handshake_timeout (here 500 ms): a peer that stops after the protocol header is cut."""
+    sock = _connect(broker.amqp_port)
+    sock.sendall(AMQP_HEADER)
+    assert sock.recv(65536)[:1] == b"\x01"  # connection.start, then the client says nothing
+    assert _read_until_closed(sock) == b""
     sock.close()
 
 

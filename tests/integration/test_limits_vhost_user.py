@@ -101,7 +101,29 @@ def test_unknown_limit_names_and_objects_are_refused(broker) -> None:
     assert _api(broker, "PUT", "/api/vhost-limits/%2F/max-queues", {"value": "x"}).status_code == 400
     assert _api(broker, "PUT", "/api/vhost-limits/%2F/max-queues", {}).status_code == 400
     assert _api(broker, "PUT", "/api/user-limits/nobody/max-channels", {"value": 1}).status_code == 404
-    assert _api(broker, "DELETE", "/api/vhost-limits/%2F/max-queues").status_code == 404
+    assert _api(broker, "DELETE", "/api/vhost-limits/%2F/max-queues").status_code == 204  # none set: 204
+    assert _api(broker, "DELETE", "/api/vhost-limits/nowhere/max-queues").status_code == 404
+
+
+def test_limits_travel_in_definitions_as_rabbitmq_exports_them(broker) -> None:
+    assert _api(broker, "PUT", "/api/vhosts/lim-d").status_code == 201
+    assert _api(broker, "PUT", "/api/vhost-limits/lim-d/max-queues", {"value": 3}).status_code == 204
+    assert _api(broker, "PUT", "/api/users/du", {"password": "pw", "tags": ""}).status_code == 201
+    assert _api(broker, "PUT", "/api/user-limits/du/max-channels", {"value": 4}).status_code == 204
+    defs = _api(broker, "GET", "/api/definitions").json()
+    assert {"value": {"max-queues": 3}, "vhost": "lim-d", "component": "vhost-limits",
+            "name": "limits"} in defs["parameters"]
+    assert next(u for u in defs["users"] if u["name"] == "du")["limits"] == {"max-channels": 4}
+    assert _api(broker, "GET", "/api/users/du").json()["limits"] == {"max-channels": 4}
+    body = {"users": [{"name": "du2", "password": "pw", "tags": "", "limits": {"max-connections": 2}}],
+            "vhosts": [{"name": "lim-d2"}],
+            "parameters": [{"value": {"max-connections": 9}, "vhost": "lim-d2", "component": "vhost-limits",
+                            "name": "limits"}]}
+    assert _api(broker, "POST", "/api/definitions", body).status_code == 204
+    assert _api(broker, "GET", "/api/user-limits/du2").json() == [
+        {"user": "du2", "value": {"max-connections": 2}}]
+    assert _api(broker, "GET", "/api/vhost-limits/lim-d2").json() == [
+        {"vhost": "lim-d2", "value": {"max-connections": 9}}]
 
 
 def test_limits_survive_a_restart(broker, data_dir: Path) -> None:

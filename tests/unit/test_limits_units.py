@@ -50,7 +50,7 @@ def test_the_watermark_setting_defaults_to_rabbitmqs_relative_0_4_and_reads_the_
 
 
 def test_monitor_reads_rss_once_per_interval_and_falls_back_to_queued_bytes() -> None:
-    readings = iter([100, 500])
+    readings = iter([90, 100, 500])  # one at construction, then one per interval
     monitor = MemoryMonitor(Watermark(absolute=300), total_bytes=10_000, read_rss=lambda: next(readings))
     assert monitor.sample(0, queued_bytes=7) == 100 and not monitor.over()
     assert monitor.sample(10, queued_bytes=7) == 100  # within the interval: no new read
@@ -80,7 +80,7 @@ def test_limits_negative_is_unlimited_zero_refuses_and_clear_removes() -> None:
         limits.check_queues("v", "q", 0)
     assert limits.clear("vhost", "v", "max-queues") and not limits.clear("vhost", "v", "max-queues")
     limits.check_queues("v", "q", 5)
-    limits.put("user", "u", {"max-channels": "2"})
+    limits.put("user", "u", {"max-channels": 2})
     limits.check_user_channels("u", 1)
     with pytest.raises(NotAllowed, match=r"maximum allowed user limit of \(2\)"):
         limits.check_user_channels("u", 2)
@@ -89,8 +89,19 @@ def test_limits_negative_is_unlimited_zero_refuses_and_clear_removes() -> None:
 
 @pytest.mark.parametrize(("scope", "values"), [
     ("vhost", {"max-channels": 1}), ("user", {"max-queues": 1}), ("vhost", {"max-queues": "x"}),
-    ("vhost", {"max-queues": True}), ("user", {"max-connections": 1.5}),
+    ("vhost", {"max-queues": True}), ("user", {"max-connections": 1.5}), ("user", {"max-channels": "2"}),
 ])
 def test_limits_refuse_unknown_names_and_non_integers(scope: str, values: dict) -> None:
     with pytest.raises(LimitError, match="Validation failed"):
         Limits().put(scope, "x", values)
+
+
+def test_limit_validation_texts_are_rabbitmqs() -> None:
+    with pytest.raises(LimitError) as unknown:
+        Limits().put("vhost", "v", {"max-foo": 3})
+    assert str(unknown.value) == 'Validation failed\n\nUnrecognised terms [{<<"max-foo">>,3}] in limits\n'
+    with pytest.raises(LimitError) as not_number:
+        Limits().put("vhost", "v", {"max-queues": "x"})
+    assert str(not_number.value) == ('Validation failed\n\nmax-queues should be a number, '
+                                     'actually was <<"x">>\n')
+

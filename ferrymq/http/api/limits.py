@@ -54,9 +54,8 @@ async def _put(request: web.Request, scope: str) -> web.Response:
 def _delete(request: web.Request, scope: str) -> web.Response:
     plane, name = lookup.plane(request), request.match_info["name"]
     _exists(plane, scope, name)
-    if not plane.broker.limits.clear(scope, name, request.match_info["limit"]):
-        raise not_found()
-    _store(plane, scope, name)
+    if plane.broker.limits.clear(scope, name, request.match_info["limit"]):  # none set: 204 too
+        _store(plane, scope, name)
     return no_content()
 
 

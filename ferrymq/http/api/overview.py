@@ -140,6 +140,8 @@ async def vhost_put(request: web.Request) -> web.Response:
     broker, name = lookup.plane(request).broker, request.match_info["vhost"]
     existed = name in broker.vhosts
     broker.create_vhost(name)
+    if not existed and request[USER] in broker.users:  # RabbitMQ 3.10 grants its creator full permissions
+        broker.set_permission(name, request[USER], {"configure": ".*", "write": ".*", "read": ".*"})
     return no_content() if existed else web.Response(status=201)
 
 
@@ -168,7 +170,7 @@ def user_json(broker: Broker, name: str) -> dict[str, Any]:
         salt = hashlib.sha256(name.encode()).digest()[:4]
         hashed = (hash_password(broker.users[name], salt), DEFAULT_ALGORITHM)
     return {"name": name, "password_hash": hashed[0], "hashing_algorithm": hashed[1],
-            "tags": user_tags(broker, name), "limits": {}}
+            "tags": user_tags(broker, name), "limits": broker.limits.of("user", name)}
 
 
 @routes.get("/api/users")

@@ -100,6 +100,13 @@ def _append(topics: TopicRegistry, topic: Topic, index: int, records: bytearray,
             sink: AppendSink, txns: TxnGate | None) -> None:
     lg = topic.logs[index]
     res.log_start_offset = lg.start_offset
+    segment_bytes = topic.spec.int_config("segment.bytes")
+    if len(records) > segment_bytes:  # Kafka's RecordBatchTooLargeException
+        res.error_code = errors.RECORD_LIST_TOO_LARGE
+        res.error_message = (f"Message batch size is {len(records)} bytes in append to partition "
+                             f"{topic.spec.name}-{index}, which exceeds the maximum configured segment "
+                             f"size of {segment_bytes}.")
+        return
     try:
         infos = validate(records, topic.spec.int_config("max.message.bytes"))
     except BatchError as exc:

@@ -48,6 +48,7 @@ class AMQPConnection(asyncio.Protocol):
         self.cert_user: str | None = None  # a verified client certificate's CN (SASL EXTERNAL)
         self.tls = False  # over the AMQPS listener: output is joined before it is written
         self.last_recv_s = self.last_send_s = 0.0
+        self.handshake_deadline_s = 0.0  # not open by then (connection.open-ok): dropped
         self.paused = False
         self.publishes = False  # has this connection published (flow control applies)?
         self.reading_paused_at: float | None = None
@@ -83,6 +84,7 @@ class AMQPConnection(asyncio.Protocol):
         transport.set_write_buffer_limits(self.server.output_high_water,  # type: ignore[attr-defined]
                                           self.server.output_low_water)
         self.last_recv_s = self.last_send_s = self.server.loop.time()
+        self.handshake_deadline_s = self.last_recv_s + self.server.settings.handshake_timeout_ms / 1000
         self.server.connections.add(self)
 
     def data_received(self, data: bytes) -> None:

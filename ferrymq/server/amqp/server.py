@@ -197,6 +197,10 @@ class AMQPServer:
     def _heartbeats(self) -> None:
         now = self.loop.time()
         for conn in list(self.connections):
+            if conn.vhost is None and now > conn.handshake_deadline_s and conn.transport is not None:
+                log.warning("closing AMQP connection from %s: handshake_timeout", conn.peer)
+                conn.transport.abort()  # as RabbitMQ: no close frame to a peer that never opened
+                continue
             hb = conn.codec.heartbeat
             if not hb or conn.codec.closed:
                 continue

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ferrymq.core.clock import Clock
-from ferrymq.core.streams import TOPIC_CONFIG_DEFAULTS, topic_name_error
+from ferrymq.core.streams import topic_name_error
 from ferrymq.core.topics import TopicRegistry
 from ferrymq.protocols.kafka import errors, versions
 from ferrymq.protocols.kafka.entities import encode_response
@@ -175,12 +175,12 @@ class KafkaApis:
                                     "resource_type": r.resource_type, "resource_name": r.resource_name,
                                     "configs": []})
                     continue
-                values = {**TOPIC_CONFIG_DEFAULTS, **topic.spec.configs}
+                values = {**self.topics.defaults, **topic.spec.configs}
                 overridden = set(topic.spec.configs)
             elif r.resource_type == RESOURCE_BROKER:
                 values, overridden = self._broker_configs(conn), set()
             else:
-                values, overridden = dict(TOPIC_CONFIG_DEFAULTS), set()
+                values, overridden = dict(self.topics.defaults), set()
             configs = [{"name": k, "value": v, "read_only": False, "is_default": k not in overridden,
                         "config_source": CONFIG_SOURCE_TOPIC if k in overridden else CONFIG_SOURCE_DEFAULT,
                         "is_sensitive": False, "synonyms": []}
@@ -196,7 +196,7 @@ class KafkaApis:
         return {"advertised.listeners": listener, "listeners": listener, "broker.id": str(NODE_ID),
                 "num.partitions": str(self.topics.num_partitions), "log.cleaner.backoff.ms": "15000",
                 "log.retention.check.interval.ms": "300000", "auto.create.topics.enable": "true",
-                **{BROKER_NAMES.get(k, k): v for k, v in TOPIC_CONFIG_DEFAULTS.items()}}
+                **{BROKER_NAMES.get(k, k): v for k, v in self.topics.defaults.items()}}
 
     def new_producer_id(self) -> int:
         """A producer id no other producer of this broker has had, before or after a restart."""
