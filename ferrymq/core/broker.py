@@ -254,6 +254,8 @@ class Broker:
         broker's own channels (SQS, SNS, health checks) are authorised by their front end."""
         channel = Channel(vhost, number, connection, username, broker=self)
         channel.enforce = enforce
+        if enforce and "impersonator" in self.user_tags.get(username, ()):
+            channel.publisher = None  # RabbitMQ's impersonator tag: user_id may name another user
         self.channels.add(channel)
         return channel
 

@@ -70,6 +70,7 @@ class Channel:
         self.number = number
         self.connection = connection
         self.username = username
+        self.publisher: str | None = username  # who a user_id must name (None: anyone, an impersonator)
         self.unacked: dict[int, Delivery] = {}
         self._low_tag = 1
         self.next_tag = 1
@@ -137,7 +138,7 @@ class Channel:
         if self.enforce and exchange not in self.allowed:
             self._authorise_publish(exchange, routing_key)
         if self.tx_mode:
-            self.vhost.check_publish(exchange, msg, self.username)
+            self.vhost.check_publish(exchange, msg, self.publisher)
             self._tx_ops.append(("publish", exchange, routing_key, mandatory, msg))
             return
         if exchange == LEASE_EXCHANGE:
@@ -153,7 +154,7 @@ class Channel:
         # Traced? One int test, unless the message has headers (0x20: trace.HEADERS_FLAG, inlined)
         if self.tracer.sample_every or raw is None or (raw[0] & 0x20 and TRACE_HEADER in raw):
             self._trace_publish(exchange, routing_key, msg)
-        routed, accepted = self.vhost.publish(exchange, routing_key, msg, self.username)
+        routed, accepted = self.vhost.publish(exchange, routing_key, msg, self.publisher)
         self.received += 1
         if not routed:
             self._unroutable(exchange, routing_key, mandatory, msg)
@@ -235,7 +236,7 @@ class Channel:
             return
         tid = tracer.start(self.vhost.name, exchange, routing_key, msg)
         try:
-            ex = self.vhost.check_publish(exchange, msg, self.username)
+            ex = self.vhost.check_publish(exchange, msg, self.publisher)
         except Exception:  # the publish itself raises the same error right after
             return
         names = self.vhost.route(ex, routing_key, msg.props.headers)

@@ -418,9 +418,10 @@ class VHost:
 
     # --- publish -------------------------------------------------------------------------
 
-    def check_publish(self, exchange: str, msg: Message, username: str) -> Exchange | None:
+    def check_publish(self, exchange: str, msg: Message, username: str | None) -> Exchange | None:
+        """``username`` None: an ``impersonator`` publishing, whose user_id may name anyone."""
         user_id = msg.props.user_id
-        if user_id is not None and user_id != username:
+        if user_id is not None and username is not None and user_id != username:
             raise PreconditionFailed(
                 f"user_id property set to '{user_id}' but authenticated user was '{username}'"
             )
@@ -434,7 +435,7 @@ class VHost:
         return ex
 
     def publish(
-        self, exchange: str, routing_key: str, msg: Message, username: str = ""
+        self, exchange: str, routing_key: str, msg: Message, username: str | None = ""
     ) -> tuple[bool, bool]:
         """Route and enqueue. Returns (routed to at least one queue, accepted by all of them)."""
         if not exchange and msg.props.user_id is None:

@@ -69,7 +69,7 @@ def test_deleted_users_vhosts_and_permissions_stay_deleted_after_a_restart(tmp_p
         assert _get(b, "/api/vhosts/gone", auth).status_code == 404
         assert _get(b, "/api/permissions/%2F/admin", auth).status_code == 404
         assert _get(b, "/api/permissions", auth).json() == []
-        _put(b, "/api/users/guest", {"password": "again", "tags": "administrator"}, auth)  # made again: back with the new password
+        _put(b, "/api/users/guest", {"password": "again", "tags": "administrator"}, auth)  # made again
     with EmbeddedBroker(data_dir=str(tmp_path)) as b:
         assert _get(b, "/api/whoami", ("guest", "again")).status_code == 200
 

@@ -123,6 +123,22 @@ def test_guest_keeps_full_permissions_on_the_default_vhost(broker: EmbeddedBroke
         c.channel().queue_declare("guest-anything")
 
 
+def test_only_an_impersonator_may_publish_with_another_users_user_id(broker: EmbeddedBroker) -> None:
+    props = pika.BasicProperties(user_id="someone-else")
+    for name, tags in (("imp-u", "impersonator"), ("plain-u", "")):
+        make_user(broker, name, tags)
+        url = f"amqp://{name}:pw@127.0.0.1:{broker.amqp_port}/%2F"
+        with pika.BlockingConnection(pika.URLParameters(url)) as conn:
+            ch = conn.channel()
+            ch.confirm_delivery()
+            if tags:
+                ch.basic_publish("amq.topic", "k", b"as someone else", props)
+                continue
+            with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
+                ch.basic_publish("amq.topic", "k", b"as someone else", props)
+    assert refused.value.reply_code == 406
+
+
 # --- HTTP API: tags --------------------------------------------------------------------------------
 
 def test_a_user_without_tags_may_not_use_the_http_api(broker: EmbeddedBroker) -> None:
