@@ -16,6 +16,7 @@ is a DefinitionsError with one clear line; objects imported before it stay, as w
 
 from __future__ import annotations
 
+import html
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,7 +90,7 @@ def import_definitions(broker: Broker, body: Any, only: str | None = None) -> Re
     report = Report()
     if only is None:
         _users(broker, _list(body, "users"), report)
-        _vhosts(broker, _list(body, "vhosts"), report)
+        _vhosts(broker, _list(body, "vhosts"))
         _permissions(broker, _list(body, "permissions"), report)
         _topic_permissions(broker, _list(body, "topic_permissions"), report)
         _global_parameters(broker, _list(body, "global_parameters"))
@@ -124,7 +125,7 @@ def _users(broker: Broker, users: list[dict[str, Any]], report: Report) -> None:
             _set_limits(broker, "user", name, user["limits"])
 
 
-def _vhosts(broker: Broker, vhosts: list[dict[str, Any]], report: Report) -> None:
+def _vhosts(broker: Broker, vhosts: list[dict[str, Any]]) -> None:
     for v in vhosts:
         name = _name(v, "a vhost")
         broker.create_vhost(name)
@@ -231,7 +232,8 @@ def _policy(vhost: VHost, body: dict[str, Any], operator: bool) -> Any:
         return make_policy(vhost.name, name, body, operator=operator)
     except PolicyError as exc:
         kind = "operator policy" if operator else "policy"
-        raise DefinitionsError(f"{kind} {name!r} in vhost {vhost.name!r}: {exc}".strip()) from None
+        reason = " ".join(html.unescape(str(exc)).split())  # one line
+        raise DefinitionsError(f"{kind} {name!r} in vhost {vhost.name!r}: {reason}") from None
 
 
 def _parameter(broker: Broker, vhost: VHost, p: dict[str, Any], report: Report) -> None:
