@@ -31,6 +31,8 @@ class Settings:
     kafka_num_partitions: int = limits.KAFKA_NUM_PARTITIONS_DEFAULT  # Kafka's num.partitions
     kafka_retention_check_ms: int = limits.KAFKA_RETENTION_CHECK_MS  # log.retention.check.interval.ms
     kafka_cleaner_backoff_ms: int = limits.KAFKA_CLEANER_BACKOFF_MS  # log.cleaner.backoff.ms
+    # log.cleaner.dedupe.buffer.size: the compaction offset map's memory bound (a pass maps what fits)
+    kafka_cleaner_dedupe_buffer_bytes: int = limits.KAFKA_CLEANER_DEDUPE_BUFFER_BYTES
     # Kafka's advertised.listeners: where clients are told to connect after bootstrap (behind NAT, a
     # container or a proxy). "" / 0: the address the client reached us on, and the port bound.
     kafka_advertised_host: str = ""
@@ -78,6 +80,9 @@ class Settings:
     handshake_timeout_ms: int = limits.HANDSHAKE_TIMEOUT_MS
     # Kafka's message.max.bytes: the largest record batch a topic without max.message.bytes accepts.
     kafka_message_max_bytes: int = limits.KAFKA_MESSAGE_MAX_BYTES
+    # jobs dashboard: the ferrymq.jobs store (App(store=...)) the Jobs page reads job states, cron
+    # leaders and fires from; "" shows what the broker itself holds (queues, retries, DLQs, workers).
+    jobs_store: str = ""
 
     def update(self, values: dict[str, Any]) -> None:
         known = {f.name: f for f in fields(self)}

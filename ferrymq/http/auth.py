@@ -109,5 +109,8 @@ async def basic_auth(request: web.Request, handler: Handler) -> web.StreamRespon
     refused = tag_gate.refusal(request, broker, creds[0])
     if refused is not None:
         raise error(401, "not_authorised", refused)
+    denied = tag_gate.amqp_refusal(request, broker, creds[0])
+    if denied is not None:
+        raise denied
     request[USER] = creds[0]
     return tag_gate.filter_listing(await handler(request), request, broker, creds[0])

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from ferrymq.core.broker import Broker
 from ferrymq.core.permissions import management_refusal
+from ferrymq.http.responses import error
 
 NOT_ADMIN = "Not administrator user"
 NOT_VHOST = "User not authorised to access virtual host"
@@ -47,6 +48,57 @@ def refusal(request: web.Request, broker: Broker, user: str) -> str | None:
     if request.method in ("GET", "HEAD") and "monitoring" in tags:
         return None
     return None if _may_use(broker, user, vhost) else NOT_VHOST
+
+
+# HTTP calls that RabbitMQ's management plugin makes as AMQP methods in the user's name, and the
+# permissions they need: (kind, resource type, route parameter naming it). "direct" ones
+# (rabbit_mgmt_util:direct_request) answer a refusal with "Access refused."; the others run on a
+# channel (with_channel), need the vhost, and answer with the channel's close text (a publish's
+# asynchronous close reaches the plugin as a 400 with the code in front: "403 ACCESS_REFUSED - ...").
+_DIRECT = "direct"
+AMQP_CALLS: dict[tuple[str, str], tuple[str, list[tuple[str, str, str]]]] = {
+    ("PUT", "/api/queues/{vhost}/{name}"): (_DIRECT, [("configure", "queue", "name")]),
+    ("DELETE", "/api/queues/{vhost}/{name}"): (_DIRECT, [("configure", "queue", "name")]),
+    ("DELETE", "/api/queues/{vhost}/{name}/contents"): (_DIRECT, [("read", "queue", "name")]),
+    ("PUT", "/api/exchanges/{vhost}/{name}"): (_DIRECT, [("configure", "exchange", "name")]),
+    ("DELETE", "/api/exchanges/{vhost}/{name}"): (_DIRECT, [("configure", "exchange", "name")]),
+    ("POST", "/api/queues/{vhost}/{name}/get"): ("channel", [("read", "queue", "name")]),
+    ("POST", "/api/exchanges/{vhost}/{name}/publish"): ("publish", [("write", "exchange", "name")]),
+}
+BINDING = "/api/bindings/{vhost}/e/{source}/{kind}/{destination}"
+
+
+def amqp_refusal(request: web.Request, broker: Broker, user: str) -> web.HTTPException | None:
+    """The user's own permissions on what the call touches, as RabbitMQ checks them (for every
+    user, administrators too: the management plugin acts in the user's name)."""
+    vhost = request.match_info.get("vhost")
+    if vhost is None or vhost not in broker.vhosts:
+        return None
+    style, checks = _amqp_checks(request)
+    if style != _DIRECT and broker.access.vhost_refusal(user, vhost) is not None:
+        return error(401, "not_authorised", "Access refused.")
+    for kind, resource_type, name in checks:
+        refused = broker.access.check(user, vhost, kind, resource_type, name)
+        if refused is None:
+            continue
+        if style == _DIRECT:
+            return error(401, "not_authorised", "Access refused.")
+        if style == "publish":
+            return error(400, "bad_request", f"403 ACCESS_REFUSED - {refused}")
+        return error(401, "not_authorised", f"ACCESS_REFUSED - {refused}")
+    return None
+
+
+def _amqp_checks(request: web.Request) -> tuple[str, list[tuple[str, str, str]]]:
+    info = request.match_info
+    resource = info.route.resource
+    template = resource.canonical if resource is not None else ""
+    if template.startswith("/api/bindings/{vhost}/e/") and request.method in ("POST", "DELETE"):
+        destination_type = "queue" if info.get("kind") == "q" else "exchange"
+        return _DIRECT, [("write", destination_type, info.get("destination", "")),
+                         ("read", "exchange", info.get("source", ""))]
+    style, checks = AMQP_CALLS.get((request.method, template), (_DIRECT, []))
+    return style, [(kind, type_, info.get(param, "")) for kind, type_, param in checks]
 
 
 def _vhost_admin(path: str, method: str, vhost: str | None) -> bool:

@@ -28,6 +28,7 @@ class Streams:
         self.clock = clock
         self.retention_check_ms = settings.kafka_retention_check_ms
         self.cleaner_backoff_ms = settings.kafka_cleaner_backoff_ms
+        self.cleaner_buffer_bytes = settings.kafka_cleaner_dedupe_buffer_bytes
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if settings.data_dir:
             self.base = Path(settings.data_dir)
@@ -49,7 +50,8 @@ class Streams:
         """Retention every ``log.retention.check.interval.ms``; the cleaner in its thread."""
         loop = asyncio.get_running_loop()
         self._retention_timer = loop.call_later(self.retention_check_ms / 1000, self._retention)
-        self.cleaner = LogCleaner(self.topics, self.clock, self.cleaner_backoff_ms)
+        self.cleaner = LogCleaner(self.topics, self.clock, self.cleaner_backoff_ms,
+                                  self.cleaner_buffer_bytes)
         self.cleaner.start()
 
     def _retention(self) -> None:

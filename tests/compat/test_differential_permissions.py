@@ -1,7 +1,9 @@
 """Permission refusals against RabbitMQ 3.10: the same user, permissions and topic permissions made
 through each broker's management API, the same ~40 AMQP calls by pika (declares, binds, publishes
 to a topic exchange with allowed and refused routing keys, consumes, gets, purges, deletes, amq.*
-names, connections to a refused and to a missing vhost) → the same reply codes and reply texts."""
+names, connections to a refused and to a missing vhost) → the same reply codes and reply texts;
+then the same declares, binds, publishes, gets and deletes through the management API by a
+management user with the same permissions → the same statuses and reasons."""
 
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ def rabbit_table() -> Iterator[dict[str, tuple[Any, ...]]]:
     node = start_rabbitmq(management=True)
     try:
         permissions.setup(node.management_url + "/api")
-        yield permissions.run_table("127.0.0.1", node.port)
+        table = permissions.run_table("127.0.0.1", node.port)
+        yield {**table, **permissions.run_http_table(node.management_url + "/api")}
     finally:
         node.stop()
 
@@ -33,7 +36,8 @@ def rabbit_table() -> Iterator[dict[str, tuple[Any, ...]]]:
 def ferry_table() -> dict[str, tuple[Any, ...]]:
     with EmbeddedBroker() as b:
         permissions.setup(b.http_url + "/api")
-        return permissions.run_table("127.0.0.1", b.amqp_port)
+        table = permissions.run_table("127.0.0.1", b.amqp_port)
+        return {**table, **permissions.run_http_table(b.http_url + "/api")}
 
 
 def test_every_call_gets_rabbitmqs_reply_code_and_text(rabbit_table: dict[str, Any],

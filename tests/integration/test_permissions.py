@@ -236,6 +236,7 @@ def test_the_cli_manages_users_vhosts_and_permissions(broker: EmbeddedBroker) ->
 
     assert run("users", "add", "cli-u", "cli-pw", "management").exit_code == 0
     assert run("vhosts", "add", "cli-v").exit_code == 0
+    assert api(broker, "GET", "/permissions/cli-v/guest").json()["configure"] == ".*"  # its creator's
     assert run("permissions", "set", "cli-u", "^c", "^w", "^r", "--vhost", "cli-v").exit_code == 0
     assert "cli-v" in run("permissions", "list", "--vhost", "cli-v", "--json").stdout
     assert run("users", "set-tags", "cli-u", "monitoring", "policymaker").exit_code == 0

@@ -22,6 +22,7 @@ PERMISSION = {"configure": "^u-", "write": "^(u-|amq\\.topic|amq\\.default)",
               "read": "^(u-|amq\\.topic)"}
 TOPIC = {"exchange": "amq.topic", "write": "^{username}\\.", "read": "^{username}\\.r"}
 Op = Callable[[Any], Any]
+HTTP_USER = "perm-h"  # a management user with the same permissions, for the HTTP table
 
 
 def setup(api: str) -> None:
@@ -34,6 +35,8 @@ def setup(api: str) -> None:
     put("/vhosts/perm-other", {})
     put(f"/permissions/%2F/{USER}", PERMISSION)
     put(f"/topic-permissions/%2F/{USER}", {**TOPIC, "exchange": "amq.topic"})
+    put(f"/users/{HTTP_USER}", {"password": PASSWORD, "tags": "management"})
+    put(f"/permissions/%2F/{HTTP_USER}", PERMISSION)
     put("/queues/%2F/shared-q", {"durable": False})
     put("/exchanges/%2F/shared-x", {"type": "direct", "durable": False})
 
@@ -122,6 +125,37 @@ def run_table(host: str, port: int) -> dict[str, tuple[Any, ...]]:
     out = {name: outcome(host, port, op) for name, op in CALLS}
     out["connection.open refused vhost"] = outcome(host, port, lambda ch: None, "perm-other")
     out["connection.open missing vhost"] = outcome(host, port, lambda ch: None, "perm-nowhere")
+    return out
+
+
+HTTP_CALLS: list[tuple[str, str, str, dict[str, Any] | None]] = [
+    ("declare own queue", "PUT", "/queues/%2F/u-hq", {"durable": False}),
+    ("declare others' queue", "PUT", "/queues/%2F/shared-q", {"durable": False}),
+    ("declare own exchange", "PUT", "/exchanges/%2F/u-hx", {"type": "fanout"}),
+    ("declare others' exchange", "PUT", "/exchanges/%2F/shared-x", {"type": "direct"}),
+    ("bind own to others' exchange", "POST", "/bindings/%2F/e/shared-x/q/u-hq", {"routing_key": "k"}),
+    ("bind own", "POST", "/bindings/%2F/e/u-hx/q/u-hq", {"routing_key": "k"}),
+    ("publish others' exchange", "POST", "/exchanges/%2F/shared-x/publish",
+     {"properties": {}, "routing_key": "k", "payload": "x", "payload_encoding": "string"}),
+    ("publish own exchange", "POST", "/exchanges/%2F/u-hx/publish",
+     {"properties": {}, "routing_key": "k", "payload": "x", "payload_encoding": "string"}),
+    ("get others'", "POST", "/queues/%2F/shared-q/get",
+     {"count": 1, "ackmode": "ack_requeue_false", "encoding": "auto"}),
+    ("get own", "POST", "/queues/%2F/u-hq/get",
+     {"count": 1, "ackmode": "ack_requeue_false", "encoding": "auto"}),
+    ("purge others'", "DELETE", "/queues/%2F/shared-q/contents", None),
+    ("delete others' queue", "DELETE", "/queues/%2F/shared-q", None),
+    ("delete own queue", "DELETE", "/queues/%2F/u-hq", None),
+    ("delete own exchange", "DELETE", "/exchanges/%2F/u-hx", None),
+]
+
+
+def run_http_table(api: str) -> dict[str, tuple[Any, ...]]:
+    """Each call by the management user: its status, and the reason of a refusal."""
+    out: dict[str, tuple[Any, ...]] = {}
+    for name, method, path, body in HTTP_CALLS:
+        r = requests.request(method, api + path, json=body, auth=(HTTP_USER, PASSWORD), timeout=10)
+        out[name] = (r.status_code, r.json().get("reason") if r.status_code >= 400 else None)
     return out
 
 

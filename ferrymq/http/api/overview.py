@@ -140,9 +140,11 @@ async def vhost_put(request: web.Request) -> web.Response:
     broker, name = lookup.plane(request).broker, request.match_info["vhost"]
     existed = name in broker.vhosts
     broker.create_vhost(name)
-    if not existed and request[USER] in broker.users:  # RabbitMQ 3.10 grants its creator full permissions
-        broker.set_permission(name, request[USER], {"configure": ".*", "write": ".*", "read": ".*"})
-    return no_content() if existed else web.Response(status=201)
+    if existed:
+        return no_content()
+    # rabbit_vhost:maybe_grant_full_permissions: whoever creates a vhost may use it
+    broker.set_permission(name, request[USER], {k: ".*" for k in PERMISSION_KEYS})
+    return web.Response(status=201)
 
 
 @routes.delete("/api/vhosts/{vhost}")
