@@ -65,9 +65,6 @@ class Settings:
     loopback_users: list[str] = field(default_factory=lambda: ["guest"])
     # None configured: SQS/SNS take any credentials from loopback. Any configured: SigV4 required.
     aws_access_keys: list[AwsAccessKey] = field(default_factory=list)
-    # definitions (issue 16): RabbitMQ's load_definitions, a definitions JSON file or a directory of
-    # them, imported at every boot before the listeners open ("": none)
-    load_definitions: str = ""
     # --- limits that protect the broker (docs/limits.md) ---
     # The memory alarm by RSS: a fraction of the machine's memory (RabbitMQ's vm_memory_high_watermark,
     # relative) or an amount ("1GiB", "absolute:512MB"; its vm_memory_high_watermark.absolute).
@@ -83,6 +80,9 @@ class Settings:
     # jobs dashboard: the ferrymq.jobs store (App(store=...)) the Jobs page reads job states, cron
     # leaders and fires from; "" shows what the broker itself holds (queues, retries, DLQs, workers).
     jobs_store: str = ""
+    # definitions (issue 16): RabbitMQ's load_definitions, a definitions JSON file or a directory of
+    # them, imported at every boot before the listeners open ("": none)
+    load_definitions: str = ""
 
     def update(self, values: dict[str, Any]) -> None:
         known = {f.name: f for f in fields(self)}

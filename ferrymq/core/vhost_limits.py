@@ -15,6 +15,12 @@ USER_LIMITS = ("max-connections", "max-channels")
 SCOPES = {"vhost": VHOST_LIMITS, "user": USER_LIMITS}
 
 
+class LimitReached(NotAllowed):
+    """A connection or channel limit: RabbitMQ names no method in the close (class and method 0)."""
+
+    reported_method = (0, 0)
+
+
 class LimitError(ValueError):
     """A limit that cannot be set (unknown name, not an integer): one line for the operator."""
 
@@ -90,19 +96,19 @@ class Limits:
     def check_vhost_connections(self, vhost: str, user: str, open_now: int) -> None:
         limit = self._limit("vhost", vhost, "max-connections")
         if limit is not None and open_now >= limit:
-            raise NotAllowed(f"access to vhost '{vhost}' refused for user '{user}': "
+            raise LimitReached(f"access to vhost '{vhost}' refused for user '{user}': "
                              f"connection limit ({limit}) is reached")
 
     def check_user_connections(self, user: str, open_now: int) -> None:
         limit = self._limit("user", user, "max-connections")
         if limit is not None and open_now >= limit:
-            raise NotAllowed(f"connection refused for user '{user}': "
+            raise LimitReached(f"connection refused for user '{user}': "
                              f"user connection limit ({limit}) is reached")
 
     def check_user_channels(self, user: str, open_now: int) -> None:
         limit = self._limit("user", user, "max-channels")
         if limit is not None and open_now >= limit:
-            raise NotAllowed(f"number of channels opened for user '{user}' has reached "
+            raise LimitReached(f"number of channels opened for user '{user}' has reached "
                              f"the maximum allowed user limit of ({limit})")
 
     def check_queues(self, vhost: str, queue: str, declared_now: int) -> None:

@@ -60,7 +60,7 @@ def parse_watermark(value: object) -> Watermark:
             return parse_watermark(float(amount))
         if form == "absolute":
             return Watermark(absolute=parse_amount(amount))
-    if isinstance(value, float) or (isinstance(value, str) and _is_fraction(value)):
+    if _is_fraction(value):
         fraction = float(value)  # type: ignore[arg-type]
         if not 0.0 <= fraction <= limits.MEMORY_WATERMARK_RELATIVE_MAX:
             raise ValueError(f"vm_memory_high_watermark: relative value {fraction} is outside "
@@ -73,9 +73,15 @@ def parse_watermark(value: object) -> Watermark:
     raise ValueError(f"vm_memory_high_watermark: expected a fraction or an amount, got {value!r}")
 
 
-def _is_fraction(text: str) -> bool:
+def _is_fraction(value: object) -> bool:
+    """0.4, "0.4", 1.0, 0 and "1" are fractions (0: the alarm always on, as RabbitMQ); 1073741824 and
+    "1GiB" are amounts. Any float is a fraction (out of range: refused)."""
+    if isinstance(value, float):
+        return True
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return False
     try:
-        return "." in text and float(text) <= limits.MEMORY_WATERMARK_RELATIVE_MAX
+        return float(value) <= limits.MEMORY_WATERMARK_RELATIVE_MAX
     except ValueError:
         return False
 

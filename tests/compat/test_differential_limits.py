@@ -17,6 +17,8 @@ import pika
 import pika.exceptions
 import pytest
 import requests
+from pamqp import commands as c
+from pamqp import frame as pframe
 
 from ferrymq import EmbeddedBroker
 from ferrymq.bench.rabbitmq_node import available, start_rabbitmq
@@ -134,6 +136,38 @@ def _node_with_stats(t: Target) -> dict[str, Any]:
         if "mem_used" in node or time.monotonic() > deadline:
             return node
         time.sleep(0.25)
+
+
+def _frames(sock: socket.socket) -> list[tuple[int, Any]]:
+    data, out = sock.recv(65536), []
+    while data:
+        size, channel, frame = pframe.unmarshal(data)
+        out.append((channel, frame))
+        data = data[size:]
+    return out
+
+
+def _channel_max_probe(t: Target) -> list[Any]:
+    """channel_max 3 in tune-ok, then channel.open on 5, 1, 2, 3: what each gets back."""
+    with socket.create_connection(("127.0.0.1", t.amqp_port), timeout=10) as sock:
+        sock.sendall(b"AMQP\x00\x00\x09\x01")
+        _frames(sock)
+        sock.sendall(pframe.marshal(c.Connection.StartOk(client_properties={}, mechanism="PLAIN",
+                                                         response="\0guest\0guest", locale="en_US"), 0))
+        _frames(sock)
+        sock.sendall(pframe.marshal(c.Connection.TuneOk(channel_max=3, frame_max=131072, heartbeat=0), 0)
+                     + pframe.marshal(c.Connection.Open(virtual_host="/"), 0))
+        _frames(sock)
+        seen: list[Any] = []
+        for number in (5, 1, 2, 3):
+            sock.sendall(pframe.marshal(c.Channel.Open(), number))
+            seen += [(ch, f.name, getattr(f, "reply_code", None), getattr(f, "reply_text", None),
+                      getattr(f, "class_id", None), getattr(f, "method_id", None)) for ch, f in _frames(sock)]
+        return seen
+
+
+def test_channel_max_counts_open_channels_as_rabbitmq_does(rabbit: Target, ferry: Target) -> None:
+    assert _channel_max_probe(ferry) == _channel_max_probe(rabbit)
 
 
 def test_vhost_connection_limits_match_rabbitmq(rabbit: Target, ferry: Target) -> None:

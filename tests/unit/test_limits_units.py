@@ -32,6 +32,9 @@ def test_watermark_forms_relative_and_absolute() -> None:
     assert parse_watermark(0.4) == Watermark(relative=0.4)
     assert parse_watermark("0.6") == Watermark(relative=0.6)
     assert parse_watermark("2GiB") == Watermark(absolute=2 * 1024**3)
+    assert parse_watermark(1) == parse_watermark("1") == Watermark(relative=1.0)  # not one byte
+    assert parse_watermark(0) == Watermark(relative=0.0)  # RabbitMQ: 0 keeps the alarm on
+    assert parse_watermark(1073741824) == parse_watermark("1073741824") == Watermark(absolute=1024**3)
     assert parse_watermark("absolute:100MB") == Watermark(absolute=100_000_000)
     assert parse_watermark({"absolute": "1GiB"}) == Watermark(absolute=1024**3)
     assert parse_watermark({"relative": 0.5}) == Watermark(relative=0.5)

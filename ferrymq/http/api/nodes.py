@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, UntypedMetricFamily
+from prometheus_client.metrics_core import Metric
 
 from ferrymq.core.watermark import parse_watermark
 from ferrymq.http import lookup, views
@@ -87,8 +88,9 @@ async def watermark_put(request: web.Request) -> web.Response:
     return no_content()
 
 
-def alarm_families(plane: Plane) -> Iterator[GaugeMetricFamily]:
-    """RabbitMQ's prometheus plugin names for memory, disk and their alarms."""
+def alarm_families(plane: Plane) -> Iterator[Metric]:
+    """RabbitMQ's prometheus plugin names (and types: the alarm flags are untyped there) for memory,
+    disk and their alarms."""
     memory, alarms = plane.amqp.memory, plane.amqp.alarms
     free, free_limit = _disk(plane)
     for name, help_, value in (
@@ -96,9 +98,12 @@ def alarm_families(plane: Plane) -> Iterator[GaugeMetricFamily]:
         ("rabbitmq_resident_memory_limit_bytes", "Memory high watermark in bytes", memory.limit_bytes),
         ("rabbitmq_disk_space_available_bytes", "Disk space available in bytes", free),
         ("rabbitmq_disk_space_available_limit_bytes", "Free disk space low watermark in bytes", free_limit),
+    ):
+        yield GaugeMetricFamily(name, help_, value=value)
+    for name, help_, value in (
         ("rabbitmq_alarms_memory_used_watermark",
          "is 1 if VM memory watermark alarm is in effect", int("memory" in alarms)),
         ("rabbitmq_alarms_free_disk_space_watermark",
          "is 1 if free disk space watermark alarm is in effect", int("disk" in alarms)),
     ):
-        yield GaugeMetricFamily(name, help_, value=value)
+        yield UntypedMetricFamily(name, help_, value=value)

@@ -222,7 +222,8 @@ class AMQPServerConnection:
         interned = INTERNED_PROPERTIES
         while n - pos >= 7:  # a whole frame head: its size is checked before the frame is whole
             ftype, ch, size = _HEAD(data, pos)
-            if size > max_payload:  # RabbitMQ's text: the payload size and frame_max less 8
+            if size > max_payload and size > (max_payload := self._max_payload):  # tune-ok may have
+                # raised the bound earlier in this input. RabbitMQ's text: the size, frame_max less 8
                 raise LostSync(f"type {ftype}, all octets = <<>>: {{frame_too_large,{size},"
                                f"{max_payload - FRAME_SIZE_FUDGE_BYTES}}}")
             end = pos + 7 + size
@@ -333,10 +334,11 @@ class AMQPServerConnection:
             raise NotImplemented_(f"unknown method {_method_name(cm)}")
         if cm != c.Channel.Open.index:
             raise ChannelStateError("expected 'channel.open'")
-        if ch > self.channel_max:
-            raise ChannelStateError(
-                f"channel number {ch} is larger than the negotiated channel_max "
-                f"{self.channel_max}")
+        if len(self._channels) >= self.channel_max:  # RabbitMQ counts open channels, not numbers
+            self._close_connection(NOT_ALLOWED, f"NOT_ALLOWED - number of channels opened "
+                                   f"({len(self._channels)}) has reached the negotiated channel_max "
+                                   f"({self.channel_max})", 0, 0)
+            return
         _decode(cm, data, start, end)
         self._channels[ch] = _Channel()
         self.handler.on_channel_open(ch)
@@ -524,7 +526,7 @@ class AMQPServerConnection:
 
     def _fail(self, exc: ProtocolError, ch: int, cm: int) -> None:
         """A protocol error while handling a frame on ``ch`` for method ``cm``."""
-        class_id, method_id = split_method_id(cm)
+        class_id, method_id = getattr(exc, "reported_method", None) or split_method_id(cm)
         if not exc.connection_level and ch in self._channels:
             self.close_channel(ch, exc.code, exc.text, class_id, method_id)
         elif exc.connection_level or ch == 0:
