@@ -43,6 +43,7 @@ def serve(
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     from ferrymq.server.app import ListenerError, run
+    from ferrymq.server.boot_definitions import DefinitionsFileError
     from ferrymq.server.tls import TlsConfigError
 
     try:
@@ -50,6 +51,9 @@ def serve(
     except (ListenerError, TlsConfigError) as exc:
         typer.echo(f"ferrymq: {exc}", err=True)
         raise typer.Exit(1) from None
+    except DefinitionsFileError as exc:  # the user's file: one line, exit 2 as for a bad setting
+        typer.echo(f"ferrymq: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
@@ -124,15 +128,15 @@ from ferrymq.admin.commands import register as _register_admin  # noqa: E402
 
 _register_admin(app)
 
-# --- `ferrymq set-vm-memory-high-watermark | set-vhost-limits | ...`: in ferrymq/admin/limits_commands.py
-from ferrymq.admin.limits_commands import register as _register_limits  # noqa: E402
-
-_register_limits(app)
-
 # --- `ferrymq users | vhosts | permissions`: RabbitMQ's access model (ferrymq/admin/access.py) -----
 from ferrymq.admin.access import register as _register_access  # noqa: E402
 
 _register_access(app)
+
+# --- `ferrymq set-vm-memory-high-watermark | set-vhost-limits | ...`: in ferrymq/admin/limits_commands.py
+from ferrymq.admin.limits_commands import register as _register_limits  # noqa: E402
+
+_register_limits(app)
 
 
 def main() -> None:

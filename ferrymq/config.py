@@ -80,6 +80,9 @@ class Settings:
     # jobs dashboard: the ferrymq.jobs store (App(store=...)) the Jobs page reads job states, cron
     # leaders and fires from; "" shows what the broker itself holds (queues, retries, DLQs, workers).
     jobs_store: str = ""
+    # definitions (issue 16): RabbitMQ's load_definitions, a definitions JSON file or a directory of
+    # them, imported at every boot before the listeners open ("": none)
+    load_definitions: str = ""
 
     def update(self, values: dict[str, Any]) -> None:
         known = {f.name: f for f in fields(self)}

@@ -161,6 +161,7 @@ KAFKA_ALARM_THROTTLE_MS = 1_000
 assert 0 < MEMORY_WATERMARK_RELATIVE_DEFAULT <= MEMORY_WATERMARK_RELATIVE_MAX
 assert FRAME_MAX_BEFORE_TUNE_BYTES <= FRAME_MAX_BYTES
 assert KAFKA_SASL_MAX_RECEIVE_BYTES < KAFKA_REQUEST_MAX_BYTES
+
 # --- dashboard Jobs page (ferrymq.http.dashboard.jobs_view) --------------------------------------
 HTTP_JOBS_ROWS_MAX = 200  # rows of one Jobs-page list (retry schedule, dead letters shown, workers)
 # held delayed messages (per vhost) one look decodes: ~10-40 us each here, in slices of 300 between

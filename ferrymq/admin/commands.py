@@ -243,15 +243,21 @@ def definitions_import(
         file: Annotated[Path, typer.Argument(help="A definitions JSON file.", exists=True, dir_okay=False)],
         vhost: DefsVhost = None, url: Url = None, user: User = "guest", password: Password = "guest",
 ) -> None:
-    """Import a definitions file (as exported here or by RabbitMQ); existing objects are kept."""
+    """Import a definitions file (as exported here or by RabbitMQ); existing objects are kept.
+
+    Prints what the broker dropped (FerryMQ reports it; RabbitMQ keeps all or refuses)."""
     try:
         body = json.loads(file.read_text())
     except (ValueError, OSError) as exc:
         raise typer.BadParameter(f"{file} is not a JSON file: {exc}", param_hint="FILE") from None
     path = "/api/definitions" if vhost is None else f"/api/definitions/{vhost_path(vhost)}"
     with handled():
-        client(url, user, password).post(path, body)
-    typer.echo(f"imported definitions from {file}")
+        answer = client(url, user, password).post(path, body)
+    dropped = answer.get("dropped") or [] if isinstance(answer, dict) else []
+    typer.echo(f"imported definitions from {file}" + (f"; dropped {len(dropped)}:" if dropped else ""))
+    for item in dropped:  # FerryMQ's extension (RabbitMQ keeps all or refuses): what was not kept
+        where = "/".join(str(item[k]) for k in ("section", "vhost", "name") if k in item)
+        typer.echo(f"  {where}: {item.get('reason', '')}")
 
 
 # --- status --------------------------------------------------------------------------------------

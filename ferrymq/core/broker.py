@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from ferrymq import limits
 from ferrymq.core.channel import Channel
 from ferrymq.core.clock import Clock
+from ferrymq.core.parameters import Parameters
 from ferrymq.core.passwords import DEFAULT_ALGORITHM, hash_password, verify
 from ferrymq.core.permissions import Permissions
 from ferrymq.core.queue import Queue
@@ -62,6 +63,7 @@ class Broker:
         self.user_tags: dict[str, list[str]] = {user: ["administrator"] for user in self.users}
         self.consumer_timeout_ms = consumer_timeout_ms
         self.topology: TopologyStore = topology if topology is not None else NoTopology()
+        self.parameters = Parameters(self)  # runtime parameters (operator policies, definitions' data)
         self.limits = Limits()  # per-vhost and per-user limits (rabbitmqctl set_vhost_limits)
         self.streams: StreamBackend | None = None  # x-queue-type: stream queues (the Kafka logs)
         self.vhosts: dict[str, VHost] = {}
@@ -112,6 +114,7 @@ class Broker:
     def delete_vhost(self, name: str) -> None:
         """Forget a vhost and its permissions; the caller has removed what it held."""
         self._forget(vhost=name)
+        self.parameters.forget_vhost(name)
         self.topology.vhost_deleted(name)
 
     def put_user(self, name: str, password: str | None = None, password_hash: str | None = None,

@@ -11,6 +11,11 @@ max-length, max-length-bytes and delivery-limit the smaller value wins; for the 
 dead-letter-exchange, dead-letter-routing-key, queue-mode) the queue's own argument wins.
 ``delivery-lease`` (FerryMQ extension, x-delivery-lease) combines like delivery-limit: the smaller wins.
 
+Operator policies (RabbitMQ 3.10's, asked of the real node): the same object shape and validation,
+but only the keys in OPERATOR_KEYS; whatever their apply-to, they act on queues only. A queue's
+effective definition merges its policy with its operator policy: a key in both takes the smaller
+value (every operator key is numeric), a key in one is taken as it is.
+
 Validation texts are RabbitMQ's (the management API HTML-escapes the Erlang terms it prints).
 """
 
@@ -35,6 +40,8 @@ QUEUE_KEYS = {
 }
 MIN_KEYS = frozenset({"message-ttl", "expires", "max-length", "max-length-bytes", "delivery-limit",
                       "delivery-lease"})
+OPERATOR_KEYS = frozenset({"expires", "message-ttl", "max-length", "max-length-bytes", "max-in-memory-length",
+                           "max-in-memory-bytes", "delivery-limit"})
 EXCHANGE_KEYS = {"alternate-exchange": "alternate-exchange"}
 # Recognised by RabbitMQ (so a definitions file carrying them imports) but not acted on here.
 INERT_KEYS = frozenset({
@@ -80,12 +87,13 @@ _CHECKS: dict[str, tuple[Any, str]] = {
 }
 
 
-def validate_definition(definition: Any) -> dict[str, Any]:
-    """The definition if RabbitMQ would accept it, else PolicyError with RabbitMQ's reason."""
+def validate_definition(definition: Any, operator: bool = False) -> dict[str, Any]:
+    """The definition if RabbitMQ would accept it (as an operator policy's: ``operator``), else
+    PolicyError with RabbitMQ's reason."""
     if not isinstance(definition, dict) or not definition:
         raise PolicyError("Validation failed\n\nno policy provided\n")
-    unknown = [(k, v) for k, v in definition.items()
-               if k not in _CHECKS and k not in INERT_KEYS]
+    known = OPERATOR_KEYS if operator else _CHECKS.keys() | INERT_KEYS
+    unknown = [(k, v) for k, v in definition.items() if k not in known]
     if unknown:
         terms = ",".join(f"{{{_erl(k)},{_erl(v)}}}" for k, v in unknown)
         raise PolicyError(f"Validation failed\n\n[{terms}] are not recognised policy settings\n")
@@ -122,8 +130,9 @@ class Policy:
                 "priority": self.priority}
 
 
-def make_policy(vhost: str, name: str, body: Any) -> Policy:
-    """A policy from a management-API body ({pattern, definition, priority, apply-to}), validated."""
+def make_policy(vhost: str, name: str, body: Any, operator: bool = False) -> Policy:
+    """A policy (an operator policy: ``operator``) from a management-API body ({pattern, definition,
+    priority, apply-to}), validated."""
     if not isinstance(body, dict) or "pattern" not in body:
         raise PolicyError("[{key_missing,pattern}]")
     if "definition" not in body:
@@ -143,7 +152,7 @@ def make_policy(vhost: str, name: str, body: Any) -> Policy:
     if apply_to not in APPLY_TO:
         raise PolicyError(f"Validation failed\n\napply-to '{apply_to}' unrecognised; "
                           "should be 'queues', 'exchanges' or 'all'\n")
-    return Policy(name, vhost, pattern, validate_definition(body["definition"]), priority, apply_to)
+    return Policy(name, vhost, pattern, validate_definition(body["definition"], operator), priority, apply_to)
 
 
 def effective(policies: dict[str, Policy], kind: str, name: str) -> Policy | None:
@@ -156,12 +165,23 @@ def effective(policies: dict[str, Policy], kind: str, name: str) -> Policy | Non
     return best
 
 
-def queue_arguments(arguments: dict[str, Any], policy: Policy | None) -> dict[str, Any]:
-    """The x-arguments a queue acts on: its own, combined with its policy's as RabbitMQ does."""
-    if policy is None:
+def effective_definition(policy: Policy | None, operator: Policy | None) -> dict[str, Any]:
+    """What /api/queues shows as effective_policy_definition: the policy's definition merged with
+    the operator policy's (a key in both: the smaller value)."""
+    merged = dict(policy.definition) if policy is not None else {}
+    for key, value in (operator.definition if operator is not None else {}).items():
+        own = merged.get(key)
+        merged[key] = value if not isinstance(own, int) or isinstance(own, bool) else min(own, value)
+    return merged
+
+
+def queue_arguments(arguments: dict[str, Any], policy: Policy | None,
+                    operator: Policy | None = None) -> dict[str, Any]:
+    """The x-arguments a queue acts on: its own, combined with its policies' as RabbitMQ does."""
+    if policy is None and operator is None:
         return arguments
     merged = dict(arguments)
-    for key, value in policy.definition.items():
+    for key, value in effective_definition(policy, operator).items():
         arg = QUEUE_KEYS.get(key)
         if arg is None:
             continue

@@ -118,6 +118,7 @@ class Queue:
         "last_used_ms",
         "lease_ms",
         "name",
+        "operator_policy",
         "pageable",
         "paged_bytes",
         "paged_count",
@@ -151,6 +152,7 @@ class Queue:
         self.plain = args.plain
         self.lease_ms = args.delivery_lease_ms or 0  # 0: deliveries are not leased (ferrymq.core.lease)
         self.policy: Any = None  # the ferrymq.core.policy.Policy in force, if any
+        self.operator_policy: Any = None  # ... and the operator policy in force
         self.arguments = arguments or {}
         self.durable = durable
         self.auto_delete = auto_delete

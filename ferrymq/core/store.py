@@ -164,6 +164,16 @@ class TopologyStore(Protocol):
         """Where a vhost's x-delayed-message exchanges keep persistent messages while they wait."""
         ...
 
+    # Runtime parameters (definitions, operator policies: ferrymq.core.parameters), as RabbitMQ keeps
+    # them: (component, vhost, name) -> a JSON value.
+
+    def parameter_set(self, component: str, vhost: str, name: str, value: Any) -> None: ...
+
+    def parameter_cleared(self, component: str, vhost: str, name: str) -> None: ...
+
+    def limits_set(self, scope: str, name: str, values: dict[str, int]) -> None:
+        """A vhost's or user's limits (ferrymq.core.vhost_limits), all of them; {} deletes them."""
+
 
 class NoTopology:
     """Nothing is durable: a broker without a data directory (unit tests, ``--data-dir ''``)."""
@@ -221,3 +231,12 @@ class NoTopology:
 
     def delayed_store(self, vhost: str) -> None:
         return None
+
+    def parameter_set(self, *args: Any) -> None:
+        pass
+
+    def parameter_cleared(self, *args: Any) -> None:
+        pass
+
+    def limits_set(self, *args: Any) -> None:
+        pass

@@ -24,6 +24,7 @@ from ferrymq.core.exchange import (
 from ferrymq.core.fifo import FifoQueue
 from ferrymq.core.lease import LEASE_EXCHANGE, LEASE_EXCHANGE_TYPE
 from ferrymq.core.message import Message
+from ferrymq.core.parameters import OPERATOR_POLICY, Parameters
 from ferrymq.core.policy import Policy, alternate_exchange, effective, queue_arguments
 from ferrymq.core.queue import Queue
 from ferrymq.core.stream_queue import StreamQueue
@@ -80,6 +81,7 @@ class Services(Protocol):
     overloaded: set[Queue]
     turn: Turn  # the shell's per-turn time stamp (ferrymq.core.stats)
     tracer: Tracer  # sampled message traces (ferrymq.core.trace)
+    parameters: Parameters  # runtime parameters: where operator policies are stored
 
     def unique_token(self) -> str: ...
 
@@ -100,6 +102,7 @@ class VHost:
         self.delayed: DelayQueue[tuple[str, str, Message, int]] = DelayQueue()
         self._delay_store: QueueStore | None = None
         self.policies: dict[str, Policy] = {}
+        self.operator_policies: dict[str, Policy] = {}  # stored as runtime parameters (operator_policy)
         self.exchange_policies: dict[str, Policy] = {}  # exchange name -> its policy in force
         for name_, type_, internal in BUILTIN_EXCHANGES:
             self.exchanges[name_] = make_exchange(name_, type_, True, False, internal, {})
@@ -237,8 +240,8 @@ class VHost:
             authorise("write", "exchange", dlx)
         self.broker.limits.check_queues(self.name, name, len(self.queues))
         stream = (arguments or {}).get("x-queue-type") == "stream"  # stream policy keys differ: none here
-        policy = effective(self.policies, "queue", name) if self.policies and not stream else None
-        args = parse_queue_args(queue_arguments(arguments or {}, policy), name, self.name)
+        policy, operator = self._queue_policies(name) if not stream else (None, None)
+        args = parse_queue_args(queue_arguments(arguments or {}, policy, operator), name, self.name)
         owner = connection if exclusive else None
         if args.queue_type == "stream" and self.broker.streams is not None:
             queue: Queue = self._stream_queue(name, args, durable, exclusive, auto_delete, arguments)
@@ -253,7 +256,7 @@ class VHost:
             if store is not None:
                 queue.attach_store(store)
         self.queues[name] = queue
-        queue.policy = policy
+        queue.policy, queue.operator_policy = policy, operator
         self.broker.watch_queue(queue)
         return queue
 
@@ -261,7 +264,8 @@ class VHost:
         """Replace a queue's arguments in place (SQS SetQueueAttributes; AMQP has no such method).
         They are validated as a declare would validate them and applied as a policy change is; the
         queue's kind (FIFO or not, its type) cannot change this way."""
-        args = parse_queue_args(queue_arguments(arguments, queue.policy), queue.name, self.name)
+        args = parse_queue_args(queue_arguments(arguments, queue.policy, queue.operator_policy), queue.name,
+                                self.name)
         if args.fifo != queue.args.fifo or args.queue_type != queue.args.queue_type:
             raise PreconditionFailed(
                 f"the kind of queue '{queue.name}' in vhost '{self.name}' cannot change")
@@ -566,18 +570,42 @@ class VHost:
         self.apply_policies()
         return True
 
+    def set_operator_policy(self, policy: Policy) -> bool:
+        """Add or replace an operator policy (stored as RabbitMQ does, as a runtime parameter) and
+        apply it live. True if it was new."""
+        new = policy.name not in self.operator_policies
+        self.operator_policies[policy.name] = policy
+        value = {k: v for k, v in policy.as_json().items() if k not in ("vhost", "name")}
+        self.broker.parameters.set(OPERATOR_POLICY, self.name, policy.name, value)
+        self.apply_policies()
+        return new
+
+    def clear_operator_policy(self, name: str) -> bool:
+        if self.operator_policies.pop(name, None) is None:
+            return False
+        self.broker.parameters.clear(OPERATOR_POLICY, self.name, name)
+        self.apply_policies()
+        return True
+
     def apply_policies(self) -> None:
         """Re-derive every queue's and exchange's effective arguments from the policies in force.
         Queues that had and get no policy are left alone (their hot path is unchanged)."""
         for queue in list(self.queues.values()):
-            policy = effective(self.policies, "queue", queue.name) if self.policies else None
-            if (policy is None and queue.policy is None) or isinstance(queue, StreamQueue):
+            policy, operator = self._queue_policies(queue.name)
+            unchanged = policy is queue.policy is None and operator is queue.operator_policy is None
+            if unchanged or isinstance(queue, StreamQueue):
                 continue
-            queue.policy = policy
-            merged = queue_arguments(queue.arguments, policy)
+            queue.policy, queue.operator_policy = policy, operator
+            merged = queue_arguments(queue.arguments, policy, operator)
             queue.apply_args(parse_queue_args(merged, queue.name, self.name))
         for ex in self.exchanges.values():
             self._apply_exchange_policy(ex)
+
+    def _queue_policies(self, name: str) -> tuple[Policy | None, Policy | None]:
+        """The policy and the operator policy in force for a queue of this name."""
+        policy = effective(self.policies, "queue", name) if self.policies else None
+        operator = effective(self.operator_policies, "queue", name) if self.operator_policies else None
+        return policy, operator
 
     def _apply_exchange_policy(self, ex: Exchange) -> None:
         policy = effective(self.policies, "exchange", ex.name) if self.policies else None

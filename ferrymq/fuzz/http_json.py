@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from aiohttp import web
 
 from ferrymq.clock import ManualClock, Rng
 from ferrymq.core.broker import Broker
+from ferrymq.core.definitions import DefinitionsError, import_definitions
 from ferrymq.core.policy import PolicyError, make_policy
 from ferrymq.errors import ProtocolError
 from ferrymq.fuzz.target import Finding, Target
 from ferrymq.http import lookup
-from ferrymq.http.api import definitions, queues
-from ferrymq.http.plane import Plane
+from ferrymq.http.api import queues
 from ferrymq.http.responses import decode_json_body
 
 _BROKER_INPUTS = 2_000  # a fresh broker after this many imports: the fuzzer's queues do not pile up
@@ -61,9 +61,9 @@ def _read(body: dict[str, Any]) -> None:
     if _plane.imports > _BROKER_INPUTS:
         _plane.broker, _plane.imports = Broker(ManualClock(), Rng(1)), 0
     try:
-        definitions._import_objects(cast(Plane, _plane), body, None)
-    except (TypeError, ValueError, AttributeError):
-        return  # definitions._import answers these with its 400 "invalid definitions"
+        import_definitions(_plane.broker, body, None)
+    except DefinitionsError:
+        return  # the definitions endpoint answers these with a 400
 
 
 def seeds() -> list[bytes]:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus
 
 from ferrymq.core.exchange import Binding, Exchange
+from ferrymq.core.policy import effective_definition
 from ferrymq.core.queue import Queue
 from ferrymq.core.stream_queue import StreamQueue
 
@@ -35,11 +36,13 @@ def exchange_path_name(name: str) -> str:
 # --- policies: the ONE place the policy helper fills in ----------------------------------------
 
 def queue_policy(queue: Queue) -> tuple[str | None, dict[str, Any], str | None]:
-    """(policy name, effective policy definition, operator policy name) of a queue.
-
-    Operator policies are not implemented: always None."""
-    policy = queue.policy
-    return (policy.name if policy else None), (dict(policy.definition) if policy else {}), None
+    """(policy name, effective policy definition, operator policy name) of a queue: the definition
+    merges both policies as RabbitMQ does (ferrymq.core.policy.effective_definition)."""
+    policy, operator = queue.policy, queue.operator_policy
+    if policy is None and operator is None:
+        return None, {}, None
+    return (policy.name if policy else None), effective_definition(policy, operator), \
+        (operator.name if operator else None)
 
 
 # --- queues -------------------------------------------------------------------------------------

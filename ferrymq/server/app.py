@@ -20,6 +20,7 @@ from ferrymq.http.plane import Plane
 from ferrymq.http.server import HttpServer
 from ferrymq.server.amqp.server import AMQPServer
 from ferrymq.server.amqp.streams import AmqpStreams
+from ferrymq.server.boot_definitions import load_definitions, read_definitions
 from ferrymq.server.commit import CommitPipeline
 from ferrymq.server.durability import Durability
 from ferrymq.server.kafka.server import KafkaServer
@@ -126,7 +127,9 @@ async def start(settings: Settings, clock: Clock | None = None) -> Running:
     raise_fd_limit()
     clock = clock or SystemClock()
     tls = server_context(settings) if tls_wanted(settings) else None  # a bad file: before any store opens
+    definitions = read_definitions(settings.load_definitions)  # a bad file: before any store opens
     running = open_stores(settings, asyncio.get_running_loop(), clock)
+    load_definitions(running.broker, definitions)
     running.amqp_port = await listen("AMQP 0-9-1", "--amqp-port", settings.host, settings.amqp_port,
                                      running.amqp.start)
     running.streams.start()

@@ -16,6 +16,7 @@ from typing import Any
 
 from ferrymq.config import Settings
 from ferrymq.core.broker import Broker
+from ferrymq.core.parameters import OPERATOR_POLICY
 from ferrymq.core.policy import make_policy
 from ferrymq.protocols.amqp.properties import encode_properties, intern_properties
 from ferrymq.protocols.amqp.tables import decode_table, encode_table
@@ -93,6 +94,7 @@ class Durability:
             policy = self._replay(make_policy, body.get("vhost", "/"), body.get("name", ""), body)
             if policy is not None:
                 broker.add_vhost(policy.vhost).set_policy(policy)
+        self._restore_parameters(broker, top.parameters)
         for vhost, name, type_, auto_delete, internal, args in top.exchanges:
             ex = self._replay(broker.add_vhost(vhost).declare_exchange, name, type_, durable=True,
                               auto_delete=auto_delete, internal=internal, arguments=args)
@@ -115,6 +117,15 @@ class Durability:
         s.segments_removed = sum(len(r.removed) for r in self.reports)
         s.took_ms = float(clock.monotonic_ms() - started)
         return s
+
+    def _restore_parameters(self, broker: Broker, rows: list[tuple[str, str, str, Any]]) -> None:
+        """Runtime parameters as stored; operator policies are compiled and put in force."""
+        broker.parameters.restore(rows)
+        for component, vhost, name, value in rows:
+            if component == OPERATOR_POLICY:
+                policy = self._replay(make_policy, vhost, name, value, operator=True)
+                if policy is not None:
+                    broker.add_vhost(vhost).operator_policies[name] = policy
 
     def _replay(self, action: Any, *args: Any, result: Any = None, **kwargs: Any) -> Any:
         """Run one declaration again; None if it failed (reported, counted, and skipped)."""

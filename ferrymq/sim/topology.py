@@ -39,6 +39,7 @@ class SimTopology:
         self.bindings: dict[tuple[str, str, str, bool, str], dict[str, Any]] = {}
         self.logs: dict[tuple[str, str], FaultyLog] = {}
         self.policies: dict[tuple[str, str], dict[str, Any]] = {}
+        self.parameters: dict[tuple[str, str, str], Any] = {}
         self.vhosts: dict[str, bool] = {}  # name -> deleted (a tombstone)
         self.users: dict[str, tuple[str, str, bool]] = {}  # name -> (hash, algorithm, deleted)
         self.permissions: dict[tuple[str, str], dict[str, str] | None] = {}  # None: cleared
@@ -146,6 +147,15 @@ class SimTopology:
 
     def delayed_store(self, vhost: str) -> None:
         return None  # the simulation declares no x-delayed-message exchange
+
+    def parameter_set(self, component: str, vhost: str, name: str, value: Any) -> None:
+        self.parameters[(component, vhost, name)] = value  # the simulation sets none; kept for the contract
+
+    def parameter_cleared(self, component: str, vhost: str, name: str) -> None:
+        self.parameters.pop((component, vhost, name), None)
+
+    def limits_set(self, scope: str, name: str, values: dict[str, int]) -> None:
+        pass  # the simulation sets no limits
 
     # --- recovery (the sim's thin copy of Durability.recover) --------------------------------------
 

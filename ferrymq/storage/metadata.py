@@ -48,10 +48,13 @@ CREATE TABLE IF NOT EXISTS users (
     name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, algorithm TEXT NOT NULL, deleted INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS permissions (
     vhost TEXT NOT NULL, user TEXT NOT NULL, permission TEXT, PRIMARY KEY (vhost, user));
-CREATE TABLE IF NOT EXISTS limits (
-    scope TEXT NOT NULL, name TEXT NOT NULL, limits TEXT NOT NULL, PRIMARY KEY (scope, name));
+CREATE TABLE IF NOT EXISTS parameters (
+    component TEXT NOT NULL, vhost TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (component, vhost, name));
 CREATE TABLE IF NOT EXISTS access (kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT,
     PRIMARY KEY (kind, key));
+CREATE TABLE IF NOT EXISTS limits (
+    scope TEXT NOT NULL, name TEXT NOT NULL, limits TEXT NOT NULL, PRIMARY KEY (scope, name));
 """
 
 
@@ -68,6 +71,8 @@ class Topology:
     vhosts: list[tuple[str, bool]] = field(default_factory=list)
     users: list[tuple[str, str, str, bool]] = field(default_factory=list)
     permissions: list[tuple[str, str, dict[str, str] | None]] = field(default_factory=list)
+    # (component, vhost, name, value): runtime parameters (ferrymq.core.parameters)
+    parameters: list[tuple[str, str, str, Any]] = field(default_factory=list)
     access: list[tuple[str, str, Any]] = field(default_factory=list)  # tags, topic permissions
 
 
@@ -164,6 +169,7 @@ class Metadata:
             self._db.execute("INSERT OR REPLACE INTO vhosts VALUES (?, 1)", (name,))
             self._db.execute("DELETE FROM permissions WHERE vhost = ?", (name,))
             self._db.execute("DELETE FROM policies WHERE vhost = ?", (name,))
+            self._db.execute("DELETE FROM parameters WHERE vhost = ?", (name,))
             self._db.execute("DELETE FROM limits WHERE scope = 'vhost' AND name = ?", (name,))
 
     def user_set(self, name: str, password_hash: str, algorithm: str) -> None:
@@ -182,6 +188,18 @@ class Metadata:
     def permission_cleared(self, vhost: str, user: str) -> None:
         self._write("INSERT OR REPLACE INTO permissions VALUES (?, ?, NULL)", (vhost, user))
 
+    def parameter_set(self, component: str, vhost: str, name: str, value: Any) -> None:
+        self._write("INSERT OR REPLACE INTO parameters VALUES (?, ?, ?, ?)",
+                    (component, vhost, name, json.dumps(value)))
+
+    def parameter_cleared(self, component: str, vhost: str, name: str) -> None:
+        self._write("DELETE FROM parameters WHERE component = ? AND vhost = ? AND name = ?",
+                    (component, vhost, name))
+
+    def access_set(self, kind: str, key: str, value: Any) -> None:
+        self._write("INSERT OR REPLACE INTO access VALUES (?, ?, ?)",
+                    (kind, key, None if value is None else json.dumps(value)))
+
     def limits_set(self, scope: str, name: str, values: dict[str, int]) -> None:
         """A vhost's or user's limits (ferrymq.core.vhost_limits); none left deletes the row."""
         if values:
@@ -192,9 +210,6 @@ class Metadata:
     def load_limits(self) -> list[tuple[str, str, dict[str, int]]]:
         rows = self._db.execute("SELECT * FROM limits ORDER BY rowid")
         return [(scope, name, json.loads(values)) for scope, name, values in rows]
-    def access_set(self, kind: str, key: str, value: Any) -> None:
-        self._write("INSERT OR REPLACE INTO access VALUES (?, ?, ?)",
-                    (kind, key, None if value is None else json.dumps(value)))
 
     def delayed_store(self, vhost: str) -> QueueStore:
         store = self._delayed.get(vhost)
@@ -219,6 +234,8 @@ class Metadata:
         top.users = [(n, h, a, bool(d)) for n, h, a, d in db.execute("SELECT * FROM users ORDER BY rowid")]
         top.permissions = [(v, u, None if p is None else json.loads(p))
                            for v, u, p in db.execute("SELECT * FROM permissions ORDER BY rowid")]
+        top.parameters = [(c, v, n, json.loads(x))
+                          for c, v, n, x in db.execute("SELECT * FROM parameters ORDER BY rowid")]
         top.access = [(k, key, None if v is None else json.loads(v))
                       for k, key, v in db.execute("SELECT * FROM access ORDER BY rowid")]
         for v, s, d, te, rk, a in db.execute("SELECT * FROM bindings ORDER BY rowid"):

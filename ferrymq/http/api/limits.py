@@ -85,26 +85,3 @@ def _scope_routes(scope: str) -> None:
 
 _scope_routes("vhost")
 _scope_routes("user")
-
-
-# --- definitions (RabbitMQ 3.10's format): user limits in users[].limits, vhost limits as the runtime
-# parameter {"component": "vhost-limits", "name": "limits", "vhost": v, "value": {...}} ----------------
-
-def exported_parameters(plane: Plane) -> list[dict[str, Any]]:
-    return [{"value": dict(values), "vhost": name, "component": "vhost-limits", "name": "limits"}
-            for name, values in sorted(plane.broker.limits.by_scope["vhost"].items())]
-
-
-def import_limits(plane: Plane, body: dict[str, Any]) -> None:
-    """Apply the limits a definitions file carries (after its users and vhosts exist)."""
-    wanted = [("user", u.get("name"), u.get("limits")) for u in body.get("users") or []
-              if isinstance(u, dict)]
-    wanted += [("vhost", p.get("vhost", "/"), p.get("value")) for p in body.get("parameters") or []
-               if isinstance(p, dict) and p.get("component") == "vhost-limits"]
-    for scope, name, values in wanted:
-        if isinstance(name, str) and isinstance(values, dict) and values:
-            try:
-                plane.broker.limits.put(scope, name, values)
-            except LimitError as exc:
-                raise bad_request(str(exc)) from None
-            _store(plane, scope, name)
