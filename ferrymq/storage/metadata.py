@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS users (
     name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, algorithm TEXT NOT NULL, deleted INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS permissions (
     vhost TEXT NOT NULL, user TEXT NOT NULL, permission TEXT, PRIMARY KEY (vhost, user));
+CREATE TABLE IF NOT EXISTS scram_credentials (user TEXT PRIMARY KEY, credentials TEXT NOT NULL);
 """
 
 
@@ -64,6 +65,7 @@ class Topology:
     vhosts: list[tuple[str, bool]] = field(default_factory=list)
     users: list[tuple[str, str, str, bool]] = field(default_factory=list)
     permissions: list[tuple[str, str, dict[str, str] | None]] = field(default_factory=list)
+    scram: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # Broker.restore_scram's rows
 
 
 class Metadata:
@@ -167,6 +169,7 @@ class Metadata:
         with self._db:
             self._db.execute("INSERT OR REPLACE INTO users VALUES (?, '', '', 1)", (name,))
             self._db.execute("DELETE FROM permissions WHERE user = ?", (name,))
+            self._db.execute("DELETE FROM scram_credentials WHERE user = ?", (name,))
 
     def permission_set(self, vhost: str, user: str, permission: dict[str, str]) -> None:
         self._write("INSERT OR REPLACE INTO permissions VALUES (?, ?, ?)",
@@ -174,6 +177,9 @@ class Metadata:
 
     def permission_cleared(self, vhost: str, user: str) -> None:
         self._write("INSERT OR REPLACE INTO permissions VALUES (?, ?, NULL)", (vhost, user))
+
+    def scram_set(self, name: str, credentials: dict[str, str]) -> None:
+        self._write("INSERT OR REPLACE INTO scram_credentials VALUES (?, ?)", (name, json.dumps(credentials)))
 
     def delayed_store(self, vhost: str) -> QueueStore:
         store = self._delayed.get(vhost)
@@ -198,6 +204,8 @@ class Metadata:
         top.users = [(n, h, a, bool(d)) for n, h, a, d in db.execute("SELECT * FROM users ORDER BY rowid")]
         top.permissions = [(v, u, None if p is None else json.loads(p))
                            for v, u, p in db.execute("SELECT * FROM permissions ORDER BY rowid")]
+        top.scram = [(u, json.loads(c))
+                     for u, c in db.execute("SELECT * FROM scram_credentials ORDER BY rowid")]
         for v, s, d, te, rk, a in db.execute("SELECT * FROM bindings ORDER BY rowid"):
             top.bindings.append((v, s, d, bool(te), rk, self._decode(a)))
         for path in sorted(self.queue_root.iterdir()):

@@ -15,6 +15,7 @@ import ssl
 from pathlib import Path
 
 from ferrymq.config import Settings
+from ferrymq.core.broker import Broker
 from ferrymq.core.clock import Clock
 from ferrymq.core.groups import Coordinator
 from ferrymq.core.topics import TopicRegistry
@@ -37,7 +38,7 @@ log = logging.getLogger("ferrymq.kafka")
 
 class KafkaServer:
     def __init__(self, settings: Settings, topics: TopicRegistry, commit: CommitPipeline, clock: Clock,
-                 offsets_path: Path) -> None:
+                 offsets_path: Path, broker: Broker) -> None:
         self.settings = settings
         self.loop = asyncio.get_running_loop()
         self.connections: set[KafkaConnection] = set()
@@ -46,7 +47,7 @@ class KafkaServer:
         self.offsets = offsets.OffsetsLog(StreamLog(offsets_path, segment_bytes=offsets.SEGMENT_BYTES), clock)
         self.fetches = FetchApi(topics, self.loop, commit.request_turn_end)
         self.groups = GroupApis(self.coordinator, self.offsets, topics, commit, clock, self.loop)
-        self.sasl = SaslApis(settings.users, self.loop)
+        self.sasl = SaslApis(broker, self.loop)
         self.apis = KafkaApis(topics, clock, self.fetches.forget_topic)
         self.txns = TransactionApis(topics, self.coordinator, self.offsets, commit, clock, self.loop,
                                     self.apis.new_producer_id, offsets_path.with_name("stream-txns"))
