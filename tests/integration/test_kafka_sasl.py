@@ -57,6 +57,18 @@ def test_kafka_python_produces_after_a_sasl_login(broker, mechanism, user, passw
         producer.close()
 
 
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
+def test_kafka_python_logs_in_with_bare_tokens_after_a_v0_handshake(broker, mechanism):
+    """api_version 0.11 makes kafka-python use SaslHandshake v0: the tokens then travel unframed."""
+    producer = KafkaProducer(bootstrap_servers=f"127.0.0.1:{broker.kafka_port}", api_version=(0, 11, 0),
+                             security_protocol="SASL_PLAINTEXT", sasl_mechanism=mechanism,
+                             sasl_plain_username="alice", sasl_plain_password="alice-pw")
+    try:
+        assert producer.send(_topic(), b"x").get(10).offset == 0
+    finally:
+        producer.close()
+
+
 def librdkafka_login_error(host: str, port: int, mechanism: str, user: str, password: str) -> str:
     """The SASL error librdkafka reports to the application, or '' if the produce succeeded."""
     errors: list[KafkaError] = []
