@@ -24,6 +24,8 @@ MECHANISMS = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 @pytest.fixture(scope="module", autouse=True)
 def alice(broker):
     broker.call(broker.running.broker.put_user, "alice", "alice-pw")
+    broker.call(broker.running.broker.set_permission, "/", "alice",
+                {"configure": ".*", "write": ".*", "read": ".*"})
 
 
 def _topic() -> str:

@@ -23,7 +23,9 @@ pytestmark = pytest.mark.timeout(60)
 def broker() -> Iterator[EmbeddedBroker]:
     """Bound on every address, so a client can reach it from this host's non-loopback address."""
     with EmbeddedBroker(host="0.0.0.0", users={"guest": "guest", "bob": "bob-pw"}) as b:
-        b.call(b.running.broker.put_user, "alice", "alice-pw")  # type: ignore[union-attr]
+        core = b.running.broker  # type: ignore[union-attr]
+        b.call(core.put_user, "alice", "alice-pw")
+        b.call(core.set_permission, "/", "alice", {"configure": ".*", "write": ".*", "read": ".*"})
         yield b
 
 
@@ -70,17 +72,18 @@ def test_kafka_python_logs_in_with_bare_tokens_after_a_v0_handshake(broker, mech
 
 
 def librdkafka_login_error(host: str, port: int, mechanism: str, user: str, password: str) -> str:
-    """The SASL error librdkafka reports to the application, or '' if the produce succeeded."""
+    """The SASL error librdkafka reports to the application, or '' if the produce was stored."""
     errors: list[KafkaError] = []
+    delivered: list[object] = []
     producer = Producer({"bootstrap.servers": f"{host}:{port}", "security.protocol": "SASL_PLAINTEXT",
                          "sasl.mechanisms": mechanism, "sasl.username": user, "sasl.password": password,
                          "error_cb": errors.append, "message.timeout.ms": "10000"})
-    producer.produce(_topic(), b"x")
+    producer.produce(_topic(), b"x", on_delivery=lambda err, msg: delivered.append(err))
     deadline = time.monotonic() + 10
     while producer.flush(0.1) and time.monotonic() < deadline:
         if any(e.code() == KafkaError._AUTHENTICATION for e in errors):
             return next(e.str() for e in errors if e.code() == KafkaError._AUTHENTICATION)
-    assert producer.flush(1) == 0, [e.str() for e in errors]
+    assert producer.flush(1) == 0 and delivered == [None], ([e.str() for e in errors], delivered)
     return ""
 
 
@@ -105,6 +108,8 @@ def test_a_user_imported_with_only_a_rabbitmq_hash_cannot_use_scram_but_can_use_
     salt = b"\x01\x02\x03\x04"
     digest = base64.b64encode(salt + hashlib.sha256(salt + b"carol-pw").digest()).decode()
     broker.call(broker.running.broker.put_user, "carol", None, digest)
+    broker.call(broker.running.broker.set_permission, "/", "carol",
+                {"configure": ".*", "write": ".*", "read": ".*"})
     port = broker.kafka_port
     assert "Invalid user credentials" in librdkafka_login_error("127.0.0.1", port, "SCRAM-SHA-256",
                                                                  "carol", "carol-pw")

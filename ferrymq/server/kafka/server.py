@@ -23,7 +23,8 @@ from ferrymq.protocols.kafka import errors, offsets, versions
 from ferrymq.protocols.kafka.header import parse_header
 from ferrymq.server.commit import CommitPipeline
 from ferrymq.server.kafka.apis import KafkaApis
-from ferrymq.server.kafka.connection import KafkaConnection
+from ferrymq.server.kafka.authz import KafkaAuthorizer
+from ferrymq.server.kafka.connection import KafkaConnection, Slot
 from ferrymq.server.kafka.fetch import FetchApi
 from ferrymq.server.kafka.groups import GroupApis
 from ferrymq.server.kafka.handlers import Handler
@@ -48,12 +49,14 @@ class KafkaServer:
         self.fetches = FetchApi(topics, self.loop, commit.request_turn_end)
         self.groups = GroupApis(self.coordinator, self.offsets, topics, commit, clock, self.loop)
         self.sasl = SaslApis(broker, self.loop)
-        self.apis = KafkaApis(topics, clock, self.fetches.forget_topic)
+        self.authz = KafkaAuthorizer(broker)
+        self.apis = KafkaApis(topics, clock, self.fetches.forget_topic, self.authz)
         self.txns = TransactionApis(topics, self.coordinator, self.offsets, commit, clock, self.loop,
                                     self.apis.new_producer_id, offsets_path.with_name("stream-txns"))
         self.handlers: dict[int, Handler] = {
-            versions.PRODUCE: ProduceApi(topics, commit, self.txns.coordinator).produce,
-            versions.FETCH: self.fetches.fetch, **self.apis.handlers(), **self.groups.handlers(),
+            versions.PRODUCE: ProduceApi(topics, commit, self.txns.coordinator, self.authz).produce,
+            versions.FETCH: self.fetch, **self.apis.handlers(),
+            **self.authz.guard_groups(self.groups.handlers()),
             **self.txns.handlers(), **self.sasl.handlers()}
         self.commit = commit
         self._to_flush: set[KafkaConnection] = set()
@@ -99,6 +102,11 @@ class KafkaServer:
             conn.abort(str(errors.UnsupportedVersion(key, version)))
             return
         self.handlers[key](conn, slot, (header, reader))
+
+    def fetch(self, conn: KafkaConnection, slot: Slot, ctx: tuple[object, object]) -> None:
+        """Fetch behind the read permission (checked only for users whose read is not ``.*``)."""
+        if not self.authz.refuse_fetch(conn, slot, ctx):  # type: ignore[arg-type]
+            self.fetches.fetch(conn, slot, ctx)
 
     # --- this front end's part of the loop turn ------------------------------------------------
 
