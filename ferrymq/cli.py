@@ -124,6 +124,11 @@ from ferrymq.admin.commands import register as _register_admin  # noqa: E402
 
 _register_admin(app)
 
+# --- `ferrymq users | vhosts | permissions`: RabbitMQ's access model (ferrymq/admin/access.py) -----
+from ferrymq.admin.access import register as _register_access  # noqa: E402
+
+_register_access(app)
+
 
 def main() -> None:
     app()

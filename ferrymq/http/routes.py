@@ -17,6 +17,7 @@ from ferrymq.http.api import (
     policies,
     queues,
     routing,
+    topic_permissions,
     traces,
 )
 from ferrymq.http.dashboard import pages
@@ -28,7 +29,7 @@ from ferrymq.http.sqs import endpoint as sqs
 TABLES = (overview.routes, queues.routes, exchanges.routes, bindings.routes, connections.routes,
           policies.routes, definitions.routes, health.routes, kafka.routes, routing.routes,
           dlq.routes, traces.routes, metrics.routes, pages.routes, sqs.routes, sns.routes,
-          push_ws.routes, push_sse.routes)
+          push_ws.routes, push_sse.routes, topic_permissions.routes)
 
 
 def register(app: web.Application) -> None:

@@ -49,6 +49,8 @@ CREATE TABLE IF NOT EXISTS users (
 CREATE TABLE IF NOT EXISTS permissions (
     vhost TEXT NOT NULL, user TEXT NOT NULL, permission TEXT, PRIMARY KEY (vhost, user));
 CREATE TABLE IF NOT EXISTS scram_credentials (user TEXT PRIMARY KEY, credentials TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS access (kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT,
+    PRIMARY KEY (kind, key));
 """
 
 
@@ -66,6 +68,7 @@ class Topology:
     users: list[tuple[str, str, str, bool]] = field(default_factory=list)
     permissions: list[tuple[str, str, dict[str, str] | None]] = field(default_factory=list)
     scram: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # Broker.restore_scram's rows
+    access: list[tuple[str, str, Any]] = field(default_factory=list)  # tags, topic permissions
 
 
 class Metadata:
@@ -179,7 +182,12 @@ class Metadata:
         self._write("INSERT OR REPLACE INTO permissions VALUES (?, ?, NULL)", (vhost, user))
 
     def scram_set(self, name: str, credentials: dict[str, str]) -> None:
-        self._write("INSERT OR REPLACE INTO scram_credentials VALUES (?, ?)", (name, json.dumps(credentials)))
+        self._write("INSERT OR REPLACE INTO scram_credentials VALUES (?, ?)",
+                    (name, json.dumps(credentials)))
+
+    def access_set(self, kind: str, key: str, value: Any) -> None:
+        self._write("INSERT OR REPLACE INTO access VALUES (?, ?, ?)",
+                    (kind, key, None if value is None else json.dumps(value)))
 
     def delayed_store(self, vhost: str) -> QueueStore:
         store = self._delayed.get(vhost)
@@ -206,6 +214,8 @@ class Metadata:
                            for v, u, p in db.execute("SELECT * FROM permissions ORDER BY rowid")]
         top.scram = [(u, json.loads(c))
                      for u, c in db.execute("SELECT * FROM scram_credentials ORDER BY rowid")]
+        top.access = [(k, key, None if v is None else json.loads(v))
+                      for k, key, v in db.execute("SELECT * FROM access ORDER BY rowid")]
         for v, s, d, te, rk, a in db.execute("SELECT * FROM bindings ORDER BY rowid"):
             top.bindings.append((v, s, d, bool(te), rk, self._decode(a)))
         for path in sorted(self.queue_root.iterdir()):

@@ -23,6 +23,8 @@ def keyed() -> Iterator[EmbeddedBroker]:
     with EmbeddedBroker(aws_access_keys=keys) as broker:
         requests.put(f"{broker.http_url}/api/vhosts/other", auth=("guest", "guest"),
                      timeout=5).raise_for_status()
+        requests.put(f"{broker.http_url}/api/permissions/other/guest", auth=("guest", "guest"), timeout=5,
+                     json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
         yield broker
 
 

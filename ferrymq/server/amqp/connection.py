@@ -185,7 +185,7 @@ class AMQPConnection(asyncio.Protocol):
 
     def on_channel_open(self, channel: int) -> None:
         assert self.vhost is not None
-        ch = self.broker.open_channel(self.vhost, channel, self, self.username)
+        ch = self.broker.open_channel(self.vhost, channel, self, self.username, enforce=True)
         ch.deliverable = not self.paused
         self.channels[channel] = ch
 
