@@ -21,11 +21,10 @@ restrict it. Refusals answer TOPIC_AUTHORIZATION_FAILED (29) or GROUP_AUTHORIZAT
 
 from __future__ import annotations
 
-import re
-from functools import lru_cache
 from typing import Any
 
 from ferrymq.core.broker import Broker
+from ferrymq.core.permissions import CONFIGURE, KINDS, READ, WRITE
 from ferrymq.protocols.kafka import errors, versions
 from ferrymq.protocols.kafka.entities import decode_request
 from ferrymq.protocols.kafka.fetch import PartitionData, decode_fetch, encode_fetch_response
@@ -36,25 +35,7 @@ from ferrymq.server.kafka.handlers import Handler, reply, request_body
 
 KAFKA_VHOST = "/"
 ANONYMOUS = "guest"
-READ, WRITE, CONFIGURE = "read", "write", "configure"
-KINDS = (CONFIGURE, WRITE, READ)
 ANY = ".*"
-
-
-@lru_cache(maxsize=1024)
-def _compiled(pattern: str) -> re.Pattern[str] | None:
-    try:
-        return re.compile(pattern)
-    except re.error:
-        return None
-
-
-def permits(pattern: str, name: str) -> bool:
-    """RabbitMQ's rule: the regex matches somewhere in the name; an empty one matches nothing."""
-    if pattern == ANY:
-        return True
-    compiled = _compiled(pattern) if pattern else None
-    return compiled is not None and compiled.search(name) is not None
 
 
 class KafkaAuthorizer:
@@ -64,16 +45,19 @@ class KafkaAuthorizer:
     def user(self, conn: KafkaConnection) -> str:
         return conn.authenticated_as or ANONYMOUS
 
-    def _pattern(self, conn: KafkaConnection, kind: str) -> str:
-        perm = self.broker.permissions.get((KAFKA_VHOST, self.user(conn)))
-        return "" if perm is None else perm.get(kind, "")
-
     def unrestricted(self, conn: KafkaConnection, kind: str) -> bool:
         """The common case, checked once per request: the permission is ``.*``."""
-        return self._pattern(conn, kind) == ANY
+        grant = self.broker.permissions.get((KAFKA_VHOST, self.user(conn)))
+        return grant is not None and grant.get(kind) == ANY
 
     def allowed(self, conn: KafkaConnection, kind: str, name: str) -> bool:
-        return permits(self._pattern(conn, kind), name)
+        """ferrymq.core.permissions decides, as it does for AMQP."""
+        return self.broker.access.allowed(self.user(conn), KAFKA_VHOST, kind, name)
+
+    def administrator(self, conn: KafkaConnection) -> bool:
+        """Kafka's cluster operations (the ACL APIs) need RabbitMQ's ``administrator`` tag, the tag
+        that lets a user change permissions through the management API."""
+        return "administrator" in self.broker.user_tags.get(self.user(conn), [])
 
     def describable(self, conn: KafkaConnection, name: str) -> bool:
         return any(self.allowed(conn, kind, name) for kind in KINDS)
