@@ -19,7 +19,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q -x --durations=10 tests --ignore=tests/lab --ignore=tests/crash
+	$(BIN)/python -m pytest -q -x --durations=10 tests --ignore=tests/lab --ignore=tests/crash --ignore=tests/compat
 	$(BIN)/python -m pytest -q -x --durations=5 -n 4 --dist loadfile -m "not lab_rabbitmq" tests/lab tests/crash
 
 # QueueLab's scenarios against RabbitMQ (Debian's rabbitmq-server), the same short forms (.ci/run).
@@ -27,8 +27,11 @@ test: $(STAMP)
 lab-compat: $(STAMP)
 	$(BIN)/python -m pytest -q --durations=5 -n 3 --dist loadfile -m lab_rabbitmq tests/lab
 
-# Compat tier: upstream client suites (kombu, py-amqp) against a real `ferrymq serve`.
+# Compat tier (.ci/run calls it after make test): the third-party client and RabbitMQ-differential
+# tests in tests/compat (real clients, private RabbitMQ nodes, headless Chromium), then the upstream
+# client suites (kombu, py-amqp) against a real `ferrymq serve`.
 compat: $(STAMP)
+	$(BIN)/python -m pytest -q -x --durations=10 tests/compat
 	scripts/upstream-suites.sh
 
 # Compat tier, Kafka: aiokafka's and kafka-python's integration suites and a quick librdkafka slice

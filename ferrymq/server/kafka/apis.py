@@ -28,6 +28,10 @@ log = logging.getLogger("ferrymq.kafka")
 
 CLUSTER_ID = "ferrymq-cluster"
 AUTHORIZATION_FAILED = "Authorization failed."  # Kafka's ApiError text for TOPIC_AUTHORIZATION_FAILED
+NOT_ASKED = -(2**31)  # authorized operations not requested (the schema's default)
+# Kafka's operations on the CLUSTER resource (AclOperation codes): all of them, with no authorizer.
+_CLUSTER_OPS = (5, 7, 8, 9, 10, 11, 12)  # CREATE ALTER DESCRIBE CLUSTER_ACTION DESCRIBE/ALTER_CONFIGS IDEMP.
+CLUSTER_OPERATIONS = sum(1 << op for op in _CLUSTER_OPS)
 EARLIEST, LATEST = -2, -1
 RESOURCE_TOPIC, RESOURCE_BROKER = 2, 4
 CONFIG_SOURCE_TOPIC, CONFIG_SOURCE_DEFAULT = 1, 5
@@ -91,7 +95,7 @@ class KafkaApis:
         wanted = req.topics
         gate = self.gate
         if wanted is None or (slot.version == 0 and not wanted):  # all topics: those it may see
-            names = [n for n in self.topics.names() if not gate.topic_code(conn, "describe", n)]
+            names = [n for n in self.topics.all_names() if not gate.topic_code(conn, "describe", n)]
         else:
             names = [t.name for t in wanted]
         auto = getattr(req, "allow_auto_topic_creation", True)
@@ -113,9 +117,11 @@ class KafkaApis:
                       "replica_nodes": [NODE_ID], "isr_nodes": [NODE_ID], "offline_replicas": []}
                      for p in range(topic.spec.partitions)]
             topics.append({"error_code": 0, "name": name, "is_internal": topic.internal, "partitions": parts})
+        asked = getattr(req, "include_cluster_authorized_operations", False)
         reply(slot, {
             "throttle_time": 0, "brokers": [broker_info(conn)], "cluster_id": CLUSTER_ID,
-            "controller_id": NODE_ID, "topics": topics})
+            "controller_id": NODE_ID, "topics": topics,
+            "cluster_authorized_operations": CLUSTER_OPERATIONS if asked else NOT_ASKED})
 
     # --- ListOffsets ---------------------------------------------------------------------------
 

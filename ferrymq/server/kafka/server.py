@@ -22,6 +22,11 @@ from ferrymq.core.topics import TopicRegistry
 from ferrymq.protocols.kafka import errors, offsets, versions
 from ferrymq.protocols.kafka.header import parse_header
 from ferrymq.server.commit import CommitPipeline
+from ferrymq.server.kafka.admin_acls import NoAuthorizerAclApis
+from ferrymq.server.kafka.admin_cluster import ClusterApis
+from ferrymq.server.kafka.admin_configs import ConfigApis
+from ferrymq.server.kafka.admin_groups import GroupAdminApis
+from ferrymq.server.kafka.admin_records import RecordApis
 from ferrymq.server.kafka.apis import KafkaApis
 from ferrymq.server.kafka.authz import KafkaAuthorizer
 from ferrymq.server.kafka.connection import KafkaConnection, Slot
@@ -46,6 +51,7 @@ class KafkaServer:
         self.port = 0
         self.coordinator = Coordinator(id_prefix=f"{clock.now_ms() % 10**9:x}-")
         self.offsets = offsets.OffsetsLog(StreamLog(offsets_path, segment_bytes=offsets.SEGMENT_BYTES), clock)
+        topics.register_internal(offsets.OFFSETS_TOPIC, self.offsets.log, offsets.OFFSETS_TOPIC_CONFIGS)
         self.fetches = FetchApi(topics, self.loop, commit.request_turn_end)
         self.groups = GroupApis(self.coordinator, self.offsets, topics, commit, clock, self.loop)
         self.sasl = SaslApis(broker, self.loop)
@@ -57,11 +63,18 @@ class KafkaServer:
             versions.PRODUCE: ProduceApi(topics, commit, self.txns.coordinator, self.authz).produce,
             versions.FETCH: self.fetch, **self.apis.handlers(),
             **self.authz.guard_groups(self.groups.handlers()),
-            **self.txns.handlers(), **self.sasl.handlers()}
+            **self.txns.handlers(), **self.sasl.handlers(), **self._admin_handlers(topics, commit)}
         self.commit = commit
         self._to_flush: set[KafkaConnection] = set()
         self._servers: list[asyncio.Server] = []
         commit.attach(self)
+
+    def _admin_handlers(self, topics: TopicRegistry, commit: CommitPipeline) -> dict[int, Handler]:
+        """The admin APIs tools call (configs, records, groups, cluster, ACLs), one module each."""
+        log_dir = Path(getattr(topics.store, "root", self.settings.data_dir or "."))
+        return {**ConfigApis(topics).handlers(), **RecordApis(topics).handlers(),
+                **GroupAdminApis(self.coordinator, self.offsets, commit).handlers(),
+                **ClusterApis(topics, log_dir).handlers(), **NoAuthorizerAclApis().handlers()}
 
     def load(self) -> int:
         """Replay the committed offsets into the coordinator, then the transactions' states (which
