@@ -22,7 +22,7 @@ from ferrymq.core.topics import TopicRegistry
 from ferrymq.protocols.kafka import errors, offsets, versions
 from ferrymq.protocols.kafka.header import parse_header
 from ferrymq.server.commit import CommitPipeline
-from ferrymq.server.kafka.admin_acls import NoAuthorizerAclApis
+from ferrymq.server.kafka.acls import AclApis
 from ferrymq.server.kafka.admin_cluster import ClusterApis
 from ferrymq.server.kafka.admin_configs import ConfigApis
 from ferrymq.server.kafka.admin_groups import GroupAdminApis
@@ -55,6 +55,7 @@ class KafkaServer:
         self.fetches = FetchApi(topics, self.loop, commit.request_turn_end)
         self.groups = GroupApis(self.coordinator, self.offsets, topics, commit, clock, self.loop)
         self.sasl = SaslApis(broker, self.loop)
+        self.broker = broker
         self.authz = KafkaAuthorizer(broker)
         self.apis = KafkaApis(topics, clock, self.fetches.forget_topic, self.authz)
         self.txns = TransactionApis(topics, self.coordinator, self.offsets, commit, clock, self.loop,
@@ -74,7 +75,7 @@ class KafkaServer:
         log_dir = Path(getattr(topics.store, "root", self.settings.data_dir or "."))
         return {**ConfigApis(topics).handlers(), **RecordApis(topics).handlers(),
                 **GroupAdminApis(self.coordinator, self.offsets, commit).handlers(),
-                **ClusterApis(topics, log_dir).handlers(), **NoAuthorizerAclApis().handlers()}
+                **ClusterApis(topics, log_dir).handlers(), **AclApis(self.broker, self.authz).handlers()}
 
     def load(self) -> int:
         """Replay the committed offsets into the coordinator, then the transactions' states (which
