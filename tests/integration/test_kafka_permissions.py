@@ -107,3 +107,29 @@ def test_a_cleared_permission_refuses_at_once_and_the_anonymous_user_is_guest(br
             KafkaError.TOPIC_AUTHORIZATION_FAILED
     finally:
         broker.call(core.set_permission, "/", "guest", {"configure": ".*", "write": ".*", "read": ".*"})
+
+
+def test_admin_changes_need_configure_on_the_topic_and_read_on_the_group(broker):
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+    admin = AdminClient(alice(broker))
+    mine, other = name("a-"), name("b-")
+    assert produce_outcome(alice(broker), mine) == 0
+    make_topic(broker, other)
+
+    def alter(topic: str) -> None:
+        entry = ConfigEntry("retention.ms", "60000", incremental_operation=AlterConfigOpType.SET)
+        resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[entry])
+        admin.incremental_alter_configs([resource])[resource].result(10)
+    alter(mine)
+    with pytest.raises(KafkaException) as refused:
+        alter(other)
+    assert refused.value.args[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    readable = name("g-a")  # alice may read (so see) it, not configure it
+    make_topic(broker, readable)
+    with pytest.raises(KafkaException) as refused:
+        admin.delete_records([TopicPartition(readable, 0, 1)])[TopicPartition(readable, 0, 1)].result(10)
+    assert refused.value.args[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    with pytest.raises(KafkaException) as refused:
+        admin.delete_consumer_groups(["g-other"])["g-other"].result(10)
+    assert refused.value.args[0].code() == KafkaError.GROUP_AUTHORIZATION_FAILED

@@ -29,6 +29,7 @@ from ferrymq.server.kafka.admin_groups import GroupAdminApis
 from ferrymq.server.kafka.admin_records import RecordApis
 from ferrymq.server.kafka.apis import KafkaApis
 from ferrymq.server.kafka.authz import KafkaAuthorizer
+from ferrymq.server.kafka.authz_admin import guard_admin
 from ferrymq.server.kafka.connection import KafkaConnection, Slot
 from ferrymq.server.kafka.fetch import FetchApi
 from ferrymq.server.kafka.groups import GroupApis
@@ -73,9 +74,10 @@ class KafkaServer:
     def _admin_handlers(self, topics: TopicRegistry, commit: CommitPipeline) -> dict[int, Handler]:
         """The admin APIs tools call (configs, records, groups, cluster, ACLs), one module each."""
         log_dir = Path(getattr(topics.store, "root", self.settings.data_dir or "."))
-        return {**ConfigApis(topics).handlers(), **RecordApis(topics).handlers(),
-                **GroupAdminApis(self.coordinator, self.offsets, commit).handlers(),
-                **ClusterApis(topics, log_dir).handlers(), **AclApis(self.broker, self.authz).handlers()}
+        return guard_admin(self.authz, {
+            **ConfigApis(topics).handlers(), **RecordApis(topics).handlers(),
+            **GroupAdminApis(self.coordinator, self.offsets, commit).handlers(),
+            **ClusterApis(topics, log_dir).handlers(), **AclApis(self.broker, self.authz).handlers()})
 
     def load(self) -> int:
         """Replay the committed offsets into the coordinator, then the transactions' states (which
