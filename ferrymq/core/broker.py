@@ -18,6 +18,8 @@ from ferrymq.core.parameters import Parameters
 from ferrymq.core.passwords import DEFAULT_ALGORITHM, hash_password, verify
 from ferrymq.core.permissions import Permissions
 from ferrymq.core.queue import Queue
+from ferrymq.core.scram import MECHANISMS as SCRAM_MECHANISMS
+from ferrymq.core.scram import ScramCredential, derive
 from ferrymq.core.stats import Turn
 from ferrymq.core.store import NoTopology, StreamBackend, TopologyStore
 from ferrymq.core.trace import Tracer
@@ -54,6 +56,9 @@ class Broker:
         # Users imported with a hash we cannot reverse: name -> (hash, algorithm); checked first.
         self.password_hashes: dict[str, tuple[str, str]] = {}
         self.loopback_only_users = loopback_only_users
+        # SCRAM credentials (ferrymq.core.scram) by user and mechanism: derived when a password is
+        # set; a configured user's (plain password in ``users``) on first use.
+        self.scram: dict[str, dict[str, ScramCredential]] = {}
         # (vhost, user) -> {"configure", "write", "read"} regexes, as RabbitMQ stores them; enforced
         # through ``access`` (ferrymq.core.permissions), which shares this very dict.
         self.permissions: dict[tuple[str, str], dict[str, str]] = {
@@ -92,17 +97,33 @@ class Broker:
     def authenticate(self, username: str, password: str, *, loopback: bool) -> None:
         hashed = self.password_hashes.get(username)
         matches = verify(hashed[0], password, hashed[1]) if hashed else self.users.get(username) == password
-        if not matches or (
-            username in self.loopback_only_users and not loopback
-        ):
+        if not matches:
             raise AccessRefused("Login was refused")
+        self.admit(username, loopback=loopback)
+
+    def admit(self, username: str, *, loopback: bool) -> None:
+        """The rules every login passes once its credentials are proven, whatever the protocol and
+        mechanism: the user exists, and a loopback-only user (``guest``) came from loopback."""
+        known = username in self.users or username in self.password_hashes
+        if not known or (username in self.loopback_only_users and not loopback):
+            raise AccessRefused("Login was refused")
+
+    def scram_credential(self, username: str, mechanism: str) -> ScramCredential | None:
+        """The user's stored credential for a SCRAM mechanism; None for an unknown user, or one
+        whose password is known only as RabbitMQ's hash (imported definitions)."""
+        creds = self.scram.get(username)
+        if creds is None and username not in self.password_hashes and self.users.get(username):
+            creds = self.scram[username] = self._derive_scram(self.users[username])
+        return None if creds is None else creds.get(mechanism)
+
+    def _derive_scram(self, password: str) -> dict[str, ScramCredential]:
+        return {m: derive(m, password, self.rng.getrandbits(128).to_bytes(16, "big"))
+                for m in SCRAM_MECHANISMS}
 
     def authenticate_external(self, username: str, *, loopback: bool) -> None:
         """SASL EXTERNAL: the TLS layer proved the identity; the user must exist (RabbitMQ's
         rabbitmq_auth_mechanism_ssl with the internal backend), no password is asked."""
-        known = username in self.users or username in self.password_hashes
-        if not known or (username in self.loopback_only_users and not loopback):
-            raise AccessRefused("Login was refused")
+        self.admit(username, loopback=loopback)
 
     # --- vhosts, users, permissions made by an operator: stored, so they survive a restart ------
 
@@ -123,6 +144,8 @@ class Broker:
         hash (salt from the broker's Rng), in memory and on disk; neither given keeps the old one.
         ``tags`` None keeps the old tags (none for a new user)."""
         new = name not in self.users
+        if password is not None or password_hash is not None:  # a new password: new SCRAM keys too
+            self._set_scram(name, None if password is None else self._derive_scram(password))
         if tags is not None or new:
             self.set_user_tags(name, tags or [])
         if password is not None:
@@ -135,6 +158,20 @@ class Broker:
         self.topology.user_set(name, password_hash, algorithm)
         return new
 
+    def _set_scram(self, name: str, creds: dict[str, ScramCredential] | None) -> None:
+        """None: the password came as a hash, so the user has no SCRAM credentials (stored so)."""
+        if creds is None:
+            self.scram.pop(name, None)
+        else:
+            self.scram[name] = creds
+        self.topology.scram_set(name, {m: c.encode() for m, c in (creds or {}).items()})
+
+    def restore_scram(self, rows: list[tuple[str, dict[str, str]]]) -> None:
+        """Recovery: stored SCRAM credentials (user, mechanism -> Kafka's text form), after
+        ``restore_access``; an empty mapping is a user whose password came as a hash."""
+        for name, creds in rows:
+            if name in self.users:
+                self.scram[name] = {m: ScramCredential.decode(t) for m, t in creds.items()}
     def set_user_tags(self, name: str, tags: list[str]) -> None:
         self.user_tags[name] = list(tags)
         self.topology.access_set("tags", name, list(tags))
@@ -192,6 +229,7 @@ class Broker:
             self.limits.clear("user", user)
             self.users.pop(user, None)
             self.password_hashes.pop(user, None)
+            self.scram.pop(user, None)
             self.user_tags.pop(user, None)
         for key in [k for k in self.permissions if k[0] == vhost or k[1] == user]:
             del self.permissions[key]

@@ -154,6 +154,10 @@ class TopologyStore(Protocol):
 
     def permission_set(self, vhost: str, user: str, permission: dict[str, str]) -> None: ...
 
+    def scram_set(self, name: str, credentials: dict[str, str]) -> None:
+        """A user's SCRAM credentials (mechanism -> ferrymq.core.scram's text: salt and keys, never
+        the password); empty when the password came only as a hash."""
+
     def permission_cleared(self, vhost: str, user: str) -> None: ...
 
     def access_set(self, kind: str, key: str, value: Any) -> None:
@@ -221,6 +225,9 @@ class NoTopology:
         pass
 
     def user_deleted(self, *args: Any) -> None:
+        pass
+
+    def scram_set(self, *args: Any) -> None:
         pass
 
     def permission_set(self, *args: Any) -> None:

@@ -106,7 +106,7 @@ def open_stores(settings: Settings, loop: asyncio.AbstractEventLoop, clock: Cloc
     )
     streams = Streams(settings, clock)
     truncated = streams.load()  # before recovery: stream queues are declared again on their topics
-    kafka = KafkaServer(settings, streams.topics, commit, clock, streams.base / "stream-offsets")
+    kafka = KafkaServer(settings, streams.topics, commit, clock, streams.base / "stream-offsets", broker)
     restored = kafka.load()
     log.info("streams: %d topic(s) opened, %d byte(s) of torn tail truncated, %d committed offset(s)",
              len(streams.topics.topics), truncated, restored)

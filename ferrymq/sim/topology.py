@@ -139,6 +139,9 @@ class SimTopology:
     def permission_set(self, vhost: str, user: str, permission: dict[str, str]) -> None:
         self.permissions[(vhost, user)] = dict(permission)
 
+    def scram_set(self, name: str, credentials: dict[str, str]) -> None:
+        pass  # the simulation logs in over AMQP PLAIN only
+
     def permission_cleared(self, vhost: str, user: str) -> None:
         self.permissions[(vhost, user)] = None
 

@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS permissions (
 CREATE TABLE IF NOT EXISTS parameters (
     component TEXT NOT NULL, vhost TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
     PRIMARY KEY (component, vhost, name));
+CREATE TABLE IF NOT EXISTS scram_credentials (user TEXT PRIMARY KEY, credentials TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS access (kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT,
     PRIMARY KEY (kind, key));
 CREATE TABLE IF NOT EXISTS limits (
@@ -73,6 +74,7 @@ class Topology:
     permissions: list[tuple[str, str, dict[str, str] | None]] = field(default_factory=list)
     # (component, vhost, name, value): runtime parameters (ferrymq.core.parameters)
     parameters: list[tuple[str, str, str, Any]] = field(default_factory=list)
+    scram: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # Broker.restore_scram's rows
     access: list[tuple[str, str, Any]] = field(default_factory=list)  # tags, topic permissions
 
 
@@ -180,6 +182,7 @@ class Metadata:
             self._db.execute("INSERT OR REPLACE INTO users VALUES (?, '', '', 1)", (name,))
             self._db.execute("DELETE FROM permissions WHERE user = ?", (name,))
             self._db.execute("DELETE FROM limits WHERE scope = 'user' AND name = ?", (name,))
+            self._db.execute("DELETE FROM scram_credentials WHERE user = ?", (name,))
 
     def permission_set(self, vhost: str, user: str, permission: dict[str, str]) -> None:
         self._write("INSERT OR REPLACE INTO permissions VALUES (?, ?, ?)",
@@ -195,6 +198,9 @@ class Metadata:
     def parameter_cleared(self, component: str, vhost: str, name: str) -> None:
         self._write("DELETE FROM parameters WHERE component = ? AND vhost = ? AND name = ?",
                     (component, vhost, name))
+    def scram_set(self, name: str, credentials: dict[str, str]) -> None:
+        self._write("INSERT OR REPLACE INTO scram_credentials VALUES (?, ?)",
+                    (name, json.dumps(credentials)))
 
     def access_set(self, kind: str, key: str, value: Any) -> None:
         self._write("INSERT OR REPLACE INTO access VALUES (?, ?, ?)",
@@ -236,6 +242,8 @@ class Metadata:
                            for v, u, p in db.execute("SELECT * FROM permissions ORDER BY rowid")]
         top.parameters = [(c, v, n, json.loads(x))
                           for c, v, n, x in db.execute("SELECT * FROM parameters ORDER BY rowid")]
+        top.scram = [(u, json.loads(c))
+                     for u, c in db.execute("SELECT * FROM scram_credentials ORDER BY rowid")]
         top.access = [(k, key, None if v is None else json.loads(v))
                       for k, key, v in db.execute("SELECT * FROM access ORDER BY rowid")]
         for v, s, d, te, rk, a in db.execute("SELECT * FROM bindings ORDER BY rowid"):

@@ -1,7 +1,7 @@
 """The admin APIs tools call, driven by confluent-kafka's AdminClient (librdkafka) over real sockets:
 config changes seen by DescribeConfigs and applied live, broker configs refused as Kafka refuses
-them, DeleteRecords moving the low watermark, DeleteGroups, DescribeCluster and the ACL APIs with no
-authorizer; and a compacted topic refusing records without a key."""
+them, DeleteRecords moving the low watermark, DeleteGroups and DescribeCluster (the ACL APIs: tests/
+integration/test_kafka_acls.py); and a compacted topic refusing records without a key."""
 
 from __future__ import annotations
 
@@ -11,16 +11,12 @@ import uuid
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import (
-    AclBinding,
     AclOperation,
-    AclPermissionType,
     AdminClient,
     AlterConfigOpType,
     ConfigEntry,
     ConfigResource,
     NewTopic,
-    ResourcePatternType,
-    ResourceType,
 )
 
 from ferrymq.testing import EmbeddedBroker
@@ -214,13 +210,3 @@ def test_describe_cluster_names_this_broker_as_node_and_controller(ferry):
     assert [(n.id, n.host, n.port) for n in desc.nodes] == [(0, host, int(port))]
     assert desc.controller.id == 0
     assert AclOperation.DESCRIBE in desc.authorized_operations
-
-
-def test_acl_changes_fail_with_security_disabled_as_without_an_authorizer(ferry):
-    admin = _admin(ferry)
-    binding = AclBinding(ResourceType.TOPIC, "t", ResourcePatternType.LITERAL, "User:alice", "*",
-                         AclOperation.READ, AclPermissionType.ALLOW)
-    with pytest.raises(KafkaException) as exc:
-        admin.create_acls([binding])[binding].result(10)
-    assert exc.value.args[0].code() == KafkaError.SECURITY_DISABLED
-    assert "No Authorizer is configured" in exc.value.args[0].str()

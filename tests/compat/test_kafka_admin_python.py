@@ -1,7 +1,7 @@
 """The admin APIs tools call, driven by kafka-python's KafkaAdminClient over real sockets: legacy
 AlterConfigs (omitted configs revert), DeleteRecords, DescribeLogDirs sizes against the segment
 files on disk, OffsetDelete and DeleteGroups with Kafka's group rules, DescribeCluster, and the
-ACL APIs answering SECURITY_DISABLED."""
+ACL APIs reading the vhost permissions."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from kafka.admin import (
     ResourcePatternFilter,
     ResourceType,
 )
-from kafka.errors import GroupIdNotFoundError, NoError, NonEmptyGroupError, SecurityDisabledError
+from kafka.errors import GroupIdNotFoundError, NoError, NonEmptyGroupError
 from kafka.structs import OffsetAndMetadata
 
 pytestmark = pytest.mark.timeout(60)
@@ -125,10 +125,13 @@ def test_describe_cluster_answers_from_describe_cluster(ferry, admin):
     assert [b["broker_id"] for b in got["brokers"]] == [0]
 
 
-def test_describe_acls_is_security_disabled_without_an_authorizer(admin):
-    acl_filter = ACLFilter(principal=None, host="*", operation=ACLOperation.ANY,
+def test_describe_acls_reads_the_vhost_permissions_as_acls(admin):
+    """guest's ``.*`` permissions in "/" read as LITERAL "*" ACLs (docs/security.md)."""
+    acl_filter = ACLFilter(principal="User:guest", host="*", operation=ACLOperation.ANY,
                            permission_type=ACLPermissionType.ANY,
                            resource_pattern=ResourcePatternFilter(ResourceType.TOPIC, None,
                                                                   ACLResourcePatternType.ANY))
-    with pytest.raises(SecurityDisabledError, match="No Authorizer is configured on the broker"):
-        admin.describe_acls(acl_filter)
+    acls, error = admin.describe_acls(acl_filter)
+    assert error is NoError
+    assert {(a.resource_pattern.resource_name, a.operation) for a in acls} == {
+        ("*", ACLOperation.READ), ("*", ACLOperation.WRITE), ("*", ACLOperation.ALTER)}

@@ -28,7 +28,6 @@ from ferrymq.errors import (
     ChannelStateError,
     CommandInvalid,
     FrameError,
-    NotAllowed,
     NotImplemented_,
     PreconditionFailed,
     ProtocolError,
@@ -447,11 +446,9 @@ class AMQPServerConnection:
         self._send(0, c.Connection.OpenOk())
 
     def _on_update_secret(self, m: c.Connection.UpdateSecret) -> None:
-        try:
-            secret = m.new_secret if isinstance(m.new_secret, str) else bytes(m.new_secret or b"").decode()
-            self.handler.authenticate(self.username or "", secret, self._mechanism)
-        except (ProtocolError, UnicodeDecodeError):  # a secret that is not UTF-8 cannot match one
-            raise NotAllowed("New secret was refused by one of the backends") from None
+        """RabbitMQ 3.10's answer for its internal users: their state cannot expire, so the new
+        secret is acknowledged without being checked (rabbit_access_control:update_state keeps a
+        backend whose state_can_expire() is false) and the connection goes on as it was."""
         self._send(0, c.Connection.UpdateSecretOk())
 
     def _on_client_close(self, m: c.Connection.Close) -> None:

@@ -7,7 +7,6 @@ output once per loop turn (``AMQPServer.flush``), so a burst of publishes costs 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import socket
 from typing import TYPE_CHECKING
@@ -20,6 +19,7 @@ from ferrymq.core.message import Message
 from ferrymq.errors import AccessRefused, ChannelStateError
 from ferrymq.protocols.amqp.connection import AMQPServerConnection
 from ferrymq.server.amqp import effects, methods
+from ferrymq.server.peers import is_loopback
 from ferrymq.server.tls import peer_common_name
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ class AMQPConnection(asyncio.Protocol):
         self.sockname = (local[0], local[1]) if local else ("?", 0)
         self.name = f"{self.peer} -> {self.sockname[0]}:{self.sockname[1]}"
         self.connected_at = self.broker.clock.now_ms()
-        self.loopback = _is_loopback(peer[0] if peer else "")
+        self.loopback = is_loopback(peer[0] if peer else "")
         self.tls = transport.get_extra_info("sslcontext") is not None
         self.cert_user = peer_common_name(transport)
         if self.cert_user is not None:  # as rabbitmq_auth_mechanism_ssl: EXTERNAL only with a cert
@@ -257,9 +257,3 @@ class AMQPConnection(asyncio.Protocol):
         if self.codec.closed and transport is not None:
             transport.close()
 
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
-    except ValueError:
-        return host in ("", "localhost")

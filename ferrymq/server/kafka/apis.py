@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from ferrymq.core.clock import Clock
 from ferrymq.core.streams import topic_name_error
@@ -27,6 +27,7 @@ from ferrymq.storage.stream_log import StreamLog
 log = logging.getLogger("ferrymq.kafka")
 
 CLUSTER_ID = "ferrymq-cluster"
+AUTHORIZATION_FAILED = "Authorization failed."  # Kafka's ApiError text for TOPIC_AUTHORIZATION_FAILED
 NOT_ASKED = -(2**31)  # authorized operations not requested (the schema's default)
 # Kafka's operations on the CLUSTER resource (AclOperation codes): all of them, with no authorizer.
 _CLUSTER_OPS = (5, 7, 8, 9, 10, 11, 12)  # CREATE ALTER DESCRIBE CLUSTER_ACTION DESCRIBE/ALTER_CONFIGS IDEMP.
@@ -43,14 +44,27 @@ BROKER_NAMES = {
 }
 
 
+class TopicGate(Protocol):
+    """Who may do what to a topic (ferrymq.server.kafka.authz): 0, or the code refusing it."""
+
+    def topic_code(self, conn: KafkaConnection, kind: str, name: str) -> int: ...
+
+
+class AllowAll:
+    def topic_code(self, conn: KafkaConnection, kind: str, name: str) -> int:
+        return errors.NONE
+
+
 class KafkaApis:
     """``topics``: the core's registry; ``clock``: producer ids unique across restarts;
-    ``forget_topic(name, partitions)``: parked fetches of a deleted topic go."""
+    ``forget_topic(name, partitions)``: parked fetches of a deleted topic go; ``gate``: the
+    permission checks (kinds "read", "configure", "describe")."""
 
     def __init__(self, topics: TopicRegistry, clock: Clock,
-                 forget_topic: Callable[[str, int], None]) -> None:
+                 forget_topic: Callable[[str, int], None], gate: TopicGate | None = None) -> None:
         self.topics = topics
         self.forget_topic = forget_topic
+        self.gate: TopicGate = gate or AllowAll()
         self._producer_ids = itertools.count(clock.now_ms() * 1000)  # unique across restarts
 
     def handlers(self) -> dict[int, Handler]:
@@ -79,15 +93,20 @@ class KafkaApis:
 
     def metadata(self, conn: KafkaConnection, slot: Slot, req: Any) -> None:
         wanted = req.topics
-        if wanted is None or (slot.version == 0 and not wanted):
-            names = self.topics.all_names()
+        gate = self.gate
+        if wanted is None or (slot.version == 0 and not wanted):  # all topics: those it may see
+            names = [n for n in self.topics.all_names() if not gate.topic_code(conn, "describe", n)]
         else:
             names = [t.name for t in wanted]
         auto = getattr(req, "allow_auto_topic_creation", True)
         topics = []
         for name in names:
             topic = self.topics.get(name)
-            if topic is None and auto:
+            refused = gate.topic_code(conn, "describe", name)
+            if refused:
+                topics.append({"error_code": refused, "name": name, "partitions": []})
+                continue
+            if topic is None and auto and not gate.topic_code(conn, "configure", name):
                 topic = self.topics.auto_create(name)
             if topic is None:
                 bad = topic_name_error(name) is not None  # librdkafka fails such produces at once
@@ -112,10 +131,11 @@ class KafkaApis:
         for t in req.topics:
             topic = self.topics.get(t.name)
             parts = []
+            refused = self.gate.topic_code(conn, "read", t.name)
             for p in t.partitions:
-                if topic is None or not 0 <= p.partition_index < topic.spec.partitions:
+                if refused or topic is None or not 0 <= p.partition_index < topic.spec.partitions:
                     parts.append({"partition_index": p.partition_index,
-                                  "error_code": errors.UNKNOWN_TOPIC_OR_PARTITION})
+                                  "error_code": refused or errors.UNKNOWN_TOPIC_OR_PARTITION})
                     continue
                 lg = topic.logs[p.partition_index]
                 ts = p.timestamp
@@ -139,7 +159,9 @@ class KafkaApis:
         for t in req.topics:
             configs = {c.name: c.value for c in t.configs if c.value is not None}
             count = t.num_partitions if not t.assignments else len(t.assignments)
-            code, msg = self.topics.create(t.name, count, configs, req.validate_only)
+            refused = self.gate.topic_code(conn, "configure", t.name)
+            code, msg = (refused, AUTHORIZATION_FAILED) if refused else self.topics.create(
+                t.name, count, configs, req.validate_only)
             made = self.topics.get(t.name)
             if made is not None and code == errors.NONE and not req.validate_only:
                 log.info("created topic %s with %d partition(s)", t.name, made.spec.partitions)
@@ -149,12 +171,13 @@ class KafkaApis:
         reply(slot, {"throttle_time": 0, "topics": out})
 
     def delete_topics(self, conn: KafkaConnection, slot: Slot, req: Any) -> None:
-        names = list(req.topic_names)
+        refused = {n: self.gate.topic_code(conn, "configure", n) for n in req.topic_names}
+        names = [n for n, code in refused.items() if not code]
         for name in names:
             t = self.topics.get(name)
             if t is not None:
                 self.forget_topic(name, t.spec.partitions)
-        out = [{"name": n, "error_code": self._delete(n)} for n in names]
+        out = [{"name": n, "error_code": code or self._delete(n)} for n, code in refused.items()]
         reply(slot, {"throttle_time": 0, "responses": out})
 
     def _delete(self, name: str) -> int:
@@ -166,7 +189,9 @@ class KafkaApis:
     def create_partitions(self, conn: KafkaConnection, slot: Slot, req: Any) -> None:
         out = []
         for t in req.topics:
-            code, msg = self.topics.add_partitions(t.name, t.count, req.validate_only)
+            refused = self.gate.topic_code(conn, "configure", t.name)
+            code, msg = (refused, AUTHORIZATION_FAILED) if refused else self.topics.add_partitions(
+                t.name, t.count, req.validate_only)
             out.append({"name": t.name, "error_code": code, "error_message": msg})
         reply(slot, {"throttle_time": 0, "results": out})
 
@@ -176,8 +201,10 @@ class KafkaApis:
             keys = set(r.configuration_keys) if r.configuration_keys else None
             if r.resource_type == RESOURCE_TOPIC:
                 topic = self.topics.get(r.resource_name)
-                if topic is None:
-                    results.append({"error_code": errors.UNKNOWN_TOPIC_OR_PARTITION, "error_message": None,
+                refused = self.gate.topic_code(conn, "describe", r.resource_name)
+                if topic is None or refused:
+                    results.append({"error_code": refused or errors.UNKNOWN_TOPIC_OR_PARTITION,
+                                    "error_message": AUTHORIZATION_FAILED if refused else None,
                                     "resource_type": r.resource_type, "resource_name": r.resource_name,
                                     "configs": []})
                     continue

@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ferrymq import limits
 from ferrymq.protocols.kafka.errors import KafkaProtocolError
 from ferrymq.protocols.kafka.framing import FrameBuffer
 from ferrymq.protocols.kafka.header import frame_response
+from ferrymq.server.peers import is_loopback
 
 if TYPE_CHECKING:
     from ferrymq.server.kafka.server import KafkaServer
@@ -68,6 +69,8 @@ class KafkaConnection(asyncio.Protocol):
         self.peer_client_id = ""
         self.sasl_raw = False  # after SaslHandshake v0 the next frame is a bare SASL token
         self.authenticated_as: str | None = None
+        self.sasl_mechanism = ""  # chosen by SaslHandshake
+        self.sasl_exchange: Any = None  # a multi-round mechanism's state (SCRAM), while it runs
         self.tls = False  # over the SSL listener: output is joined before it is written
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -80,6 +83,11 @@ class KafkaConnection(asyncio.Protocol):
         if peer:
             self.peer_host = peer[0]
         self.server.connections.add(self)
+
+    @property
+    def loopback(self) -> bool:
+        """Whether the client connected from this host: the broker's loopback-only users' rule."""
+        return is_loopback(self.peer_host)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True

@@ -14,7 +14,7 @@ Handler = Callable[[KafkaConnection, Slot, Any], None]
 NODE_ID = 0
 
 
-def _body(ctx: Any) -> memoryview:
+def request_body(ctx: Any) -> memoryview:
     r: Reader = ctx[1]
     return memoryview(r.buf)[r.pos : r.end]
 
@@ -22,7 +22,7 @@ def _body(ctx: Any) -> memoryview:
 def decoded(fn: Callable[[KafkaConnection, Slot, Any], None]) -> Handler:
     """A handler of kio's decoded request (the rare APIs; Produce and Fetch decode their own)."""
     def handler(conn: KafkaConnection, slot: Slot, ctx: Any) -> None:
-        fn(conn, slot, decode_request(slot.api_key, slot.version, _body(ctx)))
+        fn(conn, slot, decode_request(slot.api_key, slot.version, request_body(ctx)))
     return handler
 
 

@@ -13,14 +13,16 @@ from ferrymq.protocols.kafka import partitions
 from ferrymq.protocols.kafka.partitions import TxnGate
 from ferrymq.protocols.kafka.produce import decode_produce, encode_produce_response
 from ferrymq.server.commit import CommitPipeline
+from ferrymq.server.kafka.authz import KafkaAuthorizer
 from ferrymq.server.kafka.connection import KafkaConnection, Slot
 
 
 class ProduceApi:
     """``topics``: where batches go (and who is told of them); ``commit``: when the reply may leave;
-    ``txns``: who vouches for transactional batches."""
+    ``txns``: who vouches for transactional batches; ``authz``: the write permission."""
 
-    def __init__(self, topics: TopicRegistry, commit: CommitPipeline, txns: TxnGate | None = None) -> None:
+    def __init__(self, topics: TopicRegistry, commit: CommitPipeline, txns: TxnGate | None = None,
+                 authz: KafkaAuthorizer | None = None) -> None:
         self.topics = topics
         self.commit = commit
         self.txns = txns
@@ -28,10 +30,12 @@ class ProduceApi:
         # a produce is still stored (its records go to segment files, not memory) but answered with
         # Kafka's quota throttle, so the producer waits before its next request instead of failing.
         self.throttle_ms: Callable[[], int] = lambda: 0
+        self.authz = authz
 
     def produce(self, conn: KafkaConnection, slot: Slot, ctx: tuple[object, object]) -> None:
         req = decode_produce(ctx[1], slot.version)  # type: ignore[arg-type]
-        results = partitions.produce(self.topics, req, self.commit, self.txns)
+        refused = [] if self.authz is None else self.authz.refuse_produce(conn, req, self.topics.get)
+        results = partitions.produce(self.topics, req, self.commit, self.txns) + refused
         if req.acks == 0:
             slot.drop()
             return

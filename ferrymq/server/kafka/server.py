@@ -15,6 +15,7 @@ import ssl
 from pathlib import Path
 
 from ferrymq.config import Settings
+from ferrymq.core.broker import Broker
 from ferrymq.core.clock import Clock
 from ferrymq.core.groups import Coordinator
 from ferrymq.core.topics import TopicRegistry
@@ -22,13 +23,15 @@ from ferrymq.protocols.kafka import errors, offsets, versions
 from ferrymq.protocols.kafka.header import parse_header
 from ferrymq.server.commit import CommitPipeline
 from ferrymq.server.kafka import preauth
-from ferrymq.server.kafka.admin_acls import NoAuthorizerAclApis
+from ferrymq.server.kafka.acls import AclApis
 from ferrymq.server.kafka.admin_cluster import ClusterApis
 from ferrymq.server.kafka.admin_configs import ConfigApis
 from ferrymq.server.kafka.admin_groups import GroupAdminApis
 from ferrymq.server.kafka.admin_records import RecordApis
 from ferrymq.server.kafka.apis import KafkaApis
-from ferrymq.server.kafka.connection import KafkaConnection
+from ferrymq.server.kafka.authz import KafkaAuthorizer
+from ferrymq.server.kafka.authz_admin import guard_admin
+from ferrymq.server.kafka.connection import KafkaConnection, Slot
 from ferrymq.server.kafka.fetch import FetchApi
 from ferrymq.server.kafka.groups import GroupApis
 from ferrymq.server.kafka.handlers import Handler
@@ -43,7 +46,7 @@ log = logging.getLogger("ferrymq.kafka")
 
 class KafkaServer:
     def __init__(self, settings: Settings, topics: TopicRegistry, commit: CommitPipeline, clock: Clock,
-                 offsets_path: Path) -> None:
+                 offsets_path: Path, broker: Broker) -> None:
         self.settings = settings
         self.loop = asyncio.get_running_loop()
         self.connections: set[KafkaConnection] = set()
@@ -53,14 +56,17 @@ class KafkaServer:
         topics.register_internal(offsets.OFFSETS_TOPIC, self.offsets.log, offsets.OFFSETS_TOPIC_CONFIGS)
         self.fetches = FetchApi(topics, self.loop, commit.request_turn_end)
         self.groups = GroupApis(self.coordinator, self.offsets, topics, commit, clock, self.loop)
-        self.sasl = SaslApis(settings.users, self.loop)
-        self.apis = KafkaApis(topics, clock, self.fetches.forget_topic)
+        self.sasl = SaslApis(broker, self.loop)
+        self.broker = broker
+        self.authz = KafkaAuthorizer(broker)
+        self.apis = KafkaApis(topics, clock, self.fetches.forget_topic, self.authz)
         self.txns = TransactionApis(topics, self.coordinator, self.offsets, commit, clock, self.loop,
                                     self.apis.new_producer_id, offsets_path.with_name("stream-txns"))
-        self.producer = ProduceApi(topics, commit, self.txns.coordinator)
+        self.producer = ProduceApi(topics, commit, self.txns.coordinator, self.authz)
         self.handlers: dict[int, Handler] = {
             versions.PRODUCE: self.producer.produce,
-            versions.FETCH: self.fetches.fetch, **self.apis.handlers(), **self.groups.handlers(),
+            versions.FETCH: self.fetch, **self.apis.handlers(),
+            **self.authz.guard_groups(self.groups.handlers()),
             **self.txns.handlers(), **self.sasl.handlers(), **self._admin_handlers(topics, commit)}
         self.commit = commit
         self._to_flush: set[KafkaConnection] = set()
@@ -70,9 +76,10 @@ class KafkaServer:
     def _admin_handlers(self, topics: TopicRegistry, commit: CommitPipeline) -> dict[int, Handler]:
         """The admin APIs tools call (configs, records, groups, cluster, ACLs), one module each."""
         log_dir = Path(getattr(topics.store, "root", self.settings.data_dir or "."))
-        return {**ConfigApis(topics).handlers(), **RecordApis(topics).handlers(),
-                **GroupAdminApis(self.coordinator, self.offsets, commit).handlers(),
-                **ClusterApis(topics, log_dir).handlers(), **NoAuthorizerAclApis().handlers()}
+        return guard_admin(self.authz, {
+            **ConfigApis(topics).handlers(), **RecordApis(topics).handlers(),
+            **GroupAdminApis(self.coordinator, self.offsets, commit).handlers(),
+            **ClusterApis(topics, log_dir).handlers(), **AclApis(self.broker, self.authz).handlers()})
 
     def load(self) -> int:
         """Replay the committed offsets into the coordinator, then the transactions' states (which
@@ -115,6 +122,11 @@ class KafkaServer:
             conn.abort(str(errors.UnsupportedVersion(key, version)))
             return
         self.handlers[key](conn, slot, (header, reader))
+
+    def fetch(self, conn: KafkaConnection, slot: Slot, ctx: tuple[object, object]) -> None:
+        """Fetch behind the read permission (checked only for users whose read is not ``.*``)."""
+        if not self.authz.refuse_fetch(conn, slot, ctx):  # type: ignore[arg-type]
+            self.fetches.fetch(conn, slot, ctx)
 
     # --- this front end's part of the loop turn ------------------------------------------------
 
