@@ -19,7 +19,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q -x --durations=10 tests --ignore=tests/lab --ignore=tests/crash
+	$(BIN)/python -m pytest -q -x --durations=10 tests --ignore=tests/lab --ignore=tests/crash --ignore=tests/compat
 	$(BIN)/python -m pytest -q -x --durations=5 -n 4 --dist loadfile -m "not lab_rabbitmq" tests/lab tests/crash
 
 # QueueLab's scenarios against RabbitMQ (Debian's rabbitmq-server), the same short forms (.ci/run).
@@ -27,8 +27,11 @@ test: $(STAMP)
 lab-compat: $(STAMP)
 	$(BIN)/python -m pytest -q --durations=5 -n 3 --dist loadfile -m lab_rabbitmq tests/lab
 
-# Compat tier: upstream client suites (kombu, py-amqp) against a real `ferrymq serve`.
+# Compat tier (.ci/run calls it after make test): the third-party client and RabbitMQ-differential
+# tests in tests/compat (real clients, private RabbitMQ nodes, headless Chromium), then the upstream
+# client suites (kombu, py-amqp) against a real `ferrymq serve`.
 compat: $(STAMP)
+	$(BIN)/python -m pytest -q -x --durations=10 tests/compat
 	scripts/upstream-suites.sh
 
 # Compat tier, Kafka: aiokafka's and kafka-python's integration suites and a quick librdkafka slice
@@ -78,6 +81,15 @@ lab: $(STAMP)
 soak: $(STAMP)
 	CRASH_CYCLES=$${CRASH_CYCLES:-200} $(BIN)/python -m pytest -q tests/crash
 	$(BIN)/ferrymq sim --first 1000 --seeds $${SIM_SOAK_SEEDS:-5000} --steps 2000
+
+# Fuzzing (issue 16): every ferrymq.fuzz target (`python -m ferrymq.fuzz --list`) for FUZZ_INPUTS
+# inputs (default 10 million) or FUZZ_SECONDS each, whichever ends first; FUZZ_JOBS at a time.
+# Defaults: 12 targets x 540 s, two at a time, about 55 minutes on 2 cores. A finding is saved under
+# tests/fuzz/regressions/<target>/ (replay: --replay FILE) and the run exits non-zero.
+.PHONY: fuzz
+fuzz: $(STAMP)
+	$(BIN)/python -m ferrymq.fuzz --list | xargs -P $${FUZZ_JOBS:-2} -I{} $(BIN)/python -m ferrymq.fuzz \
+	    --target {} --inputs $${FUZZ_INPUTS:-10000000} --seconds $${FUZZ_SECONDS:-540}
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

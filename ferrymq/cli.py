@@ -124,6 +124,16 @@ from ferrymq.admin.commands import register as _register_admin  # noqa: E402
 
 _register_admin(app)
 
+# --- `ferrymq set-vm-memory-high-watermark | set-vhost-limits | ...`: in ferrymq/admin/limits_commands.py
+from ferrymq.admin.limits_commands import register as _register_limits  # noqa: E402
+
+_register_limits(app)
+
+# --- `ferrymq users | vhosts | permissions`: RabbitMQ's access model (ferrymq/admin/access.py) -----
+from ferrymq.admin.access import register as _register_access  # noqa: E402
+
+_register_access(app)
+
 
 def main() -> None:
     app()

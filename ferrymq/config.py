@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ferrymq import limits
+from ferrymq.core.watermark import Watermark, parse_watermark
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,8 @@ class Settings:
     kafka_num_partitions: int = limits.KAFKA_NUM_PARTITIONS_DEFAULT  # Kafka's num.partitions
     kafka_retention_check_ms: int = limits.KAFKA_RETENTION_CHECK_MS  # log.retention.check.interval.ms
     kafka_cleaner_backoff_ms: int = limits.KAFKA_CLEANER_BACKOFF_MS  # log.cleaner.backoff.ms
+    # log.cleaner.dedupe.buffer.size: the compaction offset map's memory bound (a pass maps what fits)
+    kafka_cleaner_dedupe_buffer_bytes: int = limits.KAFKA_CLEANER_DEDUPE_BUFFER_BYTES
     # Kafka's advertised.listeners: where clients are told to connect after bootstrap (behind NAT, a
     # container or a proxy). "" / 0: the address the client reached us on, and the port bound.
     kafka_advertised_host: str = ""
@@ -62,6 +65,21 @@ class Settings:
     loopback_users: list[str] = field(default_factory=lambda: ["guest"])
     # None configured: SQS/SNS take any credentials from loopback. Any configured: SigV4 required.
     aws_access_keys: list[AwsAccessKey] = field(default_factory=list)
+    # --- limits that protect the broker (docs/limits.md) ---
+    # The memory alarm by RSS: a fraction of the machine's memory (RabbitMQ's vm_memory_high_watermark,
+    # relative) or an amount ("1GiB", "absolute:512MB"; its vm_memory_high_watermark.absolute).
+    vm_memory_high_watermark: Watermark = field(
+        default_factory=lambda: Watermark(relative=limits.MEMORY_WATERMARK_RELATIVE_DEFAULT))
+    # Every admin action over the HTTP API as a JSON line; relative to data_dir; "" keeps no log.
+    audit_log: str = "audit.log"
+    # A client that has not opened its connection this long after connecting is dropped (RabbitMQ's
+    # handshake_timeout, 10 s; AMQP; a TLS handshake has its own bound).
+    handshake_timeout_ms: int = limits.HANDSHAKE_TIMEOUT_MS
+    # Kafka's message.max.bytes: the largest record batch a topic without max.message.bytes accepts.
+    kafka_message_max_bytes: int = limits.KAFKA_MESSAGE_MAX_BYTES
+    # jobs dashboard: the ferrymq.jobs store (App(store=...)) the Jobs page reads job states, cron
+    # leaders and fires from; "" shows what the broker itself holds (queues, retries, DLQs, workers).
+    jobs_store: str = ""
 
     def update(self, values: dict[str, Any]) -> None:
         known = {f.name: f for f in fields(self)}
@@ -122,7 +140,7 @@ def _access_key(entry: Any, n: int) -> AwsAccessKey:
 
 
 AWS_KEY_FIELDS = ("id", "secret", "user", "vhost")
-PARSERS = {"aws_access_keys": parse_aws_access_keys}
+PARSERS = {"aws_access_keys": parse_aws_access_keys, "vm_memory_high_watermark": parse_watermark}
 
 
 def _coerce(current: Any, value: Any) -> Any:

@@ -75,6 +75,10 @@ KAFKA_FETCH_MAX_WAIT_MS = 30_000  # a long-polling fetch is answered at the late
 KAFKA_SEGMENT_BYTES_MIN = 14  # segment.bytes floor (Kafka's); below it every batch would roll
 KAFKA_RETENTION_CHECK_MS = 5 * 60 * 1000  # log.retention.check.interval.ms
 KAFKA_CLEANER_BACKOFF_MS = 15_000  # log.cleaner.backoff.ms: the cleaner's pause when nothing is left
+# log.cleaner.dedupe.buffer.size: the compaction offset map's memory bound. Kafka's default is 128 MiB
+# shared by its cleaner threads at 24 bytes a key; ours costs 160 bytes a key (a dict of digests,
+# ferrymq.storage.stream_compact), so 64 MiB holds about 420,000 keys a pass.
+KAFKA_CLEANER_DEDUPE_BUFFER_BYTES = 64 * 1024 * 1024
 KAFKA_GROUP_TICK_MS = 100  # group session timeouts are checked at least this often
 assert KAFKA_MESSAGE_MAX_BYTES < KAFKA_REQUEST_MAX_BYTES
 
@@ -139,3 +143,27 @@ SNS_HTTP_DELAY_MAX_S = 3600  # maxDelayTarget's top
 SNS_DEDUP_MEMORY = 1_000_000  # FIFO-topic deduplication ids remembered (oldest forgotten first)
 SNS_HTTP_PENDING_MAX = 10_000  # HTTP deliveries waiting to retry; beyond it new ones are dropped
 assert SNS_MESSAGE_MAX_BYTES <= SQS_MESSAGE_MAX_BYTES  # an SNS message fits any SQS queue's top
+
+# --- limits that protect the broker (ferrymq.server.memory, ferrymq.core.vhost_limits) -----------
+# The memory alarm by the process's RSS: RabbitMQ's vm_memory_high_watermark (relative 0.4 of the
+# machine's memory by default, or an absolute amount), read from /proc/self/statm this often
+# (RabbitMQ's memory_monitor_interval is 2.5 s).
+MEMORY_WATERMARK_RELATIVE_DEFAULT = 0.4
+MEMORY_WATERMARK_RELATIVE_MAX = 1.0
+MEMORY_CHECK_INTERVAL_MS = 1_000
+MEMORY_TOTAL_FALLBACK_BYTES = 1024 * 1024 * 1024  # where /proc/meminfo cannot be read
+# Before connection.tune-ok a frame may be at most this big (RabbitMQ's initial_frame_max).
+FRAME_MAX_BEFORE_TUNE_BYTES = FRAME_MIN_BYTES
+# Kafka: a SASL exchange's frames before authentication completes (sasl.server.max.receive.size).
+KAFKA_SASL_MAX_RECEIVE_BYTES = 524_288
+# Kafka produce during a memory or disk alarm: stored, answered with this throttle_time_ms (quota style).
+KAFKA_ALARM_THROTTLE_MS = 1_000
+assert 0 < MEMORY_WATERMARK_RELATIVE_DEFAULT <= MEMORY_WATERMARK_RELATIVE_MAX
+assert FRAME_MAX_BEFORE_TUNE_BYTES <= FRAME_MAX_BYTES
+assert KAFKA_SASL_MAX_RECEIVE_BYTES < KAFKA_REQUEST_MAX_BYTES
+# --- dashboard Jobs page (ferrymq.http.dashboard.jobs_view) --------------------------------------
+HTTP_JOBS_ROWS_MAX = 200  # rows of one Jobs-page list (retry schedule, dead letters shown, workers)
+# held delayed messages (per vhost) one look decodes: ~10-40 us each here, in slices of 300 between
+# yields to the loop (jobs_view.YIELD_EVERY), so a look never stalls the loop more than ~12 ms
+HTTP_JOBS_DELAYED_SCAN_MAX = 10_000
+HTTP_JOBS_NEXT_RUNS = 3  # next runs shown per cron entry

@@ -83,6 +83,7 @@ class Client:
         req = urllib.request.Request(self.url.rstrip("/") + path, data=data, method=method)
         token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
         req.add_header("Authorization", f"Basic {token}")
+        req.add_header("User-Agent", "ferrymq-cli")  # the audit log tells CLI actions from others
         # no Accept header: RabbitMQ 3.10 answers DELETE .../contents with 406 to "Accept: application/json"
         if data is not None:
             req.add_header("Content-Type", "application/json")

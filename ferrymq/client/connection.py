@@ -152,9 +152,10 @@ class Client:
     producer.py and consumer.py use ``sock`` and ``buf`` directly."""
 
     def __init__(self, url: str, *, timeout: float = 30.0, product: str = "ferrymq-bench",
-                 nodelay: bool = True) -> None:
+                 nodelay: bool = True, properties: dict[str, Any] | None = None) -> None:
         self.url = AmqpUrl.parse(url)
         self.product = product
+        self.properties = properties or {}  # more client properties, sent beside product
         raw = socket.create_connection((self.url.host, self.url.port), timeout=timeout)
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, int(nodelay))
         self.sock = raw
@@ -194,7 +195,8 @@ class Client:
         self.server_properties = dict(start.server_properties or {})
         self.send(c.Connection.StartOk(
             client_properties={"product": self.product,
-                               "capabilities": {"publisher_confirms": True, "basic.nack": True}},
+                               "capabilities": {"publisher_confirms": True, "basic.nack": True},
+                               **self.properties},
             mechanism="PLAIN", response=f"\0{self.url.user}\0{self.url.password}",
             locale="en_US"), 0)
         tune = self.wait_for(c.Connection.Tune)

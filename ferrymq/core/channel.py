@@ -14,10 +14,11 @@ from ferrymq.core.lease import LEASE_EXCHANGE, Leases, lease_request
 from ferrymq.core.message import Message
 from ferrymq.core.properties import Long
 from ferrymq.core.trace import HEADER_BYTES as TRACE_HEADER
-from ferrymq.errors import NotAllowed, PreconditionFailed
+from ferrymq.errors import AccessRefused, NotAllowed, PreconditionFailed
 
 if TYPE_CHECKING:
     from ferrymq.core.clock import Clock
+    from ferrymq.core.permissions import Permissions
     from ferrymq.core.queue import Entry, Queue
     from ferrymq.core.trace import Tracer
     from ferrymq.core.vhost import VHost
@@ -47,6 +48,7 @@ class Services(Protocol):
     counters: dict[str, int]  # publishes of closed channels, unroutable (rabbitmq_global_messages_*)
     leased: set[Channel]  # channels with leases (ferrymq.core.lease): the broker ticks them
     tracer: Tracer
+    access: Permissions  # users' permissions (ferrymq.core.permissions)
 
     def unique_token(self) -> str: ...
 
@@ -68,6 +70,7 @@ class Channel:
         self.number = number
         self.connection = connection
         self.username = username
+        self.publisher: str | None = username  # who a user_id must name (None: anyone, an impersonator)
         self.unacked: dict[int, Delivery] = {}
         self._low_tag = 1
         self.next_tag = 1
@@ -88,6 +91,11 @@ class Channel:
         self.received = 0  # publishes (added to the broker's counters when the channel closes)
         self.tracer = broker.tracer
         self.leases: Leases | None = None  # created by the first leased delivery (ferrymq.core.lease)
+        self.enforce = False  # check the user's permissions (set for client channels)
+        # Decisions found allowed, as RabbitMQ's channel caches them: exchange names a publish may
+        # go to without a topic check, and (kind, type, name) triples; the broker empties it when
+        # any permission changes.
+        self.allowed: set[Any] = set()
 
     # --- effects -------------------------------------------------------------------------
 
@@ -127,8 +135,10 @@ class Channel:
     # --- publish -------------------------------------------------------------------------
 
     def publish(self, exchange: str, routing_key: str, mandatory: bool, msg: Message) -> None:
+        if self.enforce and exchange not in self.allowed:
+            self._authorise_publish(exchange, routing_key)
         if self.tx_mode:
-            self.vhost.check_publish(exchange, msg, self.username)
+            self.vhost.check_publish(exchange, msg, self.publisher)
             self._tx_ops.append(("publish", exchange, routing_key, mandatory, msg))
             return
         if exchange == LEASE_EXCHANGE:
@@ -144,12 +154,51 @@ class Channel:
         # Traced? One int test, unless the message has headers (0x20: trace.HEADERS_FLAG, inlined)
         if self.tracer.sample_every or raw is None or (raw[0] & 0x20 and TRACE_HEADER in raw):
             self._trace_publish(exchange, routing_key, msg)
-        routed, accepted = self.vhost.publish(exchange, routing_key, msg, self.username)
+        routed, accepted = self.vhost.publish(exchange, routing_key, msg, self.publisher)
         self.received += 1
         if not routed:
             self._unroutable(exchange, routing_key, mandatory, msg)
         if seq:
             self.emit((CONFIRM, seq, accepted))
+
+    # --- permissions -----------------------------------------------------------------------
+
+    def require(self, kind: str, resource_type: str, name: str) -> None:
+        """403 ACCESS_REFUSED unless the user holds ``kind`` permission on the resource."""
+        if not self.enforce or (kind, resource_type, name) in self.allowed:
+            return
+        refused = self.broker.access.check(self.username, self.vhost.name, kind, resource_type, name)
+        if refused is not None:
+            raise AccessRefused(refused)
+        self._remember((kind, resource_type, name))
+
+    def require_topic(self, kind: str, exchange: str, routing_key: str) -> None:
+        """Topic permissions: checked only for an existing topic exchange, as RabbitMQ does."""
+        ex = self.vhost.exchanges.get(exchange)
+        if not self.enforce or ex is None or ex.type != "topic":
+            return
+        key = ("topic", kind, exchange, routing_key)
+        if key in self.allowed:
+            return
+        refused = self.broker.access.check_topic(self.username, self.vhost.name, kind, exchange,
+                                                 routing_key)
+        if refused is not None:
+            raise AccessRefused(refused)
+        self._remember(key)
+
+    def _authorise_publish(self, exchange: str, routing_key: str) -> None:
+        self.require("write", "exchange", exchange)
+        ex = self.vhost.exchanges.get(exchange)
+        if ex is not None and ex.type == "topic" and self.broker.access.has_topic_rules(
+                self.username, self.vhost.name, exchange):
+            self.require_topic("write", exchange, routing_key)  # per routing key: not cached by name
+        elif ex is not None or not exchange:
+            self._remember(exchange)
+
+    def _remember(self, key: Any) -> None:
+        if len(self.allowed) >= 256:  # bounded, as RabbitMQ bounds its cache
+            self.allowed.clear()
+        self.allowed.add(key)
 
     def _lease_publish(self, routing_key: str, msg: Message) -> None:
         """A lease extension or release (ferrymq.core.lease): acted on here, confirmed, never routed.
@@ -187,7 +236,7 @@ class Channel:
             return
         tid = tracer.start(self.vhost.name, exchange, routing_key, msg)
         try:
-            ex = self.vhost.check_publish(exchange, msg, self.username)
+            ex = self.vhost.check_publish(exchange, msg, self.publisher)
         except Exception:  # the publish itself raises the same error right after
             return
         names = self.vhost.route(ex, routing_key, msg.props.headers)
@@ -225,6 +274,7 @@ class Channel:
         exclusive: bool = False,
         arguments: dict[str, Any] | None = None,
     ) -> str:
+        self.require("read", "queue", queue_name)
         queue = self.vhost.get_queue(queue_name, self.connection)
         if not tag:
             tag = f"amq.ctag-{self.broker.unique_token()}"
@@ -296,6 +346,7 @@ class Channel:
         """basic.get: (delivery_tag, redelivered, message, remaining count) or None if empty.
         ``lease_ms`` overrides the queue's delivery lease for this one (an SQS receive's visibility
         timeout); 0 leaves it unleased."""
+        self.require("read", "queue", queue_name)
         queue = self.vhost.get_queue(queue_name, self.connection)
         entry = queue.get()
         if entry is None:

@@ -33,6 +33,12 @@ class DelayQueue(Generic[T]):
         """Every held item, in no particular order (for counting, not the hot path)."""
         return [entry[2] for entry in self._heap]
 
+    def held(self, limit: int) -> list[tuple[int, T]]:
+        """(due ms, item) of at most ``limit`` held items, in heap order: the earliest first,
+        then the heap's top levels (each due no later than what lies below it). O(limit), for
+        looking (the dashboard's retry schedule), never the whole heap."""
+        return [(entry[0], entry[2]) for entry in self._heap[:limit]]
+
     def pop_due(self, now_ms: int) -> list[T]:
         """Remove and return every item due at or before ``now_ms``, earliest first."""
         out: list[T] = []

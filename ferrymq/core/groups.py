@@ -9,7 +9,7 @@ returns the ``(token, reply)`` pairs it completed. Assignment bytes are opaque h
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -296,6 +296,17 @@ class Coordinator:
 
     def list(self) -> list[tuple[str, str, str]]:
         return [(g.group_id, g.protocol_type, g.state) for g in self.groups.values()]
+
+    def forget_offsets(self, group_id: str, keys: Iterable[tuple[str, int]]) -> None:
+        """OffsetDelete: these committed offsets go; a group left with no members and no offsets
+        goes too (Kafka drops such a group as dead)."""
+        g = self.groups.get(group_id)
+        if g is None:
+            return
+        for key in keys:
+            g.offsets.pop(key, None)
+        if not g.offsets and not g.members and g.state == EMPTY:
+            del self.groups[group_id]
 
     def delete(self, group_id: str) -> int:
         g = self.groups.get(group_id)

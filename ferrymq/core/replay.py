@@ -10,6 +10,7 @@ an x-death, or whose queue is gone or refuses them (reject-publish overflow), st
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,18 +69,29 @@ class ReplayResult:
     after: dict[str, Any]
 
 
-def replay(vhost: VHost, dlq: Queue, count: int | None) -> ReplayResult:
-    """Move up to ``count`` (all when None) dead letters back to their original queues."""
+Resolve = Callable[[Message], tuple[str, Message] | None]
+
+
+def by_death(msg: Message) -> tuple[str, Message] | None:
+    """A broker dead letter goes back unchanged to the queue its x-death names."""
+    found = origin(msg)
+    return None if found is None else (found[0], msg)
+
+
+def replay(vhost: VHost, dlq: Queue, count: int | None, resolve: Resolve = by_death) -> ReplayResult:
+    """Move up to ``count`` (all when None) dead letters back to their original queues. ``resolve``
+    says where a dead letter goes and as what (another kind of dead letter, e.g. a job's, may
+    need rewriting); None leaves it in place."""
     dlq_before = dlq.message_count
     targets: dict[str, Queue] = {}
 
-    def pick(entry: Entry) -> Queue | None:
-        found = origin(entry.msg)
+    def pick(entry: Entry) -> tuple[Queue, Message] | None:
+        found = resolve(entry.msg)
         target = vhost.queues.get(found[0]) if found else None
-        if target is None or target is dlq or target.deleted:
+        if found is None or target is None or target is dlq or target.deleted:
             return None
         targets[target.name] = target
-        return target
+        return target, found[1]
 
     taken, held = _take(dlq, count, pick)
     before = {"dlq": dlq_before, "targets": _counts(targets)}  # targets: untouched so far
@@ -90,34 +102,36 @@ def replay(vhost: VHost, dlq: Queue, count: int | None) -> ReplayResult:
 
 def move(source: Queue, target: Queue, count: int | None) -> int:
     """The dashboard's "move messages": ready messages of one queue into another, the same way."""
-    taken, held = _take(source, count, lambda entry: target)
+    taken, held = _take(source, count, lambda entry: (target, entry.msg))
     return _transfer(source, taken, held)
 
 
-def _take(source: Queue, count: int | None, pick: Any) -> tuple[list[tuple[Entry, Queue]], list[Entry]]:
-    """Take up to ``count`` ready messages out for delivery, each with the queue it goes to
-    (``pick``; None: it stays)."""
+Taken = list[tuple[Entry, Queue, Message]]
+
+
+def _take(source: Queue, count: int | None, pick: Any) -> tuple[Taken, list[Entry]]:
+    """Take up to ``count`` ready messages out for delivery, each with the queue it goes to and
+    the message it goes as (``pick``; None: it stays)."""
     budget = source.message_count if count is None else min(max(count, 0), source.message_count)
-    taken: list[tuple[Entry, Queue]] = []
+    taken: Taken = []
     held: list[Entry] = []
     for _ in range(min(budget, limits.DLQ_REPLAY_MAX)):
         entry = source.get()
         if entry is None:
             break
         source.unacked_count += 1  # out for delivery until settled or returned
-        target = pick(entry)
-        if target is None:
+        chosen = pick(entry)
+        if chosen is None:
             held.append(entry)
         else:
-            taken.append((entry, target))
+            taken.append((entry, *chosen))
     return taken, held
 
 
-def _transfer(source: Queue, taken: list[tuple[Entry, Queue]], held: list[Entry]) -> int:
+def _transfer(source: Queue, taken: Taken, held: list[Entry]) -> int:
     """Publish each into its target, then settle it in the source; what stays goes back."""
     moved = 0
-    for entry, target in taken:
-        msg = entry.msg
+    for entry, target, msg in taken:
         if target.publish(Message("", target.name, msg.body, msg.props, msg.raw_props)):
             source.settle(entry, None)
             moved += 1

@@ -156,6 +156,10 @@ class TopologyStore(Protocol):
 
     def permission_cleared(self, vhost: str, user: str) -> None: ...
 
+    def access_set(self, kind: str, key: str, value: Any) -> None:
+        """A user's tags (kind "tags", key the user) or a topic permission (kind "topic", key
+        JSON [vhost, user, exchange]); ``value`` None is a cleared one (a tombstone)."""
+
     def delayed_store(self, vhost: str) -> QueueStore | None:
         """Where a vhost's x-delayed-message exchanges keep persistent messages while they wait."""
         ...
@@ -198,6 +202,9 @@ class NoTopology:
         pass
 
     def vhost_deleted(self, *args: Any) -> None:
+        pass
+
+    def access_set(self, *args: Any) -> None:
         pass
 
     def user_set(self, *args: Any) -> None:

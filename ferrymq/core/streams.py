@@ -81,9 +81,11 @@ class TopicSpec:
     name: str
     partitions: int
     configs: dict[str, str] = field(default_factory=dict)
+    # the broker-wide defaults (Kafka's server.properties; its registry's, e.g. message.max.bytes)
+    defaults: dict[str, str] = field(default_factory=lambda: TOPIC_CONFIG_DEFAULTS, repr=False, compare=False)
 
     def config(self, key: str) -> str:
-        return self.configs.get(key, TOPIC_CONFIG_DEFAULTS[key])
+        return self.configs.get(key, self.defaults[key])
 
     def int_config(self, key: str) -> int:
         return int(self.config(key))

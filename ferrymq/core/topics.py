@@ -14,7 +14,13 @@ from typing import Any, Protocol
 
 from ferrymq import kafka_codes as codes
 from ferrymq import limits
-from ferrymq.core.streams import ProducerState, TopicSpec, config_error, topic_name_error
+from ferrymq.core.streams import (
+    TOPIC_CONFIG_DEFAULTS,
+    ProducerState,
+    TopicSpec,
+    config_error,
+    topic_name_error,
+)
 
 
 class PartitionLog(Protocol):
@@ -33,6 +39,8 @@ class PartitionLog(Protocol):
     def offset_for_time(self, ts: int) -> int | None: ...
 
     def apply_retention(self, now_ms: int, retention_ms: int, retention_bytes: int) -> int: ...
+
+    def advance_start(self, offset: int) -> int: ...
 
     def fsync(self) -> int: ...
 
@@ -71,12 +79,15 @@ class TopicRegistry:
     stored batches at start-up (the caller knows the batch format; the core does not)."""
 
     def __init__(self, store: TopicStore, num_partitions: int,
-                 producers_of: Callable[[Any], ProducerState] = _fresh_producers) -> None:
+                 producers_of: Callable[[Any], ProducerState] = _fresh_producers,
+                 defaults: dict[str, str] | None = None) -> None:
         self.store = store
+        self.defaults = {**TOPIC_CONFIG_DEFAULTS, **(defaults or {})}  # broker-wide topic config defaults
         self.num_partitions = num_partitions
         self.producers_of = producers_of
         self.topics: dict[str, Topic] = {}
         self.listeners: list[Appended] = []  # front ends waiting for records (fetches, consumers)
+        self.owned: set[str] = set()  # broker-owned internal topics (register_internal)
 
     # --- the registry ----------------------------------------------------------------------------
 
@@ -86,6 +97,7 @@ class TopicRegistry:
                 for m in self.store.load()]
 
     def _open(self, spec: TopicSpec, internal: bool) -> Topic:
+        spec.defaults = self.defaults
         logs = [self._open_partition(spec, p) for p in range(spec.partitions)]
         t = self.topics[spec.name] = Topic(spec, logs, [self.producers_of(lg) for lg in logs], internal)
         return t
@@ -100,6 +112,25 @@ class TopicRegistry:
     def names(self) -> list[str]:
         """Topics a client may list (internal ones hidden)."""
         return [n for n, t in self.topics.items() if not t.internal]
+
+    def all_names(self) -> list[str]:
+        """Every topic, internal ones too (Kafka's Metadata for all topics lists them, marked)."""
+        return list(self.topics)
+
+    def register_internal(self, name: str, lg: Any, configs: dict[str, str]) -> Topic:
+        """A broker-owned log shown as a one-partition internal topic (``__consumer_offsets``): read
+        like any topic; its owner writes, stores and closes it, so retention, compaction, admin
+        changes and clients' produces leave it alone."""
+        t = self.topics[name] = Topic(TopicSpec(name, 1, dict(configs)), [lg], [ProducerState()], True)
+        self.owned.add(name)
+        return t
+
+    def _to_change(self, name: str, code: int, what: str) -> Topic | tuple[int, str]:
+        """The topic an admin change is about, or (code, message) saying why it cannot change."""
+        if name in self.owned:
+            return code, f"{what} of internal topic {name} cannot change."
+        t = self.topics.get(name)
+        return t if t is not None else (codes.UNKNOWN_TOPIC_OR_PARTITION, f"Topic '{name}' does not exist.")
 
     def create(self, name: str, partitions: int, configs: dict[str, str],
                validate_only: bool = False, internal: bool = False) -> tuple[int, str | None]:
@@ -126,9 +157,9 @@ class TopicRegistry:
         return self.topics.get(name) if code in (codes.NONE, codes.TOPIC_ALREADY_EXISTS) else None
 
     def add_partitions(self, name: str, count: int, validate_only: bool) -> tuple[int, str | None]:
-        t = self.topics.get(name)
-        if t is None:
-            return codes.UNKNOWN_TOPIC_OR_PARTITION, f"Topic '{name}' does not exist."
+        t = self._to_change(name, codes.INVALID_PARTITIONS, "The partition count")
+        if not isinstance(t, Topic):
+            return t
         if count <= t.spec.partitions:
             return codes.INVALID_PARTITIONS, (f"Topic currently has {t.spec.partitions} partitions, "
                                               f"{count} would not be an increase.")
@@ -140,7 +171,39 @@ class TopicRegistry:
             t.spec.partitions = count
         return codes.NONE, None
 
+    def set_configs(self, name: str, configs: dict[str, str], validate_only: bool) -> tuple[int, str | None]:
+        """Replace a topic's config overrides (AlterConfigs): stored before they apply, and applied
+        live (retention, compaction and produce read the spec each time; the logs' roll sizes here)."""
+        t = self._to_change(name, codes.POLICY_VIOLATION, "The configs")
+        if not isinstance(t, Topic):
+            return t
+        why = config_error(configs)
+        if why:
+            return codes.INVALID_CONFIG, why
+        if not validate_only:
+            self.store.save(name, t.spec.partitions, configs, t.internal)
+            t.spec.configs = dict(configs)
+            for lg in t.logs:
+                lg.segment_bytes = max(t.spec.int_config("segment.bytes"), limits.KAFKA_SEGMENT_BYTES_MIN)
+                lg.segment_ms = t.spec.int_config("segment.ms")
+        return codes.NONE, None
+
+    def delete_records(self, t: Topic, partition: int, offset: int) -> tuple[int, int]:
+        """(error code, low watermark): Kafka's DeleteRecords on one partition. -1 is the high
+        watermark; past it is OFFSET_OUT_OF_RANGE; a topic without ``delete`` refuses."""
+        lg = t.logs[partition]
+        if "delete" not in t.spec.config("cleanup.policy"):
+            return codes.POLICY_VIOLATION, -1
+        offset = lg.next_offset if offset == -1 else offset
+        if not 0 <= offset <= lg.next_offset:
+            return codes.OFFSET_OUT_OF_RANGE, -1
+        low = lg.advance_start(offset)
+        t.producers[partition].txns.forget_before(low)
+        return codes.NONE, low
+
     def delete(self, name: str) -> int:
+        if name in self.owned:
+            return codes.INVALID_TOPIC_EXCEPTION
         t = self.topics.pop(name, None)
         if t is None:
             return codes.UNKNOWN_TOPIC_OR_PARTITION
@@ -162,7 +225,7 @@ class TopicRegistry:
         """Segments removed from ``delete`` topics past ``retention.ms`` / ``retention.bytes``."""
         removed = 0
         for t in self.topics.values():
-            if "delete" not in t.spec.config("cleanup.policy"):
+            if t.spec.name in self.owned or "delete" not in t.spec.config("cleanup.policy"):
                 continue
             ms, size = t.spec.int_config("retention.ms"), t.spec.int_config("retention.bytes")
             for lg, producers in zip(t.logs, t.producers):
@@ -176,12 +239,12 @@ class TopicRegistry:
         (the store says which of them a pass would change)."""
         out: list[tuple[Any, int]] = []
         for t in self.topics.values():
-            if "compact" in t.spec.config("cleanup.policy"):
+            if t.spec.name not in self.owned and "compact" in t.spec.config("cleanup.policy"):
                 keep_ms = t.spec.int_config("delete.retention.ms")
                 out += [(lg, keep_ms) for lg in t.logs]
         return out
 
     def close(self) -> None:
         for t in self.topics.values():
-            for lg in t.logs:
+            for lg in t.logs if t.spec.name not in self.owned else ():
                 lg.close()

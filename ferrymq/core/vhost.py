@@ -6,6 +6,7 @@ them to channel.close or connection.close.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ferrymq.core.args import parse_queue_args
@@ -26,6 +27,7 @@ from ferrymq.core.message import Message
 from ferrymq.core.policy import Policy, alternate_exchange, effective, queue_arguments
 from ferrymq.core.queue import Queue
 from ferrymq.core.stream_queue import StreamQueue
+from ferrymq.core.vhost_limits import Limits
 from ferrymq.errors import (
     AccessRefused,
     NotFound,
@@ -63,6 +65,9 @@ class ReplyTarget(Protocol):
     def deliver_reply(self, routing_key: str, msg: Message) -> None: ...
 
 
+Authorise = Callable[[str, str, str], None]  # (kind, resource type, name): raises when refused
+
+
 class Services(Protocol):
     """What a vhost needs of the broker that holds it. Declared here, so the vhost never imports
     the broker: the broker passes itself in and satisfies this structurally (no import circle)."""
@@ -71,6 +76,7 @@ class Services(Protocol):
     topology: TopologyStore
     streams: StreamBackend | None
     reply_channels: Any  # token -> ReplyTarget (the broker's own dict of channels)
+    limits: Limits  # per-vhost limits (max-queues)
     overloaded: set[Queue]
     turn: Turn  # the shell's per-turn time stamp (ferrymq.core.stats)
     tracer: Tracer  # sampled message traces (ferrymq.core.trace)
@@ -129,11 +135,17 @@ class VHost:
     def declare_exchange(
         self, name: str, type_: str, *, passive: bool = False, durable: bool = False,
         auto_delete: bool = False, internal: bool = False, arguments: dict[str, Any] | None = None,
+        authorise: Authorise | None = None,
     ) -> Exchange:
+        """``authorise(kind, resource type, name)`` raises on a refused permission, checked where
+        RabbitMQ checks it: configure on the exchange, and for a new one with an alternate
+        exchange, read on it and write on the alternate."""
         if not passive:
             check_type(type_)  # RabbitMQ checks the type first, even on a redeclare
         if not name:
             raise AccessRefused("operation not permitted on the default exchange")
+        if authorise is not None and not passive:
+            authorise("configure", "exchange", name)
         existing = self.exchanges.get(name)
         if passive:
             if existing is None:
@@ -144,6 +156,10 @@ class VHost:
             return existing
         if name.startswith("amq."):
             raise AccessRefused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
+        alternate = (arguments or {}).get("alternate-exchange")
+        if authorise is not None and isinstance(alternate, str):
+            authorise("read", "exchange", name)
+            authorise("write", "exchange", alternate)
         ex = make_exchange(name, type_, durable, auto_delete, internal, arguments or {},
                            vhost=self.name)
         if durable:
@@ -157,11 +173,11 @@ class VHost:
     def delete_exchange(self, name: str, if_unused: bool = False) -> None:
         if not name:
             raise AccessRefused("operation not permitted on the default exchange")
+        if name.startswith("amq."):  # before the lookup, as RabbitMQ's check_exchange_deletion
+            raise AccessRefused(f"deletion of system exchange '{name}' in vhost '{self.name}' not allowed")
         ex = self.exchanges.get(name)
         if ex is None:
             return
-        if name.startswith("amq."):
-            raise AccessRefused(f"deletion of system exchange '{name}' is not allowed")
         if if_unused and ex.has_bindings():
             raise PreconditionFailed(f"exchange '{name}' in vhost '{self.name}' in use")
         self._drop_exchange(ex)
@@ -193,23 +209,33 @@ class VHost:
     def declare_queue(
         self, name: str, *, connection: object, passive: bool = False, durable: bool = False,
         exclusive: bool = False, auto_delete: bool = False,
-        arguments: dict[str, Any] | None = None,
+        arguments: dict[str, Any] | None = None, authorise: Authorise | None = None,
     ) -> Queue:
+        """``authorise`` as for exchanges: configure on the queue (a server-named one too), and for
+        a new queue with a dead-letter exchange, read on it and write on that exchange."""
         existing = self.queues.get(name) if name else None
         if passive:
             if existing is None:
                 raise self._no("queue", name)
             self._check_exclusive(existing, connection)
             return existing
+        generated = not name
+        if generated:
+            name = f"amq.gen-{self.broker.unique_token()}"
+        if authorise is not None:
+            authorise("configure", "queue", name)
         if existing is not None:
             self._check_exclusive(existing, connection)
             self._queue_equivalent(existing, durable, exclusive, auto_delete, arguments or {})
             existing.touch()
             return existing
-        if not name:
-            name = f"amq.gen-{self.broker.unique_token()}"
-        elif name.startswith("amq."):
+        if not generated and name.startswith("amq."):
             raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
+        dlx = (arguments or {}).get("x-dead-letter-exchange")
+        if authorise is not None and isinstance(dlx, str):  # RabbitMQ's channel checks these first
+            authorise("read", "queue", name)
+            authorise("write", "exchange", dlx)
+        self.broker.limits.check_queues(self.name, name, len(self.queues))
         stream = (arguments or {}).get("x-queue-type") == "stream"  # stream policy keys differ: none here
         policy = effective(self.policies, "queue", name) if self.policies and not stream else None
         args = parse_queue_args(queue_arguments(arguments or {}, policy), name, self.name)
@@ -388,9 +414,10 @@ class VHost:
 
     # --- publish -------------------------------------------------------------------------
 
-    def check_publish(self, exchange: str, msg: Message, username: str) -> Exchange | None:
+    def check_publish(self, exchange: str, msg: Message, username: str | None) -> Exchange | None:
+        """``username`` None: an ``impersonator`` publishing, whose user_id may name anyone."""
         user_id = msg.props.user_id
-        if user_id is not None and user_id != username:
+        if user_id is not None and username is not None and user_id != username:
             raise PreconditionFailed(
                 f"user_id property set to '{user_id}' but authenticated user was '{username}'"
             )
@@ -404,7 +431,7 @@ class VHost:
         return ex
 
     def publish(
-        self, exchange: str, routing_key: str, msg: Message, username: str = ""
+        self, exchange: str, routing_key: str, msg: Message, username: str | None = ""
     ) -> tuple[bool, bool]:
         """Route and enqueue. Returns (routed to at least one queue, accepted by all of them)."""
         if not exchange and msg.props.user_id is None:

@@ -4,7 +4,8 @@ The dashboard's pages cannot set an Authorization header on an EventSource, so t
 are also accepted from the ``ferrymq-auth`` cookie the dashboard's login form sets (HttpOnly,
 SameSite=Strict; it holds exactly what a basic-auth header holds).
 
-Until users carry tags (issue 16) every user is an ``administrator``, as RabbitMQ's default guest is.
+A user's management tags then decide what it may see and do (ferrymq.http.tag_gate); configured
+users are administrators, as RabbitMQ's default guest is.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from ferrymq.core.broker import Broker
 from ferrymq.errors import AccessRefused
+from ferrymq.http import tag_gate
 from ferrymq.http.plane import PLANE
 from ferrymq.http.responses import error
 
@@ -34,9 +37,9 @@ PUBLIC_EXACT = frozenset({"/", "/dashboard", "/dashboard/", "/sns"} | {
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def user_tags(name: str) -> list[str]:
-    """A user's tags (RabbitMQ's management tags). Everyone is an administrator until issue 16."""
-    return ["administrator"]
+def user_tags(broker: Broker, name: str) -> list[str]:
+    """A user's tags (RabbitMQ's management tags)."""
+    return list(broker.user_tags.get(name, []))
 
 
 def credentials(request: web.Request) -> tuple[str, str] | None:
@@ -98,9 +101,16 @@ async def basic_auth(request: web.Request, handler: Handler) -> web.StreamRespon
     creds = credentials(request)
     if creds is None:
         raise unauthorized()
+    broker = request.app[PLANE].broker
     try:
-        request.app[PLANE].broker.authenticate(*creds, loopback=is_loopback(request))
+        broker.authenticate(*creds, loopback=is_loopback(request))
     except AccessRefused:
         raise unauthorized(refused=True) from None
+    refused = tag_gate.refusal(request, broker, creds[0])
+    if refused is not None:
+        raise error(401, "not_authorised", refused)
+    denied = tag_gate.amqp_refusal(request, broker, creds[0])
+    if denied is not None:
+        raise denied
     request[USER] = creds[0]
-    return await handler(request)
+    return tag_gate.filter_listing(await handler(request), request, broker, creds[0])

@@ -29,6 +29,7 @@ from prometheus_client.metrics_core import Metric
 from ferrymq import limits
 from ferrymq.core.queue import Queue
 from ferrymq.core.stats import Histogram
+from ferrymq.http.api.nodes import alarm_families
 from ferrymq.http.plane import PLANE, Plane
 
 routes = web.RouteTableDef()
@@ -182,7 +183,8 @@ async def scrape(plane: Plane) -> AsyncIterator[bytes]:
     for i in range(0, len(texts), hstep):
         yield wait_lines(WAITS[0], texts[i:i + hstep])
         await asyncio.sleep(0)
-    for fam in (_dlq_family(plane), *_kafka_families(plane), *_pipeline_families(plane)):
+    for fam in (_dlq_family(plane), *_kafka_families(plane), *_pipeline_families(plane),
+                *alarm_families(plane)):
         yield render_chunk(fam, True)
 
 

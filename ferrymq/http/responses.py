@@ -64,7 +64,11 @@ def bad_request(reason: str) -> web.HTTPException:
 
 async def read_json(request: web.Request) -> Any:
     """The request's JSON body ({} when empty); malformed JSON is a 400 with the parser's reason."""
-    raw = await request.read()
+    return decode_json_body(await request.read())
+
+
+def decode_json_body(raw: bytes) -> Any:
+    """read_json's decoding, apart from the request (the fuzz target ``http-json`` calls it)."""
     if len(raw) > limits.HTTP_BODY_MAX_BYTES:
         raise error(413, "bad_request", f"body larger than {limits.HTTP_BODY_MAX_BYTES} bytes")
     if not raw.strip():

@@ -12,11 +12,15 @@ from ferrymq.http.api import (
     dlq,
     exchanges,
     health,
+    jobs,
     kafka,
+    limits,
+    nodes,
     overview,
     policies,
     queues,
     routing,
+    topic_permissions,
     traces,
 )
 from ferrymq.http.dashboard import pages
@@ -28,7 +32,8 @@ from ferrymq.http.sqs import endpoint as sqs
 TABLES = (overview.routes, queues.routes, exchanges.routes, bindings.routes, connections.routes,
           policies.routes, definitions.routes, health.routes, kafka.routes, routing.routes,
           dlq.routes, traces.routes, metrics.routes, pages.routes, sqs.routes, sns.routes,
-          push_ws.routes, push_sse.routes)
+          push_ws.routes, push_sse.routes, jobs.routes, limits.routes, nodes.routes,
+          topic_permissions.routes)
 
 
 def register(app: web.Application) -> None:

@@ -16,9 +16,11 @@ from aiohttp import web
 from ferrymq import limits
 from ferrymq.errors import AccessRefused, ChannelError, NotFound, ProtocolError
 from ferrymq.http import routes
+from ferrymq.http.audit import AUDIT, audit
 from ferrymq.http.auth import basic_auth
 from ferrymq.http.plane import PLANE, Plane
 from ferrymq.http.responses import JSON, error, not_found
+from ferrymq.server.audit import AuditLog
 from ferrymq.server.tls import create_server
 
 log = logging.getLogger("ferrymq.http")
@@ -49,11 +51,19 @@ async def broker_errors(request: web.Request, handler: Handler) -> web.StreamRes
 
 
 def build_app(plane: Plane) -> web.Application:
-    app = web.Application(middlewares=[broker_errors, basic_auth],
+    app = web.Application(middlewares=[audit, broker_errors, basic_auth],
                           client_max_size=limits.HTTP_BODY_MAX_BYTES)
     app[PLANE] = plane
+    audit_log = AuditLog.open(plane.settings, plane.clock)
+    if audit_log is not None:
+        app[AUDIT] = audit_log
+        app.on_cleanup.append(lambda _app: _close(audit_log))
     routes.register(app)
     return app
+
+
+async def _close(audit_log: AuditLog) -> None:
+    audit_log.close()
 
 
 class TlsSite(web.BaseSite):

@@ -70,6 +70,7 @@ def worker(
 
 def run_worker(app: App, config: WorkerConfig, scheduler: bool) -> None:
     """One worker in this process, in the main thread, until SIGTERM/SIGINT or recycling."""
+    config.scheduler = scheduler and bool(app.schedules)
     running = Worker(app, config)
 
     def stop(_signum: int, _frame: FrameType | None) -> None:

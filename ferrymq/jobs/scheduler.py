@@ -159,6 +159,13 @@ class FireLog:
                               (name,)).fetchall()
         return [(int(r[0]), int(r[1]), None if r[2] is None else int(r[2])) for r in rows]
 
+    def last_sent(self) -> dict[str, int]:
+        """Schedule name -> its latest fire that was sent (ms), for every schedule that fired."""
+        with self.db.transaction() as tx:
+            rows = tx.execute(f"SELECT name, MAX(fire_ms) FROM {FIRES} WHERE sent_ms IS NOT NULL"
+                              " GROUP BY name").fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
+
     def cursor(self, name: str) -> int | None:
         with self.db.transaction() as tx:
             row = tx.execute(f"SELECT cursor_ms FROM {STATE} WHERE name = ?", (name,)).fetchone()

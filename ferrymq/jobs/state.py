@@ -266,6 +266,17 @@ class StateStore:
                               params).fetchall()
         return {name: 0 for name in STATES} | {row[0]: int(row[1]) for row in rows}
 
+    def counts_by_job(self) -> dict[str, dict[str, int]]:
+        """Jobs per current state for every job name (the dashboard's Jobs page): one query."""
+        self.flush()
+        with self.db.transaction() as tx:
+            rows = tx.execute("SELECT job, state, COUNT(*) FROM ferrymq_job_state GROUP BY job, state"
+                              " ORDER BY job").fetchall()
+        out: dict[str, dict[str, int]] = {}
+        for job, state, n in rows:
+            out.setdefault(job, dict.fromkeys(STATES, 0))[state] = int(n)
+        return out
+
     # --- group commit --------------------------------------------------------------------------
 
     def _submit(self, item: tuple[Any, ...]) -> None:

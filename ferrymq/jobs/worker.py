@@ -26,7 +26,7 @@ from pamqp.base import Frame
 
 from ferrymq.client.connection import BrokerClosed, Client
 from ferrymq.client.deliveries import Confirm, Delivery, InboundReader
-from ferrymq.jobs import tenants
+from ferrymq.jobs import presence, tenants
 from ferrymq.jobs.app import App
 from ferrymq.jobs.broker import Topology
 from ferrymq.jobs.runner import AsyncLoop, JobThread, Watchdog
@@ -62,6 +62,7 @@ class WorkerConfig:
     max_tasks: int | None = None  # exit (to be restarted) after this many jobs
     max_memory_mb: int | None = None  # exit (to be restarted) past this peak RSS
     worker_id: str | None = None
+    scheduler: bool = False  # this process runs the app's cron scheduler (told to the broker)
 
 
 class Worker:
@@ -175,7 +176,10 @@ class Session:
         self.next_lease = 0
         self.next_cancel_poll = 0
         self.extend_frame = b""
-        self.client = Client(worker.app.url, product="ferrymq.jobs worker").open(heartbeat=config.heartbeat_s)
+        table = presence.announcement(worker.app, worker.worker_id, list(worker.weights), config.concurrency,
+                                      config.scheduler)
+        self.client = Client(worker.app.url, product="ferrymq.jobs worker",
+                             properties={presence.KEY: table}).open(heartbeat=config.heartbeat_s)
         self.reader = InboundReader()
         self.buffers: dict[str, deque[Delivery]] = {name: deque() for name in worker.weights}
         self.fair = [name for name in worker.weights if name in worker.app.fair_queues]

@@ -12,6 +12,7 @@ import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from ferrymq import limits
 from ferrymq.clock import Clock, Rng, SystemClock
 from ferrymq.config import Settings
 from ferrymq.core.broker import Broker
@@ -111,9 +112,12 @@ def open_stores(settings: Settings, loop: asyncio.AbstractEventLoop, clock: Cloc
     broker.streams = AmqpStreams(streams.topics, commit, clock)
     if durability is not None:
         log.info("%s: %s", settings.data_dir, durability.recover(broker).line())
+        for scope, name, values in durability.metadata.load_limits():  # rabbitmqctl set_*_limits
+            broker.limits.restore(scope, name, values)
     else:
         log.warning("no data directory: nothing will survive a restart")
     amqp = AMQPServer(broker, settings, commit, durability)
+    kafka.producer.throttle_ms = lambda: limits.KAFKA_ALARM_THROTTLE_MS if amqp.alarm else 0
     return Running(broker, amqp, 0, commit, streams, durability, kafka)
 
 

@@ -18,20 +18,31 @@ from ferrymq import limits
 from ferrymq.core.clock import Clock
 from ferrymq.core.topics import TopicRegistry
 from ferrymq.protocols.kafka import compaction
-from ferrymq.storage.stream_compact import CompactionPlan, RecordCodec, apply, compact, needs_compaction, plan
+from ferrymq.storage.stream_compact import (
+    CompactionPlan,
+    RecordCodec,
+    apply,
+    compact,
+    map_keys_for,
+    needs_compaction,
+    plan,
+)
 from ferrymq.storage.stream_log import StreamLog
 
 log = logging.getLogger("ferrymq.kafka")
 RECORD_CODEC = RecordCodec(compaction.keys, compaction.filter_batch)
 
 CLEANER_BACKOFF_MS = limits.KAFKA_CLEANER_BACKOFF_MS  # Kafka's log.cleaner.backoff.ms
+DEDUPE_BUFFER_BYTES = limits.KAFKA_CLEANER_DEDUPE_BUFFER_BYTES  # Kafka's log.cleaner.dedupe.buffer.size
 
 
 class LogCleaner:
-    def __init__(self, topics: TopicRegistry, clock: Clock, backoff_ms: int = CLEANER_BACKOFF_MS) -> None:
+    def __init__(self, topics: TopicRegistry, clock: Clock, backoff_ms: int = CLEANER_BACKOFF_MS,
+                 buffer_bytes: int = DEDUPE_BUFFER_BYTES) -> None:
         self.topics = topics
         self.clock = clock
         self.backoff_ms = backoff_ms
+        self.map_keys_max = map_keys_for(buffer_bytes)  # a pass maps at most this many keys
         self.loop = asyncio.get_running_loop()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="ferrymq-kafka-cleaner")
         self._task: asyncio.Task[None] | None = None
@@ -55,7 +66,7 @@ class LogCleaner:
         removed = 0
         for lg, keep_ms in self.compactable(now_ms):
             p: CompactionPlan = await self.loop.run_in_executor(
-                self._executor, plan, lg, RECORD_CODEC, now_ms, keep_ms)
+                self._executor, plan, lg, RECORD_CODEC, now_ms, keep_ms, self.map_keys_max)
             swapped = apply(p)
             removed += p.records_removed
             if swapped:
@@ -71,7 +82,8 @@ class LogCleaner:
 
     def clean_now(self, now_ms: int) -> int:
         """One pass here and now, on the caller's thread (tests, tools); records removed."""
-        return sum(compact(lg, RECORD_CODEC, now_ms, keep) for lg, keep in self.compactable(now_ms))
+        return sum(compact(lg, RECORD_CODEC, now_ms, keep, self.map_keys_max)
+                   for lg, keep in self.compactable(now_ms))
 
     async def close(self) -> None:
         if self._task is not None:

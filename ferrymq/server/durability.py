@@ -88,7 +88,7 @@ class Durability:
         s.orphans_removed = len(top.orphans_removed)
         for name in top.orphans_removed:
             log.warning("recovery: removed queue directory %s: no durable queue owns it", name)
-        broker.restore_access(top.vhosts, top.users, top.permissions)  # the base for what follows
+        broker.restore_access(top.vhosts, top.users, top.permissions, top.access)  # the base for what follows
         for body in top.policies:  # then policies, so every queue and exchange is declared under them
             policy = self._replay(make_policy, body.get("vhost", "/"), body.get("name", ""), body)
             if policy is not None:

@@ -28,6 +28,7 @@ class Streams:
         self.clock = clock
         self.retention_check_ms = settings.kafka_retention_check_ms
         self.cleaner_backoff_ms = settings.kafka_cleaner_backoff_ms
+        self.cleaner_buffer_bytes = settings.kafka_cleaner_dedupe_buffer_bytes
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if settings.data_dir:
             self.base = Path(settings.data_dir)
@@ -35,7 +36,8 @@ class Streams:
             self._tmp = tempfile.TemporaryDirectory(prefix="ferrymq-streams-")
             self.base = Path(self._tmp.name)
         self.topics = TopicRegistry(StreamStore(self.base / "streams"), settings.kafka_num_partitions,
-                                    producers_from)
+                                    producers_from,
+                                    {"max.message.bytes": str(settings.kafka_message_max_bytes)})
         self.cleaner: LogCleaner | None = None
         self._retention_timer: asyncio.TimerHandle | None = None
 
@@ -48,7 +50,8 @@ class Streams:
         """Retention every ``log.retention.check.interval.ms``; the cleaner in its thread."""
         loop = asyncio.get_running_loop()
         self._retention_timer = loop.call_later(self.retention_check_ms / 1000, self._retention)
-        self.cleaner = LogCleaner(self.topics, self.clock, self.cleaner_backoff_ms)
+        self.cleaner = LogCleaner(self.topics, self.clock, self.cleaner_backoff_ms,
+                                  self.cleaner_buffer_bytes)
         self.cleaner.start()
 
     def _retention(self) -> None:

@@ -42,6 +42,7 @@ class SimTopology:
         self.vhosts: dict[str, bool] = {}  # name -> deleted (a tombstone)
         self.users: dict[str, tuple[str, str, bool]] = {}  # name -> (hash, algorithm, deleted)
         self.permissions: dict[tuple[str, str], dict[str, str] | None] = {}  # None: cleared
+        self.access: dict[tuple[str, str], Any] = {}  # (kind, key) -> tags / topic permission
         self.stores: dict[tuple[str, str], QueueLog] = {}
         self._next_dir = 0
 
@@ -140,6 +141,9 @@ class SimTopology:
     def permission_cleared(self, vhost: str, user: str) -> None:
         self.permissions[(vhost, user)] = None
 
+    def access_set(self, kind: str, key: str, value: Any) -> None:
+        self.access[(kind, key)] = value
+
     def delayed_store(self, vhost: str) -> None:
         return None  # the simulation declares no x-delayed-message exchange
 
@@ -150,7 +154,8 @@ class SimTopology:
         Returns the number of messages recovered."""
         broker.restore_access(list(self.vhosts.items()),
                               [(n, h, a, d) for n, (h, a, d) in self.users.items()],
-                              [(v, u, p) for (v, u), p in self.permissions.items()])
+                              [(v, u, p) for (v, u), p in self.permissions.items()],
+                              [(k, key, v) for (k, key), v in self.access.items()])
         for (vhost, name), body in sorted(self.policies.items()):
             broker.add_vhost(vhost).set_policy(make_policy(vhost, name, body))
         for (vhost, name), (type_, auto_delete, internal, args) in sorted(self.exchanges.items()):

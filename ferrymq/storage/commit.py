@@ -47,6 +47,21 @@ def sync_directory(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
+def replace_file(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write a small file whole (temp file, fsync, rename, directory fsync): after a crash it holds
+    either its old or its new contents, never a mix."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+        sync_data(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    sync_directory(path.parent)
+
+
 def make_directories(path: str | os.PathLike[str]) -> list[Path]:
     """Create ``path`` and any missing parents; return the directories whose entries changed (the
     parent of each directory created, outermost first). They must be synced with ``sync_directory``

@@ -248,6 +248,9 @@ class FaultyStreamLog(_FaultyBase):
         found: int | None = self.log.offset_for_time(ts)
         return found
 
+    def advance_start(self, offset: int) -> int:
+        return int(self.log.advance_start(offset))
+
     def apply_retention(self, now_ms: int, retention_ms: int, retention_bytes: int) -> int:
         removed = int(self.log.apply_retention(now_ms, retention_ms, retention_bytes))
         self._after_front_drop(removed)

@@ -113,9 +113,17 @@ class MemoryStreamLog(_InMemory):
 
     @property
     def start_offset(self) -> int:
-        return self._bases[0] if self._bases else self._start
+        return max(self._bases[0], self._start) if self._bases else self._start
 
     first_offset = start_offset
+
+    def advance_start(self, offset: int) -> int:
+        """DeleteRecords (StreamLog.advance_start): batches wholly below ``offset`` go."""
+        self._start = max(self._start, min(offset, self._next))
+        while self._batches and self._ends[0] <= self._start:
+            for column in (self._batches, self._bases, self._ends, self._max_ts):
+                column.pop(0)
+        return self.start_offset
 
     @property
     def next_offset(self) -> int:

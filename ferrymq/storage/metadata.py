@@ -48,6 +48,10 @@ CREATE TABLE IF NOT EXISTS users (
     name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, algorithm TEXT NOT NULL, deleted INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS permissions (
     vhost TEXT NOT NULL, user TEXT NOT NULL, permission TEXT, PRIMARY KEY (vhost, user));
+CREATE TABLE IF NOT EXISTS limits (
+    scope TEXT NOT NULL, name TEXT NOT NULL, limits TEXT NOT NULL, PRIMARY KEY (scope, name));
+CREATE TABLE IF NOT EXISTS access (kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT,
+    PRIMARY KEY (kind, key));
 """
 
 
@@ -64,6 +68,7 @@ class Topology:
     vhosts: list[tuple[str, bool]] = field(default_factory=list)
     users: list[tuple[str, str, str, bool]] = field(default_factory=list)
     permissions: list[tuple[str, str, dict[str, str] | None]] = field(default_factory=list)
+    access: list[tuple[str, str, Any]] = field(default_factory=list)  # tags, topic permissions
 
 
 class Metadata:
@@ -159,6 +164,7 @@ class Metadata:
             self._db.execute("INSERT OR REPLACE INTO vhosts VALUES (?, 1)", (name,))
             self._db.execute("DELETE FROM permissions WHERE vhost = ?", (name,))
             self._db.execute("DELETE FROM policies WHERE vhost = ?", (name,))
+            self._db.execute("DELETE FROM limits WHERE scope = 'vhost' AND name = ?", (name,))
 
     def user_set(self, name: str, password_hash: str, algorithm: str) -> None:
         self._write("INSERT OR REPLACE INTO users VALUES (?, ?, ?, 0)", (name, password_hash, algorithm))
@@ -167,6 +173,7 @@ class Metadata:
         with self._db:
             self._db.execute("INSERT OR REPLACE INTO users VALUES (?, '', '', 1)", (name,))
             self._db.execute("DELETE FROM permissions WHERE user = ?", (name,))
+            self._db.execute("DELETE FROM limits WHERE scope = 'user' AND name = ?", (name,))
 
     def permission_set(self, vhost: str, user: str, permission: dict[str, str]) -> None:
         self._write("INSERT OR REPLACE INTO permissions VALUES (?, ?, ?)",
@@ -174,6 +181,20 @@ class Metadata:
 
     def permission_cleared(self, vhost: str, user: str) -> None:
         self._write("INSERT OR REPLACE INTO permissions VALUES (?, ?, NULL)", (vhost, user))
+
+    def limits_set(self, scope: str, name: str, values: dict[str, int]) -> None:
+        """A vhost's or user's limits (ferrymq.core.vhost_limits); none left deletes the row."""
+        if values:
+            self._write("INSERT OR REPLACE INTO limits VALUES (?, ?, ?)", (scope, name, json.dumps(values)))
+        else:
+            self._write("DELETE FROM limits WHERE scope = ? AND name = ?", (scope, name))
+
+    def load_limits(self) -> list[tuple[str, str, dict[str, int]]]:
+        rows = self._db.execute("SELECT * FROM limits ORDER BY rowid")
+        return [(scope, name, json.loads(values)) for scope, name, values in rows]
+    def access_set(self, kind: str, key: str, value: Any) -> None:
+        self._write("INSERT OR REPLACE INTO access VALUES (?, ?, ?)",
+                    (kind, key, None if value is None else json.dumps(value)))
 
     def delayed_store(self, vhost: str) -> QueueStore:
         store = self._delayed.get(vhost)
@@ -198,6 +219,8 @@ class Metadata:
         top.users = [(n, h, a, bool(d)) for n, h, a, d in db.execute("SELECT * FROM users ORDER BY rowid")]
         top.permissions = [(v, u, None if p is None else json.loads(p))
                            for v, u, p in db.execute("SELECT * FROM permissions ORDER BY rowid")]
+        top.access = [(k, key, None if v is None else json.loads(v))
+                      for k, key, v in db.execute("SELECT * FROM access ORDER BY rowid")]
         for v, s, d, te, rk, a in db.execute("SELECT * FROM bindings ORDER BY rowid"):
             top.bindings.append((v, s, d, bool(te), rk, self._decode(a)))
         for path in sorted(self.queue_root.iterdir()):

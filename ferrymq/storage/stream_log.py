@@ -16,12 +16,14 @@ from bisect import bisect_right
 from pathlib import Path
 
 from ferrymq.core.clock import Clock
+from ferrymq.storage.commit import replace_file
 from ferrymq.storage.log import SegmentedLog
 from ferrymq.storage.log import segment_name as segment_name  # re-exported for stream callers
 from ferrymq.storage.segment import HEADER_BYTES, Segment, StreamSegment
 
 SEGMENT_BYTES_DEFAULT = 1 << 30  # Kafka's segment.bytes default
 _BASE = struct.Struct(">q")  # a batch's baseOffset, written in place by the caller
+LOG_START_FILE = "log-start-offset"  # DeleteRecords' start (Kafka's log-start-offset-checkpoint)
 
 
 class StreamLog(SegmentedLog):
@@ -36,6 +38,7 @@ class StreamLog(SegmentedLog):
         self.tombstone_deadline_ms = -1  # compaction: when a kept tombstone expires (-1: none kept)
         self._retired: list[Segment] = []  # replaced by compaction, closed one pass later
         super().__init__(path, segment_bytes, None, clock)
+        self._log_start = self._stored_log_start()
 
     @property
     def path(self) -> Path:
@@ -43,8 +46,27 @@ class StreamLog(SegmentedLog):
 
     @property
     def start_offset(self) -> int:
-        """The log start offset: the first segment's base (compaction never moves it)."""
-        return self._segments[0].base
+        """The log start offset: the first segment's base, or past it where DeleteRecords moved it
+        inside that segment (compaction never moves it)."""
+        return max(self._segments[0].base, min(self._log_start, self.next_offset))
+
+    def _stored_log_start(self) -> int:
+        path = self.directory / LOG_START_FILE
+        return int(path.read_text()) if path.exists() else 0
+
+    def advance_start(self, offset: int) -> int:
+        """Kafka's DeleteRecords: nothing below ``offset`` is readable any more. The new start is made
+        durable first; then the segments wholly below it go by the path retention takes (a log
+        emptied to its end rolls first, so its last segment can go too). Returns the start."""
+        offset = min(offset, self.next_offset)
+        if offset <= self.start_offset:
+            return self.start_offset
+        replace_file(self.directory / LOG_START_FILE, str(offset).encode())
+        self._log_start = offset
+        if offset == self.next_offset:
+            self.roll()
+        self.delete_segments_before(offset)
+        return self.start_offset
 
     # --- writing ---
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ferrymq.core.clock import Clock
-from ferrymq.storage.commit import make_durable_directory, sync_data, sync_directory
+from ferrymq.storage.commit import make_durable_directory, replace_file, sync_directory
 from ferrymq.storage.stream_log import StreamLog
 
 META = "topic.json"
@@ -44,16 +44,8 @@ class StreamStore:
         d = self.root / name
         new = not d.exists()
         d.mkdir(exist_ok=True)
-        tmp = d / (META + ".tmp")
         data = json.dumps({"name": name, "partitions": partitions, "configs": configs, "internal": internal})
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, data.encode())
-            sync_data(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, d / META)
-        sync_directory(d)
+        replace_file(d / META, data.encode())
         if new:
             sync_directory(self.root)
 

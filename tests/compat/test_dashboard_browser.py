@@ -39,7 +39,7 @@ def save_for_readme(shot: Path, name: str) -> None:
     if os.environ.get("SCREENSHOTS_TO_DOCS") == "1":
         DOCS.mkdir(exist_ok=True)
         shutil.copy(shot, DOCS / name)
-PAGES = ("", "queues", "routing", "traces", "dlq", "streams", "connections", "lab")
+PAGES = ("", "queues", "routing", "traces", "dlq", "streams", "connections", "lab", "jobs")
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +48,13 @@ def broker() -> Iterator[EmbeddedBroker]:
         yield b
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+def chromium(tmp_path_factory: pytest.TempPathFactory, size: str = "1400,900") -> Iterator[WebDriver]:
+    """Headless Chromium with a profile of its own, quit at the end (the browser fixtures' body)."""
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", "--window-size=1400,900",
+                "--no-first-run", f"--window-size={size}",
                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
         options.add_argument(arg)
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
@@ -62,6 +62,11 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+    yield from chromium(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

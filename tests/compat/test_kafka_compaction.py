@@ -45,12 +45,17 @@ def _read_all(ferry, topic: str) -> dict[int, tuple[bytes, bytes | None]]:
     return got
 
 
-def test_latest_value_per_key_survives_compaction_at_its_offset(ferry):
-    topic = f"compact-{uuid.uuid4().hex[:8]}"
+def _compacted_topic(ferry, prefix: str, segment_bytes: int) -> str:
+    topic = f"{prefix}-{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": ferry.kafka_bootstrap})
-    configs = {"cleanup.policy": "compact", "segment.bytes": "600", "delete.retention.ms": "0"}
+    configs = {"cleanup.policy": "compact", "segment.bytes": str(segment_bytes), "delete.retention.ms": "0"}
     for fut in admin.create_topics([NewTopic(topic, 1, 1, config=configs)]).values():
         fut.result(10)
+    return topic
+
+
+def test_latest_value_per_key_survives_compaction_at_its_offset(ferry):
+    topic = _compacted_topic(ferry, "compact", 600)
     rng = random.Random(5)
     items: list[tuple[bytes, bytes | None]] = []
     for n in range(400):
@@ -75,3 +80,27 @@ def test_latest_value_per_key_survives_compaction_at_its_offset(ferry):
         else:
             assert o not in after, f"offset {o} ({k!r}) should have been compacted away"
     assert len(after) < len(before)
+
+
+def test_a_cleaner_whose_offset_map_holds_few_keys_compacts_a_many_keyed_topic_in_passes(ferry):
+    """log.cleaner.dedupe.buffer.size too small for the topic's keys: each pass maps what fits and
+    the passes together leave exactly the latest record of every key."""
+    topic = _compacted_topic(ferry, "compact-many", 2000)
+    rng = random.Random(9)
+    items = [(f"key-{rng.randrange(120)}".encode(), f"v{n}".encode()) for n in range(600)]
+    offsets = _produce(ferry, topic, items)
+    streams = ferry.running.streams
+    cleaner = streams.cleaner
+    cleaner.map_keys_max = 7  # far fewer than the topic's keys
+    passes = 0
+    while ferry.call(lambda: bool(cleaner.compactable(cleaner.clock.now_ms()))):
+        asyncio.run_coroutine_threadsafe(cleaner.clean_once(), ferry._loop).result(20)
+        passes += 1
+        assert passes < 200, "every pass must make progress"
+    assert passes > 1
+    after = _read_all(ferry, topic)
+    active_base = ferry.call(lambda: streams.topics.get(topic).logs[0].segments[-1].base)
+    latest = {k: offsets[i] for i, (k, _) in enumerate(items) if offsets[i] < active_base}
+    expected = {offsets[i]: (k, v) for i, (k, v) in enumerate(items)
+                if offsets[i] >= active_base or latest[k] == offsets[i]}
+    assert after == expected

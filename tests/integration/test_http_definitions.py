@@ -99,6 +99,8 @@ def test_rabbitmqadmin_export_then_import_carries_topology_and_hashed_users(tmp_
     guest = next(u for u in raw["users"] if u["name"] == "guest")
     assert guest["hashing_algorithm"] == "rabbit_password_hashing_sha256" and "password" not in guest
     raw["users"].append({**guest, "name": "imported"})  # same hash: its password is "guest"
+    raw["permissions"].append({"user": "imported", "vhost": "/", "configure": ".*", "write": ".*",
+                               "read": ".*"})  # without one it may not open "/" (as on RabbitMQ)
     path.write_text(json.dumps(raw))
     with EmbeddedBroker() as b:
         subprocess.run(["rabbitmqadmin", "-H", "127.0.0.1", "-P", str(b.http_port), "import", str(path)],
@@ -116,6 +118,8 @@ def test_definitions_round_trip_between_rabbitmq_and_ferrymq(rabbit: RabbitNode)
     _topology(rabbit.management_url, "from-rabbit")
     requests.put(f"{rabbit.management_url}/api/users/rabbit-user", auth=AUTH, timeout=10,
                  json={"password": "r-secret", "tags": ""}).raise_for_status()
+    requests.put(f"{rabbit.management_url}/api/permissions/%2F/rabbit-user", auth=AUTH, timeout=10,
+                 json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
     from_rabbit = _defs(rabbit.management_url)
     with EmbeddedBroker() as fm:
         _post(fm.http_url, from_rabbit)
@@ -125,6 +129,8 @@ def test_definitions_round_trip_between_rabbitmq_and_ferrymq(rabbit: RabbitNode)
         _ferry_topology(fm, "from-ferry")
         users = fm.running.broker.users  # type: ignore[union-attr]
         fm.call(users.__setitem__, "ferry-user", "f-secret")
+        fm.call(fm.running.broker.set_permission, "/", "ferry-user",  # type: ignore[union-attr]
+                {"configure": ".*", "write": ".*", "read": ".*"})
         from_ferry = _defs(fm.http_url)
     _post(rabbit.management_url, from_ferry)
     assert _ours(_defs(rabbit.management_url), "from-ferry") == _ours(from_ferry, "from-ferry")

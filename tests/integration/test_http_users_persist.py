@@ -35,7 +35,7 @@ def _amqp_login(b: EmbeddedBroker, user: str, password: str, vhost: str) -> None
 def test_vhost_user_and_permissions_survive_a_restart_and_the_user_logs_in(tmp_path: Path) -> None:
     with EmbeddedBroker(data_dir=str(tmp_path)) as b:
         _put(b, "/api/vhosts/kept", {})
-        _put(b, "/api/users/alice", {"password": "s3cret", "tags": ""})
+        _put(b, "/api/users/alice", {"password": "s3cret", "tags": "management"})
         _put(b, "/api/permissions/kept/alice", PERM)
     with sqlite3.connect(tmp_path / "metadata.sqlite3") as db:
         stored = " ".join(str(row) for row in db.execute("SELECT * FROM users"))
@@ -54,7 +54,7 @@ def test_vhost_user_and_permissions_survive_a_restart_and_the_user_logs_in(tmp_p
 def test_deleted_users_vhosts_and_permissions_stay_deleted_after_a_restart(tmp_path: Path) -> None:
     with EmbeddedBroker(data_dir=str(tmp_path)) as b:
         _put(b, "/api/users/bob", {"password": "pw"})
-        _put(b, "/api/users/admin", {"password": "pw"})
+        _put(b, "/api/users/admin", {"password": "pw", "tags": "administrator"})
         _put(b, "/api/vhosts/gone", {})
         _put(b, "/api/permissions/gone/bob", PERM)
         _put(b, "/api/permissions/%2F/admin", PERM)
@@ -69,17 +69,17 @@ def test_deleted_users_vhosts_and_permissions_stay_deleted_after_a_restart(tmp_p
         assert _get(b, "/api/vhosts/gone", auth).status_code == 404
         assert _get(b, "/api/permissions/%2F/admin", auth).status_code == 404
         assert _get(b, "/api/permissions", auth).json() == []
-        _put(b, "/api/users/guest", {"password": "again"}, auth)  # made again: back with the new password
+        _put(b, "/api/users/guest", {"password": "again", "tags": "administrator"}, auth)  # made again
     with EmbeddedBroker(data_dir=str(tmp_path)) as b:
         assert _get(b, "/api/whoami", ("guest", "again")).status_code == 200
 
 
 def test_a_definitions_import_of_users_and_vhosts_survives_a_restart(tmp_path: Path) -> None:
     with EmbeddedBroker() as source:  # a hash made by an export, imported elsewhere
-        _put(source, "/api/users/hashed", {"password": "h-pw"})
+        _put(source, "/api/users/hashed", {"password": "h-pw", "tags": "management"})
         exported = next(u for u in _get(source, "/api/definitions").json()["users"] if u["name"] == "hashed")
-    defs = {"users": [exported, {"name": "plain", "password": "p-pw", "tags": ""}],
-            "vhosts": [{"name": "imported"}]}
+    defs = {"users": [exported, {"name": "plain", "password": "p-pw", "tags": "management"}],
+            "vhosts": [{"name": "imported"}], "permissions": [{"user": "plain", "vhost": "/", **PERM}]}
     with EmbeddedBroker(data_dir=str(tmp_path)) as b:
         r = requests.post(f"{b.http_url}/api/definitions", json=defs, auth=GUEST, timeout=10)
         assert r.status_code == 204, r.text

@@ -69,12 +69,18 @@ def test_a_content_frame_on_an_unopened_channel_is_unexpected() -> None:
     assert close.reply_text == "UNEXPECTED_FRAME - expected method frame, got non method frame instead"
 
 
-def test_channel_number_above_channel_max_is_refused() -> None:
-    conn, handler = opened(channels=(), channel_max=10)
+def test_channel_max_counts_open_channels_as_rabbitmq_does() -> None:
+    """RabbitMQ 3.10 lets any channel number open while fewer than channel_max are open; the one past
+    the count gets connection.close 530 naming no method (checked against RabbitMQ 3.10)."""
+    conn, handler = opened(channels=(), channel_max=2)
     _send(conn, 11, c.Channel.Open())
+    _send(conn, 1, c.Channel.Open())
+    assert handler.calls == [("on_channel_open", 11), ("on_channel_open", 1)]
+    _send(conn, 2, c.Channel.Open())
     close = last_close(conn)
-    assert isinstance(close, c.Connection.Close) and close.reply_code == 504
-    assert handler.calls == []
+    assert isinstance(close, c.Connection.Close) and (close.reply_code, close.reply_text) == (
+        530, "NOT_ALLOWED - number of channels opened (2) has reached the negotiated channel_max (2)")
+    assert (close.class_id, close.method_id) == (0, 0)
 
 
 def test_client_channel_close_tells_the_handler_then_replies_close_ok() -> None:

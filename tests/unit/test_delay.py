@@ -66,3 +66,12 @@ def test_pop_due_matches_a_sorted_model(
         assert q.pop_due(now) == [(seq, value) for _, seq, value in due_now]
         assert len(q) == len(model)
         assert q.next_deadline_ms() == (model[0][0] if model else None)
+
+
+def test_held_gives_at_most_limit_items_with_their_due_times_the_earliest_first() -> None:
+    q: DelayQueue[str] = DelayQueue()
+    for due, item in ((30, "c"), (10, "a"), (20, "b"), (40, "d")):
+        q.push(due, item)
+    assert q.held(10)[0] == (10, "a") and sorted(q.held(10)) == [(10, "a"), (20, "b"), (30, "c"), (40, "d")]
+    assert len(q.held(2)) == 2 and q.held(2)[0] == (10, "a")
+    assert len(q) == 4, "looking takes nothing"

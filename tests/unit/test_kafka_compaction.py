@@ -12,7 +12,15 @@ from ferrymq.protocols.kafka.batch import assign_offsets, validate
 from ferrymq.protocols.kafka.compression import GZIP, LZ4, NONE, SNAPPY, ZSTD
 from ferrymq.protocols.kafka.records import decode_batches, encode_batch
 from ferrymq.server.cleaner import RECORD_CODEC
-from ferrymq.storage.stream_compact import compact, needs_compaction
+from ferrymq.storage.stream_compact import (
+    OFFSET_MAP_ENTRY_BYTES,
+    apply,
+    compact,
+    map_keys_for,
+    needs_compaction,
+    offset_map,
+    plan,
+)
 from ferrymq.storage.stream_log import StreamLog
 
 KEEP_MS = 1_000
@@ -95,3 +103,58 @@ def test_time_roll_by_record_timestamps(tmp_path):
     assert len(log.segments) == 1
     _append(log, [(b"k", b"v")], 1_101)
     assert len(log.segments) == 2 and log.segments[-1].base == 2
+
+
+def _log_of(batches: list[list[tuple[bytes, bytes | None]]], path) -> StreamLog:
+    log = StreamLog(path, segment_bytes=300)
+    for i, recs in enumerate(batches):
+        _append(log, recs, 1_000 + i)
+    return log
+
+
+keyed_batches = st.lists(st.lists(st.tuples(st.sampled_from([b"a", b"b", b"c", b"d", b"e", b"f", b"g"]),
+                                            st.one_of(st.none(), st.binary(min_size=1, max_size=20))),
+                                  min_size=1, max_size=6), min_size=1, max_size=25)
+
+
+@settings(max_examples=60, deadline=None)
+@given(batches=keyed_batches, keys_max=st.integers(1, 4), late=st.booleans())
+def test_a_bounded_offset_map_compacts_in_passes_to_what_one_unbounded_pass_leaves(
+        tmp_path_factory, batches, keys_max, late):
+    bounded = _log_of(batches, tmp_path_factory.mktemp("bounded"))
+    unbounded = _log_of(batches, tmp_path_factory.mktemp("unbounded"))
+    now = 1_000 + len(batches) + (KEEP_MS * 10 if late else 0)
+    compact(unbounded, RECORD_CODEC, now, KEEP_MS)
+    passes = 0
+    while needs_compaction(bounded, now):
+        p = plan(bounded, RECORD_CODEC, now, KEEP_MS, keys_max)
+        assert len(offset_map(list(bounded.segments)[:-1], RECORD_CODEC, bounded.cleaned_upto,
+                              bounded.segments[-1].base, keys_max)[0]) <= keys_max
+        apply(p)
+        passes += 1
+        assert passes <= 200, "every pass must make progress"
+    assert _all(bounded) == _all(unbounded)
+    bounded.close()
+    unbounded.close()
+
+
+def test_a_full_map_ends_the_pass_at_the_first_key_it_could_not_hold(tmp_path):
+    log = StreamLog(tmp_path / "p", segment_bytes=14)  # a segment per batch
+    _append(log, [(b"a", b"1"), (b"b", b"1")], 1)  # offsets 0, 1
+    _append(log, [(b"a", b"2"), (b"c", b"1")], 2)  # offsets 2, 3
+    _append(log, [(b"b", b"2")], 3)  # offset 4
+    _append(log, [(b"z", b"active")], 4)  # the active segment
+    p = plan(log, RECORD_CODEC, 10, KEEP_MS, map_keys_max=2)
+    assert p.upto == 3, "the map held a and b; c at offset 3 did not fit"
+    apply(p)
+    # a@0 went (a@2 is later); b@1 waits for a pass that sees b@4
+    assert [o for o, *_ in _all(log)] == [1, 2, 3, 4, 5]
+    assert needs_compaction(log, 10)
+    compact(log, RECORD_CODEC, 10, KEEP_MS, map_keys_max=2)
+    assert [o for o, *_ in _all(log)] == [2, 3, 4, 5]
+    assert not needs_compaction(log, 10)
+
+
+def test_the_dedupe_buffer_setting_bounds_the_cleaners_map():
+    assert map_keys_for(OFFSET_MAP_ENTRY_BYTES * 1000) == 1000
+    assert map_keys_for(1) == 1  # never a map that holds nothing

@@ -63,3 +63,17 @@ def test_replayed_message_is_delivered_again_from_its_queue() -> None:
     replay(vh, vh.queues["dlq"], None)
     ch.consume("work", "c2", no_ack=True)
     assert [d[3] for d in deliveries(ch)] == [b"m0"]
+
+
+def test_replay_with_a_resolver_sends_what_it_returns_where_it_says_and_leaves_what_it_refuses() -> None:
+    vh, _ = _dead_lettered(2)
+    dlq, other = vh.queues["dlq"], vh.declare_queue("other", connection=None)
+    rewritten = msg("rewritten", "other", delivery_mode=2)
+
+    def resolve(m):  # type: ignore[no-untyped-def]
+        return ("other", rewritten) if m.body == b"m0" else None
+
+    result = replay(vh, dlq, None, resolve)
+    assert (result.replayed, result.after) == (1, {"dlq": 1, "targets": {"other": 1}})
+    assert [e.msg.body for e in other.ready_entries()] == [b"rewritten"]
+    assert [e.msg.body for e in dlq.ready_entries()] == [b"m1"]

@@ -2,10 +2,10 @@
 exported by RabbitMQ imports here and FerryMQ's export imports into RabbitMQ.
 
 Export: users carry a salted ``rabbit_password_hashing_sha256`` hash (salt from the broker's Rng);
-permissions are ``.*`` for every user on every vhost (FerryMQ has no permission model yet: issue
-16); exclusive queues and the built-in amq.* exchanges are left out, as RabbitMQ does. Import:
-users (a password or a hash, kept and verified at login), vhosts, policies, exchanges, queues,
-bindings; permissions, topic permissions, parameters and user tags are accepted and ignored.
+tags, permissions and topic permissions as stored (ferrymq.http.api.access_definitions); exclusive
+queues and the built-in amq.* exchanges are left out, as RabbitMQ does. Import: users (a password or
+a hash, kept and verified at login) with their tags, vhosts, permissions, topic permissions,
+policies, exchanges, queues, bindings; parameters are accepted and ignored.
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ from aiohttp import web
 from ferrymq.core.passwords import ALGORITHMS, DEFAULT_ALGORITHM, hash_password
 from ferrymq.core.policy import PolicyError, make_policy
 from ferrymq.core.vhost import VHost
+from ferrymq.http.api import access_definitions
 from ferrymq.http.api.connections import jsonable, paced
+from ferrymq.http.api.limits import exported_parameters, import_limits
 from ferrymq.http.auth import user_tags
 from ferrymq.http.plane import PLANE, Plane
 from ferrymq.http.responses import bad_request, no_content, not_found, ok, read_json
 
 routes = web.RouteTableDef()
-PERMIT_ALL = {"configure": ".*", "write": ".*", "read": ".*"}
 
 
 def _users(plane: Plane) -> list[dict[str, Any]]:
@@ -34,7 +35,7 @@ def _users(plane: Plane) -> list[dict[str, Any]]:
             salt = broker.rng.getrandbits(32).to_bytes(4, "big")
             hashed = (hash_password(broker.users[name], salt), DEFAULT_ALGORITHM)
         out.append({"name": name, "password_hash": hashed[0], "hashing_algorithm": hashed[1],
-                    "tags": user_tags(name), "limits": {}})
+                    "tags": user_tags(broker, name), "limits": broker.limits.of("user", name)})
     return out
 
 
@@ -63,8 +64,9 @@ async def export_all(plane: Plane) -> dict[str, Any]:
     out: dict[str, Any] = {
         "rabbit_version": version, "rabbitmq_version": version, "product_name": plane.settings.amqp_product,
         "product_version": version, "users": users, "vhosts": [{"name": v.name} for v in vhosts],
-        "permissions": [{"user": u["name"], "vhost": v.name, **PERMIT_ALL} for u in users for v in vhosts],
-        "topic_permissions": [], "parameters": [], "global_parameters": [],
+        "permissions": access_definitions.export_permissions(plane.broker),
+        "topic_permissions": access_definitions.export_topic_permissions(plane.broker),
+        "parameters": exported_parameters(plane), "global_parameters": [],
     }
     per_vhost = [await _objects(v, True) for v in vhosts]
     for key in ("policies", "queues", "exchanges", "bindings"):
@@ -143,8 +145,11 @@ async def _import(request: web.Request, only: str | None) -> web.Response:
     if only is None:
         for user in _list(body, "users"):
             _import_user(plane, user)
+            access_definitions.import_tags(plane.broker, user)
         for v in _list(body, "vhosts"):
             plane.broker.create_vhost(str(v.get("name", "/")))
+        import_limits(plane, body)
+        access_definitions.import_access(plane.broker, body)
     elif only not in plane.broker.vhosts:
         raise not_found()
     try:

@@ -14,9 +14,11 @@ from aiohttp import web
 from ferrymq import limits
 from ferrymq.core import replay
 from ferrymq.core.vhost import VHost
+from ferrymq.http.dashboard import jobs_store, jobs_view
 from ferrymq.http.dashboard.actions import queue_of
 from ferrymq.http.plane import PLANE
 from ferrymq.http.responses import bad_request, ok, read_json
+from ferrymq.jobs.message import JobMessage
 
 routes = web.RouteTableDef()
 
@@ -51,13 +53,18 @@ def _holding_dead_letters(vhost: VHost) -> set[str]:
 @routes.get("/api/ferrymq/dlq/{vhost}/{queue}/peek")
 async def peek(request: web.Request) -> web.Response:
     _, queue = queue_of(request.app[PLANE], request)
+    return ok(replay.peek(queue, peek_count(request, 10)))
+
+
+def peek_count(request: web.Request, default: int) -> int:
+    """``?count=N`` of a peek, at most DLQ_PEEK_MAX; a bad one is a 400."""
     try:
-        count = int(request.query.get("count", "10"))
+        count = int(request.query.get("count", str(default)))
     except ValueError:
         raise bad_request("count must be an integer") from None
     if count < 0:
         raise bad_request("count must not be negative")
-    return ok(replay.peek(queue, min(count, limits.DLQ_PEEK_MAX)))
+    return min(count, limits.DLQ_PEEK_MAX)
 
 
 @routes.post("/api/ferrymq/dlq/{vhost}/{queue}/replay")
@@ -68,6 +75,8 @@ async def replay_messages(request: web.Request) -> web.Response:
     count = body.get("count") if isinstance(body, dict) else None
     if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 0):
         raise bad_request("'count' must be a non-negative integer or null")
-    result = replay.replay(vhost, queue, count)
+    jobs: list[JobMessage] = []  # a job goes back as `ferrymq jobs replay` sends it (attempt 0)
+    result = replay.replay(vhost, queue, count, jobs_view.job_replay(plane.clock.now_ms(), jobs))
     plane.end_turn()
+    await jobs_store.audit(request.app, jobs)
     return ok({"replayed": result.replayed, "before": result.before, "after": result.after})

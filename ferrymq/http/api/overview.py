@@ -1,7 +1,8 @@
 """/api/overview, /api/whoami, /api/vhosts, /api/users, /api/permissions (RabbitMQ 3.10).
 
-Users live in ``broker.users`` and ``broker.password_hashes``; tags come from auth.user_tags until
-issue 16. Permissions are recorded in ``broker.permissions`` and shown, not enforced yet (issue 16).
+Users live in ``broker.users`` and ``broker.password_hashes``, their tags in ``broker.user_tags``;
+permissions in ``broker.permissions``, enforced by every front end (ferrymq.core.permissions), who may
+call what here by ferrymq.http.tag_gate.
 Vhosts, users and permissions changed here go through the Broker's methods, which store them in the
 topology store: they survive a restart."""
 
@@ -16,6 +17,7 @@ from aiohttp import web
 from ferrymq import __version__
 from ferrymq.core.broker import Broker
 from ferrymq.core.passwords import ALGORITHMS, DEFAULT_ALGORITHM, hash_password
+from ferrymq.core.permissions import invalid_pattern, parse_tags
 from ferrymq.core.vhost import VHost
 from ferrymq.http import listing, lookup, views
 from ferrymq.http.auth import USER, user_tags
@@ -104,7 +106,7 @@ def _exchange_types() -> list[dict[str, Any]]:
 
 @routes.get("/api/whoami")
 async def whoami(request: web.Request) -> web.Response:
-    return ok({"name": request[USER], "tags": user_tags(request[USER])})
+    return ok({"name": request[USER], "tags": user_tags(lookup.plane(request).broker, request[USER])})
 
 
 # --- vhosts ------------------------------------------------------------------------------------
@@ -138,7 +140,11 @@ async def vhost_put(request: web.Request) -> web.Response:
     broker, name = lookup.plane(request).broker, request.match_info["vhost"]
     existed = name in broker.vhosts
     broker.create_vhost(name)
-    return no_content() if existed else web.Response(status=201)
+    if existed:
+        return no_content()
+    # rabbit_vhost:maybe_grant_full_permissions: whoever creates a vhost may use it
+    broker.set_permission(name, request[USER], {k: ".*" for k in PERMISSION_KEYS})
+    return web.Response(status=201)
 
 
 @routes.delete("/api/vhosts/{vhost}")
@@ -166,7 +172,7 @@ def user_json(broker: Broker, name: str) -> dict[str, Any]:
         salt = hashlib.sha256(name.encode()).digest()[:4]
         hashed = (hash_password(broker.users[name], salt), DEFAULT_ALGORITHM)
     return {"name": name, "password_hash": hashed[0], "hashing_algorithm": hashed[1],
-            "tags": user_tags(name), "limits": {}}
+            "tags": user_tags(broker, name), "limits": broker.limits.of("user", name)}
 
 
 @routes.get("/api/users")
@@ -197,7 +203,8 @@ async def user_put(request: web.Request) -> web.Response:
         raise bad_request("password must be a string")
     if algorithm not in ALGORITHMS:
         raise bad_request(f"unsupported hashing algorithm {algorithm!r}")
-    new = broker.put_user(name, password, hashed, algorithm)
+    tags = parse_tags(data["tags"]) if "tags" in data else None
+    new = broker.put_user(name, password, hashed, algorithm, tags=tags)
     return web.Response(status=201) if new else no_content()
 
 
@@ -209,7 +216,7 @@ async def user_delete(request: web.Request) -> web.Response:
     return no_content()
 
 
-# --- permissions (recorded; enforcement is issue 16) -------------------------------------------
+# --- permissions ---------------------------------------------------------------------------------
 
 def permission_json(key: tuple[str, str], perm: dict[str, str]) -> dict[str, Any]:
     return {"user": key[1], "vhost": key[0], **{k: perm[k] for k in PERMISSION_KEYS}}
@@ -259,6 +266,9 @@ async def permission_put(request: web.Request) -> web.Response:
     broker, key = lookup.plane(request).broker, _permission_key(request)
     if key[0] not in broker.vhosts or key[1] not in broker.users:
         raise bad_request("vhost_or_user_not_found")
+    for k in PERMISSION_KEYS:
+        if (invalid := invalid_pattern(str(data[k]))) is not None:
+            raise bad_request(invalid)
     new = broker.set_permission(*key, {k: str(data[k]) for k in PERMISSION_KEYS})
     return web.Response(status=201) if new else no_content()
 

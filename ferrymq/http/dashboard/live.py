@@ -134,7 +134,7 @@ def _alarms(plane: Plane) -> dict[str, Any]:
 
 
 def _kafka(plane: Plane) -> dict[str, Any]:
-    topics = plane.streams.topics.topics
+    topics = {n: t for n, t in plane.streams.topics.topics.items() if not t.internal}  # as the API lists
     groups = plane.kafka.coordinator.groups if plane.kafka is not None else {}
     return {"topics": len(topics), "partitions": sum(len(t.logs) for t in topics.values()),
             "groups": len(groups)}

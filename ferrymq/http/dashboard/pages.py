@@ -23,7 +23,7 @@ from ferrymq.http.plane import PLANE
 from ferrymq.http.responses import ok, read_json
 
 STATIC = Path(__file__).parent / "static"
-PAGES = ("overview", "queues", "routing", "traces", "dlq", "streams", "connections", "lab")
+PAGES = ("overview", "queues", "routing", "traces", "dlq", "streams", "connections", "lab", "jobs")
 
 routes = web.RouteTableDef()
 

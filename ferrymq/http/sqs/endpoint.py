@@ -17,6 +17,7 @@ from ferrymq.http import aws_auth
 from ferrymq.http.plane import PLANE
 from ferrymq.http.sns import endpoint as sns
 from ferrymq.http.sqs import moves, permissions, queues, receiving, sending
+from ferrymq.http.sqs.authorise import authorise
 from ferrymq.http.sqs.context import Context
 from ferrymq.http.sqs.state import SqsState
 from ferrymq.protocols.aws import query
@@ -99,6 +100,7 @@ async def handle(request: web.Request) -> web.Response:
         if action is None:
             raise AwsError("InvalidAction", f"The action {decoded.action} is not valid for this "
                                             "endpoint.")
+        authorise(context, decoded.action, decoded.params)
         result = await action(context, decoded.params)
         status, headers, body = codec.encode(decoded, result, request_id)
     except AwsError as err:

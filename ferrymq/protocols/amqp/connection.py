@@ -47,6 +47,7 @@ from ferrymq.protocols.amqp.frames import (
     FRAME_HEARTBEAT,
     FRAME_METHOD,
     FRAME_OVERHEAD_BYTES,
+    FRAME_SIZE_FUDGE_BYTES,
     HEARTBEAT_FRAME,
     METHOD_ID,
     PROTOCOL_HEADER,
@@ -138,7 +139,9 @@ class AMQPServerConnection:
         self._state = AWAITING_HEADER
         self._mechanism = ""
         self._channels: dict[int, _Channel] = {}
-        self._max_payload = max_payload(frame_max)
+        # Until tune-ok, frames are capped at RabbitMQ's initial_frame_max (4096): a peer that has not
+        # logged in cannot make us buffer more than that, whatever size it claims.
+        self._max_payload = max_payload(limits.FRAME_MAX_BEFORE_TUNE_BYTES)
         self._partial = bytearray()  # an incomplete frame, kept until it can be parsed
         self._need = len(PROTOCOL_HEADER)  # bytes _partial must hold before parsing is worthwhile
 
@@ -163,8 +166,8 @@ class AMQPServerConnection:
             if pos < len(data) and not self.closed:
                 self._keep(data, pos)
         except LostSync as exc:
-            if self._state == CLOSING:  # our close is out, but the stream is lost: stop waiting
-                self._partial.clear()
+            if self._state in (CLOSING, STARTING, TUNING):  # stream lost: stop waiting. Before tune-ok
+                self._partial.clear()  # RabbitMQ hangs up without a close (its silent close)
                 self._state = CLOSED
                 self.closed = True
             self._close_connection(exc.code, exc.text, 0, 0, drop=True)
@@ -219,9 +222,10 @@ class AMQPServerConnection:
         interned = INTERNED_PROPERTIES
         while n - pos >= 7:  # a whole frame head: its size is checked before the frame is whole
             ftype, ch, size = _HEAD(data, pos)
-            if size > max_payload:
-                raise LostSync(f"type {ftype}, frame of {size + 8} octets is larger than "
-                               f"frame_max {self.frame_max}")
+            if size > max_payload and size > (max_payload := self._max_payload):  # tune-ok may have
+                # raised the bound earlier in this input. RabbitMQ's text: the size, frame_max less 8
+                raise LostSync(f"type {ftype}, all octets = <<>>: {{frame_too_large,{size},"
+                               f"{max_payload - FRAME_SIZE_FUDGE_BYTES}}}")
             end = pos + 7 + size
             if end >= n:
                 break
@@ -330,10 +334,11 @@ class AMQPServerConnection:
             raise NotImplemented_(f"unknown method {_method_name(cm)}")
         if cm != c.Channel.Open.index:
             raise ChannelStateError("expected 'channel.open'")
-        if ch > self.channel_max:
-            raise ChannelStateError(
-                f"channel number {ch} is larger than the negotiated channel_max "
-                f"{self.channel_max}")
+        if len(self._channels) >= self.channel_max:  # RabbitMQ counts open channels, not numbers
+            self._close_connection(NOT_ALLOWED, f"NOT_ALLOWED - number of channels opened "
+                                   f"({len(self._channels)}) has reached the negotiated channel_max "
+                                   f"({self.channel_max})", 0, 0)
+            return
         _decode(cm, data, start, end)
         self._channels[ch] = _Channel()
         self.handler.on_channel_open(ch)
@@ -442,10 +447,10 @@ class AMQPServerConnection:
         self._send(0, c.Connection.OpenOk())
 
     def _on_update_secret(self, m: c.Connection.UpdateSecret) -> None:
-        secret = m.new_secret if isinstance(m.new_secret, str) else bytes(m.new_secret or b"").decode()
         try:
+            secret = m.new_secret if isinstance(m.new_secret, str) else bytes(m.new_secret or b"").decode()
             self.handler.authenticate(self.username or "", secret, self._mechanism)
-        except ProtocolError:
+        except (ProtocolError, UnicodeDecodeError):  # a secret that is not UTF-8 cannot match one
             raise NotAllowed("New secret was refused by one of the backends") from None
         self._send(0, c.Connection.UpdateSecretOk())
 
@@ -521,7 +526,7 @@ class AMQPServerConnection:
 
     def _fail(self, exc: ProtocolError, ch: int, cm: int) -> None:
         """A protocol error while handling a frame on ``ch`` for method ``cm``."""
-        class_id, method_id = split_method_id(cm)
+        class_id, method_id = getattr(exc, "reported_method", None) or split_method_id(cm)
         if not exc.connection_level and ch in self._channels:
             self.close_channel(ch, exc.code, exc.text, class_id, method_id)
         elif exc.connection_level or ch == 0:

@@ -136,11 +136,18 @@ def _array(buf: bytes, pos: int, end: int, depth: int) -> list[Any]:
 _SIZED = {ord("S"): _longstr, ord("x"): _bytes, ord("F"): _table, ord("A"): _array}
 
 
+class FarTimestamp(int):
+    """A timestamp beyond datetime's range, kept as its seconds (an unsigned 64-bit number) and
+    written back as ``T``: re-encoding headers (dead-lettering) must not fail on what a client sent."""
+
+    __slots__ = ()
+
+
 def _timestamp(seconds: int) -> datetime | int:
     try:
         return datetime.fromtimestamp(seconds, tz=UTC)
     except (OverflowError, OSError, ValueError):
-        return seconds
+        return FarTimestamp(seconds)
 
 
 # --- encoding ------------------------------------------------------------------------------
@@ -188,6 +195,8 @@ def encode_value(value: Any, depth: int = 0) -> bytes:
 
 
 def _integer(value: int) -> bytes:
+    if isinstance(value, FarTimestamp):
+        return b"T" + _TIMESTAMP.pack(value)
     if -(2**31) <= value < 2**31 and not isinstance(value, Long):
         return b"I" + _INT32.pack(value)
     if -(2**63) <= value < 2**63:

@@ -21,6 +21,7 @@ from kio.index import load_request_schema, load_response_schema
 from kio.schema.errors import ErrorCode
 from kio.serial import entity_reader, entity_writer
 
+from ferrymq.protocols.kafka import array_bounds
 from ferrymq.protocols.kafka.errors import KafkaProtocolError
 
 
@@ -37,6 +38,7 @@ def _writer(api_key: int, version: int) -> tuple[type, Any]:
 
 def decode_request(api_key: int, version: int, body: bytes | memoryview) -> Any:
     """The request entity; any decoding failure is a protocol error (closes the connection)."""
+    array_bounds.check(load_request_schema(api_key, version), body)  # before kio reserves memory
     try:
         entity, _size = _reader(api_key, version)(body, 0)
     except KafkaProtocolError:

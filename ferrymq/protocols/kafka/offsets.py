@@ -18,8 +18,10 @@ from ferrymq.core.groups import Coordinator
 from ferrymq.core.topics import PartitionLog, TopicRegistry
 from ferrymq.protocols.kafka import errors
 from ferrymq.protocols.kafka.batch import validate
-from ferrymq.protocols.kafka.records import decode_batches, encode_batch
+from ferrymq.protocols.kafka.records import Record, decode_batches, encode_batch
 
+OFFSETS_TOPIC = "__consumer_offsets"  # the log, shown to clients as Kafka's internal topic
+OFFSETS_TOPIC_CONFIGS = {"cleanup.policy": "compact"}  # as Kafka's (kept whole here: no cleaner)
 SEGMENT_BYTES = 64 * 1024 * 1024
 READ_BYTES = 4 * 1024 * 1024
 # What an OffsetCommit asks, per topic: (partition, offset, metadata or None).
@@ -50,18 +52,28 @@ class OffsetsLog:
     def load(self, coordinator: Coordinator) -> int:
         latest: dict[tuple[str, str, int], tuple[int, str]] = {}
         for key, value in stored_records(self.log):
-            if key is not None and value is not None:
-                g, t, p = json.loads(key)
-                o, m = json.loads(value)
-                latest[(g, t, p)] = (o, m)
+            if key is None:
+                continue
+            g, t, p = json.loads(key)
+            if value is None:  # a tombstone: OffsetDelete or DeleteGroups removed it
+                latest.pop((g, t, p), None)
+                continue
+            o, m = json.loads(value)
+            latest[(g, t, p)] = (o, m)
         for (g, t, p), (o, m) in latest.items():
             coordinator.commit(g, t, p, o, m)
         return len(latest)
 
     def append(self, group: str, entries: list[tuple[str, int, int, str]]) -> PartitionLog:
         """Store one commit's (topic, partition, offset, metadata) entries as one batch."""
-        records = [(json.dumps([group, t, p]).encode(), json.dumps([o, m]).encode(), ())
-                   for t, p, o, m in entries]
+        return self._append([(json.dumps([group, t, p]).encode(), json.dumps([o, m]).encode(), ())
+                             for t, p, o, m in entries])
+
+    def append_tombstones(self, group: str, keys: list[tuple[str, int]]) -> PartitionLog:
+        """Store that these (topic, partition) offsets of ``group`` are gone, as one batch."""
+        return self._append([(json.dumps([group, t, p]).encode(), None, ()) for t, p in keys])
+
+    def _append(self, records: list[Record]) -> PartitionLog:
         data = bytearray(encode_batch(records, self.clock.now_ms(), base_offset=self.log.next_offset))
         info = validate(data, len(data))[0]
         self.log.append(data, [(0, info.count, info.max_timestamp)])

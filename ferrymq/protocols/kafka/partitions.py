@@ -7,7 +7,8 @@ against its producer's open transaction), numbered in place and appended with on
 pipeline is told (its reply must wait for the fsync) and every reader is told
 (``TopicRegistry.appended``). Fetch: whole stored batches from the offset asked, within the
 request's byte budget; read_committed stops at the last stable offset and lists the aborted
-transactions. No record inside a batch is looked at, on either path.
+transactions. No record inside a batch is looked at, on either path, but one: a compacted topic
+refuses a record without a key, as Kafka does.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ferrymq.protocols.kafka.batch import (
 )
 from ferrymq.protocols.kafka.fetch import FetchRequest, PartitionData
 from ferrymq.protocols.kafka.produce import PartitionResult, ProduceRequest
+from ferrymq.protocols.kafka.records import decode_batches
 
 READ_COMMITTED = 1  # Fetch and ListOffsets isolation_level
 PRODUCER_STATE_BATCHES = 10_000  # batch headers read back per partition at start-up (a few ms)
@@ -77,6 +79,9 @@ def produce(topics: TopicRegistry, req: ProduceRequest, sink: AppendSink,
             res = PartitionResult(index)
             if bad_acks:
                 res.error_code = errors.INVALID_REQUIRED_ACKS
+            elif name in topics.owned:  # Kafka: clients never append to an internal topic
+                res.error_code = errors.INVALID_TOPIC_EXCEPTION
+                res.error_message = f"Cannot append to internal topic {name}"
             elif topic is None or not 0 <= index < topic.spec.partitions:
                 res.error_code = errors.UNKNOWN_TOPIC_OR_PARTITION
             elif records is None:
@@ -100,10 +105,22 @@ def _append(topics: TopicRegistry, topic: Topic, index: int, records: bytearray,
             sink: AppendSink, txns: TxnGate | None) -> None:
     lg = topic.logs[index]
     res.log_start_offset = lg.start_offset
+    segment_bytes = topic.spec.int_config("segment.bytes")
+    if len(records) > segment_bytes:  # Kafka's RecordBatchTooLargeException
+        res.error_code = errors.RECORD_LIST_TOO_LARGE
+        res.error_message = (f"Message batch size is {len(records)} bytes in append to partition "
+                             f"{topic.spec.name}-{index}, which exceeds the maximum configured segment "
+                             f"size of {segment_bytes}.")
+        return
     try:
         infos = validate(records, topic.spec.int_config("max.message.bytes"))
     except BatchError as exc:
         res.error_code, res.error_message = exc.code, str(exc)
+        return
+    if "compact" in topic.spec.config("cleanup.policy") and _keyless(records):
+        res.error_code = errors.INVALID_RECORD  # Kafka 2.4+ (CORRUPT_MESSAGE before it)
+        res.error_message = ("Compacted topic cannot accept message without key in topic partition "
+                             f"{topic.spec.name}-{index}.")
         return
     producers = topic.producers[index]
     for b in infos:
@@ -130,6 +147,12 @@ def _append(topics: TopicRegistry, topic: Topic, index: int, records: bytearray,
     res.base_offset = base
     sink.note_append(lg)
     topics.appended(topic.spec.name, index)
+
+
+def _keyless(records: bytearray) -> bool:
+    """Whether a record has no key: the one per-record look a produce takes, and only into a
+    compacted topic (Kafka's LogValidator reads every record's key there too)."""
+    return any(key is None for _, _, key, _, _ in decode_batches(bytes(records)))
 
 
 def _txn_verdict(txns: TxnGate | None, b: BatchInfo, partition: tuple[str, int]) -> int:

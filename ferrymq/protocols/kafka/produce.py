@@ -53,7 +53,8 @@ def decode_produce(r: Reader, version: int) -> ProduceRequest:
     return ProduceRequest(txn, acks, timeout_ms, topics)
 
 
-def encode_produce_response(version: int, topics: list[tuple[str, list[PartitionResult]]]) -> bytes:
+def encode_produce_response(version: int, topics: list[tuple[str, list[PartitionResult]]],
+                            throttle_ms: int = 0) -> bytes:
     out = [I32.pack(len(topics))]
     for name, parts in topics:
         out.append(string(name))
@@ -65,5 +66,5 @@ def encode_produce_response(version: int, topics: list[tuple[str, list[Partition
                 out.append(I64.pack(p.log_start_offset))
             if version >= 8:
                 out.append(I32.pack(0) + nullable_string(p.error_message))
-    out.append(I32.pack(0))
+    out.append(I32.pack(throttle_ms))
     return b"".join(out)

@@ -99,7 +99,7 @@ def decode_batches(buf: bytes, control: bool = False) -> list[tuple[int, int, by
             headers = []
             for _ in range(c.varint()):
                 hk = c.blob() or b""
-                headers.append((hk.decode(), c.blob()))
+                headers.append((hk.decode("utf-8", "replace"), c.blob()))  # a stored batch must stay readable
             out.append((base + delta, base_ts + ts, key, value, headers))
         pos = end
     return out

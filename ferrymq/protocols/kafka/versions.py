@@ -19,6 +19,10 @@ DESCRIBE_GROUPS, LIST_GROUPS, SASL_HANDSHAKE, API_VERSIONS = 15, 16, 17, 18
 CREATE_TOPICS, DELETE_TOPICS, INIT_PRODUCER_ID = 19, 20, 22
 ADD_PARTITIONS_TO_TXN, ADD_OFFSETS_TO_TXN, END_TXN, TXN_OFFSET_COMMIT = 24, 25, 26, 28
 DESCRIBE_CONFIGS, SASL_AUTHENTICATE, CREATE_PARTITIONS = 32, 36, 37
+# admin APIs tools call (server/kafka/admin_*.py)
+DELETE_RECORDS, DESCRIBE_ACLS, CREATE_ACLS, DELETE_ACLS, ALTER_CONFIGS = 21, 29, 30, 31, 33
+DESCRIBE_LOG_DIRS, DELETE_GROUPS, INCREMENTAL_ALTER_CONFIGS, OFFSET_DELETE = 35, 42, 44, 47
+DESCRIBE_CLUSTER = 60
 
 SUPPORTED: dict[int, tuple[int, int]] = {
     PRODUCE: (3, 8),
@@ -46,6 +50,18 @@ SUPPORTED: dict[int, tuple[int, int]] = {
     DESCRIBE_CONFIGS: (1, 2),
     SASL_AUTHENTICATE: (0, 1),
     CREATE_PARTITIONS: (0, 1),
+    # The admin APIs: kio's ranges, except where kafka-python infers a newer broker from a version
+    # (DescribeAcls 2+ reads as Kafka 2.5+, DescribeLogDirs 5 as 4.3): those stop below it.
+    DELETE_RECORDS: (0, 2),
+    DESCRIBE_ACLS: (1, 1),
+    CREATE_ACLS: (1, 1),
+    DELETE_ACLS: (1, 1),
+    ALTER_CONFIGS: (0, 2),
+    DESCRIBE_LOG_DIRS: (1, 4),
+    DELETE_GROUPS: (0, 2),
+    INCREMENTAL_ALTER_CONFIGS: (0, 1),
+    OFFSET_DELETE: (0, 0),
+    DESCRIBE_CLUSTER: (0, 1),
 }
 HAND_WRITTEN = frozenset({PRODUCE, FETCH})
 FIRST_FLEXIBLE = {PRODUCE: 9, FETCH: 12}

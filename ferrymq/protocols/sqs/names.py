@@ -42,7 +42,10 @@ def name_from_url(url: str, account: str) -> str:
     """The queue a QueueUrl names. Any host (clients rewrite it); the account must be ours."""
     if not isinstance(url, str) or not url:
         raise AwsError("MissingParameter", "The request must contain the parameter QueueUrl.")
-    path = urlsplit(url).path if "://" in url else url
+    try:
+        path = urlsplit(url).path if "://" in url else url
+    except ValueError:  # urlsplit refuses a bracketed host that is no IPv6 address: "http://[x/"
+        raise AwsError("InvalidAddress", f"The address {url} is not valid for this endpoint.") from None
     parts = [p for p in path.split("/") if p]
     if len(parts) == 2 and parts[0] == account and valid_name(parts[1]):
         return parts[1]

@@ -48,6 +48,7 @@ class AMQPConnection(asyncio.Protocol):
         self.cert_user: str | None = None  # a verified client certificate's CN (SASL EXTERNAL)
         self.tls = False  # over the AMQPS listener: output is joined before it is written
         self.last_recv_s = self.last_send_s = 0.0
+        self.handshake_deadline_s = 0.0  # not open by then (connection.open-ok): dropped
         self.paused = False
         self.publishes = False  # has this connection published (flow control applies)?
         self.reading_paused_at: float | None = None
@@ -83,6 +84,7 @@ class AMQPConnection(asyncio.Protocol):
         transport.set_write_buffer_limits(self.server.output_high_water,  # type: ignore[attr-defined]
                                           self.server.output_low_water)
         self.last_recv_s = self.last_send_s = self.server.loop.time()
+        self.handshake_deadline_s = self.last_recv_s + self.server.settings.handshake_timeout_ms / 1000
         self.server.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
@@ -171,6 +173,14 @@ class AMQPConnection(asyncio.Protocol):
         self.username = username
 
     def open_vhost(self, vhost: str) -> None:
+        """connection.open: RabbitMQ checks the vhost's and the user's connection limits first."""
+        limits, user = self.broker.limits, self.username
+        if limits.wants("vhost", vhost, "max-connections"):
+            limits.check_vhost_connections(vhost, user, sum(
+                1 for c in self.server.connections if c.vhost is not None and c.vhost.name == vhost))
+        if limits.wants("user", user, "max-connections"):
+            limits.check_user_connections(user, sum(
+                1 for c in self.server.connections if c.vhost is not None and c.username == user))
         self.vhost = self.broker.open_vhost(vhost, self.username)
 
     def on_connection_closed(self) -> None:
@@ -185,7 +195,10 @@ class AMQPConnection(asyncio.Protocol):
 
     def on_channel_open(self, channel: int) -> None:
         assert self.vhost is not None
-        ch = self.broker.open_channel(self.vhost, channel, self, self.username)
+        if self.broker.limits.wants("user", self.username, "max-channels"):
+            self.broker.limits.check_user_channels(self.username, sum(
+                len(c.channels) for c in self.server.connections if c.username == self.username))
+        ch = self.broker.open_channel(self.vhost, channel, self, self.username, enforce=True)
         ch.deliverable = not self.paused
         self.channels[channel] = ch
 

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pamqp import commands as c
 from pamqp.base import Frame
 
-from ferrymq.errors import NotImplemented_, PreconditionFailed
+from ferrymq.core.permissions import reserved_name
+from ferrymq.errors import AccessRefused, NotImplemented_, PreconditionFailed
 from ferrymq.server.amqp.effects import EffectConnection
 
 if TYPE_CHECKING:
@@ -60,6 +61,18 @@ def _reply(m: Any, reply: Frame) -> Frame | None:
     return None if getattr(m, "nowait", False) else reply
 
 
+def _authorise_binding(ch: Channel, destination_type: str, destination: str, source: str,
+                       routing_key: str) -> None:
+    """rabbit_channel:binding_action_with_checks: write on the destination, read on the source,
+    then the source's topic permission on the routing key. The default exchange's own refusal
+    comes from the vhost, after the destination's check, as RabbitMQ orders them."""
+    ch.require("write", destination_type, destination)
+    if not source or (destination_type == "exchange" and not destination):
+        return
+    ch.require("read", "exchange", source)
+    ch.require_topic("read", source, routing_key)
+
+
 # --- exchange ------------------------------------------------------------------------------
 
 
@@ -68,18 +81,22 @@ def exchange_declare(conn: MethodConnection, ch: Channel, m: c.Exchange.Declare)
     ch.vhost.declare_exchange(
         m.exchange, m.exchange_type, passive=m.passive, durable=m.durable,
         auto_delete=m.auto_delete, internal=m.internal, arguments=m.arguments or {},
+        authorise=ch.require,
     )
     return _reply(m, c.Exchange.DeclareOk())
 
 
 @method(c.Exchange.Delete)
 def exchange_delete(conn: MethodConnection, ch: Channel, m: c.Exchange.Delete) -> Frame | None:
+    if m.exchange and not m.exchange.startswith("amq."):  # those two refusals come first
+        ch.require("configure", "exchange", m.exchange)
     ch.vhost.delete_exchange(m.exchange, m.if_unused)
     return _reply(m, c.Exchange.DeleteOk())
 
 
 @method(c.Exchange.Bind)
 def exchange_bind(conn: MethodConnection, ch: Channel, m: c.Exchange.Bind) -> Frame | None:
+    _authorise_binding(ch, "exchange", m.destination, m.source, m.routing_key)
     ch.vhost.bind(m.destination, m.source, m.routing_key, m.arguments, to_exchange=True,
                   connection=conn)
     return _reply(m, c.Exchange.BindOk())
@@ -87,6 +104,7 @@ def exchange_bind(conn: MethodConnection, ch: Channel, m: c.Exchange.Bind) -> Fr
 
 @method(c.Exchange.Unbind)
 def exchange_unbind(conn: MethodConnection, ch: Channel, m: c.Exchange.Unbind) -> Frame | None:
+    _authorise_binding(ch, "exchange", m.destination, m.source, m.routing_key)
     ch.vhost.unbind(m.destination, m.source, m.routing_key, m.arguments, to_exchange=True,
                     connection=conn)
     return _reply(m, c.Exchange.UnbindOk())
@@ -97,9 +115,12 @@ def exchange_unbind(conn: MethodConnection, ch: Channel, m: c.Exchange.Unbind) -
 
 @method(c.Queue.Declare)
 def queue_declare(conn: MethodConnection, ch: Channel, m: c.Queue.Declare) -> Frame | None:
+    reserved = None if m.passive else reserved_name("queue", m.queue)
+    if reserved is not None:  # before anything else, even for a queue that exists (RabbitMQ 3.10)
+        raise AccessRefused(reserved)
     q = ch.vhost.declare_queue(
         m.queue, connection=conn, passive=m.passive, durable=m.durable, exclusive=m.exclusive,
-        auto_delete=m.auto_delete, arguments=m.arguments or {},
+        auto_delete=m.auto_delete, arguments=m.arguments or {}, authorise=ch.require,
     )
     conn.last_queue[ch.number] = q.name
     return _reply(m, c.Queue.DeclareOk(q.name, q.message_count, len(q.consumers)))
@@ -108,6 +129,7 @@ def queue_declare(conn: MethodConnection, ch: Channel, m: c.Queue.Declare) -> Fr
 @method(c.Queue.Bind)
 def queue_bind(conn: MethodConnection, ch: Channel, m: c.Queue.Bind) -> Frame | None:
     queue = m.queue or conn.last_queue.get(ch.number, "")
+    _authorise_binding(ch, "queue", queue, m.exchange, m.routing_key)
     ch.vhost.bind(queue, m.exchange, m.routing_key, m.arguments, to_exchange=False,
                   connection=conn)
     return _reply(m, c.Queue.BindOk())
@@ -115,6 +137,7 @@ def queue_bind(conn: MethodConnection, ch: Channel, m: c.Queue.Bind) -> Frame | 
 
 @method(c.Queue.Unbind)
 def queue_unbind(conn: MethodConnection, ch: Channel, m: c.Queue.Unbind) -> Frame | None:
+    _authorise_binding(ch, "queue", m.queue, m.exchange, m.routing_key)
     ch.vhost.unbind(m.queue, m.exchange, m.routing_key, m.arguments, to_exchange=False,
                     connection=conn)
     return c.Queue.UnbindOk()
@@ -122,11 +145,13 @@ def queue_unbind(conn: MethodConnection, ch: Channel, m: c.Queue.Unbind) -> Fram
 
 @method(c.Queue.Purge)
 def queue_purge(conn: MethodConnection, ch: Channel, m: c.Queue.Purge) -> Frame | None:
+    ch.require("read", "queue", m.queue)
     return _reply(m, c.Queue.PurgeOk(ch.vhost.purge_queue(m.queue, conn)))
 
 
 @method(c.Queue.Delete)
 def queue_delete(conn: MethodConnection, ch: Channel, m: c.Queue.Delete) -> Frame | None:
+    ch.require("configure", "queue", m.queue)
     count = ch.vhost.delete_queue(m.queue, connection=conn, if_unused=m.if_unused,
                                   if_empty=m.if_empty)
     return _reply(m, c.Queue.DeleteOk(count))

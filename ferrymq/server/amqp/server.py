@@ -13,11 +13,13 @@ from ferrymq.config import Settings
 from ferrymq.core.broker import Broker
 from ferrymq.core.channel import Channel
 from ferrymq.core.stats import loop_lag
+from ferrymq.core.watermark import Watermark
 from ferrymq.errors import CONNECTION_FORCED
 from ferrymq.protocols.amqp.server_properties import server_properties
 from ferrymq.server.amqp.connection import AMQPConnection
 from ferrymq.server.commit import CommitPipeline
 from ferrymq.server.durability import Durability
+from ferrymq.server.memory import MemoryMonitor
 from ferrymq.server.tls import create_server
 
 log = logging.getLogger("ferrymq.server")
@@ -47,6 +49,7 @@ class AMQPServer:
         self.alarm = False  # a resource alarm is on: publishers are blocked
         self.alarms: set[str] = set()  # "memory" (queued bodies above the watermark), "disk"
         self.alarm_reason = ""
+        self.memory = MemoryMonitor(settings.vm_memory_high_watermark)
         self._servers: list[asyncio.Server] = []
         self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
         self.port = 0
@@ -194,6 +197,10 @@ class AMQPServer:
     def _heartbeats(self) -> None:
         now = self.loop.time()
         for conn in list(self.connections):
+            if conn.vhost is None and now > conn.handshake_deadline_s and conn.transport is not None:
+                log.warning("closing AMQP connection from %s: handshake_timeout", conn.peer)
+                conn.transport.abort()  # as RabbitMQ: no close frame to a peer that never opened
+                continue
             hb = conn.codec.heartbeat
             if not hb or conn.codec.closed:
                 continue
@@ -206,13 +213,22 @@ class AMQPServer:
                 conn.codec.send_heartbeat()
                 self.want_flush(conn)
 
-    def _check_alarms(self) -> None:
-        """RabbitMQ's resource alarms: memory (bytes of queued bodies in memory) and free disk."""
+    def _check_alarms(self, force: bool = False) -> None:
+        """RabbitMQ's resource alarms: memory (the process's RSS above vm_memory_high_watermark, or
+        queued bodies above memory_high_watermark_bytes) and free disk."""
         queued = sum(q.ready_bytes for v in self.broker.vhosts.values() for q in v.queues.values())
-        self._set_alarm("memory", queued > self.settings.memory_high_watermark_bytes,
-                        f"{queued} bytes queued in memory")
+        memory = self.memory
+        used = memory.sample(self.broker.clock.monotonic_ms(), queued, force)
+        self._set_alarm("memory", memory.over() or queued > self.settings.memory_high_watermark_bytes,
+                        f"{used} bytes used (limit {memory.limit_bytes}), {queued} bytes queued")
         if self.durability is not None:
             self._set_alarm("disk", self.durability.disk_low(), "free disk below the limit")
+
+    def set_memory_watermark(self, watermark: Watermark) -> None:
+        """``rabbitmqctl set_vm_memory_high_watermark``: the new limit is checked at once, so raising
+        it clears the alarm (and lowering it raises one) without waiting for the next reading."""
+        self.memory.watermark = watermark
+        self._check_alarms(force=True)
 
     def _set_alarm(self, kind: str, on: bool, why: str) -> None:
         if on == (kind in self.alarms):

@@ -112,7 +112,8 @@ class AmqpStreams:
         handle = self.handles.get(name)
         if handle is not None:
             return handle
-        why = topic_name_error(name)
+        internal = "it is the broker's internal topic" if name in self.topics.owned else None
+        why = topic_name_error(name) or internal
         if why:
             raise PreconditionFailed(f"queue '{name}' in vhost '{vhost}' cannot be a stream: {why}")
         topic = self.topics.get(name)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ferrymq.core.clock import Clock
-from ferrymq.core.streams import TOPIC_CONFIG_DEFAULTS, topic_name_error
+from ferrymq.core.streams import topic_name_error
 from ferrymq.core.topics import TopicRegistry
 from ferrymq.protocols.kafka import errors, versions
 from ferrymq.protocols.kafka.entities import encode_response
@@ -27,6 +27,10 @@ from ferrymq.storage.stream_log import StreamLog
 log = logging.getLogger("ferrymq.kafka")
 
 CLUSTER_ID = "ferrymq-cluster"
+NOT_ASKED = -(2**31)  # authorized operations not requested (the schema's default)
+# Kafka's operations on the CLUSTER resource (AclOperation codes): all of them, with no authorizer.
+_CLUSTER_OPS = (5, 7, 8, 9, 10, 11, 12)  # CREATE ALTER DESCRIBE CLUSTER_ACTION DESCRIBE/ALTER_CONFIGS IDEMP.
+CLUSTER_OPERATIONS = sum(1 << op for op in _CLUSTER_OPS)
 EARLIEST, LATEST = -2, -1
 RESOURCE_TOPIC, RESOURCE_BROKER = 2, 4
 CONFIG_SOURCE_TOPIC, CONFIG_SOURCE_DEFAULT = 1, 5
@@ -76,7 +80,7 @@ class KafkaApis:
     def metadata(self, conn: KafkaConnection, slot: Slot, req: Any) -> None:
         wanted = req.topics
         if wanted is None or (slot.version == 0 and not wanted):
-            names = self.topics.names()
+            names = self.topics.all_names()
         else:
             names = [t.name for t in wanted]
         auto = getattr(req, "allow_auto_topic_creation", True)
@@ -94,9 +98,11 @@ class KafkaApis:
                       "replica_nodes": [NODE_ID], "isr_nodes": [NODE_ID], "offline_replicas": []}
                      for p in range(topic.spec.partitions)]
             topics.append({"error_code": 0, "name": name, "is_internal": topic.internal, "partitions": parts})
+        asked = getattr(req, "include_cluster_authorized_operations", False)
         reply(slot, {
             "throttle_time": 0, "brokers": [broker_info(conn)], "cluster_id": CLUSTER_ID,
-            "controller_id": NODE_ID, "topics": topics})
+            "controller_id": NODE_ID, "topics": topics,
+            "cluster_authorized_operations": CLUSTER_OPERATIONS if asked else NOT_ASKED})
 
     # --- ListOffsets ---------------------------------------------------------------------------
 
@@ -175,12 +181,12 @@ class KafkaApis:
                                     "resource_type": r.resource_type, "resource_name": r.resource_name,
                                     "configs": []})
                     continue
-                values = {**TOPIC_CONFIG_DEFAULTS, **topic.spec.configs}
+                values = {**self.topics.defaults, **topic.spec.configs}
                 overridden = set(topic.spec.configs)
             elif r.resource_type == RESOURCE_BROKER:
                 values, overridden = self._broker_configs(conn), set()
             else:
-                values, overridden = dict(TOPIC_CONFIG_DEFAULTS), set()
+                values, overridden = dict(self.topics.defaults), set()
             configs = [{"name": k, "value": v, "read_only": False, "is_default": k not in overridden,
                         "config_source": CONFIG_SOURCE_TOPIC if k in overridden else CONFIG_SOURCE_DEFAULT,
                         "is_sensitive": False, "synonyms": []}
@@ -196,7 +202,7 @@ class KafkaApis:
         return {"advertised.listeners": listener, "listeners": listener, "broker.id": str(NODE_ID),
                 "num.partitions": str(self.topics.num_partitions), "log.cleaner.backoff.ms": "15000",
                 "log.retention.check.interval.ms": "300000", "auto.create.topics.enable": "true",
-                **{BROKER_NAMES.get(k, k): v for k, v in TOPIC_CONFIG_DEFAULTS.items()}}
+                **{BROKER_NAMES.get(k, k): v for k, v in self.topics.defaults.items()}}
 
     def new_producer_id(self) -> int:
         """A producer id no other producer of this broker has had, before or after a restart."""

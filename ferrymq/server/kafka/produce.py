@@ -6,6 +6,8 @@ is held in the commit pipeline until the fsync that covers the appends.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ferrymq.core.topics import TopicRegistry
 from ferrymq.protocols.kafka import partitions
 from ferrymq.protocols.kafka.partitions import TxnGate
@@ -22,6 +24,10 @@ class ProduceApi:
         self.topics = topics
         self.commit = commit
         self.txns = txns
+        # Kafka has no memory alarm; during FerryMQ's resource alarms (set by the shell, ferrymq.server.app)
+        # a produce is still stored (its records go to segment files, not memory) but answered with
+        # Kafka's quota throttle, so the producer waits before its next request instead of failing.
+        self.throttle_ms: Callable[[], int] = lambda: 0
 
     def produce(self, conn: KafkaConnection, slot: Slot, ctx: tuple[object, object]) -> None:
         req = decode_produce(ctx[1], slot.version)  # type: ignore[arg-type]
@@ -34,6 +40,6 @@ class ProduceApi:
         def send(stored: bool) -> None:
             if not stored:
                 partitions.fail_unstored(results)
-            slot.reply(encode_produce_response(version, results))
+            slot.reply(encode_produce_response(version, results, self.throttle_ms()))
 
         self.commit.hold(send)

@@ -21,6 +21,12 @@ from ferrymq.core.topics import TopicRegistry
 from ferrymq.protocols.kafka import errors, offsets, versions
 from ferrymq.protocols.kafka.header import parse_header
 from ferrymq.server.commit import CommitPipeline
+from ferrymq.server.kafka import preauth
+from ferrymq.server.kafka.admin_acls import NoAuthorizerAclApis
+from ferrymq.server.kafka.admin_cluster import ClusterApis
+from ferrymq.server.kafka.admin_configs import ConfigApis
+from ferrymq.server.kafka.admin_groups import GroupAdminApis
+from ferrymq.server.kafka.admin_records import RecordApis
 from ferrymq.server.kafka.apis import KafkaApis
 from ferrymq.server.kafka.connection import KafkaConnection
 from ferrymq.server.kafka.fetch import FetchApi
@@ -44,20 +50,29 @@ class KafkaServer:
         self.port = 0
         self.coordinator = Coordinator(id_prefix=f"{clock.now_ms() % 10**9:x}-")
         self.offsets = offsets.OffsetsLog(StreamLog(offsets_path, segment_bytes=offsets.SEGMENT_BYTES), clock)
+        topics.register_internal(offsets.OFFSETS_TOPIC, self.offsets.log, offsets.OFFSETS_TOPIC_CONFIGS)
         self.fetches = FetchApi(topics, self.loop, commit.request_turn_end)
         self.groups = GroupApis(self.coordinator, self.offsets, topics, commit, clock, self.loop)
         self.sasl = SaslApis(settings.users, self.loop)
         self.apis = KafkaApis(topics, clock, self.fetches.forget_topic)
         self.txns = TransactionApis(topics, self.coordinator, self.offsets, commit, clock, self.loop,
                                     self.apis.new_producer_id, offsets_path.with_name("stream-txns"))
+        self.producer = ProduceApi(topics, commit, self.txns.coordinator)
         self.handlers: dict[int, Handler] = {
-            versions.PRODUCE: ProduceApi(topics, commit, self.txns.coordinator).produce,
+            versions.PRODUCE: self.producer.produce,
             versions.FETCH: self.fetches.fetch, **self.apis.handlers(), **self.groups.handlers(),
-            **self.txns.handlers(), **self.sasl.handlers()}
+            **self.txns.handlers(), **self.sasl.handlers(), **self._admin_handlers(topics, commit)}
         self.commit = commit
         self._to_flush: set[KafkaConnection] = set()
         self._servers: list[asyncio.Server] = []
         commit.attach(self)
+
+    def _admin_handlers(self, topics: TopicRegistry, commit: CommitPipeline) -> dict[int, Handler]:
+        """The admin APIs tools call (configs, records, groups, cluster, ACLs), one module each."""
+        log_dir = Path(getattr(topics.store, "root", self.settings.data_dir or "."))
+        return {**ConfigApis(topics).handlers(), **RecordApis(topics).handlers(),
+                **GroupAdminApis(self.coordinator, self.offsets, commit).handlers(),
+                **ClusterApis(topics, log_dir).handlers(), **NoAuthorizerAclApis().handlers()}
 
     def load(self) -> int:
         """Replay the committed offsets into the coordinator, then the transactions' states (which
@@ -90,6 +105,8 @@ class KafkaServer:
         header, reader = parse_header(frame, versions.flexible)
         key, version = header.api_key, header.api_version
         conn.peer_client_id = header.client_id or ""
+        if preauth.refused(conn, key):  # while SASL is under way only SASL may be spoken
+            return
         slot = conn.new_slot(key, version, header.correlation_id, versions.flexible(key, version))
         if key == versions.API_VERSIONS:
             self.apis.api_versions(conn, slot, reader)
