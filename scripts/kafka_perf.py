@@ -1,12 +1,16 @@
 """Kafka produce/consume throughput against a real `ferrymq serve` process, with confluent-kafka.
 
     .venv/bin/python scripts/kafka_perf.py --records 2000000 --size 100 --fsync never [--profile out.svg]
+    .venv/bin/python scripts/kafka_perf.py --fetch-log [--consumer fetch.queue.backoff.ms=10]
 
 Starts a broker on free ports in a temporary data directory (or uses --bootstrap), produces N records
 of --size bytes (acks=1, linger 5 ms, batch 1 MB) to a 1-partition topic, then consumes them from the
 beginning with one consumer, and prints records/s and MB/s of each phase. --profile runs py-spy on
 the broker during the consume phase (or the produce phase with --profile-phase produce). The load
 itself is ``ferrymq.bench.kafka_load`` (produce_count, consume_count): this script only wires it up.
+--fetch-log reads librdkafka's own fetcher log during the consume (``ferrymq.bench.fetch_log``): records
+and bytes per Fetch answer, and how often the client parked the partition because its queue was full.
+--consumer KEY=VALUE (repeatable) adds one consumer setting, to try one change at a time.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import uuid
 from pathlib import Path
 
 from ferrymq.bench import kafka_load
+from ferrymq.bench.fetch_log import FetchLog
 from ferrymq.bench.targets import open_target
 
 _PROJECT_VENV = Path(__file__).resolve().parents[1] / ".venv" / "bin"
@@ -36,7 +41,12 @@ def main() -> None:
     ap.add_argument("--tuned", action="store_true",
                     help="no fetch queue backoff, 1M queued records (else librdkafka defaults)")
     ap.add_argument("--profile-phase", default="consume", choices=["produce", "consume"])
+    ap.add_argument("--fetch-log", action="store_true", help="what librdkafka's fetcher did (debug=fetch)")
+    ap.add_argument("--consumer", action="append", default=[], metavar="KEY=VALUE",
+                    help="one more consumer setting (repeatable)")
     a = ap.parse_args()
+    extra = _settings(ap, a.consumer)
+    log = FetchLog() if a.fetch_log else None
     with contextlib.ExitStack() as stack:
         if a.bootstrap:
             bootstrap, pid = a.bootstrap, 0
@@ -50,9 +60,23 @@ def main() -> None:
         _stop(spy)
         _report("produce", a.records, a.size, dt)
         spy = _spy(a, pid, "consume")
-        dt = kafka_load.consume_count(bootstrap, topic, a.records, a.tuned)
+        dt = kafka_load.consume_count(bootstrap, topic, a.records, a.tuned,
+                                      {**extra, **(log.config() if log else {})})
         _stop(spy)
         _report("consume", a.records, a.size, dt)
+        if log:
+            print(log.summary(), flush=True)
+
+
+def _settings(ap: argparse.ArgumentParser, pairs: list[str]) -> dict[str, str]:
+    """``--consumer`` pairs as librdkafka settings (it parses the values itself)."""
+    out = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key:
+            ap.error(f"--consumer wants KEY=VALUE, got {pair!r}")
+        out[key] = value
+    return out
 
 
 Proc = subprocess.Popen[bytes]

@@ -83,11 +83,12 @@ def produce_count(bootstrap: str, topic: str, n: int, size: int) -> float:
     return time.perf_counter() - t0
 
 
-def consume_count(bootstrap: str, topic: str, n: int, tuned: bool) -> float:
+def consume_count(bootstrap: str, topic: str, n: int, tuned: bool,
+                  extra: dict[str, Any] | None = None) -> float:
     """Read n records of partition 0 from the start; seconds from the first record to the last."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-    c = Consumer(consumer_config(bootstrap, tuned))
+    c = Consumer(consumer_config(bootstrap, tuned, extra))
     c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
     got, t0 = 0, None
     while got < n:

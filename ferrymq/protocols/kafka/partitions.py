@@ -198,9 +198,8 @@ def gather(topics: TopicRegistry, req: FetchRequest) -> tuple[FetchResults, int,
             upto = stable if req.isolation_level == READ_COMMITTED else lg.next_offset
             if not lg.start_offset <= p.offset <= lg.next_offset:
                 d.error_code, failed = errors.OFFSET_OUT_OF_RANGE, True
-            elif p.offset < upto and (budget > total or total == 0):
-                limit = min(p.max_bytes, budget - total) if total else p.max_bytes
-                data = lg.read(p.offset, max(limit, 1))
+            elif p.offset < upto and budget > total:
+                data = _read_within(lg, p.offset, min(p.max_bytes, budget - total), first=total == 0)
                 if upto < lg.next_offset:
                     data = batches_below(data, upto)
                 if data:
@@ -211,3 +210,12 @@ def gather(topics: TopicRegistry, req: FetchRequest) -> tuple[FetchResults, int,
             pdata.append(d)
         out.append((name, pdata))
     return out, total, failed
+
+
+def _read_within(lg: Any, offset: int, limit: int, first: bool) -> bytes:
+    """Whole batches within ``limit`` (the partition's max bytes and what is left of the request's).
+    Kafka's one exception (KIP-74): the first batch of the first non-empty partition is returned
+    even when larger, so a consumer always progresses; any other partition whose next batch does not
+    fit is answered empty this time (it leads a later fetch)."""
+    data = lg.read(offset, max(limit, 1))
+    return data if first or len(data) <= limit else b""
