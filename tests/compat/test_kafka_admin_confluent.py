@@ -130,6 +130,22 @@ def test_cleanup_policy_compact_applies_live_keyless_records_refused(ferry):
     assert _produce(ferry, topic, 1, key=b"k") == [None]
 
 
+def test_keyless_records_in_a_batch_to_a_compacted_topic_are_named_and_the_rest_fail_for_them(ferry):
+    """KIP-467, as librdkafka's 0011_produce_batch checks it: one batch of 100, every tenth without a
+    key — the ten get INVALID_RECORD, the other ninety _INVALID_DIFFERENT_RECORD, none is stored."""
+    admin, topic = _admin(ferry), _topic()
+    _create(admin, topic, **{"cleanup.policy": "compact"})
+    errors: list = []
+    p = Producer({"bootstrap.servers": ferry.kafka_bootstrap, "linger.ms": 200})
+    for i in range(100):
+        p.produce(topic, key=None if i % 10 == 0 else b"k%d" % i, value=b"v%d" % i, partition=0,
+                  on_delivery=lambda e, m, i=i: errors.append((i, e.code() if e else None)))
+    assert p.flush(15) == 0
+    codes = dict(errors)
+    assert sorted(i for i, c in codes.items() if c == KafkaError.INVALID_RECORD) == list(range(0, 100, 10))
+    assert sum(c == KafkaError._INVALID_DIFFERENT_RECORD for c in codes.values()) == 90
+
+
 def test_retention_ms_lowered_live_removes_old_segments(ferry):
     admin, topic = _admin(ferry), _topic()
     _create(admin, topic, **{"segment.bytes": "100"})

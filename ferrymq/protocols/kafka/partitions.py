@@ -117,11 +117,12 @@ def _append(topics: TopicRegistry, topic: Topic, index: int, records: bytearray,
     except BatchError as exc:
         res.error_code, res.error_message = exc.code, str(exc)
         return
-    if "compact" in topic.spec.config("cleanup.policy") and _keyless(records):
-        res.error_code = errors.INVALID_RECORD  # Kafka 2.4+ (CORRUPT_MESSAGE before it)
-        res.error_message = ("Compacted topic cannot accept message without key in topic partition "
-                             f"{topic.spec.name}-{index}.")
-        return
+    if "compact" in topic.spec.config("cleanup.policy"):
+        keyless = _keyless(records)
+        if keyless:
+            _refuse_records(res, keyless, "Compacted topic cannot accept message without key in topic "
+                            f"partition {topic.spec.name}-{index}")
+            return
     producers = topic.producers[index]
     for b in infos:
         if b.attributes & (ATTR_TRANSACTIONAL | ATTR_CONTROL):
@@ -149,10 +150,21 @@ def _append(topics: TopicRegistry, topic: Topic, index: int, records: bytearray,
     topics.appended(topic.spec.name, index)
 
 
-def _keyless(records: bytearray) -> bool:
-    """Whether a record has no key: the one per-record look a produce takes, and only into a
-    compacted topic (Kafka's LogValidator reads every record's key there too)."""
-    return any(key is None for _, _, key, _, _ in decode_batches(bytes(records)))
+def _keyless(records: bytearray) -> list[int]:
+    """The index in its batch of every record without a key: the one per-record look a produce
+    takes, and only into a compacted topic (Kafka's LogValidator reads every record's key there too).
+    A client's batch carries base offset 0, so a record's offset here is its index."""
+    return [offset for offset, _, key, _, _ in decode_batches(bytes(records)) if key is None]
+
+
+def _refuse_records(res: PartitionResult, indexes: list[int], why: str) -> None:
+    """Kafka 2.4+'s answer (KIP-467): INVALID_RECORD, each guilty record named, so a client fails
+    those with the error and the rest of the batch as refused for another record's sake."""
+    res.error_code = errors.INVALID_RECORD  # CORRUPT_MESSAGE before Kafka 2.4
+    res.record_errors = [(i, why) for i in indexes]
+    shown = ", ".join(f"RecordError(batchIndex={i}, message='{why}')" for i in indexes[:3])
+    res.error_message = (f"One or more records have been rejected due to {len(indexes)} record errors in "
+                         f"total, and only showing the first three errors at most: [{shown}]")
 
 
 def _txn_verdict(txns: TxnGate | None, b: BatchInfo, partition: tuple[str, int]) -> int:

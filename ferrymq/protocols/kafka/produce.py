@@ -9,7 +9,7 @@ error_message nullable string (v8+)]] | throttle_time_ms i32.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ferrymq.protocols.kafka.errors import KafkaProtocolError
 from ferrymq.protocols.kafka.primitives import I16, I32, I64, Reader, nullable_string, string
@@ -30,6 +30,8 @@ class PartitionResult:
     base_offset: int = -1
     log_start_offset: int = -1
     error_message: str | None = None
+    # KIP-467 (v8+): (index of the record in its batch, why) for each record that sank the batch
+    record_errors: list[tuple[int, str | None]] = field(default_factory=list)
 
 
 def decode_produce(r: Reader, version: int) -> ProduceRequest:
@@ -65,6 +67,8 @@ def encode_produce_response(version: int, topics: list[tuple[str, list[Partition
             if version >= 5:
                 out.append(I64.pack(p.log_start_offset))
             if version >= 8:
-                out.append(I32.pack(0) + nullable_string(p.error_message))
+                out.append(I32.pack(len(p.record_errors)))
+                out += [I32.pack(i) + nullable_string(why) for i, why in p.record_errors]
+                out.append(nullable_string(p.error_message))
     out.append(I32.pack(throttle_ms))
     return b"".join(out)
