@@ -242,6 +242,16 @@ class PartitionTxns:
         i = bisect_left(self.aborted, (start, -1, -1))
         return [(pid, first) for _m, pid, first in self.aborted[i:] if first < end]
 
+    def aborted_spans(self, start: int, end: int) -> dict[int, list[tuple[int, int]]]:
+        """Producer id -> (first offset, marker offset) of each aborted transaction whose records may
+        lie in [start, end): what a reader needs to drop aborted batches by their headers alone."""
+        i = bisect_left(self.aborted, (start, -1, -1))
+        spans: dict[int, list[tuple[int, int]]] = {}
+        for marker, pid, first in self.aborted[i:]:
+            if first < end:
+                spans.setdefault(pid, []).append((first, marker))
+        return spans
+
     def forget_before(self, offset: int) -> None:
         """Retention removed the log below ``offset``: aborts whose markers went with it no longer matter."""
         i = bisect_left(self.aborted, (offset, -1, -1))

@@ -18,7 +18,7 @@ from typing import Any
 
 from ferrymq.core.message import Message
 from ferrymq.core.properties import Properties
-from ferrymq.protocols.kafka.batch import HEADER_BYTES, LOG_OVERHEAD_BYTES
+from ferrymq.protocols.kafka.batch import ATTR_TRANSACTIONAL, HEADER_BYTES, LOG_OVERHEAD_BYTES
 from ferrymq.protocols.kafka.batch import header as batch_header
 from ferrymq.protocols.kafka.records import decode_batches, encode_batch
 
@@ -68,20 +68,28 @@ def to_message(topic: str, offset: int, timestamp: int, key: bytes | None, value
     return Message("", routing_key, bytes(value or b""), Properties(headers=app, **fields), None)
 
 
-def records_from(data: bytes, offset: int, limit: int) -> list[Any]:
+def records_from(data: bytes, offset: int, limit: int,
+                 aborted: dict[int, list[tuple[int, int]]] | None = None) -> list[Any]:
     """Records at or after ``offset``, at most ``limit``: batches wholly before ``offset`` are
-    skipped by their headers, and decoding stops once ``limit`` records are in hand."""
+    skipped by their headers, and decoding stops once ``limit`` records are in hand. ``aborted``
+    (PartitionTxns.aborted_spans): transactional batches of an aborted transaction are skipped too,
+    by their headers (what a read_committed Kafka consumer does with the aborted-transactions list)."""
     out: list[Any] = []
     pos = 0
     while pos + HEADER_BYTES <= len(data) and len(out) < limit:
-        base, length, _e, _m, _c, _a, last_delta = batch_header(data, pos)[:7]
+        base, length, _e, _m, _c, attrs, last_delta, _t, _mt, pid = batch_header(data, pos)[:10]
         end = pos + LOG_OVERHEAD_BYTES + length
         if end > len(data):
             break
-        if base + last_delta >= offset:
+        dropped = aborted and attrs & ATTR_TRANSACTIONAL and _in_spans(aborted.get(pid), base)
+        if base + last_delta >= offset and not dropped:
             out.extend(r for r in decode_batches(data[pos:end]) if r[0] >= offset)
         pos = end
     return out[:limit]
+
+
+def _in_spans(spans: list[tuple[int, int]] | None, base: int) -> bool:
+    return spans is not None and any(first <= base < marker for first, marker in spans)
 
 
 def _text_or_bytes(raw: bytes | None) -> Any:
@@ -98,7 +106,8 @@ def encode_publishes(records: list[Record], now_ms: int, base_offset: int) -> by
     return encode_batch(records, now_ms, base_offset=base_offset)
 
 
-def messages_from(topic: str, data: bytes, offset: int, limit: int) -> list[tuple[int, Message]]:
+def messages_from(topic: str, data: bytes, offset: int, limit: int,
+                  aborted: dict[int, list[tuple[int, int]]] | None = None) -> list[tuple[int, Message]]:
     """Up to ``limit`` (offset, message) pairs at or after ``offset`` in stored batches ``data``."""
     return [(off, to_message(topic, off, ts, key, value, headers))
-            for off, ts, key, value, headers in records_from(data, offset, limit)]
+            for off, ts, key, value, headers in records_from(data, offset, limit, aborted)]

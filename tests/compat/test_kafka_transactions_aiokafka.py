@@ -245,3 +245,48 @@ def test_an_amqp_stream_consumer_gets_the_records_of_transactions_and_never_thei
         ch.basic_ack(method.delivery_tag)
     conn.close()
     assert got == [(b"one", 0), (b"two", 2)]  # offsets 1 and 3 are the commit markers
+
+
+def _stream_bodies(ch, queue: str) -> list[bytes]:
+    got = []
+    for method, _props, body in ch.consume(queue, arguments={"x-stream-offset": "first"}, inactivity_timeout=1):
+        if method is None:
+            break
+        got.append(body)
+        ch.basic_ack(method.delivery_tag)
+    ch.cancel()
+    return got
+
+
+def test_an_amqp_stream_consumer_reads_committed_only_aborted_records_skipped_open_ones_held(ferry):
+    """AMQP stream consumers read as read_committed Kafka consumers do: an aborted transaction's records
+    never arrive, and nothing past an open transaction's first record arrives until it commits."""
+    import pika
+
+    conn = pika.BlockingConnection(pika.URLParameters(ferry.amqp_url))
+    ch = conn.channel()
+    ch.basic_qos(prefetch_count=10)
+    queue = _name("s-rc")
+    ch.queue_declare(queue, durable=True, arguments={"x-queue-type": "stream"})
+    ch.basic_publish("", queue, b"plain-1")
+
+    async def begin() -> AIOKafkaProducer:
+        producer = await _producer(ferry.kafka_bootstrap, _name("txid"))
+        await producer.begin_transaction()
+        await producer.send_and_wait(queue, b"aborted", partition=0)
+        await producer.abort_transaction()
+        await producer.begin_transaction()
+        await producer.send_and_wait(queue, b"open-then-committed", partition=0)
+        return producer
+
+    loop = asyncio.new_event_loop()
+    try:
+        producer = loop.run_until_complete(begin())
+        ch.basic_publish("", queue, b"plain-2")  # after the open transaction's first record: held
+        assert _stream_bodies(ch, queue) == [b"plain-1"]
+        loop.run_until_complete(producer.commit_transaction())
+        assert _stream_bodies(ch, queue) == [b"plain-1", b"open-then-committed", b"plain-2"]
+        loop.run_until_complete(producer.stop())
+    finally:
+        loop.close()
+        conn.close()

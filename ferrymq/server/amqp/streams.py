@@ -18,7 +18,7 @@ from ferrymq.core.stream_queue import retention_configs
 from ferrymq.core.streams import topic_name_error
 from ferrymq.core.topics import Topic, TopicRegistry
 from ferrymq.errors import PreconditionFailed
-from ferrymq.protocols.kafka.batch import end_offset
+from ferrymq.protocols.kafka.batch import batches_below, end_offset
 from ferrymq.protocols.stream_mapping import Record, encode_publishes, messages_from, to_record
 from ferrymq.server.commit import CommitPipeline
 
@@ -69,12 +69,17 @@ class TopicStream:
         return self.streams.commit.sync_streams
 
     def read(self, offset: int, max_count: int) -> list[tuple[int, Message]]:
+        """As a read_committed Kafka consumer reads: up to the last stable offset (nothing past an
+        open transaction's first record), aborted transactions' records skipped, markers stepped over."""
+        txns = self.topic.producers[0].txns
+        upto = txns.stable_offset(self.log.next_offset)
+        aborted = txns.aborted_spans(offset, upto) if txns.aborted else None
         out: list[tuple[int, Message]] = []
-        while len(out) < max_count and offset < self.log.next_offset:
-            data = self.log.read(offset, READ_BYTES)
+        while len(out) < max_count and offset < upto:
+            data = batches_below(self.log.read(offset, READ_BYTES), upto)
             if not data:
                 break
-            got = messages_from(self.name, data, offset, max_count - len(out))
+            got = messages_from(self.name, data, offset, max_count - len(out), aborted)
             if not got:  # only transaction markers here: step past them
                 if end_offset(data) <= offset:
                     break
