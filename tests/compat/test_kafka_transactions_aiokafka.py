@@ -249,7 +249,8 @@ def test_an_amqp_stream_consumer_gets_the_records_of_transactions_and_never_thei
 
 def _stream_bodies(ch, queue: str) -> list[bytes]:
     got = []
-    for method, _props, body in ch.consume(queue, arguments={"x-stream-offset": "first"}, inactivity_timeout=1):
+    first = {"x-stream-offset": "first"}
+    for method, _props, body in ch.consume(queue, arguments=first, inactivity_timeout=1):
         if method is None:
             break
         got.append(body)
