@@ -10,37 +10,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
-from ferrymq.clock import Rng, SystemClock
-from ferrymq.core.broker import Broker
-from ferrymq.core.message import Message
+from ferrymq.bench import core_micro
 
-BATCH = 500
 
 
 def rate(enforce: bool, messages: int) -> float:
-    broker = Broker(SystemClock(), Rng(1))
-    vhost = broker.vhosts["/"]
-    vhost.declare_queue("bench", connection=None)
-    pub = broker.open_channel(vhost, 1, object(), "guest", enforce=enforce)
-    sub = broker.open_channel(vhost, 2, object(), "guest", enforce=enforce)
-    pub.confirm_select()
-    sub.qos(BATCH, False)
-    sub.consume("bench", "c")
-    body, done = b"x" * 100, 0
-    start = time.perf_counter()
-    while done < messages:
-        for _ in range(BATCH):
-            pub.publish("", "bench", False, Message("", "bench", body))
-        pub.outbox.clear()
-        last = sub.outbox[-1][2]
-        sub.outbox.clear()
-        sub.ack(last, True)
-        done += BATCH
-        broker.dirty.clear()
-        pub.dirty = sub.dirty = False
-    return done / (time.perf_counter() - start)
+    return core_micro.throughput(messages, enforce=enforce)["msgs_per_s"]
 
 
 def main() -> None:

@@ -21,12 +21,13 @@ from ferrymq.core.message import Message
 BATCH = 500  # matches a prefetch / confirm window of 500
 
 
-def throughput(messages: int, body_size: int = 100) -> dict[str, float]:
+def throughput(messages: int, body_size: int = 100, enforce: bool = False) -> dict[str, float]:
+    """``enforce``: the channels check the user's permissions, as every AMQP client channel does."""
     broker = Broker(SystemClock(), Rng(1))
     vhost = broker.vhosts["/"]
     vhost.declare_queue("bench", connection=None)
-    pub = broker.open_channel(vhost, 1, object(), "guest")
-    sub = broker.open_channel(vhost, 2, object(), "guest")
+    pub = broker.open_channel(vhost, 1, object(), "guest", enforce=enforce)
+    sub = broker.open_channel(vhost, 2, object(), "guest", enforce=enforce)
     pub.confirm_select()
     sub.qos(BATCH, False)
     sub.consume("bench", "c")
