@@ -14,7 +14,6 @@ import statistics
 from ferrymq.bench import core_micro
 
 
-
 def rate(enforce: bool, messages: int) -> float:
     return core_micro.throughput(messages, enforce=enforce)["msgs_per_s"]
 
