@@ -389,7 +389,8 @@ def test_worker_started_later_learns_a_revoke_from_the_running_worker_by_mingle_
     assert replies, celery.tails()
     second = celery.worker(mingle=True)  # the only worker with a free slot: doomed goes to it
     assert poll(lambda: doomed.state == "REVOKED", 15), (doomed.state, celery.tails())
-    assert "Discarding revoked task" in second.log_path.read_text(), celery.tails()
+    # the state is stored before the worker's log line is flushed: wait for the line, not only the state
+    assert poll(lambda: "Discarding revoked task" in second.log_path.read_text(), 10), celery.tails()
     gate.touch()
     assert celery.get(record.delay(str(trace), "after")) == "after"
     assert [line.split()[0] for line in lines(trace)] == ["after"], celery.tails()
