@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+
+from ferrymq.errors import AccessRefused
 
 CONFIGURE, WRITE, READ = "configure", "write", "read"
 KINDS = (CONFIGURE, WRITE, READ)
@@ -102,6 +104,17 @@ class Permissions:
         if self.allowed(user, vhost, kind, name):
             return None
         return f"access to {resource_text(resource_type, name, vhost)} refused for user '{user}'"
+
+    def authoriser(self, user: str, vhost: str) -> Callable[[str, str, str], None]:
+        """The ``authorise`` callback VHost.declare_queue/declare_exchange take, for a front end
+        with no channel of its own (the HTTP API): the declare then makes every check RabbitMQ's
+        channel makes (configure, and a new queue's dead-letter / exchange's alternate exchange),
+        in its order, as the AMQP channel's ``require`` does — one check path for both."""
+        def authorise(kind: str, resource_type: str, name: str) -> None:
+            refused = self.check(user, vhost, kind, resource_type, name)
+            if refused is not None:
+                raise AccessRefused(refused)
+        return authorise
 
     def has_topic_rules(self, user: str, vhost: str, exchange: str) -> bool:
         return (vhost, user, exchange) in self.topics

@@ -7,7 +7,8 @@ from typing import Any
 from aiohttp import web
 
 from ferrymq.core.queue import Queue
-from ferrymq.core.vhost import VHost
+from ferrymq.core.vhost import Authorise, VHost
+from ferrymq.http.auth import USER
 from ferrymq.http.plane import PLANE, Plane
 from ferrymq.http.responses import bad_request, not_found, read_json
 
@@ -30,6 +31,13 @@ def queue(request: web.Request, vh: VHost, key: str = "name") -> Queue:
     if q is None:
         raise not_found()
     return q
+
+
+def authorise(request: web.Request, vh: VHost) -> Authorise:
+    """The caller's permission checks for a declare, made inside the declare where RabbitMQ makes
+    them (ferrymq.core.permissions.Permissions.authoriser); a refusal is the 401 "Access refused."
+    RabbitMQ's management API answers for these calls (ferrymq.http.server)."""
+    return plane(request).broker.access.authoriser(request[USER], vh.name)
 
 
 def flag(query: Any, key: str) -> bool:

@@ -55,12 +55,12 @@ def refusal(request: web.Request, broker: Broker, user: str) -> str | None:
 # (rabbit_mgmt_util:direct_request) answer a refusal with "Access refused."; the others run on a
 # channel (with_channel), need the vhost, and answer with the channel's close text (a publish's
 # asynchronous close reaches the plugin as a 400 with the code in front: "403 ACCESS_REFUSED - ...").
+# Queue and exchange declares are not here: the declare itself checks them (ferrymq.http.lookup.authorise),
+# after the body is read, with the dead-letter and alternate exchanges it names.
 _DIRECT = "direct"
 AMQP_CALLS: dict[tuple[str, str], tuple[str, list[tuple[str, str, str]]]] = {
-    ("PUT", "/api/queues/{vhost}/{name}"): (_DIRECT, [("configure", "queue", "name")]),
     ("DELETE", "/api/queues/{vhost}/{name}"): (_DIRECT, [("configure", "queue", "name")]),
     ("DELETE", "/api/queues/{vhost}/{name}/contents"): (_DIRECT, [("read", "queue", "name")]),
-    ("PUT", "/api/exchanges/{vhost}/{name}"): (_DIRECT, [("configure", "exchange", "name")]),
     ("DELETE", "/api/exchanges/{vhost}/{name}"): (_DIRECT, [("configure", "exchange", "name")]),
     ("POST", "/api/queues/{vhost}/{name}/get"): ("channel", [("read", "queue", "name")]),
     ("POST", "/api/exchanges/{vhost}/{name}/publish"): ("publish", [("write", "exchange", "name")]),

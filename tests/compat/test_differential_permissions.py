@@ -3,7 +3,8 @@ through each broker's management API, the same ~40 AMQP calls by pika (declares,
 to a topic exchange with allowed and refused routing keys, consumes, gets, purges, deletes, amq.*
 names, connections to a refused and to a missing vhost) → the same reply codes and reply texts;
 then the same declares, binds, publishes, gets and deletes through the management API by a
-management user with the same permissions → the same statuses and reasons."""
+management user with the same permissions, and declares naming a dead-letter or alternate exchange
+(the user may not write it, or may not read what it declares) → the same statuses and reasons."""
 
 from __future__ import annotations
 

@@ -139,6 +139,27 @@ def test_only_an_impersonator_may_publish_with_another_users_user_id(broker: Emb
     assert refused.value.reply_code == 406
 
 
+REFUSED = (401, "Access refused.")
+# What RabbitMQ 3.10.8 answered to the table's declares naming a dead-letter or alternate exchange.
+EXPECTED_HTTP_DECLARES: dict[str, tuple[Any, ...]] = {
+    "declare own queue dlx others'": REFUSED, "declare own queue dlx own": (201, None),
+    "redeclare others' queue dlx others'": REFUSED, "declare own exchange ae others'": REFUSED,
+    "declare own exchange ae own": (201, None), "declare own exchange ae default": (201, None),
+    "declare others' exchange unknown type": (400, "unknown exchange type 'no-such'"),
+    "readless declare queue": (201, None), "readless declare queue dlx": REFUSED,
+    "readless declare exchange": (201, None), "readless declare exchange ae": REFUSED,
+}
+
+
+def test_http_declares_check_the_dead_letter_and_alternate_exchange_as_amqp_does(
+        broker: EmbeddedBroker) -> None:
+    got = table.run_http_table(broker.http_url + "/api")
+    assert {k: got[k] for k in EXPECTED_HTTP_DECLARES} == EXPECTED_HTTP_DECLARES
+    vh = broker.running.broker.vhosts["/"]
+    assert "u-hdlq" in vh.queues and vh.queues["u-hdlq"].arguments == {"x-dead-letter-exchange": "u-hx"}
+    assert "r-dlq" not in vh.queues and "r-ae" not in vh.exchanges
+
+
 # --- HTTP API: tags --------------------------------------------------------------------------------
 
 def test_a_user_without_tags_may_not_use_the_http_api(broker: EmbeddedBroker) -> None:

@@ -23,6 +23,10 @@ PERMISSION = {"configure": "^u-", "write": "^(u-|amq\\.topic|amq\\.default)",
 TOPIC = {"exchange": "amq.topic", "write": "^{username}\\.", "read": "^{username}\\.r"}
 Op = Callable[[Any], Any]
 HTTP_USER = "perm-h"  # a management user with the same permissions, for the HTTP table
+# A management user who may configure r-* and write anything but read nothing: a declare naming a
+# dead-letter or alternate exchange needs read on the declared object, so those declares are refused.
+READLESS_USER = "perm-hr"
+READLESS = {"configure": "^r-", "write": ".*", "read": ""}
 
 
 def setup(api: str) -> None:
@@ -37,6 +41,8 @@ def setup(api: str) -> None:
     put(f"/topic-permissions/%2F/{USER}", {**TOPIC, "exchange": "amq.topic"})
     put(f"/users/{HTTP_USER}", {"password": PASSWORD, "tags": "management"})
     put(f"/permissions/%2F/{HTTP_USER}", PERMISSION)
+    put(f"/users/{READLESS_USER}", {"password": PASSWORD, "tags": "management"})
+    put(f"/permissions/%2F/{READLESS_USER}", READLESS)
     put("/queues/%2F/shared-q", {"durable": False})
     put("/exchanges/%2F/shared-x", {"type": "direct", "durable": False})
 
@@ -133,6 +139,19 @@ HTTP_CALLS: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("declare others' queue", "PUT", "/queues/%2F/shared-q", {"durable": False}),
     ("declare own exchange", "PUT", "/exchanges/%2F/u-hx", {"type": "fanout"}),
     ("declare others' exchange", "PUT", "/exchanges/%2F/shared-x", {"type": "direct"}),
+    ("declare own queue dlx others'", "PUT", "/queues/%2F/u-hdlq",
+     {"arguments": {"x-dead-letter-exchange": "shared-x"}}),
+    ("declare own queue dlx own", "PUT", "/queues/%2F/u-hdlq",
+     {"arguments": {"x-dead-letter-exchange": "u-hx"}}),
+    ("redeclare others' queue dlx others'", "PUT", "/queues/%2F/shared-q",
+     {"arguments": {"x-dead-letter-exchange": "shared-x"}}),
+    ("declare own exchange ae others'", "PUT", "/exchanges/%2F/u-hae",
+     {"type": "direct", "arguments": {"alternate-exchange": "shared-x"}}),
+    ("declare own exchange ae own", "PUT", "/exchanges/%2F/u-hae",
+     {"type": "direct", "arguments": {"alternate-exchange": "u-hx"}}),
+    ("declare own exchange ae default", "PUT", "/exchanges/%2F/u-hae2",
+     {"type": "direct", "arguments": {"alternate-exchange": ""}}),
+    ("declare others' exchange unknown type", "PUT", "/exchanges/%2F/shared-y", {"type": "no-such"}),
     ("bind own to others' exchange", "POST", "/bindings/%2F/e/shared-x/q/u-hq", {"routing_key": "k"}),
     ("bind own", "POST", "/bindings/%2F/e/u-hx/q/u-hq", {"routing_key": "k"}),
     ("publish others' exchange", "POST", "/exchanges/%2F/shared-x/publish",
@@ -150,12 +169,23 @@ HTTP_CALLS: list[tuple[str, str, str, dict[str, Any] | None]] = [
 ]
 
 
+READLESS_CALLS: list[tuple[str, str, str, dict[str, Any] | None]] = [
+    ("readless declare queue", "PUT", "/queues/%2F/r-q", {}),
+    ("readless declare queue dlx", "PUT", "/queues/%2F/r-dlq",
+     {"arguments": {"x-dead-letter-exchange": "amq.direct"}}),
+    ("readless declare exchange", "PUT", "/exchanges/%2F/r-x", {"type": "direct"}),
+    ("readless declare exchange ae", "PUT", "/exchanges/%2F/r-ae",
+     {"type": "direct", "arguments": {"alternate-exchange": "amq.direct"}}),
+]
+
+
 def run_http_table(api: str) -> dict[str, tuple[Any, ...]]:
-    """Each call by the management user: its status, and the reason of a refusal."""
+    """Each call by its management user: its status, and the reason of a refusal."""
     out: dict[str, tuple[Any, ...]] = {}
-    for name, method, path, body in HTTP_CALLS:
-        r = requests.request(method, api + path, json=body, auth=(HTTP_USER, PASSWORD), timeout=10)
-        out[name] = (r.status_code, r.json().get("reason") if r.status_code >= 400 else None)
+    for user, calls in ((HTTP_USER, HTTP_CALLS), (READLESS_USER, READLESS_CALLS)):
+        for name, method, path, body in calls:
+            r = requests.request(method, api + path, json=body, auth=(user, PASSWORD), timeout=10)
+            out[name] = (r.status_code, r.json().get("reason") if r.status_code >= 400 else None)
     return out
 
 

@@ -64,7 +64,8 @@ async def declare(request: web.Request) -> web.Response:
     existed = name in vh.exchanges
     vh.declare_exchange(name, str(data.get("type", "direct")), durable=lookup.boolean(data, "durable"),
                         auto_delete=lookup.boolean(data, "auto_delete"),
-                        internal=lookup.boolean(data, "internal"), arguments=lookup.arguments(data))
+                        internal=lookup.boolean(data, "internal"), arguments=lookup.arguments(data),
+                        authorise=lookup.authorise(request, vh))
     lookup.plane(request).end_turn()
     return no_content() if existed else web.Response(status=201)
 

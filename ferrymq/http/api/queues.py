@@ -99,7 +99,7 @@ async def declare(request: web.Request) -> web.Response:
                      durable=lookup.boolean(data, "durable"),
                      exclusive=existing is not None and existing.exclusive_owner is not None,
                      auto_delete=lookup.boolean(data, "auto_delete"),
-                     arguments=lookup.arguments(data))
+                     arguments=lookup.arguments(data), authorise=lookup.authorise(request, vh))
     lookup.plane(request).end_turn()
     return no_content() if existing is not None else web.Response(status=201)
 
