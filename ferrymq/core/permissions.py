@@ -8,7 +8,12 @@ same things with the same words. The stable API, for callers outside the AMQP ch
   (``kind``: CONFIGURE / WRITE / READ; ``resource_type``: "queue" / "exchange" / "topic"...);
 - ``Permissions.check_topic(user, vhost, kind, exchange, routing_key)``: WRITE / READ on a topic
   exchange's routing key, or None;
+- ``Permissions.unrestricted(user, vhost, kind)``: the pattern is ``.*`` (every name), for a caller
+  that checks many names in one request (a Kafka Produce or Fetch) and may then skip them;
 - ``Permissions.generation``: bumped on every change, for callers that cache decisions.
+
+Decisions are cached here (bounded, emptied by ``changed()``), as each AMQP channel caches its own:
+front ends without a channel (Kafka, the HTTP API) get the same cache through the same call.
 
 Matching copies rabbit_auth_backend_internal (3.10): an unanchored search (``re:run``), the empty
 pattern meaning ``^$``, the default exchange "" checked as ``amq.default``, no topic permission on an
@@ -29,7 +34,9 @@ KINDS = (CONFIGURE, WRITE, READ)
 # RabbitMQ's management tags; "impersonator" lets a user set another's user_id (not used by AMQP here)
 TAGS = ("administrator", "monitoring", "policymaker", "management", "impersonator")
 MANAGEMENT_TAGS = frozenset({"administrator", "monitoring", "policymaker", "management"})
-FULL = {CONFIGURE: ".*", WRITE: ".*", READ: ".*"}
+ANY = ".*"  # the pattern RabbitMQ grants by default: every name
+FULL = {CONFIGURE: ANY, WRITE: ANY, READ: ANY}
+DECISIONS_MAX = 4096  # cached (vhost, user, kind, name) decisions before the cache starts again
 
 
 def resource_text(resource_type: str, name: str, vhost: str) -> str:
@@ -83,9 +90,13 @@ class Permissions:
         # (vhost, user, exchange) -> {"write": regex, "read": regex}
         self.topics: dict[tuple[str, str, str], dict[str, str]] = {}
         self.generation = 0
+        self._decisions: dict[tuple[str, str, str, str], bool] = {}
 
     def changed(self) -> None:
+        """Every change to the grants comes through here (the broker's ``_access_changed``), so the
+        cached decisions never outlive the grants they were made from."""
         self.generation += 1
+        self._decisions.clear()
 
     # --- decisions ---------------------------------------------------------------------------
 
@@ -94,9 +105,21 @@ class Permissions:
             return None
         return f"access to vhost '{vhost}' refused for user '{user}'"
 
-    def allowed(self, user: str, vhost: str, kind: str, name: str) -> bool:
+    def unrestricted(self, user: str, vhost: str, kind: str) -> bool:
         grant = self.grants.get((vhost, user))
-        return grant is not None and matches(grant.get(kind, ""), name)
+        return grant is not None and grant.get(kind) == ANY
+
+    def allowed(self, user: str, vhost: str, kind: str, name: str) -> bool:
+        key = (vhost, user, kind, name)
+        decision = self._decisions.get(key)
+        if decision is None:
+            grant = self.grants.get((vhost, user))
+            pattern = "" if grant is None else grant.get(kind, "")
+            decision = grant is not None and (pattern == ANY or matches(pattern, name))
+            if len(self._decisions) >= DECISIONS_MAX:
+                self._decisions.clear()
+            self._decisions[key] = decision
+        return decision
 
     def check(self, user: str, vhost: str, kind: str, resource_type: str, name: str) -> str | None:
         if resource_type == "exchange" and not name:

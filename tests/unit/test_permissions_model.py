@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ferrymq.core.permissions import (
     CONFIGURE,
+    DECISIONS_MAX,
     READ,
     WRITE,
     Permissions,
@@ -75,3 +76,29 @@ def test_reserved_names_tags_and_patterns() -> None:
     assert parse_tags("administrator, management,") == ["administrator", "management"]
     assert parse_tags(["policymaker"]) == ["policymaker"]
     assert invalid_pattern("(") is not None and invalid_pattern("^a.*") is None
+
+
+def test_unrestricted_only_when_the_pattern_is_every_name() -> None:
+    p = perms(write=".*", read="^.*$", configure="")
+    assert p.unrestricted("u", "/", WRITE)
+    assert not p.unrestricted("u", "/", READ)  # matches every name too, but is not the fast path's ".*"
+    assert not p.unrestricted("u", "/", CONFIGURE)
+    assert not p.unrestricted("nobody", "/", WRITE)
+
+
+def test_a_cached_decision_gives_way_to_changed_grants() -> None:
+    p = perms(read="^a")
+    assert p.allowed("u", "/", READ, "abc") and not p.allowed("u", "/", READ, "xyz")
+    p.grants[("/", "u")] = {CONFIGURE: "", WRITE: "", READ: "^x"}
+    p.changed()
+    assert not p.allowed("u", "/", READ, "abc") and p.allowed("u", "/", READ, "xyz")
+    del p.grants[("/", "u")]
+    p.changed()
+    assert not p.allowed("u", "/", READ, "xyz")
+
+
+def test_the_decision_cache_stays_bounded() -> None:
+    p = perms(read="^n")
+    for i in range(10_000):
+        assert p.allowed("u", "/", READ, f"n{i}")
+    assert len(p._decisions) <= DECISIONS_MAX
