@@ -116,6 +116,25 @@ class Broker:
             creds = self.scram[username] = self._derive_scram(self.users[username])
         return None if creds is None else creds.get(mechanism)
 
+    def scram_credentials(self, username: str) -> dict[str, ScramCredential]:
+        """Every SCRAM credential the user has, by mechanism (a configured user's derived first)."""
+        found = {m: self.scram_credential(username, m) for m in SCRAM_MECHANISMS}
+        return {m: c for m, c in found.items() if c is not None}
+
+    def alter_scram(self, username: str, mechanism: str, credential: ScramCredential | None) -> None:
+        """Kafka's AlterUserScramCredentials: set (None: delete) one mechanism's credential, stored;
+        the other mechanism and the user's password stay. An unknown user is created as Kafka's
+        SCRAM users are, by their credential: no password (PLAIN and AMQP refuse it), no tags and
+        no permissions, as a user made through the management API."""
+        if username not in self.users and username not in self.password_hashes:
+            self.put_user(username)
+        creds = self.scram_credentials(username)
+        if credential is None:
+            creds.pop(mechanism, None)
+        else:
+            creds[mechanism] = credential
+        self._set_scram(username, creds)
+
     def _derive_scram(self, password: str) -> dict[str, ScramCredential]:
         return {m: derive(m, password, self.rng.getrandbits(128).to_bytes(16, "big"))
                 for m in SCRAM_MECHANISMS}

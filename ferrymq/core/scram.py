@@ -16,6 +16,10 @@ from dataclasses import dataclass
 
 ITERATIONS = 4096  # Kafka's default and RFC 7677's minimum for SHA-256
 MECHANISMS = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-512": "sha512"}
+# Kafka's admin API bounds on a credential set by a client (ScramMechanism.minIterations, both
+# mechanisms; ScramControlManager.MAX_ITERATIONS), and its mechanism numbers (ScramMechanism.type)
+ITERATIONS_MIN, ITERATIONS_MAX = 4096, 16384
+MECHANISM_TYPES = {1: "SCRAM-SHA-256", 2: "SCRAM-SHA-512"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +53,14 @@ def salted_password(hash_name: str, password: str, salt: bytes, iterations: int)
 
 def derive(mechanism: str, password: str, salt: bytes, iterations: int = ITERATIONS) -> ScramCredential:
     """``salt`` from the broker's Rng (never the random module: runs must replay)."""
+    return from_salted(mechanism, salted_password(MECHANISMS[mechanism], password, salt, iterations),
+                       salt, iterations)
+
+
+def from_salted(mechanism: str, salted: bytes, salt: bytes, iterations: int) -> ScramCredential:
+    """The credential from SaltedPassword = Hi(password, salt, i): what a Kafka admin client sends
+    (AlterUserScramCredentials), so the password itself never reaches the broker."""
     h = MECHANISMS[mechanism]
-    salted = salted_password(h, password, salt, iterations)
     client_key = hmac_digest(h, salted, b"Client Key")
     stored_key = hashlib.new(h, client_key).digest()
     return ScramCredential(salt, iterations, stored_key, hmac_digest(h, salted, b"Server Key"))

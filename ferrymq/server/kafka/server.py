@@ -37,6 +37,7 @@ from ferrymq.server.kafka.groups import GroupApis
 from ferrymq.server.kafka.handlers import Handler
 from ferrymq.server.kafka.produce import ProduceApi
 from ferrymq.server.kafka.sasl import SaslApis
+from ferrymq.server.kafka.scram_admin import ScramAdminApis
 from ferrymq.server.kafka.transactions import TransactionApis
 from ferrymq.server.tls import create_server
 from ferrymq.storage.stream_log import StreamLog
@@ -79,7 +80,8 @@ class KafkaServer:
         return guard_admin(self.authz, {
             **ConfigApis(topics).handlers(), **RecordApis(topics).handlers(),
             **GroupAdminApis(self.coordinator, self.offsets, commit).handlers(),
-            **ClusterApis(topics, log_dir).handlers(), **AclApis(self.broker, self.authz).handlers()})
+            **ClusterApis(topics, log_dir).handlers(), **AclApis(self.broker, self.authz).handlers(),
+            **ScramAdminApis(self.broker, self.authz).handlers()})
 
     def load(self) -> int:
         """Replay the committed offsets into the coordinator, then the transactions' states (which
