@@ -83,6 +83,10 @@ class Settings:
     # definitions (issue 16): RabbitMQ's load_definitions, a definitions JSON file or a directory of
     # them, imported at every boot before the listeners open ("": none)
     load_definitions: str = ""
+    # review (issue 16 follow-up): SASL required on the Kafka listeners (SASL_PLAINTEXT / SASL_SSL):
+    # a connection that has not authenticated may send only ApiVersions and SaslHandshake; anything
+    # else closes it, as Kafka's SaslServerAuthenticator does. False: unauthenticated clients act as guest.
+    kafka_sasl_required: bool = False
 
     def update(self, values: dict[str, Any]) -> None:
         known = {f.name: f for f in fields(self)}
