@@ -271,3 +271,18 @@ def test_the_cli_manages_users_vhosts_and_permissions(broker: EmbeddedBroker) ->
     missing = run("users", "delete", "cli-u")
     assert missing.exit_code == 1 and len(missing.stderr.strip().splitlines()) == 1
     assert run("users", "set-tags", "x", "wizard").exit_code == 2
+
+
+@pytest.mark.parametrize("noun", ["permissions", "topic-permissions"])
+def test_both_grant_lists_filter_by_user_and_vhost_and_refuse_unknown_ones(broker: EmbeddedBroker,
+                                                                          noun: str) -> None:
+    every = api(broker, "GET", f"/{noun}").json()
+    assert any(g["user"] == table.USER for g in every)
+    mine = api(broker, "GET", f"/users/{table.USER}/{noun}").json()
+    assert mine and mine == [g for g in every if g["user"] == table.USER]
+    root = api(broker, "GET", f"/vhosts/%2F/{noun}").json()
+    assert root == [g for g in every if g["vhost"] == "/"]
+    assert api(broker, "GET", f"/vhosts/perm-other/{noun}").json() == [
+        g for g in every if g["vhost"] == "perm-other"]
+    assert api(broker, "GET", f"/users/nobody-here/{noun}").status_code == 404
+    assert api(broker, "GET", f"/vhosts/nowhere/{noun}").status_code == 404

@@ -20,6 +20,7 @@ from ferrymq.core.passwords import ALGORITHMS, DEFAULT_ALGORITHM, hash_password
 from ferrymq.core.permissions import invalid_pattern, parse_tags
 from ferrymq.core.vhost import VHost
 from ferrymq.http import listing, lookup, views
+from ferrymq.http.api.grant_lists import answer
 from ferrymq.http.auth import USER, user_tags
 from ferrymq.http.plane import Plane
 from ferrymq.http.responses import bad_request, no_content, not_found, ok
@@ -222,28 +223,11 @@ def permission_json(key: tuple[str, str], perm: dict[str, str]) -> dict[str, Any
     return {"user": key[1], "vhost": key[0], **{k: perm[k] for k in PERMISSION_KEYS}}
 
 
-def _permissions(broker: Broker, vhost: str | None = None, user: str | None = None) -> list[Any]:
-    return [permission_json(k, p) for k, p in broker.permissions.items()
-            if (vhost is None or k[0] == vhost) and (user is None or k[1] == user)]
-
-
 @routes.get("/api/permissions")
-async def permissions(request: web.Request) -> web.Response:
-    return ok(listing.apply(_permissions(lookup.plane(request).broker), request.query))
-
-
 @routes.get("/api/users/{name}/permissions")
-async def user_permissions(request: web.Request) -> web.Response:
-    broker, name = lookup.plane(request).broker, request.match_info["name"]
-    if name not in broker.users:
-        raise not_found()
-    return ok(listing.apply(_permissions(broker, user=name), request.query))
-
-
 @routes.get("/api/vhosts/{vhost}/permissions")
-async def vhost_permissions(request: web.Request) -> web.Response:
-    vh = lookup.vhost(request)
-    return ok(listing.apply(_permissions(lookup.plane(request).broker, vhost=vh.name), request.query))
+async def permission_list(request: web.Request) -> web.Response:
+    return answer(request, lookup.plane(request).broker.permissions, permission_json)
 
 
 def _permission_key(request: web.Request) -> tuple[str, str]:

@@ -12,7 +12,8 @@ from aiohttp import web
 
 from ferrymq.core.broker import Broker
 from ferrymq.core.permissions import invalid_pattern
-from ferrymq.http import listing, lookup
+from ferrymq.http import lookup
+from ferrymq.http.api.grant_lists import answer, grants_json
 from ferrymq.http.responses import bad_request, no_content, not_found, ok
 
 routes = web.RouteTableDef()
@@ -24,28 +25,14 @@ def topic_json(key: tuple[str, str, str], rule: dict[str, str]) -> dict[str, Any
 
 
 def topic_permissions(broker: Broker, vhost: str | None = None, user: str | None = None) -> list[Any]:
-    return [topic_json(k, r) for k, r in broker.access.topics.items()
-            if (vhost is None or k[0] == vhost) and (user is None or k[1] == user)]
+    return grants_json(broker.access.topics, topic_json, vhost=vhost, user=user)
 
 
 @routes.get("/api/topic-permissions")
-async def all_topic_permissions(request: web.Request) -> web.Response:
-    return ok(listing.apply(topic_permissions(lookup.plane(request).broker), request.query))
-
-
 @routes.get("/api/users/{name}/topic-permissions")
-async def user_topic_permissions(request: web.Request) -> web.Response:
-    broker, name = lookup.plane(request).broker, request.match_info["name"]
-    if name not in broker.users:
-        raise not_found()
-    return ok(listing.apply(topic_permissions(broker, user=name), request.query))
-
-
 @routes.get("/api/vhosts/{vhost}/topic-permissions")
-async def vhost_topic_permissions(request: web.Request) -> web.Response:
-    vh = lookup.vhost(request)
-    return ok(listing.apply(topic_permissions(lookup.plane(request).broker, vhost=vh.name),
-                            request.query))
+async def topic_permission_list(request: web.Request) -> web.Response:
+    return answer(request, lookup.plane(request).broker.access.topics, topic_json)
 
 
 def _key(request: web.Request) -> tuple[str, str]:
