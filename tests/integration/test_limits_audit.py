@@ -5,28 +5,18 @@ reads are not recorded. The limits CLI commands (rabbitmqctl's names) go through
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import requests
 from typer.testing import CliRunner
 
-from ferrymq import EmbeddedBroker
 from ferrymq.cli import app
+from tests.support.fixtures import kept_data_dir_broker
 
 AUTH = ("guest", "guest")
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("audit")
-
-
-@pytest.fixture(scope="module")
-def broker(data_dir: Path) -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(data_dir=str(data_dir)) as b:
-        yield b
+data_dir, broker = kept_data_dir_broker("audit")
 
 
 def _entries(data_dir: Path) -> list[dict]:

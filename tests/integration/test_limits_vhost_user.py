@@ -4,7 +4,6 @@ enforced on real pika connections with RabbitMQ 3.10's codes and texts, and kept
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pika
@@ -13,19 +12,12 @@ import pytest
 import requests
 
 from ferrymq import EmbeddedBroker
+from tests.support.fixtures import kept_data_dir_broker
 
 AUTH = ("guest", "guest")
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("limits")
-
-
-@pytest.fixture(scope="module")
-def broker(data_dir: Path) -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(data_dir=str(data_dir)) as b:
-        yield b
+data_dir, broker = kept_data_dir_broker("limits")
 
 
 def _api(broker: EmbeddedBroker, method: str, path: str, body: object = None) -> requests.Response:
