@@ -21,6 +21,7 @@ from ferrymq.core.exchange import (
     make_exchange,
     resolve,
 )
+from ferrymq.core.exchange.texts import amqp_type
 from ferrymq.core.fifo import FifoQueue
 from ferrymq.core.lease import LEASE_EXCHANGE, LEASE_EXCHANGE_TYPE
 from ferrymq.core.message import Message
@@ -209,6 +210,19 @@ class VHost:
 
     # --- queues --------------------------------------------------------------------------
 
+    def _check_dead_letter_exchange(self, queue: str, dlx: Any, authorise: Authorise | None) -> None:
+        """rabbit_channel's checks of a new queue's dead-letter exchange, after the vhost's queue
+        limit and before the queue's own arguments: its type, then read on the queue and write on
+        the exchange."""
+        if dlx is None:
+            return
+        if not isinstance(dlx, str):
+            raise PreconditionFailed(f"invalid type '{amqp_type(dlx)}' for arg 'x-dead-letter-exchange' "
+                                     f"in queue '{queue}' in vhost '{self.name}'")
+        if authorise is not None:
+            authorise("read", "queue", queue)
+            authorise("write", "exchange", dlx)
+
     def declare_queue(
         self, name: str, *, connection: object, passive: bool = False, durable: bool = False,
         exclusive: bool = False, auto_delete: bool = False,
@@ -234,11 +248,8 @@ class VHost:
             return existing
         if not generated and name.startswith("amq."):
             raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
-        dlx = (arguments or {}).get("x-dead-letter-exchange")
-        if authorise is not None and isinstance(dlx, str):  # RabbitMQ's channel checks these first
-            authorise("read", "queue", name)
-            authorise("write", "exchange", dlx)
         self.broker.limits.check_queues(self.name, name, len(self.queues))
+        self._check_dead_letter_exchange(name, (arguments or {}).get("x-dead-letter-exchange"), authorise)
         stream = (arguments or {}).get("x-queue-type") == "stream"  # stream policy keys differ: none here
         policy, operator = self._queue_policies(name) if not stream else (None, None)
         args = parse_queue_args(queue_arguments(arguments or {}, policy, operator), name, self.name)

@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ferrymq.core.properties import Long
 from ferrymq.core.queue import Queue
 from ferrymq.core.vhost import Authorise, VHost
 from ferrymq.http.auth import USER
@@ -63,10 +64,12 @@ def require(data: dict[str, Any], *keys: str) -> None:
 
 
 def arguments(data: dict[str, Any]) -> dict[str, Any]:
+    """The body's x-arguments; JSON integers are longs, as RabbitMQ's management API reads them (so
+    an error text names the type it names)."""
     args = data.get("arguments") or {}
     if not isinstance(args, dict):
         raise bad_request("arguments must be a JSON object")
-    return args
+    return {k: Long(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in args.items()}
 
 
 def boolean(data: dict[str, Any], key: str, default: bool = False) -> bool:

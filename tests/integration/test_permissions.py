@@ -44,6 +44,12 @@ EXPECTED: dict[str, tuple[Any, ...]] = {
     "queue.declare amq.* passive missing": (404, "NOT_FOUND - no queue 'amq.foo' in vhost '/'"),
     "queue.declare server-named": _refused("queue", "amq.gen-*"),
     "queue.declare passive others'": OK, "queue.declare dlx others'": _refused("exchange", "shared-x"),
+    "queue.declare dlx not a string": (406, "PRECONDITION_FAILED - invalid type 'signedint' for arg "
+                                            "'x-dead-letter-exchange' in queue 'u-dlq' in vhost '/'"),
+    "queue.declare dlx a long": (406, "PRECONDITION_FAILED - invalid type 'long' for arg "
+                                      "'x-dead-letter-exchange' in queue 'u-dlq' in vhost '/'"),
+    "exchange.declare ae not a string": (406, "PRECONDITION_FAILED - invalid type 'signedint' for arg "
+                                              "'alternate-exchange' in exchange 'u-ae' in vhost '/'"),
     "exchange.declare own": OK, "exchange.declare others'": _refused("exchange", "shared-x"),
     "exchange.declare amq.*": _refused("exchange", "amq.foo"),
     "exchange.declare passive amq.direct": OK,
@@ -140,12 +146,17 @@ def test_only_an_impersonator_may_publish_with_another_users_user_id(broker: Emb
 
 
 REFUSED = (401, "Access refused.")
-# What RabbitMQ 3.10.8 answered to the table's declares naming a dead-letter or alternate exchange.
+# What RabbitMQ 3.10.8 answered to the table's declares naming a dead-letter or alternate exchange
+# (a JSON integer is a long to RabbitMQ's management API).
 EXPECTED_HTTP_DECLARES: dict[str, tuple[Any, ...]] = {
     "declare own queue dlx others'": REFUSED, "declare own queue dlx own": (201, None),
     "redeclare others' queue dlx others'": REFUSED, "declare own exchange ae others'": REFUSED,
     "declare own exchange ae own": (201, None), "declare own exchange ae default": (201, None),
     "declare others' exchange unknown type": (400, "unknown exchange type 'no-such'"),
+    "declare own queue dlx not a string": (400, "invalid type 'long' for arg 'x-dead-letter-exchange' in "
+                                                "queue 'u-hdlq3' in vhost '/'"),
+    "declare own exchange ae not a string": (400, "invalid type 'long' for arg 'alternate-exchange' in "
+                                                  "exchange 'u-hae3' in vhost '/'"),
     "readless declare queue": (201, None), "readless declare queue dlx": REFUSED,
     "readless declare exchange": (201, None), "readless declare exchange ae": REFUSED,
 }

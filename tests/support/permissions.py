@@ -60,12 +60,18 @@ CALLS: list[tuple[str, Op]] = [
     ("queue.declare passive others'", lambda ch: _declare(ch, "shared-q", passive=True)),
     ("queue.declare dlx others'", lambda ch: _declare(
         ch, "u-dlq", arguments={"x-dead-letter-exchange": "shared-x"})),
+    ("queue.declare dlx not a string", lambda ch: _declare(
+        ch, "u-dlq", arguments={"x-dead-letter-exchange": 5})),
+    ("queue.declare dlx a long", lambda ch: _declare(
+        ch, "u-dlq", arguments={"x-dead-letter-exchange": 2**40})),
     ("exchange.declare own", lambda ch: ch.exchange_declare("u-x", "direct")),
     ("exchange.declare others'", lambda ch: ch.exchange_declare("shared-x", "direct")),
     ("exchange.declare amq.*", lambda ch: ch.exchange_declare("amq.foo", "direct")),
     ("exchange.declare passive amq.direct", lambda ch: ch.exchange_declare("amq.direct", passive=True)),
     ("exchange.declare ae others'", lambda ch: ch.exchange_declare(
         "u-ae", "direct", arguments={"alternate-exchange": "shared-x"})),
+    ("exchange.declare ae not a string", lambda ch: ch.exchange_declare(
+        "u-ae", "direct", arguments={"alternate-exchange": 7})),
     ("queue.bind to others' exchange", lambda ch: ch.queue_bind("u-q", "shared-x", "k")),
     ("queue.bind others' queue", lambda ch: ch.queue_bind("shared-q", "u-x", "k")),
     ("queue.bind topic allowed key", lambda ch: ch.queue_bind("u-q", "amq.topic", "perm-u.r.1")),
@@ -152,6 +158,10 @@ HTTP_CALLS: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("declare own exchange ae default", "PUT", "/exchanges/%2F/u-hae2",
      {"type": "direct", "arguments": {"alternate-exchange": ""}}),
     ("declare others' exchange unknown type", "PUT", "/exchanges/%2F/shared-y", {"type": "no-such"}),
+    ("declare own queue dlx not a string", "PUT", "/queues/%2F/u-hdlq3",
+     {"arguments": {"x-dead-letter-exchange": 5}}),
+    ("declare own exchange ae not a string", "PUT", "/exchanges/%2F/u-hae3",
+     {"type": "direct", "arguments": {"alternate-exchange": 7}}),
     ("bind own to others' exchange", "POST", "/bindings/%2F/e/shared-x/q/u-hq", {"routing_key": "k"}),
     ("bind own", "POST", "/bindings/%2F/e/u-hx/q/u-hq", {"routing_key": "k"}),
     ("publish others' exchange", "POST", "/exchanges/%2F/shared-x/publish",

@@ -7,13 +7,19 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from ferrymq.core.properties import Long
+
 
 def amqp_type(value: Any) -> str:
-    """The AMQP field type name RabbitMQ reports for a decoded value (ints by range)."""
+    """The AMQP field type name RabbitMQ reports for a decoded value (ints by range, except a
+    ``Long``: a client's ``l`` value, or a JSON integer of the management API, which RabbitMQ reads
+    as a long)."""
     if value is None:
         return "void"
     if isinstance(value, bool):
         return "bool"
+    if isinstance(value, Long):
+        return "long"
     if isinstance(value, int):
         return "signedint" if -(2**31) <= value < 2**31 else "long"
     kinds: tuple[tuple[type | tuple[type, ...], str], ...] = (
