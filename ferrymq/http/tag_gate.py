@@ -109,7 +109,7 @@ def _vhost_admin(path: str, method: str, vhost: str | None) -> bool:
 
 
 def _may_use(broker: Broker, user: str, vhost: str | None) -> bool:
-    return vhost is None or (vhost, user) in broker.permissions
+    return vhost is None or broker.access.vhost_refusal(user, vhost) is None
 
 
 def sees_everything(broker: Broker, user: str) -> bool:
