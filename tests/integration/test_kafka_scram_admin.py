@@ -23,6 +23,7 @@ from kafka.admin import KafkaAdminClient
 from kafka.admin._users import ScramMechanism as PyScramMechanism
 from kafka.admin._users import UserScramCredentialDeletion as PyDeletion
 from kafka.admin._users import UserScramCredentialUpsertion as PyUpsertion
+from kafka.errors import KafkaError as KafkaPythonError
 
 from ferrymq.core.scram import salted_password
 from ferrymq.protocols.kafka import errors, versions
@@ -122,11 +123,25 @@ def test_kafka_python_admin_upserts_describes_and_deletes(broker):
         assert described["py-new"] == {"error": None, "credential_infos": [
             {"mechanism": PyScramMechanism.SCRAM_SHA_256, "iterations": 4096}]}
         assert "does not exist: nobody" in described["nobody"]["error"]
+        assert _py_scram_topics(broker, "py-new", "py-pw") == []  # logged in; no permissions: sees nothing
         got = admin.alter_user_scram_credentials([PyDeletion("py-new", PyScramMechanism.SCRAM_SHA_256)])
         assert got == {"py-new": None}
         assert described_error(admin, "py-new").startswith("Attempt to describe a user credential")
+        with pytest.raises(KafkaPythonError):  # refused at each try until its bootstrap gives up
+            _py_scram_topics(broker, "py-new", "py-pw", bootstrap_timeout_ms=2000)
     finally:
         admin.close()
+
+
+def _py_scram_topics(broker: EmbeddedBroker, user: str, password: str, **config: Any) -> list[str]:
+    """The topics a kafka-python admin client logged in with SCRAM-SHA-256 may see."""
+    client = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{broker.kafka_port}", request_timeout_ms=5000,
+                              security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-256",
+                              sasl_plain_username=user, sasl_plain_password=password, **config)
+    try:
+        return list(client.list_topics())
+    finally:
+        client.close()
 
 
 def described_error(admin: KafkaAdminClient, user: str) -> str:
