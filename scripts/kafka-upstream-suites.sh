@@ -8,7 +8,7 @@
 #   scripts/kafka-upstream-suites.sh [aiokafka] [kafka-python] [librdkafka]     (default: all three)
 #
 # AIOKAFKA_TESTS / KAFKA_PYTHON_TESTS replace the pytest arguments naming what runs (default: the
-# whole suite), e.g. AIOKAFKA_TESTS="tests/test_consumer.py -k pattern" to rerun a few tests; a venv
+# whole suite), e.g. AIOKAFKA_TESTS="tests/test_consumer.py -k 'pattern or rebalance'" to rerun a few tests; a venv
 # is reused when its package list is unchanged. The broker starts as the suites' Kafka fixtures start
 # Kafka: their num.partitions, and the users their ACL tests name as principals (acl_principals.py).
 # KAFKA_VERSION / TEST_KAFKA_VERSION are what kafka-python infers from FerryMQ's ApiVersions.
@@ -78,13 +78,14 @@ suite_aiokafka() {
   # the test tools at the versions aiokafka's CI pins (pytest-asyncio's warnings are errors there)
   venv "$work/venv-aiokafka" "aiokafka==$v" pytest-timeout \
     $(grep -E '^(pytest|pytest-asyncio|pytest-mock|async-timeout|cramjam)==' "$src/requirements-ci.txt") || return 1
+  local -a args; eval "args=($AIOKAFKA_TESTS)"  # quotes allowed: "-k 'a or b'"
   rm -rf "$src/aiokafka"  # the installed wheel (with its C extensions), not the bare sources
   cat "$here/aiokafka_conftest.py" >> "$src/tests/conftest.py"
   cp "$here/docker.py" "$src/docker.py"
   start_broker aiokafka 2 || return 1
   (cd "$src" && KAFKA_HOST=127.0.0.1 KAFKA_PORT=$port timeout 900 "$work/venv-aiokafka/bin/python" -m pytest \
      -q -p no:cacheprovider --timeout 60 --docker-image "ferrymq:2.12_2.1.1" --junitxml="$work/aiokafka.xml" \
-     $AIOKAFKA_TESTS > "$work/aiokafka.log" 2>&1)
+     "${args[@]}" > "$work/aiokafka.log" 2>&1)
   stop_broker
   summary aiokafka "$work/aiokafka.xml"
 }
@@ -96,13 +97,14 @@ suite_kafka_python() {
     || return 1
   start_broker kafka-python 4 || return 1
   mkdir -p "$work/kafka-root"  # the fixtures check for a Kafka install even when told to use ours
+  local -a args; eval "args=($KAFKA_PYTHON_TESTS)"
   local kv; kv=$(kafka_version "$work/venv-kafka-python") || return 1
   echo "KAFKA_VERSION=$kv (inferred from FerryMQ's ApiVersions)"
   # --timeout 120: test_kafka_consumer_offsets_for_times_errors waits out the client's 60 s
   # default_api_timeout_ms by design (kafka-python's own pytest settings allow 300 s a test)
   (cd "$src" && KAFKA_VERSION=$kv KAFKA_URI="kafka://127.0.0.1:$port" KAFKA_ROOT="$work/kafka-root" timeout 1500 \
      "$work/venv-kafka-python/bin/python" -m pytest -q -p no:cacheprovider -o addopts="" --timeout 120 \
-     --junitxml="$work/kafka-python.xml" $KAFKA_PYTHON_TESTS > "$work/kafka-python.log" 2>&1)
+     --junitxml="$work/kafka-python.xml" "${args[@]}" > "$work/kafka-python.log" 2>&1)
   stop_broker
   summary kafka-python "$work/kafka-python.xml"
 }
