@@ -18,9 +18,9 @@ import urllib.request
 
 def put_user(port: int, name: str) -> None:
     body = json.dumps({"password": secrets.token_hex(16), "tags": ""}).encode()
+    auth = "Basic " + base64.b64encode(b"guest:guest").decode()
     req = urllib.request.Request(f"http://127.0.0.1:{port}/api/users/{name}", data=body, method="PUT",
-                                 headers={"content-type": "application/json",
-                                          "authorization": "Basic " + base64.b64encode(b"guest:guest").decode()})
+                                 headers={"content-type": "application/json", "authorization": auth})
     with urllib.request.urlopen(req, timeout=10):
         pass
 
