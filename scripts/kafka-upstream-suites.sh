@@ -35,12 +35,19 @@ trap 'stop_broker' EXIT
 
 free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-start_broker() {  # $1: name, $2: default partitions (the upstream fixtures' num.partitions)
-  port=$(free_port) http=$(free_port)
+start_broker() {  # $1: name, $2: default partitions (the upstream fixtures' num.partitions), $3: "tls"
+  port=$(free_port) http=$(free_port) ssl_port=0
+  local certs="$work/certs-$1" tls=()
   rm -rf "$work/data-$1"
-  FERRYMQ_KAFKA_NUM_PARTITIONS=$2 PYTHONPATH="$top" "$py" -m ferrymq.cli serve --data-dir "$work/data-$1" \
-    --amqp-port 0 --http-port "$http" --kafka-port "$port" --fsync never --log-level error \
-    > "$work/broker-$1.log" 2>&1 &
+  if [ "${3:-}" = tls ]; then  # a TLS Kafka listener too, with `ferrymq certs` (a client certificate too)
+    ssl_port=$(free_port)
+    PYTHONPATH="$top" "$py" -m ferrymq.cli certs --dir "$certs" --client client > /dev/null || return 1
+    tls=(FERRYMQ_TLS_CERT_FILE="$certs/server.pem" FERRYMQ_TLS_KEY_FILE="$certs/server.key"
+         FERRYMQ_TLS_CA_FILE="$certs/ca.pem")
+  fi
+  env "${tls[@]}" FERRYMQ_KAFKA_NUM_PARTITIONS="$2" PYTHONPATH="$top" "$py" -m ferrymq.cli serve \
+    --data-dir "$work/data-$1" --amqp-port 0 --http-port "$http" --kafka-port "$port" \
+    --kafka-ssl-port "$ssl_port" --fsync never --log-level error > "$work/broker-$1.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 100); do
     if (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && (echo > "/dev/tcp/127.0.0.1/$http") 2>/dev/null; then
@@ -82,10 +89,18 @@ suite_aiokafka() {
   rm -rf "$src/aiokafka"  # the installed wheel (with its C extensions), not the bare sources
   cat "$here/aiokafka_conftest.py" >> "$src/tests/conftest.py"
   cp "$here/docker.py" "$src/docker.py"
-  start_broker aiokafka 2 || return 1
-  (cd "$src" && KAFKA_HOST=127.0.0.1 KAFKA_PORT=$port timeout 900 "$work/venv-aiokafka/bin/python" -m pytest \
-     -q -p no:cacheprovider --timeout 60 --docker-image "ferrymq:2.12_2.1.1" --junitxml="$work/aiokafka.xml" \
-     "${args[@]}" > "$work/aiokafka.log" 2>&1)
+  start_broker aiokafka 2 tls || return 1
+  # the SSL tests' files, as aiokafka's gen-ssl-certs.sh names them (its key's password is ignored: ours
+  # is not encrypted)
+  mkdir -p "$src/tests/ssl_cert" && cp "$work/certs-aiokafka/ca.pem" "$src/tests/ssl_cert/ca.crt" \
+    && cp "$work/certs-aiokafka/client.pem" "$src/tests/ssl_cert/client.crt" \
+    && cp "$work/certs-aiokafka/client.key" "$src/tests/ssl_cert/client.key" || return 1
+  # the image tag's Kafka version gates aiokafka's @kafka_versions tests: FerryMQ's, as kafka-python reads it
+  local kv; kv=$(kafka_version "$top/.venv") || return 1
+  echo "docker image tag ferrymq:2.12_$kv (Kafka version inferred from FerryMQ's ApiVersions)"
+  (cd "$src" && KAFKA_HOST=127.0.0.1 KAFKA_PORT=$port KAFKA_SSL_PORT=$ssl_port timeout 1500 \
+     "$work/venv-aiokafka/bin/python" -m pytest -q -p no:cacheprovider --timeout 60 \
+     --docker-image "ferrymq:2.12_$kv" --junitxml="$work/aiokafka.xml" "${args[@]}" > "$work/aiokafka.log" 2>&1)
   stop_broker
   summary aiokafka "$work/aiokafka.xml"
 }
