@@ -262,7 +262,10 @@ class Coordinator:
     # --- offsets ---
 
     def check_commit(self, group_id: str, generation: int, member_id: str) -> int:
-        """Whether a commit may proceed: simple consumers (generation -1) only outside a live group."""
+        """Whether a commit may proceed: simple consumers (generation -1) only outside a live group.
+        As in Kafka, a member of the current generation may commit while the group prepares a
+        rebalance (clients commit what they consumed before giving their partitions up: aiokafka's
+        and Java's revoke callbacks), but not between the join and the sync of a new generation."""
         g = self.groups.get(group_id)
         if generation < 0 and not member_id:
             return NONE if g is None or not g.members else UNKNOWN_MEMBER_ID
@@ -270,7 +273,7 @@ class Coordinator:
             return UNKNOWN_MEMBER_ID
         if generation != g.generation:
             return ILLEGAL_GENERATION
-        if g.state == PREPARING:
+        if g.state == COMPLETING:
             return REBALANCE_IN_PROGRESS
         return NONE
 

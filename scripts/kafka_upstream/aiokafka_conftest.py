@@ -1,5 +1,6 @@
 # Appended to a throw-away copy of aiokafka's tests/conftest.py by scripts/kafka-upstream-suites.sh:
-# the docker-started Kafka is replaced by the FerryMQ broker the script started (KAFKA_HOST/PORT).
+# the docker-started Kafka is replaced by the FerryMQ broker the script started (KAFKA_HOST/PORT, and
+# KAFKA_SSL_PORT: its TLS listener, whose certificates the script put in tests/ssl_cert).
 # Fixtures that exec into the Kafka container (ACLs, SCRAM users, Kerberos) skip their tests.
 import os as _os
 import pathlib as _pathlib
@@ -9,7 +10,7 @@ import pytest as _pytest
 
 class _NoContainer:
     def __getattr__(self, name):
-        _pytest.skip("needs aiokafka's Kafka docker container (ACLs, SCRAM, Kerberos, TLS)")
+        _pytest.skip("needs aiokafka's Kafka docker container (ACLs, SCRAM, Kerberos)")
 
 
 @_pytest.fixture(scope="session")
@@ -30,7 +31,8 @@ def ssl_folder(docker, kafka_image):
 @_pytest.fixture(scope="session")
 def kafka_server(kafka_image, docker, docker_ip_address, unused_port, session_id, ssl_folder):
     host, port = _os.environ["KAFKA_HOST"], int(_os.environ["KAFKA_PORT"])
-    yield KafkaServer(host, port, port, port, port, None)  # noqa: F821 - defined in the conftest above
+    ssl_port = int(_os.environ["KAFKA_SSL_PORT"])
+    yield KafkaServer(host, port, ssl_port, port, port, None)  # noqa: F821 - defined in the conftest above
 
 
 @_pytest.fixture(scope="class")

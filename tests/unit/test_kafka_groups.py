@@ -78,9 +78,14 @@ def test_offsets_commit_rules():
     assert c.committed("solo", "t", 0) == (42, "m")
     a = _first_member(c, "a0")
     _join(c, a, "a1")
+    assert c.check_commit("g", 1, a) == groups.REBALANCE_IN_PROGRESS  # joined, not synced yet
+    c.sync("g", 1, a, {a: b"all"}, 0, "a2")
     assert c.check_commit("g", 1, a) == groups.NONE
     assert c.check_commit("g", 0, a) == groups.ILLEGAL_GENERATION
     assert c.check_commit("g", 1, "other") == groups.UNKNOWN_MEMBER_ID
+    b = _first_member(c, "b0")
+    assert _join(c, b, "b1") == []  # the group prepares a rebalance, waiting for a
+    assert c.check_commit("g", 1, a) == groups.NONE  # a commits before giving its partitions up
 
 
 def test_producer_sequences():

@@ -28,6 +28,7 @@ from ferrymq.server.kafka.admin_cluster import ClusterApis
 from ferrymq.server.kafka.admin_configs import ConfigApis
 from ferrymq.server.kafka.admin_groups import GroupAdminApis
 from ferrymq.server.kafka.admin_records import RecordApis
+from ferrymq.server.kafka.admin_replicas import ReplicaApis
 from ferrymq.server.kafka.apis import KafkaApis
 from ferrymq.server.kafka.authz import KafkaAuthorizer
 from ferrymq.server.kafka.authz_admin import guard_admin
@@ -81,7 +82,8 @@ class KafkaServer:
             **ConfigApis(topics).handlers(), **RecordApis(topics).handlers(),
             **GroupAdminApis(self.coordinator, self.offsets, commit).handlers(),
             **ClusterApis(topics, log_dir).handlers(), **AclApis(self.broker, self.authz).handlers(),
-            **ScramAdminApis(self.broker, self.authz).handlers()})
+            **ScramAdminApis(self.broker, self.authz).handlers(),
+            **ReplicaApis(topics, log_dir, self.authz).handlers()})
 
     def load(self) -> int:
         """Replay the committed offsets into the coordinator, then the transactions' states (which
