@@ -47,12 +47,22 @@ def _number(value: object) -> int | None:
     return None
 
 
+def split_partition(name: str) -> tuple[str, int] | None:
+    """("S", 3) for "S-3": the super stream and partition a partition queue's name says."""
+    base, dash, tail = name.rpartition("-")
+    number = _number(tail) if dash and base else None
+    return None if number is None else (base, number)
+
+
 def partition_of(exchanges: dict[str, Any], name: str, arguments: dict[str, Any]) -> tuple[str, int] | None:
     """(topic, partition) when the stream queue ``name`` is a partition of a super stream declared in
-    ``exchanges`` (one vhost's); None for a stream of its own (a topic of its name, partition 0)."""
-    order = _number(arguments.get(PARTITION_ORDER_ARG))
-    base, dash, tail = name.rpartition("-")
-    if not dash or not base or not is_super_stream(exchanges.get(base)):
+    ``exchanges`` (one vhost's); None when no super stream says so (the stream backend may still find
+    it a partition of a multi-partition topic: ferrymq.server.amqp.streams)."""
+    base = name.rpartition("-")[0]
+    if not base or not is_super_stream(exchanges.get(base)):
         return None
-    partition = order if order is not None else _number(tail)
-    return None if partition is None else (base, partition)
+    order = _number(arguments.get(PARTITION_ORDER_ARG))
+    if order is not None:
+        return base, order
+    split = split_partition(name)
+    return split if split is not None and split[0] == base else None

@@ -217,8 +217,11 @@ def test_a_super_stream_its_partitions_and_their_records_survive_a_restart():
             _produce(b, "kept", [{"value": b"r%d" % i, "partition": 1} for i in range(3)])
             ch = _channel(b)
             _declare_super_stream(ch, "declared", 2)
+            _declare_super_stream(ch, "orphan", 2)
             ch.confirm_delivery()
             ch.basic_publish("declared", "1", b"amqp", PERSISTENT)
+            ch.basic_publish("orphan", "1", b"kept by its queue", PERSISTENT)
+            ch.exchange_delete("orphan")  # its partition queues still read the topic
         with EmbeddedBroker(data_dir=data) as b:
             ch = _channel(b)
             assert [(body, o) for body, _, o, _ in _consume(ch, "kept-1", limit=3)] == [
@@ -226,4 +229,7 @@ def test_a_super_stream_its_partitions_and_their_records_survive_a_restart():
             assert [body for body, _, _, _ in _consume(ch, "declared-1", limit=1)] == [b"amqp"]
             ch.basic_publish("kept", "0", b"after restart", PERSISTENT)
             assert [r.value() for r in _kafka_read(b, "kept", 0, 1)] == [b"after restart"]
-            assert len(_admin(b).list_topics(timeout=10).topics["declared"].partitions) == 2
+            topics = _admin(b).list_topics(timeout=10).topics
+            assert [len(topics[t].partitions) for t in ("declared", "orphan")] == [2, 2]
+            assert not {"declared-1", "orphan-1"} & set(topics)
+            assert [body for body, _, _, _ in _consume(ch, "orphan-1", limit=1)] == [b"kept by its queue"]

@@ -17,7 +17,7 @@ from ferrymq.core.clock import Clock
 from ferrymq.core.message import Message
 from ferrymq.core.stream_queue import retention_configs
 from ferrymq.core.streams import topic_name_error
-from ferrymq.core.super_stream import MAX_PARTITIONS
+from ferrymq.core.super_stream import MAX_PARTITIONS, split_partition
 from ferrymq.core.topics import Topic, TopicRegistry
 from ferrymq.errors import PreconditionFailed
 from ferrymq.protocols.kafka.batch import batches_below, end_offset
@@ -132,6 +132,7 @@ class AmqpStreams:
         handle = self.handles.get(name)
         if handle is not None:
             return handle
+        partition = self._partition(name, partition)
         topic_name, number = partition or (name, 0)
         internal = "it is the broker's internal topic" if topic_name in self.topics.owned else None
         why = topic_name_error(topic_name) or internal
@@ -141,6 +142,19 @@ class AmqpStreams:
         handle = self.handles[name] = TopicStream(self, topic, name, number, partition is not None)
         self.readers.setdefault((topic_name, number), []).append(handle)
         return handle
+
+    def _partition(self, name: str, declared: tuple[str, int] | None) -> tuple[str, int] | None:
+        """Which partition a stream queue reads, decided by what outlives a restart: a topic of the
+        queue's own name is its own stream (as before super streams); else the super stream's word;
+        else "T-i" is partition i of a multi-partition topic T that has it (its exchange may be gone)."""
+        if self.topics.get(name) is not None:
+            return None
+        if declared is not None:
+            return declared
+        split = split_partition(name)
+        topic = self.topics.get(split[0]) if split is not None else None
+        partitions = topic.spec.partitions if split is not None and topic is not None else 0
+        return split if split is not None and partitions > 1 and split[1] < partitions else None
 
     def _topic(self, vhost: str, queue: str, name: str, partitions: int, arguments: dict[str, Any]) -> Topic:
         """The topic, created (or grown to ``partitions``) if it is short of them."""
