@@ -61,8 +61,8 @@ def _management(http: str, s: str) -> dict[str, Any]:
     return {
         "exchange": {k: ex[k] for k in ("type", "durable", "auto_delete", "internal", "arguments")},
         "queue": {k: queue[k] for k in ("type", "durable", "auto_delete", "exclusive", "arguments")},
-        "bindings": sorted((b["destination"].removeprefix(s), b["destination_type"], b["routing_key"], b["arguments"])
-                           for b in bindings),
+        "bindings": sorted((b["destination"].removeprefix(s), b["destination_type"], b["routing_key"],
+                            b["arguments"]) for b in bindings),
     }
 
 

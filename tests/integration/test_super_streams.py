@@ -180,10 +180,20 @@ def test_the_management_api_lists_the_super_stream_as_rabbitmq_does(broker):
         ("listed-1", "1", {"x-stream-partition-order": 1})]
 
 
-def test_deleting_the_kafka_topic_deletes_its_super_stream(broker):
+def test_deleting_the_kafka_topic_deletes_its_super_stream_and_cancels_its_consumers(broker):
     _create_topic(broker, "doomed", 2)
+    consumer = _channel(broker)
+    consumer.basic_qos(prefetch_count=10)
+    cancelled: list[Any] = []
+    consumer.add_on_cancel_callback(cancelled.append)
+    consumer.basic_consume("doomed-0", lambda *a: None)
     admin = _admin(broker)
     _wait(admin.delete_topics(["doomed"]))
+    for _ in range(50):
+        if cancelled:
+            break
+        consumer.connection.process_data_events(0.05)
+    assert len(cancelled) == 1
     ch = _channel(broker)
     with pytest.raises(pika.exceptions.ChannelClosedByBroker):
         ch.queue_declare("doomed-0", passive=True)
@@ -201,6 +211,19 @@ def test_deleting_the_exchange_and_then_its_partition_queues_deletes_the_topic(b
     ch.queue_delete("cleanup-0")
     ch.queue_delete("cleanup-1")
     assert "cleanup" not in _admin(broker).list_topics(timeout=10).topics
+
+
+def test_deleting_the_exchange_leaves_a_stream_queue_of_the_topics_name_its_topic(broker):
+    ch = _channel(broker)
+    ch.queue_declare("solo", durable=True, arguments=STREAM)
+    ch.exchange_declare("solo", "direct", durable=True, arguments={"x-super-stream": True})
+    ch.queue_declare("solo-1", durable=True, arguments=STREAM)
+    assert len(_admin(broker).list_topics(timeout=10).topics["solo"].partitions) == 2
+    ch.queue_delete("solo-1")
+    ch.exchange_delete("solo")
+    assert "solo" in _admin(broker).list_topics(timeout=10).topics
+    ch.queue_delete("solo")
+    assert "solo" not in _admin(broker).list_topics(timeout=10).topics
 
 
 def test_single_partition_topics_keep_no_super_stream(broker):

@@ -188,8 +188,8 @@ class AmqpStreams:
                 self.readers.pop(key, None)
 
     def exchange_gone(self, topic: str) -> None:
-        """A super stream's exchange was deleted: with no partition queue left, its topic goes too."""
-        if not any(h.name == topic and h.partitioned for h in self.handles.values()):
+        """A super stream's exchange was deleted: with no stream queue left on it, its topic goes too."""
+        if not any(h.name == topic for h in self.handles.values()):
             self.topics.delete(topic)
 
     def face_remains(self, topic: str) -> bool:
