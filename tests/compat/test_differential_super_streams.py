@@ -16,6 +16,7 @@ import requests
 
 from ferrymq.bench.rabbitmq_node import available, start_rabbitmq
 from ferrymq.testing import EmbeddedBroker
+from tests.support.stream_reads import read_stream
 
 pytestmark = pytest.mark.rabbitmq
 STREAM = {"x-queue-type": "stream"}
@@ -40,18 +41,7 @@ def ours() -> Iterator[tuple[str, str]]:
 
 
 def _read(ch: Any, queue: str, limit: int) -> list[tuple[bytes, str, int]]:
-    ch.basic_qos(prefetch_count=10)
-    got = []
-    for method, props, body in ch.consume(queue, arguments={"x-stream-offset": "first"},
-                                          inactivity_timeout=1):
-        if method is None:
-            break
-        got.append((body, method.routing_key, props.headers["x-stream-offset"]))
-        ch.basic_ack(method.delivery_tag)
-        if len(got) == limit:
-            break
-    ch.cancel()
-    return got
+    return [(r.body, r.routing_key, r.offset) for r in read_stream(ch, queue, limit)]
 
 
 def _management(http: str, s: str) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from ferrymq.chaos.broker import free_port
+from tests.support.stream_reads import read_stream
 
 STREAM = {"x-queue-type": "stream"}
 
@@ -48,18 +49,7 @@ def _wait(futures: dict[Any, Any]) -> None:
 
 
 def _read_partition(ch: Any, queue: str, limit: int) -> list[tuple[bytes, str, int]]:
-    ch.basic_qos(prefetch_count=50)
-    got = []
-    for method, props, body in ch.consume(queue, arguments={"x-stream-offset": "first"},
-                                          inactivity_timeout=2):
-        if method is None:
-            break
-        got.append((body, method.routing_key, props.headers["x-stream-offset"]))
-        ch.basic_ack(method.delivery_tag)
-        if len(got) == limit:
-            break
-    ch.cancel()
-    return got
+    return [(r.body, r.routing_key, r.offset) for r in read_stream(ch, queue, limit, quiet_s=2)]
 
 
 def _commit_two(bootstrap: str) -> int:

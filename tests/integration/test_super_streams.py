@@ -16,6 +16,7 @@ from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 from kafka.partitioner.default import murmur2
 
 from ferrymq.testing import EmbeddedBroker
+from tests.support.stream_reads import read_stream as _consume
 
 STREAM = {"x-queue-type": "stream"}
 PERSISTENT = pika.BasicProperties(delivery_mode=2)
@@ -55,22 +56,6 @@ def _produce(broker: EmbeddedBroker, topic: str, records: list[dict[str, Any]], 
     for record in records:
         producer.produce(topic, **record)
     assert producer.flush(10) == 0
-
-
-def _consume(ch: Any, queue: str, limit: int = 100) -> list[tuple[bytes, str, int, dict[str, Any]]]:
-    """(body, routing key, stream offset, headers) from the first offset, until quiet."""
-    ch.basic_qos(prefetch_count=50)
-    got = []
-    for method, props, body in ch.consume(queue, arguments={"x-stream-offset": "first"},
-                                          inactivity_timeout=1):
-        if method is None:
-            break
-        got.append((body, method.routing_key, props.headers["x-stream-offset"], props.headers))
-        ch.basic_ack(method.delivery_tag)
-        if len(got) == limit:
-            break
-    ch.cancel()
-    return got
 
 
 def _kafka_read(broker: EmbeddedBroker, topic: str, partition: int, count: int) -> list[Any]:
