@@ -45,7 +45,10 @@ class SuperStreams:
         return any(is_super_stream(vh.exchanges.get(topic)) for vh in self.broker.vhosts.values())
 
     def resized(self, topic: str, partitions: int) -> None:
-        if self.streams.resizing or topic in self.topics.owned:  # a partition queue grew it: declared
+        if self.streams.resizing:  # a partition queue grew it: the super stream is being declared
+            return
+        known = self.topics.get(topic)
+        if topic in self.topics.owned or (known is not None and known.internal):
             return
         vhost = self.broker.vhosts.get(KAFKA_VHOST)
         if vhost is None:
