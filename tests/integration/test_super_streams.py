@@ -165,6 +165,23 @@ def test_the_management_api_lists_the_super_stream_as_rabbitmq_does(broker):
         ("listed-1", "1", {"x-stream-partition-order": 1})]
 
 
+def test_a_rabbitmq_definitions_file_with_a_super_stream_imports_as_one_kafka_topic(broker):
+    definitions = {
+        "exchanges": [{"name": "imported", "vhost": "/", "type": "direct", "durable": True,
+                       "auto_delete": False, "internal": False, "arguments": {"x-super-stream": True}}],
+        "queues": [{"name": f"imported-{i}", "vhost": "/", "durable": True, "auto_delete": False,
+                    "arguments": STREAM} for i in range(3)],
+        "bindings": [{"source": "imported", "vhost": "/", "destination": f"imported-{i}",
+                      "destination_type": "queue", "routing_key": str(i),
+                      "arguments": {"x-stream-partition-order": i}} for i in range(3)],
+    }
+    answer = requests.post(f"{broker.http_url}/api/definitions", json=definitions, auth=("guest", "guest"),
+                           timeout=10)
+    assert answer.status_code in (200, 201, 204), answer.text
+    topics = _admin(broker).list_topics(timeout=10).topics
+    assert len(topics["imported"].partitions) == 3 and "imported-0" not in topics
+
+
 def test_deleting_the_kafka_topic_deletes_its_super_stream_and_cancels_its_consumers(broker):
     _create_topic(broker, "doomed", 2)
     consumer = _channel(broker)
