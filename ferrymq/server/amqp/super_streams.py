@@ -50,12 +50,12 @@ class SuperStreams:
         known = self.topics.get(topic)
         if topic in self.topics.owned or (known is not None and known.internal):
             return
-        vhost = self.broker.vhosts.get(KAFKA_VHOST)
-        if vhost is None:
+        if partitions == 0:  # a super stream declared over AMQP may live in any vhost
+            for each in list(self.broker.vhosts.values()):
+                self.remove(each, topic)
             return
-        if partitions == 0:
-            self.remove(vhost, topic)
-        elif partitions > 1:
+        vhost = self.broker.vhosts.get(KAFKA_VHOST)
+        if vhost is not None and partitions > 1:
             self.declare(vhost, topic, partitions)
 
     def declare(self, vhost: VHost, topic: str, partitions: int) -> None:
