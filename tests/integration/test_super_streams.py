@@ -228,6 +228,28 @@ def test_deleting_the_exchange_leaves_a_stream_queue_of_the_topics_name_its_topi
     assert "solo" not in _admin(broker).list_topics(timeout=10).topics
 
 
+def test_a_queue_argument_x_stream_partition_order_names_the_partition_of_a_named_queue(broker):
+    ch = _channel(broker)
+    ch.exchange_declare("regions", "direct", durable=True, arguments={"x-super-stream": True})
+    for i, region in enumerate(("amer", "emea")):
+        order = {"x-stream-partition-order": i}
+        ch.queue_declare(f"regions-{region}", durable=True, arguments={**STREAM, **order})
+        ch.queue_bind(f"regions-{region}", "regions", region, arguments=order)
+    ch.confirm_delivery()
+    ch.basic_publish("regions", "emea", b"to emea", PERSISTENT)
+    assert [r.value() for r in _kafka_read(broker, "regions", 1, 1)] == [b"to emea"]
+    assert not {"regions-amer", "regions-emea"} & set(_admin(broker).list_topics(timeout=10).topics)
+
+
+def test_a_stream_queue_declared_before_its_super_stream_stays_a_topic_of_its_own(broker):
+    ch = _channel(broker)
+    ch.queue_declare("early-0", durable=True, arguments=STREAM)
+    ch.exchange_declare("early", "direct", durable=True, arguments={"x-super-stream": True})
+    ch.queue_declare("early-0", durable=True, arguments=STREAM)
+    topics = _admin(broker).list_topics(timeout=10).topics
+    assert "early-0" in topics and "early" not in topics
+
+
 def test_single_partition_topics_keep_no_super_stream(broker):
     _create_topic(broker, "plain", 1)
     ch = _channel(broker)
