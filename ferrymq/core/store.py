@@ -101,9 +101,15 @@ class StreamHandle(Protocol):
 
 
 class StreamBackend(Protocol):
-    def open(self, vhost: str, name: str, arguments: dict[str, Any]) -> StreamHandle:
+    def open(self, vhost: str, name: str, arguments: dict[str, Any],
+             partition: tuple[str, int] | None = None) -> StreamHandle:
         """The stream behind a queue declared with x-queue-type: stream (created if new, with the
-        retention its arguments ask for: x-max-length-bytes, x-max-age, x-stream-max-segment-size-bytes)."""
+        retention its arguments ask for: x-max-length-bytes, x-max-age, x-stream-max-segment-size-bytes).
+        ``partition`` (topic, number): a super stream's partition queue (ferrymq.core.super_stream)."""
+        ...
+
+    def exchange_gone(self, topic: str) -> None:
+        """A super stream's exchange was deleted (its topic goes with the last of its AMQP face)."""
         ...
 
 

@@ -1,5 +1,6 @@
 """A queue declared with ``x-queue-type: stream``: an append-only log read by offset, as RabbitMQ's
-stream queues are over AMQP 0-9-1, stored as a Kafka topic (partition 0) so both protocols see it.
+stream queues are over AMQP 0-9-1, stored as a Kafka topic (partition 0) so both protocols see it; a
+super stream's partition queue is one partition of its topic (ferrymq.core.super_stream).
 
 Reading does not remove: each consumer has its own cursor, starting where its ``x-stream-offset``
 argument says (first, last, next, an offset, a timestamp, or an interval such as "1h" back from now).

@@ -72,6 +72,7 @@ class Topic:
 
 
 Appended = Callable[[str, int], None]  # (topic, partition): records became readable
+Resized = Callable[[str, int], None]  # (topic, partition count; 0: deleted): the AMQP face follows
 
 
 class TopicRegistry:
@@ -88,6 +89,7 @@ class TopicRegistry:
         self.topics: dict[str, Topic] = {}
         self.listeners: list[Appended] = []  # front ends waiting for records (fetches, consumers)
         self.owned: set[str] = set()  # broker-owned internal topics (register_internal)
+        self.resized: list[Resized] = []  # told of created, grown and deleted topics (super streams)
 
     # --- the registry ----------------------------------------------------------------------------
 
@@ -150,6 +152,7 @@ class TopicRegistry:
         if not validate_only:
             self.store.save(name, partitions, configs, internal)
             self._open(TopicSpec(name, partitions, dict(configs)), internal)
+            self._tell_resized(name, partitions)
         return codes.NONE, None
 
     def auto_create(self, name: str) -> Topic | None:
@@ -169,6 +172,7 @@ class TopicRegistry:
                 t.logs.append(self._open_partition(t.spec, p))
                 t.producers.append(ProducerState())
             t.spec.partitions = count
+            self._tell_resized(name, count)
         return codes.NONE, None
 
     def set_configs(self, name: str, configs: dict[str, str], validate_only: bool) -> tuple[int, str | None]:
@@ -210,7 +214,12 @@ class TopicRegistry:
         for lg in t.logs:
             lg.close()
         self.store.delete(name)
+        self._tell_resized(name, 0)
         return codes.NONE
+
+    def _tell_resized(self, name: str, partitions: int) -> None:
+        for listener in list(self.resized):
+            listener(name, partitions)
 
     # --- records became readable -------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from ferrymq.core.parameters import OPERATOR_POLICY, Parameters
 from ferrymq.core.policy import Policy, alternate_exchange, effective, queue_arguments
 from ferrymq.core.queue import Queue
 from ferrymq.core.stream_queue import StreamQueue
+from ferrymq.core.super_stream import is_super_stream, partition_of
 from ferrymq.core.vhost_limits import Limits
 from ferrymq.errors import (
     AccessRefused,
@@ -198,6 +199,8 @@ class VHost:
 
     def _drop_exchange(self, ex: Exchange) -> None:
         del self.exchanges[ex.name]
+        if is_super_stream(ex) and self.broker.streams is not None:
+            self.broker.streams.exchange_gone(ex.name)
         self.exchange_policies.pop(ex.name, None)
         if ex.durable:
             self.broker.topology.exchange_deleted(self.name, ex.name)
@@ -293,7 +296,8 @@ class VHost:
                 raise PreconditionFailed(
                     f"invalid property '{prop}' for queue '{name}' in vhost '{self.name}'")
         assert self.broker.streams is not None
-        stream = self.broker.streams.open(self.name, name, dict(arguments or {}))
+        partition = partition_of(self.exchanges, name, arguments or {})
+        stream = self.broker.streams.open(self.name, name, dict(arguments or {}), partition)
         return StreamQueue(name, self, self.clock, args, durable=True, arguments=dict(arguments or {}),
                            stream=stream)
 

@@ -20,6 +20,7 @@ from ferrymq.http.plane import Plane
 from ferrymq.http.server import HttpServer
 from ferrymq.server.amqp.server import AMQPServer
 from ferrymq.server.amqp.streams import AmqpStreams
+from ferrymq.server.amqp.super_streams import SuperStreams
 from ferrymq.server.boot_definitions import load_definitions, read_definitions
 from ferrymq.server.commit import CommitPipeline
 from ferrymq.server.durability import Durability
@@ -111,6 +112,7 @@ def open_stores(settings: Settings, loop: asyncio.AbstractEventLoop, clock: Cloc
     log.info("streams: %d topic(s) opened, %d byte(s) of torn tail truncated, %d committed offset(s)",
              len(streams.topics.topics), truncated, restored)
     broker.streams = AmqpStreams(streams.topics, commit, clock)
+    SuperStreams(broker, streams.topics, broker.streams)  # multi-partition topics as super streams
     if durability is not None:
         log.info("%s: %s", settings.data_dir, durability.recover(broker).line())
         for scope, name, values in durability.metadata.load_limits():  # rabbitmqctl set_*_limits
