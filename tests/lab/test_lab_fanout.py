@@ -26,8 +26,9 @@ def _check(subs: list[dict[str, Any]], copies_per_message: int) -> None:
         assert s["figures"]["stored_copies"] == b["confirmed"] * copies_per_message
     fast, slow = subs[:-1], subs[-1]
     assert slow["variant"] == "slow sub"
-    # the slow subscriber's backlog is its own: it lags far behind while the others keep pace
-    assert slow["figures"]["lag_at_load_end"] > 2 * max(s["figures"]["lag_at_load_end"] for s in fast) + 10
+    # the slow subscriber's backlog is its own: it lags behind every other one (not by a fixed factor: on a
+    # loaded machine RabbitMQ's fast consumers lag too, 480 against the slow one's 771 in one CI run)
+    assert slow["figures"]["lag_at_load_end"] > max(s["figures"]["lag_at_load_end"] for s in fast) + 10
     assert all(s["figures"]["during_load_per_s"] > slow["figures"]["during_load_per_s"] for s in fast)
 
 
