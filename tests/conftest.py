@@ -15,6 +15,16 @@ def ferry() -> Iterator[EmbeddedBroker]:
         yield broker
 
 
+@pytest.fixture(scope="module")
+def kafka_admin(ferry: EmbeddedBroker) -> Iterator[object]:
+    """kafka-python's KafkaAdminClient on the module's broker (imported here so other tests skip it)."""
+    from kafka.admin import KafkaAdminClient
+
+    client = KafkaAdminClient(bootstrap_servers=ferry.kafka_bootstrap)
+    yield client
+    client.close()
+
+
 @pytest.fixture
 def amqp_url(ferry: EmbeddedBroker) -> str:
     return ferry.amqp_url

@@ -30,10 +30,8 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture(scope="module")
-def admin(ferry):
-    client = KafkaAdminClient(bootstrap_servers=ferry.kafka_bootstrap)
-    yield client
-    client.close()
+def admin(kafka_admin: KafkaAdminClient) -> KafkaAdminClient:
+    return kafka_admin
 
 
 def _topic(admin: KafkaAdminClient, partitions: int = 1, **configs: str) -> str:

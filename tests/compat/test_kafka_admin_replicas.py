@@ -25,10 +25,8 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture(scope="module")
-def admin(ferry):
-    client = KafkaAdminClient(bootstrap_servers=ferry.kafka_bootstrap)
-    yield client
-    client.close()
+def admin(kafka_admin: KafkaAdminClient) -> KafkaAdminClient:
+    return kafka_admin
 
 
 @pytest.fixture
